@@ -1,0 +1,1 @@
+"""neanelu: a self-hosted backend for very large Shopify catalogs."""

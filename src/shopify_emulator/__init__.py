@@ -1,0 +1,1 @@
+"""A Shopify stand-in speaking HTTP only."""
