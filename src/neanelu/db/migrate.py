@@ -22,7 +22,9 @@ def _sqlalchemy_url(url: str) -> str:
 
 def alembic_config(owner_url: str, app_role: str) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(resources.files("neanelu.db").joinpath("migrations")))
+    cfg.set_main_option(
+        "script_location", str(resources.files("neanelu.db").joinpath("migrations"))
+    )
     # ConfigParser interpolates '%': URLs with escaped characters must survive it.
     cfg.set_main_option("sqlalchemy.url", _sqlalchemy_url(owner_url).replace("%", "%%"))
     cfg.set_main_option("neanelu.app_role", app_role)

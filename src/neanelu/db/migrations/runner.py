@@ -10,8 +10,11 @@ from psycopg import sql
 
 def run_sql_file(name: str) -> None:
     text = resources.files("neanelu.db.migrations").joinpath("sql", name).read_text("utf-8")
-    app_role = op.get_context().config.get_main_option("neanelu.app_role") if op.get_context().config else None
+    config = op.get_context().config
+    app_role = config.get_main_option("neanelu.app_role") if config is not None else None
     raw = op.get_bind().connection.driver_connection
+    if raw is None:
+        raise RuntimeError("migration has no database connection")
     role = sql.Identifier(app_role or "neanelu_app").as_string(raw)
     # psycopg runs a parameterless multi-statement string through the simple query protocol.
     raw.execute(text.replace("{app_role}", role))

@@ -1,0 +1,1 @@
+"""The catalog domain: products, variants, inventory levels as mirrored from Shopify."""

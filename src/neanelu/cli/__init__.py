@@ -1,0 +1,1 @@
+"""Command line: a composition root that wires settings, servers and domains together."""

@@ -1,0 +1,25 @@
+"""The `neanelu` command."""
+
+from __future__ import annotations
+
+import typer
+
+from neanelu.cli import db
+from neanelu.cli.common import build_settings
+
+app = typer.Typer(
+    help="neanelu: mirror very large Shopify catalogs into PostgreSQL.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals may hold tokens and secrets
+)
+app.add_typer(db.app, name="db")
+
+
+@app.callback()
+def root(ctx: typer.Context) -> None:
+    """Settings are built once here and passed down to every command."""
+    ctx.obj = build_settings()
+
+
+def main() -> None:
+    app()

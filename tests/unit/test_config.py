@@ -1,0 +1,79 @@
+"""Settings: one line naming the variable, placeholders refused outside local mode."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from neanelu.config import Mode, SettingsError, load_settings
+
+PRODUCTION = {
+    "NEANELU_MODE": "production",
+    "SHOPIFY_API_KEY": "real-client-id",
+    "SHOPIFY_API_SECRET": "shpss_realsecret",
+    "POSTGRES_URL": "postgresql://app@db/neanelu",
+    "REDIS_URL": "redis://cache:6379/0",
+    "APP_HOST": "https://neanelu.example.com",
+    "ENCRYPTION_KEY_256": base64.b64encode(bytes(range(32))).decode(),
+}
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    for name in (*PRODUCTION, "SHOPIFY_SCOPES", "DB_POOL_MAX", "SHOPIFY_API_SECRET_PREVIOUS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(str(tmp_path))  # no .env from the checkout
+
+
+def test_local_defaults_start_without_configuration() -> None:
+    settings = load_settings()
+    assert settings.mode is Mode.LOCAL
+    assert settings.postgres_url is None
+    assert settings.shopify_scopes == ("read_products", "read_inventory", "read_locations")
+
+
+def test_production_with_real_values_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in PRODUCTION.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("SHOPIFY_SCOPES", "read_products, read_inventory")
+    settings = load_settings()
+    assert settings.shopify_scopes == ("read_products", "read_inventory")
+    assert settings.mode is Mode.PRODUCTION
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SHOPIFY_API_SECRET", "changeme"),
+        ("SHOPIFY_API_KEY", ""),
+        ("POSTGRES_URL", None),
+        ("REDIS_URL", None),
+        ("APP_HOST", "http://plain.example.com"),
+        ("ENCRYPTION_KEY_256", "not-base64!"),
+        ("ENCRYPTION_KEY_256", base64.b64encode(b"short").decode()),
+        ("DB_POOL_MAX", "0"),
+    ],
+)
+def test_bad_value_stops_startup_with_one_line_naming_it(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str | None
+) -> None:
+    for key, val in PRODUCTION.items():
+        monkeypatch.setenv(key, val)
+    if value is None:
+        monkeypatch.delenv(variable)
+    else:
+        monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    message = str(info.value)
+    assert variable in message
+    assert "\n" not in message
+    assert "shpss_realsecret" not in message
+
+
+def test_error_never_echoes_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENCRYPTION_KEY_256", "c2VjcmV0LWtleS10aGF0LWlzLXRvby1zaG9ydA==")
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert "c2VjcmV0" not in str(info.value)
