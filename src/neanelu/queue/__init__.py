@@ -1,0 +1,50 @@
+"""The fair job queue on Redis: groups (shops) take turns, per-group and global caps held by
+leases, retries, deferrals, a dead-letter set, transactional enqueue through the outbox, and a
+Shopify cost budget per shop. Lua scripts make every state change atomic.
+"""
+
+from neanelu.queue.client import JobSpec, Queue, QueueClient, Reservation
+from neanelu.queue.context import JobContext
+from neanelu.queue.errors import Defer, Fatal, GroupFull, Retry
+from neanelu.queue.jobs import EnqueueResult, FailResult, Job, JobInfo, QueueCounts
+from neanelu.queue.ratelimit import CostLimiter, ShopBudget, ThrottleStatus, throttle_delay
+from neanelu.queue.registry import Registry, TaskHandle
+from neanelu.queue.settings import (
+    AI_BATCH,
+    BULK,
+    QUEUE_NAMES,
+    SYNC,
+    WEBHOOK,
+    QueueSettings,
+    default_queues,
+)
+
+__all__ = [
+    "AI_BATCH",
+    "BULK",
+    "QUEUE_NAMES",
+    "SYNC",
+    "WEBHOOK",
+    "CostLimiter",
+    "Defer",
+    "EnqueueResult",
+    "FailResult",
+    "Fatal",
+    "GroupFull",
+    "Job",
+    "JobContext",
+    "JobInfo",
+    "JobSpec",
+    "Queue",
+    "QueueClient",
+    "QueueCounts",
+    "QueueSettings",
+    "Registry",
+    "Reservation",
+    "Retry",
+    "ShopBudget",
+    "TaskHandle",
+    "ThrottleStatus",
+    "default_queues",
+    "throttle_delay",
+]

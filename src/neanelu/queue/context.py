@@ -1,0 +1,62 @@
+"""What a handler receives besides its payload."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import NoReturn
+
+from neanelu.queue.errors import Defer
+from neanelu.queue.jobs import Job
+from neanelu.queue.ratelimit import ShopBudget
+
+
+class JobContext:
+    """One run of one job. The worker renews the lease on its own while the handler runs; a
+    handler calls `extend_lease` only to ask for a longer lease before a long blocking step."""
+
+    __slots__ = ("_extend", "job", "limiter")
+
+    def __init__(
+        self,
+        job: Job,
+        limiter: ShopBudget,
+        extend: Callable[[float | None], Awaitable[bool]],
+    ) -> None:
+        self.job = job
+        # The shop's Shopify cost budget, with the share this queue may spend.
+        self.limiter = limiter
+        self._extend = extend
+
+    @property
+    def job_id(self) -> str:
+        return self.job.id
+
+    @property
+    def queue(self) -> str:
+        return self.job.queue
+
+    @property
+    def group(self) -> str:
+        """The shop's id as a string."""
+        return self.job.group
+
+    @property
+    def attempt(self) -> int:
+        return self.job.attempt
+
+    @property
+    def max_attempts(self) -> int:
+        return self.job.max_attempts
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Set at enqueue (trace context travels here from the enqueuing request)."""
+        return self.job.headers
+
+    def defer(self, seconds: float, *, block_group: bool = False) -> NoReturn:
+        """Give the job back for `seconds` without using an attempt."""
+        raise Defer(seconds, block_group=block_group)
+
+    async def extend_lease(self, seconds: float | None = None) -> bool:
+        """Renew now (for `seconds`, or the queue's lease); False when the lease was lost."""
+        return await self._extend(seconds)

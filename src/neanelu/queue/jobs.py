@@ -1,0 +1,68 @@
+"""The job as the worker receives it, and the results of queue operations."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+import msgspec
+
+
+class Job(msgspec.Struct, frozen=True, kw_only=True):
+    """A reserved job: the spec given at enqueue plus the lease that makes this worker its owner."""
+
+    id: str
+    queue: str
+    group: str
+    task: str
+    payload: bytes  # msgspec JSON of the task's payload struct
+    headers: dict[str, str]
+    attempt: int  # 1 for the first run; deferrals and stalls do not count
+    max_attempts: int
+    token: str  # fencing token: ack, fail, defer and renew are refused without the current one
+    lease_deadline_ms: int
+
+
+class EnqueueResult(IntEnum):
+    ENQUEUED = 1
+    DUPLICATE = 0  # a job with this id exists (or completed recently): nothing changed
+    GROUP_FULL = -1
+
+
+class FailResult(IntEnum):
+    STALE = 0  # the lease was lost; the job belongs to someone else now
+    RETRY = 1
+    FAILED = 2
+    DEAD = 3
+
+
+class JobInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """A job as stored, for inspection (dead-letter listings, admin pages)."""
+
+    id: str
+    group: str
+    task: str
+    state: str
+    attempts: int
+    max_attempts: int
+    stalls: int
+    payload: bytes
+    headers: dict[str, str]
+    error: str | None
+    created_ms: int
+    ended_ms: int | None
+
+
+class QueueCounts(msgspec.Struct, frozen=True, kw_only=True):
+    enqueued: int
+    completed: int
+    failed: int
+    dead: int
+    active: int
+    delayed: int
+    ready_groups: int
+    dead_letter: int  # jobs in the dead-letter set now (dead minus purged)
+    failed_set: int
+
+
+headers_encoder = msgspec.json.Encoder()
+headers_decoder = msgspec.json.Decoder(dict[str, str])

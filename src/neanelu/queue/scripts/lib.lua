@@ -1,0 +1,156 @@
+-- Shared by every queue script (prepended at load time). KEYS[1] is the queue base
+-- "<prefix>:{<queue>}"; all other keys are derived from it and share its hash tag, so each script
+-- stays inside one cluster slot. Suffixes mirror neanelu/queue/keys.py.
+local base = KEYS[1]
+local K_READY = base .. ':ready'
+local K_ACTIVE = base .. ':active'
+local K_DELAYED = base .. ':delayed'
+local K_BLOCKED = base .. ':blocked'
+local K_PAUSED = base .. ':paused'
+local K_GCONC = base .. ':gconc'
+local K_GSIZE = base .. ':gsize'
+local K_DEAD = base .. ':dead'
+local K_FAILED = base .. ':failed'
+local K_STATS = base .. ':stats'
+local K_EVENTS = base .. ':events'
+
+-- Lua 5.1 turns numbers into strings with 14 significant digits; scores need all of them.
+local function num(x)
+  return string.format('%.0f', x)
+end
+
+-- Time comes from Redis so workers with skewed clocks agree on lease deadlines; the offset lets
+-- tests move time forward without sleeping (always 0 in production).
+local function now_ms(offset)
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(offset)
+end
+
+local function jkey(id)
+  return base .. ':job:' .. id
+end
+
+local function gkey(g, kind)
+  return base .. ':g:' .. g .. ':' .. kind
+end
+
+local function group_cap(g, default_cap)
+  local c = redis.call('HGET', K_GCONC, g)
+  if c then
+    return tonumber(c)
+  end
+  return default_cap
+end
+
+-- A group sits in the round-robin exactly when it could start a job now. ZADD only when absent, so
+-- a group keeps its place in line instead of jumping to the back on every state change.
+local function maybe_ready(g, default_cap)
+  if redis.call('ZSCORE', K_READY, g) then
+    return
+  end
+  if redis.call('ZCARD', gkey(g, 'wait')) == 0 then
+    return
+  end
+  if redis.call('SISMEMBER', K_PAUSED, g) == 1 then
+    return
+  end
+  if redis.call('ZSCORE', K_BLOCKED, g) then
+    return
+  end
+  if redis.call('ZCARD', gkey(g, 'active')) >= group_cap(g, default_cap) then
+    return
+  end
+  redis.call('ZADD', K_READY, redis.call('INCR', base .. ':rr'), g)
+end
+
+local function event(maxlen, kind, id, g)
+  if tonumber(maxlen) > 0 then
+    redis.call('XADD', K_EVENTS, 'MAXLEN', '~', maxlen, '*', 'e', kind, 'id', id, 'g', g)
+  end
+end
+
+local function release(id, g)
+  redis.call('ZREM', K_ACTIVE, id)
+  redis.call('ZREM', gkey(g, 'active'), id)
+end
+
+local function leave_group(g)
+  if redis.call('HINCRBY', K_GSIZE, g, -1) <= 0 then
+    redis.call('HDEL', K_GSIZE, g)
+  end
+end
+
+-- Back into its group at its original score: a retried or stalled job keeps its place in line.
+local function to_wait(id, g)
+  local score = redis.call('HGET', jkey(id), 'score')
+  redis.call('ZADD', gkey(g, 'wait'), score, id)
+  redis.call('HSET', jkey(id), 'state', 'waiting')
+end
+
+local function to_terminal(id, g, now, which, maxlen)
+  local k = K_DEAD
+  local field = 'dead'
+  if which == 'failed' then
+    k = K_FAILED
+    field = 'failed'
+  end
+  redis.call('HSET', jkey(id), 'state', field, 'ended', num(now))
+  redis.call('ZADD', k, num(now), id)
+  redis.call('HINCRBY', K_STATS, field, 1)
+  leave_group(g)
+  event(maxlen, field, id, g)
+end
+
+-- Moves due delayed jobs, unblocks due groups and reclaims expired leases. Bounded per call so one
+-- reserve never stalls Redis; every reserve repeats it, so a backlog drains over a few calls.
+local function housekeeping(now, default_cap, max_stalls, maxlen)
+  local due = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', num(now), 'LIMIT', 0, 100)
+  for _, id in ipairs(due) do
+    redis.call('ZREM', K_DELAYED, id)
+    local g = redis.call('HGET', jkey(id), 'g')
+    if g then
+      to_wait(id, g)
+      maybe_ready(g, default_cap)
+    end
+  end
+  local unblocked = redis.call('ZRANGEBYSCORE', K_BLOCKED, '-inf', num(now), 'LIMIT', 0, 100)
+  for _, g in ipairs(unblocked) do
+    redis.call('ZREM', K_BLOCKED, g)
+    maybe_ready(g, default_cap)
+  end
+  local expired = redis.call('ZRANGEBYSCORE', K_ACTIVE, '-inf', num(now), 'LIMIT', 0, 100)
+  for _, id in ipairs(expired) do
+    local g = redis.call('HGET', jkey(id), 'g')
+    redis.call('ZREM', K_ACTIVE, id)
+    if g then
+      release(id, g)
+      -- The stalled run never reported, so it does not count as an attempt; stalls have their own
+      -- limit, after which the job goes to the dead-letter set rather than killing more workers.
+      redis.call('HINCRBY', jkey(id), 'att', -1)
+      redis.call('HDEL', jkey(id), 'tok')
+      local stalls = redis.call('HINCRBY', jkey(id), 'st', 1)
+      if stalls > tonumber(max_stalls) then
+        to_terminal(id, g, now, 'dead', maxlen)
+      else
+        to_wait(id, g)
+        event(maxlen, 'stalled', id, g)
+      end
+      maybe_ready(g, default_cap)
+    end
+  end
+end
+
+-- Milliseconds until the next timed event (a delayed job, an unblock, a lease end), or -1.
+local function next_wake(now)
+  local best = -1
+  for _, k in ipairs({K_DELAYED, K_BLOCKED, K_ACTIVE}) do
+    local first = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')
+    if first[2] then
+      local d = math.max(0, tonumber(first[2]) - now)
+      if best < 0 or d < best then
+        best = d
+      end
+    end
+  end
+  return best
+end

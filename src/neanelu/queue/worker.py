@@ -1,0 +1,344 @@
+"""The asyncio worker: reserve, run, ack; renew leases; stop gracefully on SIGTERM.
+
+One process runs `concurrency` jobs at a time across its queues. Fairness, caps and crash recovery
+live in Redis (the scripts), so scaling out is starting more processes: nothing here coordinates
+with other workers except through the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import msgspec
+from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
+
+from neanelu.config import Settings
+from neanelu.db.embedded import start_redis
+from neanelu.db.pool import Conn
+from neanelu.queue import keys
+from neanelu.queue.client import Queue, QueueClient
+from neanelu.queue.context import JobContext
+from neanelu.queue.errors import Defer, Fatal, Retry
+from neanelu.queue.jobs import Job
+from neanelu.queue.outbox import run_outbox_relay
+from neanelu.queue.ratelimit import CostLimiter, ShopBudget
+from neanelu.queue.registry import Registry
+from neanelu.queue.settings import default_queues
+
+log = logging.getLogger(__name__)
+
+HEALTH_FILE = "worker.health"
+HEALTH_MAX_AGE_S = 30.0
+HEARTBEAT_S = 5.0
+
+
+class _Running:
+    __slots__ = ("job", "lost", "queue", "task")
+
+    def __init__(self, queue: Queue, job: Job) -> None:
+        self.queue = queue
+        self.job = job
+        self.task: asyncio.Task[None] | None = None
+        self.lost = False
+
+
+class Worker:
+    def __init__(
+        self,
+        client: QueueClient,
+        registry: Registry,
+        queues: Sequence[str],
+        *,
+        concurrency: int,
+        limiter: CostLimiter | None = None,
+        shutdown_grace_s: float = 25.0,
+        idle_max_s: float = 0.2,
+        health_path: Path | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.client = client
+        self.registry = registry
+        self.queues = [client.queue(q) for q in queues]
+        self.concurrency = concurrency
+        self.limiter = limiter or CostLimiter(client.redis, prefix=client.prefix)
+        self.shutdown_grace_s = shutdown_grace_s
+        self.idle_max_s = idle_max_s
+        self.health_path = health_path
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._running: dict[tuple[str, str], _Running] = {}
+        self._slot_freed = asyncio.Event()
+        self._turn = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        side = [
+            asyncio.create_task(self._renew_loop(stop), name="lease-renewal"),
+            asyncio.create_task(self._heartbeat_loop(stop), name="heartbeat"),
+        ]
+        try:
+            await self._fetch_loop(stop)
+            await self._drain()
+        finally:
+            for task in side:
+                task.cancel()
+            await asyncio.gather(*side, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await self.client.redis.zrem(keys.workers_key(self.client.prefix), self.worker_id)
+
+    # -- fetching ------------------------------------------------------------------------------
+
+    async def _fetch_loop(self, stop: asyncio.Event) -> None:
+        idle = 0.001
+        while not stop.is_set():
+            free = self.concurrency - len(self._running)
+            if free <= 0:
+                self._slot_freed.clear()
+                await _wait_either(stop, self._slot_freed, None)
+                continue
+            try:
+                got, wake = await self._fetch(free)
+            except Exception:
+                # Redis unreachable: running jobs continue, fetching retries with backoff.
+                log.exception("reserve failed")
+                got, wake = 0, None
+                idle = self.idle_max_s
+            if got:
+                idle = 0.001
+                continue
+            timeout = min(idle, wake) if wake is not None else idle
+            self._slot_freed.clear()
+            await _wait_either(stop, self._slot_freed, max(timeout, 0.001))
+            idle = min(idle * 2, self.idle_max_s)
+
+    async def _fetch(self, free: int) -> tuple[int, float | None]:
+        got = 0
+        wake: float | None = None
+        # Start from a different queue each time so one busy queue cannot starve the others.
+        order = self.queues[self._turn :] + self.queues[: self._turn]
+        self._turn = (self._turn + 1) % len(self.queues)
+        for queue in order:
+            if free <= 0:
+                break
+            reservation = await queue.reserve(free)
+            for job in reservation.jobs:
+                self._start(queue, job)
+            got += len(reservation.jobs)
+            free -= len(reservation.jobs)
+            if reservation.wake_s is not None:
+                wake = reservation.wake_s if wake is None else min(wake, reservation.wake_s)
+        return got, wake
+
+    def _start(self, queue: Queue, job: Job) -> None:
+        running = _Running(queue, job)
+        self._running[(queue.name, job.id)] = running
+        running.task = asyncio.create_task(self._execute(running), name=f"job:{job.id}")
+
+    # -- running one job -----------------------------------------------------------------------
+
+    async def _execute(self, running: _Running) -> None:
+        queue, job = running.queue, running.job
+        try:
+            await self._run_handler(running)
+        except asyncio.CancelledError:
+            if not running.lost:
+                # Shutdown ran out of time: hand the job back at once, attempt unchanged, so it
+                # does not wait for the lease to expire. Shielded: the cancel must not stop it.
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(queue.defer(job, 0.0))
+            raise
+        finally:
+            self._running.pop((queue.name, job.id), None)
+            self._slot_freed.set()
+
+    async def _run_handler(self, running: _Running) -> None:
+        queue, job = running.queue, running.job
+        handle = self.registry.get(job.task)
+        if handle is None:
+            await queue.fail(job, f"no handler registered for task {job.task!r}", fatal=True)
+            return
+        try:
+            payload = handle.decode(job.payload)
+        except msgspec.DecodeError as exc:
+            await queue.fail(job, f"payload does not decode: {exc}", fatal=True)
+            return
+        budget = ShopBudget(self.limiter, job.group, queue.settings.budget_share)
+
+        async def extend(seconds: float | None) -> bool:
+            lease_ms = round(seconds * 1000) if seconds is not None else None
+            (ok,) = await queue.extend([job], lease_ms)
+            return ok
+
+        ctx = JobContext(job, budget, extend)
+        try:
+            await handle.handler(ctx, payload)
+        except Defer as d:
+            await queue.defer(job, d.seconds, block_group=d.block_group)
+        except Retry as r:
+            await queue.fail(job, str(r), delay_s=r.seconds)
+        except Fatal as f:
+            log.warning("job %s (%s) failed for good: %s", job.id, job.task, f)
+            await queue.fail(job, f"Fatal: {f}", fatal=True)
+        except Exception as exc:
+            log.exception("job %s (%s) attempt %d raised", job.id, job.task, job.attempt)
+            await queue.fail(job, f"{type(exc).__name__}: {exc}")
+        else:
+            if not await queue.complete(job):
+                log.warning("job %s finished after its lease was lost; it may run again", job.id)
+
+    # -- leases and liveness -------------------------------------------------------------------
+
+    async def _renew_loop(self, stop: asyncio.Event) -> None:
+        period = min(q.settings.lease_ms for q in self.queues) / 3000
+        while not stop.is_set() or self._running:
+            await asyncio.sleep(period)
+            by_queue: dict[str, list[_Running]] = {}
+            for running in list(self._running.values()):
+                by_queue.setdefault(running.queue.name, []).append(running)
+            for items in by_queue.values():
+                try:
+                    kept = await items[0].queue.extend([r.job for r in items])
+                except Exception:
+                    log.exception("lease renewal failed")
+                    continue
+                for running, ok in zip(items, kept, strict=True):
+                    if not ok and not running.lost and running.task is not None:
+                        # Someone else owns the job now; stop rather than do the work twice.
+                        log.warning("lease lost for job %s; cancelling it", running.job.id)
+                        running.lost = True
+                        running.task.cancel()
+
+    async def _heartbeat_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                now_s, _ = await self.client.redis.time()
+                await self.client.redis.zadd(
+                    keys.workers_key(self.client.prefix), {self.worker_id: int(now_s) * 1000}
+                )
+                if self.health_path is not None:
+                    await asyncio.to_thread(_touch, self.health_path, self.worker_id)
+            except Exception:
+                log.exception("heartbeat failed")
+            await _wait_either(stop, None, HEARTBEAT_S)
+
+    async def _drain(self) -> None:
+        """After stop: let running jobs finish within the grace period, then hand back the rest."""
+        tasks = [r.task for r in self._running.values() if r.task is not None]
+        if not tasks:
+            return
+        log.info("waiting up to %.0fs for %d running jobs", self.shutdown_grace_s, len(tasks))
+        _, pending = await asyncio.wait(tasks, timeout=self.shutdown_grace_s)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def _wait_either(
+    stop: asyncio.Event, other: asyncio.Event | None, timeout: float | None
+) -> None:
+    waiters = [asyncio.ensure_future(stop.wait())]
+    if other is not None:
+        waiters.append(asyncio.ensure_future(other.wait()))
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+
+
+def _touch(path: Path, worker_id: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(f"{worker_id} {time.time():.0f}\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def health_path(settings: Settings) -> Path:
+    return settings.data_dir / HEALTH_FILE
+
+
+async def connect_redis(settings: Settings) -> Redis:
+    """REDIS_URL, or the embedded Redis in the data dir for local runs."""
+    url = settings.redis_url
+    if url is None:
+        url = (await asyncio.to_thread(start_redis, settings.data_dir)).url
+    return Redis.from_url(url, max_connections=settings.redis_pool_max)
+
+
+async def run_worker(
+    settings: Settings,
+    registry: Registry,
+    queues: Sequence[str],
+    concurrency: int,
+    stop_event: asyncio.Event,
+    *,
+    pool: AsyncConnectionPool[Conn] | None = None,
+    prefix: str = keys.DEFAULT_PREFIX,
+) -> None:
+    """`neanelu worker`: run the queues until `stop_event` (also set on SIGTERM/SIGINT).
+
+    With a PostgreSQL pool the process also relays the outbox; several processes may do so.
+    """
+    redis = await connect_redis(settings)
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop_event.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # not the main thread (tests): the caller sets stop_event itself
+    try:
+        client = QueueClient(redis, default_queues(settings), prefix=prefix)
+        worker = Worker(
+            client,
+            registry,
+            queues or client.names,
+            concurrency=concurrency,
+            health_path=health_path(settings),
+        )
+        relay = (
+            asyncio.create_task(run_outbox_relay(pool, client, stop_event), name="outbox-relay")
+            if pool is not None
+            else None
+        )
+        try:
+            await worker.run(stop_event)
+        finally:
+            if relay is not None:
+                stop_event.set()
+                await relay
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        await redis.aclose()
+
+
+async def check_worker(settings: Settings, *, max_age_s: float = HEALTH_MAX_AGE_S) -> bool:
+    """`neanelu worker --check`: Redis answers and a worker loop here beat recently."""
+    try:
+        age = time.time() - health_path(settings).stat().st_mtime
+    except OSError:
+        return False
+    if age > max_age_s:
+        return False
+    # A health probe must not start a server: for the embedded Redis, ask the socket a running one
+    # would listen on.
+    url = settings.redis_url or f"unix://{(settings.data_dir / 'redis' / 'redis.sock').resolve()}"
+    redis = Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=2.0)
+    try:
+        return bool(await redis.ping())
+    except Exception:
+        return False
+    finally:
+        await redis.aclose()
