@@ -1,0 +1,267 @@
+"""A bulk query compiled into a plan, and the plan written out as JSONL.
+
+The plan keeps, per node type, the selected inline fields (with their resolvers and literal arguments)
+and the nested connections. Writing walks the root connection one product at a time, so the file grows
+line by line and memory stays flat whatever the catalog size.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLObjectType,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    get_named_type,
+    is_leaf_type,
+    value_from_ast_untyped,
+)
+
+from shopify_emulator import graphql_api
+from shopify_emulator import resolvers as r
+from shopify_emulator.cost import is_connection
+
+BULK_ROOTS = ("products", "productVariants", "inventoryItems", "locations")
+
+
+class PlanError(ValueError):
+    pass
+
+
+@dataclass(slots=True)
+class ObjectPlan:
+    type_name: str
+    # (output key, resolver or None for plain dict lookup, field name, arguments, nested object plan)
+    fields: list[tuple[str, Callable[..., Any] | None, str, dict[str, Any], ObjectPlan | None]]
+    children: list[ChildPlan] = field(default_factory=list)
+    typename_requested: bool = False
+
+
+@dataclass(slots=True)
+class ChildPlan:
+    source: r.Source
+    args: dict[str, Any]
+    node: ObjectPlan
+
+
+@dataclass(slots=True)
+class BulkPlan:
+    root: ChildPlan
+    connections: int
+
+
+def compile_plan(document: DocumentNode, max_depth: int, max_connections: int) -> BulkPlan:
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if len(operations) != 1 or operations[0].operation != OperationType.QUERY:
+        raise PlanError("Bulk queries must contain exactly one query operation.")
+    compiler = _Compiler(
+        {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    )
+    roots = compiler.fields(operations[0].selection_set)
+    if len(roots) != 1:
+        raise PlanError("Bulk queries must select exactly one top-level field.")
+    root_field = roots[0]
+    name = root_field.name.value
+    if name in ("node", "nodes"):
+        raise PlanError("The top-level node and nodes fields can't be used in bulk queries.")
+    if name not in BULK_ROOTS:
+        raise PlanError(
+            f"Bulk queries must start with a connection field; '{name}' is not supported."
+        )
+    root_plan = compiler.connection(root_field, "QueryRoot", 1, max_depth)
+    if compiler.connections > max_connections:
+        raise PlanError(f"Bulk queries cannot contain more than {max_connections} connections.")
+    return BulkPlan(root=root_plan, connections=compiler.connections)
+
+
+class _Compiler:
+    def __init__(self, fragments: dict[str, FragmentDefinitionNode]) -> None:
+        self.fragments = fragments
+        self.connections = 0
+
+    def fields(self, selection_set: SelectionSetNode | None) -> list[FieldNode]:
+        out: list[FieldNode] = []
+        for selection in selection_set.selections if selection_set else ():
+            if isinstance(selection, FieldNode):
+                out.append(selection)
+            elif isinstance(selection, InlineFragmentNode):
+                out.extend(self.fields(selection.selection_set))
+            elif isinstance(selection, FragmentSpreadNode):
+                fragment = self.fragments.get(selection.name.value)
+                if fragment is not None:
+                    out.extend(self.fields(fragment.selection_set))
+        return out
+
+    def connection(
+        self, node: FieldNode, parent_type: str, depth: int, max_depth: int
+    ) -> ChildPlan:
+        if depth > max_depth:
+            raise PlanError(
+                f"Bulk queries cannot contain connections with a nesting depth greater than {max_depth}."
+            )
+        self.connections += 1
+        source = r.SOURCES.get(parent_type, {}).get(node.name.value)
+        if source is None:
+            raise PlanError(f"The connection '{node.name.value}' is not supported in bulk queries.")
+        gtype = graphql_api.schema().type_map[parent_type]
+        assert isinstance(gtype, GraphQLObjectType)
+        connection_type = get_named_type(gtype.fields[node.name.value].type)
+        assert isinstance(connection_type, GraphQLObjectType)
+        node_type = get_named_type(connection_type.fields["nodes"].type)
+        selections: list[FieldNode] = []
+        for child in self.fields(node.selection_set):
+            if child.name.value == "edges":
+                for grandchild in self.fields(child.selection_set):
+                    if grandchild.name.value == "node":
+                        selections.extend(self.fields(grandchild.selection_set))
+            elif child.name.value == "nodes":
+                selections.extend(self.fields(child.selection_set))
+        plan = self.object_plan(
+            node_type.name, selections, depth, max_depth, allow_connections=True
+        )
+        return ChildPlan(source=source, args=_arguments(node), node=plan)
+
+    def object_plan(
+        self,
+        type_name: str,
+        selections: list[FieldNode],
+        depth: int,
+        max_depth: int,
+        *,
+        allow_connections: bool,
+    ) -> ObjectPlan:
+        gtype = graphql_api.schema().type_map[type_name]
+        plan = ObjectPlan(type_name=type_name, fields=[])
+        if not isinstance(gtype, GraphQLObjectType):
+            raise PlanError(f"Abstract type '{type_name}' is not supported in bulk queries.")
+        resolvers = r.FIELDS.get(type_name, {})
+        for node in selections:
+            name = node.name.value
+            key = node.alias.value if node.alias else name
+            if name == "__typename":
+                plan.typename_requested = True
+                plan.fields.append((key, None, name, {}, None))
+                continue
+            named = get_named_type(gtype.fields[name].type)
+            if is_connection(named.name):
+                if not allow_connections:
+                    raise PlanError(
+                        "Connections inside nested objects are not supported in bulk queries."
+                    )
+                plan.children.append(self.connection(node, type_name, depth + 1, max_depth))
+                continue
+            nested = None
+            if not is_leaf_type(named):
+                nested = self.object_plan(
+                    named.name,
+                    self.fields(node.selection_set),
+                    depth,
+                    max_depth,
+                    allow_connections=False,
+                )
+            plan.fields.append((key, resolvers.get(name), name, _arguments(node), nested))
+        return plan
+
+
+def _arguments(node: FieldNode) -> dict[str, Any]:
+    return {arg.name.value: value_from_ast_untyped(arg.value) for arg in node.arguments or ()}
+
+
+# -- writing ---------------------------------------------------------------------------------------------
+
+
+def _build(plan: ObjectPlan, obj: Any, ctx: r.Context) -> dict[str, Any]:
+    line: dict[str, Any] = {}
+    for key, resolver, name, args, nested in plan.fields:
+        if name == "__typename":
+            line[key] = plan.type_name
+            continue
+        value = resolver(obj, args, ctx) if resolver is not None else obj.get(name)
+        if nested is not None and value is not None:
+            value = (
+                [_build(nested, v, ctx) for v in value]
+                if isinstance(value, list)
+                else _build(nested, value, ctx)
+            )
+        line[key] = value
+    return line
+
+
+def _gid_of(plan: ObjectPlan, obj: Any, ctx: r.Context) -> str:
+    return str(r.FIELDS[plan.type_name]["id"](obj, {}, ctx))
+
+
+def _lines(
+    plan: ObjectPlan, obj: Any, parent_gid: str | None, ctx: r.Context, children_first: bool
+) -> Iterator[dict[str, Any]]:
+    line = _build(plan, obj, ctx)
+    # Shopify adds __typename only when selected; the emulator always adds it so parsers can rely on it.
+    if not plan.typename_requested:
+        line["__typename"] = plan.type_name
+    if parent_gid is not None:
+        line["__parentId"] = parent_gid
+    if not children_first:
+        yield line
+    if plan.children:
+        own_gid = _gid_of(plan, obj, ctx)
+        for child in plan.children:
+            for _, node in child.source(obj, child.args, ctx, -1):
+                yield from _lines(child.node, node, own_gid, ctx, children_first)
+    if children_first:
+        yield line
+
+
+@dataclass(slots=True)
+class WriteResult:
+    object_count: int = 0
+    root_object_count: int = 0
+    file_size: int = 0
+
+
+class Stop(Exception):
+    """Raised inside the writer loop to stop early (cancel or injected failure)."""
+
+
+def root_objects(plan: BulkPlan, ctx: r.Context) -> Iterator[Any]:
+    for _, obj in plan.root.source(None, plan.root.args, ctx, -1):
+        yield obj
+
+
+def root_lines(
+    plan: BulkPlan, ctx: r.Context, order: str, seed: int
+) -> Iterator[list[dict[str, Any]]]:
+    """Lines grouped per root object, in the order the file gets them."""
+    node = plan.root.node
+    if order != "shuffled":
+        for obj in root_objects(plan, ctx):
+            yield list(_lines(node, obj, None, ctx, order == "children_first"))
+        return
+    # Shuffle inside windows of roots: children land away from (and often before) their parent while
+    # memory stays bounded by the window.
+    rng = random.Random(seed)
+    window: list[dict[str, Any]] = []
+    roots = 0
+    for obj in root_objects(plan, ctx):
+        window.extend(_lines(node, obj, None, ctx, False))
+        roots += 1
+        if roots == 64:
+            rng.shuffle(window)
+            yield window
+            window, roots = [], 0
+    if window:
+        rng.shuffle(window)
+        yield window
+
+
+ENCODER = msgspec.json.Encoder()

@@ -1,0 +1,82 @@
+"""Switchable faults, per shop, set at run time through the control API.
+
+A fault fires at most `count` times (None = until cleared) and only until `duration_s` has passed since it
+was set. Each consumer asks `take(kind)` at the one place the fault applies, so a fault never leaks into an
+unrelated path.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+FAULT_KINDS: dict[str, str] = {
+    "http_429": "Admin API answers 429 with Retry-After (params: retry_after)",
+    "throttled": "GraphQL answers THROTTLED whatever the bucket holds",
+    "http_5xx": "Admin API answers a 5xx (params: status, default 503)",
+    "slow": "Admin API answers after a delay (params: delay_s)",
+    "reset_download": "file downloads are cut after N bytes (params: after_bytes)",
+    "truncated_jsonl": "the next bulk file loses the end of its last line",
+    "bulk_failed": "the next bulk run FAILS with partial data (params: after_lines, error_code)",
+    "null_url": "the next bulk run COMPLETES with url null",
+    "expired_url": "bulk URLs are issued already expired",
+    "operation_in_progress": "bulkOperationRunQuery answers OPERATION_IN_PROGRESS",
+    "access_denied": "GraphQL answers ACCESS_DENIED; bulk runs FAIL with ACCESS_DENIED",
+}
+
+
+@dataclass(slots=True)
+class Fault:
+    kind: str
+    count: int | None = None
+    duration_s: float | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    set_at: float = field(default_factory=time.monotonic)
+    fired: int = 0
+
+    def live(self, now: float) -> bool:
+        if self.count is not None and self.fired >= self.count:
+            return False
+        return self.duration_s is None or now - self.set_at < self.duration_s
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "count": self.count,
+            "duration_s": self.duration_s,
+            "params": self.params,
+            "fired": self.fired,
+        }
+
+
+class FaultBoard:
+    def __init__(self) -> None:
+        self._faults: dict[str, Fault] = {}
+
+    def set(self, fault: Fault) -> None:
+        if fault.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {fault.kind!r}; known: {', '.join(FAULT_KINDS)}")
+        self._faults[fault.kind] = fault
+
+    def clear(self, kind: str | None = None) -> None:
+        if kind is None:
+            self._faults.clear()
+        else:
+            self._faults.pop(kind, None)
+
+    def peek(self, kind: str) -> Fault | None:
+        fault = self._faults.get(kind)
+        if fault is None or not fault.live(time.monotonic()):
+            return None
+        return fault
+
+    def take(self, kind: str) -> Fault | None:
+        """The live fault of this kind, counted as fired; None when it does not apply."""
+        fault = self.peek(kind)
+        if fault is not None:
+            fault.fired += 1
+        return fault
+
+    def listing(self) -> list[dict[str, Any]]:
+        return [fault.as_dict() for fault in self._faults.values()]

@@ -1,0 +1,116 @@
+"""Serving bulk files from signed, expiring URLs, the way Google Cloud Storage answers Shopify's links.
+
+The normal path is Starlette's FileResponse (sendfile-style chunks, HTTP Range for resumed downloads), so
+serving is never the slow part of an ingest. The reset fault sends a prefix of the promised bytes and
+then drops the connection, which is what a client sees when a download dies midway.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from shopify_emulator.bulk import BulkRunner, sign
+from shopify_emulator.state import EmulatorState
+
+CHUNK = 256 * 1024
+
+
+def gcs_error(code: str, message: str, details: str) -> Response:
+    body = (
+        "<?xml version='1.0' encoding='UTF-8'?>"
+        f"<Error><Code>{code}</Code><Message>{message}</Message><Details>{details}</Details></Error>"
+    )
+    return Response(
+        body, status_code=403 if code != "NoSuchKey" else 404, media_type="application/xml"
+    )
+
+
+class CutDownload:
+    """An ASGI response that promises the whole (range of the) file and delivers only a prefix."""
+
+    def __init__(self, path: str, start: int, after_bytes: int, ranged: bool) -> None:
+        self.path = path
+        self.start = start
+        self.after_bytes = after_bytes
+        self.ranged = ranged
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        size = (await anyio.Path(self.path).stat()).st_size
+        length = size - self.start
+        headers = [
+            (b"content-type", b"application/jsonl"),
+            (b"content-length", str(length).encode()),
+            (b"accept-ranges", b"bytes"),
+        ]
+        if self.ranged:
+            headers.append((b"content-range", f"bytes {self.start}-{size - 1}/{size}".encode()))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 206 if self.ranged else 200,
+                "headers": headers,
+            }
+        )
+        remaining = min(self.after_bytes, length)
+        async with await anyio.open_file(self.path, "rb") as handle:
+            await handle.seek(self.start)
+            while remaining > 0:
+                chunk = await handle.read(min(CHUNK, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        # Returning without the final body message makes the server close the connection mid-body.
+
+
+def _range_start(request: Request) -> int | None:
+    header = request.headers.get("range", "")
+    if not header.startswith("bytes="):
+        return None
+    first = header[6:].split(",", 1)[0].split("-", 1)[0].strip()
+    return int(first) if first.isdigit() else None
+
+
+async def serve_file(
+    request: Request, state: EmulatorState, bulk: BulkRunner
+) -> Response | CutDownload:
+    shop = state.shop_named(request.path_params["shop"])
+    name = request.path_params["name"]
+    expires_raw = request.query_params.get("expires", "")
+    signature = request.query_params.get("signature", "")
+    path = request.url.path
+    if not expires_raw.lstrip("-").isdigit():
+        return gcs_error(
+            "MissingSecurityHeader", "Your request was missing a required header.", "expires"
+        )
+    expires = int(expires_raw)
+    if not hmac.compare_digest(sign(state.signing_key, path, expires), signature):
+        return gcs_error(
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not match the signature you provided.",
+            "Check your key and signing method.",
+        )
+    if expires < time.time():
+        return gcs_error(
+            "ExpiredToken",
+            "Invalid argument.",
+            f"The provided token has expired. Request signature expired at: {expires}",
+        )
+    number = name.removesuffix(".jsonl")
+    file_path = bulk.file_path(shop, int(number)) if shop is not None and number.isdigit() else None
+    if file_path is None or not await anyio.Path(file_path).exists():
+        return gcs_error("NoSuchKey", "The specified key does not exist.", path)
+    assert shop is not None
+    cut = shop.faults.take("reset_download")
+    if cut is not None and request.method == "GET":
+        start = _range_start(request)
+        return CutDownload(
+            file_path, start or 0, int(cut.params.get("after_bytes", 65536)), start is not None
+        )
+    return FileResponse(file_path, media_type="application/jsonl", filename=None)

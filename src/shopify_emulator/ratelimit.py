@@ -1,0 +1,52 @@
+"""Shopify's leaky bucket, one per (app, shop), on a monotonic clock.
+
+GraphQL deducts the requested cost up front and refunds `requested - actual` after the query ran; REST
+counts calls. Wall-clock jumps must not refill a bucket, hence `time.monotonic`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class LeakyBucket:
+    size: float
+    restore_rate: float
+    available: float = -1.0
+    stamp: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        if self.available < 0:
+            self.available = self.size
+
+    def refill(self) -> float:
+        now = time.monotonic()
+        self.available = min(self.size, self.available + (now - self.stamp) * self.restore_rate)
+        self.stamp = now
+        return self.available
+
+    def try_take(self, cost: float) -> bool:
+        self.refill()
+        if cost > self.available:
+            return False
+        self.available -= cost
+        return True
+
+    def refund(self, amount: float) -> None:
+        self.refill()
+        self.available = min(self.size, self.available + amount)
+
+    def seconds_until(self, cost: float) -> float:
+        self.refill()
+        missing = cost - self.available
+        return max(0.0, missing / self.restore_rate) if self.restore_rate > 0 else 1.0
+
+    def status(self) -> dict[str, float]:
+        self.refill()
+        return {
+            "maximumAvailable": float(self.size),
+            "currentlyAvailable": int(self.available),
+            "restoreRate": float(self.restore_rate),
+        }

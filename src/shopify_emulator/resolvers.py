@@ -1,0 +1,637 @@
+"""Field resolvers, shared by GraphQL execution and the bulk writer.
+
+A resolver takes (object, arguments, context) and returns plain data. Connections are described by a
+*source*: an iterator of (sort key, node) from a starting key, which GraphQL pages with first/after and the
+bulk writer drains whole. One table therefore decides what every field means, whichever path reads it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from shopify_emulator import ids, query_filter
+from shopify_emulator.catalog import Catalog, visible_to
+from shopify_emulator.config import AppCredentials
+from shopify_emulator.model import (
+    Image,
+    InventoryItem,
+    InventoryLevel,
+    Location,
+    Metafield,
+    Product,
+    Variant,
+)
+from shopify_emulator.state import TOPICS, EmulatorState, ShopState, WebhookSubscription
+
+if TYPE_CHECKING:
+    from shopify_emulator.bulk import BulkOperation, BulkRunner
+    from shopify_emulator.webhooks import Dispatcher
+
+
+class ResolveError(Exception):
+    """A GraphQL error with Shopify's `extensions.code`."""
+
+    def __init__(self, message: str, code: str = "BAD_REQUEST") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(slots=True)
+class Context:
+    state: EmulatorState
+    shop: ShopState
+    app: AppCredentials
+    scopes: tuple[str, ...]
+    api_version: str
+    bulk: BulkRunner | None = None
+    dispatcher: Dispatcher | None = None
+    actual_cost: int = 0
+    base_url: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.shop.catalog
+
+
+Resolver = Callable[[Any, dict[str, Any], Context], Any]
+Source = Callable[[Any, dict[str, Any], Context, int], Iterator[tuple[int, Any]]]
+
+QUANTITY_NAMES = (
+    "available",
+    "on_hand",
+    "committed",
+    "incoming",
+    "reserved",
+    "damaged",
+    "safety_stock",
+    "quality_control",
+)
+
+
+def require_scope(ctx: Context, scope: str, field_name: str) -> None:
+    read = scope
+    write = scope.replace("read_", "write_")
+    if ctx.shop.faults.take("access_denied") is not None or (
+        read not in ctx.scopes and write not in ctx.scopes
+    ):
+        raise ResolveError(
+            f"Access denied for {field_name} field. Required access: `{read}` access scope.",
+            "ACCESS_DENIED",
+        )
+
+
+# -- cursors --------------------------------------------------------------------------------------
+
+
+def encode_cursor(key: int) -> str:
+    return base64.urlsafe_b64encode(f"k:{key}".encode()).decode()
+
+
+def decode_cursor(cursor: str | None) -> int:
+    if cursor is None:
+        return -1
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode()).decode()
+        return int(text.removeprefix("k:"))
+    except (ValueError, binascii.Error) as exc:
+        raise ResolveError(f"Invalid cursor for current pagination sort: {cursor!r}") from exc
+
+
+# -- sources (connections) ---------------------------------------------------------------------------
+
+
+def _terms(args: dict[str, Any]) -> list[query_filter.Term]:
+    try:
+        return query_filter.parse(args.get("query"))
+    except query_filter.FilterError as exc:
+        raise ResolveError(str(exc)) from exc
+
+
+def _product_values(product: Product) -> dict[str, Any]:
+    return {
+        "updated_at": product.updated_at,
+        "created_at": product.created_at,
+        "status": product.status,
+        "id": product.id,
+        "title": product.title,
+        "vendor": product.vendor,
+        "product_type": product.product_type,
+        "handle": product.handle,
+        "tag": product.tags[0] if product.tags else "",
+    }
+
+
+def _iter_products(
+    ctx: Context, terms: list[query_filter.Term], after_index: int
+) -> Iterator[Product]:
+    catalog = ctx.catalog
+    if query_filter.only_changed(terms):
+        for index in catalog.changed_indexes():
+            if index > after_index:
+                product = catalog.product(index)
+                if product is not None:
+                    yield product
+        return
+    yield from catalog.iter_products(after_index + 1)
+
+
+def products_source(
+    _: Any, args: dict[str, Any], ctx: Context, after: int
+) -> Iterator[tuple[int, Any]]:
+    require_scope(ctx, "read_products", "products")
+    terms = _terms(args)
+    start = after - ids.PRODUCT_BASE if after >= 0 else -1
+    for product in _iter_products(ctx, terms, start):
+        if not terms or _matches(terms, _product_values(product)):
+            yield product.id, product
+
+
+def _matches(terms: list[query_filter.Term], values: dict[str, Any]) -> bool:
+    try:
+        return query_filter.matches(terms, values)
+    except query_filter.FilterError as exc:
+        raise ResolveError(str(exc)) from exc
+
+
+def _variant_rows(ctx: Context, args: dict[str, Any], after: int) -> Iterator[Variant]:
+    terms = _terms(args)
+    start = -1
+    if after >= 0:
+        split = ids.split_variant_number(after)
+        start = split[0] - 1 if split else -1
+    for product in _iter_products(ctx, terms, start):
+        for variant in product.variants:
+            values = {
+                "updated_at": variant.updated_at,
+                "created_at": variant.created_at,
+                "product_id": product.id,
+                "sku": variant.sku or "",
+                "id": variant.id,
+                "status": product.status,
+            }
+            if not terms or _matches(terms, values):
+                yield variant
+
+
+def variants_root_source(
+    _: Any, args: dict[str, Any], ctx: Context, after: int
+) -> Iterator[tuple[int, Any]]:
+    require_scope(ctx, "read_products", "productVariants")
+    for variant in _variant_rows(ctx, args, after):
+        if variant.id > after:
+            yield variant.id, variant
+
+
+def inventory_items_source(
+    _: Any, args: dict[str, Any], ctx: Context, after: int
+) -> Iterator[tuple[int, Any]]:
+    require_scope(ctx, "read_inventory", "inventoryItems")
+    for variant in _variant_rows(ctx, args, after):
+        if variant.inventory_item_id > after:
+            yield variant.inventory_item_id, InventoryItem(variant)
+
+
+def _listed(items: list[Any], after: int) -> Iterator[tuple[int, Any]]:
+    for position in range(after + 1, len(items)):
+        yield position, items[position]
+
+
+def product_variants_source(
+    product: Product, _: dict[str, Any], ctx: Context, after: int
+) -> Iterator[tuple[int, Any]]:
+    return _listed(product.variants, after)
+
+
+def product_images_source(
+    product: Product, _: dict[str, Any], ctx: Context, after: int
+) -> Iterator[tuple[int, Any]]:
+    return _listed(product.images, after)
+
+
+def _resolve_namespace(namespace: str | None, ctx: Context) -> str | None:
+    if namespace is None:
+        return None
+    if namespace == "$app":
+        return f"app--{ctx.app.api_client_id}"
+    if namespace.startswith("$app:"):
+        return f"app--{ctx.app.api_client_id}--{namespace[5:]}"
+    return namespace
+
+
+def _visible_metafields(
+    fields: list[Metafield], args: dict[str, Any], ctx: Context
+) -> list[Metafield]:
+    namespace = _resolve_namespace(args.get("namespace"), ctx)
+    keys = args.get("keys")
+    app_id = ctx.app.api_client_id
+    out = []
+    for metafield in fields:
+        if not visible_to(metafield.namespace, app_id):
+            continue
+        if namespace is not None and metafield.namespace != namespace:
+            continue
+        if keys is not None and f"{metafield.namespace}.{metafield.key}" not in keys:
+            continue
+        out.append(metafield)
+    return out
+
+
+def product_metafields_source(
+    product: Product, args: dict[str, Any], ctx: Context, after: int
+) -> Iterator[tuple[int, Any]]:
+    return _listed(_visible_metafields(ctx.catalog.metafields(product), args, ctx), after)
+
+
+def variant_metafields_source(
+    variant: Variant, args: dict[str, Any], ctx: Context, after: int
+) -> Iterator[tuple[int, Any]]:
+    return _listed(_visible_metafields(ctx.catalog.variant_metafields(variant), args, ctx), after)
+
+
+def levels_source(
+    item: InventoryItem, _: dict[str, Any], ctx: Context, after: int
+) -> Iterator[tuple[int, Any]]:
+    for loc in range(after + 1, len(item.variant.available)):
+        yield loc, InventoryLevel(item.variant, loc)
+
+
+def locations_source(
+    _: Any, __: dict[str, Any], ctx: Context, after: int
+) -> Iterator[tuple[int, Any]]:
+    return _listed(ctx.catalog.locations, after)
+
+
+def subscriptions_source(
+    _: Any, __: dict[str, Any], ctx: Context, after: int
+) -> Iterator[tuple[int, Any]]:
+    for sub_id in sorted(ctx.shop.subscriptions):
+        sub = ctx.shop.subscriptions[sub_id]
+        if sub_id > after and sub.client_id == ctx.app.client_id:
+            yield sub_id, sub
+
+
+def bulk_operations_source(
+    _: Any, args: dict[str, Any], ctx: Context, after: int
+) -> Iterator[tuple[int, Any]]:
+    terms = _terms(args)
+    ops = [op for op in ctx.shop.bulk_operations.values() if op.client_id == ctx.app.client_id]
+    reverse = bool(args.get("reverse"))
+    ops.sort(key=lambda op: op.number, reverse=reverse)
+    for op in ops:
+        values = {
+            "status": op.status,
+            "operation_type": op.type,
+            "created_at": op.created_at,
+            "id": op.number,
+        }
+        past = after < 0 or (op.number < after if reverse else op.number > after)
+        if past and _matches(terms, values):
+            yield op.number, op
+
+
+SOURCES: dict[str, dict[str, Source]] = {
+    "QueryRoot": {
+        "products": products_source,
+        "productVariants": variants_root_source,
+        "inventoryItems": inventory_items_source,
+        "locations": locations_source,
+        "webhookSubscriptions": subscriptions_source,
+        "bulkOperations": bulk_operations_source,
+    },
+    "Product": {
+        "variants": product_variants_source,
+        "images": product_images_source,
+        "metafields": product_metafields_source,
+    },
+    "ProductVariant": {"metafields": variant_metafields_source},
+    "InventoryItem": {"inventoryLevels": levels_source},
+}
+
+# -- object fields -----------------------------------------------------------------------------------
+
+
+def _product_gid(p: Product, _: dict[str, Any], __: Context) -> str:
+    return ids.gid("Product", p.id)
+
+
+def _options(p: Product, _: dict[str, Any], __: Context) -> list[dict[str, Any]]:
+    out = []
+    for position, name in enumerate(p.option_names):
+        values: list[str] = []
+        for variant in p.variants:
+            value = next(v for n, v in variant.options if n == name)
+            if value not in values:
+                values.append(value)
+        out.append(
+            {
+                "id": ids.gid("ProductOption", p.id * 4 + position),
+                "name": name,
+                "position": position + 1,
+                "values": values,
+            }
+        )
+    return out
+
+
+def _single_metafield(
+    fields: list[Metafield], args: dict[str, Any], ctx: Context
+) -> Metafield | None:
+    namespace = _resolve_namespace(args.get("namespace"), ctx)
+    for metafield in _visible_metafields(fields, {}, ctx):
+        if metafield.key == args["key"] and (namespace is None or metafield.namespace == namespace):
+            return metafield
+    return None
+
+
+PRODUCT_FIELDS: dict[str, Resolver] = {
+    "id": _product_gid,
+    "legacyResourceId": lambda p, a, c: str(p.id),
+    "handle": lambda p, a, c: p.handle,
+    "title": lambda p, a, c: p.title,
+    "vendor": lambda p, a, c: p.vendor,
+    "productType": lambda p, a, c: p.product_type,
+    "status": lambda p, a, c: p.status,
+    "tags": lambda p, a, c: p.tags,
+    "descriptionHtml": lambda p, a, c: p.description_html,
+    "createdAt": lambda p, a, c: p.created_at,
+    "updatedAt": lambda p, a, c: p.updated_at,
+    "totalInventory": lambda p, a, c: sum(v.inventory_quantity for v in p.variants),
+    "options": _options,
+    "variantsCount": lambda p, a, c: {"count": len(p.variants), "precision": "EXACT"},
+    "metafield": lambda p, a, c: _single_metafield(c.catalog.metafields(p), a, c),
+}
+
+
+def _variant_gid(v: Variant, _: dict[str, Any], __: Context) -> str:
+    return ids.gid("ProductVariant", v.id)
+
+
+def _selected_options(v: Variant, _: dict[str, Any], __: Context) -> list[dict[str, str]]:
+    return [{"name": name, "value": value} for name, value in v.options]
+
+
+def _variant_product(v: Variant, _: dict[str, Any], ctx: Context) -> Product | None:
+    return ctx.catalog.product(v.product_index)
+
+
+VARIANT_FIELDS: dict[str, Resolver] = {
+    "id": _variant_gid,
+    "legacyResourceId": lambda v, a, c: str(v.id),
+    "title": lambda v, a, c: v.title,
+    "displayName": lambda v, a, c: v.title,
+    "sku": lambda v, a, c: v.sku,
+    "price": lambda v, a, c: v.price,
+    "compareAtPrice": lambda v, a, c: v.compare_at_price,
+    "barcode": lambda v, a, c: v.barcode,
+    "position": lambda v, a, c: v.position,
+    "inventoryQuantity": lambda v, a, c: v.inventory_quantity,
+    "createdAt": lambda v, a, c: v.created_at,
+    "updatedAt": lambda v, a, c: v.updated_at,
+    "selectedOptions": _selected_options,
+    "inventoryItem": lambda v, a, c: InventoryItem(v),
+    "product": _variant_product,
+    "metafield": lambda v, a, c: _single_metafield(c.catalog.variant_metafields(v), a, c),
+}
+
+
+def _level_for(item: InventoryItem, args: dict[str, Any], ctx: Context) -> InventoryLevel | None:
+    parsed = ids.parse_gid(args["locationId"])
+    if parsed is None or parsed[0] != "Location":
+        return None
+    loc = parsed[1] - ids.LOCATION_BASE
+    return InventoryLevel(item.variant, loc) if 0 <= loc < len(item.variant.available) else None
+
+
+INVENTORY_ITEM_FIELDS: dict[str, Resolver] = {
+    "id": lambda i, a, c: ids.gid("InventoryItem", i.variant.inventory_item_id),
+    "legacyResourceId": lambda i, a, c: str(i.variant.inventory_item_id),
+    "sku": lambda i, a, c: i.variant.sku,
+    "tracked": lambda i, a, c: True,
+    "createdAt": lambda i, a, c: i.variant.created_at,
+    "updatedAt": lambda i, a, c: max(i.variant.level_updated_at, default=i.variant.updated_at),
+    "variant": lambda i, a, c: i.variant,
+    "inventoryLevel": _level_for,
+}
+
+
+def _quantities(level: InventoryLevel, args: dict[str, Any], _: Context) -> list[dict[str, Any]]:
+    available = level.variant.available[level.location_index]
+    stamp = level.variant.level_updated_at[level.location_index]
+    number = ids.level_number(level.variant.inventory_item_id, level.location_index)
+    out = []
+    for name in args.get("names", ()):
+        if name not in QUANTITY_NAMES:
+            raise ResolveError(f"Invalid quantity name {name!r}.")
+        quantity = available if name in ("available", "on_hand") else 0
+        out.append(
+            {
+                "id": f"gid://shopify/InventoryQuantity/{number}?quantity_name={name}",
+                "name": name,
+                "quantity": quantity,
+                "updatedAt": stamp,
+            }
+        )
+    return out
+
+
+LEVEL_FIELDS: dict[str, Resolver] = {
+    "id": lambda lv, a, c: ids.level_gid(lv.variant.inventory_item_id, lv.location_index),
+    "location": lambda lv, a, c: c.catalog.locations[lv.location_index],
+    "item": lambda lv, a, c: InventoryItem(lv.variant),
+    "quantities": _quantities,
+    "createdAt": lambda lv, a, c: lv.variant.created_at,
+    "updatedAt": lambda lv, a, c: lv.variant.level_updated_at[lv.location_index],
+}
+
+LOCATION_FIELDS: dict[str, Resolver] = {
+    "id": lambda loc, a, c: ids.gid("Location", loc.id),
+    "name": lambda loc, a, c: loc.name,
+    "isActive": lambda loc, a, c: True,
+}
+
+METAFIELD_FIELDS: dict[str, Resolver] = {
+    "id": lambda m, a, c: ids.gid("Metafield", m.id),
+    "namespace": lambda m, a, c: m.namespace,
+    "key": lambda m, a, c: m.key,
+    "type": lambda m, a, c: m.type,
+    "value": lambda m, a, c: m.value,
+    "jsonValue": lambda m, a, c: _json_value(m),
+    "ownerType": lambda m, a, c: "PRODUCTVARIANT" if "ProductVariant" in m.owner_gid else "PRODUCT",
+    "createdAt": lambda m, a, c: m.created_at,
+    "updatedAt": lambda m, a, c: m.updated_at,
+}
+
+
+def _json_value(metafield: Metafield) -> Any:
+    if metafield.type == "json":
+        return msgspec.json.decode(metafield.value)
+    if metafield.type == "number_integer":
+        return int(metafield.value)
+    if metafield.type == "boolean":
+        return metafield.value == "true"
+    return metafield.value
+
+
+IMAGE_FIELDS: dict[str, Resolver] = {
+    "id": lambda i, a, c: ids.gid("ProductImage", i.id),
+    "url": lambda i, a, c: i.url,
+    "altText": lambda i, a, c: i.alt_text,
+    "width": lambda i, a, c: i.width,
+    "height": lambda i, a, c: i.height,
+}
+
+SHOP_FIELDS: dict[str, Resolver] = {
+    "id": lambda s, a, c: ids.gid("Shop", s.shop_id),
+    "name": lambda s, a, c: s.shop_json()["name"],
+    "email": lambda s, a, c: s.shop_json()["email"],
+    "myshopifyDomain": lambda s, a, c: s.domain,
+    "url": lambda s, a, c: f"https://{s.domain}",
+    "currencyCode": lambda s, a, c: "EUR",
+    "ianaTimezone": lambda s, a, c: "Europe/Bucharest",
+    "plan": lambda s, a, c: {
+        "displayName": s.config.plan.title(),
+        "partnerDevelopment": False,
+        "shopifyPlus": s.config.plan in ("plus", "enterprise"),
+    },
+}
+
+
+def _bulk_url(op: BulkOperation, partial: bool, ctx: Context) -> str | None:
+    if ctx.bulk is None:
+        return None
+    return ctx.bulk.url_for(op, partial=partial, base_url=ctx.base_url)
+
+
+BULK_FIELDS: dict[str, Resolver] = {
+    "id": lambda o, a, c: o.gid,
+    "status": lambda o, a, c: o.status,
+    "errorCode": lambda o, a, c: o.error_code,
+    "createdAt": lambda o, a, c: o.created_at,
+    "completedAt": lambda o, a, c: o.completed_at,
+    # UnsignedInt64 serialises as a string in Shopify's schema.
+    "objectCount": lambda o, a, c: str(o.object_count),
+    "rootObjectCount": lambda o, a, c: str(o.root_object_count),
+    "fileSize": lambda o, a, c: None if o.file_size is None else str(o.file_size),
+    "url": lambda o, a, c: _bulk_url(o, False, c),
+    "partialDataUrl": lambda o, a, c: _bulk_url(o, True, c),
+    "query": lambda o, a, c: o.query,
+    "type": lambda o, a, c: o.type,
+}
+
+SUBSCRIPTION_FIELDS: dict[str, Resolver] = {
+    "id": lambda s, a, c: ids.gid("WebhookSubscription", s.id),
+    "topic": lambda s, a, c: s.topic,
+    "format": lambda s, a, c: s.format,
+    "uri": lambda s, a, c: s.uri,
+    "callbackUrl": lambda s, a, c: s.uri,
+    "endpoint": lambda s, a, c: {"__typename": "WebhookHttpEndpoint", "callbackUrl": s.uri},
+    "apiVersion": lambda s, a, c: s.api_version,
+    "createdAt": lambda s, a, c: s.created_at,
+}
+
+FIELDS: dict[str, dict[str, Resolver]] = {
+    "Product": PRODUCT_FIELDS,
+    "ProductVariant": VARIANT_FIELDS,
+    "InventoryItem": INVENTORY_ITEM_FIELDS,
+    "InventoryLevel": LEVEL_FIELDS,
+    "Location": LOCATION_FIELDS,
+    "Metafield": METAFIELD_FIELDS,
+    "Image": IMAGE_FIELDS,
+    "Shop": SHOP_FIELDS,
+    "BulkOperation": BULK_FIELDS,
+    "WebhookSubscription": SUBSCRIPTION_FIELDS,
+}
+
+TYPE_NAMES: dict[type, str] = {
+    Product: "Product",
+    Variant: "ProductVariant",
+    InventoryItem: "InventoryItem",
+    InventoryLevel: "InventoryLevel",
+    Location: "Location",
+    Metafield: "Metafield",
+    Image: "Image",
+    ShopState: "Shop",
+    WebhookSubscription: "WebhookSubscription",
+}
+
+
+def type_name_of(obj: Any) -> str | None:
+    name = TYPE_NAMES.get(type(obj))
+    if name is None and type(obj).__name__ == "BulkOperation":
+        return "BulkOperation"
+    return name
+
+
+# -- lookups by id ------------------------------------------------------------------------------------
+
+
+def find_node(gid_value: str, ctx: Context) -> Any:
+    parsed = ids.parse_gid(gid_value)
+    if parsed is None:
+        raise ResolveError(f"Invalid global id '{gid_value}'", "BAD_REQUEST")
+    kind, number = parsed
+    catalog = ctx.catalog
+    if kind == "Product":
+        return catalog.product_by_id(number)
+    if kind == "ProductVariant":
+        return catalog.variant_by_number(number)
+    if kind == "InventoryItem":
+        variant = catalog.variant_by_number(number)
+        return None if variant is None else InventoryItem(variant)
+    if kind == "InventoryLevel":
+        item_id, loc = divmod(number, ids.LOCATION_SLOTS)
+        variant = catalog.variant_by_number(item_id)
+        return (
+            None
+            if variant is None or loc >= len(variant.available)
+            else InventoryLevel(variant, loc)
+        )
+    if kind == "Location":
+        loc = number - ids.LOCATION_BASE
+        return catalog.locations[loc] if 0 <= loc < len(catalog.locations) else None
+    if kind == "Metafield":
+        return _find_metafield(number, ctx)
+    if kind == "BulkOperation":
+        op = ctx.shop.bulk_operations.get(number)
+        return op if op is not None and op.client_id == ctx.app.client_id else None
+    if kind == "WebhookSubscription":
+        sub = ctx.shop.subscriptions.get(number)
+        return sub if sub is not None and sub.client_id == ctx.app.client_id else None
+    if kind == "Shop":
+        return ctx.shop if number == ctx.shop.shop_id else None
+    return None
+
+
+def _find_metafield(number: int, ctx: Context) -> Metafield | None:
+    catalog = ctx.catalog
+    fields: list[Metafield] = []
+    if number >= ids.VARIANT_METAFIELD_BASE:
+        slot = (number - ids.VARIANT_METAFIELD_BASE) // ids.VARIANT_METAFIELD_SLOTS
+        variant = catalog.variant_by_number(ids.VARIANT_BASE + slot)
+        fields = catalog.variant_metafields(variant) if variant else []
+    elif number >= ids.PRODUCT_METAFIELD_BASE:
+        index = (number - ids.PRODUCT_METAFIELD_BASE) // ids.PRODUCT_METAFIELD_SLOTS
+        product = catalog.product(index)
+        fields = catalog.metafields(product) if product else []
+    for metafield in fields:
+        if metafield.id == number and visible_to(metafield.namespace, ctx.app.api_client_id):
+            return metafield
+    return None
+
+
+def find_typed(gid_value: str, kind: str, ctx: Context) -> Any:
+    parsed = ids.parse_gid(gid_value)
+    if parsed is None or parsed[0] != kind:
+        raise ResolveError(f"Invalid id: {gid_value}", "BAD_REQUEST")
+    return find_node(gid_value, ctx)
+
+
+def topic_header(topic: str) -> str:
+    return TOPICS[topic]
