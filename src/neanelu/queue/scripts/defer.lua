@@ -20,7 +20,6 @@ if ARGV[5] == '1' and delay > 0 then
   if not current or tonumber(current) < until_ms then
     redis.call('ZADD', K_BLOCKED, num(until_ms), g)
   end
-  redis.call('ZREM', K_READY, g)
   to_wait(id, g)
 elseif delay > 0 then
   redis.call('HSET', job, 'state', 'delayed')

@@ -42,25 +42,32 @@ local function group_cap(g, default_cap)
   return default_cap
 end
 
--- A group sits in the round-robin exactly when it could start a job now. ZADD only when absent, so
--- a group keeps its place in line instead of jumping to the back on every state change.
+-- A group sits in the ready line exactly when it could start a job now. The line is ordered by
+-- how many jobs the group is running, then by a round-robin ticket: a shop with nothing running
+-- goes ahead of one that fills every slot, so a quiet shop's job takes the very next free slot,
+-- and shops with equal load take turns. A group keeps its ticket (its place among equals) while it
+-- waits; it draws a new one, at the back, only when it re-enters the line.
+local TICKET = 1099511627776 -- 2^40
 local function maybe_ready(g, default_cap)
-  if redis.call('ZSCORE', K_READY, g) then
+  local active = redis.call('ZCARD', gkey(g, 'active'))
+  local eligible = redis.call('ZCARD', gkey(g, 'wait')) > 0
+    and redis.call('SISMEMBER', K_PAUSED, g) == 0
+    and not redis.call('ZSCORE', K_BLOCKED, g)
+    and active < group_cap(g, default_cap)
+  local current = redis.call('ZSCORE', K_READY, g)
+  if not eligible then
+    if current then
+      redis.call('ZREM', K_READY, g)
+    end
     return
   end
-  if redis.call('ZCARD', gkey(g, 'wait')) == 0 then
-    return
+  local ticket
+  if current then
+    ticket = math.fmod(tonumber(current), TICKET)
+  else
+    ticket = redis.call('INCR', base .. ':rr')
   end
-  if redis.call('SISMEMBER', K_PAUSED, g) == 1 then
-    return
-  end
-  if redis.call('ZSCORE', K_BLOCKED, g) then
-    return
-  end
-  if redis.call('ZCARD', gkey(g, 'active')) >= group_cap(g, default_cap) then
-    return
-  end
-  redis.call('ZADD', K_READY, redis.call('INCR', base .. ':rr'), g)
+  redis.call('ZADD', K_READY, num(math.min(active, 4000) * TICKET + ticket), g)
 end
 
 local function event(maxlen, kind, id, g)

@@ -1,0 +1,261 @@
+"""The Lua scripts through the Queue API, one behaviour per test, time moved by the clock offset."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+
+from neanelu.queue import keys
+from neanelu.queue.client import JobSpec, QueueClient
+from neanelu.queue.errors import GroupFull
+from neanelu.queue.jobs import EnqueueResult, FailResult
+
+
+def spec(group: str, job_id: str, **kw: object) -> JobSpec:
+    return JobSpec(task="t", group=group, payload=b"{}", job_id=job_id, **kw)  # type: ignore[arg-type]
+
+
+async def test_enqueue_is_idempotent_by_job_id(queues: QueueClient) -> None:
+    q = queues.queue("sync")
+    assert await q.enqueue(spec("a", "j1")) is EnqueueResult.ENQUEUED
+    assert await q.enqueue(spec("a", "j1")) is EnqueueResult.DUPLICATE
+    job = (await q.reserve()).jobs[0]
+    assert await q.complete(job)
+    # A relay pushing the same outbox row again after completion still changes nothing.
+    assert await q.enqueue(spec("a", "j1")) is EnqueueResult.DUPLICATE
+    counts = await q.counts()
+    assert (counts.enqueued, counts.completed) == (1, 1)
+
+
+async def test_groups_take_turns(queues: QueueClient) -> None:
+    q = queues.queue("sync")
+    await q.set_group_concurrency("noisy", 100)
+    for i in range(10):
+        await q.enqueue(spec("noisy", f"n{i}"))
+    await q.enqueue(spec("b", "b0"))
+    await q.enqueue(spec("c", "c0"))
+    order = []
+    for _ in range(6):
+        (job,) = (await q.reserve()).jobs
+        order.append(job.id)
+        await q.complete(job)
+    assert order[:3] == ["n0", "b0", "c0"]
+    assert order[3:] == ["n1", "n2", "n3"]
+
+
+async def test_group_and_global_caps(queues: QueueClient) -> None:
+    q = queues.queue("sync")  # group cap 2, global cap 5
+    for g in "abcd":
+        for i in range(3):
+            await q.enqueue(spec(g, f"{g}{i}"))
+    jobs = (await q.reserve(20)).jobs
+    assert len(jobs) == 5
+    per_group: dict[str, int] = {}
+    for job in jobs:
+        per_group[job.group] = per_group.get(job.group, 0) + 1
+    assert max(per_group.values()) <= 2
+    assert (await q.reserve(5)).jobs == []
+    await q.complete(jobs[0])
+    assert len((await q.reserve(5)).jobs) == 1
+
+
+async def test_group_concurrency_override_at_run_time(queues: QueueClient) -> None:
+    q = queues.queue("sync")
+    for i in range(4):
+        await q.enqueue(spec("a", f"a{i}"))
+    await q.set_group_concurrency("a", 1)
+    assert len((await q.reserve(4)).jobs) == 1
+    await q.set_group_concurrency("a", 3)
+    assert len((await q.reserve(4)).jobs) == 2
+    assert (await q.group_state("a"))["concurrency"] == 3
+
+
+async def test_priority_within_group(queues: QueueClient) -> None:
+    q = queues.queue("sync")
+    await q.set_group_concurrency("a", 1)
+    await q.enqueue(spec("a", "low", priority=-5))
+    await q.enqueue(spec("a", "mid"))
+    await q.enqueue(spec("a", "high", priority=7))
+    seen = []
+    for _ in range(3):
+        (job,) = (await q.reserve()).jobs
+        seen.append(job.id)
+        await q.complete(job)
+    assert seen == ["high", "mid", "low"]
+
+
+async def test_delayed_job_waits_for_its_time(queues: QueueClient) -> None:
+    q = queues.queue("sync")
+    await q.enqueue(spec("a", "later", delay_s=30))
+    reservation = await q.reserve()
+    assert reservation.jobs == []
+    assert reservation.wake_s is not None and 29 < reservation.wake_s <= 30
+    queues.clock_offset_ms = 30_001
+    assert [j.id for j in (await q.reserve()).jobs] == ["later"]
+
+
+async def test_retries_back_off_then_dead_letter(queues: QueueClient) -> None:
+    q = queues.queue("sync")
+    await q.enqueue(spec("a", "j", max_attempts=3))
+    for attempt in (1, 2, 3):
+        queues.clock_offset_ms += 10_000_000
+        (job,) = (await q.reserve()).jobs
+        assert job.attempt == attempt
+        result = await q.fail(job, "boom")
+        assert result is (FailResult.DEAD if attempt == 3 else FailResult.RETRY)
+        if attempt == 1:
+            # The backoff holds the job back until its time.
+            assert (await q.reserve()).jobs == []
+    counts = await q.counts()
+    assert (counts.dead, counts.dead_letter) == (1, 1)
+    info = await q.job_info("j")
+    assert info is not None and info.state == "dead" and info.error == "boom"
+
+
+async def test_fatal_goes_to_failed_set(queues: QueueClient) -> None:
+    q = queues.queue("sync")
+    await q.enqueue(spec("a", "j"))
+    (job,) = (await q.reserve()).jobs
+    assert await q.fail(job, "bad payload", fatal=True) is FailResult.FAILED
+    assert await q.terminal_ids("failed") == ["j"]
+    assert (await q.counts()).failed == 1
+
+
+async def test_defer_keeps_the_attempt_count(queues: QueueClient) -> None:
+    q = queues.queue("sync")
+    await q.enqueue(spec("a", "j"))
+    for _ in range(5):
+        (job,) = (await q.reserve()).jobs
+        assert job.attempt == 1
+        assert await q.defer(job, 1.0)
+        queues.clock_offset_ms += 1001
+
+
+async def test_group_block_holds_every_job_of_the_group(queues: QueueClient) -> None:
+    q = queues.queue("sync")
+    await q.enqueue(spec("shop", "first"))
+    await q.enqueue(spec("shop", "second"))
+    await q.enqueue(spec("other", "o1"))
+    await q.set_group_concurrency("shop", 1)
+    jobs = {j.id: j for j in (await q.reserve(5)).jobs}
+    assert set(jobs) == {"first", "o1"}
+    assert await q.defer(jobs["first"], 5.0, block_group=True)
+    assert await q.complete(jobs["o1"])
+    assert (await q.reserve(5)).jobs == []  # "second" must not start while the shop is blocked
+    queues.clock_offset_ms += 5001
+    (job,) = (await q.reserve(5)).jobs
+    assert (job.id, job.attempt) == ("first", 1)
+
+
+async def test_pause_and_resume_group(queues: QueueClient) -> None:
+    q = queues.queue("sync")
+    await q.enqueue(spec("a", "a0"))
+    await q.pause_group("a")
+    await q.enqueue(spec("a", "a1"))
+    assert (await q.reserve(5)).jobs == []
+    await q.resume_group("a")
+    assert len((await q.reserve(5)).jobs) == 2
+
+
+async def test_max_group_size_refuses_more(queues: QueueClient, redis_client: aioredis.Redis) -> None:
+    from neanelu.queue.settings import QueueSettings
+
+    client = QueueClient(
+        redis_client,
+        {"sync": QueueSettings(name="sync", max_group_size=2)},
+        prefix=queues.prefix,
+    )
+    q = client.queue("sync")
+    await q.enqueue(spec("a", "1"))
+    await q.enqueue(spec("a", "2"))
+    try:
+        await q.enqueue(spec("a", "3"))
+        raise AssertionError("expected GroupFull")
+    except GroupFull:
+        pass
+    assert await q.enqueue(spec("b", "b1")) is EnqueueResult.ENQUEUED
+    job = next(j for j in (await q.reserve(5)).jobs if j.group == "a")
+    await q.complete(job)
+    assert await q.enqueue(spec("a", "3")) is EnqueueResult.ENQUEUED
+
+
+async def test_late_ack_from_stalled_worker_changes_nothing(queues: QueueClient) -> None:
+    q = queues.queue("sync")  # lease 1 s
+    await q.enqueue(spec("a", "j"))
+    (stale,) = (await q.reserve()).jobs
+    queues.clock_offset_ms += 1001
+    (fresh,) = (await q.reserve()).jobs
+    assert fresh.id == "j" and fresh.token != stale.token and fresh.attempt == 1
+    assert not await q.complete(stale)
+    assert await q.fail(stale, "late") is FailResult.STALE
+    assert not await q.defer(stale, 1)
+    assert await q.extend([stale, fresh]) == [False, True]
+    assert await q.complete(fresh)
+    assert (await q.counts()).completed == 1
+
+
+async def test_stalls_then_dead_letter(queues: QueueClient) -> None:
+    q = queues.queue("sync")  # max_stalls 3
+    await q.enqueue(spec("a", "j"))
+    for _ in range(4):
+        assert [j.id for j in (await q.reserve()).jobs] == ["j"]
+        queues.clock_offset_ms += 1001
+    assert (await q.reserve()).jobs == []
+    assert await q.terminal_ids("dead") == ["j"]
+    info = await q.job_info("j")
+    assert info is not None and info.stalls == 4
+
+
+async def test_dead_letter_retry_and_purge(queues: QueueClient) -> None:
+    from neanelu.queue import admin
+
+    q = queues.queue("sync")
+    for i in range(3):
+        await q.enqueue(spec("a", f"j{i}", max_attempts=1))
+        (job,) = (await q.reserve()).jobs
+        await q.fail(job, "x")
+    assert [j.id for j in await admin.list_dead(queues, "sync")] == ["j0", "j1", "j2"]
+    assert await admin.retry_dead(queues, "sync", ["j1"]) == 1
+    (job,) = (await q.reserve()).jobs
+    assert (job.id, job.attempt) == ("j1", 1)
+    await q.complete(job)
+    assert await admin.purge_dead(queues, "sync") == 2
+    counts = await q.counts()
+    assert counts.dead_letter == 0
+    assert counts.enqueued == counts.completed + counts.failed + counts.dead
+
+
+async def test_events_stream_records_state_changes(
+    queues: QueueClient, redis_client: aioredis.Redis
+) -> None:
+    q = queues.queue("sync")
+    await q.enqueue(spec("a", "j"))
+    (job,) = (await q.reserve()).jobs
+    await q.complete(job)
+    entries = await redis_client.xrange(q.key(keys.EVENTS))
+    assert [e[1][b"e"] for e in entries] == [b"waiting", b"active", b"completed"]
+
+
+async def test_keys_share_one_hash_tag(queues: QueueClient, redis_client: aioredis.Redis) -> None:
+    q = queues.queue("sync")
+    await q.enqueue(spec("a", "j"))
+    (job,) = (await q.reserve()).jobs
+    found = [k.decode() async for k in redis_client.scan_iter(match=f"{queues.prefix}:*")]
+    assert found and all("{sync}" in k for k in found)
+
+
+async def test_quiet_shop_starts_on_next_free_slot(queues: QueueClient) -> None:
+    """100,000 jobs of a noisy shop hold every slot; a quiet shop's one job takes the next one."""
+    q = queues.queue("sync")  # global cap 5
+    await q.set_group_concurrency("noisy", 1000)
+    batch = 5000
+    for start in range(0, 100_000, batch):
+        results = await q.enqueue_many(
+            [spec("noisy", f"n{i}") for i in range(start, start + batch)]
+        )
+        assert all(r is EnqueueResult.ENQUEUED for r in results)
+    running = (await q.reserve(5)).jobs
+    assert len(running) == 5 and {j.group for j in running} == {"noisy"}
+    await q.enqueue(spec("quiet", "q1"))
+    await q.complete(running[0])
+    (nxt,) = (await q.reserve(5)).jobs
+    assert nxt.id == "q1"
