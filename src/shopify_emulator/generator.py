@@ -203,14 +203,18 @@ def _option_names(count: int) -> list[str]:
 
 
 def _option_values(position: int, names: list[str]) -> list[tuple[str, str]]:
-    if names == ["Title"]:
-        return [("Title", "Default Title")]
-    values = [("Size", SIZES[position % 8])]
-    if len(names) > 1:
-        values.append(("Color", COLORS[(position // 8) % 16]))
-    if len(names) > 2:
-        values.append(("Material", f"Blend {position // 128}"))
-    return values
+    count = len(names)
+    if count == 1:
+        if names[0] == "Title":
+            return [("Title", "Default Title")]
+        return [("Size", SIZES[position & 7])]
+    if count == 2:
+        return [("Size", SIZES[position & 7]), ("Color", COLORS[(position >> 3) & 15])]
+    return [
+        ("Size", SIZES[position & 7]),
+        ("Color", COLORS[(position >> 3) & 15]),
+        ("Material", f"Blend {position >> 7}"),
+    ]
 
 
 def _variant(
@@ -222,28 +226,33 @@ def _variant(
     created_at: str,
     updated_at: str,
 ) -> Variant:
-    number = ids.variant_id(index, position)
+    number = ids.VARIANT_BASE + index * ids.VARIANT_SLOTS + position
     h = mix(number)
     options = _option_values(position, option_names)
-    item_id = ids.inventory_item_id(index, position)
-    available = [(mix(item_id + loc) % 130) - 10 for loc in range(shape.locations)]
+    item_id = ids.INVENTORY_ITEM_BASE + index * ids.VARIANT_SLOTS + position
+    # One hash feeds several small draws; a second mix only for shops with many locations.
+    stock = h ^ (h >> 17)
+    locations = shape.locations
+    if locations <= 8:
+        available = [((stock >> (7 * loc)) & 127) - 10 for loc in range(locations)]
+    else:
+        available = [(mix(item_id + loc) & 127) - 10 for loc in range(locations)]
     cents = 100 + h % 99_900
-    compare = None if (h >> 20) % 3 else f"{(cents * 5 // 4) / 100:.2f}"
     return Variant(
         id=number,
         product_index=index,
         position=position + 1,
-        title=" / ".join(value for _, value in options),
+        title=options[0][1] if len(options) == 1 else " / ".join([value for _, value in options]),
         sku=None if (h >> 24) % 50 == 0 else f"SKU-{index}-{position}",
         price=f"{cents / 100:.2f}",
-        compare_at_price=compare,
-        barcode=None if (h >> 28) % 4 == 0 else str(400_000_000_000 + (h >> 32) % 99_999_999_999),
+        compare_at_price=None if (h >> 20) % 3 else f"{(cents * 5 // 4) / 100:.2f}",
+        barcode=None if (h >> 28) & 3 == 0 else str(400_000_000_000 + (h >> 32) % 99_999_999_999),
         created_at=created_at,
         updated_at=updated_at,
         inventory_item_id=item_id,
         options=options,
         available=available,
-        level_updated_at=[updated_at] * shape.locations,
+        level_updated_at=[updated_at] * locations,
     )
 
 

@@ -1,0 +1,125 @@
+"""Benchmark: a full bulk export of PRODUCTS products (default 1,000,000) from the emulator.
+
+Starts `python -m shopify_emulator` as a subprocess, runs the core bulk query over HTTP, polls it, downloads
+the file, checks its line count against objectCount and samples the emulator's peak RSS. The last line is
+`lines_per_s=... peak_rss_mb=... serve_mb_per_s=... lines=... object_count=...`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import psutil
+
+PRODUCTS = int(os.environ.get("PRODUCTS", "1000000"))
+SHOP = "bench"
+CORE_QUERY = (
+    "{ products { edges { node { id handle title vendor productType status tags descriptionHtml createdAt "
+    "updatedAt variants { edges { node { id sku title price compareAtPrice barcode position inventoryQuantity "
+    "createdAt updatedAt inventoryItem { id } selectedOptions { name value } } } } } } } }"
+)
+RUN = "mutation($q: String!) { bulkOperationRunQuery(query: $q, groupObjects: false) { bulkOperation { id } userErrors { message } } }"
+POLL = "query($id: ID!) { bulkOperation(id: $id) { status errorCode objectCount rootObjectCount fileSize url } }"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.process = psutil.Process(pid)
+        self.peak = 0
+        self.running = True
+
+    def run(self) -> None:
+        while self.running:
+            try:
+                self.peak = max(self.peak, self.process.memory_info().rss)
+            except psutil.Error:
+                return
+            time.sleep(0.05)
+
+
+def main() -> int:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "shopify_emulator",
+            "--shops",
+            f"{SHOP}:{PRODUCTS}",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        print(proc.stdout.readline().strip(), file=sys.stderr)
+        sampler = RssSampler(proc.pid)
+        sampler.start()
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(
+            base_url=base, headers={"Host": f"{SHOP}.myshopify.com"}, timeout=60
+        ) as client:
+            token = client.post(f"/_emulator/shops/{SHOP}/tokens", json={}).json()["access_token"]
+            client.headers["X-Shopify-Access-Token"] = token
+            url = "/admin/api/2026-01/graphql.json"
+            started = time.monotonic()
+            run = client.post(url, json={"query": RUN, "variables": {"q": CORE_QUERY}}).json()
+            op_id = run["data"]["bulkOperationRunQuery"]["bulkOperation"]["id"]
+            while True:
+                op = client.post(url, json={"query": POLL, "variables": {"id": op_id}}).json()[
+                    "data"
+                ]["bulkOperation"]
+                if op["status"] not in ("CREATED", "RUNNING"):
+                    break
+                time.sleep(0.25)
+            export_s = time.monotonic() - started
+            if op["status"] != "COMPLETED":
+                raise SystemExit(f"bulk operation ended {op}")
+            object_count = int(op["objectCount"])
+            lines = 0
+            size = 0
+            started = time.monotonic()
+            with httpx.stream("GET", op["url"], timeout=120) as response:
+                for chunk in response.iter_raw(1 << 20):
+                    lines += chunk.count(b"\n")
+                    size += len(chunk)
+            serve_s = time.monotonic() - started
+        sampler.running = False
+        sampler.join()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    print(
+        f"products={PRODUCTS} export_s={export_s:.1f} file_mb={size / 1e6:.1f} root_objects={op['rootObjectCount']}",
+        file=sys.stderr,
+    )
+    if lines != object_count or size != int(op["fileSize"]):
+        print(
+            f"MISMATCH lines={lines} object_count={object_count} size={size} fileSize={op['fileSize']}"
+        )
+        return 1
+    print(
+        f"lines_per_s={object_count / export_s:.0f} peak_rss_mb={sampler.peak / 1e6:.1f} "
+        f"serve_mb_per_s={size / 1e6 / serve_s:.0f} lines={lines} object_count={object_count}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
