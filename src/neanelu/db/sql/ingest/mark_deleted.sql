@@ -1,0 +1,12 @@
+-- After a complete full sync: what Shopify no longer has is marked deleted. Rows written after the
+-- run began (webhooks racing the snapshot) are left alone.
+UPDATE products t SET deleted_at = now()
+WHERE t.deleted_at IS NULL AND t.synced_at < %(started)s
+  AND NOT EXISTS (SELECT 1 FROM stg_core s WHERE s.kind = 'P' AND s.shopify_id = t.shopify_id);
+UPDATE variants t SET deleted_at = now()
+WHERE t.deleted_at IS NULL AND t.synced_at < %(started)s
+  AND NOT EXISTS (SELECT 1 FROM stg_core s WHERE s.kind = 'V' AND s.shopify_id = t.shopify_id);
+DELETE FROM inventory_levels t
+WHERE t.synced_at < %(started)s
+  AND NOT EXISTS (SELECT 1 FROM stg_inv s
+                  WHERE s.item_id = t.inventory_item_id AND s.location_id = t.location_id);

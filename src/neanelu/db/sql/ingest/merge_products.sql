@@ -1,0 +1,40 @@
+-- One batch of products (a range of staging pages) into the tenant's table, newer-wins.
+-- A row is rewritten when Shopify's updated_at is newer, or equal with different content
+-- (metafield edits do not move a product's updated_at), or when it was marked deleted.
+INSERT INTO products AS t (shop_id, shopify_id, handle, title, vendor, product_type, status, tags,
+                           description, metafields, shopify_created_at, shopify_updated_at,
+                           synced_at, deleted_at)
+SELECT DISTINCT ON (s.shopify_id)
+       app_current_shop_id(), s.shopify_id, s.handle, s.title, s.vendor, s.product_type, s.status,
+       coalesce(s.tags, '{}'), s.description, coalesce(m.metafields, '{}'::jsonb), s.created,
+       s.updated, now(), NULL
+FROM stg_core s
+LEFT JOIN stg_meta_agg m ON m.owner_kind = 'P' AND m.owner_id = s.shopify_id
+WHERE s.kind = 'P' AND s.ctid >= %(lo)s::tid AND s.ctid < %(hi)s::tid
+ORDER BY s.shopify_id, s.updated DESC NULLS LAST
+ON CONFLICT (shop_id, shopify_id) DO UPDATE SET
+  handle = excluded.handle,
+  title = excluded.title,
+  vendor = excluded.vendor,
+  product_type = excluded.product_type,
+  status = excluded.status,
+  tags = excluded.tags,
+  description = excluded.description,
+  -- A partial metafields file only adds what it saw; a complete one replaces the object.
+  metafields = CASE WHEN %(metafields_complete)s THEN excluded.metafields
+                    ELSE t.metafields || excluded.metafields END,
+  shopify_created_at = excluded.shopify_created_at,
+  shopify_updated_at = excluded.shopify_updated_at,
+  synced_at = excluded.synced_at,
+  deleted_at = NULL
+WHERE t.shopify_updated_at IS NULL
+   OR excluded.shopify_updated_at > t.shopify_updated_at
+   OR (excluded.shopify_updated_at = t.shopify_updated_at
+       AND (t.deleted_at IS NOT NULL
+            OR (t.handle, t.title, t.vendor, t.product_type, t.status, t.tags, t.description,
+                t.shopify_created_at)
+               IS DISTINCT FROM
+               (excluded.handle, excluded.title, excluded.vendor, excluded.product_type,
+                excluded.status, excluded.tags, excluded.description, excluded.shopify_created_at)
+            OR (%(metafields_complete)s AND t.metafields IS DISTINCT FROM excluded.metafields)
+            OR (NOT %(metafields_complete)s AND NOT t.metafields @> excluded.metafields)));

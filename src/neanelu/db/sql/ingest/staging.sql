@@ -1,0 +1,49 @@
+-- Session-private staging for one sync attempt. No row-level security (PostgreSQL refuses COPY
+-- into RLS tables) and no WAL (temp tables); rows reach the tenant tables only through the merges,
+-- which RLS checks. A crashed session takes its staging with it; the next attempt starts clean.
+DROP TABLE IF EXISTS stg_core, stg_meta, stg_inv, stg_meta_agg;
+CREATE TEMP TABLE stg_core (
+  kind text NOT NULL,            -- 'P' product, 'V' variant
+  line_no bigint NOT NULL,
+  byte_offset bigint NOT NULL,
+  shopify_id bigint NOT NULL,
+  parent_id bigint,
+  handle text,
+  title text,
+  vendor text,
+  product_type text,
+  status text,
+  tags text[],
+  description text,
+  sku text,
+  price numeric,
+  compare_at_price numeric,
+  barcode text,
+  position integer,
+  inventory_quantity integer,
+  inventory_item_id bigint,
+  selected_options text,
+  created timestamptz,
+  updated timestamptz
+);
+CREATE TEMP TABLE stg_meta (
+  line_no bigint NOT NULL,
+  byte_offset bigint NOT NULL,
+  owner_kind text NOT NULL,      -- 'P' product, 'V' variant
+  owner_id bigint NOT NULL,
+  shopify_id bigint NOT NULL,
+  namespace text NOT NULL,
+  key text NOT NULL,
+  type text,
+  value text,
+  updated timestamptz
+);
+CREATE TEMP TABLE stg_inv (
+  line_no bigint NOT NULL,
+  byte_offset bigint NOT NULL,
+  shopify_id bigint NOT NULL,
+  item_id bigint NOT NULL,
+  location_id bigint NOT NULL,
+  available integer,
+  updated timestamptz
+);

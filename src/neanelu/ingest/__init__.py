@@ -1,0 +1,1 @@
+"""Bulk JSONL -> lines -> typed records -> binary COPY into staging -> merge. No HTTP here."""

@@ -1,0 +1,111 @@
+"""Typed shapes of bulk JSONL lines, decoded by msgspec straight from bytes.
+
+Every line names its type in `__typename`, so one tagged-union decoder per phase turns a line into
+exactly one struct, or fails with a reason the quarantine keeps. Fields the project does not
+store are ignored by msgspec at C speed; JSON kept as JSON (selected options) stays raw bytes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import msgspec
+
+
+class Ref(msgspec.Struct, frozen=True):
+    id: str
+
+
+class Product(msgspec.Struct, tag_field="__typename", tag="Product", rename="camel"):
+    id: str
+    handle: str | None = None
+    title: str | None = None
+    vendor: str | None = None
+    product_type: str | None = None
+    status: str | None = None
+    tags: list[str] = []
+    description_html: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class ProductVariant(msgspec.Struct, tag_field="__typename", tag="ProductVariant", rename="camel"):
+    id: str
+    parent_id: str | None = msgspec.field(default=None, name="__parentId")
+    sku: str | None = None
+    title: str | None = None
+    price: Decimal | None = None
+    compare_at_price: Decimal | None = None
+    barcode: str | None = None
+    position: int | None = None
+    inventory_quantity: int | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    selected_options: msgspec.Raw = msgspec.Raw(b"[]")
+    inventory_item: Ref | None = None
+
+
+class Metafield(msgspec.Struct, tag_field="__typename", tag="Metafield", rename="camel"):
+    id: str
+    namespace: str
+    key: str
+    parent_id: str = msgspec.field(name="__parentId")
+    type: str | None = None
+    value: str | None = None
+    updated_at: datetime | None = None
+
+
+class InventoryItem(msgspec.Struct, tag_field="__typename", tag="InventoryItem", rename="camel"):
+    id: str
+
+
+class Location(msgspec.Struct):
+    id: str
+
+
+class Quantity(msgspec.Struct):
+    name: str
+    quantity: int | None = None
+
+
+class InventoryLevel(msgspec.Struct, tag_field="__typename", tag="InventoryLevel", rename="camel"):
+    id: str
+    parent_id: str = msgspec.field(name="__parentId")
+    location: Location
+    quantities: list[Quantity] = []
+    updated_at: datetime | None = None
+
+
+CoreLine = Product | ProductVariant
+MetafieldsLine = Product | ProductVariant | Metafield
+InventoryLine = InventoryItem | InventoryLevel
+
+
+class BadLine(ValueError):
+    """A line that cannot become a row; the message is the quarantine's reason."""
+
+
+def gid_number(gid: str, expected: str) -> int:
+    """`gid://shopify/Product/123` -> 123, checking the type. Inventory level ids carry a query
+    string (`InventoryLevel/9?inventory_item_id=1`), which is not part of the number."""
+    prefix = f"gid://shopify/{expected}/"
+    if not gid.startswith(prefix):
+        raise BadLine(f"expected a {expected} id, got {gid[:80]!r}")
+    tail = gid[len(prefix) :]
+    query = tail.find("?")
+    if query >= 0:
+        tail = tail[:query]
+    if not tail.isdigit() or len(tail) > 19:
+        raise BadLine(f"malformed {expected} id {gid[:80]!r}")
+    number = int(tail)
+    if number >= 1 << 63:
+        raise BadLine(f"{expected} id out of range: {gid[:80]!r}")
+    return number
+
+
+def owner_of(parent_gid: str) -> tuple[str, int]:
+    """The owner kind ('P' product, 'V' variant) and number of a metafield's parent."""
+    if parent_gid.startswith("gid://shopify/ProductVariant/"):
+        return "V", gid_number(parent_gid, "ProductVariant")
+    return "P", gid_number(parent_gid, "Product")

@@ -1,0 +1,236 @@
+"""Decoded lines -> staging rows. One function per phase, each returning the row for the phase's
+staging table or raising `BadLine` with the reason the quarantine keeps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from neanelu.ingest.queries import Phase
+from neanelu.ingest.records import (
+    BadLine,
+    CoreLine,
+    InventoryItem,
+    InventoryLevel,
+    InventoryLine,
+    Metafield,
+    MetafieldsLine,
+    Product,
+    ProductVariant,
+    gid_number,
+    owner_of,
+)
+
+Row = tuple[Any, ...]
+# None: a line that is valid but stores nothing (parent lines of the metafields and inventory
+# queries exist only so that their children can name them in __parentId).
+RowBuilder = Callable[[bytes, int, int], Row | None]
+
+COLUMNS: dict[Phase, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    Phase.CORE: (
+        "stg_core",
+        (
+            "kind",
+            "line_no",
+            "byte_offset",
+            "shopify_id",
+            "parent_id",
+            "handle",
+            "title",
+            "vendor",
+            "product_type",
+            "status",
+            "tags",
+            "description",
+            "sku",
+            "price",
+            "compare_at_price",
+            "barcode",
+            "position",
+            "inventory_quantity",
+            "inventory_item_id",
+            "selected_options",
+            "created",
+            "updated",
+        ),
+        (
+            "text",
+            "int8",
+            "int8",
+            "int8",
+            "int8",
+            "text",
+            "text",
+            "text",
+            "text",
+            "text",
+            "text[]",
+            "text",
+            "text",
+            "numeric",
+            "numeric",
+            "text",
+            "int4",
+            "int4",
+            "int8",
+            "text",
+            "timestamptz",
+            "timestamptz",
+        ),
+    ),
+    Phase.METAFIELDS: (
+        "stg_meta",
+        (
+            "line_no",
+            "byte_offset",
+            "owner_kind",
+            "owner_id",
+            "shopify_id",
+            "namespace",
+            "key",
+            "type",
+            "value",
+            "updated",
+        ),
+        ("int8", "int8", "text", "int8", "int8", "text", "text", "text", "text", "timestamptz"),
+    ),
+    Phase.INVENTORY: (
+        "stg_inv",
+        ("line_no", "byte_offset", "shopify_id", "item_id", "location_id", "available", "updated"),
+        ("int8", "int8", "int8", "int8", "int8", "int4", "timestamptz"),
+    ),
+}
+
+_INT32 = 1 << 31
+
+
+def _int32(value: int | None, field: str) -> int | None:
+    if value is not None and not -_INT32 <= value < _INT32:
+        raise BadLine(f"{field} out of range: {value}")
+    return value
+
+
+def core_builder() -> RowBuilder:
+    decode = msgspec.json.Decoder(CoreLine).decode
+
+    def build(line: bytes, line_no: int, offset: int) -> Row | None:
+        try:
+            rec = decode(line)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise BadLine(f"invalid line: {exc}") from None
+        if type(rec) is Product:
+            return (
+                "P",
+                line_no,
+                offset,
+                gid_number(rec.id, "Product"),
+                None,
+                rec.handle,
+                rec.title,
+                rec.vendor,
+                rec.product_type,
+                rec.status,
+                rec.tags,
+                rec.description_html,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                rec.created_at,
+                rec.updated_at,
+            )
+        assert isinstance(rec, ProductVariant)
+        if rec.parent_id is None:
+            raise BadLine("variant without __parentId")
+        item = rec.inventory_item
+        return (
+            "V",
+            line_no,
+            offset,
+            gid_number(rec.id, "ProductVariant"),
+            gid_number(rec.parent_id, "Product"),
+            None,
+            rec.title,
+            None,
+            None,
+            None,
+            None,
+            None,
+            rec.sku,
+            rec.price,
+            rec.compare_at_price,
+            rec.barcode,
+            _int32(rec.position, "position"),
+            _int32(rec.inventory_quantity, "inventoryQuantity"),
+            gid_number(item.id, "InventoryItem") if item is not None else None,
+            bytes(rec.selected_options).decode(),
+            rec.created_at,
+            rec.updated_at,
+        )
+
+    return build
+
+
+def metafields_builder() -> RowBuilder:
+    decode = msgspec.json.Decoder(MetafieldsLine).decode
+
+    def build(line: bytes, line_no: int, offset: int) -> Row | None:
+        try:
+            rec = decode(line)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise BadLine(f"invalid line: {exc}") from None
+        if type(rec) is not Metafield:
+            return None
+        kind, owner = owner_of(rec.parent_id)
+        return (
+            line_no,
+            offset,
+            kind,
+            owner,
+            gid_number(rec.id, "Metafield"),
+            rec.namespace,
+            rec.key,
+            rec.type,
+            rec.value,
+            rec.updated_at,
+        )
+
+    return build
+
+
+def inventory_builder() -> RowBuilder:
+    decode = msgspec.json.Decoder(InventoryLine).decode
+
+    def build(line: bytes, line_no: int, offset: int) -> Row | None:
+        try:
+            rec = decode(line)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise BadLine(f"invalid line: {exc}") from None
+        if type(rec) is InventoryItem:
+            return None
+        assert isinstance(rec, InventoryLevel)
+        available = next((q.quantity for q in rec.quantities if q.name == "available"), None)
+        return (
+            line_no,
+            offset,
+            gid_number(rec.id, "InventoryLevel"),
+            gid_number(rec.parent_id, "InventoryItem"),
+            gid_number(rec.location.id, "Location"),
+            _int32(available, "available"),
+            rec.updated_at,
+        )
+
+    return build
+
+
+BUILDERS: dict[Phase, Callable[[], RowBuilder]] = {
+    Phase.CORE: core_builder,
+    Phase.METAFIELDS: metafields_builder,
+    Phase.INVENTORY: inventory_builder,
+}

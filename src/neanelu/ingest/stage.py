@@ -1,0 +1,113 @@
+"""Bytes -> lines -> rows -> binary COPY into a phase's staging table.
+
+Python decodes while PostgreSQL parses and stores on the other core: rows go out through COPY as
+they are built, so neither side waits for a whole file, and memory holds one download chunk plus
+COPY's write buffer whatever the file's size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+from neanelu.db.pool import Conn
+from neanelu.ingest.quarantine import QuarantineSink
+from neanelu.ingest.queries import Phase
+from neanelu.ingest.records import BadLine
+from neanelu.ingest.rows import BUILDERS, COLUMNS
+
+
+class TooManyBadLines(Exception):
+    """More bad lines than the configured share allows: the data is not trustworthy."""
+
+
+@dataclass(slots=True)
+class PhaseStats:
+    phase: Phase
+    lines: int = 0
+    rows: int = 0
+    bad_lines: int = 0
+    bytes: int = 0
+
+
+ProgressCallback = Callable[[PhaseStats], Awaitable[None]]
+
+
+async def stage_phase(
+    conn: Conn,
+    phase: Phase,
+    chunks: AsyncIterator[bytes],
+    quarantine: QuarantineSink,
+    *,
+    max_bad_share: float,
+    expected_lines: int = 0,
+    on_progress: ProgressCallback | None = None,
+    progress_every: int = 200_000,
+) -> PhaseStats:
+    """COPY every good line of one bulk file into the phase's staging table (which must exist)."""
+    table, columns, types = COLUMNS[phase]
+    build = BUILDERS[phase]()
+    stats = PhaseStats(phase)
+    # Fail early once bad lines exceed the share of what the file will hold, not only at the end.
+    bad_limit = int(max_bad_share * expected_lines) if expected_lines else None
+    line_no = 0
+    offset = 0
+    rows = 0
+    next_report = progress_every
+    tail = b""
+    async with conn.cursor() as cur:
+        async with cur.copy(
+            f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(list(types))
+            write_row = copy.write_row
+            async for chunk in chunks:
+                stats.bytes += len(chunk)
+                if tail:
+                    chunk = tail + chunk
+                lines = chunk.split(b"\n")
+                tail = lines.pop()
+                for line in lines:
+                    line_no += 1
+                    start = offset
+                    offset += len(line) + 1
+                    if not line:
+                        continue
+                    try:
+                        row = build(line, line_no, start)
+                    except BadLine as exc:
+                        await quarantine.add(line_no, start, str(exc), line)
+                        if bad_limit is not None and quarantine.count > bad_limit:
+                            raise TooManyBadLines(
+                                _too_many(phase, quarantine.count, line_no)
+                            ) from None
+                        continue
+                    if row is not None:
+                        await write_row(row)
+                        rows += 1
+                if line_no >= next_report and on_progress is not None:
+                    stats.lines, stats.rows, stats.bad_lines = line_no, rows, quarantine.count
+                    await on_progress(stats)
+                    next_report = line_no + progress_every
+            if tail:
+                # The file ended without a newline: a cut-off last line is bad, a whole one is kept.
+                line_no += 1
+                try:
+                    row = build(tail, line_no, offset)
+                except BadLine as exc:
+                    await quarantine.add(line_no, offset, f"last line: {exc}", tail)
+                else:
+                    if row is not None:
+                        await write_row(row)
+                        rows += 1
+    await quarantine.flush()
+    stats.lines, stats.rows, stats.bad_lines = line_no, rows, quarantine.count
+    if stats.lines and stats.bad_lines > max_bad_share * stats.lines:
+        raise TooManyBadLines(_too_many(phase, stats.bad_lines, stats.lines))
+    if on_progress is not None:
+        await on_progress(stats)
+    return stats
+
+
+def _too_many(phase: Phase, bad: int, lines: int) -> str:
+    return f"{phase.value}: {bad} bad lines of {lines} read exceed the allowed share"

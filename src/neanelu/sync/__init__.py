@@ -1,0 +1,1 @@
+"""The sync domain: full and incremental catalog syncs as runs with recorded state."""

@@ -1,0 +1,298 @@
+"""A full (or incremental) catalog sync: three bulk queries, streamed into staging, merged.
+
+The run's state lives in `sync_runs`, so an attempt that dies anywhere (SIGKILL mid-COPY or
+mid-merge) is resumed by the next one: bulk operations already started are reused, staging is
+rebuilt (it died with the session), and the merges are idempotent newer-wins upserts, so the final
+tables equal those of a clean run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+import httpx
+from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
+
+from neanelu.db.pool import Conn, tenant_scope
+from neanelu.db.sql_files import load_sql
+from neanelu.ingest import merge
+from neanelu.ingest.quarantine import QuarantineSink
+from neanelu.ingest.queries import Phase, bulk_query
+from neanelu.ingest.stage import PhaseStats, stage_phase
+from neanelu.shopify.bulk import (
+    BulkResult,
+    BulkStatus,
+    get_operation,
+    judge,
+    start_bulk_query,
+    wait_for_operation,
+)
+from neanelu.shopify.download import DownloadProgress, stream_file
+from neanelu.shopify.errors import BulkOperationError
+from neanelu.shopify.graphql import AdminClient
+from neanelu.sync import repository as runs
+from neanelu.sync.progress import PhaseProgress, ProgressReporter
+
+PHASES = (Phase.CORE, Phase.METAFIELDS, Phase.INVENTORY)
+# From API 2026-01 a shop runs up to five bulk queries at once; before, one.
+_CONCURRENT_FROM = "2026-01"
+
+
+class ShopAccess(Protocol):
+    async def admin_client(self, shop_id: UUID) -> AdminClient:
+        """A GraphQL client for the shop with a fresh token and the shop's cost budget."""
+
+
+class SyncFailed(Exception):
+    """The run cannot succeed by retrying (recorded on the run as its error)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SyncDeps:
+    pool: AsyncConnectionPool[Conn]
+    http: httpx.AsyncClient
+    shops: ShopAccess
+    redis: Redis | None = None
+    max_bad_share: float = 0.01
+
+
+@dataclass(slots=True)
+class SyncSummary:
+    run_id: UUID
+    status: str
+    phases: dict[str, PhaseProgress] = field(default_factory=dict)
+    products: int = 0
+    variants: int = 0
+    inventory_levels: int = 0
+    orphans: int = 0
+    marked_deleted: int = 0
+    bad_lines: int = 0
+    complete: bool = True
+    merge_seconds: float = 0.0
+    download_seconds: float = 0.0
+    first_byte_at: float | None = None
+
+
+async def request_full_sync(conn: Conn, shop_id: UUID) -> runs.SyncRun:
+    """The active full run of the shop, or a new queued one (one at a time per shop)."""
+    existing = await runs.active_full_run(conn)
+    return existing or await runs.create_run(conn, shop_id, "full", None)
+
+
+async def run_sync(
+    deps: SyncDeps,
+    shop_id: UUID,
+    run_id: UUID,
+    *,
+    listener: ProgressReporter | None = None,
+) -> SyncSummary:
+    async with tenant_scope(deps.pool, shop_id) as conn:
+        run = await runs.get_run(conn, run_id)
+        if run is None:
+            raise SyncFailed(f"sync run {run_id} does not exist for shop {shop_id}")
+        if run.status in ("completed", "failed", "canceled"):
+            return SyncSummary(run_id, run.status)
+        await runs.start_attempt(conn, run_id)
+        run = await runs.get_run(conn, run_id)
+        assert run is not None
+    reporter = listener or ProgressReporter(deps.redis, shop_id, run_id)
+    try:
+        summary = await _run(deps, run, reporter)
+    except (SyncFailed, BulkOperationError) as exc:
+        if isinstance(exc, BulkOperationError) and exc.retryable:
+            raise
+        async with tenant_scope(deps.pool, shop_id) as conn:
+            await runs.finish_run(conn, run_id, "failed", str(exc))
+        raise SyncFailed(str(exc)) from exc
+    async with tenant_scope(deps.pool, shop_id) as conn:
+        await runs.finish_run(conn, run_id, "completed", None)
+        await runs.mark_shop_synced(conn, shop_id, run.kind)
+    return summary
+
+
+async def _run(deps: SyncDeps, run: runs.SyncRun, reporter: ProgressReporter) -> SyncSummary:
+    client = await deps.shops.admin_client(run.shop_id)
+    since = run.updated_since.isoformat() if run.updated_since else None
+    results = await _bulk_results(deps, client, run, since)
+    summary = SyncSummary(run.id, "completed")
+    summary.complete = all(r.complete for r in results.values())
+    async with deps.pool.connection() as conn:
+        # Autocommit: each staging step and each merge batch is its own explicit transaction,
+        # never a savepoint inside an implicit one that a later rollback would take back.
+        await conn.set_autocommit(True)
+        try:
+            await _ingest(deps, conn, run, results, reporter, summary)
+        finally:
+            # The staging tables are session-private; drop them before the connection is reused.
+            await conn.execute("DROP TABLE IF EXISTS stg_core, stg_meta, stg_inv, stg_meta_agg")
+            await conn.set_autocommit(False)
+    return summary
+
+
+async def _bulk_results(
+    deps: SyncDeps, client: AdminClient, run: runs.SyncRun, since: str | None
+) -> dict[Phase, BulkResult]:
+    """Start (or find again) the run's bulk operations and wait until each has ended."""
+    concurrent = client.endpoint.api_version >= _CONCURRENT_FROM
+    operation_ids: dict[Phase, str] = {}
+    for phase in PHASES:
+        known = run.bulk_operations.get(phase.value)
+        if known and await _reusable(client, known):
+            operation_ids[phase] = known
+            continue
+        if not concurrent and operation_ids:
+            # One bulk query at a time: the previous one must end before this one starts.
+            await wait_for_operation(client, operation_ids[PHASES[PHASES.index(phase) - 1]])
+        operation_ids[phase] = await start_bulk_query(client, bulk_query(phase, since))
+        async with tenant_scope(deps.pool, run.shop_id) as conn:
+            await runs.record_operation(conn, run.id, phase.value, operation_ids[phase])
+    finished = await asyncio.gather(*(wait_for_operation(client, operation_ids[p]) for p in PHASES))
+    return {phase: judge(op) for phase, op in zip(PHASES, finished, strict=True)}
+
+
+async def _reusable(client: AdminClient, operation_id: str) -> bool:
+    """A previous attempt's operation is reused unless it can no longer give a file."""
+    try:
+        operation = await get_operation(client, operation_id)
+    except BulkOperationError:
+        return False
+    if operation.status in (BulkStatus.CREATED, BulkStatus.RUNNING):
+        return True
+    if operation.status is BulkStatus.COMPLETED:
+        return operation.url is not None or operation.object_count == 0
+    return False
+
+
+async def _ingest(
+    deps: SyncDeps,
+    conn: Conn,
+    run: runs.SyncRun,
+    results: dict[Phase, BulkResult],
+    reporter: ProgressReporter,
+    summary: SyncSummary,
+) -> None:
+    await conn.execute(load_sql("ingest/staging.sql"))
+    for phase in PHASES:
+        stats = await _stage(deps, conn, run, phase, results[phase], reporter, summary)
+        summary.bad_lines += stats.bad_lines
+        async with tenant_scope(deps.pool, run.shop_id) as side:
+            await runs.record_progress(
+                side,
+                run.id,
+                phase.value,
+                {f"{phase.value}_lines": stats.lines, f"{phase.value}_rows": stats.rows},
+                sum(p.bytes for p in summary.phases.values()),
+                summary.bad_lines,
+            )
+    started = time.perf_counter()
+    merge_progress = PhaseProgress("merge")
+    await reporter.update(merge_progress, force=True)
+
+    async def on_batch(_name: str, merged: int) -> None:
+        merge_progress.rows = merged
+        await reporter.update(merge_progress)
+
+    await merge.prepare(conn)
+    merged = await merge.merge_catalog(
+        conn,
+        run.shop_id,
+        run.id,
+        metafields_complete=results[Phase.METAFIELDS].complete,
+        on_batch=on_batch,
+    )
+    summary.products, summary.variants = merged.products, merged.variants
+    summary.orphans = merged.orphans
+    summary.inventory_levels = await merge.merge_inventory(conn, run.shop_id, on_batch)
+    if summary.complete and run.kind == "full" and run.started_at is not None:
+        summary.marked_deleted = await merge.mark_deleted(conn, run.shop_id, _started(run))
+    summary.merge_seconds = time.perf_counter() - started
+    merge_progress.done, merge_progress.seconds = True, summary.merge_seconds
+    await reporter.update(merge_progress, force=True)
+    summary.phases["merge"] = merge_progress
+    async with tenant_scope(deps.pool, run.shop_id) as side:
+        await runs.record_progress(
+            side,
+            run.id,
+            "merge",
+            {
+                "products": summary.products,
+                "variants": summary.variants,
+                "inventory_levels": summary.inventory_levels,
+                "orphans": summary.orphans,
+                "marked_deleted": summary.marked_deleted,
+                "complete": summary.complete,
+            },
+            sum(p.bytes for p in summary.phases.values() if p.phase != "merge"),
+            summary.bad_lines,
+        )
+
+
+def _started(run: runs.SyncRun) -> datetime:
+    assert run.started_at is not None
+    return run.started_at
+
+
+async def _stage(
+    deps: SyncDeps,
+    conn: Conn,
+    run: runs.SyncRun,
+    phase: Phase,
+    result: BulkResult,
+    reporter: ProgressReporter,
+    summary: SyncSummary,
+) -> PhaseStats:
+    progress = PhaseProgress(
+        phase.value,
+        expected_lines=result.operation.object_count,
+        expected_bytes=result.operation.file_size,
+    )
+    summary.phases[phase.value] = progress
+    if result.url is None:
+        progress.done = True
+        await reporter.update(progress, force=True)
+        return PhaseStats(phase)
+    started = time.perf_counter()
+    download = DownloadProgress()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        async for chunk in stream_file(deps.http, result.url or "", progress=download):
+            if summary.first_byte_at is None:
+                summary.first_byte_at = time.perf_counter()
+            yield chunk
+
+    async def on_progress(stats: PhaseStats) -> None:
+        progress.lines, progress.rows, progress.bad_lines = stats.lines, stats.rows, stats.bad_lines
+        progress.bytes = download.bytes_read
+        progress.seconds = time.perf_counter() - started
+        await reporter.update(progress)
+
+    quarantine = QuarantineSink(deps.pool, run.shop_id, run.id, phase.value)
+    async with conn.transaction():
+        stats = await stage_phase(
+            conn,
+            phase,
+            chunks(),
+            quarantine,
+            max_bad_share=deps.max_bad_share,
+            expected_lines=result.operation.object_count,
+            on_progress=on_progress,
+        )
+    progress.lines, progress.rows, progress.bad_lines = stats.lines, stats.rows, stats.bad_lines
+    progress.bytes, progress.done = download.bytes_read, True
+    progress.seconds = time.perf_counter() - started
+    summary.download_seconds += progress.seconds
+    await reporter.update(progress, force=True)
+    if result.complete and stats.lines < result.operation.object_count:
+        raise BulkOperationError(
+            f"{phase.value}: file held {stats.lines} lines, Shopify counted "
+            f"{result.operation.object_count}",
+            retryable=True,
+        )
+    return stats
