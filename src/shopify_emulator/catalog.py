@@ -220,7 +220,9 @@ class Catalog:
         self.overlay[index] = template
         self.created += 1
         if fields:
-            self.update_product(index, fields)
+            updated = self.update_product(index, fields)
+            assert updated is not None
+            return updated
         return template
 
     def update_product(self, index: int, fields: dict[str, object]) -> Product | None:

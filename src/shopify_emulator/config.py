@@ -101,7 +101,7 @@ class EmulatorConfig:
     """The whole emulator: apps, shops, catalog shape, bulk and webhook behaviour, time scale."""
 
     client_id: str = "emulator-client-id"
-    client_secret: str = "emulator-client-secret"  # noqa: S105 - a test app's secret, not a real one
+    client_secret: str = "shpss_emulator_client_secret_0123456789"  # noqa: S105 - a test app's secret, not a real one
     api_client_id: int = 1_000_001
     scopes: tuple[str, ...] = (
         "read_products",
@@ -114,7 +114,7 @@ class EmulatorConfig:
     other_app: AppCredentials | None = field(
         default_factory=lambda: AppCredentials(
             client_id="other-client-id",
-            client_secret="other-client-secret",  # noqa: S106
+            client_secret="shpss_other_app_client_secret_987654321",  # noqa: S106
             api_client_id=2_000_002,
         )
     )
