@@ -1,0 +1,197 @@
+"""Bulk operations: the project's three query shapes, JSONL shapes and counts, ordering, limits, files."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+
+import httpx
+
+from shopify_emulator import EmulatorConfig, ShopConfig
+
+CORE = (
+    "{ products { edges { node { id handle title vendor productType status tags descriptionHtml createdAt updatedAt "
+    "variants { edges { node { id sku title price compareAtPrice barcode position inventoryQuantity createdAt updatedAt "
+    "inventoryItem { id } selectedOptions { name value } } } } } } } }"
+)
+PRODUCT_METAFIELDS = "{ products { edges { node { id metafields { edges { node { id namespace key type value updatedAt } } } } } } }"
+VARIANT_METAFIELDS = "{ productVariants { edges { node { id metafields { edges { node { id namespace key type value updatedAt } } } } } } }"
+NESTED_METAFIELDS = (
+    "{ products { edges { node { id metafields { edges { node { id } } } variants { edges { node { id "
+    "metafields { edges { node { id } } } } } } } } } }"
+)
+INVENTORY = (
+    '{ inventoryItems { edges { node { id sku variant { id } inventoryLevels { edges { node { id location { id } '
+    'quantities(names: ["available"]) { name quantity } updatedAt } } } } } } }'
+)
+
+
+def _lines(url: str) -> list[dict]:  # type: ignore[type-arg]
+    body = httpx.get(url, timeout=30).content
+    assert body.endswith(b"\n")
+    return [json.loads(line) for line in body.splitlines()]
+
+
+def test_core_query_grouped_matches_counts_and_truth(alpha) -> None:  # type: ignore[no-untyped-def]
+    op = alpha.wait_bulk(alpha.run_bulk(CORE, group=True))
+    assert op["status"] == "COMPLETED" and op["errorCode"] is None and op["completedAt"]
+    lines = _lines(op["url"])
+    counts = alpha.control("GET", "/counts")
+    assert int(op["objectCount"]) == len(lines) == counts["products"] + counts["variants"]
+    assert int(op["rootObjectCount"]) == counts["products"]
+    assert int(op["fileSize"]) == len(httpx.get(op["url"]).content)
+    assert Counter(line["__typename"] for line in lines) == {"Product": 40, "ProductVariant": counts["variants"]}
+    current = None
+    for line in lines:
+        if line["__typename"] == "Product":
+            assert "__parentId" not in line
+            current = line["id"]
+        else:
+            # groupObjects: true puts children right after their parent.
+            assert line["__parentId"] == current
+    product = next(line for line in lines if line["id"] == "gid://shopify/Product/8000000000005")
+    truth = alpha.control("GET", "/products/8000000000005")
+    for key in ("handle", "title", "vendor", "productType", "status", "tags", "descriptionHtml", "createdAt", "updatedAt"):
+        assert product[key] == truth[key]
+    variant = next(line for line in lines if line["id"] == truth["variants"][0]["id"])
+    for key in ("sku", "price", "compareAtPrice", "barcode", "position", "inventoryQuantity", "inventoryItem", "selectedOptions"):
+        assert variant[key] == truth["variants"][0][key]
+
+
+def test_bulk_lines_equal_graphql_answers(alpha) -> None:  # type: ignore[no-untyped-def]
+    """The bulk writer's compiled fast path must mean what the GraphQL resolvers mean."""
+    lines = _lines(alpha.wait_bulk(alpha.run_bulk(CORE, group=True))["url"])
+    page = alpha.gql(
+        "{ products(first: 3) { nodes { id handle title vendor productType status tags descriptionHtml createdAt updatedAt "
+        "variants(first: 10) { nodes { id sku title price compareAtPrice barcode position inventoryQuantity createdAt updatedAt "
+        "inventoryItem { id } selectedOptions { name value } } } } } }"
+    )["data"]["products"]["nodes"]
+    by_id = {line["id"]: line for line in lines}
+    for product in page:
+        variants = product.pop("variants")["nodes"]
+        line = {k: v for k, v in by_id[product["id"]].items() if not k.startswith("__")}
+        assert line == product
+        for variant in variants:
+            assert {k: v for k, v in by_id[variant["id"]].items() if not k.startswith("__")} == variant
+
+
+def test_ungrouped_orders_are_joinable_by_parent_id(make_emulator, connect) -> None:  # type: ignore[no-untyped-def]
+    for order in ("shuffled", "children_first"):
+        emulator = make_emulator(EmulatorConfig(shops=[ShopConfig(name="order", products=120)], bulk_child_order=order))
+        shop = connect(emulator, "order")
+        op = shop.wait_bulk(shop.run_bulk(CORE, group=False))
+        lines = _lines(op["url"])
+        assert len(lines) == int(op["objectCount"])
+        position = {line["id"]: n for n, line in enumerate(lines)}
+        children = [line for line in lines if "__parentId" in line]
+        assert all(line["__parentId"] in position for line in children)
+        before_parent = sum(1 for line in children if position[line["id"]] < position[line["__parentId"]])
+        if order == "children_first":
+            assert before_parent == len(children)
+        else:
+            assert 0 < before_parent < len(children)
+
+
+def test_metafield_queries_and_nesting_limit(alpha) -> None:  # type: ignore[no-untyped-def]
+    rejected = alpha.gql(
+        "mutation($q: String!) { bulkOperationRunQuery(query: $q) { bulkOperation { id } userErrors { field message code } } }",
+        {"q": NESTED_METAFIELDS},
+    )["data"]["bulkOperationRunQuery"]
+    assert rejected["bulkOperation"] is None and rejected["userErrors"][0]["code"] == "INVALID"
+    assert "nesting depth" in rejected["userErrors"][0]["message"]
+    counts = alpha.control("GET", "/counts")
+    products = _lines(alpha.wait_bulk(alpha.run_bulk(PRODUCT_METAFIELDS))["url"])
+    variants = _lines(alpha.wait_bulk(alpha.run_bulk(VARIANT_METAFIELDS))["url"])
+    product_mf = [line for line in products if line["__typename"] == "Metafield"]
+    variant_mf = [line for line in variants if line["__typename"] == "Metafield"]
+    assert len(product_mf) == counts["product_metafields"] and len(variant_mf) == counts["variant_metafields"]
+    assert all(line["__parentId"].startswith("gid://shopify/ProductVariant/") for line in variant_mf)
+    assert {"id", "namespace", "key", "type", "value", "updatedAt", "__parentId", "__typename"} == set(product_mf[0])
+    # The other app's bulk run sees no app-owned metafield.
+    other = alpha.mint(client_id="other-client-id")
+    theirs = _lines(alpha.wait_bulk(alpha.run_bulk(PRODUCT_METAFIELDS, token=other), token=other)["url"])
+    their_mf = [line for line in theirs if line["__typename"] == "Metafield"]
+    assert len(their_mf) == counts["product_metafields"] - counts["app_owned_metafields"]
+    assert not any(line["namespace"].startswith("app--") for line in their_mf)
+
+
+def test_inventory_query(alpha) -> None:  # type: ignore[no-untyped-def]
+    op = alpha.wait_bulk(alpha.run_bulk(INVENTORY))
+    lines = _lines(op["url"])
+    counts = alpha.control("GET", "/counts")
+    items = [line for line in lines if line["__typename"] == "InventoryItem"]
+    levels = [line for line in lines if line["__typename"] == "InventoryLevel"]
+    assert len(items) == counts["inventory_items"] and len(levels) == counts["inventory_levels"]
+    assert int(op["rootObjectCount"]) == len(items)
+    assert items[0]["variant"]["id"].startswith("gid://shopify/ProductVariant/")
+    level = levels[0]
+    assert level["__parentId"].startswith("gid://shopify/InventoryItem/")
+    assert level["quantities"][0]["name"] == "available" and isinstance(level["quantities"][0]["quantity"], int)
+    assert level["location"]["id"].startswith("gid://shopify/Location/")
+
+
+def test_incremental_filter_in_bulk(make_emulator, connect) -> None:  # type: ignore[no-untyped-def]
+    emulator = make_emulator(EmulatorConfig(shops=[ShopConfig(name="incr", products=50)]))
+    shop = connect(emulator, "incr")
+    shop.control("PATCH", "/products/8000000000007", json={"title": "Changed"})
+    query = '{ products(query: "updated_at:>2026-01-01T00:00:00Z") { edges { node { id title } } } }'
+    lines = _lines(shop.wait_bulk(shop.run_bulk(query))["url"])
+    assert lines == [{"id": "gid://shopify/Product/8000000000007", "title": "Changed", "__typename": "Product"}]
+
+
+def test_concurrency_limits_by_version_and_cancel(make_emulator, connect) -> None:  # type: ignore[no-untyped-def]
+    emulator = make_emulator(EmulatorConfig(shops=[ShopConfig(name="busy", products=400)], bulk_lines_per_s=200))
+    shop = connect(emulator, "busy")
+    run = "mutation($q: String!) { bulkOperationRunQuery(query: $q) { bulkOperation { id } userErrors { code message } } }"
+    ids = [shop.run_bulk(CORE) for _ in range(5)]
+    sixth = shop.gql(run, {"q": CORE})["data"]["bulkOperationRunQuery"]
+    assert sixth["userErrors"][0]["code"] == "LIMIT_REACHED"
+    listed = shop.gql('{ bulkOperations(first: 10, query: "status:RUNNING") { nodes { id status } } }')["data"]["bulkOperations"]["nodes"]
+    assert {n["id"] for n in listed} == set(ids)
+    for op_id in ids:
+        out = shop.gql("mutation($id: ID!) { bulkOperationCancel(id: $id) { bulkOperation { status } userErrors { message } } }", {"id": op_id})
+        assert out["data"]["bulkOperationCancel"]["bulkOperation"]["status"] == "CANCELING"
+    assert all(shop.wait_bulk(op_id)["status"] == "CANCELED" for op_id in ids)
+    old_first = shop.run_bulk(CORE, version="2025-10")
+    old = shop.gql(run, {"q": CORE}, version="2025-10")["data"]["bulkOperationRunQuery"]
+    assert old["userErrors"][0]["code"] == "OPERATION_IN_PROGRESS"
+    current = shop.gql("{ currentBulkOperation { id status } }", version="2025-10")["data"]["currentBulkOperation"]
+    assert current["id"] == old_first and current["status"] == "RUNNING"
+    polled = shop.gql("query($id: ID!) { bulkOperation(id: $id) { id } }", {"id": old_first}, version="2025-10")
+    assert "errors" in polled  # bulkOperation(id:) exists from 2026-01
+    shop.gql("mutation($id: ID!) { bulkOperationCancel(id: $id) { userErrors { message } } }", {"id": old_first})
+
+
+def test_file_url_is_signed_expiring_and_supports_range(alpha) -> None:  # type: ignore[no-untyped-def]
+    url = alpha.wait_bulk(alpha.run_bulk(CORE))["url"]
+    full = httpx.get(url).content
+    tail = httpx.get(url, headers={"Range": "bytes=1000-"})
+    assert tail.status_code == 206 and tail.content == full[1000:]
+    assert tail.headers["content-range"] == f"bytes 1000-{len(full) - 1}/{len(full)}"
+    tampered = url.replace("signature=", "signature=0")
+    bad = httpx.get(tampered)
+    assert bad.status_code == 403 and b"<Code>SignatureDoesNotMatch</Code>" in bad.content
+    expires = int(url.split("expires=")[1].split("&")[0])
+    assert 6 * 24 * 3600 < expires - time.time() <= 7 * 24 * 3600
+
+
+def test_empty_result_completes_with_null_url(alpha) -> None:  # type: ignore[no-untyped-def]
+    op = alpha.wait_bulk(alpha.run_bulk('{ products(query: "updated_at:>2030-01-01") { edges { node { id } } } }'))
+    assert op["status"] == "COMPLETED" and op["objectCount"] == "0" and op["url"] is None
+
+
+def test_finish_webhook(make_emulator, connect, receiver_factory) -> None:  # type: ignore[no-untyped-def]
+    emulator = make_emulator(EmulatorConfig(shops=[ShopConfig(name="fin", products=5)]))
+    shop = connect(emulator, "fin")
+    receiver = receiver_factory()
+    created = shop.gql(
+        "mutation($u: URL!) { webhookSubscriptionCreate(topic: BULK_OPERATIONS_FINISH, webhookSubscription: {callbackUrl: $u, format: JSON}) { webhookSubscription { id topic } userErrors { message } } }",
+        {"u": receiver.url},
+    )["data"]["webhookSubscriptionCreate"]
+    assert created["userErrors"] == [] and created["webhookSubscription"]["topic"] == "BULK_OPERATIONS_FINISH"
+    op_id = shop.run_bulk(CORE)
+    shop.wait_bulk(op_id)
+    body = json.loads(receiver.wait_for(1)[0].body)
+    assert body["admin_graphql_api_id"] == op_id and body["status"] == "completed" and body["type"] == "query"
+    assert body["error_code"] is None and body["completed_at"]
