@@ -1,0 +1,119 @@
+"""Every fault, switched on at run time through the control API."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from shopify_emulator import EmulatorConfig, ShopConfig
+
+CORE = "{ products { edges { node { id title variants { edges { node { id sku } } } } } } }"
+
+
+@pytest.fixture
+def shop(make_emulator, connect):  # type: ignore[no-untyped-def]
+    emulator = make_emulator(EmulatorConfig(shops=[ShopConfig(name="faulty", products=60)]))
+    return connect(emulator, "faulty")
+
+
+def _fault(shop, kind: str, **body) -> None:  # type: ignore[no-untyped-def]
+    shop.control("POST", "/faults", json={"kind": kind, **body})
+
+
+def _post(shop):  # type: ignore[no-untyped-def]
+    return shop.http.post("/admin/api/2026-01/graphql.json", json={"query": "{ shop { id } }"}, headers={"X-Shopify-Access-Token": shop.token})
+
+
+def test_http_429_with_retry_after_then_recovers(shop) -> None:  # type: ignore[no-untyped-def]
+    _fault(shop, "http_429", count=2, params={"retry_after": "1.5"})
+    first, second, third = _post(shop), _post(shop), _post(shop)
+    assert first.status_code == second.status_code == 429 and first.headers["retry-after"] == "1.5"
+    assert third.status_code == 200
+    assert shop.control("GET", "/faults")["faults"][0]["fired"] == 2
+
+
+def test_5xx_burst_and_duration(shop) -> None:  # type: ignore[no-untyped-def]
+    _fault(shop, "http_5xx", duration_s=0.3, params={"status": 502})
+    assert _post(shop).status_code == 502 and _post(shop).status_code == 502
+    time.sleep(0.35)
+    assert _post(shop).status_code == 200
+
+
+def test_throttled_and_slow(shop) -> None:  # type: ignore[no-untyped-def]
+    _fault(shop, "throttled", count=1)
+    out = shop.gql("{ shop { id } }")
+    assert out["errors"][0]["extensions"]["code"] == "THROTTLED" and out["extensions"]["cost"]["actualQueryCost"] is None
+    assert "errors" not in shop.gql("{ shop { id } }")
+    _fault(shop, "slow", count=1, params={"delay_s": 0.3})
+    started = time.monotonic()
+    _post(shop)
+    assert time.monotonic() - started >= 0.3
+
+
+def test_clear_faults(shop) -> None:  # type: ignore[no-untyped-def]
+    _fault(shop, "http_5xx")
+    assert _post(shop).status_code == 503
+    shop.http.delete("/_emulator/shops/faulty/faults", params={"kind": "http_5xx"})
+    assert _post(shop).status_code == 200
+    bad = shop.http.post("/_emulator/shops/faulty/faults", json={"kind": "nope"})
+    assert bad.status_code == 400
+
+
+def test_reset_mid_download_then_range_resume(shop) -> None:  # type: ignore[no-untyped-def]
+    url = shop.wait_bulk(shop.run_bulk(CORE))["url"]
+    full = httpx.get(url).content
+    _fault(shop, "reset_download", count=1, params={"after_bytes": 1000})
+    received = bytearray()
+    with pytest.raises(httpx.RemoteProtocolError), httpx.stream("GET", url) as response:
+        assert int(response.headers["content-length"]) == len(full)
+        for chunk in response.iter_raw():
+            received += chunk
+    assert len(received) == 1000
+    resumed = httpx.get(url, headers={"Range": f"bytes={len(received)}-"})
+    assert resumed.status_code == 206 and bytes(received) + resumed.content == full
+
+
+def test_truncated_jsonl(shop) -> None:  # type: ignore[no-untyped-def]
+    _fault(shop, "truncated_jsonl", count=1)
+    op = shop.wait_bulk(shop.run_bulk(CORE))
+    body = httpx.get(op["url"]).content
+    assert op["status"] == "COMPLETED" and not body.endswith(b"\n")
+    assert body.count(b"\n") == int(op["objectCount"]) - 1 and len(body) < int(op["fileSize"])
+
+
+def test_failed_with_partial_data(shop) -> None:  # type: ignore[no-untyped-def]
+    _fault(shop, "bulk_failed", count=1, params={"after_lines": 25, "error_code": "INTERNAL_SERVER_ERROR"})
+    op = shop.wait_bulk(shop.run_bulk(CORE))
+    assert op["status"] == "FAILED" and op["errorCode"] == "INTERNAL_SERVER_ERROR" and op["url"] is None
+    partial = httpx.get(op["partialDataUrl"]).content
+    assert partial.count(b"\n") == int(op["objectCount"]) == 25
+
+
+def test_completed_with_null_url(shop, receiver_factory) -> None:  # type: ignore[no-untyped-def]
+    _fault(shop, "null_url", count=1)
+    op = shop.wait_bulk(shop.run_bulk(CORE))
+    assert op["status"] == "COMPLETED" and int(op["objectCount"]) > 0 and op["url"] is None
+
+
+def test_expired_url(shop) -> None:  # type: ignore[no-untyped-def]
+    op_id = shop.run_bulk(CORE)
+    shop.wait_bulk(op_id)
+    _fault(shop, "expired_url", count=1)
+    op = shop.wait_bulk(op_id)
+    response = httpx.get(op["url"])
+    assert response.status_code == 403 and b"<Code>ExpiredToken</Code>" in response.content
+    assert httpx.get(shop.wait_bulk(op_id)["url"]).status_code == 200
+
+
+def test_operation_in_progress_and_access_denied(shop) -> None:  # type: ignore[no-untyped-def]
+    _fault(shop, "operation_in_progress", count=1)
+    out = shop.gql("mutation($q: String!) { bulkOperationRunQuery(query: $q) { bulkOperation { id } userErrors { code } } }", {"q": CORE})
+    assert out["data"]["bulkOperationRunQuery"]["userErrors"] == [{"code": "OPERATION_IN_PROGRESS"}]
+    _fault(shop, "access_denied", count=1)
+    op = shop.wait_bulk(shop.run_bulk(CORE))
+    assert op["status"] == "FAILED" and op["errorCode"] == "ACCESS_DENIED"
+    _fault(shop, "access_denied", count=1)
+    denied = shop.gql("{ products(first: 1) { nodes { id } } }")
+    assert denied["errors"][0]["extensions"]["code"] == "ACCESS_DENIED"
