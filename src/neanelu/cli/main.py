@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from neanelu.cli import db
+from neanelu.cli import db, keys, serve
 from neanelu.cli.common import build_settings
 
 app = typer.Typer(
@@ -13,6 +13,8 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,  # locals may hold tokens and secrets
 )
 app.add_typer(db.app, name="db")
+app.add_typer(serve.app, name="serve")
+app.add_typer(keys.app, name="keys")
 
 
 @app.callback()

@@ -1,0 +1,119 @@
+"""Incremental writes: one product version, one deletion, one inventory level, newer wins.
+
+Every statement compares Shopify's `updated_at` with the stored one, so applying the same
+delivery twice, or two deliveries in either order, leaves the same rows.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import cache
+from importlib import resources
+from uuid import UUID
+
+import msgspec
+
+from neanelu.catalog.records import InventoryLevelRecord, ProductRecord
+from neanelu.db.pool import Conn
+
+
+@cache
+def _sql(name: str) -> str:
+    return resources.files("neanelu.catalog").joinpath("sql", name).read_text(encoding="utf-8")
+
+
+async def apply_product(conn: Conn, shop_id: UUID, product: ProductRecord) -> bool:
+    """Write the product version if it is not older than the stored one; True when applied."""
+    cur = await conn.execute(
+        _sql("upsert_product.sql"),
+        {
+            "shop_id": shop_id,
+            "shopify_id": product.shopify_id,
+            "handle": product.handle,
+            "title": product.title,
+            "vendor": product.vendor,
+            "product_type": product.product_type,
+            "status": product.status,
+            "tags": product.tags,
+            "description": product.description,
+            "created_at": product.shopify_created_at,
+            "updated_at": product.shopify_updated_at,
+        },
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return False  # a newer version (or a later deletion) is already stored
+    live = bool(row[0])
+    if not live:
+        return True  # still deleted: its variants stay retired
+    if product.variants:
+        async with conn.cursor() as vcur:
+            await vcur.executemany(
+                _sql("upsert_variant.sql"),
+                [
+                    {
+                        "shop_id": shop_id,
+                        "shopify_id": v.shopify_id,
+                        "product_shopify_id": product.shopify_id,
+                        "sku": v.sku,
+                        "title": v.title,
+                        "price": v.price,
+                        "compare_at_price": v.compare_at_price,
+                        "barcode": v.barcode,
+                        "position": v.position,
+                        "inventory_quantity": v.inventory_quantity,
+                        "inventory_item_id": v.inventory_item_id,
+                        "selected_options": msgspec.json.encode(v.selected_options).decode(),
+                        "created_at": v.shopify_created_at,
+                        "updated_at": v.shopify_updated_at,
+                    }
+                    for v in product.variants
+                ],
+            )
+    await conn.execute(
+        _sql("retire_variants.sql"),
+        {
+            "shop_id": shop_id,
+            "product_shopify_id": product.shopify_id,
+            "keep": [v.shopify_id for v in product.variants],
+            "at": product.shopify_updated_at,
+        },
+    )
+    return True
+
+
+async def delete_product(conn: Conn, shop_id: UUID, shopify_id: int, at: datetime) -> bool:
+    """Mark the product (and its variants) deleted as of `at`; False when a newer version won."""
+    cur = await conn.execute(
+        _sql("delete_product.sql"), {"shop_id": shop_id, "shopify_id": shopify_id, "at": at}
+    )
+    if await cur.fetchone() is None:
+        return False
+    await conn.execute(
+        _sql("retire_variants.sql"),
+        {"shop_id": shop_id, "product_shopify_id": shopify_id, "keep": [], "at": at},
+    )
+    return True
+
+
+async def apply_inventory_level(conn: Conn, shop_id: UUID, level: InventoryLevelRecord) -> None:
+    await conn.execute(
+        _sql("upsert_inventory_level.sql"),
+        {
+            "shop_id": shop_id,
+            "shopify_id": level.shopify_id,
+            "inventory_item_id": level.inventory_item_id,
+            "location_id": level.location_id,
+            "available": level.available,
+            "updated_at": level.shopify_updated_at,
+        },
+    )
+
+
+async def stored_updated_at(conn: Conn, shopify_id: int) -> datetime | None:
+    """The version stored for a product (tenant-scoped), to skip a fetch that cannot win."""
+    cur = await conn.execute(
+        "SELECT shopify_updated_at FROM products WHERE shopify_id = %s", (shopify_id,)
+    )
+    row = await cur.fetchone()
+    return row[0] if row else None

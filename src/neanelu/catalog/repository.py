@@ -1,0 +1,80 @@
+"""Read queries on the tenant's catalog (the caller's scope selects the shop)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg import sql
+
+from neanelu.db.pool import Conn
+
+_SUMMARY = (
+    "shopify_id, handle, title, vendor, product_type, status, tags, shopify_updated_at, "
+    "deleted_at IS NOT NULL"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ProductFilter:
+    status: str | None = None
+    vendor: str | None = None
+    product_type: str | None = None
+    tag: str | None = None
+    updated_since: datetime | None = None
+    include_deleted: bool = False
+
+
+async def list_products(
+    conn: Conn, filters: ProductFilter, *, after: int | None, limit: int
+) -> list[tuple[Any, ...]]:
+    """One page in Shopify id order (keyset: `shopify_id > after`), `limit + 1` rows at most so
+    the caller knows whether another page exists."""
+    clauses: list[sql.Composable] = []
+    params: list[Any] = []
+    if not filters.include_deleted:
+        clauses.append(sql.SQL("deleted_at IS NULL"))
+    for column, value in (
+        ("status", filters.status),
+        ("vendor", filters.vendor),
+        ("product_type", filters.product_type),
+    ):
+        if value is not None:
+            clauses.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
+            params.append(value)
+    if filters.tag is not None:
+        clauses.append(sql.SQL("tags @> ARRAY[%s]::text[]"))
+        params.append(filters.tag)
+    if filters.updated_since is not None:
+        clauses.append(sql.SQL("shopify_updated_at >= %s"))
+        params.append(filters.updated_since)
+    if after is not None:
+        clauses.append(sql.SQL("shopify_id > %s"))
+        params.append(after)
+    where = sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("true")
+    query = sql.SQL("SELECT {} FROM products WHERE {} ORDER BY shopify_id LIMIT %s").format(
+        sql.SQL(_SUMMARY), where
+    )
+    cur = await conn.execute(query, [*params, limit + 1])
+    return await cur.fetchall()
+
+
+async def get_product(conn: Conn, shopify_id: int) -> tuple[Any, ...] | None:
+    cur = await conn.execute(
+        f"SELECT {_SUMMARY}, description, metafields, shopify_created_at FROM products "
+        "WHERE shopify_id = %s",
+        (shopify_id,),
+    )
+    return await cur.fetchone()
+
+
+async def product_variants(conn: Conn, product_shopify_id: int) -> list[tuple[Any, ...]]:
+    cur = await conn.execute(
+        "SELECT shopify_id, sku, title, price, compare_at_price, barcode, position, "
+        "inventory_quantity, inventory_item_id, selected_options, shopify_updated_at "
+        "FROM variants WHERE product_shopify_id = %s AND deleted_at IS NULL "
+        "ORDER BY position NULLS LAST, shopify_id",
+        (product_shopify_id,),
+    )
+    return await cur.fetchall()

@@ -1,0 +1,12 @@
+INSERT INTO inventory_levels AS l (
+  shop_id, shopify_id, inventory_item_id, location_id, available, shopify_updated_at, synced_at
+) VALUES (
+  %(shop_id)s, %(shopify_id)s, %(inventory_item_id)s, %(location_id)s, %(available)s,
+  %(updated_at)s, now()
+)
+ON CONFLICT (shop_id, inventory_item_id, location_id) DO UPDATE SET
+  shopify_id = excluded.shopify_id,
+  available = excluded.available,
+  shopify_updated_at = excluded.shopify_updated_at,
+  synced_at = now()
+WHERE l.shopify_updated_at IS NULL OR excluded.shopify_updated_at >= l.shopify_updated_at

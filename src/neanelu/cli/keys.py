@@ -1,0 +1,43 @@
+"""`neanelu keys rotate`: re-seal every stored token under ENCRYPTION_KEY_256."""
+
+from __future__ import annotations
+
+import typer
+
+from neanelu.cli.common import console, err_console, run, settings_from
+from neanelu.config import Settings
+from neanelu.db.pool import PoolSizes, create_pool
+from neanelu.db.services import resolve_services
+from neanelu.shops.keys import RotationReport, rotate_keys
+from neanelu.shops.vault import TokenVault
+
+app = typer.Typer(help="Token encryption keys.", no_args_is_help=True)
+
+
+async def _rotate(settings: Settings) -> RotationReport:
+    services = resolve_services(settings)
+    pool = create_pool(services.postgres_app, PoolSizes(1, 2), name="neanelu-keys")
+    await pool.open(wait=True)
+    try:
+        return await rotate_keys(pool, TokenVault.from_settings(settings))
+    finally:
+        await pool.close()
+
+
+@app.command()
+def rotate(ctx: typer.Context) -> None:
+    """Re-encrypt every token with the newest key; old keys stay listed in
+    ENCRYPTION_KEYS_PREVIOUS until this reports no failures."""
+    settings = settings_from(ctx)
+    try:
+        vault = TokenVault.from_settings(settings)
+    except ValueError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    report = run(_rotate(settings))
+    console.print(
+        f"re-sealed {report.resealed} shop(s) under key {vault.current_key_id}; "
+        f"{report.failed} failed"
+    )
+    if report.failed:
+        raise typer.Exit(1)

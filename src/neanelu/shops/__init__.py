@@ -1,0 +1,1 @@
+"""Shops: install (OAuth), the token vault, token refresh, uninstall and purge."""

@@ -1,0 +1,231 @@
+"""SQL for the `shops` table (no row-level security: the shop row is what selects the tenant)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from neanelu.db.pool import Conn
+from neanelu.shops.vault import Sealed
+
+INSTALLED = "installed"
+NEEDS_REAUTH = "needs_reauth"
+UNINSTALLED = "uninstalled"
+
+_COLUMNS = (
+    "id, domain, status, scopes, access_token_ct, access_token_key_id, access_token_expires_at, "
+    "refresh_token_ct, refresh_token_key_id, refresh_token_expires_at, "
+    "last_full_sync_at, last_incremental_sync_at, purge_after"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ShopRow:
+    id: UUID
+    domain: str
+    status: str
+    scopes: tuple[str, ...]
+    access_token: Sealed | None = field(repr=False)
+    access_token_expires_at: datetime | None
+    refresh_token: Sealed | None = field(repr=False)
+    refresh_token_expires_at: datetime | None
+    last_full_sync_at: datetime | None
+    last_incremental_sync_at: datetime | None
+    purge_after: datetime | None
+
+
+def _sealed(ct: bytes | None, key_id: str | None) -> Sealed | None:
+    return Sealed(bytes(ct), key_id) if ct is not None and key_id is not None else None
+
+
+def _row(r: tuple[Any, ...]) -> ShopRow:
+    return ShopRow(
+        id=r[0],
+        domain=r[1],
+        status=r[2],
+        scopes=tuple(r[3] or ()),
+        access_token=_sealed(r[4], r[5]),
+        access_token_expires_at=r[6],
+        refresh_token=_sealed(r[7], r[8]),
+        refresh_token_expires_at=r[9],
+        last_full_sync_at=r[10],
+        last_incremental_sync_at=r[11],
+        purge_after=r[12],
+    )
+
+
+async def get(conn: Conn, shop_id: UUID, *, for_update: bool = False) -> ShopRow | None:
+    lock = " FOR UPDATE" if for_update else ""
+    cur = await conn.execute(f"SELECT {_COLUMNS} FROM shops WHERE id = %s{lock}", (shop_id,))
+    row = await cur.fetchone()
+    return _row(row) if row else None
+
+
+async def get_by_domain(conn: Conn, domain: str) -> ShopRow | None:
+    cur = await conn.execute(f"SELECT {_COLUMNS} FROM shops WHERE domain = %s", (domain,))
+    row = await cur.fetchone()
+    return _row(row) if row else None
+
+
+async def lookup_status(conn: Conn, domain: str) -> tuple[UUID, str] | None:
+    """The hot path of webhook ingress: id and status only."""
+    cur = await conn.execute("SELECT id, status FROM shops WHERE domain = %s", (domain,))
+    row = await cur.fetchone()
+    return (row[0], row[1]) if row else None
+
+
+async def ensure(conn: Conn, domain: str) -> tuple[UUID, bool]:
+    """The shop's id, creating its row on first install; True when the row is new."""
+    cur = await conn.execute(
+        "INSERT INTO shops (domain, status) VALUES (%s, 'installed') "
+        "ON CONFLICT (domain) DO NOTHING RETURNING id",
+        (domain,),
+    )
+    row = await cur.fetchone()
+    if row:
+        return row[0], True
+    cur = await conn.execute("SELECT id FROM shops WHERE domain = %s FOR UPDATE", (domain,))
+    existing = await cur.fetchone()
+    assert existing is not None  # the conflict above proves the row exists
+    return existing[0], False
+
+
+async def store_install(
+    conn: Conn,
+    shop_id: UUID,
+    *,
+    scopes: tuple[str, ...],
+    access: Sealed,
+    access_expires_at: datetime | None,
+    refresh: Sealed | None,
+    refresh_expires_at: datetime | None,
+) -> None:
+    """A (re)install: new tokens, status installed, any pending purge cancelled."""
+    await conn.execute(
+        "UPDATE shops SET status = 'installed', scopes = %s, "
+        "access_token_ct = %s, access_token_key_id = %s, access_token_expires_at = %s, "
+        "refresh_token_ct = %s, refresh_token_key_id = %s, refresh_token_expires_at = %s, "
+        "installed_at = now(), uninstalled_at = NULL, purge_after = NULL, updated_at = now() "
+        "WHERE id = %s",
+        (
+            list(scopes),
+            access.ciphertext,
+            access.key_id,
+            access_expires_at,
+            refresh.ciphertext if refresh else None,
+            refresh.key_id if refresh else None,
+            refresh_expires_at,
+            shop_id,
+        ),
+    )
+
+
+async def store_tokens(
+    conn: Conn,
+    shop_id: UUID,
+    *,
+    access: Sealed,
+    access_expires_at: datetime | None,
+    refresh: Sealed | None,
+    refresh_expires_at: datetime | None,
+) -> None:
+    await conn.execute(
+        "UPDATE shops SET access_token_ct = %s, access_token_key_id = %s, "
+        "access_token_expires_at = %s, refresh_token_ct = %s, refresh_token_key_id = %s, "
+        "refresh_token_expires_at = %s, updated_at = now() WHERE id = %s",
+        (
+            access.ciphertext,
+            access.key_id,
+            access_expires_at,
+            refresh.ciphertext if refresh else None,
+            refresh.key_id if refresh else None,
+            refresh_expires_at,
+            shop_id,
+        ),
+    )
+
+
+async def set_status(conn: Conn, shop_id: UUID, status: str) -> None:
+    await conn.execute(
+        "UPDATE shops SET status = %s, updated_at = now() WHERE id = %s", (status, shop_id)
+    )
+
+
+async def set_scopes(conn: Conn, shop_id: UUID, scopes: tuple[str, ...]) -> None:
+    await conn.execute(
+        "UPDATE shops SET scopes = %s, updated_at = now() WHERE id = %s", (list(scopes), shop_id)
+    )
+
+
+async def mark_uninstalled(conn: Conn, shop_id: UUID, purge_after: datetime) -> None:
+    """Tokens are dropped, not kept: Shopify revoked them and they must not linger at rest."""
+    await conn.execute(
+        "UPDATE shops SET status = 'uninstalled', uninstalled_at = now(), purge_after = %s, "
+        "access_token_ct = NULL, access_token_key_id = NULL, access_token_expires_at = NULL, "
+        "refresh_token_ct = NULL, refresh_token_key_id = NULL, refresh_token_expires_at = NULL, "
+        "api_key_hash = NULL, updated_at = now() WHERE id = %s",
+        (purge_after, shop_id),
+    )
+
+
+async def delete(conn: Conn, shop_id: UUID) -> bool:
+    """The shop and, by cascade, every row of its catalog, runs and inbox."""
+    cur = await conn.execute("DELETE FROM shops WHERE id = %s", (shop_id,))
+    return cur.rowcount > 0
+
+
+async def set_api_key_hash(conn: Conn, shop_id: UUID, digest: bytes) -> None:
+    await conn.execute(
+        "UPDATE shops SET api_key_hash = %s, updated_at = now() WHERE id = %s", (digest, shop_id)
+    )
+
+
+async def find_by_api_key_hash(conn: Conn, digest: bytes) -> tuple[UUID, str, str] | None:
+    cur = await conn.execute(
+        "SELECT id, domain, status FROM shops WHERE api_key_hash = %s", (digest,)
+    )
+    row = await cur.fetchone()
+    return (row[0], row[1], row[2]) if row else None
+
+
+async def tokens_not_under(conn: Conn, key_id: str, limit: int) -> list[UUID]:
+    """Shops with a token sealed under another key (the work list of a key rotation)."""
+    cur = await conn.execute(
+        "SELECT id FROM shops WHERE (access_token_key_id IS NOT NULL "
+        "AND access_token_key_id <> %s) OR (refresh_token_key_id IS NOT NULL "
+        "AND refresh_token_key_id <> %s) ORDER BY id LIMIT %s",
+        (key_id, key_id, limit),
+    )
+    return [r[0] for r in await cur.fetchall()]
+
+
+async def due_for_refresh(conn: Conn, before: datetime, limit: int) -> list[UUID]:
+    cur = await conn.execute(
+        "SELECT id FROM shops WHERE status = 'installed' AND refresh_token_ct IS NOT NULL "
+        "AND access_token_expires_at < %s ORDER BY access_token_expires_at LIMIT %s",
+        (before, limit),
+    )
+    return [r[0] for r in await cur.fetchall()]
+
+
+async def due_for_purge(conn: Conn, now: datetime, limit: int) -> list[UUID]:
+    cur = await conn.execute(
+        "SELECT id FROM shops WHERE status = 'uninstalled' AND purge_after <= %s LIMIT %s",
+        (now, limit),
+    )
+    return [r[0] for r in await cur.fetchall()]
+
+
+async def installed_shops(conn: Conn) -> list[UUID]:
+    cur = await conn.execute("SELECT id FROM shops WHERE status = 'installed' ORDER BY id")
+    return [r[0] for r in await cur.fetchall()]
+
+
+async def mark_incremental_sync(conn: Conn, shop_id: UUID, at: datetime) -> None:
+    await conn.execute(
+        "UPDATE shops SET last_incremental_sync_at = greatest(last_incremental_sync_at, %s), "
+        "updated_at = now() WHERE id = %s",
+        (at, shop_id),
+    )

@@ -1,0 +1,128 @@
+"""`/auth/install` and `/auth/callback`: the server side of the OAuth install."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Cookie, HTTPException, Query, Request, status
+from fastapi.responses import JSONResponse, RedirectResponse
+
+from neanelu.db.pool import global_scope
+from neanelu.shopify.errors import ShopifyError
+from neanelu.shopify.graphql import ShopEndpoint
+from neanelu.shopify.oauth import (
+    InvalidShopDomain,
+    authorize_url,
+    normalize_shop_domain,
+    timestamp_is_fresh,
+    verify_callback_hmac,
+)
+from neanelu.shops import flows, oauth_state, service
+from neanelu.shops.deps import RuntimeDep
+from neanelu.shops.runtime import app_secrets
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/auth", tags=["install"])
+
+_CALLBACK_REQUIRED = ("code", "hmac", "shop", "state", "timestamp")
+
+
+def _storable_shop(value: str | None) -> str:
+    """The shop domain, checked by the official rule before anything is requested from it."""
+    try:
+        domain = normalize_shop_domain(value)
+    except InvalidShopDomain as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+    if not domain.endswith(".myshopify.com") or "_" in domain:
+        # Admin-only Shopify hosts pass the official rule but are not shops that install apps.
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "shop must be a *.myshopify.com domain")
+    return domain
+
+
+@router.get(
+    "/install",
+    status_code=status.HTTP_302_FOUND,
+    response_class=RedirectResponse,
+    responses={400: {"description": "shop is missing or not a Shopify domain"}},
+)
+async def install(
+    rt: RuntimeDep, shop: Annotated[str | None, Query(max_length=255)] = None
+) -> RedirectResponse:
+    """Start the install: redirect the merchant to the shop's authorize page."""
+    domain = _storable_shop(shop)
+    settings = rt.settings
+    state = oauth_state.new_state()
+    url = authorize_url(
+        ShopEndpoint(domain, settings.shopify_api_version, settings.shopify_base_url),
+        client_id=settings.shopify_api_key,
+        scopes=settings.shopify_scopes,
+        redirect_uri=settings.app_host.rstrip("/") + "/auth/callback",
+        state=state,
+    )
+    response = RedirectResponse(url, status_code=status.HTTP_302_FOUND)
+    response.set_cookie(
+        oauth_state.COOKIE_NAME,
+        oauth_state.cookie_value(settings.shopify_api_secret.get_secret_value(), state),
+        max_age=oauth_state.STATE_TTL_S,
+        httponly=True,
+        samesite="lax",
+        secure=settings.app_host.startswith("https://"),
+        path="/auth",
+    )
+    return response
+
+
+@router.get(
+    "/callback",
+    responses={
+        302: {"description": "installed; redirect to the app in the shop's admin"},
+        400: {"description": "a parameter, the timestamp or the state is wrong"},
+        401: {"description": "the HMAC does not match"},
+        502: {"description": "Shopify refused the code exchange"},
+    },
+)
+async def callback(
+    request: Request,
+    rt: RuntimeDep,
+    state_cookie: Annotated[str | None, Cookie(alias=oauth_state.COOKIE_NAME)] = None,
+) -> JSONResponse:
+    """Finish the install: verify, exchange the code, store the token, queue the first sync."""
+    params = {k: v for k, v in request.query_params.items()}
+    missing = [name for name in _CALLBACK_REQUIRED if not params.get(name)]
+    if missing:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"missing parameter: {missing[0]}")
+    domain = _storable_shop(params["shop"])
+    settings = rt.settings
+    if not verify_callback_hmac(params, app_secrets(settings)):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "hmac does not match")
+    if not timestamp_is_fresh(params["timestamp"]):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "timestamp is outside the 90 s window")
+    try:
+        state = oauth_state.verify_cookie(
+            state_cookie, params["state"], settings.shopify_api_secret.get_secret_value()
+        )
+        await oauth_state.mark_used(rt.redis, state)
+    except oauth_state.StateError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+    try:
+        grant = await rt.token_client.exchange_code(domain, params["code"])
+    except ShopifyError as exc:
+        log.warning("install of %s: code exchange failed (%s)", domain, type(exc).__name__)
+        raise HTTPException(
+            status.HTTP_502_BAD_GATEWAY, "Shopify refused the code exchange"
+        ) from None
+    async with global_scope(rt.pool) as conn:
+        result = await flows.complete_install(conn, rt.vault, domain, grant)
+    await service.resume_shop_queues(rt, result.shop_id)
+    log.info(
+        "shop %s (%s) installed%s", result.shop_id, domain, "" if result.new_shop else " again"
+    )
+    endpoint = ShopEndpoint(domain, settings.shopify_api_version, settings.shopify_base_url)
+    response = JSONResponse(
+        {"shop": domain, "shop_id": str(result.shop_id), "status": "installed"},
+        status_code=status.HTTP_302_FOUND,
+        headers={"Location": endpoint.admin_url(f"apps/{settings.shopify_api_key}")},
+    )
+    response.delete_cookie(oauth_state.COOKIE_NAME, path="/auth")
+    return response

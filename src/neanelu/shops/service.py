@@ -1,0 +1,102 @@
+"""Shop lifecycle: install, scopes update, uninstall, purge, per-shop API keys.
+
+Services take the open connection as their first argument and never commit: the route or the
+task wrapper owns the transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+from neanelu.db.pool import Conn
+from neanelu.queue.settings import QUEUE_NAMES
+from neanelu.shopify.oauth import TokenGrant
+from neanelu.shops import repository
+from neanelu.shops.runtime import Runtime
+from neanelu.shops.tokens import seal_grant
+from neanelu.shops.vault import TokenVault
+
+log = logging.getLogger(__name__)
+
+# Shopify sends shop/redact 48 h after an uninstall; the purge waits for the same window so a
+# quick reinstall finds its catalog still there.
+PURGE_DELAY = timedelta(hours=48)
+API_KEY_PREFIX = "nk_"
+
+
+async def store_install(
+    conn: Conn, vault: TokenVault, domain: str, grant: TokenGrant
+) -> tuple[UUID, bool]:
+    """Create or reactivate the shop and store its new tokens, sealed. A reinstall cancels a
+    pending purge. Returns the shop id and whether the shop is new."""
+    shop_id, new_shop = await repository.ensure(conn, domain)
+    access, access_exp, refresh, refresh_exp = seal_grant(vault, shop_id, grant)
+    await repository.store_install(
+        conn,
+        shop_id,
+        scopes=grant.scopes,
+        access=access,
+        access_expires_at=access_exp,
+        refresh=refresh,
+        refresh_expires_at=refresh_exp,
+    )
+    return shop_id, new_shop
+
+
+async def resume_shop_queues(rt: Runtime, shop_id: UUID) -> None:
+    """After a reinstall: let the shop's jobs run again (uninstall paused them)."""
+    for name in QUEUE_NAMES:
+        if name in rt.queues.names:
+            await rt.queues.queue(name).resume_group(str(shop_id))
+
+
+async def pause_shop_queues(rt: Runtime, shop_id: UUID) -> None:
+    for name in QUEUE_NAMES:
+        if name in rt.queues.names:
+            await rt.queues.queue(name).pause_group(str(shop_id))
+
+
+async def mark_uninstalled(conn: Conn, shop_id: UUID, *, now: datetime | None = None) -> datetime:
+    """Drop the tokens (Shopify revoked them) and set when the shop's data will be purged."""
+    purge_after = (now or datetime.now(UTC)) + PURGE_DELAY
+    await repository.mark_uninstalled(conn, shop_id, purge_after)
+    return purge_after
+
+
+async def update_scopes(conn: Conn, shop_id: UUID, scopes: tuple[str, ...]) -> None:
+    await repository.set_scopes(conn, shop_id, scopes)
+
+
+async def purge(conn: Conn, shop_id: UUID, *, only_if_due: bool) -> bool:
+    """Delete the shop with all its data; with `only_if_due`, only an uninstalled shop whose
+    purge time has come (a reinstall in between cancels it). True when something was deleted."""
+    if only_if_due:
+        row = await repository.get(conn, shop_id, for_update=True)
+        now = datetime.now(UTC)
+        if (
+            row is None
+            or row.status != repository.UNINSTALLED
+            or row.purge_after is None
+            or row.purge_after > now
+        ):
+            return False
+    deleted = await repository.delete(conn, shop_id)
+    if deleted:
+        log.info("shop %s purged with all its data", shop_id)
+    return deleted
+
+
+def hash_api_key(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+async def issue_api_key(conn: Conn, shop_id: UUID) -> str:
+    """A new service-to-service key for the shop (replacing any previous one); only its hash is
+    stored, so the key is shown once."""
+    key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    await repository.set_api_key_hash(conn, shop_id, hash_api_key(key))
+    return key

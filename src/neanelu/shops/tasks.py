@@ -1,0 +1,133 @@
+"""Jobs of the shops domain: webhook subscriptions after an install, the delayed purge."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from neanelu.db.pool import global_scope
+from neanelu.queue.context import JobContext
+from neanelu.queue.errors import Fatal
+from neanelu.queue.registry import Registry, TaskHandle
+from neanelu.queue.settings import SYNC
+from neanelu.shopify.errors import AccessDenied, QueryError, Throttled
+from neanelu.shops import repository, service
+from neanelu.shops.runtime import current_runtime
+from neanelu.shops.tokens import ShopUnavailable, admin_client
+
+log = logging.getLogger(__name__)
+
+# What the incremental sync and the shop lifecycle need (compliance topics are declared in the
+# app's configuration, not through the API).
+WEBHOOK_TOPICS = (
+    "PRODUCTS_CREATE",
+    "PRODUCTS_UPDATE",
+    "PRODUCTS_DELETE",
+    "INVENTORY_LEVELS_UPDATE",
+    "APP_UNINSTALLED",
+    "APP_SCOPES_UPDATE",
+    "BULK_OPERATIONS_FINISH",
+)
+WEBHOOK_PATH = "/api/webhooks"
+
+_LIST_SUBSCRIPTIONS = """
+query Subscriptions {
+  webhookSubscriptions(first: 100) {
+    nodes { id topic endpoint { ... on WebhookHttpEndpoint { callbackUrl } } }
+  }
+}
+"""
+_CREATE_SUBSCRIPTION = """
+mutation Subscribe($topic: WebhookSubscriptionTopic!, $sub: WebhookSubscriptionInput!) {
+  webhookSubscriptionCreate(topic: $topic, webhookSubscription: $sub) {
+    webhookSubscription { id }
+    userErrors { field message }
+  }
+}
+"""
+
+
+class ShopRef(msgspec.Struct, frozen=True, kw_only=True):
+    shop_id: str
+
+    @property
+    def id(self) -> UUID:
+        try:
+            return UUID(self.shop_id)
+        except ValueError:
+            raise Fatal(f"payload shop_id {self.shop_id!r} is not a UUID") from None
+
+
+def callback_url(app_host: str) -> str:
+    return app_host.rstrip("/") + WEBHOOK_PATH
+
+
+async def _subscribe_webhooks(ctx: JobContext, payload: ShopRef) -> None:
+    """Create the subscriptions this app needs that the shop does not have yet (idempotent)."""
+    rt = current_runtime()
+    shop_id = payload.id
+    async with global_scope(rt.pool) as conn:
+        row = await repository.get(conn, shop_id)
+    if row is None or row.status != repository.INSTALLED:
+        return  # uninstalled since: nothing to subscribe
+    url = callback_url(rt.settings.app_host)
+    try:
+        client = await admin_client(rt, shop_id, row.domain)
+        listed = await client.execute(_LIST_SUBSCRIPTIONS, estimated_cost=12)
+        have = {
+            node.get("topic")
+            for node in _nodes(listed.data.get("webhookSubscriptions"))
+            if (node.get("endpoint") or {}).get("callbackUrl") == url
+        }
+        for topic in WEBHOOK_TOPICS:
+            if topic in have:
+                continue
+            result = await client.execute(
+                _CREATE_SUBSCRIPTION,
+                {"topic": topic, "sub": {"callbackUrl": url, "format": "JSON"}},
+                estimated_cost=10,
+            )
+            errors = (result.data.get("webhookSubscriptionCreate") or {}).get("userErrors") or []
+            if errors:
+                raise QueryError(f"webhookSubscriptionCreate {topic}: {errors[0].get('message')}")
+    except Throttled as exc:
+        ctx.defer(exc.retry_after)
+    except (ShopUnavailable, AccessDenied) as exc:
+        raise Fatal(f"shop {shop_id}: cannot subscribe webhooks ({type(exc).__name__})") from None
+    log.info("shop %s: webhook subscriptions in place", shop_id)
+
+
+def _nodes(connection: Any) -> list[dict[str, Any]]:
+    if not isinstance(connection, dict):
+        return []
+    return [n for n in connection.get("nodes") or [] if isinstance(n, dict)]
+
+
+async def _purge_shop(ctx: JobContext, payload: ShopRef) -> None:
+    """The delayed purge after an uninstall; a reinstall in between makes it a no-op."""
+    rt = current_runtime()
+    async with global_scope(rt.pool) as conn:
+        await service.purge(conn, payload.id, only_if_due=True)
+
+
+subscribe_webhooks: TaskHandle[ShopRef] = TaskHandle(
+    name="shops.subscribe_webhooks",
+    queue=SYNC,
+    payload_type=ShopRef,
+    handler=_subscribe_webhooks,
+)
+purge_shop: TaskHandle[ShopRef] = TaskHandle(
+    name="shops.purge", queue=SYNC, payload_type=ShopRef, handler=_purge_shop
+)
+HANDLES: tuple[TaskHandle[Any], ...] = (subscribe_webhooks, purge_shop)
+
+
+def register(registry: Registry) -> None:
+    """Add this domain's tasks to the worker's registry."""
+    for handle in HANDLES:
+        registry.task(queue=handle.queue, name=handle.name, max_attempts=handle.max_attempts)(
+            handle.handler
+        )

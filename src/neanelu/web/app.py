@@ -1,0 +1,91 @@
+"""`create_app(settings, services)`: the FastAPI application with its lifespan.
+
+The lifespan opens the PostgreSQL pool (as the application role), Redis, the outbound HTTP client
+and the token vault once per process, and exposes them as one `Runtime` on `app.state`. Routers
+come from the domains; nothing here knows a topic or a table.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+from fastapi.responses import Response
+from redis.asyncio import Redis
+
+from neanelu.catalog.routes import router as catalog_router
+from neanelu.config import Settings
+from neanelu.db.migrate import head_revision
+from neanelu.db.pool import PoolSizes, create_pool
+from neanelu.db.services import ServiceUrls
+from neanelu.queue.client import QueueClient
+from neanelu.queue.settings import default_queues
+from neanelu.shops.routes import router as auth_router
+from neanelu.shops.runtime import Runtime
+from neanelu.shops.vault import TokenVault
+from neanelu.web.health import router as health_router
+from neanelu.webhooks.routes import router as webhooks_router
+from neanelu.webhooks.service import ShopDirectory
+
+BENCH_BARE_ENV = "NEANELU_BENCH_BARE"
+OUTBOUND_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+
+
+async def open_runtime(settings: Settings, services: ServiceUrls) -> Runtime:
+    pool = create_pool(
+        services.postgres_app,
+        PoolSizes(settings.db_pool_min, settings.db_pool_max),
+        name="neanelu-web",
+    )
+    await pool.open(wait=True)
+    redis = Redis.from_url(services.redis, max_connections=settings.redis_pool_max)
+    return Runtime(
+        settings=settings,
+        pool=pool,
+        redis=redis,
+        http=httpx.AsyncClient(timeout=OUTBOUND_TIMEOUT, follow_redirects=False),
+        vault=TokenVault.from_settings(settings),
+        queues=QueueClient(redis, default_queues(settings)),
+    )
+
+
+async def close_runtime(runtime: Runtime) -> None:
+    await runtime.http.aclose()
+    await runtime.redis.aclose()
+    await runtime.pool.close()
+
+
+def create_app(settings: Settings, services: ServiceUrls) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await open_runtime(settings, services)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            await close_runtime(runtime)
+
+    app = FastAPI(
+        title="neanelu",
+        summary="Shopify catalog mirror: install, webhooks, read API",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.migration_head = head_revision()
+    app.state.shop_directory = ShopDirectory()
+    app.include_router(health_router)
+    app.include_router(auth_router)
+    app.include_router(webhooks_router)
+    app.include_router(catalog_router)
+    if os.environ.get(BENCH_BARE_ENV) == "1":
+        # The benchmark's baseline: the same server and stack, no work at all.
+        @app.post("/bench/bare", include_in_schema=False)
+        async def bare() -> Response:
+            return Response(status_code=200)
+
+    return app

@@ -1,0 +1,1 @@
+"""Webhooks: ingress (verify, record once, enqueue) and the handlers that apply deliveries."""

@@ -1,0 +1,162 @@
+"""`POST /api/webhooks`: verify, record once, queue, answer at once."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+import psycopg
+from fastapi import APIRouter, Depends, Request, status
+from fastapi.responses import JSONResponse, Response
+
+from neanelu.shopify.hmac import verify_webhook
+from neanelu.shopify.oauth import InvalidShopDomain, normalize_shop_domain
+from neanelu.shops import repository as shops
+from neanelu.shops.deps import RuntimeDep
+from neanelu.shops.runtime import app_secrets
+from neanelu.webhooks import topics
+from neanelu.webhooks.service import Delivery, ShopDirectory, record_delivery
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["webhooks"])
+
+_MAX_HEADER = 255
+
+
+def get_directory(request: Request) -> ShopDirectory:
+    directory = getattr(request.app.state, "shop_directory", None)
+    if not isinstance(directory, ShopDirectory):
+        directory = request.app.state.shop_directory = ShopDirectory()
+    return directory
+
+
+DirectoryDep = Annotated[ShopDirectory, Depends(get_directory)]
+
+
+class _Refused(Exception):
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+
+
+def _refuse(exc: _Refused) -> JSONResponse:
+    return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise _Refused(status.HTTP_400_BAD_REQUEST, "Content-Length is not a number")
+        if int(declared) > limit:
+            raise _Refused(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"body exceeds {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _Refused(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _header(request: Request, name: str, *, required: bool = True) -> str | None:
+    value = request.headers.get(name)
+    if value is None or not value.strip():
+        if required:
+            raise _Refused(status.HTTP_400_BAD_REQUEST, f"header {name} is missing")
+        return None
+    if len(value) > _MAX_HEADER or not value.isprintable():
+        raise _Refused(status.HTTP_400_BAD_REQUEST, f"header {name} is not a valid value")
+    return value.strip()
+
+
+def _triggered_at(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        stamp = datetime.fromisoformat(value)
+    except ValueError:
+        raise _Refused(
+            status.HTTP_400_BAD_REQUEST, "header X-Shopify-Triggered-At is not an ISO 8601 time"
+        ) from None
+    if stamp.tzinfo is None:
+        raise _Refused(
+            status.HTTP_400_BAD_REQUEST, "header X-Shopify-Triggered-At has no UTC offset"
+        )
+    return stamp
+
+
+def _json_object(body: bytes) -> str:
+    try:
+        decoded = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        raise _Refused(status.HTTP_400_BAD_REQUEST, "body is not JSON") from None
+    if not isinstance(decoded, dict):
+        raise _Refused(status.HTTP_400_BAD_REQUEST, "body is not a JSON object")
+    text = body.decode("utf-8")
+    if "\\u0000" in text:
+        # PostgreSQL's jsonb cannot hold a NUL character.
+        raise _Refused(status.HTTP_400_BAD_REQUEST, "body contains a NUL character")
+    return text
+
+
+@router.post(
+    "/api/webhooks",
+    status_code=status.HTTP_200_OK,
+    response_class=Response,
+    responses={
+        200: {"description": "recorded (or a duplicate of a recorded delivery)"},
+        400: {"description": "a required header is missing, or the body is not a JSON object"},
+        401: {"description": "X-Shopify-Hmac-Sha256 is missing or does not match"},
+        404: {"description": "the shop is not known here"},
+        410: {"description": "the shop uninstalled the app"},
+        413: {"description": "the body is larger than WEBHOOK_MAX_BODY_BYTES"},
+    },
+)
+async def receive_webhook(request: Request, rt: RuntimeDep, directory: DirectoryDep) -> Response:
+    """Shopify's webhook deliveries (every topic, including the compliance topics)."""
+    try:
+        body = await _read_body(request, rt.settings.webhook_max_body_bytes)
+        signature = request.headers.get("x-shopify-hmac-sha256")
+        if not signature:
+            raise _Refused(status.HTTP_401_UNAUTHORIZED, "header X-Shopify-Hmac-Sha256 is missing")
+        if not verify_webhook(body, signature, app_secrets(rt.settings)):
+            raise _Refused(status.HTTP_401_UNAUTHORIZED, "X-Shopify-Hmac-Sha256 does not match")
+        topic = _header(request, "x-shopify-topic")
+        raw_domain = _header(request, "x-shopify-shop-domain")
+        webhook_id = _header(request, "x-shopify-webhook-id")
+        assert topic is not None and raw_domain is not None and webhook_id is not None
+        try:
+            domain = normalize_shop_domain(raw_domain)
+        except InvalidShopDomain:
+            raise _Refused(
+                status.HTTP_400_BAD_REQUEST, "header X-Shopify-Shop-Domain is not a shop domain"
+            ) from None
+        delivery = Delivery(
+            shop_domain=domain,
+            topic=topic,
+            webhook_id=webhook_id,
+            event_id=_header(request, "x-shopify-event-id", required=False),
+            api_version=_header(request, "x-shopify-api-version", required=False),
+            triggered_at=_triggered_at(_header(request, "x-shopify-triggered-at", required=False)),
+            payload=_json_object(body),
+        )
+        found = await directory.lookup(rt.pool, domain)
+        if found is None:
+            raise _Refused(status.HTTP_404_NOT_FOUND, "shop is not installed here")
+        shop_id, shop_status = found
+        if shop_status == shops.UNINSTALLED and topic not in topics.AFTER_UNINSTALL:
+            raise _Refused(status.HTTP_410_GONE, "shop has uninstalled the app")
+        try:
+            await record_delivery(rt.pool, shop_id, delivery)
+        except psycopg.errors.ForeignKeyViolation:
+            # Purged between the cached lookup and the insert.
+            directory.forget(domain)
+            raise _Refused(status.HTTP_404_NOT_FOUND, "shop is not installed here") from None
+    except _Refused as exc:
+        return _refuse(exc)
+    return Response(status_code=status.HTTP_200_OK)

@@ -1,0 +1,190 @@
+"""`webhooks.process` on the `webhook` queue: apply one recorded delivery, exactly once.
+
+The inbox row is locked while its effect is written, and marked processed in the same
+transaction, so a job run twice (a lost lease, a relay that pushed twice) applies it once. Effects
+are newer-wins besides, which is what makes duplicates with different webhook ids (one event
+delivered twice) and reordered deliveries harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from neanelu.catalog import apply
+from neanelu.catalog.records import (
+    PRODUCT_QUERY,
+    PRODUCT_QUERY_COST,
+    PayloadError,
+    ProductRecord,
+    deleted_product_id,
+    level_from_rest,
+    product_from_graphql,
+    product_from_rest,
+)
+from neanelu.db.pool import global_scope, tenant_scope
+from neanelu.queue.context import JobContext
+from neanelu.queue.errors import Fatal
+from neanelu.queue.registry import Registry, TaskHandle
+from neanelu.queue.settings import WEBHOOK
+from neanelu.shopify.errors import AccessDenied, Throttled
+from neanelu.shops import flows, repository, service
+from neanelu.shops.runtime import Runtime, current_runtime
+from neanelu.shops.tokens import ShopUnavailable, admin_client
+from neanelu.webhooks import repository as inbox
+from neanelu.webhooks import topics
+
+log = logging.getLogger(__name__)
+
+# A delivery that reached us this long after Shopify triggered it was retried: its payload may be
+# older than the product now, so the product's current state is fetched instead.
+STALE_AFTER = timedelta(seconds=30)
+
+
+class DeliveryRef(msgspec.Struct, frozen=True, kw_only=True):
+    shop_id: str
+    inbox_id: int
+
+
+class _ScopesUpdate(msgspec.Struct, kw_only=True):
+    current: list[str]
+
+
+async def _process(ctx: JobContext, payload: DeliveryRef) -> None:
+    rt = current_runtime()
+    try:
+        shop_id = UUID(payload.shop_id)
+    except ValueError:
+        raise Fatal(f"payload shop_id {payload.shop_id!r} is not a UUID") from None
+    await process_delivery_now(rt, shop_id, payload.inbox_id, ctx=ctx)
+
+
+async def process_delivery_now(
+    rt: Runtime, shop_id: UUID, inbox_id: int, *, ctx: JobContext | None = None
+) -> bool:
+    """Apply one inbox row; False when it was already processed (or is gone)."""
+    async with tenant_scope(rt.pool, shop_id) as conn:
+        row = await inbox.get_for_update(conn, inbox_id)
+        if row is None or row.processed_at is not None:
+            return False
+        topic = row.topic
+    fetched: ProductRecord | None = None
+    try:
+        if topic in (topics.PRODUCTS_CREATE, topics.PRODUCTS_UPDATE):
+            record = product_from_rest(row.payload)
+            if _may_be_stale(row.triggered_at, row.received_at):
+                fetched = await _fetch_product(rt, shop_id, record.shopify_id, ctx)
+        async with tenant_scope(rt.pool, shop_id) as conn:
+            locked = await inbox.get_for_update(conn, inbox_id)
+            if locked is None or locked.processed_at is not None:
+                return False
+            after_commit = await _apply(conn, rt, shop_id, locked, fetched)
+            if topic != topics.SHOP_REDACT:
+                await inbox.mark_processed(conn, inbox_id)
+    except PayloadError as exc:
+        # A payload that cannot be applied never will be: record it as handled, say why.
+        log.warning("shop %s: delivery %s (%s) skipped: %s", shop_id, inbox_id, topic, exc)
+        async with tenant_scope(rt.pool, shop_id) as conn:
+            await inbox.mark_processed(conn, inbox_id)
+        return True
+    if after_commit is not None:
+        await after_commit
+    return True
+
+
+def _may_be_stale(triggered_at: datetime | None, received_at: datetime) -> bool:
+    return triggered_at is not None and received_at - triggered_at > STALE_AFTER
+
+
+async def _fetch_product(
+    rt: Runtime, shop_id: UUID, product_id: int, ctx: JobContext | None
+) -> ProductRecord | None:
+    """The product's current state; None when it no longer exists (a delete will follow)."""
+    async with global_scope(rt.pool) as conn:
+        shop = await repository.get(conn, shop_id)
+    if shop is None:
+        raise Fatal(f"shop {shop_id} is gone")
+    try:
+        client = await admin_client(rt, shop_id, shop.domain)
+        result = await client.execute(
+            PRODUCT_QUERY,
+            {"id": f"gid://shopify/Product/{product_id}"},
+            estimated_cost=PRODUCT_QUERY_COST,
+        )
+    except Throttled as exc:
+        if ctx is None:
+            raise
+        ctx.defer(exc.retry_after, block_group=True)
+    except (ShopUnavailable, AccessDenied):
+        # No usable token: the payload is the best version there is.
+        log.warning("shop %s: no token to refresh product %s, payload used", shop_id, product_id)
+        return None
+    node = result.data.get("product")
+    return product_from_graphql(node) if isinstance(node, dict) else None
+
+
+async def _apply(
+    conn: Any,
+    rt: Runtime,
+    shop_id: UUID,
+    row: inbox.InboxRow,
+    fetched: ProductRecord | None,
+) -> Any:
+    """Write the delivery's effect; returns a coroutine to run after the commit, if any."""
+    topic = row.topic
+    at = row.triggered_at or row.received_at
+    if topic in (topics.PRODUCTS_CREATE, topics.PRODUCTS_UPDATE):
+        record = fetched or product_from_rest(row.payload)
+        await apply.apply_product(conn, shop_id, record)
+    elif topic == topics.PRODUCTS_DELETE:
+        await apply.delete_product(conn, shop_id, deleted_product_id(row.payload), at)
+    elif topic == topics.INVENTORY_LEVELS_UPDATE:
+        await apply.apply_inventory_level(conn, shop_id, level_from_rest(row.payload, at))
+    elif topic == topics.APP_UNINSTALLED:
+        shop = await repository.get(conn, shop_id, for_update=True)
+        if shop is not None and shop.status != repository.UNINSTALLED:
+            installed_after = await _installed_after(conn, shop_id, at)
+            if not installed_after:
+                await flows.uninstall(conn, shop_id)
+                log.info("shop %s uninstalled; purge scheduled", shop_id)
+                return service.pause_shop_queues(rt, shop_id)
+    elif topic == topics.APP_SCOPES_UPDATE:
+        try:
+            scopes = msgspec.json.decode(row.payload, type=_ScopesUpdate).current
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise PayloadError(f"app/scopes_update payload: {exc}") from None
+        await service.update_scopes(conn, shop_id, tuple(scopes))
+    elif topic == topics.SHOP_REDACT:
+        await service.purge(conn, shop_id, only_if_due=False)
+    elif topic in (topics.CUSTOMERS_DATA_REQUEST, topics.CUSTOMERS_REDACT):
+        # The mirror holds products and inventory only: there is no customer data to export or
+        # erase. The delivery stays in the inbox as the record that the request was answered.
+        log.info("shop %s: %s acknowledged (no customer data held)", shop_id, topic)
+    else:
+        log.info("shop %s: %s recorded, nothing to apply here", shop_id, topic)
+    return None
+
+
+async def _installed_after(conn: Any, shop_id: UUID, at: datetime) -> bool:
+    """A retried app/uninstalled that predates the latest install must not undo it."""
+    cur = await conn.execute("SELECT installed_at FROM shops WHERE id = %s", (shop_id,))
+    found = await cur.fetchone()
+    installed_at = found[0] if found else None
+    return installed_at is not None and installed_at > at.astimezone(UTC)
+
+
+process_delivery: TaskHandle[DeliveryRef] = TaskHandle(
+    name="webhooks.process", queue=WEBHOOK, payload_type=DeliveryRef, handler=_process
+)
+HANDLES: tuple[TaskHandle[Any], ...] = (process_delivery,)
+
+
+def register(registry: Registry) -> None:
+    for handle in HANDLES:
+        registry.task(queue=handle.queue, name=handle.name, max_attempts=handle.max_attempts)(
+            handle.handler
+        )
