@@ -49,12 +49,13 @@ async def _merge_table(
     sql_name: str,
     params: dict[str, object],
     on_batch: BatchCallback | None,
+    batch_pages: int,
 ) -> int:
     pages = await _pages(conn, table)
     merged = 0
     sql = load_sql(sql_name)
-    for lo in range(0, pages + 1, PAGES_PER_BATCH):
-        hi = lo + PAGES_PER_BATCH
+    for lo in range(0, pages + 1, batch_pages):
+        hi = lo + batch_pages
         async with connection_tenant_scope(conn, shop_id):
             cur = await conn.execute(sql, {**params, "lo": f"({lo},0)", "hi": f"({hi},0)"})
             merged += max(cur.rowcount, 0)
@@ -70,15 +71,16 @@ async def merge_catalog(
     *,
     metafields_complete: bool,
     on_batch: BatchCallback | None = None,
+    batch_pages: int = PAGES_PER_BATCH,
 ) -> MergeStats:
     """Products (with their metafields), then variants joined by __parentId, orphans aside."""
     stats = MergeStats()
     params: dict[str, object] = {"metafields_complete": metafields_complete}
     stats.products = await _merge_table(
-        conn, shop_id, "stg_core", "ingest/merge_products.sql", params, on_batch
+        conn, shop_id, "stg_core", "ingest/merge_products.sql", params, on_batch, batch_pages
     )
     stats.variants = await _merge_table(
-        conn, shop_id, "stg_core", "ingest/merge_variants.sql", params, on_batch
+        conn, shop_id, "stg_core", "ingest/merge_variants.sql", params, on_batch, batch_pages
     )
     async with connection_tenant_scope(conn, shop_id):
         cur = await conn.execute(load_sql("ingest/orphans.sql"), {"run_id": run_id})
@@ -86,8 +88,15 @@ async def merge_catalog(
     return stats
 
 
-async def merge_inventory(conn: Conn, shop_id: UUID, on_batch: BatchCallback | None = None) -> int:
-    return await _merge_table(conn, shop_id, "stg_inv", "ingest/merge_inventory.sql", {}, on_batch)
+async def merge_inventory(
+    conn: Conn,
+    shop_id: UUID,
+    on_batch: BatchCallback | None = None,
+    batch_pages: int = PAGES_PER_BATCH,
+) -> int:
+    return await _merge_table(
+        conn, shop_id, "stg_inv", "ingest/merge_inventory.sql", {}, on_batch, batch_pages
+    )
 
 
 async def mark_deleted(conn: Conn, shop_id: UUID, started: datetime) -> int:

@@ -28,6 +28,8 @@ class PhaseStats:
     rows: int = 0
     bad_lines: int = 0
     bytes: int = 0
+    # The file ended inside a line that did not parse: a cut-off download or a truncated file.
+    truncated: bool = False
 
 
 ProgressCallback = Callable[[PhaseStats], Awaitable[None]]
@@ -96,6 +98,7 @@ async def stage_phase(
                     row = build(tail, line_no, offset)
                 except BadLine as exc:
                     await quarantine.add(line_no, offset, f"last line: {exc}", tail)
+                    stats.truncated = True
                 else:
                     if row is not None:
                         await write_row(row)

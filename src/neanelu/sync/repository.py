@@ -91,6 +91,14 @@ async def record_operation(conn: Conn, run_id: UUID, phase: str, operation_id: s
     )
 
 
+async def forget_operation(conn: Conn, run_id: UUID, phase: str) -> None:
+    await conn.execute(
+        "UPDATE sync_runs SET bulk_operations = bulk_operations - %s::text, updated_at = now()"
+        " WHERE id = %s",
+        (phase, run_id),
+    )
+
+
 async def record_progress(
     conn: Conn, run_id: UUID, phase: str, counts: dict[str, Any], bytes_read: int, bad_lines: int
 ) -> None:

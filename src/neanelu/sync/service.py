@@ -25,7 +25,7 @@ from neanelu.db.sql_files import load_sql
 from neanelu.ingest import merge
 from neanelu.ingest.quarantine import QuarantineSink
 from neanelu.ingest.queries import Phase, bulk_query
-from neanelu.ingest.stage import PhaseStats, stage_phase
+from neanelu.ingest.stage import PhaseStats, TooManyBadLines, stage_phase
 from neanelu.shopify.bulk import (
     BulkResult,
     BulkStatus,
@@ -35,7 +35,7 @@ from neanelu.shopify.bulk import (
     wait_for_operation,
 )
 from neanelu.shopify.download import DownloadProgress, stream_file
-from neanelu.shopify.errors import BulkOperationError
+from neanelu.shopify.errors import AccessDenied, BulkOperationError, InvalidToken
 from neanelu.shopify.graphql import AdminClient
 from neanelu.sync import repository as runs
 from neanelu.sync.progress import PhaseProgress, ProgressReporter
@@ -61,6 +61,7 @@ class SyncDeps:
     shops: ShopAccess
     redis: Redis | None = None
     max_bad_share: float = 0.01
+    merge_batch_pages: int = merge.PAGES_PER_BATCH
 
 
 @dataclass(slots=True)
@@ -105,9 +106,11 @@ async def run_sync(
     reporter = listener or ProgressReporter(deps.redis, shop_id, run_id)
     try:
         summary = await _run(deps, run, reporter)
-    except (SyncFailed, BulkOperationError) as exc:
+    except (SyncFailed, BulkOperationError, AccessDenied, TooManyBadLines) as exc:
         if isinstance(exc, BulkOperationError) and exc.retryable:
             raise
+        if isinstance(exc, InvalidToken):
+            raise  # a refreshed token may fix it: the job retries
         async with tenant_scope(deps.pool, shop_id) as conn:
             await runs.finish_run(conn, run_id, "failed", str(exc))
         raise SyncFailed(str(exc)) from exc
@@ -133,6 +136,15 @@ async def _run(deps: SyncDeps, run: runs.SyncRun, reporter: ProgressReporter) ->
             # The staging tables are session-private; drop them before the connection is reused.
             await conn.execute("DROP TABLE IF EXISTS stg_core, stg_meta, stg_inv, stg_meta_agg")
             await conn.set_autocommit(False)
+    if not summary.complete:
+        # What a FAILED operation left is merged (newer-wins keeps it safe); the run is retried
+        # with fresh operations for the rest, and deletions wait for a complete file.
+        failed = ", ".join(p.value for p, r in results.items() if not r.complete)
+        raise BulkOperationError(
+            f"{failed} ended FAILED; kept {summary.products} products and "
+            f"{summary.variants} variants from partial data, retrying for the rest",
+            retryable=True,
+        )
     return summary
 
 
@@ -206,10 +218,13 @@ async def _ingest(
         run.id,
         metafields_complete=results[Phase.METAFIELDS].complete,
         on_batch=on_batch,
+        batch_pages=deps.merge_batch_pages,
     )
     summary.products, summary.variants = merged.products, merged.variants
     summary.orphans = merged.orphans
-    summary.inventory_levels = await merge.merge_inventory(conn, run.shop_id, on_batch)
+    summary.inventory_levels = await merge.merge_inventory(
+        conn, run.shop_id, on_batch, deps.merge_batch_pages
+    )
     if summary.complete and run.kind == "full" and run.started_at is not None:
         summary.marked_deleted = await merge.mark_deleted(conn, run.shop_id, _started(run))
     summary.merge_seconds = time.perf_counter() - started
@@ -289,9 +304,13 @@ async def _stage(
     progress.seconds = time.perf_counter() - started
     summary.download_seconds += progress.seconds
     await reporter.update(progress, force=True)
-    if result.complete and stats.lines < result.operation.object_count:
+    if result.complete and (stats.truncated or stats.lines < result.operation.object_count):
+        # A file shorter than Shopify's count is damaged: the next attempt asks for a new one.
+        async with tenant_scope(deps.pool, run.shop_id) as side:
+            await runs.forget_operation(side, run.id, phase.value)
         raise BulkOperationError(
-            f"{phase.value}: file held {stats.lines} lines, Shopify counted "
+            f"{phase.value}: file held {stats.lines} lines"
+            f"{' ending in a cut-off line' if stats.truncated else ''}, Shopify counted "
             f"{result.operation.object_count}",
             retryable=True,
         )
