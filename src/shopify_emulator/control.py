@@ -131,7 +131,9 @@ class ControlApi:
             Route(s + "/compliance", self.compliance, methods=["POST"]),
             Route(s + "/products", self.create_product, methods=["POST"]),
             Route(
-                s + "/products/{product:path}", self.product, methods=["GET", "PATCH", "PUT", "DELETE"]
+                s + "/products/{product:path}",
+                self.product,
+                methods=["GET", "PATCH", "PUT", "DELETE"],
             ),
             Route(s + "/inventory", self.set_inventory, methods=["POST"]),
             Route(s + "/faults", self.faults, methods=["GET", "POST", "DELETE"]),

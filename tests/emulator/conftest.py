@@ -65,7 +65,11 @@ class Shop:
         return str(response.json()["access_token"])
 
     def gql(
-        self, query: str, variables: dict[str, Any] | None = None, token: str | None = None, version: str = "2026-01"
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        token: str | None = None,
+        version: str = "2026-01",
     ) -> dict[str, Any]:
         response = self.http.post(
             f"/admin/api/{version}/graphql.json",
@@ -80,7 +84,13 @@ class Shop:
         assert response.status_code < 300, response.text
         return response.json()
 
-    def run_bulk(self, query: str, group: bool | None = None, token: str | None = None, version: str = "2026-01") -> str:
+    def run_bulk(
+        self,
+        query: str,
+        group: bool | None = None,
+        token: str | None = None,
+        version: str = "2026-01",
+    ) -> str:
         arg = "" if group is None else f", groupObjects: {'true' if group else 'false'}"
         out = self.gql(
             f"mutation($q: String!) {{ bulkOperationRunQuery(query: $q{arg}) {{ bulkOperation {{ id status }} userErrors {{ field message code }} }} }}",
@@ -92,7 +102,9 @@ class Shop:
         assert payload["userErrors"] == [], payload
         return str(payload["bulkOperation"]["id"])
 
-    def wait_bulk(self, op_id: str, token: str | None = None, timeout: float = 30.0) -> dict[str, Any]:
+    def wait_bulk(
+        self, op_id: str, token: str | None = None, timeout: float = 30.0
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             op = self.gql(
@@ -100,7 +112,10 @@ class Shop:
                 {"id": op_id},
                 token=token,
             )["data"]["bulkOperation"]
-            if op["status"] not in ("CREATED", "RUNNING", "CANCELING") or time.monotonic() > deadline:
+            if (
+                op["status"] not in ("CREATED", "RUNNING", "CANCELING")
+                or time.monotonic() > deadline
+            ):
                 return dict(op)
             time.sleep(0.02)
 
@@ -130,7 +145,10 @@ def emulator(make_emulator: Callable[..., RunningEmulator]) -> RunningEmulator:
     """A shared emulator for read-only tests: shop `alpha` (40 products) and `beta` (plus, 25 products)."""
     return make_emulator(
         EmulatorConfig(
-            shops=[ShopConfig(name="alpha", products=40, seed=7), ShopConfig(name="beta", products=25, plan="plus")],
+            shops=[
+                ShopConfig(name="alpha", products=40, seed=7),
+                ShopConfig(name="beta", products=25, plan="plus"),
+            ],
             compliance_url=None,
         )
     )

@@ -22,7 +22,7 @@ NESTED_METAFIELDS = (
     "metafields { edges { node { id } } } } } } } } } }"
 )
 INVENTORY = (
-    '{ inventoryItems { edges { node { id sku variant { id } inventoryLevels { edges { node { id location { id } '
+    "{ inventoryItems { edges { node { id sku variant { id } inventoryLevels { edges { node { id location { id } "
     'quantities(names: ["available"]) { name quantity } updatedAt } } } } } } }'
 )
 
@@ -41,7 +41,10 @@ def test_core_query_grouped_matches_counts_and_truth(alpha) -> None:  # type: ig
     assert int(op["objectCount"]) == len(lines) == counts["products"] + counts["variants"]
     assert int(op["rootObjectCount"]) == counts["products"]
     assert int(op["fileSize"]) == len(httpx.get(op["url"]).content)
-    assert Counter(line["__typename"] for line in lines) == {"Product": 40, "ProductVariant": counts["variants"]}
+    assert Counter(line["__typename"] for line in lines) == {
+        "Product": 40,
+        "ProductVariant": counts["variants"],
+    }
     current = None
     for line in lines:
         if line["__typename"] == "Product":
@@ -52,10 +55,29 @@ def test_core_query_grouped_matches_counts_and_truth(alpha) -> None:  # type: ig
             assert line["__parentId"] == current
     product = next(line for line in lines if line["id"] == "gid://shopify/Product/8000000000005")
     truth = alpha.control("GET", "/products/8000000000005")
-    for key in ("handle", "title", "vendor", "productType", "status", "tags", "descriptionHtml", "createdAt", "updatedAt"):
+    for key in (
+        "handle",
+        "title",
+        "vendor",
+        "productType",
+        "status",
+        "tags",
+        "descriptionHtml",
+        "createdAt",
+        "updatedAt",
+    ):
         assert product[key] == truth[key]
     variant = next(line for line in lines if line["id"] == truth["variants"][0]["id"])
-    for key in ("sku", "price", "compareAtPrice", "barcode", "position", "inventoryQuantity", "inventoryItem", "selectedOptions"):
+    for key in (
+        "sku",
+        "price",
+        "compareAtPrice",
+        "barcode",
+        "position",
+        "inventoryQuantity",
+        "inventoryItem",
+        "selectedOptions",
+    ):
         assert variant[key] == truth["variants"][0][key]
 
 
@@ -73,12 +95,16 @@ def test_bulk_lines_equal_graphql_answers(alpha) -> None:  # type: ignore[no-unt
         line = {k: v for k, v in by_id[product["id"]].items() if not k.startswith("__")}
         assert line == product
         for variant in variants:
-            assert {k: v for k, v in by_id[variant["id"]].items() if not k.startswith("__")} == variant
+            assert {
+                k: v for k, v in by_id[variant["id"]].items() if not k.startswith("__")
+            } == variant
 
 
 def test_ungrouped_orders_are_joinable_by_parent_id(make_emulator, connect) -> None:  # type: ignore[no-untyped-def]
     for order in ("shuffled", "children_first"):
-        emulator = make_emulator(EmulatorConfig(shops=[ShopConfig(name="order", products=120)], bulk_child_order=order))
+        emulator = make_emulator(
+            EmulatorConfig(shops=[ShopConfig(name="order", products=120)], bulk_child_order=order)
+        )
         shop = connect(emulator, "order")
         op = shop.wait_bulk(shop.run_bulk(CORE, group=False))
         lines = _lines(op["url"])
@@ -86,7 +112,9 @@ def test_ungrouped_orders_are_joinable_by_parent_id(make_emulator, connect) -> N
         position = {line["id"]: n for n, line in enumerate(lines)}
         children = [line for line in lines if "__parentId" in line]
         assert all(line["__parentId"] in position for line in children)
-        before_parent = sum(1 for line in children if position[line["id"]] < position[line["__parentId"]])
+        before_parent = sum(
+            1 for line in children if position[line["id"]] < position[line["__parentId"]]
+        )
         if order == "children_first":
             assert before_parent == len(children)
         else:
@@ -105,12 +133,28 @@ def test_metafield_queries_and_nesting_limit(alpha) -> None:  # type: ignore[no-
     variants = _lines(alpha.wait_bulk(alpha.run_bulk(VARIANT_METAFIELDS))["url"])
     product_mf = [line for line in products if line["__typename"] == "Metafield"]
     variant_mf = [line for line in variants if line["__typename"] == "Metafield"]
-    assert len(product_mf) == counts["product_metafields"] and len(variant_mf) == counts["variant_metafields"]
-    assert all(line["__parentId"].startswith("gid://shopify/ProductVariant/") for line in variant_mf)
-    assert {"id", "namespace", "key", "type", "value", "updatedAt", "__parentId", "__typename"} == set(product_mf[0])
+    assert (
+        len(product_mf) == counts["product_metafields"]
+        and len(variant_mf) == counts["variant_metafields"]
+    )
+    assert all(
+        line["__parentId"].startswith("gid://shopify/ProductVariant/") for line in variant_mf
+    )
+    assert {
+        "id",
+        "namespace",
+        "key",
+        "type",
+        "value",
+        "updatedAt",
+        "__parentId",
+        "__typename",
+    } == set(product_mf[0])
     # The other app's bulk run sees no app-owned metafield.
     other = alpha.mint(client_id="other-client-id")
-    theirs = _lines(alpha.wait_bulk(alpha.run_bulk(PRODUCT_METAFIELDS, token=other), token=other)["url"])
+    theirs = _lines(
+        alpha.wait_bulk(alpha.run_bulk(PRODUCT_METAFIELDS, token=other), token=other)["url"]
+    )
     their_mf = [line for line in theirs if line["__typename"] == "Metafield"]
     assert len(their_mf) == counts["product_metafields"] - counts["app_owned_metafields"]
     assert not any(line["namespace"].startswith("app--") for line in their_mf)
@@ -127,7 +171,9 @@ def test_inventory_query(alpha) -> None:  # type: ignore[no-untyped-def]
     assert items[0]["variant"]["id"].startswith("gid://shopify/ProductVariant/")
     level = levels[0]
     assert level["__parentId"].startswith("gid://shopify/InventoryItem/")
-    assert level["quantities"][0]["name"] == "available" and isinstance(level["quantities"][0]["quantity"], int)
+    assert level["quantities"][0]["name"] == "available" and isinstance(
+        level["quantities"][0]["quantity"], int
+    )
     assert level["location"]["id"].startswith("gid://shopify/Location/")
 
 
@@ -135,32 +181,50 @@ def test_incremental_filter_in_bulk(make_emulator, connect) -> None:  # type: ig
     emulator = make_emulator(EmulatorConfig(shops=[ShopConfig(name="incr", products=50)]))
     shop = connect(emulator, "incr")
     shop.control("PATCH", "/products/8000000000007", json={"title": "Changed"})
-    query = '{ products(query: "updated_at:>2026-01-01T00:00:00Z") { edges { node { id title } } } }'
+    query = (
+        '{ products(query: "updated_at:>2026-01-01T00:00:00Z") { edges { node { id title } } } }'
+    )
     lines = _lines(shop.wait_bulk(shop.run_bulk(query))["url"])
-    assert lines == [{"id": "gid://shopify/Product/8000000000007", "title": "Changed", "__typename": "Product"}]
+    assert lines == [
+        {"id": "gid://shopify/Product/8000000000007", "title": "Changed", "__typename": "Product"}
+    ]
 
 
 def test_concurrency_limits_by_version_and_cancel(make_emulator, connect) -> None:  # type: ignore[no-untyped-def]
-    emulator = make_emulator(EmulatorConfig(shops=[ShopConfig(name="busy", products=400)], bulk_lines_per_s=200))
+    emulator = make_emulator(
+        EmulatorConfig(shops=[ShopConfig(name="busy", products=400)], bulk_lines_per_s=200)
+    )
     shop = connect(emulator, "busy")
     run = "mutation($q: String!) { bulkOperationRunQuery(query: $q) { bulkOperation { id } userErrors { code message } } }"
     ids = [shop.run_bulk(CORE) for _ in range(5)]
     sixth = shop.gql(run, {"q": CORE})["data"]["bulkOperationRunQuery"]
     assert sixth["userErrors"][0]["code"] == "LIMIT_REACHED"
-    listed = shop.gql('{ bulkOperations(first: 10, query: "status:RUNNING") { nodes { id status } } }')["data"]["bulkOperations"]["nodes"]
+    listed = shop.gql(
+        '{ bulkOperations(first: 10, query: "status:RUNNING") { nodes { id status } } }'
+    )["data"]["bulkOperations"]["nodes"]
     assert {n["id"] for n in listed} == set(ids)
     for op_id in ids:
-        out = shop.gql("mutation($id: ID!) { bulkOperationCancel(id: $id) { bulkOperation { status } userErrors { message } } }", {"id": op_id})
+        out = shop.gql(
+            "mutation($id: ID!) { bulkOperationCancel(id: $id) { bulkOperation { status } userErrors { message } } }",
+            {"id": op_id},
+        )
         assert out["data"]["bulkOperationCancel"]["bulkOperation"]["status"] == "CANCELING"
     assert all(shop.wait_bulk(op_id)["status"] == "CANCELED" for op_id in ids)
     old_first = shop.run_bulk(CORE, version="2025-10")
     old = shop.gql(run, {"q": CORE}, version="2025-10")["data"]["bulkOperationRunQuery"]
     assert old["userErrors"][0]["code"] == "OPERATION_IN_PROGRESS"
-    current = shop.gql("{ currentBulkOperation { id status } }", version="2025-10")["data"]["currentBulkOperation"]
+    current = shop.gql("{ currentBulkOperation { id status } }", version="2025-10")["data"][
+        "currentBulkOperation"
+    ]
     assert current["id"] == old_first and current["status"] == "RUNNING"
-    polled = shop.gql("query($id: ID!) { bulkOperation(id: $id) { id } }", {"id": old_first}, version="2025-10")
+    polled = shop.gql(
+        "query($id: ID!) { bulkOperation(id: $id) { id } }", {"id": old_first}, version="2025-10"
+    )
     assert "errors" in polled  # bulkOperation(id:) exists from 2026-01
-    shop.gql("mutation($id: ID!) { bulkOperationCancel(id: $id) { userErrors { message } } }", {"id": old_first})
+    shop.gql(
+        "mutation($id: ID!) { bulkOperationCancel(id: $id) { userErrors { message } } }",
+        {"id": old_first},
+    )
 
 
 def test_file_url_is_signed_expiring_and_supports_range(alpha) -> None:  # type: ignore[no-untyped-def]
@@ -177,7 +241,9 @@ def test_file_url_is_signed_expiring_and_supports_range(alpha) -> None:  # type:
 
 
 def test_empty_result_completes_with_null_url(alpha) -> None:  # type: ignore[no-untyped-def]
-    op = alpha.wait_bulk(alpha.run_bulk('{ products(query: "updated_at:>2030-01-01") { edges { node { id } } } }'))
+    op = alpha.wait_bulk(
+        alpha.run_bulk('{ products(query: "updated_at:>2030-01-01") { edges { node { id } } } }')
+    )
     assert op["status"] == "COMPLETED" and op["objectCount"] == "0" and op["url"] is None
 
 
@@ -189,9 +255,16 @@ def test_finish_webhook(make_emulator, connect, receiver_factory) -> None:  # ty
         "mutation($u: URL!) { webhookSubscriptionCreate(topic: BULK_OPERATIONS_FINISH, webhookSubscription: {callbackUrl: $u, format: JSON}) { webhookSubscription { id topic } userErrors { message } } }",
         {"u": receiver.url},
     )["data"]["webhookSubscriptionCreate"]
-    assert created["userErrors"] == [] and created["webhookSubscription"]["topic"] == "BULK_OPERATIONS_FINISH"
+    assert (
+        created["userErrors"] == []
+        and created["webhookSubscription"]["topic"] == "BULK_OPERATIONS_FINISH"
+    )
     op_id = shop.run_bulk(CORE)
     shop.wait_bulk(op_id)
     body = json.loads(receiver.wait_for(1)[0].body)
-    assert body["admin_graphql_api_id"] == op_id and body["status"] == "completed" and body["type"] == "query"
+    assert (
+        body["admin_graphql_api_id"] == op_id
+        and body["status"] == "completed"
+        and body["type"] == "query"
+    )
     assert body["error_code"] is None and body["completed_at"]

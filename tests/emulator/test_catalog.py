@@ -16,7 +16,10 @@ def test_product_is_a_pure_function_of_seed_and_index() -> None:
     assert far is not None
     # Generated directly, without anything before it, and identical on a second call.
     assert far == generate_product(shape, 3, 987_654)
-    assert generate_product(shape, 4, 987_654).title != far.title or generate_product(shape, 4, 987_654).updated_at != far.updated_at
+    assert (
+        generate_product(shape, 4, 987_654).title != far.title
+        or generate_product(shape, 4, 987_654).updated_at != far.updated_at
+    )
     assert far.id == 8_000_000_000_000 + 987_654
     # Level and variant-metafield ids exceed 2^53: a client parsing them as doubles would corrupt them.
     assert ids.level_number(far.variants[0].inventory_item_id, 1) > 2**53
@@ -30,18 +33,26 @@ def test_shapes_are_realistic() -> None:
     products = [generate_product(shape, 1, i) for i in range(400)]
     assert any(len(p.variants) == 2048 for p in products), "huge products appear"
     assert any(any(ord(c) > 127 for c in p.title) for p in products), "unicode titles"
-    assert any(p.description_html == "" for p in products) and any(len(p.description_html) > 5000 for p in products)
+    assert any(p.description_html == "" for p in products) and any(
+        len(p.description_html) > 5000 for p in products
+    )
     assert any(len(p.tags) >= 50 for p in products)
     variants = [v for p in products for v in p.variants]
-    assert any(v.sku is None for v in variants) and any(v.compare_at_price is None for v in variants)
+    assert any(v.sku is None for v in variants) and any(
+        v.compare_at_price is None for v in variants
+    )
     assert all(len(v.available) == shape.locations for v in variants)
     normal = [len(p.variants) for p in products if len(p.variants) < 2048]
     assert 2.5 < sum(normal) / len(normal) < 3.5
     assert all(len({v.id for v in p.variants}) == len(p.variants) for p in products)
 
 
-def test_counts_match_the_served_catalog(make_emulator: Callable[..., RunningEmulator], connect) -> None:  # type: ignore[no-untyped-def]
-    emulator = make_emulator(EmulatorConfig(shops=[ShopConfig(name="counted", products=23, seed=11)]))
+def test_counts_match_the_served_catalog(
+    make_emulator: Callable[..., RunningEmulator], connect
+) -> None:  # type: ignore[no-untyped-def]
+    emulator = make_emulator(
+        EmulatorConfig(shops=[ShopConfig(name="counted", products=23, seed=11)])
+    )
     shop = connect(emulator, "counted")
     counts = shop.control("GET", "/counts")
     seen_products = seen_variants = seen_metafields = 0
@@ -56,7 +67,9 @@ def test_counts_match_the_served_catalog(make_emulator: Callable[..., RunningEmu
             seen_products += 1
             seen_metafields += len(product["metafields"]["nodes"])
             seen_variants += len(product["variants"]["nodes"])
-            seen_metafields += sum(len(v["metafields"]["nodes"]) for v in product["variants"]["nodes"])
+            seen_metafields += sum(
+                len(v["metafields"]["nodes"]) for v in product["variants"]["nodes"]
+            )
         if not page["pageInfo"]["hasNextPage"]:
             break
         after = page["pageInfo"]["endCursor"]
@@ -73,11 +86,15 @@ def test_overlay_changes_are_reflected_in_counts_and_state(make_emulator, connec
     shop = connect(emulator, "overlay")
     before = shop.control("GET", "/counts")
     victim = shop.control("GET", "/products/8000000000002")
-    created = shop.control("POST", "/products", json={"title": "Brand new ☕", "tags": ["x", "y"]})["product"]
+    created = shop.control("POST", "/products", json={"title": "Brand new ☕", "tags": ["x", "y"]})[
+        "product"
+    ]
     shop.control("DELETE", "/products/gid://shopify/Product/8000000000002")
     after = shop.control("GET", "/counts")
     assert after["products"] == before["products"]  # one created, one deleted
-    assert after["variants"] == before["variants"] - len(victim["variants"]) + len(created["variants"])
+    assert after["variants"] == before["variants"] - len(victim["variants"]) + len(
+        created["variants"]
+    )
     assert created["id"] == "gid://shopify/Product/8000000000010"
     assert created["title"] == "Brand new ☕" and created["tags"] == ["x", "y"]
     assert shop.http.get("/_emulator/shops/overlay/products/8000000000002").status_code == 404

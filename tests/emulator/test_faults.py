@@ -23,7 +23,11 @@ def _fault(shop, kind: str, **body) -> None:  # type: ignore[no-untyped-def]
 
 
 def _post(shop):  # type: ignore[no-untyped-def]
-    return shop.http.post("/admin/api/2026-01/graphql.json", json={"query": "{ shop { id } }"}, headers={"X-Shopify-Access-Token": shop.token})
+    return shop.http.post(
+        "/admin/api/2026-01/graphql.json",
+        json={"query": "{ shop { id } }"},
+        headers={"X-Shopify-Access-Token": shop.token},
+    )
 
 
 def test_http_429_with_retry_after_then_recovers(shop) -> None:  # type: ignore[no-untyped-def]
@@ -44,7 +48,10 @@ def test_5xx_burst_and_duration(shop) -> None:  # type: ignore[no-untyped-def]
 def test_throttled_and_slow(shop) -> None:  # type: ignore[no-untyped-def]
     _fault(shop, "throttled", count=1)
     out = shop.gql("{ shop { id } }")
-    assert out["errors"][0]["extensions"]["code"] == "THROTTLED" and out["extensions"]["cost"]["actualQueryCost"] is None
+    assert (
+        out["errors"][0]["extensions"]["code"] == "THROTTLED"
+        and out["extensions"]["cost"]["actualQueryCost"] is None
+    )
     assert "errors" not in shop.gql("{ shop { id } }")
     _fault(shop, "slow", count=1, params={"delay_s": 0.3})
     started = time.monotonic()
@@ -84,9 +91,18 @@ def test_truncated_jsonl(shop) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_failed_with_partial_data(shop) -> None:  # type: ignore[no-untyped-def]
-    _fault(shop, "bulk_failed", count=1, params={"after_lines": 25, "error_code": "INTERNAL_SERVER_ERROR"})
+    _fault(
+        shop,
+        "bulk_failed",
+        count=1,
+        params={"after_lines": 25, "error_code": "INTERNAL_SERVER_ERROR"},
+    )
     op = shop.wait_bulk(shop.run_bulk(CORE))
-    assert op["status"] == "FAILED" and op["errorCode"] == "INTERNAL_SERVER_ERROR" and op["url"] is None
+    assert (
+        op["status"] == "FAILED"
+        and op["errorCode"] == "INTERNAL_SERVER_ERROR"
+        and op["url"] is None
+    )
     partial = httpx.get(op["partialDataUrl"]).content
     assert partial.count(b"\n") == int(op["objectCount"]) == 25
 
@@ -109,7 +125,10 @@ def test_expired_url(shop) -> None:  # type: ignore[no-untyped-def]
 
 def test_operation_in_progress_and_access_denied(shop) -> None:  # type: ignore[no-untyped-def]
     _fault(shop, "operation_in_progress", count=1)
-    out = shop.gql("mutation($q: String!) { bulkOperationRunQuery(query: $q) { bulkOperation { id } userErrors { code } } }", {"q": CORE})
+    out = shop.gql(
+        "mutation($q: String!) { bulkOperationRunQuery(query: $q) { bulkOperation { id } userErrors { code } } }",
+        {"q": CORE},
+    )
     assert out["data"]["bulkOperationRunQuery"]["userErrors"] == [{"code": "OPERATION_IN_PROGRESS"}]
     _fault(shop, "access_denied", count=1)
     op = shop.wait_bulk(shop.run_bulk(CORE))

@@ -31,14 +31,20 @@ def test_pagination_walks_every_product_once(alpha) -> None:  # type: ignore[no-
 
 
 def test_updated_at_filter_matches_generated_timestamps(alpha) -> None:  # type: ignore[no-untyped-def]
-    all_nodes = alpha.gql("{ products(first: 40) { nodes { id updatedAt } } }")["data"]["products"]["nodes"]
+    all_nodes = alpha.gql("{ products(first: 40) { nodes { id updatedAt } } }")["data"]["products"][
+        "nodes"
+    ]
     stamps = sorted(n["updatedAt"] for n in all_nodes)
     pivot = stamps[20]
-    newer = alpha.gql(f'{{ products(first: 40, query: "updated_at:>{pivot}") {{ nodes {{ id updatedAt }} }} }}')
+    newer = alpha.gql(
+        f'{{ products(first: 40, query: "updated_at:>{pivot}") {{ nodes {{ id updatedAt }} }} }}'
+    )
     got = newer["data"]["products"]["nodes"]
     assert {n["id"] for n in got} == {n["id"] for n in all_nodes if n["updatedAt"] > pivot}
     assert 0 < len(got) < 40
-    future = alpha.gql('{ products(first: 5, query: "updated_at:>2027-01-01T00:00:00Z") { nodes { id } } }')
+    future = alpha.gql(
+        '{ products(first: 5, query: "updated_at:>2027-01-01T00:00:00Z") { nodes { id } } }'
+    )
     assert future["data"]["products"]["nodes"] == []
 
 
@@ -50,13 +56,22 @@ def test_calculated_cost_and_refund(alpha) -> None:  # type: ignore[no-untyped-d
     # Actual: 2 + 10 products + 10 variant connections * 2 + the variants actually returned.
     variants = sum(
         len(p["variants"]["nodes"])
-        for p in alpha.gql("{ products(first: 10) { nodes { variants(first: 5) { nodes { id } } } } }")["data"]["products"]["nodes"]
+        for p in alpha.gql(
+            "{ products(first: 10) { nodes { variants(first: 5) { nodes { id } } } } }"
+        )["data"]["products"]["nodes"]
     )
     assert cost["actualQueryCost"] == 2 + 10 + 10 * 2 + variants
     status = cost["throttleStatus"]
     assert status["maximumAvailable"] == 2000.0 and status["restoreRate"] == 100.0
-    assert alpha.gql("{ shop { id plan { displayName } } }")["extensions"]["cost"]["requestedQueryCost"] == 2
-    mutation = alpha.gql('mutation { webhookSubscriptionDelete(id: "gid://shopify/WebhookSubscription/1") { userErrors { message } } }')
+    assert (
+        alpha.gql("{ shop { id plan { displayName } } }")["extensions"]["cost"][
+            "requestedQueryCost"
+        ]
+        == 2
+    )
+    mutation = alpha.gql(
+        'mutation { webhookSubscriptionDelete(id: "gid://shopify/WebhookSubscription/1") { userErrors { message } } }'
+    )
     assert mutation["extensions"]["cost"]["requestedQueryCost"] == 10
 
 
@@ -67,17 +82,29 @@ def test_plus_plan_bucket(emulator, connect) -> None:  # type: ignore[no-untyped
 
 
 def test_max_cost_exceeded(alpha) -> None:  # type: ignore[no-untyped-def]
-    out = alpha.gql("{ products(first: 250) { nodes { id variants(first: 10) { nodes { id } } } } }")
+    out = alpha.gql(
+        "{ products(first: 250) { nodes { id variants(first: 10) { nodes { id } } } } }"
+    )
     assert out["errors"][0]["extensions"]["code"] == "MAX_COST_EXCEEDED"
-    assert out["extensions"]["cost"]["requestedQueryCost"] == 2 + 250 * (1 + 2 + 10) and "data" not in out
+    assert (
+        out["extensions"]["cost"]["requestedQueryCost"] == 2 + 250 * (1 + 2 + 10)
+        and "data" not in out
+    )
 
 
 def test_bucket_drains_throttles_and_restores(make_emulator, connect) -> None:  # type: ignore[no-untyped-def]
-    emulator = make_emulator(EmulatorConfig(shops=[ShopConfig(name="tight", products=30, bucket_size=100, restore_rate=50)]))
+    emulator = make_emulator(
+        EmulatorConfig(
+            shops=[ShopConfig(name="tight", products=30, bucket_size=100, restore_rate=50)]
+        )
+    )
     shop = connect(emulator, "tight")
     query = "{ products(first: 28) { nodes { id } } }"  # requested 30, actual 30
     first = shop.gql(query)["extensions"]["cost"]
-    assert first["requestedQueryCost"] == 30 and 69 <= first["throttleStatus"]["currentlyAvailable"] <= 71
+    assert (
+        first["requestedQueryCost"] == 30
+        and 69 <= first["throttleStatus"]["currentlyAvailable"] <= 71
+    )
     shop.gql(query)
     shop.gql(query)
     throttled = shop.gql(query)
@@ -88,7 +115,10 @@ def test_bucket_drains_throttles_and_restores(make_emulator, connect) -> None:  
     assert "errors" not in shop.gql(query)
     # Buckets are per app: the other app's token still has a full bucket.
     other = shop.mint(client_id="other-client-id")
-    assert shop.gql(query, token=other)["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"] >= 69
+    assert (
+        shop.gql(query, token=other)["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"]
+        >= 69
+    )
 
 
 def test_rest_shop_json_with_call_limit(alpha) -> None:  # type: ignore[no-untyped-def]
@@ -102,9 +132,18 @@ def test_rest_shop_json_with_call_limit(alpha) -> None:  # type: ignore[no-untyp
 
 
 def test_versions_fall_forward(alpha) -> None:  # type: ignore[no-untyped-def]
-    response = alpha.http.post("/admin/api/2023-01/graphql.json", json={"query": "{ shop { id } }"}, headers={"X-Shopify-Access-Token": alpha.token})
+    response = alpha.http.post(
+        "/admin/api/2023-01/graphql.json",
+        json={"query": "{ shop { id } }"},
+        headers={"X-Shopify-Access-Token": alpha.token},
+    )
     assert response.headers["x-shopify-api-version"] == "2025-07"
-    assert alpha.http.post("/admin/api/latest/graphql.json", json={"query": "{ shop { id } }"}).status_code == 404
+    assert (
+        alpha.http.post(
+            "/admin/api/latest/graphql.json", json={"query": "{ shop { id } }"}
+        ).status_code
+        == 404
+    )
 
 
 def test_node_lookups_and_shopify_gid_formats(alpha) -> None:  # type: ignore[no-untyped-def]
@@ -113,23 +152,34 @@ def test_node_lookups_and_shopify_gid_formats(alpha) -> None:  # type: ignore[no
     )["data"]["product"]["variants"]["nodes"][0]["inventoryItem"]
     level = item["inventoryLevels"]["nodes"][1]
     item_number = item["id"].rsplit("/", 1)[1]
-    assert level["id"].endswith(f"?inventory_item_id={item_number}") and level["id"].startswith("gid://shopify/InventoryLevel/")
+    assert level["id"].endswith(f"?inventory_item_id={item_number}") and level["id"].startswith(
+        "gid://shopify/InventoryLevel/"
+    )
     assert level["location"]["id"] == "gid://shopify/Location/70000000001"
     assert level["quantities"][0]["quantity"] == level["quantities"][1]["quantity"]
-    node = alpha.gql("query($id: ID!) { node(id: $id) { __typename id } }", {"id": level["id"]})["data"]["node"]
+    node = alpha.gql("query($id: ID!) { node(id: $id) { __typename id } }", {"id": level["id"]})[
+        "data"
+    ]["node"]
     assert node == {"__typename": "InventoryLevel", "id": level["id"]}
-    assert alpha.gql('{ node(id: "gid://shopify/Product/9999999999999") { id } }')["data"]["node"] is None
+    assert (
+        alpha.gql('{ node(id: "gid://shopify/Product/9999999999999") { id } }')["data"]["node"]
+        is None
+    )
 
 
 def test_app_owned_metafields_are_private_to_the_owner(alpha) -> None:  # type: ignore[no-untyped-def]
     query = '{ product(id: "gid://shopify/Product/8000000000000") { metafields(first: 20) { nodes { namespace key } } } }'
     owner = alpha.gql(query)["data"]["product"]["metafields"]["nodes"]
-    other = alpha.gql(query, token=alpha.mint(client_id="other-client-id"))["data"]["product"]["metafields"]["nodes"]
+    other = alpha.gql(query, token=alpha.mint(client_id="other-client-id"))["data"]["product"][
+        "metafields"
+    ]["nodes"]
     owned = [m for m in owner if m["namespace"].startswith("app--1000001--")]
     assert len(owned) == 1
     assert [m for m in other if m["namespace"].startswith("app--")] == []
     assert len(other) == len(owner) - 1
-    by_alias = alpha.gql('{ product(id: "gid://shopify/Product/8000000000000") { metafields(first: 5, namespace: "$app:sync") { nodes { key } } } }')
+    by_alias = alpha.gql(
+        '{ product(id: "gid://shopify/Product/8000000000000") { metafields(first: 5, namespace: "$app:sync") { nodes { key } } } }'
+    )
     assert by_alias["data"]["product"]["metafields"]["nodes"] == [{"key": "fingerprint"}]
 
 

@@ -16,7 +16,13 @@ CLIENT = "emulator-client-id"
 
 
 def _authorize(shop, **extra):  # type: ignore[no-untyped-def]
-    params = {"client_id": CLIENT, "scope": "read_products,read_inventory", "redirect_uri": "https://app.example/cb", "state": "nonce123", **extra}
+    params = {
+        "client_id": CLIENT,
+        "scope": "read_products,read_inventory",
+        "redirect_uri": "https://app.example/cb",
+        "state": "nonce123",
+        **extra,
+    }
     response = shop.http.get("/admin/oauth/authorize", params=params)
     assert response.status_code == 302
     location = urlsplit(response.headers["location"])
@@ -26,10 +32,15 @@ def _authorize(shop, **extra):  # type: ignore[no-untyped-def]
 
 def test_unknown_host_is_404_and_known_host_routes(alpha) -> None:  # type: ignore[no-untyped-def]
     response = alpha.http.post(
-        "/admin/api/2026-01/graphql.json", json={"query": "{ shop { id } }"}, headers={"Host": "nobody.myshopify.com"}
+        "/admin/api/2026-01/graphql.json",
+        json={"query": "{ shop { id } }"},
+        headers={"Host": "nobody.myshopify.com"},
     )
     assert response.status_code == 404
-    assert alpha.gql("{ shop { myshopifyDomain } }")["data"]["shop"]["myshopifyDomain"] == "alpha.myshopify.com"
+    assert (
+        alpha.gql("{ shop { myshopifyDomain } }")["data"]["shop"]["myshopifyDomain"]
+        == "alpha.myshopify.com"
+    )
 
 
 def test_callback_is_signed_exactly_as_shopify_signs_it(alpha) -> None:  # type: ignore[no-untyped-def]
@@ -45,14 +56,24 @@ def test_callback_is_signed_exactly_as_shopify_signs_it(alpha) -> None:  # type:
 def test_code_exchange_with_expiring_tokens_and_refresh_rotation(alpha) -> None:  # type: ignore[no-untyped-def]
     code = _authorize(alpha)["code"]
     url = "/admin/oauth/access_token"
-    body = alpha.http.post(url, json={"client_id": CLIENT, "client_secret": SECRET, "code": code, "expiring": "1"}).json()
+    body = alpha.http.post(
+        url, json={"client_id": CLIENT, "client_secret": SECRET, "code": code, "expiring": "1"}
+    ).json()
     assert body["scope"] == "read_products,read_inventory"
-    assert body["expires_in"] == 3600 and body["refresh_token"] and body["refresh_token_expires_in"] > 0
+    assert (
+        body["expires_in"] == 3600
+        and body["refresh_token"]
+        and body["refresh_token_expires_in"] > 0
+    )
     # The code is single use.
     again = alpha.http.post(url, json={"client_id": CLIENT, "client_secret": SECRET, "code": code})
     assert again.status_code == 400 and again.json()["error"] == "invalid_request"
-    scopes = alpha.http.get("/admin/oauth/access_scopes.json", headers={"X-Shopify-Access-Token": body["access_token"]})
-    assert scopes.json() == {"access_scopes": [{"handle": "read_products"}, {"handle": "read_inventory"}]}
+    scopes = alpha.http.get(
+        "/admin/oauth/access_scopes.json", headers={"X-Shopify-Access-Token": body["access_token"]}
+    )
+    assert scopes.json() == {
+        "access_scopes": [{"handle": "read_products"}, {"handle": "read_inventory"}]
+    }
     r1 = body["refresh_token"]
     refresh = {"client_id": CLIENT, "client_secret": SECRET, "grant_type": "refresh_token"}
     second = alpha.http.post(url, json={**refresh, "refresh_token": r1}).json()
@@ -64,7 +85,9 @@ def test_code_exchange_with_expiring_tokens_and_refresh_rotation(alpha) -> None:
     assert alpha.http.post(url, json={**refresh, "refresh_token": r2}).status_code == 200
     dead = alpha.http.post(url, json={**refresh, "refresh_token": r1})
     assert dead.status_code == 400 and dead.json()["error"] == "invalid_grant"
-    bad_client = alpha.http.post(url, json={"client_id": CLIENT, "client_secret": "wrong", "code": "x"})
+    bad_client = alpha.http.post(
+        url, json={"client_id": CLIENT, "client_secret": "wrong", "code": "x"}
+    )
     assert bad_client.status_code == 401
 
 
@@ -85,34 +108,75 @@ def test_token_exchange_grants(alpha) -> None:  # type: ignore[no-untyped-def]
         },
     ).json()
     assert migrated["expires_in"] == 3600 and "refresh_token" in migrated
-    old = alpha.http.post("/admin/api/2026-01/graphql.json", json={"query": "{ shop { id } }"}, headers={"X-Shopify-Access-Token": legacy})
+    old = alpha.http.post(
+        "/admin/api/2026-01/graphql.json",
+        json={"query": "{ shop { id } }"},
+        headers={"X-Shopify-Access-Token": legacy},
+    )
     assert old.status_code == 401
     now = int(time.time())
-    claims = {"iss": "https://alpha.myshopify.com/admin", "dest": "https://alpha.myshopify.com", "aud": CLIENT, "sub": "42",
-              "exp": now + 60, "nbf": now - 1, "iat": now, "jti": "j1", "sid": "s1"}
+    claims = {
+        "iss": "https://alpha.myshopify.com/admin",
+        "dest": "https://alpha.myshopify.com",
+        "aud": CLIENT,
+        "sub": "42",
+        "exp": now + 60,
+        "nbf": now - 1,
+        "iat": now,
+        "jti": "j1",
+        "sid": "s1",
+    }
     session = jwt.encode(claims, SECRET, algorithm="HS256")
     exchanged = alpha.http.post(
         url,
-        json={"client_id": CLIENT, "client_secret": SECRET, "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
-              "subject_token": session, "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
-              "requested_token_type": "urn:shopify:params:oauth:token-type:online-access-token"},
+        json={
+            "client_id": CLIENT,
+            "client_secret": SECRET,
+            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "subject_token": session,
+            "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
+            "requested_token_type": "urn:shopify:params:oauth:token-type:online-access-token",
+        },
     ).json()
-    assert exchanged["associated_user"]["email"].endswith("alpha.myshopify.com") and exchanged["expires_in"] == 3600
+    assert (
+        exchanged["associated_user"]["email"].endswith("alpha.myshopify.com")
+        and exchanged["expires_in"] == 3600
+    )
     forged = jwt.encode(claims, "shpss_not_the_secret_at_all_0000000000", algorithm="HS256")
-    rejected = alpha.http.post(url, json={"client_id": CLIENT, "client_secret": SECRET, "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
-                                          "subject_token": forged, "subject_token_type": "urn:ietf:params:oauth:token-type:id_token"})
+    rejected = alpha.http.post(
+        url,
+        json={
+            "client_id": CLIENT,
+            "client_secret": SECRET,
+            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "subject_token": forged,
+            "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
+        },
+    )
     assert rejected.status_code == 400
 
 
 def test_expired_and_revoked_tokens_get_shopify_401(make_emulator, connect) -> None:  # type: ignore[no-untyped-def]
-    emulator = make_emulator(EmulatorConfig(shops=[ShopConfig(name="short", products=3)], access_token_ttl_s=0.3))
+    emulator = make_emulator(
+        EmulatorConfig(shops=[ShopConfig(name="short", products=3)], access_token_ttl_s=0.3)
+    )
     shop = connect(emulator, "short")
     expiring = shop.mint(expiring=True)
-    assert shop.gql("{ shop { id } }", token=expiring)["data"]["shop"]["id"].startswith("gid://shopify/Shop/")
+    assert shop.gql("{ shop { id } }", token=expiring)["data"]["shop"]["id"].startswith(
+        "gid://shopify/Shop/"
+    )
     time.sleep(0.4)
-    expired = shop.http.post("/admin/api/2026-01/graphql.json", json={"query": "{ shop { id } }"}, headers={"X-Shopify-Access-Token": expiring})
+    expired = shop.http.post(
+        "/admin/api/2026-01/graphql.json",
+        json={"query": "{ shop { id } }"},
+        headers={"X-Shopify-Access-Token": expiring},
+    )
     assert expired.status_code == 401
-    assert expired.json() == {"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"}
+    assert expired.json() == {
+        "errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"
+    }
     shop.control("POST", "/tokens/revoke", json={})
-    revoked = shop.http.get("/admin/api/2026-01/shop.json", headers={"X-Shopify-Access-Token": shop.token})
+    revoked = shop.http.get(
+        "/admin/api/2026-01/shop.json", headers={"X-Shopify-Access-Token": shop.token}
+    )
     assert revoked.status_code == 401

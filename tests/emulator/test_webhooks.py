@@ -5,24 +5,38 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import json
 
 from shopify_emulator import AppCredentials, EmulatorConfig, ShopConfig
 
 SECRET = "shpss_emulator_client_secret_0123456789"
-ALL_TOPICS = ["PRODUCTS_CREATE", "PRODUCTS_UPDATE", "PRODUCTS_DELETE", "INVENTORY_LEVELS_UPDATE", "APP_UNINSTALLED", "APP_SCOPES_UPDATE"]
+ALL_TOPICS = [
+    "PRODUCTS_CREATE",
+    "PRODUCTS_UPDATE",
+    "PRODUCTS_DELETE",
+    "INVENTORY_LEVELS_UPDATE",
+    "APP_UNINSTALLED",
+    "APP_SCOPES_UPDATE",
+]
 
 
 def _valid(received, secret: str = SECRET) -> bool:  # type: ignore[no-untyped-def]
     digest = hmac.new(secret.encode(), received.body, hashlib.sha256).digest()
-    return hmac.compare_digest(base64.b64encode(digest).decode(), received.headers["x-shopify-hmac-sha256"])
+    return hmac.compare_digest(
+        base64.b64encode(digest).decode(), received.headers["x-shopify-hmac-sha256"]
+    )
 
 
 def _setup(make_emulator, connect, receiver_factory, name: str, **config):  # type: ignore[no-untyped-def]
-    emulator = make_emulator(EmulatorConfig(shops=[ShopConfig(name=name, products=10)], time_scale=0.0002, **config))
+    emulator = make_emulator(
+        EmulatorConfig(shops=[ShopConfig(name=name, products=10)], time_scale=0.0002, **config)
+    )
     shop = connect(emulator, name)
     receiver = receiver_factory()
-    shop.control("POST", "/webhooks/subscriptions", json={"topics": ALL_TOPICS, "uri": receiver.url})
+    shop.control(
+        "POST", "/webhooks/subscriptions", json={"topics": ALL_TOPICS, "uri": receiver.url}
+    )
     return shop, receiver
 
 
@@ -32,18 +46,35 @@ def test_catalog_changes_fire_signed_webhooks(make_emulator, connect, receiver_f
     updated = shop.control("PATCH", "/products/8000000000001", json={"tags": ["a"]})
     shop.control("DELETE", "/products/8000000000002")
     item = updated["product"]["variants"][0]["inventoryItem"]["id"]
-    level = shop.control("POST", "/inventory", json={"inventory_item_id": item, "location_id": "gid://shopify/Location/70000000001", "available": 77})
+    level = shop.control(
+        "POST",
+        "/inventory",
+        json={
+            "inventory_item_id": item,
+            "location_id": "gid://shopify/Location/70000000001",
+            "available": 77,
+        },
+    )
     got = receiver.wait_for(4)
-    assert sorted(receiver.topics()) == sorted(["products/create", "products/update", "products/delete", "inventory_levels/update"])
+    assert sorted(receiver.topics()) == sorted(
+        ["products/create", "products/update", "products/delete", "inventory_levels/update"]
+    )
     for received in got:
         assert _valid(received)
         headers = received.headers
         assert headers["x-shopify-shop-domain"] == "hooks.myshopify.com"
         assert headers["x-shopify-api-version"] == "2026-01"
-        assert headers["x-shopify-webhook-id"] and headers["x-shopify-event-id"] and headers["x-shopify-triggered-at"]
+        assert (
+            headers["x-shopify-webhook-id"]
+            and headers["x-shopify-event-id"]
+            and headers["x-shopify-triggered-at"]
+        )
     by_topic = {r.headers["x-shopify-topic"]: json.loads(r.body) for r in got}
     assert by_topic["products/create"]["admin_graphql_api_id"] == created["product"]["id"]
-    assert by_topic["products/update"]["tags"] == "a" and by_topic["products/update"]["variants"][0]["inventory_item_id"] > 0
+    assert (
+        by_topic["products/update"]["tags"] == "a"
+        and by_topic["products/update"]["variants"][0]["inventory_item_id"] > 0
+    )
     assert by_topic["products/delete"] == {"id": 8000000000002}
     inventory = by_topic["inventory_levels/update"]
     assert inventory["available"] == 77 and inventory["location_id"] == 70000000001
@@ -61,11 +92,16 @@ def test_retries_with_backoff_then_success(make_emulator, connect, receiver_fact
     shop.control("PATCH", "/products/8000000000001", json={"title": "Again"})
     got = receiver.wait_for(4)
     assert len(got) == 4
-    assert len({r.headers["x-shopify-webhook-id"] for r in got}) == 1 and len({r.body for r in got}) == 1
-    gaps = [b.at - a.at for a, b in zip(got, got[1:], strict=False)]
+    assert (
+        len({r.headers["x-shopify-webhook-id"] for r in got}) == 1
+        and len({r.body for r in got}) == 1
+    )
+    gaps = [b.at - a.at for a, b in itertools.pairwise(got)]
     assert gaps[1] > gaps[0] and gaps[2] > gaps[1]  # exponential backoff
     log = shop.control("GET", "/webhooks/deliveries")
-    assert [entry["status"] for entry in log] == [500, 503, 404, 200] and [e["attempt"] for e in log] == [0, 1, 2, 3]
+    assert [entry["status"] for entry in log] == [500, 503, 404, 200] and [
+        e["attempt"] for e in log
+    ] == [0, 1, 2, 3]
 
 
 def test_failing_endpoint_loses_its_subscription(make_emulator, connect, receiver_factory) -> None:  # type: ignore[no-untyped-def]
@@ -76,13 +112,19 @@ def test_failing_endpoint_loses_its_subscription(make_emulator, connect, receive
     import time
 
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and any(s["topic"] == "PRODUCTS_UPDATE" for s in shop.control("GET", "/webhooks/subscriptions")):
+    while time.monotonic() < deadline and any(
+        s["topic"] == "PRODUCTS_UPDATE" for s in shop.control("GET", "/webhooks/subscriptions")
+    ):
         time.sleep(0.02)
-    assert not any(s["topic"] == "PRODUCTS_UPDATE" for s in shop.control("GET", "/webhooks/subscriptions"))
+    assert not any(
+        s["topic"] == "PRODUCTS_UPDATE" for s in shop.control("GET", "/webhooks/subscriptions")
+    )
 
 
 def test_timeout_counts_as_failure(make_emulator, connect, receiver_factory) -> None:  # type: ignore[no-untyped-def]
-    shop, receiver = _setup(make_emulator, connect, receiver_factory, "slowhook", webhook_timeout_s=0.2)
+    shop, receiver = _setup(
+        make_emulator, connect, receiver_factory, "slowhook", webhook_timeout_s=0.2
+    )
     receiver.delay_s = 0.5
     shop.control("PATCH", "/products/8000000000001", json={"title": "x"})
     receiver.wait_for(2)
@@ -96,7 +138,10 @@ def test_duplicate_and_reorder_modes(make_emulator, connect, receiver_factory) -
     shop.control("PUT", "/webhooks/mode", json={"mode": "duplicate"})
     shop.control("PATCH", "/products/8000000000001", json={"title": "dup"})
     got = receiver.wait_for(2)
-    assert len(got) == 2 and got[0].headers["x-shopify-webhook-id"] == got[1].headers["x-shopify-webhook-id"]
+    assert (
+        len(got) == 2
+        and got[0].headers["x-shopify-webhook-id"] == got[1].headers["x-shopify-webhook-id"]
+    )
     receiver.received.clear()
     shop.control("PUT", "/webhooks/mode", json={"mode": "reorder"})
     for title in ("first", "second", "third"):
@@ -109,10 +154,19 @@ def test_duplicate_and_reorder_modes(make_emulator, connect, receiver_factory) -
 
 def test_uninstall_scopes_and_compliance(make_emulator, connect, receiver_factory) -> None:  # type: ignore[no-untyped-def]
     compliance = receiver_factory()
-    shop, receiver = _setup(make_emulator, connect, receiver_factory, "leaving", compliance_url=compliance.url, shop_redact_after_uninstall_s=1000)
+    shop, receiver = _setup(
+        make_emulator,
+        connect,
+        receiver_factory,
+        "leaving",
+        compliance_url=compliance.url,
+        shop_redact_after_uninstall_s=1000,
+    )
     scopes = shop.control("POST", "/scopes", json={"scopes": ["read_products"]})
     assert scopes["previous"] != scopes["current"] == ["read_products"]
-    access = shop.http.get("/admin/oauth/access_scopes.json", headers={"X-Shopify-Access-Token": shop.token}).json()
+    access = shop.http.get(
+        "/admin/oauth/access_scopes.json", headers={"X-Shopify-Access-Token": shop.token}
+    ).json()
     assert access == {"access_scopes": [{"handle": "read_products"}]}
     for topic in ("customers/data_request", "customers/redact"):
         shop.control("POST", "/compliance", json={"topic": topic})
@@ -120,21 +174,43 @@ def test_uninstall_scopes_and_compliance(make_emulator, connect, receiver_factor
     got = receiver.wait_for(2)
     assert sorted(receiver.topics()) == ["app/scopes_update", "app/uninstalled"]
     uninstalled = next(r for r in got if r.headers["x-shopify-topic"] == "app/uninstalled")
-    assert json.loads(uninstalled.body)["myshopify_domain"] == "leaving.myshopify.com" and _valid(uninstalled)
-    assert shop.http.get("/admin/api/2026-01/shop.json", headers={"X-Shopify-Access-Token": shop.token}).status_code == 401
+    assert json.loads(uninstalled.body)["myshopify_domain"] == "leaving.myshopify.com" and _valid(
+        uninstalled
+    )
+    assert (
+        shop.http.get(
+            "/admin/api/2026-01/shop.json", headers={"X-Shopify-Access-Token": shop.token}
+        ).status_code
+        == 401
+    )
     # shop/redact follows 48 h later on the real clock: 1000 s * 0.0002 here.
     delivered = compliance.wait_for(3)
-    assert [r.headers["x-shopify-topic"] for r in delivered] == ["customers/data_request", "customers/redact", "shop/redact"]
+    assert [r.headers["x-shopify-topic"] for r in delivered] == [
+        "customers/data_request",
+        "customers/redact",
+        "shop/redact",
+    ]
     assert all(_valid(r) for r in delivered)
-    assert json.loads(delivered[2].body) == {"shop_id": json.loads(uninstalled.body)["id"], "shop_domain": "leaving.myshopify.com"}
+    assert json.loads(delivered[2].body) == {
+        "shop_id": json.loads(uninstalled.body)["id"],
+        "shop_domain": "leaving.myshopify.com",
+    }
 
 
 def test_other_app_signs_with_its_own_secret(make_emulator, connect, receiver_factory) -> None:  # type: ignore[no-untyped-def]
-    other = AppCredentials(client_id="second", client_secret="shpss_second_app_secret_00000000000000", api_client_id=3)
-    emulator = make_emulator(EmulatorConfig(shops=[ShopConfig(name="two", products=3)], other_app=other))
+    other = AppCredentials(
+        client_id="second", client_secret="shpss_second_app_secret_00000000000000", api_client_id=3
+    )
+    emulator = make_emulator(
+        EmulatorConfig(shops=[ShopConfig(name="two", products=3)], other_app=other)
+    )
     shop = connect(emulator, "two")
     receiver = receiver_factory()
-    shop.control("POST", "/webhooks/subscriptions", json={"topic": "PRODUCTS_UPDATE", "uri": receiver.url, "client_id": "second"})
+    shop.control(
+        "POST",
+        "/webhooks/subscriptions",
+        json={"topic": "PRODUCTS_UPDATE", "uri": receiver.url, "client_id": "second"},
+    )
     shop.control("PATCH", "/products/8000000000001", json={"title": "x"})
     got = receiver.wait_for(1)
     assert _valid(got[0], other.client_secret) and not _valid(got[0])
