@@ -13,7 +13,9 @@ from neanelu.queue.settings import QueueSettings
 
 def small_queues() -> dict[str, QueueSettings]:
     return {
-        "sync": QueueSettings(name="sync", group_concurrency=2, global_concurrency=5, lease_ms=1000),
+        "sync": QueueSettings(
+            name="sync", group_concurrency=2, global_concurrency=5, lease_ms=1000
+        ),
         "webhook": QueueSettings(name="webhook", budget_share=1.0, lease_ms=1000),
     }
 

@@ -156,7 +156,9 @@ async def test_pause_and_resume_group(queues: QueueClient) -> None:
     assert len((await q.reserve(5)).jobs) == 2
 
 
-async def test_max_group_size_refuses_more(queues: QueueClient, redis_client: aioredis.Redis) -> None:
+async def test_max_group_size_refuses_more(
+    queues: QueueClient, redis_client: aioredis.Redis
+) -> None:
     from neanelu.queue.settings import QueueSettings
 
     client = QueueClient(
@@ -238,7 +240,7 @@ async def test_events_stream_records_state_changes(
 async def test_keys_share_one_hash_tag(queues: QueueClient, redis_client: aioredis.Redis) -> None:
     q = queues.queue("sync")
     await q.enqueue(spec("a", "j"))
-    (job,) = (await q.reserve()).jobs
+    assert len((await q.reserve()).jobs) == 1
     found = [k.decode() async for k in redis_client.scan_iter(match=f"{queues.prefix}:*")]
     assert found and all("{sync}" in k for k in found)
 

@@ -1,0 +1,52 @@
+"""Test tasks, shared by in-process workers and worker subprocesses. Each run is recorded in a Redis
+list as `<job id>:<attempt>:<event>` so tests can see starts, ends and their order."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+import redis.asyncio as aioredis
+
+from neanelu.queue.context import JobContext
+from neanelu.queue.errors import Fatal
+from neanelu.queue.registry import Registry
+
+registry = Registry()
+
+
+class Recorder:
+    redis: aioredis.Redis | None = None
+    key = ""
+    hang_key = ""  # while this key exists, "hang" jobs sleep forever
+
+    @classmethod
+    async def log(cls, ctx: JobContext, event: str) -> None:
+        assert cls.redis is not None
+        await cls.redis.rpush(cls.key, f"{ctx.job_id}:{ctx.attempt}:{event}")
+
+
+class Work(msgspec.Struct, frozen=True):
+    mode: str = "ok"  # ok | sleep | fail_once | fatal | defer_once | hang
+    sleep_s: float = 0.0
+
+
+@registry.task(queue="sync", name="test.work")
+async def work(ctx: JobContext, payload: Work) -> None:
+    await Recorder.log(ctx, "start")
+    if payload.mode == "sleep":
+        await asyncio.sleep(payload.sleep_s)
+    elif payload.mode == "fail_once" and ctx.attempt == 1:
+        raise RuntimeError("first attempt fails")
+    elif payload.mode == "fatal":
+        raise Fatal("never works")
+    elif payload.mode == "defer_once" and ctx.headers.get("deferred") is None:
+        assert Recorder.redis is not None
+        if await Recorder.redis.set(f"{Recorder.key}:d:{ctx.job_id}", 1, nx=True):
+            ctx.defer(0.05)
+    elif payload.mode == "hang":
+        assert Recorder.redis is not None
+        # The test releases the hang from another process, through Redis.
+        while await Recorder.redis.exists(Recorder.hang_key):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    await Recorder.log(ctx, "end")

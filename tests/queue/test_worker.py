@@ -1,0 +1,216 @@
+"""The worker runtime: in-process workers for job outcomes and shutdown, real processes for SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from neanelu.config import Settings
+from neanelu.queue.client import QueueClient
+from neanelu.queue.settings import QueueSettings
+from neanelu.queue.worker import Worker, check_worker, run_worker
+from tests.queue.tasks import Recorder, Work, registry, work
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+async def client(redis_client: aioredis.Redis, key_prefix: str) -> AsyncIterator[QueueClient]:
+    Recorder.redis = redis_client
+    Recorder.key = f"{key_prefix}:log"
+    Recorder.hang_key = f"{key_prefix}:hang"
+    yield QueueClient(
+        redis_client,
+        {
+            "sync": QueueSettings(
+                name="sync",
+                lease_ms=600,
+                group_concurrency=2,
+                global_concurrency=4,
+                backoff_base_s=0.05,
+                max_attempts=3,
+            )
+        },
+        prefix=key_prefix,
+    )
+
+
+async def log(redis_client: aioredis.Redis) -> list[str]:
+    return [x.decode() for x in await redis_client.lrange(Recorder.key, 0, -1)]
+
+
+async def wait_for(predicate: object, timeout: float = 15.0) -> None:
+    async def poll() -> None:
+        # Polling is the point: the condition lives in Redis, written by other processes.
+        while not await predicate():  # type: ignore[operator]  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+async def start_worker(
+    client: QueueClient, **kw: object
+) -> tuple[asyncio.Event, asyncio.Task[None]]:
+    stop = asyncio.Event()
+    worker = Worker(client, registry, ["sync"], concurrency=4, **kw)  # type: ignore[arg-type]
+    return stop, asyncio.create_task(worker.run(stop))
+
+
+async def test_outcomes(client: QueueClient, redis_client: aioredis.Redis) -> None:
+    q = client.queue("sync")
+    for mode in ("ok", "fail_once", "fatal", "defer_once"):
+        await work.enqueue(client, Work(mode=mode), group="shop-a", job_id=mode)
+    stop, task = await start_worker(client)
+
+    async def settled() -> bool:
+        c = await q.counts()
+        return c.completed + c.failed + c.dead == 4
+
+    await wait_for(settled)
+    stop.set()
+    await task
+    entries = await log(redis_client)
+    assert "ok:1:end" in entries
+    assert "fail_once:1:start" in entries and "fail_once:2:end" in entries
+    # A deferral gives the job back without using an attempt.
+    assert entries.count("defer_once:1:start") == 2 and "defer_once:1:end" in entries
+    c = await q.counts()
+    assert (c.completed, c.failed, c.dead) == (3, 1, 0)
+
+
+async def test_lease_is_renewed_for_long_jobs(
+    client: QueueClient, redis_client: aioredis.Redis
+) -> None:
+    q = client.queue("sync")  # lease 600 ms; the job runs 2 s
+    await work.enqueue(client, Work(mode="sleep", sleep_s=2.0), group="shop-a", job_id="long")
+    stop, task = await start_worker(client)
+    await wait_for(lambda: _completed(q, 1))
+    stop.set()
+    await task
+    assert await log(redis_client) == ["long:1:start", "long:1:end"]
+    info = await q.job_info("long")
+    assert info is not None and info.state == "completed"
+
+
+async def _completed(q: object, n: int) -> bool:
+    return (await q.counts()).completed >= n  # type: ignore[attr-defined]
+
+
+async def test_shutdown_hands_back_unfinished_jobs(
+    client: QueueClient, redis_client: aioredis.Redis
+) -> None:
+    q = client.queue("sync")
+    await redis_client.set(Recorder.hang_key, 1)
+    await work.enqueue(client, Work(mode="hang"), group="shop-a", job_id="stuck")
+    stop, task = await start_worker(client, shutdown_grace_s=0.2)
+    await wait_for(lambda: _started(redis_client, "stuck:1:start"))
+    stop.set()
+    await task
+    # Released at once, attempt unchanged: the next worker starts it as attempt 1 again.
+    info = await q.job_info("stuck")
+    assert info is not None and (info.state, info.attempts) == ("waiting", 0)
+    assert (await q.counts()).active == 0
+
+
+async def _started(redis_client: aioredis.Redis, entry: str) -> bool:
+    return entry in await log(redis_client)
+
+
+async def test_quiet_shop_is_not_stuck_behind_noisy_one(
+    client: QueueClient, redis_client: aioredis.Redis
+) -> None:
+    q = client.queue("sync")  # the worker runs 4 at a time, the queue's global cap is 4
+    await q.set_group_concurrency("noisy", 100)
+    specs = [work.spec(Work(mode="sleep", sleep_s=0.02), group="noisy") for _ in range(3000)]
+    await q.enqueue_many(specs)
+    stop, task = await start_worker(client)
+
+    async def noisy_started() -> bool:
+        return int(await redis_client.llen(Recorder.key)) >= 40
+
+    await wait_for(noisy_started)
+    await work.enqueue(client, Work(), group="quiet", job_id="quiet")
+    mark = int(await redis_client.llen(Recorder.key))
+    await wait_for(lambda: _started(redis_client, "quiet:1:start"))
+    stop.set()
+    await task
+    after = (await log(redis_client))[mark:]
+    starts_before = [e for e in after[: after.index("quiet:1:start")] if e.endswith(":start")]
+    # At most the reservation already in flight when it was enqueued goes first.
+    assert len(starts_before) <= 1, starts_before
+
+
+async def test_sigkilled_workers_jobs_run_again(
+    client: QueueClient, redis_client: aioredis.Redis, redis_url: str, key_prefix: str
+) -> None:
+    q = client.queue("sync")
+    await redis_client.set(Recorder.hang_key, 1)
+    for i in range(4):
+        await work.enqueue(client, Work(mode="hang"), group=f"shop-{i % 2}", job_id=f"j{i}")
+
+    def spawn() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.queue.worker_proc", redis_url, key_prefix],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+
+    first = [spawn(), spawn()]
+    try:
+
+        async def all_started() -> bool:
+            return sum(e.endswith(":start") for e in await log(redis_client)) >= 4
+
+        await wait_for(all_started, timeout=30)
+        for proc in first:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+        await redis_client.delete(Recorder.hang_key)
+        second = spawn()
+        try:
+            await wait_for(lambda: _completed(q, 4), timeout=30)
+        finally:
+            second.terminate()
+            second.wait(timeout=30)
+    finally:
+        for proc in first:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    entries = await log(redis_client)
+    for i in range(4):
+        # Started twice, both as attempt 1 (a stall is not an attempt), finished once.
+        assert entries.count(f"j{i}:1:start") == 2
+        assert entries.count(f"j{i}:1:end") == 1
+    info = await q.job_info("j0")
+    assert info is not None and info.state == "completed"
+
+
+async def test_run_worker_and_health_check(
+    redis_url: str, key_prefix: str, tmp_path: Path, redis_client: aioredis.Redis
+) -> None:
+    Recorder.redis = redis_client
+    Recorder.key = f"{key_prefix}:log"
+    settings = Settings(REDIS_URL=redis_url, NEANELU_DATA_DIR=tmp_path)  # type: ignore[call-arg]
+    assert not await check_worker(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_worker(settings, registry, ["sync"], 2, stop, prefix=key_prefix))
+
+    async def healthy() -> bool:
+        return await check_worker(settings)
+
+    await wait_for(healthy)
+    client = QueueClient(redis_client, {"sync": QueueSettings(name="sync")}, prefix=key_prefix)
+    await work.enqueue(client, Work(), group="shop-a", job_id="via-run-worker")
+    await wait_for(lambda: _started(redis_client, "via-run-worker:1:end"))
+    stop.set()
+    await task
+    assert not await check_worker(settings, max_age_s=-1)
