@@ -8,7 +8,10 @@ from enum import StrEnum
 
 class Phase(StrEnum):
     CORE = "core"
+    # Metafields take two operations: Shopify allows connections nested two levels deep, so
+    # products -> variants -> metafields cannot be one query.
     METAFIELDS = "metafields"
+    VARIANT_METAFIELDS = "variant_metafields"
     INVENTORY = "inventory"
 
 
@@ -27,10 +30,11 @@ _CORE = """
 """
 
 _METAFIELDS = """
-{ products%(filter)s { edges { node {
-    __typename id %(metafields)s
-    variants { edges { node { __typename id %(metafields)s } } }
-} } } }
+{ products%(filter)s { edges { node { __typename id %(metafields)s } } } }
+"""
+
+_VARIANT_METAFIELDS = """
+{ productVariants%(filter)s { edges { node { __typename id %(metafields)s } } } }
 """
 
 _INVENTORY = """
@@ -46,7 +50,10 @@ _INVENTORY = """
 def bulk_query(phase: Phase, updated_since: str | None = None) -> str:
     """The query text; `updated_since` (ISO 8601) narrows an incremental reconciliation."""
     filter_ = f"(query: \"updated_at:>'{updated_since}'\")" if updated_since else ""
-    template = {Phase.CORE: _CORE, Phase.METAFIELDS: _METAFIELDS, Phase.INVENTORY: _INVENTORY}[
-        phase
-    ]
+    template = {
+        Phase.CORE: _CORE,
+        Phase.METAFIELDS: _METAFIELDS,
+        Phase.VARIANT_METAFIELDS: _VARIANT_METAFIELDS,
+        Phase.INVENTORY: _INVENTORY,
+    }[phase]
     return template % {"filter": filter_, "metafields": _METAFIELD_NODE}

@@ -232,5 +232,7 @@ def inventory_builder() -> RowBuilder:
 BUILDERS: dict[Phase, Callable[[], RowBuilder]] = {
     Phase.CORE: core_builder,
     Phase.METAFIELDS: metafields_builder,
+    Phase.VARIANT_METAFIELDS: metafields_builder,
     Phase.INVENTORY: inventory_builder,
 }
+COLUMNS[Phase.VARIANT_METAFIELDS] = COLUMNS[Phase.METAFIELDS]

@@ -40,7 +40,7 @@ from neanelu.shopify.graphql import AdminClient
 from neanelu.sync import repository as runs
 from neanelu.sync.progress import PhaseProgress, ProgressReporter
 
-PHASES = (Phase.CORE, Phase.METAFIELDS, Phase.INVENTORY)
+PHASES = (Phase.CORE, Phase.METAFIELDS, Phase.VARIANT_METAFIELDS, Phase.INVENTORY)
 # From API 2026-01 a shop runs up to five bulk queries at once; before, one.
 _CONCURRENT_FROM = "2026-01"
 
@@ -216,7 +216,9 @@ async def _ingest(
         conn,
         run.shop_id,
         run.id,
-        metafields_complete=results[Phase.METAFIELDS].complete,
+        metafields_complete=(
+            results[Phase.METAFIELDS].complete and results[Phase.VARIANT_METAFIELDS].complete
+        ),
         on_batch=on_batch,
         batch_pages=deps.merge_batch_pages,
     )

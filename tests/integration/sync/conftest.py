@@ -21,7 +21,6 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEmulat
         shops=[ShopConfig(name="alpha", products=120, seed=7)],
         catalog=CatalogShape(variants_mean=3.0, variants_max=12, locations=2),
         bulk_dir=str(tmp_path_factory.mktemp("bulk")),
-        bulk_max_connection_depth=3,
     )
     with start_in_thread(config) as running:
         yield running
