@@ -52,13 +52,13 @@ async def _read_body(request: Request, limit: int) -> bytes:
         if not declared.isdigit():
             raise _Refused(status.HTTP_400_BAD_REQUEST, "Content-Length is not a number")
         if int(declared) > limit:
-            raise _Refused(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"body exceeds {limit} bytes")
+            raise _Refused(status.HTTP_413_CONTENT_TOO_LARGE, f"body exceeds {limit} bytes")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _Refused(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"body exceeds {limit} bytes")
+            raise _Refused(status.HTTP_413_CONTENT_TOO_LARGE, f"body exceeds {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -174,7 +174,9 @@ async def _installed_after(conn: Any, shop_id: UUID, at: datetime) -> bool:
     cur = await conn.execute("SELECT installed_at FROM shops WHERE id = %s", (shop_id,))
     found = await cur.fetchone()
     installed_at = found[0] if found else None
-    return installed_at is not None and installed_at > at.astimezone(UTC)
+    # The header has whole seconds: a second of slack keeps a genuine uninstall that came within
+    # the install's own second from being mistaken for an old one.
+    return installed_at is not None and installed_at > at.astimezone(UTC) + timedelta(seconds=1)
 
 
 process_delivery: TaskHandle[DeliveryRef] = TaskHandle(

@@ -1,0 +1,310 @@
+"""Webhook ingress (verify, record once, queue) and the processing of each topic."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from neanelu.db.pool import global_scope, tenant_scope
+from neanelu.shops import repository as shops
+from neanelu.shops.runtime import Runtime
+from neanelu.webhooks.tasks import process_delivery_now
+from tests.factories import create_shop
+from tests.service.conftest import PREVIOUS_SECRET, count, encode, webhook_headers
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+def product_payload(
+    product_id: int, title: str, updated: datetime, variants: list[int] | None = None
+) -> dict[str, Any]:
+    return {
+        "id": product_id,
+        "admin_graphql_api_id": f"gid://shopify/Product/{product_id}",
+        "title": title,
+        "body_html": f"<p>{title}</p>",
+        "vendor": "Acme",
+        "product_type": "Shirts",
+        "handle": title.lower().replace(" ", "-"),
+        "status": "active",
+        "tags": "summer, cotton",
+        "created_at": T0.isoformat(),
+        "updated_at": updated.isoformat(),
+        "options": [{"name": "Size", "position": 1}],
+        "variants": [
+            {
+                "id": v,
+                "product_id": product_id,
+                "title": f"Size {n}",
+                "price": "19.90",
+                "compare_at_price": None,
+                "sku": f"SKU-{v}",
+                "barcode": None,
+                "position": n + 1,
+                "inventory_item_id": v + 1000,
+                "inventory_quantity": 5,
+                "created_at": T0.isoformat(),
+                "updated_at": updated.isoformat(),
+                "option1": f"S{n}",
+                "option2": None,
+                "option3": None,
+            }
+            for n, v in enumerate(variants if variants is not None else [product_id * 10 + 1])
+        ],
+    }
+
+
+async def deliver(
+    client: httpx.AsyncClient,
+    shop: str,
+    topic: str,
+    payload: dict[str, Any],
+    **kw: Any,
+) -> httpx.Response:
+    body = encode(payload)
+    return await client.post(
+        "/api/webhooks", content=body, headers=webhook_headers(body, shop=shop, topic=topic, **kw)
+    )
+
+
+async def drain(rt: Runtime, shop_id: uuid.UUID) -> int:
+    """Run every queued delivery of the shop (what the worker does), in inbox order."""
+    async with global_scope(rt.pool) as conn:
+        cur = await conn.execute(
+            "SELECT payload->>'inbox_id' FROM outbox WHERE task = 'webhooks.process' "
+            "AND group_id = %s ORDER BY id",
+            (str(shop_id),),
+        )
+        ids = [int(r[0]) for r in await cur.fetchall()]
+        await conn.execute("DELETE FROM outbox WHERE task = 'webhooks.process'")
+    for inbox_id in ids:
+        await process_delivery_now(rt, shop_id, inbox_id)
+    return len(ids)
+
+
+async def catalog_rows(rt: Runtime, shop_id: uuid.UUID) -> tuple[list[Any], ...]:
+    """The catalog's final state: live rows in full, deleted ones by id (what a deleted product
+    looked like depends on whether any version arrived before its deletion, and is never read)."""
+    async with tenant_scope(rt.pool, shop_id) as conn:
+
+        async def rows(query: str) -> list[Any]:
+            return list(await (await conn.execute(query)).fetchall())
+
+        return (
+            await rows(
+                "SELECT shopify_id, title, status, tags, description, shopify_updated_at "
+                "FROM products WHERE deleted_at IS NULL ORDER BY shopify_id"
+            ),
+            await rows("SELECT shopify_id FROM products WHERE deleted_at IS NOT NULL ORDER BY 1"),
+            await rows(
+                "SELECT shopify_id, product_shopify_id, sku, price, selected_options "
+                "FROM variants WHERE deleted_at IS NULL ORDER BY shopify_id"
+            ),
+            await rows(
+                "SELECT inventory_item_id, location_id, available FROM inventory_levels "
+                "ORDER BY inventory_item_id, location_id"
+            ),
+        )
+
+
+@pytest.fixture
+async def shop(runtime: Runtime) -> tuple[uuid.UUID, str]:
+    domain = f"shop-{uuid.uuid4().hex[:8]}.myshopify.com"
+    return await create_shop(runtime.pool, domain), domain
+
+
+async def test_delivery_recorded_once_and_queued_once(
+    client: httpx.AsyncClient, runtime: Runtime, shop: tuple[uuid.UUID, str]
+) -> None:
+    shop_id, domain = shop
+    payload = product_payload(1, "Shirt", T0)
+    first = await deliver(client, domain, "products/update", payload, webhook_id="wh-1")
+    again = await deliver(client, domain, "products/update", payload, webhook_id="wh-1")
+    assert first.status_code == 200 and again.status_code == 200
+    assert await count(runtime, "webhook_inbox", shop_id) == 1
+    assert await count(runtime, "outbox") == 1
+    rotated = await deliver(
+        client, domain, "products/update", payload, webhook_id="wh-2", secret=PREVIOUS_SECRET
+    )
+    assert rotated.status_code == 200
+    assert await count(runtime, "webhook_inbox", shop_id) == 2
+
+
+async def test_rejections_store_nothing(
+    client: httpx.AsyncClient, runtime: Runtime, shop: tuple[uuid.UUID, str]
+) -> None:
+    shop_id, domain = shop
+    body = encode(product_payload(1, "Shirt", T0))
+    headers = webhook_headers(body, shop=domain, topic="products/update")
+
+    missing = {k: v for k, v in headers.items() if k != "X-Shopify-Hmac-Sha256"}
+    assert (await client.post("/api/webhooks", content=body, headers=missing)).status_code == 401
+    forged = {**headers, "X-Shopify-Hmac-Sha256": "AAAA" + headers["X-Shopify-Hmac-Sha256"][4:]}
+    assert (await client.post("/api/webhooks", content=body, headers=forged)).status_code == 401
+    tampered_body = body.replace(b"Shirt", b"Skirt")
+    assert (
+        await client.post("/api/webhooks", content=tampered_body, headers=headers)
+    ).status_code == 401
+    wrong_secret = webhook_headers(body, shop=domain, topic="products/update", secret="nope")
+    assert (
+        await client.post("/api/webhooks", content=body, headers=wrong_secret)
+    ).status_code == 401
+
+    big = encode({"id": 1, "padding": "x" * 5000})
+    big_headers = webhook_headers(big, shop=domain, topic="products/update")
+    assert (await client.post("/api/webhooks", content=big, headers=big_headers)).status_code == 413
+
+    async def chunks() -> Any:
+        for _ in range(10):
+            yield b"x" * 1000
+
+    streamed = await client.post("/api/webhooks", content=chunks(), headers=big_headers)
+    assert streamed.status_code == 413
+
+    for not_json in (b"not json", b"[1, 2]", b'"text"'):
+        h = webhook_headers(not_json, shop=domain, topic="products/update")
+        assert (await client.post("/api/webhooks", content=not_json, headers=h)).status_code == 400
+
+    unknown = webhook_headers(body, shop="nobody.myshopify.com", topic="products/update")
+    assert (await client.post("/api/webhooks", content=body, headers=unknown)).status_code == 404
+    outside = webhook_headers(body, shop="evil.com", topic="products/update")
+    assert (await client.post("/api/webhooks", content=body, headers=outside)).status_code == 400
+    no_id = {k: v for k, v in headers.items() if k != "X-Shopify-Webhook-Id"}
+    assert (await client.post("/api/webhooks", content=body, headers=no_id)).status_code == 400
+
+    assert await count(runtime, "webhook_inbox", shop_id) == 0
+    assert await count(runtime, "outbox") == 0
+
+
+async def test_uninstalled_shop_refused_except_compliance(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    domain = f"gone-{uuid.uuid4().hex[:8]}.myshopify.com"
+    shop_id = await create_shop(runtime.pool, domain)
+    async with global_scope(runtime.pool) as conn:
+        await shops.mark_uninstalled(conn, shop_id, T0)
+    refused = await deliver(client, domain, "products/update", product_payload(1, "A", T0))
+    assert refused.status_code == 410
+    redact = await deliver(client, domain, "shop/redact", {"shop_id": 1, "shop_domain": domain})
+    assert redact.status_code == 200
+    assert await count(runtime, "webhook_inbox", shop_id) == 1
+
+
+async def test_newer_wins_whatever_the_order(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    """Every order of three versions and a duplicate ends in the same rows."""
+    deliveries = [
+        ("products/update", product_payload(7, "v1", T0, [71, 72])),
+        ("products/update", product_payload(7, "v2", T0 + timedelta(minutes=1), [71, 73])),
+        ("products/update", product_payload(7, "v2", T0 + timedelta(minutes=1), [71, 73])),
+        ("products/update", product_payload(8, "other", T0)),
+        ("products/delete", {"id": 8}),
+        (
+            "inventory_levels/update",
+            {
+                "inventory_item_id": 1071,
+                "location_id": 5,
+                "available": 3,
+                "updated_at": (T0 + timedelta(minutes=2)).isoformat(),
+                "admin_graphql_api_id": "gid://shopify/InventoryLevel/99?inventory_item_id=1071",
+            },
+        ),
+        (
+            "inventory_levels/update",
+            {
+                "inventory_item_id": 1071,
+                "location_id": 5,
+                "available": 9,
+                "updated_at": (T0 + timedelta(minutes=1)).isoformat(),
+                "admin_graphql_api_id": "gid://shopify/InventoryLevel/99?inventory_item_id=1071",
+            },
+        ),
+    ]
+    results = []
+    orders = list(itertools.permutations(range(len(deliveries))))
+    for order in (orders[0], orders[-1], orders[len(orders) // 2], orders[1234]):
+        domain = f"order-{uuid.uuid4().hex[:8]}.myshopify.com"
+        shop_id = await create_shop(runtime.pool, domain)
+        for i in order:
+            topic, payload = deliveries[i]
+            # The delete happened after every version of product 8.
+            triggered = (T0 + timedelta(minutes=5)).isoformat()
+            response = await deliver(client, domain, topic, payload, triggered_at=triggered)
+            assert response.status_code == 200
+        await drain(runtime, shop_id)
+        results.append(await catalog_rows(runtime, shop_id))
+    for r in results:
+        assert r == results[0]
+    products, deleted, variants, levels = results[0]
+    assert [(p[0], p[1], p[2], p[3]) for p in products] == [
+        (7, "v2", "ACTIVE", ["summer", "cotton"])
+    ]
+    assert deleted == [(8,)]
+    assert [v[0] for v in variants] == [71, 73]
+    assert variants[0][4] == [{"name": "Size", "value": "S0"}]
+    assert levels == [(1071, 5, 3)]
+
+
+async def test_processing_twice_applies_once(
+    client: httpx.AsyncClient, runtime: Runtime, shop: tuple[uuid.UUID, str]
+) -> None:
+    shop_id, domain = shop
+    await deliver(client, domain, "products/create", product_payload(3, "New", T0))
+    async with global_scope(runtime.pool) as conn:
+        cur = await conn.execute("SELECT payload->>'inbox_id' FROM outbox")
+        row = await cur.fetchone()
+    assert row is not None
+    assert await process_delivery_now(runtime, shop_id, int(row[0]))
+    assert not await process_delivery_now(runtime, shop_id, int(row[0]))
+
+
+async def test_lifecycle_topics(
+    client: httpx.AsyncClient, runtime: Runtime, shop: tuple[uuid.UUID, str]
+) -> None:
+    shop_id, domain = shop
+    await deliver(
+        client,
+        domain,
+        "app/scopes_update",
+        {
+            "id": 1,
+            "shop_id": 2,
+            "previous": ["read_products"],
+            "current": ["read_products", "read_inventory"],
+        },
+    )
+    for topic in ("customers/data_request", "customers/redact"):
+        await deliver(client, domain, topic, {"shop_id": 2, "customer": {"id": 1}})
+    await deliver(client, domain, "products/create", product_payload(3, "Kept", T0))
+    await drain(runtime, shop_id)
+    async with global_scope(runtime.pool) as conn:
+        row = await shops.get(conn, shop_id)
+    assert row is not None and row.scopes == ("read_products", "read_inventory")
+
+    await deliver(client, domain, "app/uninstalled", {"id": 2, "domain": domain})
+    await drain(runtime, shop_id)
+    async with global_scope(runtime.pool) as conn:
+        row = await shops.get(conn, shop_id)
+        purge = await (
+            await conn.execute("SELECT task, group_id FROM outbox WHERE task = 'shops.purge'")
+        ).fetchall()
+    assert row is not None and row.status == "uninstalled" and row.access_token is None
+    assert row.purge_after is not None and purge == [("shops.purge", "maintenance")]
+    state = await runtime.queues.queue("webhook").group_state(str(shop_id))
+    assert state.get("paused")
+
+    runtime_dir = client._transport.app.state.shop_directory  # type: ignore[attr-defined]
+    runtime_dir.forget(domain)
+    await deliver(client, domain, "shop/redact", {"shop_id": 2, "shop_domain": domain})
+    await drain(runtime, shop_id)
+    assert await count(runtime, "shops") == 0
+    assert await count(runtime, "products", shop_id) == 0
+
+
+def test_stored_payload_is_the_raw_body() -> None:
+    assert json.loads(encode({"a": 1})) == {"a": 1}
