@@ -185,21 +185,31 @@ class Queue:
         wake = None if n or wake_ms < 0 else wake_ms / 1000
         return Reservation(jobs, wake)
 
+    def _complete_args(self, job: Job) -> list[str | int]:
+        s = self.settings
+        return [
+            self._offset,
+            job.id,
+            job.token,
+            s.group_concurrency,
+            s.events_maxlen,
+            s.keep_completed_ms,
+        ]
+
     async def complete(self, job: Job) -> bool:
         """False when the lease was lost: the job was (or will be) run by someone else."""
-        s = self.settings
-        raw = await self.client.scripts.complete(
-            [self._base],
-            [
-                self._offset,
-                job.id,
-                job.token,
-                s.group_concurrency,
-                s.events_maxlen,
-                s.keep_completed_ms,
-            ],
-        )
+        raw = await self.client.scripts.complete([self._base], self._complete_args(job))
         return bool(int(raw))
+
+    async def complete_many(self, jobs: Sequence[Job]) -> list[bool]:
+        """Several acks in one round trip (each still its own atomic script)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for job in jobs:
+                await self.client.scripts.complete(
+                    [self._base], self._complete_args(job), client=pipe
+                )
+            raw = await pipe.execute()
+        return [bool(int(r)) for r in raw]
 
     def backoff_s(self, attempt: int) -> float:
         s = self.settings
