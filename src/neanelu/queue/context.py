@@ -2,30 +2,42 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import NoReturn
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, NoReturn, TypeVar
 
 from neanelu.queue.errors import Defer
 from neanelu.queue.jobs import Job
 from neanelu.queue.ratelimit import ShopBudget
+
+R = TypeVar("R")
 
 
 class JobContext:
     """One run of one job. The worker renews the lease on its own while the handler runs; a
     handler calls `extend_lease` only to ask for a longer lease before a long blocking step."""
 
-    __slots__ = ("_extend", "job", "limiter")
+    __slots__ = ("_extend", "_resources", "job", "limiter")
 
     def __init__(
         self,
         job: Job,
         limiter: ShopBudget,
         extend: Callable[[float | None], Awaitable[bool]],
+        resources: Mapping[type, Any] | None = None,
     ) -> None:
         self.job = job
         # The shop's Shopify cost budget, with the share this queue may spend.
         self.limiter = limiter
         self._extend = extend
+        self._resources = resources or {}
+
+    def resource(self, kind: type[R]) -> R:
+        """A dependency the worker's composition root provided (pools, clients), by type: handlers
+        get what they need without globals and without the queue knowing any domain."""
+        value = self._resources.get(kind)
+        if not isinstance(value, kind):
+            raise LookupError(f"the worker provides no {kind.__name__}")
+        return value
 
     @property
     def job_id(self) -> str:

@@ -130,6 +130,13 @@ class Registry:
 
         return register
 
+    def add(self, handle: TaskHandle[Any]) -> TaskHandle[Any]:
+        """Register a handle a domain defined (the composition root lists them all here)."""
+        if handle.name in self._tasks:
+            raise ValueError(f"task {handle.name!r} is registered twice")
+        self._tasks[handle.name] = handle
+        return handle
+
     def get(self, name: str) -> TaskHandle[Any] | None:
         return self._tasks.get(name)
 

@@ -15,8 +15,9 @@ import signal
 import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import msgspec
 from psycopg_pool import AsyncConnectionPool
@@ -106,6 +107,7 @@ class Worker:
         idle_max_s: float = 0.2,
         health_path: Path | None = None,
         worker_id: str | None = None,
+        resources: Mapping[type, Any] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -117,6 +119,7 @@ class Worker:
         self.shutdown_grace_s = shutdown_grace_s
         self.idle_max_s = idle_max_s
         self.health_path = health_path
+        self.resources = dict(resources or {})
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._running: dict[tuple[str, str], _Running] = {}
         self._slot_freed = asyncio.Event()
@@ -221,7 +224,7 @@ class Worker:
             (ok,) = await queue.extend([job], lease_ms)
             return ok
 
-        ctx = JobContext(job, budget, extend)
+        ctx = JobContext(job, budget, extend, self.resources)
         try:
             await handle.handler(ctx, payload)
         except Defer as d:
@@ -331,12 +334,15 @@ async def run_worker(
     *,
     pool: AsyncConnectionPool[Conn] | None = None,
     prefix: str = keys.DEFAULT_PREFIX,
+    resources: Mapping[type, Any] | None = None,
+    redis: Redis | None = None,
 ) -> None:
     """`neanelu worker`: run the queues until `stop_event` (also set on SIGTERM/SIGINT).
 
     With a PostgreSQL pool the process also relays the outbox; several processes may do so.
     """
-    redis = await connect_redis(settings)
+    own_redis = redis is None
+    redis = redis if redis is not None else await connect_redis(settings)
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -353,6 +359,7 @@ async def run_worker(
             queues or client.names,
             concurrency=concurrency,
             health_path=health_path(settings),
+            resources=resources,
         )
         relay = (
             asyncio.create_task(run_outbox_relay(pool, client, stop_event), name="outbox-relay")
@@ -368,7 +375,8 @@ async def run_worker(
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
-        await redis.aclose()
+        if own_redis:
+            await redis.aclose()
 
 
 async def check_worker(settings: Settings, *, max_age_s: float = HEALTH_MAX_AGE_S) -> bool:
