@@ -108,28 +108,33 @@ async def _refresh_once(rt: Runtime, shop_id: UUID, *, seen_expiry: datetime | N
             if row.access_token_expires_at != seen_expiry:
                 return True  # refreshed by someone else between our read and the lock
             refresh = rt.vault.open(row.refresh_token, shop_id=shop_id, kind="refresh")
+            refused = ""
             try:
-                grant = await rt.token_client.refresh(row.domain, refresh)
+                grant: TokenGrant | None = await rt.token_client.refresh(row.domain, refresh)
             except (OAuthError, AccessDenied) as exc:
+                # Recorded in this transaction, which commits: the raise comes after it.
                 await repository.set_status(conn, shop_id, repository.NEEDS_REAUTH)
-                # Visible on purpose: the merchant must open the app again to re-authorize.
-                log.warning(
-                    "shop %s (%s) needs re-authorization: token refresh refused (%s)",
+                refused, grant = type(exc).__name__, None
+            if grant is not None:
+                access, access_exp, new_refresh, refresh_exp = seal_grant(rt.vault, shop_id, grant)
+                await repository.store_tokens(
+                    conn,
                     shop_id,
-                    row.domain,
-                    type(exc).__name__,
+                    access=access,
+                    access_expires_at=access_exp,
+                    # No new refresh token in the answer: the current one stays in use.
+                    refresh=new_refresh or row.refresh_token,
+                    refresh_expires_at=refresh_exp if new_refresh else row.refresh_token_expires_at,
                 )
-                raise ShopUnavailable(f"shop {shop_id} needs re-authorization") from None
-            access, access_exp, new_refresh, refresh_exp = seal_grant(rt.vault, shop_id, grant)
-            await repository.store_tokens(
-                conn,
+        if grant is None:
+            # Visible on purpose: the merchant must open the app again to re-authorize.
+            log.warning(
+                "shop %s (%s) needs re-authorization: token refresh refused (%s)",
                 shop_id,
-                access=access,
-                access_expires_at=access_exp,
-                # No new refresh token in the answer: the current one stays in use.
-                refresh=new_refresh or row.refresh_token,
-                refresh_expires_at=refresh_exp if new_refresh else row.refresh_token_expires_at,
+                row.domain,
+                refused,
             )
+            raise ShopUnavailable(f"shop {shop_id} needs re-authorization")
         log.info("shop %s: access token refreshed", shop_id)
         return True
     finally:
