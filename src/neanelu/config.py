@@ -9,7 +9,7 @@ import base64
 import binascii
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -95,6 +95,17 @@ class Settings(BaseSettings):
     bad_line_max_share: float = Field(
         default=0.01, ge=0.0, le=1.0, validation_alias="SYNC_BAD_LINE_MAX_SHARE"
     )
+    # Telemetry. OTEL_SDK_DISABLED is OpenTelemetry's own switch: no provider, no instrumentation.
+    otel_sdk_disabled: bool = Field(default=False, validation_alias="OTEL_SDK_DISABLED")
+    # `auto`: JSON unless stderr is a terminal; `json` or `console` force one.
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", validation_alias="LOG_FORMAT"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", validation_alias="LOG_LEVEL"
+    )
+    # Each worker process serves /metrics here (0: not served); the API serves it on its own port.
+    metrics_port: int = Field(default=9464, ge=0, le=65535, validation_alias="METRICS_PORT")
 
     @field_validator("shopify_scopes", mode="before")
     @classmethod
