@@ -51,10 +51,12 @@ async def create_run(
     return SyncRun(**row)
 
 
-async def active_full_run(conn: Conn) -> SyncRun | None:
+async def active_run(conn: Conn, kind: str) -> SyncRun | None:
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            f"SELECT {_COLUMNS} FROM sync_runs WHERE kind = 'full' AND status IN ('queued', 'running')"
+            f"SELECT {_COLUMNS} FROM sync_runs WHERE kind = %s AND status IN ('queued', 'running')"
+            " ORDER BY created_at LIMIT 1",
+            (kind,),
         )
         row = await cur.fetchone()
     return SyncRun(**row) if row else None

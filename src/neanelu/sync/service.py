@@ -83,8 +83,14 @@ class SyncSummary:
 
 async def request_full_sync(conn: Conn, shop_id: UUID) -> runs.SyncRun:
     """The active full run of the shop, or a new queued one (one at a time per shop)."""
-    existing = await runs.active_full_run(conn)
-    return existing or await runs.create_run(conn, shop_id, "full", None)
+    return await open_run(conn, shop_id, None)
+
+
+async def open_run(conn: Conn, shop_id: UUID, updated_since: datetime | None) -> runs.SyncRun:
+    """The shop's unfinished run of this kind (a retried job continues it), or a new one."""
+    kind = "incremental" if updated_since is not None else "full"
+    existing = await runs.active_run(conn, kind)
+    return existing or await runs.create_run(conn, shop_id, kind, updated_since)
 
 
 async def run_sync(

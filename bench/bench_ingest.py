@@ -1,0 +1,169 @@
+"""Full-sync ingest against the emulator, compared with PostgreSQL's own COPY ceiling.
+
+PRODUCTS (default 100,000) products, ~3 variants and ~2 metafields each, from an emulator running in
+its own process at full speed. Timed: first downloaded byte -> last merge commit. Ceiling, in the
+same run: a server-side `COPY FROM` file of the same final rows into the same empty tables with the
+same indexes. Last line: ratio_to_copy_ceiling=... peak_rss_mb=... products_per_s=... rows_per_s=...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import psycopg
+
+from neanelu.db import migrate
+from neanelu.db.embedded import APP_ROLE, OWNER_ROLE, EmbeddedPostgres, start_postgres
+from neanelu.db.pool import PoolSizes, create_pool, tenant_scope
+from neanelu.shopify.graphql import AdminClient, ShopEndpoint
+from neanelu.sync.service import SyncDeps, request_full_sync, run_sync
+
+ROOT = Path(__file__).resolve().parents[1]
+PRODUCTS = int(os.environ.get("PRODUCTS", "100000"))
+SHOP = "bench"
+TABLES = ("products", "variants", "inventory_levels")
+
+
+class PeakRss:
+    """Samples this process's resident memory in a thread (the event loop stays undisturbed)."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        proc = psutil.Process()
+        while not self._stop.is_set():
+            self.peak = max(self.peak, proc.memory_info().rss)
+            time.sleep(0.05)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class Access:
+    def __init__(self, base_url: str, http: httpx.AsyncClient) -> None:
+        self.base_url, self.http, self.token = base_url, http, ""
+
+    async def admin_client(self, shop_id: object) -> AdminClient:
+        if not self.token:
+            r = await self.http.post(f"{self.base_url}/_emulator/shops/{SHOP}/tokens", json={})
+            r.raise_for_status()
+            self.token = r.json()["access_token"]
+        endpoint = ShopEndpoint(f"{SHOP}.myshopify.com", "2026-01", self.base_url)
+        return AdminClient(self.http, endpoint, self.token)
+
+
+def fresh_database(pg: EmbeddedPostgres, name: str) -> None:
+    with psycopg.connect(pg.url(database="postgres"), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name} OWNER {OWNER_ROLE}")
+    migrate.upgrade(pg.url(OWNER_ROLE, name), APP_ROLE)
+
+
+def start_emulator(bulk_dir: str) -> tuple[subprocess.Popen[str], str]:
+    port = 18787 + os.getpid() % 1000
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shopify_emulator", "--shops", f"{SHOP}:{PRODUCTS}", "--port",
+         str(port), "--bulk-dir", bulk_dir],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if "listening" not in line:
+        proc.kill()
+        raise SystemExit(f"emulator did not start: {line!r}")
+    return proc, f"http://127.0.0.1:{port}"
+
+
+async def ingest(pg: EmbeddedPostgres, base_url: str) -> tuple[float, dict[str, int], int]:
+    pool = create_pool(pg.url(APP_ROLE, "bench_ingest"), PoolSizes(1, 4), name="bench-ingest")
+    await pool.open(wait=True)
+    try:
+        async with pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "INSERT INTO shops (domain, installed_at) VALUES (%s, now()) RETURNING id",
+                (f"{SHOP}.myshopify.com",),
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            shop_id = row[0]
+        async with tenant_scope(pool, shop_id) as conn:
+            run = await request_full_sync(conn, shop_id)
+        async with httpx.AsyncClient(timeout=120) as http:
+            deps = SyncDeps(pool, http, Access(base_url, http))
+            with PeakRss() as rss:
+                summary = await run_sync(deps, shop_id, run.id)
+                finished = time.perf_counter()
+        assert summary.first_byte_at is not None
+        counts = {"products": summary.products, "variants": summary.variants,
+                  "inventory_levels": summary.inventory_levels}
+        for phase, progress in summary.phases.items():
+            print(f"  {phase:<20} lines={progress.lines:>10,} rows={progress.rows:>10,} "
+                  f"bytes={progress.bytes:>13,} seconds={progress.seconds:7.2f}")
+        return finished - summary.first_byte_at, counts, rss.peak
+    finally:
+        await pool.close()
+
+
+def copy_ceiling(pg: EmbeddedPostgres) -> float:
+    """Dump the final rows, then time COPY FROM those files into empty, identically indexed tables."""
+    dump_dir = Path(tempfile.mkdtemp(prefix="neanelu-ceiling-"))
+    dump_dir.chmod(0o777)
+    with psycopg.connect(pg.url(database="bench_ingest"), autocommit=True) as conn:
+        for table in ("shops", *TABLES):
+            conn.execute(f"COPY {table} TO '{dump_dir / table}.copy'")
+    fresh_database(pg, "bench_ceiling")
+    with psycopg.connect(pg.url(database="bench_ceiling"), autocommit=True) as conn:
+        conn.execute(f"COPY shops FROM '{dump_dir / 'shops'}.copy'")
+        conn.execute("CHECKPOINT")
+        started = time.perf_counter()
+        for table in TABLES:
+            conn.execute(f"COPY {table} FROM '{dump_dir / table}.copy'")
+        elapsed = time.perf_counter() - started
+    for file in dump_dir.iterdir():
+        file.unlink()
+    dump_dir.rmdir()
+    return elapsed
+
+
+def main() -> None:
+    pg = start_postgres(ROOT / ".data")
+    fresh_database(pg, "bench_ingest")
+    bulk_dir = tempfile.mkdtemp(prefix="neanelu-bulk-")
+    emulator, base_url = start_emulator(bulk_dir)
+    try:
+        print(f"ingesting {PRODUCTS:,} products from {base_url}")
+        seconds, counts, peak = asyncio.run(ingest(pg, base_url))
+    finally:
+        emulator.terminate()
+        emulator.wait(10)
+    with psycopg.connect(pg.url(database="bench_ingest"), autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+    ceiling = copy_ceiling(pg)
+    rows = sum(counts.values())
+    print(f"ingest {seconds:.2f} s for {counts}; COPY ceiling {ceiling:.2f} s")
+    print(
+        f"ratio_to_copy_ceiling={ceiling / seconds:.3f} peak_rss_mb={peak / 2**20:.1f} "
+        f"products_per_s={counts['products'] / seconds:.0f} rows_per_s={rows / seconds:.0f} "
+        f"products={counts['products']} ingest_s={seconds:.2f} ceiling_s={ceiling:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""The full sync as a job on the `bulk` queue, one group per shop.
+
+Typed handle: call sites write `await full_sync.enqueue_in_tx(conn, FullSyncJob(...), group=shop)`.
+The worker's composition root provides `SyncDeps` as a resource.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from uuid import UUID
+
+import msgspec
+
+from neanelu.db.pool import tenant_scope
+from neanelu.queue import BULK, Defer, Fatal, JobContext, Retry, TaskHandle
+from neanelu.shopify.errors import BulkOperationError, InvalidToken, Throttled, TransientError
+from neanelu.sync import repository as runs
+from neanelu.sync.service import SyncDeps, SyncFailed, open_run, run_sync
+
+log = logging.getLogger(__name__)
+
+# Long enough for a bulk operation that Shopify keeps busy for hours to be retried a few times.
+MAX_ATTEMPTS = 8
+
+
+class FullSyncJob(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """`updated_since` (ISO 8601) makes it an incremental reconciliation; `run_id` resumes a run
+    created by the caller (the CLI); without one, the shop's active run is resumed or a new one
+    begins, so a retried job continues its own run."""
+
+    shop_id: str
+    reason: str = ""
+    updated_since: str | None = None
+    run_id: str | None = None
+
+
+async def handle_full_sync(ctx: JobContext, job: FullSyncJob) -> None:
+    deps = ctx.resource(SyncDeps)
+    try:
+        shop_id = UUID(job.shop_id)
+        since = datetime.fromisoformat(job.updated_since) if job.updated_since else None
+        run_id = UUID(job.run_id) if job.run_id else None
+    except ValueError:
+        raise Fatal(f"bad sync job payload: {job!r}") from None
+    if run_id is None:
+        async with tenant_scope(deps.pool, shop_id) as conn:
+            run_id = (await open_run(conn, shop_id, since)).id
+    try:
+        summary = await run_sync(deps, shop_id, run_id)
+    except Throttled as exc:
+        # The shop's bucket is empty: the whole group waits, this job first, attempts unchanged.
+        raise Defer(exc.retry_after, block_group=True, reason=str(exc)) from None
+    except (BulkOperationError, TransientError, InvalidToken) as exc:
+        if ctx.attempt >= MAX_ATTEMPTS:
+            async with tenant_scope(deps.pool, shop_id) as conn:
+                await runs.finish_run(conn, run_id, "failed", f"gave up: {exc}")
+            raise Fatal(str(exc)) from None
+        raise Retry(reason=str(exc)) from None
+    except SyncFailed as exc:
+        raise Fatal(str(exc)) from None
+    log.info(
+        "full sync %s of shop %s %s: %d products, %d variants, %d levels",
+        run_id,
+        shop_id,
+        summary.status,
+        summary.products,
+        summary.variants,
+        summary.inventory_levels,
+    )
+
+
+full_sync: TaskHandle[FullSyncJob] = TaskHandle(
+    name="sync.full",
+    queue=BULK,
+    payload_type=FullSyncJob,
+    handler=handle_full_sync,
+    max_attempts=MAX_ATTEMPTS,
+)

@@ -1,0 +1,48 @@
+"""`neanelu worker`: the one registry of every task, and the loop that runs them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from neanelu.config import Settings
+from neanelu.db.services import ServiceUrls
+from neanelu.queue import Registry
+from neanelu.queue.worker import run_worker
+from neanelu.shops import tasks as shop_tasks
+from neanelu.shops.runtime import bind_runtime
+from neanelu.sync.tasks import full_sync
+from neanelu.webhooks import tasks as webhook_tasks
+from neanelu.worker.resources import open_resources
+
+
+def build_registry() -> Registry:
+    """Every task of every domain, listed once."""
+    registry = Registry()
+    registry.add(full_sync)
+    shop_tasks.register(registry)
+    webhook_tasks.register(registry)
+    return registry
+
+
+async def serve_worker(
+    settings: Settings,
+    services: ServiceUrls,
+    *,
+    queues: Sequence[str],
+    concurrency: int,
+    stop: asyncio.Event | None = None,
+) -> None:
+    stop = stop or asyncio.Event()
+    async with open_resources(settings, services, concurrency=concurrency) as resources:
+        with bind_runtime(resources.runtime):
+            await run_worker(
+                settings,
+                build_registry(),
+                queues,
+                concurrency,
+                stop,
+                pool=resources.runtime.pool,
+                resources=resources.by_type(),
+                redis=resources.runtime.redis,
+            )

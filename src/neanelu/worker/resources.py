@@ -1,0 +1,95 @@
+"""Everything a worker process opens once: pools, Redis, the HTTP client, the vault, the limiter."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import httpx
+from redis.asyncio import Redis
+
+from neanelu.config import Settings
+from neanelu.db.pool import PoolSizes, create_pool, global_scope
+from neanelu.db.services import ServiceUrls
+from neanelu.queue import CostLimiter, QueueClient, default_queues
+from neanelu.shopify.errors import AccessDenied
+from neanelu.shopify.graphql import AdminClient
+from neanelu.shops import repository as shops
+from neanelu.shops.runtime import Runtime
+from neanelu.shops.tokens import ShopUnavailable, admin_client
+from neanelu.shops.vault import TokenVault
+from neanelu.sync.service import SyncDeps
+from neanelu.worker.budget import LimiterBudget
+
+# Bulk work leaves a tenth of each shop's bucket to webhook work.
+SYNC_BUDGET_SHARE = 0.9
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeShopAccess:
+    """Shop tokens from the vault (refreshed when due) with the shop's shared cost budget."""
+
+    runtime: Runtime
+    limiter: CostLimiter
+    share: float = SYNC_BUDGET_SHARE
+
+    async def admin_client(self, shop_id: UUID) -> AdminClient:
+        async with global_scope(self.runtime.pool) as conn:
+            row = await shops.get(conn, shop_id)
+        if row is None:
+            raise AccessDenied(f"shop {shop_id} is not installed")
+        budget = LimiterBudget(self.limiter, str(shop_id), self.share)
+        try:
+            return await admin_client(self.runtime, shop_id, row.domain, budget)
+        except ShopUnavailable as exc:
+            raise AccessDenied(str(exc)) from None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerResources:
+    runtime: Runtime
+    sync: SyncDeps
+
+    def by_type(self) -> dict[type, Any]:
+        return {Runtime: self.runtime, SyncDeps: self.sync}
+
+
+@asynccontextmanager
+async def open_resources(
+    settings: Settings, services: ServiceUrls, *, concurrency: int
+) -> AsyncIterator[WorkerResources]:
+    # Each running job may hold a connection, the outbox relay one more, and a sync a second one
+    # for its quarantine and run updates.
+    pool = create_pool(
+        services.postgres_app,
+        PoolSizes(settings.db_pool_min, max(settings.db_pool_max, 2 * concurrency + 2)),
+        name="neanelu-worker",
+    )
+    await pool.open(wait=True)
+    redis = Redis.from_url(services.redis, max_connections=settings.redis_pool_max)
+    http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=False)
+    try:
+        runtime = Runtime(
+            settings=settings,
+            pool=pool,
+            redis=redis,
+            http=http,
+            vault=TokenVault.from_settings(settings),
+            queues=QueueClient(redis, default_queues(settings)),
+        )
+        limiter = CostLimiter(redis)
+        sync = SyncDeps(
+            pool,
+            http,
+            RuntimeShopAccess(runtime, limiter),
+            redis,
+            max_bad_share=settings.bad_line_max_share,
+        )
+        yield WorkerResources(runtime, sync)
+    finally:
+        await http.aclose()
+        await redis.aclose()
+        await pool.close()
