@@ -110,7 +110,7 @@ async def test_expiring_token_refreshed_once_for_many_callers(
 async def test_refused_refresh_marks_shop_for_reauth(
     rt: Runtime, endpoint: TokenEndpoint, caplog: pytest.LogCaptureFixture
 ) -> None:
-    shop_id, domain = await install(rt, timedelta(minutes=1))
+    shop_id, _ = await install(rt, timedelta(minutes=1))
     endpoint.refuse = True
     with caplog.at_level(logging.INFO), pytest.raises(ShopUnavailable) as info:
         await access_token(rt, shop_id)  # type: ignore[arg-type]

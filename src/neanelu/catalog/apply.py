@@ -82,18 +82,15 @@ async def apply_product(conn: Conn, shop_id: UUID, product: ProductRecord) -> bo
     return True
 
 
-async def delete_product(conn: Conn, shop_id: UUID, shopify_id: int, at: datetime) -> bool:
-    """Mark the product (and its variants) deleted as of `at`; False when a newer version won."""
-    cur = await conn.execute(
+async def delete_product(conn: Conn, shop_id: UUID, shopify_id: int, at: datetime) -> None:
+    """Mark the product (and its variants) deleted as of `at`."""
+    await conn.execute(
         _sql("delete_product.sql"), {"shop_id": shop_id, "shopify_id": shopify_id, "at": at}
     )
-    if await cur.fetchone() is None:
-        return False
     await conn.execute(
         _sql("retire_variants.sql"),
         {"shop_id": shop_id, "product_shopify_id": shopify_id, "keep": [], "at": at},
     )
-    return True
 
 
 async def apply_inventory_level(conn: Conn, shop_id: UUID, level: InventoryLevelRecord) -> None:
@@ -110,10 +107,10 @@ async def apply_inventory_level(conn: Conn, shop_id: UUID, level: InventoryLevel
     )
 
 
-async def stored_updated_at(conn: Conn, shopify_id: int) -> datetime | None:
-    """The version stored for a product (tenant-scoped), to skip a fetch that cannot win."""
+async def is_deleted(conn: Conn, shopify_id: int) -> bool:
+    """Whether the stored product (tenant-scoped) is marked deleted."""
     cur = await conn.execute(
-        "SELECT shopify_updated_at FROM products WHERE shopify_id = %s", (shopify_id,)
+        "SELECT deleted_at IS NOT NULL FROM products WHERE shopify_id = %s", (shopify_id,)
     )
     row = await cur.fetchone()
-    return row[0] if row else None
+    return bool(row and row[0])

@@ -50,6 +50,10 @@ class DeliveryRef(msgspec.Struct, frozen=True, kw_only=True):
     inbox_id: int
 
 
+class _Unverifiable(Exception):
+    """Shopify could not be asked (no usable token): the payload is all there is."""
+
+
 class _ScopesUpdate(msgspec.Struct, kw_only=True):
     current: list[str]
 
@@ -73,16 +77,25 @@ async def process_delivery_now(
             return False
         topic = row.topic
     fetched: ProductRecord | None = None
+    skip = False
     try:
         if topic in (topics.PRODUCTS_CREATE, topics.PRODUCTS_UPDATE):
             record = product_from_rest(row.payload)
-            if _may_be_stale(row.triggered_at, row.received_at):
-                fetched = await _fetch_product(rt, shop_id, record.shopify_id, ctx)
+            async with tenant_scope(rt.pool, shop_id) as conn:
+                deleted = await apply.is_deleted(conn, record.shopify_id)
+            if deleted or _may_be_stale(row.triggered_at, row.received_at):
+                # A version that would revive a deleted product, or a retried (old) payload:
+                # Shopify's current state decides. None: the product is gone there.
+                try:
+                    fetched = await _fetch_product(rt, shop_id, record.shopify_id, ctx)
+                    skip = fetched is None  # gone in Shopify: its delete delivery decides
+                except _Unverifiable:
+                    skip = deleted  # no token to ask with: never revive on an unchecked payload
         async with tenant_scope(rt.pool, shop_id) as conn:
             locked = await inbox.get_for_update(conn, inbox_id)
             if locked is None or locked.processed_at is not None:
                 return False
-            after_commit = await _apply(conn, rt, shop_id, locked, fetched)
+            after_commit = None if skip else await _apply(conn, rt, shop_id, locked, fetched)
             if topic != topics.SHOP_REDACT:
                 await inbox.mark_processed(conn, inbox_id)
     except PayloadError as exc:
@@ -120,9 +133,8 @@ async def _fetch_product(
             raise
         ctx.defer(exc.retry_after, block_group=True)
     except (ShopUnavailable, AccessDenied):
-        # No usable token: the payload is the best version there is.
-        log.warning("shop %s: no token to refresh product %s, payload used", shop_id, product_id)
-        return None
+        log.warning("shop %s: no token to fetch product %s", shop_id, product_id)
+        raise _Unverifiable from None
     node = result.data.get("product")
     return product_from_graphql(node) if isinstance(node, dict) else None
 
