@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from neanelu.cli import db, keys, serve
+from neanelu.cli import db, emulator, keys, serve, sync, worker
 from neanelu.cli.common import build_settings
 
 app = typer.Typer(
@@ -15,6 +15,9 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(serve.app, name="serve")
 app.add_typer(keys.app, name="keys")
+app.add_typer(worker.app, name="worker")
+app.add_typer(sync.app, name="sync")
+app.add_typer(emulator.app, name="emulator")
 
 
 @app.callback()

@@ -1,0 +1,214 @@
+"""`neanelu sync ...`: a full sync in the foreground, run status, and the parity check."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+from uuid import UUID
+
+import typer
+from redis.asyncio import Redis
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from neanelu.cli.common import console, err_console, run, settings_from
+from neanelu.config import Settings
+from neanelu.db.pool import global_scope, tenant_scope
+from neanelu.db.services import resolve_services
+from neanelu.shopify.oauth import InvalidShopDomain, normalize_shop_domain
+from neanelu.shops import repository as shops
+from neanelu.sync import repository as runs
+from neanelu.sync.progress import PhaseProgress, ProgressReporter, progress_key
+from neanelu.sync.service import PHASES, SyncFailed, SyncSummary, request_full_sync, run_sync
+from neanelu.sync.verify import ParityReport, verify_sample
+from neanelu.worker.resources import WorkerResources, open_resources
+
+app = typer.Typer(help="Catalog syncs: run one, watch them, check parity.", no_args_is_help=True)
+
+ShopOption = Annotated[str, typer.Option("--shop", help="The shop: name or name.myshopify.com")]
+
+
+def _domain(shop: str) -> str:
+    try:
+        return normalize_shop_domain(shop if "." in shop else f"{shop}.myshopify.com")
+    except InvalidShopDomain as exc:
+        err_console.print(f"[red]--shop: {exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+async def _shop_id(resources: WorkerResources, domain: str) -> UUID:
+    async with global_scope(resources.runtime.pool) as conn:
+        row = await shops.get_by_domain(conn, domain)
+    if row is None:
+        err_console.print(f"[red]--shop: {domain} is not installed here[/red]")
+        raise typer.Exit(2)
+    return row.id
+
+
+class PhaseBars:
+    """One Rich progress bar per phase: lines against Shopify's count, rows/s, bytes."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, TaskID] = {}
+
+    async def __call__(self, p: PhaseProgress) -> None:
+        task = self.tasks.get(p.phase)
+        if task is None:
+            task = self.progress.add_task(p.phase, total=p.expected_lines or None, rate="", size="")
+            self.tasks[p.phase] = task
+        rate = p.rows / p.seconds if p.seconds else 0.0
+        total = p.expected_lines or (p.rows if p.done else None)
+        done = p.lines if p.phase != "merge" else p.rows
+        self.progress.update(
+            task,
+            completed=done,
+            total=total or None,
+            rate=f"{rate:,.0f} rows/s",
+            size=f"{p.bytes / 2**20:,.1f} MiB",
+        )
+
+
+def summary_table(summary: SyncSummary, seconds: float) -> Table:
+    table = Table(title=f"sync {summary.run_id} {summary.status}")
+    for column in ("phase", "lines", "rows", "bad lines", "MiB", "seconds", "rows/s"):
+        table.add_column(column, justify="right" if column != "phase" else "left")
+    for name, p in summary.phases.items():
+        rate = p.rows / p.seconds if p.seconds else 0.0
+        table.add_row(
+            name,
+            f"{p.lines:,}",
+            f"{p.rows:,}",
+            f"{p.bad_lines:,}",
+            f"{p.bytes / 2**20:,.1f}",
+            f"{p.seconds:.2f}",
+            f"{rate:,.0f}",
+        )
+    table.caption = (
+        f"{summary.products:,} products, {summary.variants:,} variants, "
+        f"{summary.inventory_levels:,} inventory levels written; {summary.marked_deleted:,} "
+        f"marked deleted; {summary.orphans:,} orphans; {seconds:.1f} s in all"
+    )
+    return table
+
+
+async def run_full_sync(settings: Settings, domain: str) -> SyncSummary:
+    services = resolve_services(settings)
+    async with open_resources(settings, services, concurrency=1) as resources:
+        shop_id = await _shop_id(resources, domain)
+        async with tenant_scope(resources.runtime.pool, shop_id) as conn:
+            run_row = await request_full_sync(conn, shop_id)
+        columns = (
+            TextColumn("{task.description:<20}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]:>16}"),
+            TextColumn("{task.fields[size]:>12}"),
+            TimeElapsedColumn(),
+        )
+        started = time.perf_counter()
+        with Progress(*columns, console=console) as progress:
+            bars = PhaseBars(progress)
+            reporter = ProgressReporter(resources.runtime.redis, shop_id, run_row.id, bars)
+            summary = await run_sync(resources.sync, shop_id, run_row.id, listener=reporter)
+        console.print(summary_table(summary, time.perf_counter() - started))
+        return summary
+
+
+@app.command("full")
+def full(ctx: typer.Context, shop: ShopOption) -> None:
+    """Run a full sync of the shop now, in the foreground, with a progress bar per phase."""
+    try:
+        run(run_full_sync(settings_from(ctx), _domain(shop)))
+    except SyncFailed as exc:
+        err_console.print(f"[red]sync failed: {exc}[/red]")
+        raise typer.Exit(1) from None
+
+
+@app.command("status")
+def status(
+    ctx: typer.Context,
+    shop: ShopOption,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Runs to list")] = 10,
+) -> None:
+    """The shop's latest runs and the live progress of the current one."""
+    run(_status(settings_from(ctx), _domain(shop), limit))
+
+
+async def _status(settings: Settings, domain: str, limit: int) -> None:
+    services = resolve_services(settings)
+    async with open_resources(settings, services, concurrency=1) as resources:
+        shop_id = await _shop_id(resources, domain)
+        async with tenant_scope(resources.runtime.pool, shop_id) as conn:
+            latest = await runs.latest_runs(conn, limit)
+        redis: Redis = resources.runtime.redis
+        raw = await redis.hgetall(progress_key(shop_id))
+        live = {_text(k): _text(v) for k, v in raw.items()}
+    table = Table(title=f"sync runs of {domain}")
+    for column in ("run", "kind", "status", "phase", "attempts", "started", "finished", "error"):
+        table.add_column(column)
+    for r in latest:
+        table.add_row(
+            str(r.id),
+            r.kind,
+            r.status,
+            r.phase,
+            str(r.attempts),
+            f"{r.started_at:%Y-%m-%d %H:%M:%S}" if r.started_at else "",
+            f"{r.finished_at:%Y-%m-%d %H:%M:%S}" if r.finished_at else "",
+            (r.error or "")[:80],
+        )
+    console.print(table)
+    if live:
+        console.print(
+            f"live: run {live.get('run_id')} phase {live.get('phase')} lines {live.get('lines')}"
+            f"/{live.get('expected_lines')} rows {live.get('rows')}"
+        )
+
+
+@app.command("verify")
+def verify(
+    ctx: typer.Context,
+    shop: ShopOption,
+    sample: Annotated[int, typer.Option(min=1, max=100_000, help="Products to compare")] = 100,
+) -> None:
+    """Compare a deterministic sample of stored products with Shopify, field by field."""
+    report = run(run_verify(settings_from(ctx), _domain(shop), sample))
+    if not report.matches:
+        raise typer.Exit(1)
+
+
+async def run_verify(settings: Settings, domain: str, sample: int) -> ParityReport:
+    services = resolve_services(settings)
+    async with open_resources(settings, services, concurrency=1) as resources:
+        shop_id = await _shop_id(resources, domain)
+        client = await resources.sync.shops.admin_client(shop_id)
+        report = await verify_sample(resources.runtime.pool, client, shop_id, sample)
+    print_parity(report)
+    return report
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def print_parity(report: ParityReport) -> None:
+    verdict = "[green]matches[/green]" if report.matches else "[red]differs[/red]"
+    console.print(
+        f"parity: {report.compared}/{report.sampled} products compared, "
+        f"{len(report.differences)} differences: {verdict}"
+    )
+    for d in report.differences[:50]:
+        console.print(
+            f"  product {d.shopify_id} {d.field}: stored {d.stored!r} != shopify {d.shopify!r}"
+        )
+
+
+__all__ = ["PHASES", "app"]
