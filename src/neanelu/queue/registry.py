@@ -18,6 +18,7 @@ from neanelu.db.pool import Conn
 from neanelu.queue.client import JobSpec, QueueClient
 from neanelu.queue.context import JobContext
 from neanelu.queue.jobs import EnqueueResult
+from neanelu.queue.observe import job_headers
 from neanelu.queue.outbox import write_outbox
 
 P = TypeVar("P", bound=msgspec.Struct)
@@ -63,7 +64,7 @@ class TaskHandle(Generic[P]):
             job_id=job_id or uuid.uuid4().hex,
             delay_s=delay_s,
             priority=priority,
-            headers=dict(headers or {}),
+            headers=job_headers(headers, delay_s),
             max_attempts=self.max_attempts,
         )
 

@@ -31,6 +31,7 @@ from neanelu.queue.client import Queue, QueueClient
 from neanelu.queue.context import JobContext
 from neanelu.queue.errors import Defer, Fatal, Retry
 from neanelu.queue.jobs import Job
+from neanelu.queue.observe import QueueSampler, job_run
 from neanelu.queue.outbox import run_outbox_relay
 from neanelu.queue.ratelimit import CostLimiter, ShopBudget
 from neanelu.queue.registry import Registry
@@ -225,26 +226,33 @@ class Worker:
             return ok
 
         ctx = JobContext(job, budget, extend, self.resources)
-        try:
-            await handle.handler(ctx, payload)
-        except Defer as d:
-            running.settling = True
-            await queue.defer(job, d.seconds, block_group=d.block_group)
-        except Retry as r:
-            running.settling = True
-            await queue.fail(job, str(r), delay_s=r.seconds)
-        except Fatal as f:
-            running.settling = True
-            log.warning("job %s (%s) failed for good: %s", job.id, job.task, f)
-            await queue.fail(job, f"Fatal: {f}", fatal=True)
-        except Exception as exc:
-            running.settling = True
-            log.exception("job %s (%s) attempt %d raised", job.id, job.task, job.attempt)
-            await queue.fail(job, f"{type(exc).__name__}: {exc}")
-        else:
-            running.settling = True
-            if not await self._acks.complete(queue, job):
-                log.warning("job %s finished after its lease was lost; it may run again", job.id)
+        # The job's span continues the trace of whoever enqueued it; logs inside carry its ids.
+        with job_run(job) as run:
+            try:
+                await handle.handler(ctx, payload)
+            except Defer as d:
+                running.settling = True
+                run.deferred(throttled=d.block_group)
+                await queue.defer(job, d.seconds, block_group=d.block_group)
+            except Retry as r:
+                running.settling = True
+                run.failed(await queue.fail(job, str(r), delay_s=r.seconds), r)
+            except Fatal as f:
+                running.settling = True
+                log.warning("job %s (%s) failed for good: %s", job.id, job.task, f)
+                run.failed(await queue.fail(job, f"Fatal: {f}", fatal=True), f)
+            except Exception as exc:
+                running.settling = True
+                log.exception("job %s (%s) attempt %d raised", job.id, job.task, job.attempt)
+                run.failed(await queue.fail(job, f"{type(exc).__name__}: {exc}"), exc)
+            else:
+                running.settling = True
+                acked = await self._acks.complete(queue, job)
+                run.completed(acked)
+                if not acked:
+                    log.warning(
+                        "job %s finished after its lease was lost; it may run again", job.id
+                    )
 
     # -- leases and liveness -------------------------------------------------------------------
 
@@ -366,11 +374,13 @@ async def run_worker(
             if pool is not None
             else None
         )
+        sampler = asyncio.create_task(QueueSampler(client).run(stop_event), name="queue-sampler")
         try:
             await worker.run(stop_event)
         finally:
+            stop_event.set()
+            await sampler
             if relay is not None:
-                stop_event.set()
                 await relay
     finally:
         for sig in installed:
