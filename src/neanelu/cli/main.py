@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from neanelu.cli import db, emulator, keys, serve, sync, worker
+from neanelu.cli import db, demo, emulator, keys, serve, sync, worker
 from neanelu.cli.common import build_settings
 
 app = typer.Typer(
@@ -18,6 +18,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(worker.app, name="worker")
 app.add_typer(sync.app, name="sync")
 app.add_typer(emulator.app, name="emulator")
+app.add_typer(demo.app, name="demo")
 
 
 @app.callback()

@@ -205,7 +205,12 @@ async def _ingest(
                 side,
                 run.id,
                 phase.value,
-                {f"{phase.value}_lines": stats.lines, f"{phase.value}_rows": stats.rows},
+                {
+                    f"{phase.value}_lines": stats.lines,
+                    f"{phase.value}_rows": stats.rows,
+                    f"{phase.value}_bytes": stats.bytes,
+                    f"{phase.value}_seconds": round(summary.phases[phase.value].seconds, 3),
+                },
                 sum(p.bytes for p in summary.phases.values()),
                 summary.bad_lines,
             )
@@ -251,6 +256,8 @@ async def _ingest(
                 "orphans": summary.orphans,
                 "marked_deleted": summary.marked_deleted,
                 "complete": summary.complete,
+                "merge_seconds": round(summary.merge_seconds, 3),
+                "merge_rows": summary.products + summary.variants + summary.inventory_levels,
             },
             sum(p.bytes for p in summary.phases.values() if p.phase != "merge"),
             summary.bad_lines,
