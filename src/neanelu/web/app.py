@@ -26,6 +26,7 @@ from neanelu.queue.settings import default_queues
 from neanelu.shops.routes import router as auth_router
 from neanelu.shops.runtime import Runtime
 from neanelu.shops.vault import TokenVault
+from neanelu.telemetry import instrument_app, setup_telemetry
 from neanelu.web.health import router as health_router
 from neanelu.webhooks.routes import router as webhooks_router
 from neanelu.webhooks.service import ShopDirectory
@@ -59,6 +60,9 @@ async def close_runtime(runtime: Runtime) -> None:
 
 
 def create_app(settings: Settings, services: ServiceUrls) -> FastAPI:
+    # Once per process (repeat calls return what the first built): traces, logs, metrics.
+    telemetry = setup_telemetry(settings, "neanelu-api")
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await open_runtime(settings, services)
@@ -82,6 +86,7 @@ def create_app(settings: Settings, services: ServiceUrls) -> FastAPI:
     app.include_router(auth_router)
     app.include_router(webhooks_router)
     app.include_router(catalog_router)
+    instrument_app(app, telemetry.metrics)
     if os.environ.get(BENCH_BARE_ENV) == "1":
         # The benchmark's baseline: the same server and stack, no work at all.
         @app.post("/bench/bare", include_in_schema=False)
