@@ -101,7 +101,9 @@ def setup_logging(
             renderer,
         ],
     )
-    handler = logging.StreamHandler(out)
+    handler: logging.StreamHandler[TextIO] = (
+        logging.StreamHandler(stream) if stream is not None else _StderrHandler()
+    )
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(formatter)
     root = logging.getLogger()
@@ -111,6 +113,18 @@ def setup_logging(
     root.setLevel(settings.log_level)
     for name in _QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+
+
+class _StderrHandler(logging.StreamHandler[TextIO]):
+    """Writes to whatever `sys.stderr` is at the time of each record: test runners and
+    daemonisers swap it, and a handler holding the old one would write into a closed file."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
 
 
 def _keep(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
