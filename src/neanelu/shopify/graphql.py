@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import msgspec
+from opentelemetry import trace
 
 from neanelu.shopify.budget import CostBudget, ThrottleStatus, UnlimitedBudget
 from neanelu.shopify.errors import (
@@ -19,6 +20,7 @@ from neanelu.shopify.errors import (
     Throttled,
     TransientError,
 )
+from neanelu.telemetry.metrics import current_metrics, plan_of
 
 # Used when a query's cost is not known in advance; Shopify refunds the difference after the call.
 DEFAULT_ESTIMATED_COST = 50.0
@@ -104,6 +106,7 @@ class AdminClient:
             raise TransientError(f"{self.endpoint.domain}: {type(exc).__name__}") from None
         if response.status_code == 429:
             retry_after = _retry_after(response.headers.get("Retry-After"))
+            current_metrics().shopify_throttles.labels("unknown", "http_429").inc()
             await self.budget.block(retry_after)
             raise Throttled(retry_after, "HTTP 429")
         if response.status_code >= 500:
@@ -134,6 +137,7 @@ class AdminClient:
         actual = _number(cost.get("actualQueryCost"))
         errors = body.get("errors") or []
         codes = [((e or {}).get("extensions") or {}).get("code") for e in errors]
+        _record_cost(throttle, requested, actual, throttled="THROTTLED" in codes)
         if "THROTTLED" in codes:
             wait = _refill_time(throttle, requested or estimated)
             await self.budget.block(wait)
@@ -152,6 +156,36 @@ class AdminClient:
                 f"{self.endpoint.domain}: {first.get('message', 'GraphQL error')}", codes[0]
             )
         return GraphQLResult(body.get("data") or {}, requested, actual, throttle)
+
+
+def _record_cost(
+    throttle: ThrottleStatus | None,
+    requested: float | None,
+    actual: float | None,
+    *,
+    throttled: bool,
+) -> None:
+    """Cost used, throttle events and the bucket left, by plan (read from the restore rate)."""
+    m = current_metrics()
+    plan = plan_of(throttle.restore_rate) if throttle is not None else "unknown"
+    if requested is not None:
+        m.shopify_cost.labels(plan, "requested").inc(requested)
+    if actual is not None:
+        m.shopify_cost.labels(plan, "actual").inc(actual)
+    if throttle is not None:
+        m.observe_budget(
+            maximum=throttle.maximum_available,
+            available=throttle.currently_available,
+            restore_rate=throttle.restore_rate,
+        )
+    if throttled:
+        m.shopify_throttles.labels(plan, "throttled").inc()
+    current = trace.get_current_span()
+    if current.is_recording():
+        if actual is not None:
+            current.set_attribute("shopify.cost.actual", actual)
+        if throttle is not None:
+            current.set_attribute("shopify.cost.available", throttle.currently_available)
 
 
 def _number(value: object) -> float | None:
