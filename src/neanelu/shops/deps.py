@@ -9,7 +9,8 @@ from fastapi import Depends, Request
 from neanelu.shops.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async: a plain def dependency would hop to a worker thread on every request.
     runtime = getattr(request.app.state, "runtime", None)
     if not isinstance(runtime, Runtime):
         raise RuntimeError("the app's lifespan did not set up a Runtime")

@@ -29,7 +29,7 @@ from neanelu.shops.vault import TokenVault
 from neanelu.telemetry import instrument_app, setup_telemetry
 from neanelu.web.health import router as health_router
 from neanelu.webhooks.routes import router as webhooks_router
-from neanelu.webhooks.service import ShopDirectory
+from neanelu.webhooks.service import InboxWriter, ShopDirectory
 
 BENCH_BARE_ENV = "NEANELU_BENCH_BARE"
 OUTBOUND_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
@@ -82,6 +82,7 @@ def create_app(settings: Settings, services: ServiceUrls) -> FastAPI:
     )
     app.state.migration_head = head_revision()
     app.state.shop_directory = ShopDirectory()
+    app.state.inbox_writer = InboxWriter()
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(webhooks_router)

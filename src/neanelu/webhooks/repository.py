@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from importlib import resources
 from uuid import UUID
 
 from neanelu.db.pool import Conn
-
-_INSERT = (
-    "INSERT INTO webhook_inbox "
-    "(shop_id, webhook_id, event_id, topic, api_version, triggered_at, payload) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb) "
-    "ON CONFLICT (shop_id, webhook_id) DO NOTHING RETURNING id"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,23 +24,38 @@ class InboxRow:
     processed_at: datetime | None
 
 
-async def insert(
-    conn: Conn,
-    shop_id: UUID,
-    *,
-    webhook_id: str,
-    event_id: str | None,
-    topic: str,
-    api_version: str | None,
-    triggered_at: datetime | None,
-    payload: str,
-) -> int | None:
-    """The new row's id, or None when this webhook id was recorded before (a duplicate)."""
+@cache
+def _sql(name: str) -> str:
+    return resources.files("neanelu.webhooks").joinpath("sql", name).read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    webhook_id: str
+    event_id: str | None
+    topic: str
+    api_version: str | None
+    triggered_at: datetime | None
+    payload: str  # the raw JSON text, stored as it came
+
+
+async def insert_many(
+    conn: Conn, shop_id: UUID, deliveries: Sequence[NewDelivery]
+) -> dict[str, int]:
+    """Inbox ids of the deliveries that were new, by webhook id (the caller's tenant scope)."""
     cur = await conn.execute(
-        _INSERT, (shop_id, webhook_id, event_id, topic, api_version, triggered_at, payload)
+        _sql("insert_inbox_batch.sql"),
+        {
+            "shop_id": shop_id,
+            "webhook_ids": [d.webhook_id for d in deliveries],
+            "event_ids": [d.event_id for d in deliveries],
+            "topics": [d.topic for d in deliveries],
+            "api_versions": [d.api_version for d in deliveries],
+            "triggered_at": [d.triggered_at for d in deliveries],
+            "payloads": [d.payload for d in deliveries],
+        },
     )
-    row = await cur.fetchone()
-    return row[0] if row else None
+    return {row[0]: row[1] for row in await cur.fetchall()}
 
 
 async def get_for_update(conn: Conn, inbox_id: int) -> InboxRow | None:

@@ -1,33 +1,29 @@
-"""Recording a delivery: one short transaction, no Shopify call, no Redis round trip.
+"""Recording deliveries: short transactions, no Shopify call, no Redis round trip.
 
-The inbox insert and the job's outbox row commit together: a delivery is either recorded and
-queued, or neither (Shopify then retries it).
+A delivery's inbox row and its job's outbox row commit together, and the request is answered only
+after that commit: a delivery is either recorded and queued, or neither (Shopify then retries it).
+Under load, deliveries that arrive while a transaction is in flight share the next one (group
+commit): the commit and its round trips are paid once per batch instead of once per request.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from dataclasses import dataclass
-from datetime import datetime
+from collections import defaultdict
+from dataclasses import dataclass, field
 from uuid import UUID
 
 from psycopg_pool import AsyncConnectionPool
 
-from neanelu.db.pool import Conn, global_scope, tenant_scope
+from neanelu.db.pool import Conn, global_scope
 from neanelu.shops import repository as shops
 from neanelu.webhooks import repository as inbox
+from neanelu.webhooks.repository import NewDelivery
 from neanelu.webhooks.tasks import DeliveryRef, process_delivery
 
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    shop_domain: str
-    topic: str
-    webhook_id: str
-    event_id: str | None
-    api_version: str | None
-    triggered_at: datetime | None
-    payload: str  # the raw JSON text, stored as it came
+log = logging.getLogger(__name__)
 
 
 class ShopDirectory:
@@ -59,26 +55,112 @@ class ShopDirectory:
         self._entries.pop(domain, None)
 
 
-async def record_delivery(
-    pool: AsyncConnectionPool[Conn], shop_id: UUID, delivery: Delivery
-) -> int | None:
-    """The inbox id of a new delivery (queued for processing), None for a duplicate."""
-    async with tenant_scope(pool, shop_id) as conn:
-        inbox_id = await inbox.insert(
-            conn,
-            shop_id,
-            webhook_id=delivery.webhook_id,
-            event_id=delivery.event_id,
-            topic=delivery.topic,
-            api_version=delivery.api_version,
-            triggered_at=delivery.triggered_at,
-            payload=delivery.payload,
-        )
-        if inbox_id is not None:
-            await process_delivery.enqueue_in_tx(
-                conn,
-                DeliveryRef(shop_id=str(shop_id), inbox_id=inbox_id),
-                group=shop_id,
-                job_id=f"webhook-{shop_id}-{inbox_id}",
+@dataclass(slots=True)
+class _Pending:
+    shop_id: UUID
+    delivery: NewDelivery
+    done: asyncio.Future[int | None] = field(repr=False)
+
+
+async def record_deliveries(conn: Conn, items: list[tuple[UUID, NewDelivery]]) -> list[int | None]:
+    """Insert the deliveries and queue the new ones in one transaction on `conn` (which must be
+    idle). Returns, per item, its inbox id when it was new, else None (a duplicate).
+
+    Pipelined: BEGIN, the tenant scopes and the inserts travel together, then the outbox rows and
+    COMMIT; two round trips per batch however large it is.
+    """
+    by_shop: dict[UUID, list[NewDelivery]] = defaultdict(list)
+    for shop_id, delivery in items:
+        by_shop[shop_id].append(delivery)
+    new_ids: dict[tuple[UUID, str], int] = {}
+    results: list[int | None] = []
+    async with conn.pipeline(), conn.transaction():
+        for shop_id, deliveries in by_shop.items():
+            # The inbox is a tenant table: each shop's rows are written under its own scope
+            # (SET LOCAL semantics: it ends with this transaction).
+            await conn.execute(
+                "SELECT set_config('app.current_shop_id', %s, true)", (str(shop_id),)
             )
-    return inbox_id
+            inserted = await inbox.insert_many(conn, shop_id, deliveries)
+            for webhook_id, inbox_id in inserted.items():
+                new_ids[(shop_id, webhook_id)] = inbox_id
+        for shop_id, delivery in items:
+            # pop: a webhook id twice in one batch is new once, a duplicate the second time.
+            key = (shop_id, delivery.webhook_id)
+            found = new_ids.pop(key) if key in new_ids else None
+            results.append(found)
+            if found is not None:
+                await process_delivery.enqueue_in_tx(
+                    conn,
+                    DeliveryRef(shop_id=str(shop_id), inbox_id=found),
+                    group=shop_id,
+                    job_id=f"webhook-{shop_id}-{found}",
+                )
+    return results
+
+
+class InboxWriter:
+    """Group commit for webhook ingress: up to `writers` transactions in flight; deliveries that
+    arrive meanwhile wait (at most `max_batch` per transaction) for the next one."""
+
+    def __init__(self, writers: int = 4, max_batch: int = 200) -> None:
+        self.writers = writers
+        self.max_batch = max_batch
+        self._pending: list[_Pending] = []
+        self._active = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def record(
+        self, pool: AsyncConnectionPool[Conn], shop_id: UUID, delivery: NewDelivery
+    ) -> int | None:
+        """The inbox id once committed (None for a duplicate); raises what the write raised."""
+        done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(shop_id, delivery, done))
+        if self._active < self.writers:
+            self._active += 1
+            task = asyncio.create_task(self._drain(pool), name="webhook-inbox-writer")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await done
+
+    async def _drain(self, pool: AsyncConnectionPool[Conn]) -> None:
+        try:
+            # One connection for as long as there is work: under load the checkout is paid once.
+            async with pool.connection() as conn:
+                while self._pending:
+                    batch = self._pending[: self.max_batch]
+                    del self._pending[: self.max_batch]
+                    if not await self._write(conn, batch):
+                        break  # the connection may be broken: the next writer takes a new one
+        except Exception as exc:
+            # No connection at all (PostgreSQL down): fail what is waiting; Shopify retries.
+            self._fail_all(exc)
+        finally:
+            self._active -= 1
+
+    def _fail_all(self, exc: Exception) -> None:
+        pending, self._pending = self._pending, []
+        for item in pending:
+            if not item.done.done():
+                item.done.set_exception(exc)
+
+    async def _write(self, conn: Conn, batch: list[_Pending]) -> bool:
+        """Commit the batch and answer its requests; False when it failed."""
+        try:
+            ids = await record_deliveries(conn, [(p.shop_id, p.delivery) for p in batch])
+        except Exception as exc:
+            if len(batch) > 1 and not conn.closed:
+                # One bad delivery (a shop purged a moment ago) must not fail its neighbours:
+                # each is retried in its own transaction.
+                ok = True
+                for item in batch:
+                    ok = await self._write(conn, [item]) and ok
+                return ok
+            for item in batch:
+                if not item.done.done():
+                    item.done.set_exception(exc)
+            return False
+        for item, inbox_id in zip(batch, ids, strict=True):
+            if not item.done.done():
+                item.done.set_result(inbox_id)
+        return True

@@ -1,0 +1,313 @@
+"""Webhook ingress throughput and latency against the real service, compared with a bare endpoint.
+
+    python bench/bench_webhooks.py [--seconds 5] [--connections 32]
+
+Starts the embedded PostgreSQL and Redis, a fresh migrated database with one registered shop, and
+`neanelu serve`'s app under uvicorn in a subprocess (with `NEANELU_BENCH_BARE=1`, which mounts
+`POST /bench/bare`: same server and stack, answers 200 without work). A load generator in another
+process drives signed deliveries with unique webhook ids over keep-alive loopback connections:
+
+1. closed loop at full speed against `/bench/bare`, then against `/api/webhooks` (max rates);
+2. open loop at half the webhook max rate, latency measured from each request's scheduled send
+   time (so a stalled server cannot hide its queueing: no coordinated omission).
+
+Last line: `ratio_to_bare=... accepted_per_s=... p99_ms=...`. Extra environment (tracing on/off)
+passes through to the server, so running it twice with different env compares the two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SECRET = "bench-webhook-secret-0123456789abcdef"
+SHOP = "bench.myshopify.com"
+BODY = json.dumps(
+    {
+        "id": 8_000_000_000_001,
+        "admin_graphql_api_id": "gid://shopify/Product/8000000000001",
+        "title": "Bench Shirt",
+        "handle": "bench-shirt",
+        "status": "active",
+        "tags": "bench, load",
+        "updated_at": "2026-11-01T12:00:00+00:00",
+        "variants": [{"id": 9_000_000_000_001, "sku": "B-1", "price": "10.00"}],
+    }
+).encode()
+
+
+# -- load generator (runs in its own process) -----------------------------------------------------
+
+
+def _request(path: str, host: str, webhook_id: str, signature: str) -> bytes:
+    head = (
+        f"POST {path} HTTP/1.1\r\n"
+        f"Host: {host}\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(BODY)}\r\n"
+        "X-Shopify-Topic: products/update\r\n"
+        f"X-Shopify-Hmac-Sha256: {signature}\r\n"
+        f"X-Shopify-Shop-Domain: {SHOP}\r\n"
+        "X-Shopify-API-Version: 2026-01\r\n"
+        f"X-Shopify-Webhook-Id: {webhook_id}\r\n"
+        f"X-Shopify-Event-Id: {webhook_id}\r\n"
+        "X-Shopify-Triggered-At: 2026-11-01T12:00:00+00:00\r\n"
+        "\r\n"
+    )
+    return head.encode() + BODY
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+class _Client:
+    def __init__(self, port: int, path: str) -> None:
+        self.port = port
+        self.path = path
+        self.host = f"127.0.0.1:{port}"
+        digest = hmac.new(SECRET.encode(), BODY, hashlib.sha256).digest()
+        self.signature = base64.b64encode(digest).decode()
+        self.prefix = uuid.uuid4().hex[:12]
+        self.counter = 0
+
+    def next_request(self) -> bytes:
+        self.counter += 1
+        return _request(self.path, self.host, f"{self.prefix}-{self.counter}", self.signature)
+
+
+async def closed_loop(port: int, path: str, connections: int, seconds: float) -> dict[str, Any]:
+    client = _Client(port, path)
+    deadline = time.perf_counter() + seconds
+    counts = {"ok": 0, "other": 0}
+
+    async def run() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while time.perf_counter() < deadline:
+                writer.write(client.next_request())
+                status = await _read_response(reader)
+                counts["ok" if status == 200 else "other"] += 1
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(run() for _ in range(connections)))
+    elapsed = time.perf_counter() - started
+    return {"rate": counts["ok"] / elapsed, "ok": counts["ok"], "other": counts["other"]}
+
+
+async def open_loop(
+    port: int, path: str, connections: int, rate: float, seconds: float
+) -> dict[str, Any]:
+    client = _Client(port, path)
+    total = int(rate * seconds)
+    start = time.perf_counter() + 0.05
+    schedule: asyncio.Queue[float] = asyncio.Queue()
+    for i in range(total):
+        schedule.put_nowait(start + i / rate)
+    latencies: list[float] = []
+    counts = {"ok": 0, "other": 0}
+
+    async def run() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while True:
+                try:
+                    due = schedule.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                wait = due - time.perf_counter()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                writer.write(client.next_request())
+                status = await _read_response(reader)
+                latencies.append(time.perf_counter() - due)
+                counts["ok" if status == 200 else "other"] += 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(run() for _ in range(connections)))
+    latencies.sort()
+    p99 = latencies[int(len(latencies) * 0.99) - 1] if latencies else float("nan")
+    p50 = latencies[len(latencies) // 2] if latencies else float("nan")
+    return {"p99_ms": p99 * 1000, "p50_ms": p50 * 1000, **counts}
+
+
+def loadgen_main(argv: list[str]) -> None:
+    mode, port, path, connections, seconds = (
+        argv[0],
+        int(argv[1]),
+        argv[2],
+        int(argv[3]),
+        float(argv[4]),
+    )
+    if mode == "closed":
+        result = asyncio.run(closed_loop(port, path, connections, seconds))
+    else:
+        result = asyncio.run(open_loop(port, path, connections, float(argv[5]), seconds))
+    print(json.dumps(result))
+
+
+def loadgen(
+    mode: str, port: int, path: str, connections: int, seconds: float, *extra: float
+) -> Any:
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--loadgen",
+            mode,
+            str(port),
+            path,
+            str(connections),
+            str(seconds),
+            *map(str, extra),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# -- setup --------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def prepare(data_dir: Path) -> tuple[dict[str, str], str, Any]:
+    """A fresh migrated database with one shop; returns the server's env, the db name, pg."""
+    import psycopg
+
+    from neanelu.db import migrate
+    from neanelu.db.embedded import APP_ROLE, OWNER_ROLE, start_postgres, start_redis
+
+    pg = start_postgres(data_dir)
+    redis = start_redis(data_dir)
+    name = f"bench_webhooks_{os.getpid()}"
+    with psycopg.connect(pg.url(database="postgres"), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name} OWNER {OWNER_ROLE}")
+    migrate.upgrade(pg.url(OWNER_ROLE, name), APP_ROLE)
+    with psycopg.connect(pg.url(OWNER_ROLE, name), autocommit=True) as conn:
+        conn.execute("INSERT INTO shops (domain, status) VALUES (%s, 'installed')", (SHOP,))
+    env = {
+        **os.environ,
+        "POSTGRES_URL": pg.url(APP_ROLE, name),
+        "POSTGRES_OWNER_URL": pg.url(OWNER_ROLE, name),
+        "REDIS_URL": redis.url,
+        "SHOPIFY_API_SECRET": SECRET,
+        "NEANELU_BENCH_BARE": "1",
+        "NEANELU_DATA_DIR": str(data_dir),
+    }
+    return env, name, pg
+
+
+def drop(pg: Any, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(pg.url(database="postgres"), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit("server did not become ready")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--data-dir", type=Path, default=ROOT / ".data")
+    args = parser.parse_args()
+
+    env, name, pg = prepare(args.data_dir)
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "neanelu.web.asgi:app_factory",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env,
+        cwd=ROOT,
+    )
+    try:
+        wait_ready(port, server)
+        loadgen("closed", port, "/api/webhooks", args.connections, 1.0)  # warm-up
+        loadgen("closed", port, "/bench/bare", args.connections, 1.0)
+        bare = loadgen("closed", port, "/bench/bare", args.connections, args.seconds)
+        real = loadgen("closed", port, "/api/webhooks", args.connections, args.seconds)
+        if real["other"] or bare["other"]:
+            raise SystemExit(f"non-200 answers: bare={bare} webhooks={real}")
+        half = real["rate"] / 2
+        paced = loadgen("open", port, "/api/webhooks", 64, args.seconds, half)
+        if paced["other"]:
+            raise SystemExit(f"non-200 answers at half rate: {paced}")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        drop(pg, name)
+    print(f"bare endpoint:   {bare['rate']:.0f} req/s ({bare['ok']} requests)")
+    print(f"webhook ingress: {real['rate']:.0f} accepted/s ({real['ok']} deliveries)")
+    print(
+        f"at half rate ({half:.0f}/s): p50 {paced['p50_ms']:.2f} ms, p99 {paced['p99_ms']:.2f} ms"
+    )
+    print(
+        f"ratio_to_bare={real['rate'] / bare['rate']:.3f} "
+        f"accepted_per_s={real['rate']:.0f} p99_ms={paced['p99_ms']:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--loadgen":
+        loadgen_main(sys.argv[2:])
+    else:
+        main()
