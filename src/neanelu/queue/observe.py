@@ -98,9 +98,9 @@ def job_run(job: Job) -> Iterator[JobRun]:
         with (
             span(
                 f"job {job.task}",
+                _job_attributes(job),
                 kind=SpanKind.CONSUMER,
                 context=extract_context(job.headers),
-                **_job_attributes(job),
             ) as current,
             bind_job(job.id, shop_id=job.group, queue=job.queue, task=job.task),
         ):
@@ -117,7 +117,7 @@ def job_run(job: Job) -> Iterator[JobRun]:
             m.queue_finished.labels(job.queue, job.task, run.outcome).inc()
 
 
-def _job_attributes(job: Job) -> dict[str, AttributeValue]:
+def _job_attributes(job: Job) -> dict[str, AttributeValue | None]:
     return {
         JOB_ID: job.id,
         SHOP_ID: job.group,

@@ -223,17 +223,17 @@ def attached(ctx: Context) -> Iterator[None]:
 @contextmanager
 def span(
     name: str,
+    attributes: Mapping[str, AttributeValue | None] | None = None,
     *,
     kind: SpanKind = SpanKind.INTERNAL,
     context: Context | None = None,
-    **attrs: AttributeValue | None,
 ) -> Iterator[trace.Span]:
     """A span around a block; `None` attributes are left out. Exceptions are recorded and the
     span marked as an error, then re-raised."""
     tracer = trace.get_tracer(TRACER_NAME)
-    attributes = {k: v for k, v in attrs.items() if v is not None}
+    present = {k: v for k, v in (attributes or {}).items() if v is not None}
     with tracer.start_as_current_span(
-        name, context=context, kind=kind, attributes=attributes
+        name, context=context, kind=kind, attributes=present
     ) as current:
         yield current
 
