@@ -1,6 +1,11 @@
 """Staging -> the tenant's tables, in bounded batches, each batch its own transaction in the tenant
 scope. Batches walk the staging tables by page ranges (TID range scans), so no batch rereads what
-another one covered and none holds locks or memory for the whole shop."""
+another one covered and none holds locks or memory for the whole shop.
+
+A table that held none of the shop's rows when the merge began (the first full sync) takes plain
+inserts, skipping the upsert's per-row conflict probe; a batch that meets a row after all (a
+webhook racing the sync, a duplicate line) is redone with the newer-wins upsert.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
+
+import psycopg
 
 from neanelu.db.pool import Conn, connection_tenant_scope
 from neanelu.db.sql_files import load_sql, load_statements
@@ -28,8 +35,25 @@ class MergeStats:
 BatchCallback = Callable[[str, int], Awaitable[None]]
 
 
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One tenant table fed from one staging table."""
+
+    table: str
+    staging: str
+    upsert: str
+    insert: str
+
+
+PRODUCTS = Target("products", "stg_core", "ingest/merge_products.sql", "ingest/insert_products.sql")
+VARIANTS = Target("variants", "stg_core", "ingest/merge_variants.sql", "ingest/insert_variants.sql")
+LEVELS = Target(
+    "inventory_levels", "stg_inv", "ingest/merge_inventory.sql", "ingest/insert_inventory.sql"
+)
+
+
 async def prepare(conn: Conn) -> None:
-    """Index staging and fold metafields per owner (outside any tenant: staging is private)."""
+    """Fold metafields per owner (outside any tenant: staging is private to the session)."""
     async with conn.transaction():
         await conn.execute(load_sql("ingest/prepare_merge.sql"))
 
@@ -42,25 +66,43 @@ async def _pages(conn: Conn, table: str) -> int:
     return int(row[0]) if row else 0
 
 
-async def _merge_table(
+async def _holds_rows(conn: Conn, shop_id: UUID, table: str) -> bool:
+    async with connection_tenant_scope(conn, shop_id):
+        cur = await conn.execute(f"SELECT EXISTS (SELECT 1 FROM {table})")
+        row = await cur.fetchone()
+    return bool(row and row[0])
+
+
+async def merge_target(
     conn: Conn,
     shop_id: UUID,
-    table: str,
-    sql_name: str,
+    target: Target,
     params: dict[str, object],
-    on_batch: BatchCallback | None,
-    batch_pages: int,
+    *,
+    on_batch: BatchCallback | None = None,
+    batch_pages: int = PAGES_PER_BATCH,
 ) -> int:
-    pages = await _pages(conn, table)
+    """Every staged row of `target`, batch by batch; returns the rows written."""
+    pages = await _pages(conn, target.staging)
+    insert_only = not await _holds_rows(conn, shop_id, target.table)
     merged = 0
-    sql = load_sql(sql_name)
     for lo in range(0, pages + 1, batch_pages):
-        hi = lo + batch_pages
+        bounds = {**params, "lo": f"({lo},0)", "hi": f"({lo + batch_pages},0)"}
+        if insert_only:
+            try:
+                async with connection_tenant_scope(conn, shop_id):
+                    cur = await conn.execute(load_sql(target.insert), bounds)
+                merged += max(cur.rowcount, 0)
+                if on_batch is not None:
+                    await on_batch(target.table, merged)
+                continue
+            except psycopg.errors.UniqueViolation:
+                insert_only = False  # rows exist after all: newer-wins from here on
         async with connection_tenant_scope(conn, shop_id):
-            cur = await conn.execute(sql, {**params, "lo": f"({lo},0)", "hi": f"({hi},0)"})
-            merged += max(cur.rowcount, 0)
+            cur = await conn.execute(load_sql(target.upsert), bounds)
+        merged += max(cur.rowcount, 0)
         if on_batch is not None:
-            await on_batch(sql_name, merged)
+            await on_batch(target.table, merged)
     return merged
 
 
@@ -76,11 +118,11 @@ async def merge_catalog(
     """Products (with their metafields), then variants joined by __parentId, orphans aside."""
     stats = MergeStats()
     params: dict[str, object] = {"metafields_complete": metafields_complete}
-    stats.products = await _merge_table(
-        conn, shop_id, "stg_core", "ingest/merge_products.sql", params, on_batch, batch_pages
+    stats.products = await merge_target(
+        conn, shop_id, PRODUCTS, params, on_batch=on_batch, batch_pages=batch_pages
     )
-    stats.variants = await _merge_table(
-        conn, shop_id, "stg_core", "ingest/merge_variants.sql", params, on_batch, batch_pages
+    stats.variants = await merge_target(
+        conn, shop_id, VARIANTS, params, on_batch=on_batch, batch_pages=batch_pages
     )
     async with connection_tenant_scope(conn, shop_id):
         cur = await conn.execute(load_sql("ingest/orphans.sql"), {"run_id": run_id})
@@ -94,16 +136,24 @@ async def merge_inventory(
     on_batch: BatchCallback | None = None,
     batch_pages: int = PAGES_PER_BATCH,
 ) -> int:
-    return await _merge_table(
-        conn, shop_id, "stg_inv", "ingest/merge_inventory.sql", {}, on_batch, batch_pages
-    )
+    return await merge_target(conn, shop_id, LEVELS, {}, on_batch=on_batch, batch_pages=batch_pages)
 
 
 async def mark_deleted(conn: Conn, shop_id: UUID, started: datetime) -> int:
-    """Only after a complete full sync: rows Shopify no longer has."""
+    """Only after a complete full sync: products and variants Shopify no longer has (on the
+    catalog session, which holds their staging)."""
+    return await _run_statements(conn, shop_id, "ingest/mark_deleted.sql", started)
+
+
+async def delete_missing_levels(conn: Conn, shop_id: UUID, started: datetime) -> int:
+    """Only after a complete full sync, on the inventory session."""
+    return await _run_statements(conn, shop_id, "ingest/delete_missing_levels.sql", started)
+
+
+async def _run_statements(conn: Conn, shop_id: UUID, name: str, started: datetime) -> int:
     total = 0
     async with connection_tenant_scope(conn, shop_id):
-        for statement in load_statements("ingest/mark_deleted.sql"):
+        for statement in load_statements(name):
             cur = await conn.execute(statement, {"started": started})
             total += max(cur.rowcount, 0)
     return total

@@ -39,6 +39,8 @@ from neanelu.shopify.errors import AccessDenied, BulkOperationError, InvalidToke
 from neanelu.shopify.graphql import AdminClient
 from neanelu.sync import repository as runs
 from neanelu.sync.progress import PhaseProgress, ProgressReporter
+from neanelu.telemetry import current_metrics, span
+from neanelu.telemetry.tracing import SHOP_ID
 
 PHASES = (Phase.CORE, Phase.METAFIELDS, Phase.VARIANT_METAFIELDS, Phase.INVENTORY)
 # From API 2026-01 a shop runs up to five bulk queries at once; before, one.
@@ -110,6 +112,29 @@ async def run_sync(
         run = await runs.get_run(conn, run_id)
         assert run is not None
     reporter = listener or ProgressReporter(deps.redis, shop_id, run_id)
+    with span("sync.run", {SHOP_ID: str(shop_id), "neanelu.sync_run_id": str(run_id)}):
+        return await _run_recorded(deps, run, reporter)
+
+
+async def _run_recorded(
+    deps: SyncDeps, run: runs.SyncRun, reporter: ProgressReporter
+) -> SyncSummary:
+    started, outcome = time.perf_counter(), "retry"
+    try:
+        summary = await _attempt(deps, run, reporter)
+        outcome = "completed"
+        return summary
+    except SyncFailed:
+        outcome = "failed"
+        raise
+    finally:
+        m = current_metrics()
+        m.sync_runs.labels(run.kind, outcome).inc()
+        m.sync_duration.labels(run.kind, outcome).observe(time.perf_counter() - started)
+
+
+async def _attempt(deps: SyncDeps, run: runs.SyncRun, reporter: ProgressReporter) -> SyncSummary:
+    shop_id, run_id = run.shop_id, run.id
     try:
         summary = await _run(deps, run, reporter)
     except (SyncFailed, BulkOperationError, AccessDenied, TooManyBadLines) as exc:
@@ -129,19 +154,23 @@ async def run_sync(
 async def _run(deps: SyncDeps, run: runs.SyncRun, reporter: ProgressReporter) -> SyncSummary:
     client = await deps.shops.admin_client(run.shop_id)
     since = run.updated_since.isoformat() if run.updated_since else None
-    results = await _bulk_results(deps, client, run, since)
+    with span("ingest.bulk_operations", {SHOP_ID: str(run.shop_id)}):
+        results = await _bulk_results(deps, client, run, since)
     summary = SyncSummary(run.id, "completed")
     summary.complete = all(r.complete for r in results.values())
-    async with deps.pool.connection() as conn:
-        # Autocommit: each staging step and each merge batch is its own explicit transaction,
-        # never a savepoint inside an implicit one that a later rollback would take back.
-        await conn.set_autocommit(True)
+    async with deps.pool.connection() as catalog, deps.pool.connection() as inventory:
+        sessions = (catalog, inventory)
+        for conn in sessions:
+            # Autocommit: each staging step and each merge batch is its own explicit transaction,
+            # never a savepoint inside an implicit one that a later rollback would take back.
+            await conn.set_autocommit(True)
         try:
-            await _ingest(deps, conn, run, results, reporter, summary)
+            await _ingest(deps, catalog, inventory, run, results, reporter, summary)
         finally:
-            # The staging tables are session-private; drop them before the connection is reused.
-            await conn.execute("DROP TABLE IF EXISTS stg_core, stg_meta, stg_inv, stg_meta_agg")
-            await conn.set_autocommit(False)
+            # Staging tables are session-private; drop them before the connections are reused.
+            for conn in sessions:
+                await conn.execute("DROP TABLE IF EXISTS stg_core, stg_meta, stg_inv, stg_meta_agg")
+                await conn.set_autocommit(False)
     if not summary.complete:
         # What a FAILED operation left is merged (newer-wins keeps it safe); the run is retried
         # with fresh operations for the rest, and deletions wait for a complete file.
@@ -190,56 +219,58 @@ async def _reusable(client: AdminClient, operation_id: str) -> bool:
 
 async def _ingest(
     deps: SyncDeps,
-    conn: Conn,
+    catalog: Conn,
+    inventory: Conn,
     run: runs.SyncRun,
     results: dict[Phase, BulkResult],
     reporter: ProgressReporter,
     summary: SyncSummary,
 ) -> None:
-    await conn.execute(load_sql("ingest/staging.sql"))
-    for phase in PHASES:
-        stats = await _stage(deps, conn, run, phase, results[phase], reporter, summary)
-        summary.bad_lines += stats.bad_lines
-        async with tenant_scope(deps.pool, run.shop_id) as side:
-            await runs.record_progress(
-                side,
-                run.id,
-                phase.value,
-                {
-                    f"{phase.value}_lines": stats.lines,
-                    f"{phase.value}_rows": stats.rows,
-                    f"{phase.value}_bytes": stats.bytes,
-                    f"{phase.value}_seconds": round(summary.phases[phase.value].seconds, 3),
-                },
-                sum(p.bytes for p in summary.phases.values()),
-                summary.bad_lines,
-            )
+    """Stage core, then inventory; merge inventory on its own session while the metafields stream
+    into the catalog session; then merge products and variants. Python decodes on one core while
+    PostgreSQL copies and merges on the other."""
+    await catalog.execute(load_sql("ingest/staging.sql"))
+    await inventory.execute(load_sql("ingest/staging_inventory.sql"))
     started = time.perf_counter()
     merge_progress = PhaseProgress("merge")
-    await reporter.update(merge_progress, force=True)
+    merged_rows: dict[str, int] = {}
 
-    async def on_batch(_name: str, merged: int) -> None:
-        merge_progress.rows = merged
+    async def on_batch(table: str, merged: int) -> None:
+        merged_rows[table] = merged
+        merge_progress.rows = sum(merged_rows.values())
+        merge_progress.seconds = time.perf_counter() - started
         await reporter.update(merge_progress)
 
-    await merge.prepare(conn)
-    merged = await merge.merge_catalog(
-        conn,
-        run.shop_id,
-        run.id,
-        metafields_complete=(
-            results[Phase.METAFIELDS].complete and results[Phase.VARIANT_METAFIELDS].complete
-        ),
-        on_batch=on_batch,
-        batch_pages=deps.merge_batch_pages,
+    await _stage_and_record(deps, catalog, run, Phase.CORE, results, reporter, summary)
+    await _stage_and_record(deps, inventory, run, Phase.INVENTORY, results, reporter, summary)
+    levels = asyncio.create_task(
+        merge.merge_inventory(inventory, run.shop_id, on_batch, deps.merge_batch_pages)
     )
+    try:
+        for phase in (Phase.METAFIELDS, Phase.VARIANT_METAFIELDS):
+            await _stage_and_record(deps, catalog, run, phase, results, reporter, summary)
+        await merge.prepare(catalog)
+        merged = await merge.merge_catalog(
+            catalog,
+            run.shop_id,
+            run.id,
+            metafields_complete=(
+                results[Phase.METAFIELDS].complete and results[Phase.VARIANT_METAFIELDS].complete
+            ),
+            on_batch=on_batch,
+            batch_pages=deps.merge_batch_pages,
+        )
+    except BaseException:
+        # A failure on the catalog side stops the inventory merge rather than leaving it running.
+        levels.cancel()
+        await asyncio.gather(levels, return_exceptions=True)
+        raise
+    summary.inventory_levels = await levels
     summary.products, summary.variants = merged.products, merged.variants
     summary.orphans = merged.orphans
-    summary.inventory_levels = await merge.merge_inventory(
-        conn, run.shop_id, on_batch, deps.merge_batch_pages
-    )
     if summary.complete and run.kind == "full" and run.started_at is not None:
-        summary.marked_deleted = await merge.mark_deleted(conn, run.shop_id, _started(run))
+        summary.marked_deleted = await merge.mark_deleted(catalog, run.shop_id, _started(run))
+        await merge.delete_missing_levels(inventory, run.shop_id, _started(run))
     summary.merge_seconds = time.perf_counter() - started
     merge_progress.done, merge_progress.seconds = True, summary.merge_seconds
     await reporter.update(merge_progress, force=True)
@@ -260,6 +291,33 @@ async def _ingest(
                 "merge_rows": summary.products + summary.variants + summary.inventory_levels,
             },
             sum(p.bytes for p in summary.phases.values() if p.phase != "merge"),
+            summary.bad_lines,
+        )
+
+
+async def _stage_and_record(
+    deps: SyncDeps,
+    conn: Conn,
+    run: runs.SyncRun,
+    phase: Phase,
+    results: dict[Phase, BulkResult],
+    reporter: ProgressReporter,
+    summary: SyncSummary,
+) -> None:
+    stats = await _stage(deps, conn, run, phase, results[phase], reporter, summary)
+    summary.bad_lines += stats.bad_lines
+    async with tenant_scope(deps.pool, run.shop_id) as side:
+        await runs.record_progress(
+            side,
+            run.id,
+            phase.value,
+            {
+                f"{phase.value}_lines": stats.lines,
+                f"{phase.value}_rows": stats.rows,
+                f"{phase.value}_bytes": stats.bytes,
+                f"{phase.value}_seconds": round(summary.phases[phase.value].seconds, 3),
+            },
+            sum(p.bytes for p in summary.phases.values()),
             summary.bad_lines,
         )
 
@@ -304,19 +362,34 @@ async def _stage(
         await reporter.update(progress)
 
     quarantine = QuarantineSink(deps.pool, run.shop_id, run.id, phase.value)
-    async with conn.transaction():
-        stats = await stage_phase(
-            conn,
-            phase,
-            chunks(),
-            quarantine,
-            max_bad_share=deps.max_bad_share,
-            expected_lines=result.operation.object_count,
-            on_progress=on_progress,
+    # Download, decode, stitch and COPY are one stream (no step holds the file), so they share
+    # one span per phase that carries each step's figures.
+    with span(f"ingest.stage {phase.value}", {SHOP_ID: str(run.shop_id)}) as stage_span:
+        async with conn.transaction():
+            stats = await stage_phase(
+                conn,
+                phase,
+                chunks(),
+                quarantine,
+                max_bad_share=deps.max_bad_share,
+                expected_lines=result.operation.object_count,
+                on_progress=on_progress,
+            )
+        stage_span.set_attributes(
+            {
+                "neanelu.phase": phase.value,
+                "neanelu.bytes": download.bytes_read,
+                "neanelu.lines": stats.lines,
+                "neanelu.rows": stats.rows,
+                "neanelu.bad_lines": stats.bad_lines,
+            }
         )
     progress.lines, progress.rows, progress.bad_lines = stats.lines, stats.rows, stats.bad_lines
     progress.bytes, progress.done = download.bytes_read, True
     progress.seconds = time.perf_counter() - started
+    _count_phase(
+        phase.value, stats.lines, stats.rows, download.bytes_read, stats.bad_lines, progress.seconds
+    )
     summary.download_seconds += progress.seconds
     await reporter.update(progress, force=True)
     if result.complete and (stats.truncated or stats.lines < result.operation.object_count):
@@ -330,3 +403,16 @@ async def _stage(
             retryable=True,
         )
     return stats
+
+
+def _count_phase(
+    phase: str, lines: int, rows: int, nbytes: int, bad_lines: int, seconds: float
+) -> None:
+    m = current_metrics()
+    m.ingest_lines.labels(phase).inc(lines)
+    m.ingest_rows.labels(phase).inc(rows)
+    m.ingest_bytes.labels(phase).inc(nbytes)
+    m.ingest_bad_lines.labels(phase).inc(bad_lines)
+    m.ingest_phase_seconds.labels(phase).observe(seconds)
+    if seconds > 0:
+        m.ingest_rows_per_second.labels(phase).set(rows / seconds)

@@ -6,7 +6,3 @@ WHERE t.deleted_at IS NULL AND t.synced_at < %(started)s
 UPDATE variants t SET deleted_at = now()
 WHERE t.deleted_at IS NULL AND t.synced_at < %(started)s
   AND NOT EXISTS (SELECT 1 FROM stg_core s WHERE s.kind = 'V' AND s.shopify_id = t.shopify_id);
-DELETE FROM inventory_levels t
-WHERE t.synced_at < %(started)s
-  AND NOT EXISTS (SELECT 1 FROM stg_inv s
-                  WHERE s.item_id = t.inventory_item_id AND s.location_id = t.location_id);

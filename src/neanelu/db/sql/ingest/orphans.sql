@@ -1,10 +1,10 @@
--- Variants whose product is neither in this file nor stored: kept aside with where they were.
+-- Variants whose product is neither in this file nor stored (products are merged by now): kept
+-- aside with where they were.
 INSERT INTO sync_quarantine (shop_id, run_id, phase, line_no, byte_offset, reason, line)
 SELECT app_current_shop_id(), %(run_id)s, 'core', s.line_no, s.byte_offset,
        'orphan: parent product ' || s.parent_id || ' is not in the file',
        'gid://shopify/ProductVariant/' || s.shopify_id
 FROM stg_core s
 WHERE s.kind = 'V'
-  AND NOT EXISTS (SELECT 1 FROM stg_core p WHERE p.kind = 'P' AND p.shopify_id = s.parent_id)
   AND NOT EXISTS (SELECT 1 FROM products p WHERE p.shopify_id = s.parent_id)
 ON CONFLICT (run_id, phase, line_no) DO NOTHING;

@@ -1,5 +1,4 @@
--- After staging: index what the merges look up and fold metafields into one JSON object per owner.
-CREATE INDEX stg_core_kind_id ON stg_core (kind, shopify_id);
+-- After staging: fold metafields into one JSON object per owner, keyed for the merges' lookups.
 CREATE TEMP TABLE stg_meta_agg AS
   SELECT owner_kind, owner_id,
          jsonb_object_agg(namespace || '.' || key,
@@ -7,6 +6,4 @@ CREATE TEMP TABLE stg_meta_agg AS
   FROM stg_meta
   GROUP BY owner_kind, owner_id;
 CREATE UNIQUE INDEX stg_meta_agg_owner ON stg_meta_agg (owner_kind, owner_id);
-ANALYZE stg_core;
 ANALYZE stg_meta_agg;
-ANALYZE stg_inv;

@@ -1,7 +1,7 @@
 -- Session-private staging for one sync attempt. No row-level security (PostgreSQL refuses COPY
 -- into RLS tables) and no WAL (temp tables); rows reach the tenant tables only through the merges,
 -- which RLS checks. A crashed session takes its staging with it; the next attempt starts clean.
-DROP TABLE IF EXISTS stg_core, stg_meta, stg_inv, stg_meta_agg;
+DROP TABLE IF EXISTS stg_core, stg_meta, stg_meta_agg;
 CREATE TEMP TABLE stg_core (
   kind text NOT NULL,            -- 'P' product, 'V' variant
   line_no bigint NOT NULL,
@@ -36,14 +36,5 @@ CREATE TEMP TABLE stg_meta (
   key text NOT NULL,
   type text,
   value text,
-  updated timestamptz
-);
-CREATE TEMP TABLE stg_inv (
-  line_no bigint NOT NULL,
-  byte_offset bigint NOT NULL,
-  shopify_id bigint NOT NULL,
-  item_id bigint NOT NULL,
-  location_id bigint NOT NULL,
-  available integer,
   updated timestamptz
 );

@@ -1,0 +1,6 @@
+-- After a complete full sync: inventory levels Shopify no longer has (a location or variant gone).
+-- Levels written after the run began (webhooks racing the snapshot) are left alone.
+DELETE FROM inventory_levels t
+WHERE t.synced_at < %(started)s
+  AND NOT EXISTS (SELECT 1 FROM stg_inv s
+                  WHERE s.item_id = t.inventory_item_id AND s.location_id = t.location_id);
