@@ -1,0 +1,152 @@
+"""The ingest pipeline on crafted files: orphans, children before parents, bad lines, truncation."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import msgspec
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from neanelu.db.pool import Conn, tenant_scope
+from neanelu.db.sql_files import load_sql
+from neanelu.ingest import merge
+from neanelu.ingest.quarantine import QuarantineSink
+from neanelu.ingest.queries import Phase
+from neanelu.ingest.stage import TooManyBadLines, stage_phase
+from neanelu.sync import repository as runs
+from tests.factories import create_shop
+
+
+def product(n: int, title: str = "T") -> dict[str, object]:
+    return {
+        "__typename": "Product",
+        "id": f"gid://shopify/Product/{n}",
+        "handle": f"h{n}",
+        "title": title,
+        "status": "ACTIVE",
+        "tags": ["a", "b"],
+        "updatedAt": "2026-01-01T00:00:00Z",
+        "createdAt": "2025-01-01T00:00:00Z",
+    }
+
+
+def variant(n: int, parent: int) -> dict[str, object]:
+    return {
+        "__typename": "ProductVariant",
+        "id": f"gid://shopify/ProductVariant/{n}",
+        "sku": f"S{n}",
+        "price": "9.50",
+        "position": 1,
+        "inventoryQuantity": 3,
+        "selectedOptions": [{"name": "Size", "value": "M"}],
+        "inventoryItem": {"id": f"gid://shopify/InventoryItem/{n}"},
+        "updatedAt": "2026-01-01T00:00:00Z",
+        "__parentId": f"gid://shopify/Product/{parent}",
+    }
+
+
+def jsonl(*objects: object) -> bytes:
+    return b"".join(msgspec.json.encode(o) + b"\n" for o in objects)
+
+
+async def chunks(data: bytes, size: int = 7) -> AsyncIterator[bytes]:
+    # Tiny chunks: lines are split across chunk boundaries everywhere.
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+async def _setup(pool: AsyncConnectionPool[Conn]) -> tuple[uuid.UUID, uuid.UUID]:
+    shop = await create_shop(pool)
+    async with tenant_scope(pool, shop) as conn:
+        run = await runs.create_run(conn, shop, "full", None)
+    return shop, run.id
+
+
+async def _stage_core(
+    pool: AsyncConnectionPool[Conn],
+    shop: uuid.UUID,
+    run_id: uuid.UUID,
+    data: bytes,
+    max_bad_share: float = 0.5,
+) -> tuple[int, int, int, bool]:
+    async with pool.connection() as conn:
+        await conn.set_autocommit(True)
+        try:
+            await conn.execute(load_sql("ingest/staging.sql"))
+            sink = QuarantineSink(pool, shop, run_id, "core")
+            async with conn.transaction():
+                stats = await stage_phase(
+                    conn, Phase.CORE, chunks(data), sink, max_bad_share=max_bad_share
+                )
+            await merge.prepare(conn)
+            merged = await merge.merge_catalog(conn, shop, run_id, metafields_complete=True)
+        finally:
+            await conn.execute("DROP TABLE IF EXISTS stg_core, stg_meta, stg_meta_agg")
+            await conn.set_autocommit(False)
+    return stats.rows, stats.bad_lines, merged.orphans, stats.truncated
+
+
+async def test_children_before_parents_far_apart_and_orphans(
+    app_pool: AsyncConnectionPool[Conn],
+) -> None:
+    shop, run_id = await _setup(app_pool)
+    data = jsonl(
+        variant(11, 1),
+        variant(21, 2),  # children first
+        product(1),
+        *[product(100 + i) for i in range(50)],  # far apart
+        product(2),
+        variant(12, 1),
+        variant(99, 777),  # orphan: product 777 never appears
+    )
+    rows, bad, orphans, truncated = await _stage_core(app_pool, shop, run_id, data)
+    assert (rows, bad, orphans, truncated) == (56, 0, 1, False)
+    async with tenant_scope(app_pool, shop) as conn:
+        cur = await conn.execute("SELECT shopify_id, product_shopify_id FROM variants ORDER BY 1")
+        assert await cur.fetchall() == [(11, 1), (12, 1), (21, 2)]
+        cur = await conn.execute("SELECT reason, line_no FROM sync_quarantine")
+        reason, line_no = (await cur.fetchall())[0]
+        assert "orphan" in reason and line_no == 56
+
+
+async def test_bad_lines_are_quarantined_with_position_and_reason(
+    app_pool: AsyncConnectionPool[Conn],
+) -> None:
+    shop, run_id = await _setup(app_pool)
+    good = jsonl(product(1), variant(11, 1))
+    bad_json = b'{"__typename":"Product","id":"gid://shopify/Product/2",\n'
+    bad_id = jsonl({"__typename": "Product", "id": "gid://shopify/Collection/3"})
+    unknown = jsonl({"__typename": "Order", "id": "gid://shopify/Order/4"})
+    data = good + bad_json + bad_id + unknown + jsonl(product(5))
+    rows, bad, _, _ = await _stage_core(app_pool, shop, run_id, data)
+    assert (rows, bad) == (3, 3)
+    async with tenant_scope(app_pool, shop) as conn:
+        cur = await conn.execute(
+            "SELECT line_no, byte_offset, reason, line FROM sync_quarantine ORDER BY line_no"
+        )
+        quarantined = await cur.fetchall()
+        cur = await conn.execute("SELECT shopify_id FROM products ORDER BY 1")
+        assert [r[0] for r in await cur.fetchall()] == [1, 5]
+    assert [q[0] for q in quarantined] == [3, 4, 5]
+    assert quarantined[0][1] == len(good)
+    assert "expected a Product id" in quarantined[1][2]
+    assert "Order" in quarantined[2][2] or "invalid" in quarantined[2][2]
+    assert quarantined[1][3].startswith('{"__typename":"Product"')
+
+
+async def test_too_many_bad_lines_fail_the_phase(app_pool: AsyncConnectionPool[Conn]) -> None:
+    shop, run_id = await _setup(app_pool)
+    data = jsonl(product(1)) + b"not json\n" * 5 + jsonl(product(2))
+    with pytest.raises(TooManyBadLines, match="5 bad lines"):
+        await _stage_core(app_pool, shop, run_id, data, max_bad_share=0.1)
+
+
+async def test_cut_off_last_line_is_reported_as_truncated(
+    app_pool: AsyncConnectionPool[Conn],
+) -> None:
+    shop, run_id = await _setup(app_pool)
+    data = jsonl(product(1), product(2))[:-20]
+    rows, bad, _, truncated = await _stage_core(app_pool, shop, run_id, data)
+    assert (rows, bad, truncated) == (1, 1, True)
