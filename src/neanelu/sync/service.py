@@ -243,23 +243,33 @@ async def _ingest(
 
     await _stage_and_record(deps, catalog, run, Phase.CORE, results, reporter, summary)
     await _stage_and_record(deps, inventory, run, Phase.INVENTORY, results, reporter, summary)
-    levels = asyncio.create_task(
-        merge.merge_inventory(inventory, run.shop_id, on_batch, deps.merge_batch_pages)
-    )
+
+    async def merge_levels() -> int:
+        with span("ingest.merge inventory", {SHOP_ID: str(run.shop_id)}) as levels_span:
+            rows = await merge.merge_inventory(
+                inventory, run.shop_id, on_batch, deps.merge_batch_pages
+            )
+            levels_span.set_attribute("neanelu.rows", rows)
+            return rows
+
+    levels = asyncio.create_task(merge_levels())
     try:
         for phase in (Phase.METAFIELDS, Phase.VARIANT_METAFIELDS):
             await _stage_and_record(deps, catalog, run, phase, results, reporter, summary)
-        await merge.prepare(catalog)
-        merged = await merge.merge_catalog(
-            catalog,
-            run.shop_id,
-            run.id,
-            metafields_complete=(
-                results[Phase.METAFIELDS].complete and results[Phase.VARIANT_METAFIELDS].complete
-            ),
-            on_batch=on_batch,
-            batch_pages=deps.merge_batch_pages,
-        )
+        with span("ingest.merge catalog", {SHOP_ID: str(run.shop_id)}) as merge_span:
+            await merge.prepare(catalog)
+            merged = await merge.merge_catalog(
+                catalog,
+                run.shop_id,
+                run.id,
+                metafields_complete=(
+                    results[Phase.METAFIELDS].complete
+                    and results[Phase.VARIANT_METAFIELDS].complete
+                ),
+                on_batch=on_batch,
+                batch_pages=deps.merge_batch_pages,
+            )
+            merge_span.set_attribute("neanelu.rows", merged.products + merged.variants)
     except BaseException:
         # A failure on the catalog side stops the inventory merge rather than leaving it running.
         levels.cancel()
@@ -272,6 +282,8 @@ async def _ingest(
         summary.marked_deleted = await merge.mark_deleted(catalog, run.shop_id, _started(run))
         await merge.delete_missing_levels(inventory, run.shop_id, _started(run))
     summary.merge_seconds = time.perf_counter() - started
+    merge_rows = summary.products + summary.variants + summary.inventory_levels
+    _count_phase("merge", 0, merge_rows, 0, 0, summary.merge_seconds)
     merge_progress.done, merge_progress.seconds = True, summary.merge_seconds
     await reporter.update(merge_progress, force=True)
     summary.phases["merge"] = merge_progress
