@@ -11,7 +11,7 @@ from neanelu.db.pool import Conn
 from neanelu.shopify.oauth import TokenGrant
 from neanelu.shops import service
 from neanelu.shops.sync_link import enqueue_full_sync
-from neanelu.shops.tasks import ShopRef, purge_shop, subscribe_webhooks
+from neanelu.shops.tasks import MAINTENANCE_GROUP, ShopRef, purge_shop, subscribe_webhooks
 from neanelu.shops.vault import TokenVault
 
 
@@ -45,7 +45,7 @@ async def uninstall(conn: Conn, shop_id: UUID) -> datetime:
         conn,
         ShopRef(shop_id=str(shop_id)),
         # Not the shop's own group: uninstall pauses that one.
-        group="maintenance",
+        group=MAINTENANCE_GROUP,
         job_id=f"purge-{shop_id}-{int(purge_after.timestamp())}",
         delay_s=service.PURGE_DELAY.total_seconds(),
     )

@@ -223,9 +223,10 @@ async def installed_shops(conn: Conn) -> list[UUID]:
     return [r[0] for r in await cur.fetchall()]
 
 
-async def mark_incremental_sync(conn: Conn, shop_id: UUID, at: datetime) -> None:
-    await conn.execute(
-        "UPDATE shops SET last_incremental_sync_at = greatest(last_incremental_sync_at, %s), "
-        "updated_at = now() WHERE id = %s",
-        (at, shop_id),
+async def last_synced(conn: Conn) -> list[tuple[UUID, datetime | None]]:
+    """Installed shops with the end of their latest (full or incremental) sync."""
+    cur = await conn.execute(
+        "SELECT id, greatest(last_full_sync_at, last_incremental_sync_at) FROM shops "
+        "WHERE status = 'installed' ORDER BY id"
     )
+    return [(r[0], r[1]) for r in await cur.fetchall()]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import msgspec
 
-from neanelu.db.pool import global_scope
+from neanelu.db.pool import Conn, global_scope
 from neanelu.queue.context import JobContext
 from neanelu.queue.errors import Fatal
 from neanelu.queue.registry import Registry, TaskHandle
@@ -16,6 +17,7 @@ from neanelu.queue.settings import SYNC
 from neanelu.shopify.errors import AccessDenied, QueryError, Throttled
 from neanelu.shops import repository, service
 from neanelu.shops.runtime import current_runtime
+from neanelu.shops.sync_link import enqueue_full_sync
 from neanelu.shops.tokens import ShopUnavailable, admin_client
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,12 @@ WEBHOOK_TOPICS = (
     "BULK_OPERATIONS_FINISH",
 )
 WEBHOOK_PATH = "/api/webhooks"
+# Jobs about no single shop (or about a shop whose own group is paused) share this group.
+MAINTENANCE_GROUP = "maintenance"
+RECONCILE_INTERVAL = timedelta(hours=1)
+# Changes made while the previous sync ran may be older than its end: re-read a margin before it
+# (newer-wins makes the overlap harmless).
+RECONCILE_OVERLAP = timedelta(hours=1)
 
 _LIST_SUBSCRIPTIONS = """
 query Subscriptions {
@@ -106,6 +114,50 @@ def _nodes(connection: Any) -> list[dict[str, Any]]:
     return [n for n in connection.get("nodes") or [] if isinstance(n, dict)]
 
 
+class ReconcileTick(msgspec.Struct, frozen=True, kw_only=True):
+    period: int  # which RECONCILE_INTERVAL since the epoch this tick is for
+
+
+def _period(at: datetime) -> int:
+    return int(at.timestamp() // RECONCILE_INTERVAL.total_seconds())
+
+
+async def schedule_reconciliation(conn: Conn, *, now: datetime | None = None) -> str:
+    """Queue the next reconciliation tick (idempotent: one job id per period, so every process
+    that calls this at start-up queues the same single tick)."""
+    current = now or datetime.now(UTC)
+    period = _period(current) + 1
+    start = datetime.fromtimestamp(period * RECONCILE_INTERVAL.total_seconds(), tz=UTC)
+    return await reconcile_shops.enqueue_in_tx(
+        conn,
+        ReconcileTick(period=period),
+        group=MAINTENANCE_GROUP,
+        job_id=f"reconcile-tick-{period}",
+        delay_s=max(0.0, (start - current).total_seconds()),
+    )
+
+
+async def _reconcile_shops(ctx: JobContext, tick: ReconcileTick) -> None:
+    """Every installed shop that finished a sync gets an incremental one (`updated_at:>` its last
+    sync, with an overlap), catching what webhooks missed; then the next tick is queued."""
+    rt = current_runtime()
+    queued = 0
+    async with global_scope(rt.pool) as conn:
+        for shop_id, last in await repository.last_synced(conn):
+            if last is None:
+                continue  # the install's full sync has not finished yet
+            await enqueue_full_sync(
+                conn,
+                shop_id,
+                reason="reconcile",
+                updated_since=last - RECONCILE_OVERLAP,
+                job_id=f"reconcile-{shop_id}-{tick.period}",
+            )
+            queued += 1
+        await schedule_reconciliation(conn)
+    log.info("reconciliation tick %d: %d shop(s) queued", tick.period, queued)
+
+
 async def _purge_shop(ctx: JobContext, payload: ShopRef) -> None:
     """The delayed purge after an uninstall; a reinstall in between makes it a no-op."""
     rt = current_runtime()
@@ -122,7 +174,10 @@ subscribe_webhooks: TaskHandle[ShopRef] = TaskHandle(
 purge_shop: TaskHandle[ShopRef] = TaskHandle(
     name="shops.purge", queue=SYNC, payload_type=ShopRef, handler=_purge_shop
 )
-HANDLES: tuple[TaskHandle[Any], ...] = (subscribe_webhooks, purge_shop)
+reconcile_shops: TaskHandle[ReconcileTick] = TaskHandle(
+    name="shops.reconcile", queue=SYNC, payload_type=ReconcileTick, handler=_reconcile_shops
+)
+HANDLES: tuple[TaskHandle[Any], ...] = (subscribe_webhooks, purge_shop, reconcile_shops)
 
 
 def register(registry: Registry) -> None:

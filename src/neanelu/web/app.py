@@ -19,12 +19,13 @@ from redis.asyncio import Redis
 from neanelu.catalog.routes import router as catalog_router
 from neanelu.config import Settings
 from neanelu.db.migrate import head_revision
-from neanelu.db.pool import PoolSizes, create_pool
+from neanelu.db.pool import PoolSizes, create_pool, global_scope
 from neanelu.db.services import ServiceUrls
 from neanelu.queue.client import QueueClient
 from neanelu.queue.settings import default_queues
 from neanelu.shops.routes import router as auth_router
 from neanelu.shops.runtime import Runtime
+from neanelu.shops.tasks import schedule_reconciliation
 from neanelu.shops.vault import TokenVault
 from neanelu.telemetry import instrument_app, setup_telemetry
 from neanelu.web.health import router as health_router
@@ -67,6 +68,9 @@ def create_app(settings: Settings, services: ServiceUrls) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await open_runtime(settings, services)
         app.state.runtime = runtime
+        async with global_scope(runtime.pool) as conn:
+            # Idempotent per period: every API process may do it; one tick is queued.
+            await schedule_reconciliation(conn)
         try:
             yield
         finally:
