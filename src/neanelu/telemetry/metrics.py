@@ -201,8 +201,16 @@ class Metrics:
 
     def names(self) -> set[str]:
         """Every sample name this registry exposes (with `_total`, `_bucket`, ...)."""
-        return {sample.name for family in self.registry.collect() for sample in family.samples} | {
-            family.name for family in self.registry.collect()
+        suffixes = {
+            "counter": ("_total", "_created"),
+            "histogram": ("_bucket", "_sum", "_count", "_created"),
+            "gauge": ("",),
+        }
+        # Labelled series have no samples until first used, so names come from the families.
+        return {
+            family.name + suffix
+            for family in self.registry.collect()
+            for suffix in suffixes.get(family.type, ("",))
         }
 
     def observe_budget(self, *, maximum: float, available: float, restore_rate: float) -> None:

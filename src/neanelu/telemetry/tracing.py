@@ -1,8 +1,8 @@
 """OpenTelemetry traces: one tracer provider per process, W3C context carried in job headers.
 
 `setup_tracing` is called by each entrypoint (API process, worker, CLI command) with the settings
-it built; calling it again is harmless (it returns the same provider, retunes the sampling ratio,
-and attaches any extra exporter a test brings). Nothing happens at import time.
+it built; calling it again is harmless (it returns the same provider and attaches any extra
+exporter a test brings). Nothing happens at import time.
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ def _otlp_exporter(endpoint: str) -> SpanExporter:
 def setup_tracing(
     settings: Settings, service_name: str, *, exporter: SpanExporter | None = None
 ) -> TracerProvider:
-    """The process's tracer provider, built on first call.
+    """The process's tracer provider, built on first call (later calls return it unchanged).
 
     OTLP export only when OTEL_EXPORTER_OTLP_ENDPOINT is set; `exporter` (tests) is attached with a
     synchronous processor so spans are visible as soon as they end. With OTEL_SDK_DISABLED the
@@ -179,12 +179,16 @@ def setup_tracing(
                 )
             if enabled:
                 trace.set_tracer_provider(provider)
-        else:
-            _state.sampler.retune(settings.otel_sample_ratio)
         if exporter is not None and exporter not in _state.exporters:
             _state.exporters.append(exporter)
             _state.provider.add_span_processor(SimpleSpanProcessor(exporter))
         return _state.provider
+
+
+def set_sample_ratio(ratio: float) -> None:
+    """Change the ratio of new root traces kept (tests and benchmarks; the settings set it once)."""
+    if _state is not None:
+        _state.sampler.retune(ratio)
 
 
 def tracing_enabled() -> bool:
