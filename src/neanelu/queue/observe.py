@@ -53,9 +53,9 @@ class JobRun:
     def _finish(self, outcome: str) -> None:
         if self.outcome is None:
             self.outcome = outcome
-            current_metrics().queue_run.labels(self.job.queue, self.job.task).observe(
-                time.perf_counter() - self.started
-            )
+            seconds = time.perf_counter() - self.started
+            current_metrics().queue_run.labels(self.job.queue, self.job.task).observe(seconds)
+            log.debug("job %s %s in %.3fs", self.job.task, outcome, seconds)
 
     def completed(self, acked: bool) -> None:
         self._finish("completed" if acked else "lost")

@@ -153,6 +153,8 @@ class ShopBudget:
         """Shopify said THROTTLED (or 429): block the shop for every worker until the bucket holds
         this call again, and give the job back without using an attempt. Its whole group waits, so
         no other job of the shop starts first."""
+        # Shopify took nothing for a refused call, so neither does our estimate.
+        await self.limiter.refund(self.shop, cost)
         if status is not None:
             await self.limiter.observe(self.shop, status)
         seconds = throttle_delay(status, cost, retry_after_s)

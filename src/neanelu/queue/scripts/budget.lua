@@ -75,7 +75,8 @@ elseif op == 'observe' then
   return {1, 0}
 elseif op == 'block' then
   local until_ms = math.max(blocked, now + tonumber(ARGV[3]))
-  save({'blocked', str(until_ms)})
+  -- A refused probe taught nothing: the next call after the block may probe again.
+  save({'blocked', str(until_ms), 'probe', '0'})
   return {1, math.floor(until_ms)}
 end
 local used = 0
