@@ -11,8 +11,6 @@ import httpx
 import msgspec
 import pytest
 import redis.asyncio as aioredis
-from shopify_emulator import EmulatorConfig, ShopConfig, start_in_thread
-from shopify_emulator.server import RunningEmulator
 
 from neanelu.queue.client import QueueClient
 from neanelu.queue.context import JobContext
@@ -20,6 +18,8 @@ from neanelu.queue.ratelimit import ThrottleStatus
 from neanelu.queue.registry import Registry
 from neanelu.queue.settings import QueueSettings
 from neanelu.queue.worker import Worker
+from shopify_emulator import EmulatorConfig, ShopConfig, start_in_thread
+from shopify_emulator.server import RunningEmulator
 
 QUERY = "{ products(first: 5) { edges { node { id title } } } }"
 REQUESTED = 2 + 5 * 2  # connection 2 + first * (node 1 + ... ) as the emulator and Shopify count
@@ -80,7 +80,9 @@ async def env(emulator: RunningEmulator) -> AsyncIterator[None]:
         Env.http = None
 
 
-@pytest.mark.parametrize(("kind", "params"), [("throttled", {}), ("http_429", {"retry_after": 0.6})])
+@pytest.mark.parametrize(
+    ("kind", "params"), [("throttled", {}), ("http_429", {"retry_after": 0.6})]
+)
 async def test_throttled_job_runs_again_after_block(
     env: None,
     emulator: RunningEmulator,
