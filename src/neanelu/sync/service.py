@@ -231,7 +231,6 @@ async def _ingest(
     PostgreSQL copies and merges on the other."""
     await catalog.execute(load_sql("ingest/staging.sql"))
     await inventory.execute(load_sql("ingest/staging_inventory.sql"))
-    started = time.perf_counter()
     merge_progress = PhaseProgress("merge")
     merged_rows: dict[str, int] = {}
 
@@ -252,6 +251,8 @@ async def _ingest(
             levels_span.set_attribute("neanelu.rows", rows)
             return rows
 
+    # Merging starts here, with the inventory, while the metafields are still being staged.
+    started = time.perf_counter()
     levels = asyncio.create_task(merge_levels())
     try:
         for phase in (Phase.METAFIELDS, Phase.VARIANT_METAFIELDS):
