@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import uuid
@@ -77,11 +78,11 @@ async def drain(rt: Runtime, shop_id: uuid.UUID) -> int:
     """Run every queued delivery of the shop (what the worker does), in inbox order."""
     async with global_scope(rt.pool) as conn:
         cur = await conn.execute(
-            "SELECT payload->>'inbox_id' FROM outbox WHERE task = 'webhooks.process' "
+            "SELECT payload FROM outbox WHERE task = 'webhooks.process' "
             "AND group_id = %s ORDER BY id",
             (str(shop_id),),
         )
-        ids = [int(r[0]) for r in await cur.fetchall()]
+        ids = [i for r in await cur.fetchall() for i in r[0]["inbox_ids"]]
         await conn.execute("DELETE FROM outbox WHERE task = 'webhooks.process'")
     for inbox_id in ids:
         await process_delivery_now(rt, shop_id, inbox_id)
@@ -256,7 +257,7 @@ async def test_processing_twice_applies_once(
     shop_id, domain = shop
     await deliver(client, domain, "products/create", product_payload(3, "New", T0))
     async with global_scope(runtime.pool) as conn:
-        cur = await conn.execute("SELECT payload->>'inbox_id' FROM outbox")
+        cur = await conn.execute("SELECT payload->'inbox_ids'->>0 FROM outbox")
         row = await cur.fetchone()
     assert row is not None
     assert await process_delivery_now(runtime, shop_id, int(row[0]))
@@ -308,3 +309,33 @@ async def test_lifecycle_topics(
 
 def test_stored_payload_is_the_raw_body() -> None:
     assert json.loads(encode({"a": 1})) == {"a": 1}
+
+
+async def test_concurrent_deliveries_share_transactions_and_queue_each_once(
+    client: httpx.AsyncClient, runtime: Runtime, shop: tuple[uuid.UUID, str]
+) -> None:
+    """A burst (with duplicates in it) is group-committed; every new delivery is queued once."""
+    shop_id, domain = shop
+    other_id = await create_shop(runtime.pool, "burst-other.myshopify.com")
+    ids = [f"burst-{n % 40}" for n in range(60)]  # 20 duplicates of earlier ids
+    responses = await asyncio.gather(
+        *(
+            deliver(
+                client,
+                domain if n % 3 else "burst-other.myshopify.com",
+                "products/update",
+                product_payload(n, f"p{n}", T0),
+                webhook_id=webhook_id,
+            )
+            for n, webhook_id in enumerate(ids)
+        )
+    )
+    assert all(r.status_code == 200 for r in responses)
+    recorded = await count(runtime, "webhook_inbox", shop_id) + await count(
+        runtime, "webhook_inbox", other_id
+    )
+    async with global_scope(runtime.pool) as conn:
+        cur = await conn.execute("SELECT payload FROM outbox WHERE task = 'webhooks.process'")
+        queued = [i for r in await cur.fetchall() for i in r[0]["inbox_ids"]]
+    assert len(queued) == len(set(queued)) == recorded
+    assert recorded == len({(n % 3 == 0, w) for n, w in enumerate(ids)})

@@ -45,9 +45,11 @@ log = logging.getLogger(__name__)
 STALE_AFTER = timedelta(seconds=30)
 
 
-class DeliveryRef(msgspec.Struct, frozen=True, kw_only=True):
+class DeliveryBatch(msgspec.Struct, frozen=True, kw_only=True):
+    """Deliveries of one shop recorded in one transaction, applied in inbox order."""
+
     shop_id: str
-    inbox_id: int
+    inbox_ids: list[int]
 
 
 class _Unverifiable(Exception):
@@ -58,13 +60,15 @@ class _ScopesUpdate(msgspec.Struct, kw_only=True):
     current: list[str]
 
 
-async def _process(ctx: JobContext, payload: DeliveryRef) -> None:
+async def _process(ctx: JobContext, payload: DeliveryBatch) -> None:
     rt = current_runtime()
     try:
         shop_id = UUID(payload.shop_id)
     except ValueError:
         raise Fatal(f"payload shop_id {payload.shop_id!r} is not a UUID") from None
-    await process_delivery_now(rt, shop_id, payload.inbox_id, ctx=ctx)
+    # Each delivery commits on its own; a retry of the job skips the ones already processed.
+    for inbox_id in sorted(payload.inbox_ids):
+        await process_delivery_now(rt, shop_id, inbox_id, ctx=ctx)
 
 
 async def process_delivery_now(
@@ -191,10 +195,10 @@ async def _installed_after(conn: Any, shop_id: UUID, at: datetime) -> bool:
     return installed_at is not None and installed_at > at.astimezone(UTC) + timedelta(seconds=1)
 
 
-process_delivery: TaskHandle[DeliveryRef] = TaskHandle(
-    name="webhooks.process", queue=WEBHOOK, payload_type=DeliveryRef, handler=_process
+process_deliveries: TaskHandle[DeliveryBatch] = TaskHandle(
+    name="webhooks.process", queue=WEBHOOK, payload_type=DeliveryBatch, handler=_process
 )
-HANDLES: tuple[TaskHandle[Any], ...] = (process_delivery,)
+HANDLES: tuple[TaskHandle[Any], ...] = (process_deliveries,)
 
 
 def register(registry: Registry) -> None:
