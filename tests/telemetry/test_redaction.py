@@ -76,9 +76,7 @@ def test_json_logs_carry_ids_and_no_secrets() -> None:
     setup_logging(settings, json=True, stream=out)
     try:
         with span("work"), bind_job("job-7", shop_id="shop-9", queue="webhook"):
-            logging.getLogger("neanelu.test").warning(
-                "exchanging token shpat_abcdef0123 for shop"
-            )
+            logging.getLogger("neanelu.test").warning("exchanging token shpat_abcdef0123 for shop")
             structlog.get_logger("neanelu.test").info(
                 "called", access_token="shpat_zzz", url="https://x/y?signature=s1"
             )
