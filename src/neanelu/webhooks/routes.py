@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any
 
 import msgspec
 import psycopg
@@ -108,18 +109,28 @@ def _json_object(body: bytes) -> str:
     return text
 
 
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "recorded (or a duplicate of a recorded delivery)"},
+    400: {"description": "a required header is missing, or the body is not a JSON object"},
+    401: {"description": "X-Shopify-Hmac-Sha256 is missing or does not match"},
+    404: {"description": "the shop is not known here"},
+    410: {"description": "the shop uninstalled the app"},
+    413: {"description": "the body is larger than WEBHOOK_MAX_BODY_BYTES"},
+}
+
+
+@router.post(
+    "/api/webhooks/compliance",
+    status_code=status.HTTP_200_OK,
+    response_class=Response,
+    summary="Receive Webhook (compliance address)",
+    responses=_RESPONSES,
+)
 @router.post(
     "/api/webhooks",
     status_code=status.HTTP_200_OK,
     response_class=Response,
-    responses={
-        200: {"description": "recorded (or a duplicate of a recorded delivery)"},
-        400: {"description": "a required header is missing, or the body is not a JSON object"},
-        401: {"description": "X-Shopify-Hmac-Sha256 is missing or does not match"},
-        404: {"description": "the shop is not known here"},
-        410: {"description": "the shop uninstalled the app"},
-        413: {"description": "the body is larger than WEBHOOK_MAX_BODY_BYTES"},
-    },
+    responses=_RESPONSES,
 )
 async def receive_webhook(request: Request) -> Response:
     """Shopify's webhook deliveries (every topic, including the compliance topics)."""
