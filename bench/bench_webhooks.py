@@ -260,6 +260,50 @@ def main() -> None:
     args = parser.parse_args()
 
     env, name, pg = prepare(args.data_dir)
+    # Tracing off for the main figures; a second server with tracing on at 10% sampling after.
+    untraced = {**env, "OTEL_SDK_DISABLED": "true"}
+    traced_env = {**env, "OTEL_SDK_DISABLED": "false", "OTEL_SAMPLE_RATIO": "0.1"}
+    server, port = start_server(untraced)
+    traced: dict[str, Any] = {}
+    try:
+        wait_ready(port, server)
+        loadgen("closed", port, "/api/webhooks", args.connections, 1.0)  # warm-up
+        loadgen("closed", port, "/bench/bare", args.connections, 1.0)
+        bare = loadgen("closed", port, "/bench/bare", args.connections, args.seconds)
+        real = loadgen("closed", port, "/api/webhooks", args.connections, args.seconds)
+        if real["other"] or bare["other"]:
+            raise SystemExit(f"non-200 answers: bare={bare} webhooks={real}")
+        half = real["rate"] / 2
+        paced = loadgen("open", port, "/api/webhooks", 64, args.seconds, half)
+        if paced["other"]:
+            raise SystemExit(f"non-200 answers at half rate: {paced}")
+        server.terminate()
+        server.wait(timeout=30)
+        server, port = start_server(traced_env)
+        wait_ready(port, server)
+        loadgen("closed", port, "/api/webhooks", args.connections, 1.0)  # warm-up
+        traced = loadgen("closed", port, "/api/webhooks", args.connections, args.seconds)
+        if traced["other"]:
+            raise SystemExit(f"non-200 answers with tracing on: {traced}")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        drop(pg, name)
+    loss = 100.0 * (1.0 - traced["rate"] / real["rate"])
+    print(f"bare endpoint:   {bare['rate']:.0f} req/s ({bare['ok']} requests)")
+    print(f"webhook ingress: {real['rate']:.0f} accepted/s ({real['ok']} deliveries)")
+    print(
+        f"at half rate ({half:.0f}/s): p50 {paced['p50_ms']:.2f} ms, p99 {paced['p99_ms']:.2f} ms"
+    )
+    print(f"tracing on at 10%: {traced['rate']:.0f} accepted/s ({loss:.1f}% below tracing off)")
+    print(
+        f"ratio_to_bare={real['rate'] / bare['rate']:.3f} "
+        f"accepted_per_s={real['rate']:.0f} p99_ms={paced['p99_ms']:.2f} "
+        f"traced_accepted_per_s={traced['rate']:.0f} tracing_loss_pct={loss:.1f}"
+    )
+
+
+def start_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
     port = _free_port()
     server = subprocess.Popen(
         [
@@ -279,31 +323,7 @@ def main() -> None:
         env=env,
         cwd=ROOT,
     )
-    try:
-        wait_ready(port, server)
-        loadgen("closed", port, "/api/webhooks", args.connections, 1.0)  # warm-up
-        loadgen("closed", port, "/bench/bare", args.connections, 1.0)
-        bare = loadgen("closed", port, "/bench/bare", args.connections, args.seconds)
-        real = loadgen("closed", port, "/api/webhooks", args.connections, args.seconds)
-        if real["other"] or bare["other"]:
-            raise SystemExit(f"non-200 answers: bare={bare} webhooks={real}")
-        half = real["rate"] / 2
-        paced = loadgen("open", port, "/api/webhooks", 64, args.seconds, half)
-        if paced["other"]:
-            raise SystemExit(f"non-200 answers at half rate: {paced}")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        drop(pg, name)
-    print(f"bare endpoint:   {bare['rate']:.0f} req/s ({bare['ok']} requests)")
-    print(f"webhook ingress: {real['rate']:.0f} accepted/s ({real['ok']} deliveries)")
-    print(
-        f"at half rate ({half:.0f}/s): p50 {paced['p50_ms']:.2f} ms, p99 {paced['p99_ms']:.2f} ms"
-    )
-    print(
-        f"ratio_to_bare={real['rate'] / bare['rate']:.3f} "
-        f"accepted_per_s={real['rate']:.0f} p99_ms={paced['p99_ms']:.2f}"
-    )
+    return server, port
 
 
 if __name__ == "__main__":
