@@ -166,7 +166,7 @@ def number(gid: str) -> int:
 
 
 async def test_install_webhooks_and_uninstall_end_to_end(
-    stack: Stack, caplog: pytest.LogCaptureFixture
+    stack: Stack, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
     rt = stack.runtime
     caplog.set_level(logging.DEBUG)
@@ -285,7 +285,9 @@ async def test_install_webhooks_and_uninstall_end_to_end(
     assert shop_id == str(row.id)
 
     # Nothing secret reached the logs over the whole flow.
-    text = caplog.text + " ".join(str(r.args) for r in caplog.records)
+    # Both the records and whatever the log handlers wrote out (JSON lines on stderr).
+    out, err = capfd.readouterr()
+    text = caplog.text + " ".join(str(r.args) for r in caplog.records) + out + err
     for secret in (plain, refreshed.get_secret_value(), SECRET, "shpat_", "shprt_"):
         assert secret not in text, f"{secret[:6]}... leaked into the logs"
     assert any("installed" in r.getMessage() for r in caplog.records)
