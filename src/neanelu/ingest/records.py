@@ -86,20 +86,27 @@ class BadLine(ValueError):
     """A line that cannot become a row; the message is the quarantine's reason."""
 
 
+_PREFIXES: dict[str, str] = {}
+_MAX_ID = (1 << 63) - 1
+
+
 def gid_number(gid: str, expected: str) -> int:
     """`gid://shopify/Product/123` -> 123, checking the type. Inventory level ids carry a query
-    string (`InventoryLevel/9?inventory_item_id=1`), which is not part of the number."""
-    prefix = f"gid://shopify/{expected}/"
+    string (`InventoryLevel/9?inventory_item_id=1`), which is not part of the number.
+
+    Called for every id of every line, so the common case is a prefix check and one int()."""
+    prefix = _PREFIXES.get(expected)
+    if prefix is None:
+        prefix = _PREFIXES.setdefault(expected, f"gid://shopify/{expected}/")
     if not gid.startswith(prefix):
         raise BadLine(f"expected a {expected} id, got {gid[:80]!r}")
     tail = gid[len(prefix) :]
-    query = tail.find("?")
-    if query >= 0:
-        tail = tail[:query]
-    if not tail.isdigit() or len(tail) > 19:
+    if "?" in tail:
+        tail = tail[: tail.index("?")]
+    if not tail.isdigit() or len(tail) > 19 or not tail.isascii():
         raise BadLine(f"malformed {expected} id {gid[:80]!r}")
     number = int(tail)
-    if number >= 1 << 63:
+    if number > _MAX_ID:
         raise BadLine(f"{expected} id out of range: {gid[:80]!r}")
     return number
 

@@ -226,9 +226,9 @@ async def _ingest(
     reporter: ProgressReporter,
     summary: SyncSummary,
 ) -> None:
-    """Stage core, then inventory; merge inventory on its own session while the metafields stream
-    into the catalog session; then merge products and variants. Python decodes on one core while
-    PostgreSQL copies and merges on the other."""
+    """Stage metafields and core on the catalog session; merge products and variants there while
+    the inventory streams into its own session; then merge the inventory. Python decodes on one
+    core while PostgreSQL copies and merges on the other."""
     await catalog.execute(load_sql("ingest/staging.sql"))
     await inventory.execute(load_sql("ingest/staging_inventory.sql"))
     merge_progress = PhaseProgress("merge")
@@ -240,23 +240,13 @@ async def _ingest(
         merge_progress.seconds = time.perf_counter() - started
         await reporter.update(merge_progress)
 
-    await _stage_and_record(deps, catalog, run, Phase.CORE, results, reporter, summary)
-    await _stage_and_record(deps, inventory, run, Phase.INVENTORY, results, reporter, summary)
-
-    async def merge_levels() -> int:
-        with span("ingest.merge inventory", {SHOP_ID: str(run.shop_id)}) as levels_span:
-            rows = await merge.merge_inventory(
-                inventory, run.shop_id, on_batch, deps.merge_batch_pages
-            )
-            levels_span.set_attribute("neanelu.rows", rows)
-            return rows
-
-    # Merging starts here, with the inventory, while the metafields are still being staged.
+    # Metafields first: products and variants can merge as soon as the core file is staged, and
+    # their merge (PostgreSQL, one core) then overlaps the inventory staging (Python, the other).
+    for phase in (Phase.METAFIELDS, Phase.VARIANT_METAFIELDS, Phase.CORE):
+        await _stage_and_record(deps, catalog, run, phase, results, reporter, summary)
     started = time.perf_counter()
-    levels = asyncio.create_task(merge_levels())
-    try:
-        for phase in (Phase.METAFIELDS, Phase.VARIANT_METAFIELDS):
-            await _stage_and_record(deps, catalog, run, phase, results, reporter, summary)
+
+    async def merge_catalog() -> merge.MergeStats:
         with span("ingest.merge catalog", {SHOP_ID: str(run.shop_id)}) as merge_span:
             await merge.prepare(catalog)
             merged = await merge.merge_catalog(
@@ -271,12 +261,22 @@ async def _ingest(
                 batch_pages=deps.merge_batch_pages,
             )
             merge_span.set_attribute("neanelu.rows", merged.products + merged.variants)
+            return merged
+
+    catalog_merge = asyncio.create_task(merge_catalog())
+    try:
+        await _stage_and_record(deps, inventory, run, Phase.INVENTORY, results, reporter, summary)
+        with span("ingest.merge inventory", {SHOP_ID: str(run.shop_id)}) as levels_span:
+            summary.inventory_levels = await merge.merge_inventory(
+                inventory, run.shop_id, on_batch, deps.merge_batch_pages
+            )
+            levels_span.set_attribute("neanelu.rows", summary.inventory_levels)
     except BaseException:
-        # A failure on the catalog side stops the inventory merge rather than leaving it running.
-        levels.cancel()
-        await asyncio.gather(levels, return_exceptions=True)
+        # A failure on the inventory side stops the catalog merge rather than leaving it running.
+        catalog_merge.cancel()
+        await asyncio.gather(catalog_merge, return_exceptions=True)
         raise
-    summary.inventory_levels = await levels
+    merged = await catalog_merge
     summary.products, summary.variants = merged.products, merged.variants
     summary.orphans = merged.orphans
     if summary.complete and run.kind == "full" and run.started_at is not None:
