@@ -168,7 +168,7 @@ async def test_rejections_store_nothing(
     streamed = await client.post("/api/webhooks", content=chunks(), headers=big_headers)
     assert streamed.status_code == 413
 
-    for not_json in (b"not json", b"[1, 2]", b'"text"'):
+    for not_json in (b"not json", b"[1, 2]", b'"text"', b'{"a": "\xff"}', b'{"a": "\\u0000"}'):
         h = webhook_headers(not_json, shop=domain, topic="products/update")
         assert (await client.post("/api/webhooks", content=not_json, headers=h)).status_code == 400
 

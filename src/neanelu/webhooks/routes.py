@@ -95,14 +95,22 @@ def _triggered_at(value: str | None) -> datetime | None:
     return stamp
 
 
+_object_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
+
+
 def _json_object(body: bytes) -> str:
+    # Values stay raw: the whole body is still checked to be valid JSON (and UTF-8), but only the
+    # top level is built into Python objects; the handler decodes what it needs later.
     try:
-        decoded = msgspec.json.decode(body)
+        _object_decoder.decode(body)
+    except msgspec.ValidationError:
+        raise _Refused(status.HTTP_400_BAD_REQUEST, "body is not a JSON object") from None
     except msgspec.DecodeError:
         raise _Refused(status.HTTP_400_BAD_REQUEST, "body is not JSON") from None
-    if not isinstance(decoded, dict):
-        raise _Refused(status.HTTP_400_BAD_REQUEST, "body is not a JSON object")
-    text = body.decode("utf-8")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _Refused(status.HTTP_400_BAD_REQUEST, "body is not UTF-8") from None
     if "\\u0000" in text:
         # PostgreSQL's jsonb cannot hold a NUL character.
         raise _Refused(status.HTTP_400_BAD_REQUEST, "body contains a NUL character")
