@@ -40,6 +40,7 @@ def serve(
             port=port,
             log_level=log_level,
             access_log=False,
+            log_config=None,  # uvicorn logs through the JSON pipeline set up by the app
         )
     else:
         uvicorn.run(
@@ -48,4 +49,5 @@ def serve(
             port=port,
             log_level=log_level,
             access_log=False,
+            log_config=None,  # uvicorn logs through the JSON pipeline set up by the app
         )

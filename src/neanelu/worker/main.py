@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 
 from neanelu.config import Settings
@@ -12,8 +13,29 @@ from neanelu.queue.worker import run_worker
 from neanelu.shops import tasks as shop_tasks
 from neanelu.shops.runtime import bind_runtime
 from neanelu.sync.tasks import full_sync
+from neanelu.telemetry import (
+    Metrics,
+    MetricsServer,
+    serve_metrics,
+    setup_telemetry,
+    shutdown_tracing,
+)
 from neanelu.webhooks import tasks as webhook_tasks
 from neanelu.worker.resources import open_resources
+
+log = logging.getLogger(__name__)
+
+
+def _serve_metrics(metrics: Metrics, port: int) -> MetricsServer | None:
+    """Each worker serves its own /metrics (Prometheus scrapes every process). A port already
+    taken (a second worker on the host) costs the metrics endpoint, not the worker."""
+    if not port:
+        return None
+    try:
+        return serve_metrics(metrics, port)
+    except OSError as exc:
+        log.warning("worker metrics not served on port %d: %s", port, exc)
+        return None
 
 
 def build_registry() -> Registry:
@@ -34,15 +56,22 @@ async def serve_worker(
     stop: asyncio.Event | None = None,
 ) -> None:
     stop = stop or asyncio.Event()
-    async with open_resources(settings, services, concurrency=concurrency) as resources:
-        with bind_runtime(resources.runtime):
-            await run_worker(
-                settings,
-                build_registry(),
-                queues,
-                concurrency,
-                stop,
-                pool=resources.runtime.pool,
-                resources=resources.by_type(),
-                redis=resources.runtime.redis,
-            )
+    telemetry = setup_telemetry(settings, "neanelu-worker")
+    metrics_server = _serve_metrics(telemetry.metrics, settings.metrics_port)
+    try:
+        async with open_resources(settings, services, concurrency=concurrency) as resources:
+            with bind_runtime(resources.runtime):
+                await run_worker(
+                    settings,
+                    build_registry(),
+                    queues,
+                    concurrency,
+                    stop,
+                    pool=resources.runtime.pool,
+                    resources=resources.by_type(),
+                    redis=resources.runtime.redis,
+                )
+    finally:
+        if metrics_server is not None:
+            metrics_server.close()
+        shutdown_tracing()
