@@ -121,12 +121,14 @@ async def merge_catalog(
     stats.products = await merge_target(
         conn, shop_id, PRODUCTS, params, on_batch=on_batch, batch_pages=batch_pages
     )
+    async with connection_tenant_scope(conn, shop_id):
+        statements = load_statements("ingest/orphans.sql")
+        cur = await conn.execute(statements[0], {"run_id": run_id})
+        stats.orphans = max(cur.rowcount, 0)
+        await conn.execute(statements[1])
     stats.variants = await merge_target(
         conn, shop_id, VARIANTS, params, on_batch=on_batch, batch_pages=batch_pages
     )
-    async with connection_tenant_scope(conn, shop_id):
-        cur = await conn.execute(load_sql("ingest/orphans.sql"), {"run_id": run_id})
-        stats.orphans = max(cur.rowcount, 0)
     return stats
 
 

@@ -150,3 +150,17 @@ async def test_cut_off_last_line_is_reported_as_truncated(
     data = jsonl(product(1), product(2))[:-20]
     rows, bad, _, truncated = await _stage_core(app_pool, shop, run_id, data)
     assert (rows, bad, truncated) == (1, 1, True)
+
+
+async def test_nul_characters_are_quarantined_not_fatal(
+    app_pool: AsyncConnectionPool[Conn],
+) -> None:
+    shop, run_id = await _setup(app_pool)
+    data = jsonl(product(1, "a\x00b"), product(2, "literal \\u0000 text"), product(3))
+    rows, bad, _, _ = await _stage_core(app_pool, shop, run_id, data)
+    assert (rows, bad) == (2, 1)
+    async with tenant_scope(app_pool, shop) as conn:
+        cur = await conn.execute("SELECT shopify_id, title FROM products ORDER BY 1")
+        assert await cur.fetchall() == [(2, "literal \\u0000 text"), (3, "T")]
+        cur = await conn.execute("SELECT reason FROM sync_quarantine")
+        assert "NUL" in (await cur.fetchall())[0][0]

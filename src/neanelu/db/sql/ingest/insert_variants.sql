@@ -12,5 +12,4 @@ SELECT
        s.updated, now(), NULL
 FROM stg_core s
 LEFT JOIN stg_meta_agg m ON m.owner_kind = 'V' AND m.owner_id = s.shopify_id
-WHERE s.kind = 'V' AND s.ctid >= %(lo)s::tid AND s.ctid < %(hi)s::tid
-  AND EXISTS (SELECT 1 FROM products p WHERE p.shopify_id = s.parent_id);
+WHERE s.kind = 'V' AND s.ctid >= %(lo)s::tid AND s.ctid < %(hi)s::tid;

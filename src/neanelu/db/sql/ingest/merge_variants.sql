@@ -1,6 +1,5 @@
--- One batch of variants, newer-wins. Products are merged first, so a variant joins its product by
--- __parentId through the products table (any order, any distance in the file, or stored by an
--- earlier sync); the rest are orphans.
+-- One batch of variants, newer-wins. A variant names its product by __parentId (any order, any
+-- distance in the file); orphans were set aside before this runs (orphans.sql).
 INSERT INTO variants AS t (shop_id, shopify_id, product_shopify_id, sku, title, price,
                            compare_at_price, barcode, position, inventory_quantity,
                            inventory_item_id, selected_options, metafields, shopify_created_at,
@@ -13,7 +12,6 @@ SELECT DISTINCT ON (s.shopify_id)
 FROM stg_core s
 LEFT JOIN stg_meta_agg m ON m.owner_kind = 'V' AND m.owner_id = s.shopify_id
 WHERE s.kind = 'V' AND s.ctid >= %(lo)s::tid AND s.ctid < %(hi)s::tid
-  AND EXISTS (SELECT 1 FROM products p WHERE p.shopify_id = s.parent_id)
 ORDER BY s.shopify_id, s.updated DESC NULLS LAST
 ON CONFLICT (shop_id, shopify_id) DO UPDATE SET
   product_shopify_id = excluded.product_shopify_id,

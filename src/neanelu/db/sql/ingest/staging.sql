@@ -31,10 +31,7 @@ CREATE TEMP TABLE stg_meta (
   byte_offset bigint NOT NULL,
   owner_kind text NOT NULL,      -- 'P' product, 'V' variant
   owner_id bigint NOT NULL,
-  shopify_id bigint NOT NULL,
-  namespace text NOT NULL,
-  key text NOT NULL,
-  type text,
-  value text,
-  updated timestamptz
+  -- One JSON object member, `"namespace.key":{"type":...,"value":...}`, built while decoding so
+  -- that folding an owner's metafields is a string concatenation, not a JSON build per row.
+  entry text NOT NULL
 );
