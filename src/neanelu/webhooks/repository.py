@@ -9,6 +9,8 @@ from functools import cache
 from importlib import resources
 from uuid import UUID
 
+import msgspec
+
 from neanelu.db.pool import Conn
 
 
@@ -36,7 +38,19 @@ class NewDelivery:
     topic: str
     api_version: str | None
     triggered_at: datetime | None
-    payload: str  # the raw JSON text, stored as it came
+    payload: bytes  # the raw body, already checked to be a JSON object
+
+
+class _Row(msgspec.Struct, omit_defaults=False):
+    webhook_id: str
+    event_id: str | None
+    topic: str
+    api_version: str | None
+    triggered_at: datetime | None
+    payload: msgspec.Raw
+
+
+_rows_encoder = msgspec.json.Encoder()
 
 
 async def insert_many(
@@ -47,12 +61,19 @@ async def insert_many(
         _sql("insert_inbox_batch.sql"),
         {
             "shop_id": shop_id,
-            "webhook_ids": [d.webhook_id for d in deliveries],
-            "event_ids": [d.event_id for d in deliveries],
-            "topics": [d.topic for d in deliveries],
-            "api_versions": [d.api_version for d in deliveries],
-            "triggered_at": [d.triggered_at for d in deliveries],
-            "payloads": [d.payload for d in deliveries],
+            "deliveries": _rows_encoder.encode(
+                [
+                    _Row(
+                        d.webhook_id,
+                        d.event_id,
+                        d.topic,
+                        d.api_version,
+                        d.triggered_at,
+                        msgspec.Raw(d.payload),
+                    )
+                    for d in deliveries
+                ]
+            ).decode(),
         },
     )
     return {row[0]: row[1] for row in await cur.fetchall()}

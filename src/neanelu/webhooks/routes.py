@@ -98,9 +98,9 @@ def _triggered_at(value: str | None) -> datetime | None:
 _object_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
 
 
-def _json_object(body: bytes) -> str:
-    # Values stay raw: the whole body is still checked to be valid JSON (and UTF-8), but only the
-    # top level is built into Python objects; the handler decodes what it needs later.
+def _json_object(body: bytes) -> bytes:
+    # Values stay raw: the whole body is still checked to be valid JSON, but only the top level
+    # is built into Python objects; the handler decodes what it needs later.
     try:
         _object_decoder.decode(body)
     except msgspec.ValidationError:
@@ -108,13 +108,13 @@ def _json_object(body: bytes) -> str:
     except msgspec.DecodeError:
         raise _Refused(status.HTTP_400_BAD_REQUEST, "body is not JSON") from None
     try:
-        text = body.decode("utf-8")
+        body.decode("utf-8")
     except UnicodeDecodeError:
         raise _Refused(status.HTTP_400_BAD_REQUEST, "body is not UTF-8") from None
-    if "\\u0000" in text:
+    if b"\\u0000" in body:
         # PostgreSQL's jsonb cannot hold a NUL character.
         raise _Refused(status.HTTP_400_BAD_REQUEST, "body contains a NUL character")
-    return text
+    return body
 
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -108,7 +108,7 @@ class InboxWriter:
     """Group commit for webhook ingress: up to `writers` transactions in flight; deliveries that
     arrive meanwhile wait (at most `max_batch` per transaction) for the next one."""
 
-    def __init__(self, writers: int = 4, max_batch: int = 200) -> None:
+    def __init__(self, writers: int = 2, max_batch: int = 200) -> None:
         self.writers = writers
         self.max_batch = max_batch
         self._pending: list[_Pending] = []
