@@ -22,6 +22,11 @@ from neanelu.db.sql_files import load_sql, load_statements
 # About 60k narrow rows; small enough that a batch commits in well under a second.
 PAGES_PER_BATCH = 1500
 
+# Merge batches commit without waiting for the WAL flush. Safe: a crash can only lose batches
+# whose run is not yet recorded as completed (that record commits synchronously, which flushes
+# all earlier WAL), and a resumed run redoes them idempotently.
+_ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
+
 
 @dataclass(slots=True)
 class MergeStats:
@@ -91,6 +96,7 @@ async def merge_target(
         if insert_only:
             try:
                 async with connection_tenant_scope(conn, shop_id):
+                    await conn.execute(_ASYNC_COMMIT)
                     cur = await conn.execute(load_sql(target.insert), bounds)
                 merged += max(cur.rowcount, 0)
                 if on_batch is not None:
@@ -99,6 +105,7 @@ async def merge_target(
             except psycopg.errors.UniqueViolation:
                 insert_only = False  # rows exist after all: newer-wins from here on
         async with connection_tenant_scope(conn, shop_id):
+            await conn.execute(_ASYNC_COMMIT)
             cur = await conn.execute(load_sql(target.upsert), bounds)
         merged += max(cur.rowcount, 0)
         if on_batch is not None:
