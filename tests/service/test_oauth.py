@@ -10,11 +10,15 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import msgspec
 import pytest
+from pydantic import SecretStr
 
 from neanelu.config import Settings
 from neanelu.db.pool import global_scope
 from neanelu.shopify.oauth import (
+    ID_TOKEN_TYPE,
+    OFFLINE_TOKEN_TYPE,
     InvalidShopDomain,
+    TokenClient,
     normalize_shop_domain,
     sign_callback,
     timestamp_is_fresh,
@@ -265,3 +269,31 @@ def test_state_cookie_expires() -> None:
     assert oauth_state.verify_cookie(value, "abc", SECRET, now=1059) == "abc"
     with pytest.raises(oauth_state.StateError, match="expired"):
         oauth_state.verify_cookie(value, "abc", SECRET, now=1061)
+
+
+async def test_token_exchange_requests_have_the_protocol_shape() -> None:
+    seen: list[dict[str, str]] = []
+
+    def endpoint(request: httpx.Request) -> httpx.Response:
+        assert request.headers["host"] == SHOP  # the emulator base URL carries the shop in Host
+        seen.append(msgspec.json.decode(request.content))
+        return httpx.Response(200, json={"access_token": "shpat_x", "scope": "read_products"})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(endpoint)) as http:
+        client = TokenClient(
+            http, "cid", SecretStr("csecret"), "2026-01", base_url="http://emulator.local"
+        )
+        grant = await client.exchange_offline_token(SHOP, SecretStr("old-token"))
+        await client.exchange_session_token(SHOP, "a.b.c")
+        await client.refresh(SHOP, SecretStr("shprt_1"))
+    assert grant.expires_at is None and grant.scopes == ("read_products",)
+    assert "shpat_x" not in repr(grant)
+    assert seen[0]["subject_token_type"] == OFFLINE_TOKEN_TYPE
+    assert seen[0]["requested_token_type"] == OFFLINE_TOKEN_TYPE and seen[0]["expiring"] == "1"
+    assert seen[1]["subject_token_type"] == ID_TOKEN_TYPE
+    assert seen[2] == {
+        "client_id": "cid",
+        "client_secret": "csecret",
+        "grant_type": "refresh_token",
+        "refresh_token": "shprt_1",
+    }

@@ -59,16 +59,16 @@ async def list_products(
         if not _CURSOR.match(after) or int(after) > MAX_ID:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "after is not a valid cursor")
         cursor = int(after)
+    if updated_since is not None and updated_since.tzinfo is None:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "updated_since needs a UTC offset")
     filters = repository.ProductFilter(
         status=product_status,
         vendor=_clean(vendor),
         product_type=_clean(product_type),
         tag=_clean(tag),
-        updated_since=updated_since if updated_since is None or updated_since.tzinfo else None,
+        updated_since=updated_since,
         include_deleted=include_deleted,
     )
-    if updated_since is not None and updated_since.tzinfo is None:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "updated_since needs a UTC offset")
     async with tenant_scope(rt.pool, shop.shop_id) as conn:
         rows = await repository.list_products(conn, filters, after=cursor, limit=limit)
     items = [_summary(r) for r in rows[:limit]]

@@ -201,28 +201,6 @@ async def tokens_not_under(conn: Conn, key_id: str, limit: int) -> list[UUID]:
     return [r[0] for r in await cur.fetchall()]
 
 
-async def due_for_refresh(conn: Conn, before: datetime, limit: int) -> list[UUID]:
-    cur = await conn.execute(
-        "SELECT id FROM shops WHERE status = 'installed' AND refresh_token_ct IS NOT NULL "
-        "AND access_token_expires_at < %s ORDER BY access_token_expires_at LIMIT %s",
-        (before, limit),
-    )
-    return [r[0] for r in await cur.fetchall()]
-
-
-async def due_for_purge(conn: Conn, now: datetime, limit: int) -> list[UUID]:
-    cur = await conn.execute(
-        "SELECT id FROM shops WHERE status = 'uninstalled' AND purge_after <= %s LIMIT %s",
-        (now, limit),
-    )
-    return [r[0] for r in await cur.fetchall()]
-
-
-async def installed_shops(conn: Conn) -> list[UUID]:
-    cur = await conn.execute("SELECT id FROM shops WHERE status = 'installed' ORDER BY id")
-    return [r[0] for r in await cur.fetchall()]
-
-
 async def last_synced(conn: Conn) -> list[tuple[UUID, datetime | None]]:
     """Installed shops with the end of their latest (full or incremental) sync."""
     cur = await conn.execute(
