@@ -108,9 +108,13 @@ class InboxWriter:
     """Group commit for webhook ingress: up to `writers` transactions in flight; deliveries that
     arrive meanwhile wait (at most `max_batch` per transaction) for the next one."""
 
-    def __init__(self, writers: int = 2, max_batch: int = 200) -> None:
+    def __init__(self, writers: int = 2, max_batch: int = 200, spawn_backlog: int = 8) -> None:
         self.writers = writers
         self.max_batch = max_batch
+        # Another writer joins only when this many deliveries wait: at moderate rates one writer
+        # batches everything (less work per delivery, so lower latency); under a burst the second
+        # overlaps its round trips with the first's.
+        self.spawn_backlog = spawn_backlog
         self._pending: list[_Pending] = []
         self._active = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -121,7 +125,9 @@ class InboxWriter:
         """The inbox id once committed (None for a duplicate); raises what the write raised."""
         done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(shop_id, delivery, done))
-        if self._active < self.writers:
+        if self._active == 0 or (
+            self._active < self.writers and len(self._pending) >= self.spawn_backlog
+        ):
             self._active += 1
             task = asyncio.create_task(self._drain(pool), name="webhook-inbox-writer")
             self._tasks.add(task)
