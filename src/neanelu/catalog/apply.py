@@ -79,6 +79,10 @@ async def apply_product(conn: Conn, shop_id: UUID, product: ProductRecord) -> bo
             "at": product.shopify_updated_at,
         },
     )
+    await conn.execute(
+        _sql("drop_retired_levels.sql"),
+        {"shop_id": shop_id, "product_shopify_id": product.shopify_id},
+    )
     return True
 
 
@@ -90,6 +94,9 @@ async def delete_product(conn: Conn, shop_id: UUID, shopify_id: int, at: datetim
     await conn.execute(
         _sql("retire_variants.sql"),
         {"shop_id": shop_id, "product_shopify_id": shopify_id, "keep": [], "at": at},
+    )
+    await conn.execute(
+        _sql("drop_retired_levels.sql"), {"shop_id": shop_id, "product_shopify_id": shopify_id}
     )
 
 
@@ -104,6 +111,10 @@ async def apply_inventory_level(conn: Conn, shop_id: UUID, level: InventoryLevel
             "available": level.available,
             "updated_at": level.shopify_updated_at,
         },
+    )
+    await conn.execute(
+        _sql("variant_quantity.sql"),
+        {"shop_id": shop_id, "inventory_item_id": level.inventory_item_id},
     )
 
 

@@ -1,0 +1,48 @@
+"""Inventory webhooks move the variant's quantity; deleting a product drops its levels."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from psycopg_pool import AsyncConnectionPool
+
+from neanelu.catalog.apply import apply_inventory_level, delete_product
+from neanelu.catalog.records import InventoryLevelRecord
+from neanelu.db.pool import Conn, tenant_scope
+from tests.factories import create_shop
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+async def test_levels_sum_into_the_variant_and_go_with_its_product(
+    app_pool: AsyncConnectionPool[Conn],
+) -> None:
+    shop = await create_shop(app_pool)
+    async with tenant_scope(app_pool, shop) as conn:
+        await conn.execute(
+            "INSERT INTO products (shop_id, shopify_id, shopify_updated_at) VALUES (%s, 1, %s)",
+            (shop, T0),
+        )
+        await conn.execute(
+            "INSERT INTO variants (shop_id, shopify_id, product_shopify_id, inventory_item_id,"
+            " inventory_quantity, shopify_updated_at) VALUES (%s, 11, 1, 111, 0, %s)",
+            (shop, T0),
+        )
+        for location, available in ((1, 5), (2, 7)):
+            await apply_inventory_level(
+                conn, shop, InventoryLevelRecord(100 + location, 111, location, available, T0)
+            )
+        cur = await conn.execute("SELECT inventory_quantity FROM variants WHERE shopify_id = 11")
+        assert await cur.fetchone() == (12,)
+        # An older update changes nothing, a newer one moves the total.
+        await apply_inventory_level(
+            conn, shop, InventoryLevelRecord(101, 111, 1, 99, T0 - timedelta(minutes=1))
+        )
+        await apply_inventory_level(
+            conn, shop, InventoryLevelRecord(102, 111, 2, 1, T0 + timedelta(minutes=1))
+        )
+        cur = await conn.execute("SELECT inventory_quantity FROM variants WHERE shopify_id = 11")
+        assert await cur.fetchone() == (6,)
+        await delete_product(conn, shop, 1, T0 + timedelta(hours=1))
+        cur = await conn.execute("SELECT count(*) FROM inventory_levels")
+        assert await cur.fetchone() == (0,)
