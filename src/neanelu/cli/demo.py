@@ -162,6 +162,7 @@ class DemoRun:
     procs: Processes = field(default_factory=Processes)
     emulator_url: str = ""
     api_url: str = ""
+    worker_metrics_port: int = 0
     figures: dict[str, Any] = field(default_factory=dict)
 
     async def control(self, http: httpx.AsyncClient, method: str, path: str, **kw: Any) -> Any:
@@ -224,8 +225,12 @@ def _start_processes(demo: DemoRun, services: ServiceUrls, logs: str) -> None:
         env,
         f"{logs}/api.log",
     )
+    demo.worker_metrics_port = _free_port()
     demo.procs.start(
-        "worker", [sys.executable, "-m", "neanelu", "worker"], env, f"{logs}/worker.log"
+        "worker",
+        [sys.executable, "-m", "neanelu", "worker"],
+        {**env, "METRICS_PORT": str(demo.worker_metrics_port)},
+        f"{logs}/worker.log",
     )
 
 
@@ -335,10 +340,13 @@ async def _make_changes(
             (CHANGED_PRODUCTS + DELETED_PRODUCTS,),
         )
         ids = [int(r[0]) for r in await cur.fetchall()]
+        # Levels of products that stay: a deleted product takes its levels with it.
         cur = await conn.execute(
-            "SELECT inventory_item_id, location_id, coalesce(available, 0) FROM inventory_levels"
-            " ORDER BY md5(shopify_id::text) LIMIT %s",
-            (CHANGED_LEVELS,),
+            "SELECT l.inventory_item_id, l.location_id, coalesce(l.available, 0)"
+            " FROM inventory_levels l JOIN variants v ON v.inventory_item_id = l.inventory_item_id"
+            " WHERE NOT (v.product_shopify_id = ANY(%s))"
+            " ORDER BY md5(l.shopify_id::text) LIMIT %s",
+            (ids[CHANGED_PRODUCTS:], CHANGED_LEVELS),
         )
         levels = [(int(a), int(b), int(c) + 17) for a, b, c in await cur.fetchall()]
     changed, deleted = ids[:CHANGED_PRODUCTS], ids[CHANGED_PRODUCTS:]
@@ -450,6 +458,7 @@ async def run_demo(settings: Settings, products: int, keep: bool) -> int:
                 with _step(f"Parity check on {PARITY_SAMPLE} products chosen by hash"):
                     client = await res.sync.shops.admin_client(shop_id)
                     parity = await verify_sample(res.runtime.pool, client, shop_id, PARITY_SAMPLE)
+                demo.figures["throttles"] = await _throttle_events(http, demo.worker_metrics_port)
                 expected = await demo.control(http, "GET", "/counts")
                 stored = await _stored_counts(res, shop_id)
             ok = _report(demo, expected, stored, parity, time.perf_counter() - started)
@@ -461,6 +470,19 @@ async def run_demo(settings: Settings, products: int, keep: bool) -> int:
         return 1
     finally:
         demo.procs.stop()
+
+
+async def _throttle_events(http: httpx.AsyncClient, port: int) -> int | None:
+    """THROTTLED and 429 answers the worker met, from its own /metrics."""
+    try:
+        text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+    except httpx.TransportError:
+        return None
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("neanelu_shopify_throttles_total"):
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)
 
 
 def _report(
@@ -509,6 +531,8 @@ def _report(
     table.add_row("webhooks received", "", f"{stored['webhooks']:,}", "")
     table.add_row("worker peak memory", "", f"{demo.figures['peak_rss'] / 2**20:,.0f} MiB", "")
     table.add_row("sync attempts", "", str(run.attempts), "")
+    throttles = demo.figures.get("throttles")
+    table.add_row("throttle events", "", "n/a" if throttles is None else f"{throttles:,}", "")
     verdict = parity.matches
     ok &= verdict
     table.add_row(
