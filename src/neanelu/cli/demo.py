@@ -340,13 +340,13 @@ async def _make_changes(
             (CHANGED_PRODUCTS + DELETED_PRODUCTS,),
         )
         ids = [int(r[0]) for r in await cur.fetchall()]
-        # Levels of products that stay: a deleted product takes its levels with it.
+        # Levels of changed products that stay (a deleted product takes its levels with it),
+        # found through the variants' product index, whatever the planner's statistics say.
         cur = await conn.execute(
             "SELECT l.inventory_item_id, l.location_id, coalesce(l.available, 0)"
-            " FROM inventory_levels l JOIN variants v ON v.inventory_item_id = l.inventory_item_id"
-            " WHERE NOT (v.product_shopify_id = ANY(%s))"
-            " ORDER BY md5(l.shopify_id::text) LIMIT %s",
-            (ids[CHANGED_PRODUCTS:], CHANGED_LEVELS),
+            " FROM variants v JOIN inventory_levels l ON l.inventory_item_id = v.inventory_item_id"
+            " WHERE v.product_shopify_id = ANY(%s) ORDER BY md5(l.shopify_id::text) LIMIT %s",
+            (ids[:CHANGED_PRODUCTS], CHANGED_LEVELS),
         )
         levels = [(int(a), int(b), int(c) + 17) for a, b, c in await cur.fetchall()]
     changed, deleted = ids[:CHANGED_PRODUCTS], ids[CHANGED_PRODUCTS:]

@@ -148,6 +148,21 @@ async def merge_inventory(
     return await merge_target(conn, shop_id, LEVELS, {}, on_batch=on_batch, batch_pages=batch_pages)
 
 
+# Below this many new rows autovacuum's own ANALYZE comes soon enough.
+ANALYZE_AFTER_ROWS = 50_000
+
+
+async def refresh_statistics(conn: Conn, tables: tuple[str, ...]) -> bool:
+    """ANALYZE after a bulk load: until then the planner believes the tables are as small as
+    before the sync and picks plans (nested loops over seq scans) that take minutes. Needs the
+    MAINTAIN privilege (PostgreSQL 17+); without it autovacuum catches up on its own."""
+    try:
+        await conn.execute(f"ANALYZE {', '.join(tables)}")
+    except psycopg.errors.InsufficientPrivilege:
+        return False
+    return True
+
+
 async def mark_deleted(conn: Conn, shop_id: UUID, started: datetime) -> int:
     """Only after a complete full sync: products and variants Shopify no longer has (on the
     catalog session, which holds their staging)."""

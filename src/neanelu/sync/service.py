@@ -282,6 +282,8 @@ async def _ingest(
     if summary.complete and run.kind == "full" and run.started_at is not None:
         summary.marked_deleted = await merge.mark_deleted(catalog, run.shop_id, _started(run))
         await merge.delete_missing_levels(inventory, run.shop_id, _started(run))
+    if merged.products + merged.variants + summary.inventory_levels >= merge.ANALYZE_AFTER_ROWS:
+        await merge.refresh_statistics(catalog, ("products", "variants", "inventory_levels"))
     summary.merge_seconds = time.perf_counter() - started
     merge_rows = summary.products + summary.variants + summary.inventory_levels
     _count_phase("merge", 0, merge_rows, 0, 0, summary.merge_seconds)

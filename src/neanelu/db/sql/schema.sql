@@ -205,3 +205,12 @@ GRANT USAGE ON SCHEMA public TO {app_role};
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {app_role};
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {app_role};
 GRANT EXECUTE ON FUNCTION app_current_shop_id() TO {app_role};
+
+-- The application role may ANALYZE the catalog tables after a bulk load (PostgreSQL 17+).
+DO $body$
+BEGIN
+  IF current_setting('server_version_num')::int >= 170000 THEN
+    EXECUTE 'GRANT MAINTAIN ON products, variants, inventory_levels TO {app_role}';
+  END IF;
+END
+$body$;
