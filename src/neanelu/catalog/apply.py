@@ -83,6 +83,10 @@ async def apply_product(conn: Conn, shop_id: UUID, product: ProductRecord) -> bo
         _sql("drop_retired_levels.sql"),
         {"shop_id": shop_id, "product_shopify_id": product.shopify_id},
     )
+    await conn.execute(
+        _sql("product_variant_quantities.sql"),
+        {"shop_id": shop_id, "product_shopify_id": product.shopify_id},
+    )
     return True
 
 

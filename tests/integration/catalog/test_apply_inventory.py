@@ -46,3 +46,24 @@ async def test_levels_sum_into_the_variant_and_go_with_its_product(
         await delete_product(conn, shop, 1, T0 + timedelta(hours=1))
         cur = await conn.execute("SELECT count(*) FROM inventory_levels")
         assert await cur.fetchone() == (0,)
+
+
+async def test_a_product_payload_older_than_its_levels_keeps_their_sum(
+    app_pool: AsyncConnectionPool[Conn],
+) -> None:
+    from neanelu.catalog.apply import apply_product
+    from neanelu.catalog.records import ProductRecord, VariantRecord
+
+    shop = await create_shop(app_pool)
+
+    def version(quantity: int, at: datetime) -> ProductRecord:
+        variant = VariantRecord(11, "S", "V", None, None, None, 1, quantity, 111, [], at, at)
+        return ProductRecord(1, "h", "T", None, None, "ACTIVE", [], None, at, at, [variant])
+
+    async with tenant_scope(app_pool, shop) as conn:
+        assert await apply_product(conn, shop, version(3, T0))
+        await apply_inventory_level(conn, shop, InventoryLevelRecord(101, 111, 1, 20, T0))
+        # The products/update of an edit made before that stock change arrives late.
+        assert await apply_product(conn, shop, version(3, T0 + timedelta(seconds=1)))
+        cur = await conn.execute("SELECT inventory_quantity FROM variants WHERE shopify_id = 11")
+        assert await cur.fetchone() == (20,)
