@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from psycopg_pool import AsyncConnectionPool
 
-from neanelu.catalog.apply import apply_inventory_level, delete_product
-from neanelu.catalog.records import InventoryLevelRecord
+from neanelu.catalog.apply import apply_inventory_level, apply_product, delete_product
+from neanelu.catalog.records import InventoryLevelRecord, ProductRecord, VariantRecord
 from neanelu.db.pool import Conn, tenant_scope
 from tests.factories import create_shop
 
@@ -51,9 +51,6 @@ async def test_levels_sum_into_the_variant_and_go_with_its_product(
 async def test_a_product_payload_older_than_its_levels_keeps_their_sum(
     app_pool: AsyncConnectionPool[Conn],
 ) -> None:
-    from neanelu.catalog.apply import apply_product
-    from neanelu.catalog.records import ProductRecord, VariantRecord
-
     shop = await create_shop(app_pool)
 
     def version(quantity: int, at: datetime) -> ProductRecord:
