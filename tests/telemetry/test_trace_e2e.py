@@ -21,7 +21,13 @@ from neanelu.config import load_settings
 from neanelu.queue.observe import QueueSampler
 from neanelu.shopify.hmac import sign_webhook
 from neanelu.shops import tasks as shop_tasks
-from neanelu.telemetry import Metrics, install_metrics, setup_logging, setup_tracing
+from neanelu.telemetry import (
+    Metrics,
+    install_metrics,
+    instrument_libraries,
+    setup_logging,
+    setup_tracing,
+)
 from neanelu.telemetry.tracing import set_sample_ratio
 from tests.service.conftest import SECRET
 from tests.service.test_e2e import (  # the running stack: emulator, API on uvicorn, worker
@@ -46,6 +52,8 @@ def traced() -> Iterator[tuple[InMemorySpanExporter, Metrics, io.StringIO]]:
     settings = load_settings(LOG_LEVEL="DEBUG")
     exporter = InMemorySpanExporter()
     setup_tracing(settings, "neanelu-test", exporter=exporter)
+    # Before the stack opens its pool: psycopg connections made earlier would carry no spans.
+    instrument_libraries()
     set_sample_ratio(1.0)
     metrics = Metrics()
     previous = install_metrics(metrics)

@@ -3,6 +3,7 @@ the HTTP side of the API: request ids, latency and status metrics, webhook outco
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 import uuid
@@ -18,7 +19,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from neanelu.telemetry.logging import bind_request
 from neanelu.telemetry.metrics import CONTENT_TYPE, Metrics
-from neanelu.telemetry.tracing import REQUEST_ID, TRACER_NAME, extract_context, tracing_enabled
+from neanelu.telemetry.tracing import (
+    PRESAMPLED,
+    REQUEST_ID,
+    TRACER_NAME,
+    extract_context,
+    sample_ratio,
+    tracing_enabled,
+)
 
 WEBHOOK_PATH = "/api/webhooks"
 READY_PATH = "/health/ready"
@@ -91,6 +99,7 @@ class ServerSpanMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.tracer = trace.get_tracer(TRACER_NAME)
+        self.random = random.Random()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -103,8 +112,26 @@ class ServerSpanMiddleware:
                 parent = extract_context({"traceparent": bytes(value).decode("latin-1")})
                 break
         method = scope.get("method", "GET")
+        attributes = None
+        if parent is None:
+            # A new trace: draw it here. Most requests are not sampled, and for them a
+            # non-recording span with fresh ids is all the context needs (jobs they enqueue
+            # carry "not sampled" on), at a fraction of what the SDK's span start costs.
+            if self.random.random() >= sample_ratio():
+                unsampled = trace.NonRecordingSpan(
+                    trace.SpanContext(
+                        self.random.getrandbits(128) or 1,
+                        self.random.getrandbits(64) or 1,
+                        is_remote=False,
+                        trace_flags=trace.TraceFlags(trace.TraceFlags.DEFAULT),
+                    )
+                )
+                with trace.use_span(unsampled, end_on_exit=False):
+                    await self.app(scope, receive, send)
+                return
+            attributes = {PRESAMPLED: True}
         with self.tracer.start_as_current_span(
-            f"{method} {path}", context=parent, kind=trace.SpanKind.SERVER
+            f"{method} {path}", context=parent, kind=trace.SpanKind.SERVER, attributes=attributes
         ) as span:
             if not span.is_recording():
                 await self.app(scope, receive, send)

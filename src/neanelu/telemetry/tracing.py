@@ -53,6 +53,8 @@ EXPORT_FAILURE_REPORT_S = 300.0
 _NOISY_LOGGERS = ("opentelemetry.exporter", "opentelemetry.sdk._shared_internal")
 
 _propagator = TraceContextTextMapPropagator()
+# Set on a root span whose sampling the caller already decided (see ServerSpanMiddleware).
+PRESAMPLED = "neanelu.presampled"
 _lock = threading.Lock()
 _state: _TracingState | None = None
 
@@ -83,6 +85,9 @@ class _Sampler(Sampler):
         parent = trace.get_current_span(parent_context).get_span_context()
         if not parent.is_valid and kind is SpanKind.CLIENT:
             return SamplingResult(Decision.DROP)
+        if attributes and attributes.get(PRESAMPLED):
+            # The server middleware already drew this root at the configured ratio.
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
         return self._delegate.should_sample(
             parent_context, trace_id, name, kind, attributes, links, trace_state
         )
@@ -189,6 +194,11 @@ def set_sample_ratio(ratio: float) -> None:
     """Change the ratio of new root traces kept (tests and benchmarks; the settings set it once)."""
     if _state is not None:
         _state.sampler.retune(ratio)
+
+
+def sample_ratio() -> float:
+    """The ratio new root traces are sampled at (0 when tracing is off)."""
+    return _state.sampler.ratio if _state is not None and _state.enabled else 0.0
 
 
 def tracing_enabled() -> bool:
