@@ -79,9 +79,19 @@ def fresh_database(pg: EmbeddedPostgres, name: str) -> None:
 def start_emulator(bulk_dir: str) -> tuple[subprocess.Popen[str], str]:
     port = 18787 + os.getpid() % 1000
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shopify_emulator", "--shops", f"{SHOP}:{PRODUCTS}", "--port",
-         str(port), "--bulk-dir", bulk_dir],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "shopify_emulator",
+            "--shops",
+            f"{SHOP}:{PRODUCTS}",
+            "--port",
+            str(port),
+            "--bulk-dir",
+            bulk_dir,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -111,11 +121,16 @@ async def ingest(pg: EmbeddedPostgres, base_url: str) -> tuple[float, dict[str, 
                 summary = await run_sync(deps, shop_id, run.id)
                 finished = time.perf_counter()
         assert summary.first_byte_at is not None
-        counts = {"products": summary.products, "variants": summary.variants,
-                  "inventory_levels": summary.inventory_levels}
+        counts = {
+            "products": summary.products,
+            "variants": summary.variants,
+            "inventory_levels": summary.inventory_levels,
+        }
         for phase, progress in summary.phases.items():
-            print(f"  {phase:<20} lines={progress.lines:>10,} rows={progress.rows:>10,} "
-                  f"bytes={progress.bytes:>13,} seconds={progress.seconds:7.2f}")
+            print(
+                f"  {phase:<20} lines={progress.lines:>10,} rows={progress.rows:>10,} "
+                f"bytes={progress.bytes:>13,} seconds={progress.seconds:7.2f}"
+            )
         return finished - summary.first_byte_at, counts, rss.peak
     finally:
         await pool.close()
