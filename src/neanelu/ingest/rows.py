@@ -124,16 +124,26 @@ def _holds_nul(line: bytes) -> bool:
     return False
 
 
-def core_builder() -> RowBuilder:
-    decode = msgspec.json.Decoder(CoreLine).decode
+def _checked_decoder(kind: Any) -> Callable[[bytes], Any]:
+    """msgspec's decoder for the phase's line types, turning every refusal into a `BadLine`."""
+    decode = msgspec.json.Decoder(kind).decode
 
-    def build(line: bytes, line_no: int, offset: int) -> Row | None:
+    def checked(line: bytes) -> Any:
         if _NUL in line and _holds_nul(line):
             raise BadLine(_NUL_REASON)
         try:
-            rec = decode(line)
+            return decode(line)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise BadLine(f"invalid line: {exc}") from None
+
+    return checked
+
+
+def core_builder() -> RowBuilder:
+    decode = _checked_decoder(CoreLine)
+
+    def build(line: bytes, line_no: int, offset: int) -> Row | None:
+        rec = decode(line)
         if type(rec) is Product:
             return (
                 "P",
@@ -192,16 +202,11 @@ def core_builder() -> RowBuilder:
 
 
 def metafields_builder() -> RowBuilder:
-    decode = msgspec.json.Decoder(MetafieldsLine).decode
+    decode = _checked_decoder(MetafieldsLine)
     encode = msgspec.json.Encoder().encode
 
     def build(line: bytes, line_no: int, offset: int) -> Row | None:
-        if _NUL in line and _holds_nul(line):
-            raise BadLine(_NUL_REASON)
-        try:
-            rec = decode(line)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise BadLine(f"invalid line: {exc}") from None
+        rec = decode(line)
         if type(rec) is not Metafield:
             return None
         kind, owner = owner_of(rec.parent_id)
@@ -222,15 +227,10 @@ def metafields_builder() -> RowBuilder:
 
 
 def inventory_builder() -> RowBuilder:
-    decode = msgspec.json.Decoder(InventoryLine).decode
+    decode = _checked_decoder(InventoryLine)
 
     def build(line: bytes, line_no: int, offset: int) -> Row | None:
-        if _NUL in line and _holds_nul(line):
-            raise BadLine(_NUL_REASON)
-        try:
-            rec = decode(line)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise BadLine(f"invalid line: {exc}") from None
+        rec = decode(line)
         if type(rec) is InventoryItem:
             return None
         assert isinstance(rec, InventoryLevel)
