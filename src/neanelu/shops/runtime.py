@@ -7,8 +7,8 @@ so every job task inherits it through its context. Nothing is created at import 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
@@ -17,8 +17,10 @@ from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
 from neanelu.config import Settings
-from neanelu.db.pool import Conn
+from neanelu.db.pool import Conn, PoolSizes, create_pool
+from neanelu.db.services import ServiceUrls
 from neanelu.queue.client import QueueClient
+from neanelu.queue.settings import default_queues
 from neanelu.shopify.oauth import TokenClient
 from neanelu.shops.vault import TokenVault
 
@@ -42,6 +44,37 @@ class Runtime:
             api_version=s.shopify_api_version,
             base_url=s.shopify_base_url,
         )
+
+
+@asynccontextmanager
+async def open_runtime(
+    settings: Settings,
+    services: ServiceUrls,
+    *,
+    name: str,
+    pool_max: int,
+    http_timeout: httpx.Timeout,
+) -> AsyncIterator[Runtime]:
+    """The process's pool (as the application role), Redis, outbound HTTP client, vault and
+    queue client, opened once by a composition root (the API's lifespan, the worker) and closed
+    when it ends."""
+    pool = create_pool(services.postgres_app, PoolSizes(settings.db_pool_min, pool_max), name=name)
+    await pool.open(wait=True)
+    redis = Redis.from_url(services.redis, max_connections=settings.redis_pool_max)
+    http = httpx.AsyncClient(timeout=http_timeout, follow_redirects=False)
+    try:
+        yield Runtime(
+            settings=settings,
+            pool=pool,
+            redis=redis,
+            http=http,
+            vault=TokenVault.from_settings(settings),
+            queues=QueueClient(redis, default_queues(settings)),
+        )
+    finally:
+        await http.aclose()
+        await redis.aclose()
+        await pool.close()
 
 
 _current: ContextVar[Runtime] = ContextVar("neanelu_runtime")

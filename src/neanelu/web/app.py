@@ -15,19 +15,15 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 from fastapi.responses import Response
-from redis.asyncio import Redis
 
 from neanelu.catalog.routes import router as catalog_router
 from neanelu.config import Settings
 from neanelu.db.migrate import head_revision
-from neanelu.db.pool import PoolSizes, create_pool, global_scope
+from neanelu.db.pool import global_scope
 from neanelu.db.services import ServiceUrls
-from neanelu.queue.client import QueueClient
-from neanelu.queue.settings import default_queues
 from neanelu.shops.routes import router as auth_router
-from neanelu.shops.runtime import Runtime
+from neanelu.shops.runtime import open_runtime
 from neanelu.shops.tasks import schedule_reconciliation
-from neanelu.shops.vault import TokenVault
 from neanelu.telemetry import instrument_app, setup_telemetry
 from neanelu.web.health import router as health_router
 from neanelu.webhooks.routes import router as webhooks_router
@@ -37,50 +33,29 @@ BENCH_BARE_ENV = "NEANELU_BENCH_BARE"
 OUTBOUND_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
 
-async def open_runtime(settings: Settings, services: ServiceUrls) -> Runtime:
-    pool = create_pool(
-        services.postgres_app,
-        PoolSizes(settings.db_pool_min, settings.db_pool_max),
-        name="neanelu-web",
-    )
-    await pool.open(wait=True)
-    redis = Redis.from_url(services.redis, max_connections=settings.redis_pool_max)
-    return Runtime(
-        settings=settings,
-        pool=pool,
-        redis=redis,
-        http=httpx.AsyncClient(timeout=OUTBOUND_TIMEOUT, follow_redirects=False),
-        vault=TokenVault.from_settings(settings),
-        queues=QueueClient(redis, default_queues(settings)),
-    )
-
-
-async def close_runtime(runtime: Runtime) -> None:
-    await runtime.http.aclose()
-    await runtime.redis.aclose()
-    await runtime.pool.close()
-
-
 def create_app(settings: Settings, services: ServiceUrls) -> FastAPI:
     # Once per process (repeat calls return what the first built): traces, logs, metrics.
     telemetry = setup_telemetry(settings, "neanelu-api")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await open_runtime(settings, services)
-        app.state.runtime = runtime
-        async with global_scope(runtime.pool) as conn:
-            # Idempotent per period: every API process may do it; one tick is queued.
-            await schedule_reconciliation(conn)
-        # Everything built so far (app, routes, schemas, pools) lives as long as the process:
-        # moved out of the collector's sight, full collections stop walking it, which keeps
-        # them from showing up as latency spikes on webhook deliveries.
-        gc.collect()
-        gc.freeze()
-        try:
+        async with open_runtime(
+            settings,
+            services,
+            name="neanelu-web",
+            pool_max=settings.db_pool_max,
+            http_timeout=OUTBOUND_TIMEOUT,
+        ) as runtime:
+            app.state.runtime = runtime
+            async with global_scope(runtime.pool) as conn:
+                # Idempotent per period: every API process may do it; one tick is queued.
+                await schedule_reconciliation(conn)
+            # Everything built so far (app, routes, schemas, pools) lives as long as the process:
+            # moved out of the collector's sight, full collections stop walking it, which keeps
+            # them from showing up as latency spikes on webhook deliveries.
+            gc.collect()
+            gc.freeze()
             yield
-        finally:
-            await close_runtime(runtime)
 
     app = FastAPI(
         title="neanelu",

@@ -9,18 +9,16 @@ from typing import Any
 from uuid import UUID
 
 import httpx
-from redis.asyncio import Redis
 
 from neanelu.config import Settings
-from neanelu.db.pool import PoolSizes, create_pool, global_scope
+from neanelu.db.pool import global_scope
 from neanelu.db.services import ServiceUrls
-from neanelu.queue import CostLimiter, QueueClient, default_queues
+from neanelu.queue import CostLimiter
 from neanelu.shopify.errors import AccessDenied
 from neanelu.shopify.graphql import AdminClient
 from neanelu.shops import repository as shops
-from neanelu.shops.runtime import Runtime
+from neanelu.shops.runtime import Runtime, open_runtime
 from neanelu.shops.tokens import ShopUnavailable, admin_client
-from neanelu.shops.vault import TokenVault
 from neanelu.sync.service import SyncDeps
 from neanelu.worker.budget import LimiterBudget
 
@@ -61,35 +59,20 @@ class WorkerResources:
 async def open_resources(
     settings: Settings, services: ServiceUrls, *, concurrency: int
 ) -> AsyncIterator[WorkerResources]:
-    # Each running job may hold a connection, the outbox relay one more, and a sync a second one
-    # for its quarantine and run updates.
-    pool = create_pool(
-        services.postgres_app,
-        PoolSizes(settings.db_pool_min, max(settings.db_pool_max, 2 * concurrency + 2)),
+    # Each running job may hold a connection, the outbox relay one more, and a sync two sessions
+    # plus one for its quarantine and run updates.
+    async with open_runtime(
+        settings,
+        services,
         name="neanelu-worker",
-    )
-    await pool.open(wait=True)
-    redis = Redis.from_url(services.redis, max_connections=settings.redis_pool_max)
-    http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=False)
-    try:
-        runtime = Runtime(
-            settings=settings,
-            pool=pool,
-            redis=redis,
-            http=http,
-            vault=TokenVault.from_settings(settings),
-            queues=QueueClient(redis, default_queues(settings)),
-        )
-        limiter = CostLimiter(redis)
+        pool_max=max(settings.db_pool_max, 2 * concurrency + 2),
+        http_timeout=httpx.Timeout(60.0, connect=10.0),
+    ) as runtime:
         sync = SyncDeps(
-            pool,
-            http,
-            RuntimeShopAccess(runtime, limiter),
-            redis,
+            runtime.pool,
+            runtime.http,
+            RuntimeShopAccess(runtime, CostLimiter(runtime.redis)),
+            runtime.redis,
             max_bad_share=settings.bad_line_max_share,
         )
         yield WorkerResources(runtime, sync)
-    finally:
-        await http.aclose()
-        await redis.aclose()
-        await pool.close()
