@@ -70,18 +70,12 @@ async def apply_product(conn: Conn, shop_id: UUID, product: ProductRecord) -> bo
                     for v in product.variants
                 ],
             )
-    await conn.execute(
-        _sql("retire_variants.sql"),
-        {
-            "shop_id": shop_id,
-            "product_shopify_id": product.shopify_id,
-            "keep": [v.shopify_id for v in product.variants],
-            "at": product.shopify_updated_at,
-        },
-    )
-    await conn.execute(
-        _sql("drop_retired_levels.sql"),
-        {"shop_id": shop_id, "product_shopify_id": product.shopify_id},
+    await _retire_variants(
+        conn,
+        shop_id,
+        product.shopify_id,
+        [v.shopify_id for v in product.variants],
+        product.shopify_updated_at,
     )
     await conn.execute(
         _sql("product_variant_quantities.sql"),
@@ -95,13 +89,20 @@ async def delete_product(conn: Conn, shop_id: UUID, shopify_id: int, at: datetim
     await conn.execute(
         _sql("delete_product.sql"), {"shop_id": shop_id, "shopify_id": shopify_id, "at": at}
     )
-    await conn.execute(
+    await _retire_variants(conn, shop_id, shopify_id, [], at)
+
+
+async def _retire_variants(
+    conn: Conn, shop_id: UUID, product_id: int, keep: list[int], at: datetime
+) -> None:
+    """Mark the product's variants not in `keep` deleted, and drop their inventory levels."""
+    cur = await conn.execute(
         _sql("retire_variants.sql"),
-        {"shop_id": shop_id, "product_shopify_id": shopify_id, "keep": [], "at": at},
+        {"shop_id": shop_id, "product_shopify_id": product_id, "keep": keep, "at": at},
     )
-    await conn.execute(
-        _sql("drop_retired_levels.sql"), {"shop_id": shop_id, "product_shopify_id": shopify_id}
-    )
+    items = [row[0] for row in await cur.fetchall() if row[0] is not None]
+    if items:
+        await conn.execute(_sql("drop_retired_levels.sql"), {"shop_id": shop_id, "items": items})
 
 
 async def apply_inventory_level(conn: Conn, shop_id: UUID, level: InventoryLevelRecord) -> None:

@@ -1,6 +1,4 @@
--- Shopify deletes a deleted variant's inventory item, and its levels with it.
-DELETE FROM inventory_levels l
-USING variants v
-WHERE v.shop_id = %(shop_id)s AND v.product_shopify_id = %(product_shopify_id)s
-  AND v.deleted_at IS NOT NULL
-  AND l.shop_id = v.shop_id AND l.inventory_item_id = v.inventory_item_id
+-- Shopify deletes a deleted variant's inventory item, and its levels with it. The items come from
+-- the variants just retired, so the statement touches only their rows (by the unique key).
+DELETE FROM inventory_levels
+WHERE shop_id = %(shop_id)s AND inventory_item_id = ANY(%(items)s)
