@@ -15,7 +15,7 @@ from shopify_emulator.bulk import BulkRunner
 from shopify_emulator.config import RELEASE_CANDIDATE
 from shopify_emulator.oauth import authenticate, not_found
 from shopify_emulator.resolvers import Context
-from shopify_emulator.state import EmulatorState, ShopState
+from shopify_emulator.state import AccessToken, EmulatorState, ShopState
 from shopify_emulator.webhooks import Dispatcher
 
 VERSION_RE = re.compile(r"^\d{4}-(01|04|07|10)$")
@@ -73,7 +73,9 @@ class AdminApi:
         self.bulk = bulk
         self.dispatcher = dispatcher
 
-    async def graphql(self, request: Request, shop: ShopState) -> Response:
+    async def _admit(self, request: Request, shop: ShopState) -> Response | tuple[str, AccessToken]:
+        """What every Admin API call goes through first: a served version, the shop's switched-on
+        faults, a valid token. A Response is the refusal to send instead."""
         version = effective_version(self.state, request.path_params["version"])
         if version is None:
             return not_found()
@@ -83,6 +85,13 @@ class AdminApi:
         token = authenticate(request, shop)
         if isinstance(token, Response):
             return token
+        return version, token
+
+    async def graphql(self, request: Request, shop: ShopState) -> Response:
+        admitted = await self._admit(request, shop)
+        if isinstance(admitted, Response):
+            return admitted
+        version, token = admitted
         try:
             body = msgspec.json.decode(await request.body())
         except msgspec.DecodeError:
@@ -103,15 +112,10 @@ class AdminApi:
         return _json(payload, {"X-Shopify-API-Version": version})
 
     async def shop_json(self, request: Request, shop: ShopState) -> Response:
-        version = effective_version(self.state, request.path_params["version"])
-        if version is None:
-            return not_found()
-        fault = await injected_fault(shop)
-        if fault is not None:
-            return fault
-        token = authenticate(request, shop)
-        if isinstance(token, Response):
-            return token
+        admitted = await self._admit(request, shop)
+        if isinstance(admitted, Response):
+            return admitted
+        version, token = admitted
         bucket = shop.rest_bucket(token.app.client_id)
         if not bucket.try_take(1):
             return JSONResponse(

@@ -40,3 +40,8 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     except EmbeddedServiceError as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
+
+
+def text_of(value: bytes | str) -> str:
+    """A Redis reply as text, whether or not the client decodes responses."""
+    return value.decode() if isinstance(value, bytes) else value

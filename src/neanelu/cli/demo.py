@@ -27,7 +27,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from neanelu.cli.common import console, err_console, settings_from
+from neanelu.cli.common import console, err_console, settings_from, text_of
 from neanelu.config import Settings
 from neanelu.db import migrate
 from neanelu.db.pool import global_scope, tenant_scope
@@ -285,7 +285,7 @@ async def _watch_sync(demo: DemoRun, res: WorkerResources, shop_id: UUID) -> run
             async with tenant_scope(res.runtime.pool, shop_id) as conn:
                 latest = await runs.latest_runs(conn, 1)
             raw = await res.runtime.redis.hgetall(progress_key(shop_id))
-            live = {_text(k): _text(v) for k, v in raw.items()}
+            live = {text_of(k): text_of(v) for k, v in raw.items()}
             phase = live.get("phase")
             if phase:
                 done_count = int(live.get("rows" if phase == "merge" else "lines", 0))
@@ -307,10 +307,6 @@ async def _watch_sync(demo: DemoRun, res: WorkerResources, shop_id: UUID) -> run
             if time.monotonic() > deadline:
                 raise DemoFailed("the full sync did not finish within an hour")
             await asyncio.sleep(0.25)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 async def _stored_counts(res: WorkerResources, shop_id: UUID) -> dict[str, int]:

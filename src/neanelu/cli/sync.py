@@ -18,7 +18,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from neanelu.cli.common import console, err_console, run, settings_from
+from neanelu.cli.common import console, err_console, run, settings_from, text_of
 from neanelu.config import Settings
 from neanelu.db.pool import global_scope, tenant_scope
 from neanelu.db.services import resolve_services
@@ -150,7 +150,7 @@ async def _status(settings: Settings, domain: str, limit: int) -> None:
             latest = await runs.latest_runs(conn, limit)
         redis: Redis = resources.runtime.redis
         raw = await redis.hgetall(progress_key(shop_id))
-        live = {_text(k): _text(v) for k, v in raw.items()}
+        live = {text_of(k): text_of(v) for k, v in raw.items()}
     table = Table(title=f"sync runs of {domain}")
     for column in ("run", "kind", "status", "phase", "attempts", "started", "finished", "error"):
         table.add_column(column)
@@ -193,10 +193,6 @@ async def run_verify(settings: Settings, domain: str, sample: int) -> ParityRepo
         report = await verify_sample(resources.runtime.pool, client, shop_id, sample)
     print_parity(report)
     return report
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def print_parity(report: ParityReport) -> None:
