@@ -9,6 +9,8 @@ webhook racing the sync, a duplicate line) is redone with the newer-wins upsert.
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -57,6 +59,17 @@ LEVELS = Target(
 )
 
 
+def batch_ids() -> dict[str, int]:
+    """The parts of a batch's row ids (`app_batch_uuidv7`): a UUIDv7 with this millisecond and 42
+    random bits drawn once, the row's line number completing each id."""
+    millis = time.time_ns() // 1_000_000
+    salt = int.from_bytes(os.urandom(6)) & ((1 << 42) - 1)
+    hi = (millis << 16) | (0x7 << 12) | (salt & 0xFFF)
+    lo = (0b10 << 62) | (salt >> 12)
+    # PostgreSQL's bigint is signed: the variant bits make `lo` negative there.
+    return {"id_hi": hi, "id_lo": lo - (1 << 64)}
+
+
 async def prepare(conn: Conn) -> None:
     """Fold metafields per owner (outside any tenant: staging is private to the session)."""
     async with conn.transaction():
@@ -92,7 +105,13 @@ async def merge_target(
     insert_only = not await _holds_rows(conn, shop_id, target.table)
     merged = 0
     for lo in range(0, pages + 1, batch_pages):
-        bounds = {**params, "lo": f"({lo},0)", "hi": f"({lo + batch_pages},0)"}
+        bounds = {
+            **params,
+            **batch_ids(),
+            "shop_id": shop_id,
+            "lo": f"({lo},0)",
+            "hi": f"({lo + batch_pages},0)",
+        }
         if insert_only:
             try:
                 async with connection_tenant_scope(conn, shop_id):

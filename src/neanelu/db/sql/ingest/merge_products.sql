@@ -1,11 +1,12 @@
 -- One batch of products (a range of staging pages) into the tenant's table, newer-wins.
 -- A row is rewritten when Shopify's updated_at is newer, or equal with different content
 -- (metafield edits do not move a product's updated_at), or when it was marked deleted.
-INSERT INTO products AS t (shop_id, shopify_id, handle, title, vendor, product_type, status, tags,
+INSERT INTO products AS t (id, shop_id, shopify_id, handle, title, vendor, product_type, status, tags,
                            description, metafields, shopify_created_at, shopify_updated_at,
                            synced_at, deleted_at)
 SELECT DISTINCT ON (s.shopify_id)
-       app_current_shop_id(), s.shopify_id, s.handle, s.title, s.vendor, s.product_type, s.status,
+       app_batch_uuidv7(%(id_hi)s, %(id_lo)s, s.line_no), %(shop_id)s::uuid,
+       s.shopify_id, s.handle, s.title, s.vendor, s.product_type, s.status,
        coalesce(s.tags, '{}'), s.description, coalesce(m.metafields, '{}'::jsonb), s.created,
        s.updated, now(), NULL
 FROM stg_core s

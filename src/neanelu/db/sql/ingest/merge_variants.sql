@@ -1,11 +1,12 @@
 -- One batch of variants, newer-wins. A variant names its product by __parentId (any order, any
 -- distance in the file); orphans were set aside before this runs (orphans.sql).
-INSERT INTO variants AS t (shop_id, shopify_id, product_shopify_id, sku, title, price,
+INSERT INTO variants AS t (id, shop_id, shopify_id, product_shopify_id, sku, title, price,
                            compare_at_price, barcode, position, inventory_quantity,
                            inventory_item_id, selected_options, metafields, shopify_created_at,
                            shopify_updated_at, synced_at, deleted_at)
 SELECT DISTINCT ON (s.shopify_id)
-       app_current_shop_id(), s.shopify_id, s.parent_id, s.sku, s.title, s.price,
+       app_batch_uuidv7(%(id_hi)s, %(id_lo)s, s.line_no), %(shop_id)s::uuid,
+       s.shopify_id, s.parent_id, s.sku, s.title, s.price,
        s.compare_at_price, s.barcode, s.position, s.inventory_quantity, s.inventory_item_id,
        coalesce(s.selected_options, '[]')::jsonb, coalesce(m.metafields, '{}'::jsonb), s.created,
        s.updated, now(), NULL

@@ -1,0 +1,1 @@
+DROP FUNCTION app_batch_uuidv7(bigint, bigint, bigint);
