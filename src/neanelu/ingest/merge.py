@@ -30,6 +30,12 @@ PAGES_PER_BATCH = 1500
 _ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
 
 
+async def _begin_batch(conn: Conn, target: Target) -> None:
+    await conn.execute(_ASYNC_COMMIT)
+    if target.settings:
+        await conn.execute(target.settings)
+
+
 @dataclass(slots=True)
 class MergeStats:
     products: int = 0
@@ -50,10 +56,27 @@ class Target:
     staging: str
     upsert: str
     insert: str
+    # Per-batch planner settings (SET LOCAL), see _BY_KEY.
+    settings: str = ""
 
 
-PRODUCTS = Target("products", "stg_core", "ingest/merge_products.sql", "ingest/insert_products.sql")
-VARIANTS = Target("variants", "stg_core", "ingest/merge_variants.sql", "ingest/insert_variants.sql")
+# A batch joins its owners' metafields by key: the planner would otherwise hash the batch and scan
+# every owner's folded metafields for it, once per batch (quadratic in the shop's size).
+_BY_KEY = "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off"
+PRODUCTS = Target(
+    "products",
+    "stg_core",
+    "ingest/merge_products.sql",
+    "ingest/insert_products.sql",
+    _BY_KEY,
+)
+VARIANTS = Target(
+    "variants",
+    "stg_core",
+    "ingest/merge_variants.sql",
+    "ingest/insert_variants.sql",
+    _BY_KEY,
+)
 LEVELS = Target(
     "inventory_levels", "stg_inv", "ingest/merge_inventory.sql", "ingest/insert_inventory.sql"
 )
@@ -115,7 +138,7 @@ async def merge_target(
         if insert_only:
             try:
                 async with connection_tenant_scope(conn, shop_id):
-                    await conn.execute(_ASYNC_COMMIT)
+                    await _begin_batch(conn, target)
                     cur = await conn.execute(load_sql(target.insert), bounds)
                 merged += max(cur.rowcount, 0)
                 if on_batch is not None:
@@ -124,7 +147,7 @@ async def merge_target(
             except psycopg.errors.UniqueViolation:
                 insert_only = False  # rows exist after all: newer-wins from here on
         async with connection_tenant_scope(conn, shop_id):
-            await conn.execute(_ASYNC_COMMIT)
+            await _begin_batch(conn, target)
             cur = await conn.execute(load_sql(target.upsert), bounds)
         merged += max(cur.rowcount, 0)
         if on_batch is not None:
