@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
+from uuid import UUID
 
 import typer
+from psycopg_pool import AsyncConnectionPool
 from rich.console import Console
 
 from neanelu.config import Settings, SettingsError, load_settings
 from neanelu.db.embedded import EmbeddedServiceError
+from neanelu.db.pool import Conn, global_scope
+from neanelu.shopify.oauth import InvalidShopDomain, normalize_shop_domain
+from neanelu.shops import repository as shops
 
 console = Console()
 err_console = Console(stderr=True)
@@ -45,3 +50,24 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 def text_of(value: bytes | str) -> str:
     """A Redis reply as text, whether or not the client decodes responses."""
     return value.decode() if isinstance(value, bytes) else value
+
+
+ShopOption = Annotated[str, typer.Option("--shop", help="The shop: name or name.myshopify.com")]
+
+
+def shop_domain(shop: str) -> str:
+    """`--shop` as a checked myshopify domain (a bare name gets the suffix)."""
+    try:
+        return normalize_shop_domain(shop if "." in shop else f"{shop}.myshopify.com")
+    except InvalidShopDomain as exc:
+        err_console.print(f"[red]--shop: {exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+async def installed_shop_id(pool: AsyncConnectionPool[Conn], domain: str) -> UUID:
+    async with global_scope(pool) as conn:
+        row = await shops.get_by_domain(conn, domain)
+    if row is None:
+        err_console.print(f"[red]--shop: {domain} is not installed here[/red]")
+        raise typer.Exit(2)
+    return row.id

@@ -36,8 +36,8 @@ def rotate(ctx: typer.Context) -> None:
         raise typer.Exit(2) from None
     report = run(_rotate(settings))
     console.print(
-        f"re-sealed {report.resealed} shop(s) under key {vault.current_key_id}; "
-        f"{report.failed} failed"
+        f"re-sealed {report.resealed} shop(s) and {report.owner_apps_resealed} owner app "
+        f"token(s) under key {vault.current_key_id}; {report.failed} failed"
     )
     if report.failed:
         raise typer.Exit(1)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from typing import Annotated
-from uuid import UUID
 
 import typer
 from redis.asyncio import Redis
@@ -18,38 +17,26 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from neanelu.cli.common import console, err_console, run, settings_from, text_of
+from neanelu.cli.common import (
+    ShopOption,
+    console,
+    err_console,
+    installed_shop_id,
+    run,
+    settings_from,
+    shop_domain,
+    text_of,
+)
 from neanelu.config import Settings
-from neanelu.db.pool import global_scope, tenant_scope
+from neanelu.db.pool import tenant_scope
 from neanelu.db.services import resolve_services
-from neanelu.shopify.oauth import InvalidShopDomain, normalize_shop_domain
-from neanelu.shops import repository as shops
 from neanelu.sync import repository as runs
 from neanelu.sync.progress import PhaseProgress, ProgressReporter, progress_key
 from neanelu.sync.service import PHASES, SyncFailed, SyncSummary, request_full_sync, run_sync
 from neanelu.sync.verify import ParityReport, verify_sample
-from neanelu.worker.resources import WorkerResources, open_resources
+from neanelu.worker.resources import open_resources
 
 app = typer.Typer(help="Catalog syncs: run one, watch them, check parity.", no_args_is_help=True)
-
-ShopOption = Annotated[str, typer.Option("--shop", help="The shop: name or name.myshopify.com")]
-
-
-def _domain(shop: str) -> str:
-    try:
-        return normalize_shop_domain(shop if "." in shop else f"{shop}.myshopify.com")
-    except InvalidShopDomain as exc:
-        err_console.print(f"[red]--shop: {exc}[/red]")
-        raise typer.Exit(2) from None
-
-
-async def _shop_id(resources: WorkerResources, domain: str) -> UUID:
-    async with global_scope(resources.runtime.pool) as conn:
-        row = await shops.get_by_domain(conn, domain)
-    if row is None:
-        err_console.print(f"[red]--shop: {domain} is not installed here[/red]")
-        raise typer.Exit(2)
-    return row.id
 
 
 class PhaseBars:
@@ -96,13 +83,15 @@ def summary_table(summary: SyncSummary, seconds: float) -> Table:
         f"{summary.inventory_levels:,} inventory levels written; {summary.marked_deleted:,} "
         f"marked deleted; {summary.orphans:,} orphans; {seconds:.1f} s in all"
     )
+    for namespace, reason in summary.unavailable_metafields.items():
+        table.caption += f"\nmetafields of {namespace}: unavailable ({reason}); stored ones kept"
     return table
 
 
 async def run_full_sync(settings: Settings, domain: str) -> SyncSummary:
     services = resolve_services(settings)
     async with open_resources(settings, services, concurrency=1) as resources:
-        shop_id = await _shop_id(resources, domain)
+        shop_id = await installed_shop_id(resources.runtime.pool, domain)
         async with tenant_scope(resources.runtime.pool, shop_id) as conn:
             run_row = await request_full_sync(conn, shop_id)
         columns = (
@@ -126,7 +115,7 @@ async def run_full_sync(settings: Settings, domain: str) -> SyncSummary:
 def full(ctx: typer.Context, shop: ShopOption) -> None:
     """Run a full sync of the shop now, in the foreground, with a progress bar per phase."""
     try:
-        run(run_full_sync(settings_from(ctx), _domain(shop)))
+        run(run_full_sync(settings_from(ctx), shop_domain(shop)))
     except SyncFailed as exc:
         err_console.print(f"[red]sync failed: {exc}[/red]")
         raise typer.Exit(1) from None
@@ -139,13 +128,13 @@ def status(
     limit: Annotated[int, typer.Option(min=1, max=1000, help="Runs to list")] = 10,
 ) -> None:
     """The shop's latest runs and the live progress of the current one."""
-    run(_status(settings_from(ctx), _domain(shop), limit))
+    run(_status(settings_from(ctx), shop_domain(shop), limit))
 
 
 async def _status(settings: Settings, domain: str, limit: int) -> None:
     services = resolve_services(settings)
     async with open_resources(settings, services, concurrency=1) as resources:
-        shop_id = await _shop_id(resources, domain)
+        shop_id = await installed_shop_id(resources.runtime.pool, domain)
         async with tenant_scope(resources.runtime.pool, shop_id) as conn:
             latest = await runs.latest_runs(conn, limit)
         redis: Redis = resources.runtime.redis
@@ -166,6 +155,9 @@ async def _status(settings: Settings, domain: str, limit: int) -> None:
             (r.error or "")[:80],
         )
     console.print(table)
+    for r in latest[:1]:
+        for namespace, reason in (r.counts.get("unavailable_metafields") or {}).items():
+            console.print(f"run {r.id}: metafields of {namespace} unavailable ({reason})")
     if live:
         console.print(
             f"live: run {live.get('run_id')} phase {live.get('phase')} lines {live.get('lines')}"
@@ -180,7 +172,7 @@ def verify(
     sample: Annotated[int, typer.Option(min=1, max=100_000, help="Products to compare")] = 100,
 ) -> None:
     """Compare a deterministic sample of stored products with Shopify, field by field."""
-    report = run(run_verify(settings_from(ctx), _domain(shop), sample))
+    report = run(run_verify(settings_from(ctx), shop_domain(shop), sample))
     if not report.matches:
         raise typer.Exit(1)
 
@@ -188,9 +180,18 @@ def verify(
 async def run_verify(settings: Settings, domain: str, sample: int) -> ParityReport:
     services = resolve_services(settings)
     async with open_resources(settings, services, concurrency=1) as resources:
-        shop_id = await _shop_id(resources, domain)
+        shop_id = await installed_shop_id(resources.runtime.pool, domain)
         client = await resources.sync.shops.admin_client(shop_id)
-        report = await verify_sample(resources.runtime.pool, client, shop_id, sample)
+        owners = (
+            await resources.sync.owner_apps.owner_apps(shop_id) if resources.sync.owner_apps else []
+        )
+        report = await verify_sample(
+            resources.runtime.pool,
+            client,
+            shop_id,
+            sample,
+            owner_namespaces=tuple(o.namespace for o in owners),
+        )
     print_parity(report)
     return report
 

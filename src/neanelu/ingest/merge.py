@@ -161,12 +161,19 @@ async def merge_catalog(
     run_id: UUID,
     *,
     metafields_complete: bool,
+    kept_patterns: list[str] | None = None,
     on_batch: BatchCallback | None = None,
     batch_pages: int = PAGES_PER_BATCH,
 ) -> MergeStats:
-    """Products (with their metafields), then variants joined by __parentId, orphans aside."""
+    """Products (with their metafields), then variants joined by __parentId, orphans aside.
+
+    A complete metafields file replaces each stored object, except for keys matching
+    `kept_patterns` (LIKE patterns of owner apps that could not be read), which stay."""
     stats = MergeStats()
-    params: dict[str, object] = {"metafields_complete": metafields_complete}
+    params: dict[str, object] = {
+        "metafields_complete": metafields_complete,
+        "kept": kept_patterns or [],
+    }
     stats.products = await merge_target(
         conn, shop_id, PRODUCTS, params, on_batch=on_batch, batch_pages=batch_pages
     )

@@ -201,13 +201,15 @@ def core_builder() -> RowBuilder:
     return build
 
 
-def metafields_builder() -> RowBuilder:
+def metafields_builder(keep: Callable[[str], bool] | None = None) -> RowBuilder:
+    """Metafield lines -> one JSON member each; with `keep`, only metafields whose namespace it
+    accepts (an owner app's file also holds everything the shop shares with every app)."""
     decode = _checked_decoder(MetafieldsLine)
     encode = msgspec.json.Encoder().encode
 
     def build(line: bytes, line_no: int, offset: int) -> Row | None:
         rec = decode(line)
-        if type(rec) is not Metafield:
+        if type(rec) is not Metafield or (keep is not None and not keep(rec.namespace)):
             return None
         kind, owner = owner_of(rec.parent_id)
         gid_number(rec.id, "Metafield")  # validates the id; the owner's object keys by name

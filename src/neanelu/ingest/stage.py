@@ -14,7 +14,7 @@ from neanelu.db.pool import Conn
 from neanelu.ingest.quarantine import QuarantineSink
 from neanelu.ingest.queries import Phase
 from neanelu.ingest.records import BadLine
-from neanelu.ingest.rows import BUILDERS, COLUMNS
+from neanelu.ingest.rows import BUILDERS, COLUMNS, RowBuilder
 
 
 class TooManyBadLines(Exception):
@@ -45,10 +45,12 @@ async def stage_phase(
     expected_lines: int = 0,
     on_progress: ProgressCallback | None = None,
     progress_every: int = 200_000,
+    build: RowBuilder | None = None,
 ) -> PhaseStats:
-    """COPY every good line of one bulk file into the phase's staging table (which must exist)."""
+    """COPY every good line of one bulk file into the phase's staging table (which must exist),
+    each line made a row by `build` (the phase's own builder by default)."""
     table, columns, types = COLUMNS[phase]
-    build = BUILDERS[phase]()
+    build = build or BUILDERS[phase]()
     stats = PhaseStats(phase)
     # Fail early once bad lines exceed the share of what the file will hold, not only at the end.
     bad_limit = int(max_bad_share * expected_lines) if expected_lines else None

@@ -34,6 +34,14 @@ mutation Cancel($id: ID!) {
 """
 
 
+# From API 2026-01 an app runs up to five bulk queries per shop at once; before, one at a time.
+CONCURRENT_FROM_VERSION = "2026-01"
+
+
+def runs_concurrently(client: AdminClient) -> bool:
+    return client.endpoint.api_version >= CONCURRENT_FROM_VERSION
+
+
 class BulkStatus(StrEnum):
     CREATED = "CREATED"
     RUNNING = "RUNNING"

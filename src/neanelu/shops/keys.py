@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from psycopg_pool import AsyncConnectionPool
 
 from neanelu.db.pool import Conn, global_scope
-from neanelu.shops import repository
+from neanelu.shops import owner_apps, repository
 from neanelu.shops.vault import TokenVault, VaultError
 
 log = logging.getLogger(__name__)
@@ -23,6 +23,7 @@ class RotationReport:
     resealed: int
     failed: int
     key_id: str
+    owner_apps_resealed: int = 0
 
 
 async def rotate_keys(
@@ -62,4 +63,6 @@ async def rotate_keys(
                 log.error("shop %s: token not re-sealed: %s", shop_id, exc)
                 skip.add(shop_id)
                 failed += 1
-    return RotationReport(resealed, failed, vault.current_key_id)
+    # Other apps' tokens (their own table, under row-level security, one shop at a time).
+    owners_resealed, owners_failed = await owner_apps.reseal_all(pool, vault)
+    return RotationReport(resealed, failed + owners_failed, vault.current_key_id, owners_resealed)

@@ -9,6 +9,7 @@ tables equal those of a clean run.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -25,12 +26,14 @@ from neanelu.db.sql_files import load_sql
 from neanelu.ingest import merge
 from neanelu.ingest.quarantine import QuarantineSink
 from neanelu.ingest.queries import Phase, bulk_query
+from neanelu.ingest.rows import RowBuilder, metafields_builder
 from neanelu.ingest.stage import PhaseStats, TooManyBadLines, stage_phase
 from neanelu.shopify.bulk import (
     BulkResult,
     BulkStatus,
     get_operation,
     judge,
+    runs_concurrently,
     start_bulk_query,
     wait_for_operation,
 )
@@ -38,13 +41,14 @@ from neanelu.shopify.download import DownloadProgress, stream_file
 from neanelu.shopify.errors import AccessDenied, BulkOperationError, InvalidToken
 from neanelu.shopify.graphql import AdminClient
 from neanelu.sync import repository as runs
+from neanelu.sync.owner_apps import OwnerApp, OwnerAppSource, OwnerOutcome, owner_results
 from neanelu.sync.progress import PhaseProgress, ProgressReporter
 from neanelu.telemetry import current_metrics, span
 from neanelu.telemetry.tracing import SHOP_ID
 
+log = logging.getLogger(__name__)
+
 PHASES = (Phase.CORE, Phase.METAFIELDS, Phase.VARIANT_METAFIELDS, Phase.INVENTORY)
-# From API 2026-01 a shop runs up to five bulk queries at once; before, one.
-_CONCURRENT_FROM = "2026-01"
 
 
 class ShopAccess(Protocol):
@@ -64,6 +68,8 @@ class SyncDeps:
     redis: Redis | None = None
     max_bad_share: float = 0.01
     merge_batch_pages: int = merge.PAGES_PER_BATCH
+    # Other apps whose app-owned metafields the shop wants mirrored (None: none registered).
+    owner_apps: OwnerAppSource | None = None
 
 
 @dataclass(slots=True)
@@ -81,6 +87,9 @@ class SyncSummary:
     merge_seconds: float = 0.0
     download_seconds: float = 0.0
     first_byte_at: float | None = None
+    # Owner apps' namespaces (`app--{id}`) not read in full, with the reason; what is stored of
+    # them was kept.
+    unavailable_metafields: dict[str, str] = field(default_factory=dict)
 
 
 async def request_full_sync(conn: Conn, shop_id: UUID) -> runs.SyncRun:
@@ -154,10 +163,28 @@ async def _attempt(deps: SyncDeps, run: runs.SyncRun, reporter: ProgressReporter
 async def _run(deps: SyncDeps, run: runs.SyncRun, reporter: ProgressReporter) -> SyncSummary:
     client = await deps.shops.admin_client(run.shop_id)
     since = run.updated_since.isoformat() if run.updated_since else None
+    owners = await deps.owner_apps.owner_apps(run.shop_id) if deps.owner_apps else []
     with span("ingest.bulk_operations", {SHOP_ID: str(run.shop_id)}):
-        results = await _bulk_results(deps, client, run, since)
+        ours = asyncio.ensure_future(_bulk_results(deps, client, run, since))
+        try:
+            outcomes = list(
+                await asyncio.gather(*(_owner_results(deps, run, o, since) for o in owners))
+            )
+        except BaseException:
+            ours.cancel()
+            raise
+        results = await ours
     summary = SyncSummary(run.id, "completed")
     summary.complete = all(r.complete for r in results.values())
+    for outcome in outcomes:
+        if outcome.unavailable is not None:
+            summary.unavailable_metafields[outcome.app.namespace] = outcome.unavailable
+            log.warning(
+                "shop %s: metafields of owner app %s unavailable: %s",
+                run.shop_id,
+                outcome.app.api_client_id,
+                outcome.unavailable,
+            )
     async with deps.pool.connection() as catalog, deps.pool.connection() as inventory:
         sessions = (catalog, inventory)
         for conn in sessions:
@@ -165,7 +192,7 @@ async def _run(deps: SyncDeps, run: runs.SyncRun, reporter: ProgressReporter) ->
             # never a savepoint inside an implicit one that a later rollback would take back.
             await conn.set_autocommit(True)
         try:
-            await _ingest(deps, catalog, inventory, run, results, reporter, summary)
+            await _ingest(deps, catalog, inventory, run, results, outcomes, reporter, summary)
         finally:
             # Staging tables are session-private; drop them before the connections are reused.
             for conn in sessions:
@@ -187,7 +214,7 @@ async def _bulk_results(
     deps: SyncDeps, client: AdminClient, run: runs.SyncRun, since: str | None
 ) -> dict[Phase, BulkResult]:
     """Start (or find again) the run's bulk operations and wait until each has ended."""
-    concurrent = client.endpoint.api_version >= _CONCURRENT_FROM
+    concurrent = runs_concurrently(client)
     operation_ids: dict[Phase, str] = {}
     for phase in PHASES:
         known = run.bulk_operations.get(phase.value)
@@ -202,6 +229,16 @@ async def _bulk_results(
             await runs.record_operation(conn, run.id, phase.value, operation_ids[phase])
     finished = await asyncio.gather(*(wait_for_operation(client, operation_ids[p]) for p in PHASES))
     return {phase: judge(op) for phase, op in zip(PHASES, finished, strict=True)}
+
+
+async def _owner_results(
+    deps: SyncDeps, run: runs.SyncRun, owner: OwnerApp, since: str | None
+) -> OwnerOutcome:
+    async def record(key: str, operation_id: str) -> None:
+        async with tenant_scope(deps.pool, run.shop_id) as conn:
+            await runs.record_operation(conn, run.id, key, operation_id)
+
+    return await owner_results(owner, run.bulk_operations, since, _reusable, record)
 
 
 async def _reusable(client: AdminClient, operation_id: str) -> bool:
@@ -223,6 +260,7 @@ async def _ingest(
     inventory: Conn,
     run: runs.SyncRun,
     results: dict[Phase, BulkResult],
+    outcomes: list[OwnerOutcome],
     reporter: ProgressReporter,
     summary: SyncSummary,
 ) -> None:
@@ -242,8 +280,19 @@ async def _ingest(
 
     # Metafields first: products and variants can merge as soon as the core file is staged, and
     # their merge (PostgreSQL, one core) then overlaps the inventory staging (Python, the other).
-    for phase in (Phase.METAFIELDS, Phase.VARIANT_METAFIELDS, Phase.CORE):
-        await _stage_and_record(deps, catalog, run, phase, results, reporter, summary)
+    for phase in (Phase.METAFIELDS, Phase.VARIANT_METAFIELDS):
+        await _stage_and_record(deps, catalog, run, phase, results[phase], reporter, summary)
+    for outcome in outcomes:
+        # Only the owner's own namespaces: the rest of what its token sees came with ours.
+        for phase, result in outcome.results.items():
+            build = metafields_builder(outcome.app.owns)
+            key = outcome.app.operation_key(phase)
+            await _stage_and_record(
+                deps, catalog, run, phase, result, reporter, summary, label=key, build=build
+            )
+    await _stage_and_record(deps, catalog, run, Phase.CORE, results[Phase.CORE], reporter, summary)
+    # Owner apps not read in full keep what is stored of their metafields.
+    kept = [p for o in outcomes if o.unavailable is not None for p in o.app.patterns()]
     started = time.perf_counter()
 
     async def merge_catalog() -> merge.MergeStats:
@@ -257,6 +306,7 @@ async def _ingest(
                     results[Phase.METAFIELDS].complete
                     and results[Phase.VARIANT_METAFIELDS].complete
                 ),
+                kept_patterns=kept,
                 on_batch=on_batch,
                 batch_pages=deps.merge_batch_pages,
             )
@@ -265,7 +315,9 @@ async def _ingest(
 
     catalog_merge = asyncio.create_task(merge_catalog())
     try:
-        await _stage_and_record(deps, inventory, run, Phase.INVENTORY, results, reporter, summary)
+        await _stage_and_record(
+            deps, inventory, run, Phase.INVENTORY, results[Phase.INVENTORY], reporter, summary
+        )
         with span("ingest.merge inventory", {SHOP_ID: str(run.shop_id)}) as levels_span:
             summary.inventory_levels = await merge.merge_inventory(
                 inventory, run.shop_id, on_batch, deps.merge_batch_pages
@@ -302,6 +354,7 @@ async def _ingest(
                 "orphans": summary.orphans,
                 "marked_deleted": summary.marked_deleted,
                 "complete": summary.complete,
+                "unavailable_metafields": summary.unavailable_metafields,
                 "merge_seconds": round(summary.merge_seconds, 3),
                 "merge_rows": summary.products + summary.variants + summary.inventory_levels,
             },
@@ -315,22 +368,26 @@ async def _stage_and_record(
     conn: Conn,
     run: runs.SyncRun,
     phase: Phase,
-    results: dict[Phase, BulkResult],
+    result: BulkResult,
     reporter: ProgressReporter,
     summary: SyncSummary,
+    *,
+    label: str | None = None,
+    build: RowBuilder | None = None,
 ) -> None:
-    stats = await _stage(deps, conn, run, phase, results[phase], reporter, summary)
+    name = label or phase.value
+    stats = await _stage(deps, conn, run, phase, name, result, reporter, summary, build)
     summary.bad_lines += stats.bad_lines
     async with tenant_scope(deps.pool, run.shop_id) as side:
         await runs.record_progress(
             side,
             run.id,
-            phase.value,
+            name,
             {
-                f"{phase.value}_lines": stats.lines,
-                f"{phase.value}_rows": stats.rows,
-                f"{phase.value}_bytes": stats.bytes,
-                f"{phase.value}_seconds": round(summary.phases[phase.value].seconds, 3),
+                f"{name}_lines": stats.lines,
+                f"{name}_rows": stats.rows,
+                f"{name}_bytes": stats.bytes,
+                f"{name}_seconds": round(summary.phases[name].seconds, 3),
             },
             sum(p.bytes for p in summary.phases.values()),
             summary.bad_lines,
@@ -347,16 +404,18 @@ async def _stage(
     conn: Conn,
     run: runs.SyncRun,
     phase: Phase,
+    name: str,
     result: BulkResult,
     reporter: ProgressReporter,
     summary: SyncSummary,
+    build: RowBuilder | None,
 ) -> PhaseStats:
     progress = PhaseProgress(
-        phase.value,
+        name,
         expected_lines=result.operation.object_count,
         expected_bytes=result.operation.file_size,
     )
-    summary.phases[phase.value] = progress
+    summary.phases[name] = progress
     if result.url is None:
         progress.done = True
         await reporter.update(progress, force=True)
@@ -376,10 +435,10 @@ async def _stage(
         progress.seconds = time.perf_counter() - started
         await reporter.update(progress)
 
-    quarantine = QuarantineSink(deps.pool, run.shop_id, run.id, phase.value)
+    quarantine = QuarantineSink(deps.pool, run.shop_id, run.id, name)
     # Download, decode, stitch and COPY are one stream (no step holds the file), so they share
     # one span per phase that carries each step's figures.
-    with span(f"ingest.stage {phase.value}", {SHOP_ID: str(run.shop_id)}) as stage_span:
+    with span(f"ingest.stage {name}", {SHOP_ID: str(run.shop_id)}) as stage_span:
         async with conn.transaction():
             stats = await stage_phase(
                 conn,
@@ -389,10 +448,11 @@ async def _stage(
                 max_bad_share=deps.max_bad_share,
                 expected_lines=result.operation.object_count,
                 on_progress=on_progress,
+                build=build,
             )
         stage_span.set_attributes(
             {
-                "neanelu.phase": phase.value,
+                "neanelu.phase": name,
                 "neanelu.bytes": download.bytes_read,
                 "neanelu.lines": stats.lines,
                 "neanelu.rows": stats.rows,
@@ -403,16 +463,16 @@ async def _stage(
     progress.bytes, progress.done = download.bytes_read, True
     progress.seconds = time.perf_counter() - started
     _count_phase(
-        phase.value, stats.lines, stats.rows, download.bytes_read, stats.bad_lines, progress.seconds
+        name, stats.lines, stats.rows, download.bytes_read, stats.bad_lines, progress.seconds
     )
     summary.download_seconds += progress.seconds
     await reporter.update(progress, force=True)
     if result.complete and (stats.truncated or stats.lines < result.operation.object_count):
         # A file shorter than Shopify's count is damaged: the next attempt asks for a new one.
         async with tenant_scope(deps.pool, run.shop_id) as side:
-            await runs.forget_operation(side, run.id, phase.value)
+            await runs.forget_operation(side, run.id, name)
         raise BulkOperationError(
-            f"{phase.value}: file held {stats.lines} lines"
+            f"{name}: file held {stats.lines} lines"
             f"{' ending in a cut-off line' if stats.truncated else ''}, Shopify counted "
             f"{result.operation.object_count}",
             retryable=True,

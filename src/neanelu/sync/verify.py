@@ -74,8 +74,15 @@ async def sample_ids(conn: Conn, size: int) -> list[int]:
 
 
 async def verify_sample(
-    pool: AsyncConnectionPool[Conn], client: AdminClient, shop_id: UUID, size: int
+    pool: AsyncConnectionPool[Conn],
+    client: AdminClient,
+    shop_id: UUID,
+    size: int,
+    *,
+    owner_namespaces: tuple[str, ...] = (),
 ) -> ParityReport:
+    """`owner_namespaces`: other apps' `app--{id}` namespaces, read with their tokens and
+    invisible to `client`, so left out of the comparison."""
     report = ParityReport()
     async with tenant_scope(pool, shop_id) as conn:
         ids = await sample_ids(conn, size)
@@ -97,7 +104,7 @@ async def verify_sample(
                     report.differences.append(Difference(shopify_id, "exists", True, False))
                     continue
                 report.compared += 1
-                report.differences.extend(await _compare(conn, shopify_id, node))
+                report.differences.extend(await _compare(conn, shopify_id, node, owner_namespaces))
     return report
 
 
@@ -111,7 +118,9 @@ async def _execute_patiently(client: AdminClient, variables: dict[str, Any]) -> 
     raise Throttled(1.0, f"still throttled after {MAX_THROTTLED_WAITS} waits")
 
 
-async def _compare(conn: Conn, shopify_id: int, node: dict[str, Any]) -> list[Difference]:
+async def _compare(
+    conn: Conn, shopify_id: int, node: dict[str, Any], owner_namespaces: tuple[str, ...]
+) -> list[Difference]:
     diffs: list[Difference] = []
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
@@ -144,7 +153,7 @@ async def _compare(conn: Conn, shopify_id: int, node: dict[str, Any]) -> list[Di
         ("shopify_updated_at", "updatedAt"),
     ):
         check(column, product[column], node.get(key))
-    check("metafields", product["metafields"], _metafields(node))
+    check("metafields", _visible(product["metafields"], owner_namespaces), _metafields(node))
     count = (node.get("variantsCount") or {}).get("count")
     if count is not None:
         check("variants.count", len(variants), count)
@@ -166,8 +175,26 @@ async def _compare(conn: Conn, shopify_id: int, node: dict[str, Any]) -> list[Di
             ("shopify_updated_at", "updatedAt"),
         ):
             check(f"variant {vid}.{column}", stored[column], remote_variant.get(key))
-        check(f"variant {vid}.metafields", stored["metafields"], _metafields(remote_variant))
+        check(
+            f"variant {vid}.metafields",
+            _visible(stored["metafields"], owner_namespaces),
+            _metafields(remote_variant),
+        )
     return diffs
+
+
+def _visible(stored: dict[str, Any], owner_namespaces: tuple[str, ...]) -> dict[str, Any]:
+    """Stored metafields (`namespace.key`) without those of the given owner apps."""
+    if not owner_namespaces:
+        return stored
+    return {
+        k: v
+        for k, v in stored.items()
+        if not any(
+            (ns := k.split(".", 1)[0]) == owner or ns.startswith(owner + "--")
+            for owner in owner_namespaces
+        )
+    }
 
 
 def _metafields(node: dict[str, Any]) -> dict[str, dict[str, Any]]:

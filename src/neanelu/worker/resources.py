@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -11,16 +12,21 @@ from uuid import UUID
 import httpx
 
 from neanelu.config import Settings
-from neanelu.db.pool import global_scope
+from neanelu.db.pool import global_scope, tenant_scope
 from neanelu.db.services import ServiceUrls
 from neanelu.queue import CostLimiter
 from neanelu.shopify.errors import AccessDenied
-from neanelu.shopify.graphql import AdminClient
+from neanelu.shopify.graphql import AdminClient, ShopEndpoint
+from neanelu.shops import owner_apps
 from neanelu.shops import repository as shops
 from neanelu.shops.runtime import Runtime, open_runtime
 from neanelu.shops.tokens import ShopUnavailable, admin_client
+from neanelu.shops.vault import VaultError
+from neanelu.sync.owner_apps import OwnerApp
 from neanelu.sync.service import SyncDeps
 from neanelu.worker.budget import LimiterBudget
+
+log = logging.getLogger(__name__)
 
 # Bulk work leaves a tenth of each shop's bucket to webhook work.
 SYNC_BUDGET_SHARE = 0.9
@@ -45,6 +51,36 @@ class RuntimeShopAccess:
         except ShopUnavailable as exc:
             raise AccessDenied(str(exc)) from None
 
+    async def owner_apps(self, shop_id: UUID) -> list[OwnerApp]:
+        """The shop's owner apps, each with its own client: Shopify keeps a cost bucket per app
+        and shop, so each gets its own budget too."""
+        async with global_scope(self.runtime.pool) as conn:
+            row = await shops.get(conn, shop_id)
+        if row is None:
+            return []
+        async with tenant_scope(self.runtime.pool, shop_id) as conn:
+            registered = await owner_apps.list_apps(conn)
+        s = self.runtime.settings
+        endpoint = ShopEndpoint(row.domain, s.shopify_api_version, s.shopify_base_url)
+        found: list[OwnerApp] = []
+        for app in registered:
+            client = None
+            if app.token is not None:
+                kind = owner_apps.token_kind(app.api_client_id)
+                try:
+                    token = self.runtime.vault.open(app.token, shop_id=shop_id, kind=kind)
+                except VaultError as exc:
+                    log.error("shop %s: owner app %s token: %s", shop_id, app.api_client_id, exc)
+                else:
+                    budget = LimiterBudget(
+                        self.limiter, f"{shop_id}:app:{app.api_client_id}", self.share
+                    )
+                    client = AdminClient(
+                        self.runtime.http, endpoint, token.get_secret_value(), budget
+                    )
+            found.append(OwnerApp(app.api_client_id, app.name, client))
+        return found
+
 
 @dataclass(frozen=True, slots=True)
 class WorkerResources:
@@ -68,11 +104,13 @@ async def open_resources(
         pool_max=max(settings.db_pool_max, 2 * concurrency + 2),
         http_timeout=httpx.Timeout(60.0, connect=10.0),
     ) as runtime:
+        access = RuntimeShopAccess(runtime, CostLimiter(runtime.redis))
         sync = SyncDeps(
             runtime.pool,
             runtime.http,
-            RuntimeShopAccess(runtime, CostLimiter(runtime.redis)),
+            access,
             runtime.redis,
             max_bad_share=settings.bad_line_max_share,
+            owner_apps=access,
         )
         yield WorkerResources(runtime, sync)

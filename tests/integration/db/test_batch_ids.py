@@ -11,7 +11,9 @@ from neanelu.db.pool import Conn
 from neanelu.ingest.merge import batch_ids
 
 
-async def _ids(pool: AsyncConnectionPool[Conn], params: dict[str, int], lines: int) -> list[uuid.UUID]:
+async def _ids(
+    pool: AsyncConnectionPool[Conn], params: dict[str, int], lines: int
+) -> list[uuid.UUID]:
     async with pool.connection() as conn:
         cur = await conn.execute(
             "SELECT app_batch_uuidv7(%(id_hi)s, %(id_lo)s, n) FROM generate_series(1, %(lines)s) n",
@@ -20,7 +22,9 @@ async def _ids(pool: AsyncConnectionPool[Conn], params: dict[str, int], lines: i
         return [row[0] for row in await cur.fetchall()]
 
 
-async def test_batch_ids_are_uuidv7_of_now_and_distinct(app_pool: AsyncConnectionPool[Conn]) -> None:
+async def test_batch_ids_are_uuidv7_of_now_and_distinct(
+    app_pool: AsyncConnectionPool[Conn],
+) -> None:
     before = time.time()
     first = await _ids(app_pool, batch_ids(), 5000)
     second = await _ids(app_pool, batch_ids(), 5000)  # same line numbers, another batch

@@ -21,6 +21,7 @@ TENANT_TABLES = (
     "sync_runs",
     "sync_quarantine",
     "webhook_inbox",
+    "owner_apps",
 )
 
 

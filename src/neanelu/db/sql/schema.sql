@@ -45,6 +45,15 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   SELECT encode(int8send(hi) || int8send(lo | ((n & 4294967295) << 30)), 'hex')::uuid
 $$;
 
+-- The members of a metafields object whose keys (`namespace.key`) match one of the LIKE patterns:
+-- what a full sync keeps of owner apps it could not read, instead of replacing them with nothing.
+CREATE FUNCTION app_kept_metafields(metafields jsonb, patterns text[]) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT CASE WHEN cardinality(patterns) = 0 THEN '{}'::jsonb ELSE
+    (SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}'::jsonb)
+     FROM jsonb_each(metafields) AS e WHERE e.key LIKE ANY (patterns)) END
+$$;
+
 CREATE TABLE shops (
   id uuid PRIMARY KEY DEFAULT uuidv7(),
   domain text NOT NULL UNIQUE CHECK (domain ~ '^[a-z0-9][a-z0-9-]*\.myshopify\.com$'),
@@ -180,6 +189,22 @@ CREATE TABLE webhook_inbox (
   CONSTRAINT webhook_inbox_shop_webhook_id_key UNIQUE (shop_id, webhook_id)
 );
 
+CREATE TABLE owner_apps (
+  shop_id uuid NOT NULL REFERENCES shops (id) ON DELETE CASCADE,
+  -- Shopify's numeric API client id of another app installed on the shop: its app-owned
+  -- metafields live in namespaces `app--{api_client_id}` and `app--{api_client_id}--*`.
+  api_client_id bigint NOT NULL CHECK (api_client_id > 0),
+  name text NOT NULL DEFAULT '' CHECK (length(name) <= 200),
+  -- That app's Admin API token for this shop, sealed by the vault; NULL: known but not readable,
+  -- so its metafields are reported unavailable and what is stored of them is kept.
+  access_token_ct bytea,
+  access_token_key_id text,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (shop_id, api_client_id),
+  CHECK ((access_token_ct IS NULL) = (access_token_key_id IS NULL))
+);
+
 -- Jobs written in the caller's transaction and relayed to Redis; not a tenant table because the
 -- relay drains every shop's rows, and it holds job arguments only, never catalog data or secrets.
 CREATE TABLE outbox (
@@ -199,7 +224,7 @@ DO $body$
 DECLARE t text;
 BEGIN
   FOREACH t IN ARRAY ARRAY['products', 'variants', 'inventory_levels', 'sync_runs',
-                           'sync_quarantine', 'webhook_inbox'] LOOP
+                           'sync_quarantine', 'webhook_inbox', 'owner_apps'] LOOP
     EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
     EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
     EXECUTE format(
@@ -214,6 +239,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {app_role
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {app_role};
 GRANT EXECUTE ON FUNCTION app_current_shop_id() TO {app_role};
 GRANT EXECUTE ON FUNCTION app_batch_uuidv7(bigint, bigint, bigint) TO {app_role};
+GRANT EXECUTE ON FUNCTION app_kept_metafields(jsonb, text[]) TO {app_role};
 
 -- The application role may ANALYZE the catalog tables after a bulk load (PostgreSQL 17+).
 DO $body$

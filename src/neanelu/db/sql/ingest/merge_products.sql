@@ -21,8 +21,10 @@ ON CONFLICT (shop_id, shopify_id) DO UPDATE SET
   status = excluded.status,
   tags = excluded.tags,
   description = excluded.description,
-  -- A partial metafields file only adds what it saw; a complete one replaces the object.
-  metafields = CASE WHEN %(metafields_complete)s THEN excluded.metafields
+  -- A partial metafields file only adds what it saw; a complete one replaces the object, but
+  -- keeps the members of owner apps that could not be read (the kept patterns).
+  metafields = CASE WHEN %(metafields_complete)s
+                    THEN app_kept_metafields(t.metafields, %(kept)s::text[]) || excluded.metafields
                     ELSE t.metafields || excluded.metafields END,
   shopify_created_at = excluded.shopify_created_at,
   shopify_updated_at = excluded.shopify_updated_at,
@@ -37,5 +39,6 @@ WHERE t.shopify_updated_at IS NULL
                IS DISTINCT FROM
                (excluded.handle, excluded.title, excluded.vendor, excluded.product_type,
                 excluded.status, excluded.tags, excluded.description, excluded.shopify_created_at)
-            OR (%(metafields_complete)s AND t.metafields IS DISTINCT FROM excluded.metafields)
+            OR (%(metafields_complete)s AND t.metafields IS DISTINCT FROM
+                app_kept_metafields(t.metafields, %(kept)s::text[]) || excluded.metafields)
             OR (NOT %(metafields_complete)s AND NOT t.metafields @> excluded.metafields)));

@@ -25,7 +25,8 @@ ON CONFLICT (shop_id, shopify_id) DO UPDATE SET
   inventory_quantity = excluded.inventory_quantity,
   inventory_item_id = excluded.inventory_item_id,
   selected_options = excluded.selected_options,
-  metafields = CASE WHEN %(metafields_complete)s THEN excluded.metafields
+  metafields = CASE WHEN %(metafields_complete)s
+                    THEN app_kept_metafields(t.metafields, %(kept)s::text[]) || excluded.metafields
                     ELSE t.metafields || excluded.metafields END,
   shopify_created_at = excluded.shopify_created_at,
   shopify_updated_at = excluded.shopify_updated_at,
@@ -43,5 +44,6 @@ WHERE t.shopify_updated_at IS NULL
                 excluded.compare_at_price, excluded.barcode, excluded.position,
                 excluded.inventory_quantity, excluded.inventory_item_id,
                 excluded.selected_options, excluded.shopify_created_at)
-            OR (%(metafields_complete)s AND t.metafields IS DISTINCT FROM excluded.metafields)
+            OR (%(metafields_complete)s AND t.metafields IS DISTINCT FROM
+                app_kept_metafields(t.metafields, %(kept)s::text[]) || excluded.metafields)
             OR (NOT %(metafields_complete)s AND NOT t.metafields @> excluded.metafields)));

@@ -1,0 +1,2 @@
+DROP FUNCTION app_kept_metafields(jsonb, text[]);
+DROP TABLE owner_apps;
