@@ -43,6 +43,8 @@ class MergeStats:
     inventory_levels: int = 0
     orphans: int = 0
     marked_deleted: int = 0
+    # Products and variants held none of the shop's rows before: nothing can be missing.
+    first_load: bool = False
 
 
 BatchCallback = Callable[[str, int], Awaitable[None]]
@@ -122,10 +124,11 @@ async def merge_target(
     *,
     on_batch: BatchCallback | None = None,
     batch_pages: int = PAGES_PER_BATCH,
-) -> int:
-    """Every staged row of `target`, batch by batch; returns the rows written."""
+) -> tuple[int, bool]:
+    """Every staged row of `target`, batch by batch; returns the rows written and whether the
+    table held none of the shop's rows before (a first load)."""
     pages = await _pages(conn, target.staging)
-    insert_only = not await _holds_rows(conn, shop_id, target.table)
+    insert_only = first_load = not await _holds_rows(conn, shop_id, target.table)
     merged = 0
     for lo in range(0, pages + 1, batch_pages):
         bounds = {
@@ -152,7 +155,7 @@ async def merge_target(
         merged += max(cur.rowcount, 0)
         if on_batch is not None:
             await on_batch(target.table, merged)
-    return merged
+    return merged, first_load
 
 
 async def merge_catalog(
@@ -174,17 +177,16 @@ async def merge_catalog(
         "metafields_complete": metafields_complete,
         "kept": kept_patterns or [],
     }
-    stats.products = await merge_target(
+    stats.products, products_new = await merge_target(
         conn, shop_id, PRODUCTS, params, on_batch=on_batch, batch_pages=batch_pages
     )
     async with connection_tenant_scope(conn, shop_id):
-        statements = load_statements("ingest/orphans.sql")
-        cur = await conn.execute(statements[0], {"run_id": run_id})
+        cur = await conn.execute(load_sql("ingest/orphans.sql"), {"run_id": run_id})
         stats.orphans = max(cur.rowcount, 0)
-        await conn.execute(statements[1])
-    stats.variants = await merge_target(
+    stats.variants, variants_new = await merge_target(
         conn, shop_id, VARIANTS, params, on_batch=on_batch, batch_pages=batch_pages
     )
+    stats.first_load = products_new and variants_new
     return stats
 
 
@@ -193,7 +195,8 @@ async def merge_inventory(
     shop_id: UUID,
     on_batch: BatchCallback | None = None,
     batch_pages: int = PAGES_PER_BATCH,
-) -> int:
+) -> tuple[int, bool]:
+    """Inventory levels; returns the rows written and whether the table held none before."""
     return await merge_target(conn, shop_id, LEVELS, {}, on_batch=on_batch, batch_pages=batch_pages)
 
 

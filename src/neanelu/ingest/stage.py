@@ -10,11 +10,26 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
+import psycopg
+
 from neanelu.db.pool import Conn
 from neanelu.ingest.quarantine import QuarantineSink
 from neanelu.ingest.queries import Phase
 from neanelu.ingest.records import BadLine
 from neanelu.ingest.rows import BUILDERS, COLUMNS, RowBuilder
+
+# Staging lives in temp tables, whose pages sit in the session's own buffers: 8 MB by default,
+# against gigabytes of staging for a 1M-product shop, so every merge lookup became a read from
+# the operating system. Taken only as used; fixed once a session has used temp tables (a pooled
+# connection keeps the size its first sync gave it).
+STAGING_BUFFERS = "256MB"
+
+
+async def make_room(conn: Conn) -> None:
+    try:
+        await conn.execute(f"SET temp_buffers = '{STAGING_BUFFERS}'")
+    except psycopg.errors.InvalidParameterValue:
+        pass  # this session used temp tables before: it keeps the size it has
 
 
 class TooManyBadLines(Exception):

@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 
 from neanelu.db.pool import Conn, tenant_scope
 from neanelu.db.sql_files import load_sql
-from neanelu.ingest import merge
+from neanelu.ingest import merge, stage
 from neanelu.ingest.quarantine import QuarantineSink
 from neanelu.ingest.queries import Phase, bulk_query
 from neanelu.ingest.rows import RowBuilder, metafields_builder
@@ -191,6 +191,7 @@ async def _run(deps: SyncDeps, run: runs.SyncRun, reporter: ProgressReporter) ->
             # Autocommit: each staging step and each merge batch is its own explicit transaction,
             # never a savepoint inside an implicit one that a later rollback would take back.
             await conn.set_autocommit(True)
+            await stage.make_room(conn)
         try:
             await _ingest(deps, catalog, inventory, run, results, outcomes, reporter, summary)
         finally:
@@ -319,7 +320,7 @@ async def _ingest(
             deps, inventory, run, Phase.INVENTORY, results[Phase.INVENTORY], reporter, summary
         )
         with span("ingest.merge inventory", {SHOP_ID: str(run.shop_id)}) as levels_span:
-            summary.inventory_levels = await merge.merge_inventory(
+            summary.inventory_levels, levels_new = await merge.merge_inventory(
                 inventory, run.shop_id, on_batch, deps.merge_batch_pages
             )
             levels_span.set_attribute("neanelu.rows", summary.inventory_levels)
@@ -332,8 +333,11 @@ async def _ingest(
     summary.products, summary.variants = merged.products, merged.variants
     summary.orphans = merged.orphans
     if summary.complete and run.kind == "full" and run.started_at is not None:
-        summary.marked_deleted = await merge.mark_deleted(catalog, run.shop_id, _started(run))
-        await merge.delete_missing_levels(inventory, run.shop_id, _started(run))
+        # A table that held none of the shop's rows before this sync has nothing to miss.
+        if not merged.first_load:
+            summary.marked_deleted = await merge.mark_deleted(catalog, run.shop_id, _started(run))
+        if not levels_new:
+            await merge.delete_missing_levels(inventory, run.shop_id, _started(run))
     if merged.products + merged.variants + summary.inventory_levels >= merge.ANALYZE_AFTER_ROWS:
         await merge.refresh_statistics(catalog, ("products", "variants", "inventory_levels"))
     summary.merge_seconds = time.perf_counter() - started
