@@ -87,6 +87,8 @@ class SyncSummary:
     merge_seconds: float = 0.0
     download_seconds: float = 0.0
     first_byte_at: float | None = None
+    # When the last write of the merges committed (before statistics are refreshed).
+    merged_at: float | None = None
     # Owner apps' namespaces (`app--{id}`) not read in full, with the reason; what is stored of
     # them was kept.
     unavailable_metafields: dict[str, str] = field(default_factory=dict)
@@ -338,6 +340,7 @@ async def _ingest(
             summary.marked_deleted = await merge.mark_deleted(catalog, run.shop_id, _started(run))
         if not levels_new:
             await merge.delete_missing_levels(inventory, run.shop_id, _started(run))
+    summary.merged_at = time.perf_counter()
     if merged.products + merged.variants + summary.inventory_levels >= merge.ANALYZE_AFTER_ROWS:
         await merge.refresh_statistics(catalog, ("products", "variants", "inventory_levels"))
     summary.merge_seconds = time.perf_counter() - started
