@@ -8,7 +8,7 @@ COPY's write buffer whatever the file's size.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
 
@@ -50,6 +50,49 @@ class PhaseStats:
 ProgressCallback = Callable[[PhaseStats], Awaitable[None]]
 
 
+@dataclass(slots=True)
+class _Lines:
+    """Lines -> formatted COPY blocks, synchronously: no await per line. Bad lines are collected
+    for the quarantine, which the caller writes after each chunk."""
+
+    build: RowBuilder
+    format_row: Callable[[tuple[object, ...]], bytes | bytearray | memoryview]
+    line_no: int = 0
+    offset: int = 0
+    rows: int = 0
+    bad: list[tuple[int, int, str, bytes]] = field(default_factory=list)
+
+    def feed(self, lines: list[bytes], blocks: list[bytes | bytearray | memoryview]) -> None:
+        build, format_row = self.build, self.format_row
+        line_no, offset, rows = self.line_no, self.offset, self.rows
+        for line in lines:
+            line_no += 1
+            start = offset
+            offset += len(line) + 1
+            if not line:
+                continue
+            try:
+                row = build(line, line_no, start)
+            except BadLine as exc:
+                self.bad.append((line_no, start, str(exc), line))
+                continue
+            if row is not None:
+                rows += 1
+                if block := format_row(row):
+                    blocks.append(block)
+        self.line_no, self.offset, self.rows = line_no, offset, rows
+
+    def feed_last(self, tail: bytes, blocks: list[bytes | bytearray | memoryview]) -> bool:
+        """The file ended without a newline: a cut-off last line is bad (True), a whole one kept."""
+        bad_before = len(self.bad)
+        self.feed([tail], blocks)
+        if len(self.bad) > bad_before:
+            line_no, start, reason, line = self.bad[-1]
+            self.bad[-1] = (line_no, start, f"last line: {reason}", line)
+            return True
+        return False
+
+
 async def stage_phase(
     conn: Conn,
     phase: Phase,
@@ -65,68 +108,47 @@ async def stage_phase(
     """COPY every good line of one bulk file into the phase's staging table (which must exist),
     each line made a row by `build` (the phase's own builder by default)."""
     table, columns, types = COLUMNS[phase]
-    build = build or BUILDERS[phase]()
     stats = PhaseStats(phase)
     # Fail early once bad lines exceed the share of what the file will hold, not only at the end.
     bad_limit = int(max_bad_share * expected_lines) if expected_lines else None
-    line_no = 0
-    offset = 0
-    rows = 0
     next_report = progress_every
     tail = b""
+    blocks: list[bytes | bytearray | memoryview] = []
+
+    async def drain(state: _Lines) -> None:
+        for block in blocks:
+            await copy.write(block)
+        blocks.clear()
+        for line_no, start, reason, line in state.bad:
+            await quarantine.add(line_no, start, reason, line)
+            if bad_limit is not None and quarantine.count > bad_limit:
+                raise TooManyBadLines(_too_many(phase, quarantine.count, line_no))
+        state.bad.clear()
+
     async with conn.cursor() as cur:
         async with cur.copy(
             f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
         ) as copy:
             copy.set_types(list(types))
-            # The formatter buffers rows and hands back a block when its buffer is full: calling
-            # it directly spares a coroutine per row (psycopg's write_row does just this).
-            format_row = copy.formatter.write_row
-
+            # psycopg's formatter buffers rows and hands back a block when its buffer is full
+            # (what copy.write_row does, minus a coroutine per row).
+            state = _Lines(build or BUILDERS[phase](), copy.formatter.write_row)
             async for chunk in chunks:
                 stats.bytes += len(chunk)
-                if tail:
-                    chunk = tail + chunk
-                lines = chunk.split(b"\n")
+                lines = (tail + chunk if tail else chunk).split(b"\n")
                 tail = lines.pop()
-                for line in lines:
-                    line_no += 1
-                    start = offset
-                    offset += len(line) + 1
-                    if not line:
-                        continue
-                    try:
-                        row = build(line, line_no, start)
-                    except BadLine as exc:
-                        await quarantine.add(line_no, start, str(exc), line)
-                        if bad_limit is not None and quarantine.count > bad_limit:
-                            raise TooManyBadLines(
-                                _too_many(phase, quarantine.count, line_no)
-                            ) from None
-                        continue
-                    if row is not None:
-                        if block := format_row(row):
-                            await copy.write(block)
-                        rows += 1
-                if line_no >= next_report and on_progress is not None:
-                    stats.lines, stats.rows, stats.bad_lines = line_no, rows, quarantine.count
+                state.feed(lines, blocks)
+                await drain(state)
+                if state.line_no >= next_report and on_progress is not None:
+                    stats.lines, stats.rows = state.line_no, state.rows
+                    stats.bad_lines = quarantine.count
                     await on_progress(stats)
-                    next_report = line_no + progress_every
+                    next_report = state.line_no + progress_every
             if tail:
-                # The file ended without a newline: a cut-off last line is bad, a whole one is kept.
-                line_no += 1
-                try:
-                    row = build(tail, line_no, offset)
-                except BadLine as exc:
-                    await quarantine.add(line_no, offset, f"last line: {exc}", tail)
-                    stats.truncated = True
-                else:
-                    if row is not None:
-                        if block := format_row(row):
-                            await copy.write(block)
-                        rows += 1
+                stats.truncated = state.feed_last(tail, blocks)
+                await drain(state)
     await quarantine.flush()
-    stats.lines, stats.rows, stats.bad_lines = line_no, rows, quarantine.count
+    stats.lines, stats.rows, stats.bad_lines = state.line_no, state.rows, quarantine.count
     if stats.lines and stats.bad_lines > max_bad_share * stats.lines:
         raise TooManyBadLines(_too_many(phase, stats.bad_lines, stats.lines))
     if on_progress is not None:

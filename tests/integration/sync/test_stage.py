@@ -164,3 +164,35 @@ async def test_nul_characters_are_quarantined_not_fatal(
         assert await cur.fetchall() == [(2, "literal \\u0000 text"), (3, "T")]
         cur = await conn.execute("SELECT reason FROM sync_quarantine")
         assert "NUL" in (await cur.fetchall())[0][0]
+
+
+async def test_tags_and_prices_arrive_exactly_and_unstorable_prices_are_quarantined(
+    app_pool: AsyncConnectionPool[Conn],
+) -> None:
+    shop, run_id = await _setup(app_pool)
+    awkward = ['say "hi"', "back\\slash", "{braces}, commas", "NULL", " spaced ", "ünï"]
+    tagged = {**product(1), "tags": awkward}
+    plain = {**product(2), "tags": []}
+    cheap = {**variant(11, 1), "price": "0.005", "compareAtPrice": "-12"}
+    top = {**variant(12, 1), "price": "999999999999999.9999"}
+    bad_prices = [
+        {**variant(13, 1), "price": "1e5"},
+        {**variant(14, 1), "price": "1234567890123456"},  # 16 digits: numeric(20, 4) overflows
+        {**variant(15, 1), "price": 9.5},  # Shopify's Decimal is a string
+        {**variant(16, 1), "compareAtPrice": "١٢"},  # digits, but not ASCII ones
+    ]
+    data = jsonl(tagged, plain, cheap, top, *bad_prices)
+    rows, bad, _, _ = await _stage_core(app_pool, shop, run_id, data)
+    assert (rows, bad) == (4, 4)
+    async with tenant_scope(app_pool, shop) as conn:
+        cur = await conn.execute("SELECT shopify_id, tags FROM products ORDER BY 1")
+        assert await cur.fetchall() == [(1, awkward), (2, [])]
+        cur = await conn.execute(
+            "SELECT shopify_id, price::text, compare_at_price::text FROM variants ORDER BY 1"
+        )
+        assert await cur.fetchall() == [
+            (11, "0.0050", "-12.0000"),
+            (12, "999999999999999.9999", None),
+        ]
+        cur = await conn.execute("SELECT line_no FROM sync_quarantine ORDER BY 1")
+        assert [r[0] for r in await cur.fetchall()] == [5, 6, 7, 8]

@@ -7,7 +7,7 @@ INSERT INTO products AS t (id, shop_id, shopify_id, handle, title, vendor, produ
 SELECT DISTINCT ON (s.shopify_id)
        app_batch_uuidv7(%(id_hi)s, %(id_lo)s, s.line_no), %(shop_id)s::uuid,
        s.shopify_id, s.handle, s.title, s.vendor, s.product_type, s.status,
-       coalesce(s.tags, '{}'), s.description, coalesce(m.metafields, '{}'::jsonb), s.created,
+       coalesce(s.tags::text[], '{}'), s.description, coalesce(m.metafields, '{}'::jsonb), s.created,
        s.updated, now(), NULL
 FROM stg_core s
 LEFT JOIN stg_meta_agg m ON m.owner_kind = 'P' AND m.owner_id = s.shopify_id

@@ -6,8 +6,8 @@ INSERT INTO variants AS t (id, shop_id, shopify_id, product_shopify_id, sku, tit
                            shopify_updated_at, synced_at, deleted_at)
 SELECT DISTINCT ON (s.shopify_id)
        app_batch_uuidv7(%(id_hi)s, %(id_lo)s, s.line_no), %(shop_id)s::uuid,
-       s.shopify_id, s.parent_id, s.sku, s.title, s.price,
-       s.compare_at_price, s.barcode, s.position, s.inventory_quantity, s.inventory_item_id,
+       s.shopify_id, s.parent_id, s.sku, s.title, s.price::numeric,
+       s.compare_at_price::numeric, s.barcode, s.position, s.inventory_quantity, s.inventory_item_id,
        coalesce(s.selected_options, '[]')::jsonb, coalesce(m.metafields, '{}'::jsonb), s.created,
        s.updated, now(), NULL
 FROM stg_core s

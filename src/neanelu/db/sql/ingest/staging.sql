@@ -13,11 +13,11 @@ CREATE TEMP TABLE stg_core (
   vendor text,
   product_type text,
   status text,
-  tags text[],
+  tags text,                     -- an array literal (cast to text[] when merged)
   description text,
   sku text,
-  price numeric,
-  compare_at_price numeric,
+  price text,                    -- Shopify's Decimal string, checked when decoded
+  compare_at_price text,
   barcode text,
   position integer,
   inventory_quantity integer,
