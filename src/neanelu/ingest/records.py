@@ -8,7 +8,6 @@ store are ignored by msgspec at C speed; JSON kept as JSON (selected options) st
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 
 import msgspec
 
@@ -30,19 +29,14 @@ class Product(msgspec.Struct, tag_field="__typename", tag="Product", rename="cam
     updated_at: datetime | None = None
 
 
-# Shopify's Decimal scalar is a string. Kept as text (PostgreSQL casts it during the merge: a
-# Decimal object costs more to decode and to COPY than the whole rest of the row) and checked
-# here, so a value numeric(20, 4) cannot hold is quarantined instead of failing a merge batch.
-Money = Annotated[str, msgspec.Meta(pattern=r"^-?[0-9]{1,15}(\.[0-9]{1,20})?\Z")]
-
-
 class ProductVariant(msgspec.Struct, tag_field="__typename", tag="ProductVariant", rename="camel"):
     id: str
     parent_id: str | None = msgspec.field(default=None, name="__parentId")
     sku: str | None = None
     title: str | None = None
-    price: Money | None = None
-    compare_at_price: Money | None = None
+    # Shopify's Decimal scalar is a string: kept as text, checked by `rows.money`.
+    price: str | None = None
+    compare_at_price: str | None = None
     barcode: str | None = None
     position: int | None = None
     inventory_quantity: int | None = None

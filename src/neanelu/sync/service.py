@@ -148,7 +148,7 @@ async def _attempt(deps: SyncDeps, run: runs.SyncRun, reporter: ProgressReporter
     shop_id, run_id = run.shop_id, run.id
     try:
         summary = await _run(deps, run, reporter)
-    except (SyncFailed, BulkOperationError, AccessDenied, TooManyBadLines) as exc:
+    except (SyncFailed, BulkOperationError, AccessDenied, TooManyBadLines, merge.ShopGone) as exc:
         if isinstance(exc, BulkOperationError) and exc.retryable:
             raise
         if isinstance(exc, InvalidToken):

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import msgspec
+import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
@@ -16,6 +17,7 @@ from neanelu.ingest.quarantine import QuarantineSink
 from neanelu.ingest.queries import Phase
 from neanelu.ingest.stage import TooManyBadLines, stage_phase
 from neanelu.sync import repository as runs
+from tests.conftest import TestDatabase
 from tests.factories import create_shop
 
 
@@ -196,3 +198,28 @@ async def test_tags_and_prices_arrive_exactly_and_unstorable_prices_are_quaranti
         ]
         cur = await conn.execute("SELECT line_no FROM sync_quarantine ORDER BY 1")
         assert [r[0] for r in await cur.fetchall()] == [5, 6, 7, 8]
+
+
+async def test_a_shop_deleted_under_its_sync_stops_the_merge(
+    app_pool: AsyncConnectionPool[Conn], database: TestDatabase
+) -> None:
+    """Batches lock the shop row once instead of firing the foreign key per row: a shop that is
+    gone must still stop them, as the foreign key would."""
+    shop, run_id = await _setup(app_pool)
+    async with app_pool.connection() as conn:
+        await conn.set_autocommit(True)
+        try:
+            await conn.execute(load_sql("ingest/staging.sql"))
+            sink = QuarantineSink(app_pool, shop, run_id, "core")
+            async with conn.transaction():
+                await stage_phase(
+                    conn, Phase.CORE, chunks(jsonl(product(1))), sink, max_bad_share=0.5
+                )
+            await merge.prepare(conn)
+            with psycopg.connect(database.owner_url, autocommit=True) as owner:
+                owner.execute("DELETE FROM shops WHERE id = %s", (shop,))
+            with pytest.raises(merge.ShopGone):
+                await merge.merge_catalog(conn, shop, run_id, metafields_complete=True)
+        finally:
+            await conn.execute("DROP TABLE IF EXISTS stg_core, stg_meta, stg_meta_agg")
+            await conn.set_autocommit(False)
