@@ -19,7 +19,7 @@ from neanelu.ingest.records import (
     MetafieldsLine,
     Product,
     ProductVariant,
-    gid_number,
+    gid_parser,
     owner_of,
 )
 
@@ -170,6 +170,8 @@ def _checked_decoder(kind: Any) -> Callable[[bytes], Any]:
 
 def core_builder() -> RowBuilder:
     decode = _checked_decoder(CoreLine)
+    product_id, variant_id = gid_parser("Product"), gid_parser("ProductVariant")
+    item_id = gid_parser("InventoryItem")
 
     def build(line: bytes, line_no: int, offset: int) -> Row | None:
         rec = decode(line)
@@ -178,7 +180,7 @@ def core_builder() -> RowBuilder:
                 "P",
                 line_no,
                 offset,
-                gid_number(rec.id, "Product"),
+                product_id(rec.id),
                 None,
                 rec.handle,
                 rec.title,
@@ -206,8 +208,8 @@ def core_builder() -> RowBuilder:
             "V",
             line_no,
             offset,
-            gid_number(rec.id, "ProductVariant"),
-            gid_number(rec.parent_id, "Product"),
+            variant_id(rec.id),
+            product_id(rec.parent_id),
             None,
             rec.title,
             None,
@@ -221,7 +223,7 @@ def core_builder() -> RowBuilder:
             rec.barcode,
             _int32(rec.position, "position"),
             _int32(rec.inventory_quantity, "inventoryQuantity"),
-            gid_number(item.id, "InventoryItem") if item is not None else None,
+            item_id(item.id) if item is not None else None,
             bytes(rec.selected_options).decode(),
             rec.created_at,
             rec.updated_at,
@@ -235,13 +237,14 @@ def metafields_builder(keep: Callable[[str], bool] | None = None) -> RowBuilder:
     accepts (an owner app's file also holds everything the shop shares with every app)."""
     decode = _checked_decoder(MetafieldsLine)
     encode = msgspec.json.Encoder().encode
+    metafield_id = gid_parser("Metafield")
 
     def build(line: bytes, line_no: int, offset: int) -> Row | None:
         rec = decode(line)
         if type(rec) is not Metafield or (keep is not None and not keep(rec.namespace)):
             return None
         kind, owner = owner_of(rec.parent_id)
-        gid_number(rec.id, "Metafield")  # validates the id; the owner's object keys by name
+        metafield_id(rec.id)  # validates the id; the owner's object keys by name
         entry = b"".join(
             (
                 encode(f"{rec.namespace}.{rec.key}"),
@@ -259,19 +262,25 @@ def metafields_builder(keep: Callable[[str], bool] | None = None) -> RowBuilder:
 
 def inventory_builder() -> RowBuilder:
     decode = _checked_decoder(InventoryLine)
+    level_id, item_id = gid_parser("InventoryLevel"), gid_parser("InventoryItem")
+    location_id = gid_parser("Location")
 
     def build(line: bytes, line_no: int, offset: int) -> Row | None:
         rec = decode(line)
         if type(rec) is InventoryItem:
             return None
         assert isinstance(rec, InventoryLevel)
-        available = next((q.quantity for q in rec.quantities if q.name == "available"), None)
+        available = None
+        for quantity in rec.quantities:
+            if quantity.name == "available":
+                available = quantity.quantity
+                break
         return (
             line_no,
             offset,
-            gid_number(rec.id, "InventoryLevel"),
-            gid_number(rec.parent_id, "InventoryItem"),
-            gid_number(rec.location.id, "Location"),
+            level_id(rec.id),
+            item_id(rec.parent_id),
+            location_id(rec.location.id),
             _int32(available, "available"),
             rec.updated_at,
         )
