@@ -9,6 +9,7 @@ same indexes. Last line: ratio_to_copy_ceiling=... peak_rss_mb=... products_per_
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -34,9 +35,11 @@ TABLES = ("products", "variants", "inventory_levels")
 
 
 class PeakRss:
-    """Samples this process's resident memory in a thread (the event loop stays undisturbed)."""
+    """Samples the resident memory of this process plus its children (the sync's inventory
+    process), leaving out the emulator, in a thread (the event loop stays undisturbed)."""
 
-    def __init__(self) -> None:
+    def __init__(self, exclude: int) -> None:
+        self.exclude = exclude
         self.peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -44,7 +47,12 @@ class PeakRss:
     def _run(self) -> None:
         proc = psutil.Process()
         while not self._stop.is_set():
-            self.peak = max(self.peak, proc.memory_info().rss)
+            total = proc.memory_info().rss
+            for child in proc.children(recursive=True):
+                if child.pid != self.exclude:
+                    with contextlib.suppress(psutil.Error):
+                        total += child.memory_info().rss
+            self.peak = max(self.peak, total)
             time.sleep(0.05)
 
     def __enter__(self) -> PeakRss:
@@ -101,7 +109,9 @@ def start_emulator(bulk_dir: str) -> tuple[subprocess.Popen[str], str]:
     return proc, f"http://127.0.0.1:{port}"
 
 
-async def ingest(pg: EmbeddedPostgres, base_url: str) -> tuple[float, dict[str, int], int]:
+async def ingest(
+    pg: EmbeddedPostgres, base_url: str, emulator_pid: int
+) -> tuple[float, dict[str, int], int]:
     pool = create_pool(pg.url(APP_ROLE, "bench_ingest"), PoolSizes(1, 4), name="bench-ingest")
     await pool.open(wait=True)
     try:
@@ -117,7 +127,7 @@ async def ingest(pg: EmbeddedPostgres, base_url: str) -> tuple[float, dict[str, 
             run = await request_full_sync(conn, shop_id)
         async with httpx.AsyncClient(timeout=120) as http:
             deps = SyncDeps(pool, http, Access(base_url, http))
-            with PeakRss() as rss:
+            with PeakRss(exclude=emulator_pid) as rss:
                 summary = await run_sync(deps, shop_id, run.id)
                 finished = time.perf_counter()
         assert summary.first_byte_at is not None and summary.merged_at is not None
@@ -167,7 +177,7 @@ def main() -> None:
     emulator, base_url = start_emulator(bulk_dir)
     try:
         print(f"ingesting {PRODUCTS:,} products from {base_url}")
-        seconds, counts, peak = asyncio.run(ingest(pg, base_url))
+        seconds, counts, peak = asyncio.run(ingest(pg, base_url, emulator.pid))
     finally:
         emulator.terminate()
         emulator.wait(10)

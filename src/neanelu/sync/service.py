@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 from uuid import UUID
@@ -24,10 +23,9 @@ from redis.asyncio import Redis
 from neanelu.db.pool import Conn, tenant_scope
 from neanelu.db.sql_files import load_sql
 from neanelu.ingest import merge, stage
-from neanelu.ingest.quarantine import QuarantineSink
 from neanelu.ingest.queries import Phase, bulk_query
-from neanelu.ingest.rows import RowBuilder, metafields_builder
-from neanelu.ingest.stage import PhaseStats, TooManyBadLines, stage_phase
+from neanelu.ingest.rows import metafields_builder
+from neanelu.ingest.stage import TooManyBadLines
 from neanelu.shopify.bulk import (
     BulkResult,
     BulkStatus,
@@ -37,12 +35,19 @@ from neanelu.shopify.bulk import (
     start_bulk_query,
     wait_for_operation,
 )
-from neanelu.shopify.download import DownloadProgress, stream_file
 from neanelu.shopify.errors import AccessDenied, BulkOperationError, InvalidToken
 from neanelu.shopify.graphql import AdminClient
 from neanelu.sync import repository as runs
+from neanelu.sync.inventory import (
+    InventoryOutcome,
+    InventoryPlan,
+    inventory_in_child,
+    run_inventory,
+)
 from neanelu.sync.owner_apps import OwnerApp, OwnerAppSource, OwnerOutcome, owner_results
 from neanelu.sync.progress import PhaseProgress, ProgressReporter
+from neanelu.sync.staging import StageDeps, count_phase, stage_and_record
+from neanelu.sync.staging import SyncSummary as SyncSummary
 from neanelu.telemetry import current_metrics, span
 from neanelu.telemetry.tracing import SHOP_ID
 
@@ -70,28 +75,13 @@ class SyncDeps:
     merge_batch_pages: int = merge.PAGES_PER_BATCH
     # Other apps whose app-owned metafields the shop wants mirrored (None: none registered).
     owner_apps: OwnerAppSource | None = None
+    # Inventory files at least this large are decoded and merged by a child process, on the
+    # second core, while this one decodes the catalog (None: always here).
+    inventory_child_bytes: int | None = 64 * 2**20
 
-
-@dataclass(slots=True)
-class SyncSummary:
-    run_id: UUID
-    status: str
-    phases: dict[str, PhaseProgress] = field(default_factory=dict)
-    products: int = 0
-    variants: int = 0
-    inventory_levels: int = 0
-    orphans: int = 0
-    marked_deleted: int = 0
-    bad_lines: int = 0
-    complete: bool = True
-    merge_seconds: float = 0.0
-    download_seconds: float = 0.0
-    first_byte_at: float | None = None
-    # When the last write of the merges committed (before statistics are refreshed).
-    merged_at: float | None = None
-    # Owner apps' namespaces (`app--{id}`) not read in full, with the reason; what is stored of
-    # them was kept.
-    unavailable_metafields: dict[str, str] = field(default_factory=dict)
+    @property
+    def staging(self) -> StageDeps:
+        return StageDeps(self.pool, self.http, self.max_bad_share)
 
 
 async def request_full_sync(conn: Conn, shop_id: UUID) -> runs.SyncRun:
@@ -187,20 +177,17 @@ async def _run(deps: SyncDeps, run: runs.SyncRun, reporter: ProgressReporter) ->
                 outcome.app.api_client_id,
                 outcome.unavailable,
             )
-    async with deps.pool.connection() as catalog, deps.pool.connection() as inventory:
-        sessions = (catalog, inventory)
-        for conn in sessions:
-            # Autocommit: each staging step and each merge batch is its own explicit transaction,
-            # never a savepoint inside an implicit one that a later rollback would take back.
-            await conn.set_autocommit(True)
-            await stage.make_room(conn)
+    async with deps.pool.connection() as catalog:
+        # Autocommit: each staging step and each merge batch is its own explicit transaction,
+        # never a savepoint inside an implicit one that a later rollback would take back.
+        await catalog.set_autocommit(True)
+        await stage.make_room(catalog)
         try:
-            await _ingest(deps, catalog, inventory, run, results, outcomes, reporter, summary)
+            await _ingest(deps, catalog, run, results, outcomes, reporter, summary)
         finally:
-            # Staging tables are session-private; drop them before the connections are reused.
-            for conn in sessions:
-                await conn.execute("DROP TABLE IF EXISTS stg_core, stg_meta, stg_inv, stg_meta_agg")
-                await conn.set_autocommit(False)
+            # Staging tables are session-private; drop them before the connection is reused.
+            await catalog.execute("DROP TABLE IF EXISTS stg_core, stg_meta, stg_meta_agg")
+            await catalog.set_autocommit(False)
     if not summary.complete:
         # What a FAILED operation left is merged (newer-wins keeps it safe); the run is retried
         # with fresh operations for the rest, and deletions wait for a complete file.
@@ -260,20 +247,20 @@ async def _reusable(client: AdminClient, operation_id: str) -> bool:
 async def _ingest(
     deps: SyncDeps,
     catalog: Conn,
-    inventory: Conn,
     run: runs.SyncRun,
     results: dict[Phase, BulkResult],
     outcomes: list[OwnerOutcome],
     reporter: ProgressReporter,
     summary: SyncSummary,
 ) -> None:
-    """Stage metafields and core on the catalog session; merge products and variants there while
-    the inventory streams into its own session; then merge the inventory. Python decodes on one
-    core while PostgreSQL copies and merges on the other."""
+    """Stage metafields and core on the catalog session, then merge products and variants there.
+    The inventory has a session of its own (sync/inventory.py): a large file is decoded, staged
+    and merged by a child process from the start, on the second core; a small one here, while
+    the catalog merges."""
     await catalog.execute(load_sql("ingest/staging.sql"))
-    await inventory.execute(load_sql("ingest/staging_inventory.sql"))
     merge_progress = PhaseProgress("merge")
     merged_rows: dict[str, int] = {}
+    started = time.perf_counter()
 
     async def on_batch(table: str, merged: int) -> None:
         merged_rows[table] = merged
@@ -281,71 +268,58 @@ async def _ingest(
         merge_progress.seconds = time.perf_counter() - started
         await reporter.update(merge_progress)
 
-    # Metafields first: products and variants can merge as soon as the core file is staged, and
-    # their merge (PostgreSQL, one core) then overlaps the inventory staging (Python, the other).
-    for phase in (Phase.METAFIELDS, Phase.VARIANT_METAFIELDS):
-        await _stage_and_record(deps, catalog, run, phase, results[phase], reporter, summary)
-    for outcome in outcomes:
-        # Only the owner's own namespaces: the rest of what its token sees came with ours.
-        for phase, result in outcome.results.items():
-            build = metafields_builder(outcome.app.owns)
-            key = outcome.app.operation_key(phase)
-            await _stage_and_record(
-                deps, catalog, run, phase, result, reporter, summary, label=key, build=build
-            )
-    await _stage_and_record(deps, catalog, run, Phase.CORE, results[Phase.CORE], reporter, summary)
-    # Owner apps not read in full keep what is stored of their metafields.
-    kept = [p for o in outcomes if o.unavailable is not None for p in o.app.patterns()]
-    started = time.perf_counter()
-
-    async def merge_catalog() -> merge.MergeStats:
-        with span("ingest.merge catalog", {SHOP_ID: str(run.shop_id)}) as merge_span:
-            await merge.prepare(catalog)
-            merged = await merge.merge_catalog(
-                catalog,
-                run.shop_id,
-                run.id,
-                metafields_complete=(
-                    results[Phase.METAFIELDS].complete
-                    and results[Phase.VARIANT_METAFIELDS].complete
-                ),
-                kept_patterns=kept,
-                on_batch=on_batch,
-                batch_pages=deps.merge_batch_pages,
-            )
-            merge_span.set_attribute("neanelu.rows", merged.products + merged.variants)
-            return merged
-
-    catalog_merge = asyncio.create_task(merge_catalog())
+    inventory_result = results[Phase.INVENTORY]
+    complete_full = summary.complete and run.kind == "full" and run.started_at is not None
+    plan = InventoryPlan(
+        run,
+        inventory_result,
+        sweep_before=_started(run) if complete_full else None,
+        max_bad_share=deps.max_bad_share,
+        batch_pages=deps.merge_batch_pages,
+    )
+    inventory: asyncio.Task[InventoryOutcome] | None = None
+    catalog_merge: asyncio.Task[merge.MergeStats] | None = None
+    child_from, conninfo = deps.inventory_child_bytes, deps.pool.conninfo
+    if (
+        child_from is not None
+        and inventory_result.operation.file_size >= child_from
+        and isinstance(conninfo, str)  # a pool that computes its connection string stays here
+    ):
+        inventory = asyncio.create_task(inventory_in_child(conninfo, plan, reporter, on_batch))
     try:
-        await _stage_and_record(
-            deps, inventory, run, Phase.INVENTORY, results[Phase.INVENTORY], reporter, summary
+        await _stage_catalog(deps, catalog, run, results, outcomes, reporter, summary)
+        started = time.perf_counter()
+        # Owner apps not read in full keep what is stored of their metafields.
+        kept = [p for o in outcomes if o.unavailable is not None for p in o.app.patterns()]
+        metafields_complete = (
+            results[Phase.METAFIELDS].complete and results[Phase.VARIANT_METAFIELDS].complete
         )
-        with span("ingest.merge inventory", {SHOP_ID: str(run.shop_id)}) as levels_span:
-            summary.inventory_levels, levels_new = await merge.merge_inventory(
-                inventory, run.shop_id, on_batch, deps.merge_batch_pages
-            )
-            levels_span.set_attribute("neanelu.rows", summary.inventory_levels)
+        catalog_merge = asyncio.create_task(
+            _merge_catalog(deps, catalog, run, metafields_complete, kept, on_batch)
+        )
+        if inventory is None:
+            # A small inventory file: staged here while PostgreSQL merges the catalog.
+            inventory = asyncio.create_task(run_inventory(deps.staging, plan, reporter, on_batch))
+        catalog_stats, levels = await asyncio.gather(catalog_merge, inventory)
     except BaseException:
-        # A failure on the inventory side stops the catalog merge rather than leaving it running.
-        catalog_merge.cancel()
-        await asyncio.gather(catalog_merge, return_exceptions=True)
+        # A failure on either side stops the other rather than leaving it writing.
+        running = [t for t in (catalog_merge, inventory) if t is not None]
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
         raise
-    merged = await catalog_merge
-    summary.products, summary.variants = merged.products, merged.variants
-    summary.orphans = merged.orphans
-    if summary.complete and run.kind == "full" and run.started_at is not None:
-        # A table that held none of the shop's rows before this sync has nothing to miss.
-        if not merged.first_load:
-            summary.marked_deleted = await merge.mark_deleted(catalog, run.shop_id, _started(run))
-        if not levels_new:
-            await merge.delete_missing_levels(inventory, run.shop_id, _started(run))
+    _absorb(summary, levels)
+    summary.products, summary.variants = catalog_stats.products, catalog_stats.variants
+    summary.orphans = catalog_stats.orphans
+    # A table that held none of the shop's rows before this sync has nothing to miss.
+    if complete_full and not catalog_stats.first_load:
+        summary.marked_deleted = await merge.mark_deleted(catalog, run.shop_id, _started(run))
     summary.merged_at = time.perf_counter()
-    if merged.products + merged.variants + summary.inventory_levels >= merge.ANALYZE_AFTER_ROWS:
+    if summary.products + summary.variants + summary.inventory_levels >= merge.ANALYZE_AFTER_ROWS:
         await merge.refresh_statistics(catalog, ("products", "variants", "inventory_levels"))
     summary.merge_seconds = time.perf_counter() - started
     merge_rows = summary.products + summary.variants + summary.inventory_levels
-    _count_phase("merge", 0, merge_rows, 0, 0, summary.merge_seconds)
+    count_phase("merge", 0, merge_rows, 0, 0, summary.merge_seconds)
     merge_progress.done, merge_progress.seconds = True, summary.merge_seconds
     await reporter.update(merge_progress, force=True)
     summary.phases["merge"] = merge_progress
@@ -363,138 +337,74 @@ async def _ingest(
                 "complete": summary.complete,
                 "unavailable_metafields": summary.unavailable_metafields,
                 "merge_seconds": round(summary.merge_seconds, 3),
-                "merge_rows": summary.products + summary.variants + summary.inventory_levels,
+                "merge_rows": merge_rows,
             },
             sum(p.bytes for p in summary.phases.values() if p.phase != "merge"),
             summary.bad_lines,
         )
 
 
-async def _stage_and_record(
+async def _stage_catalog(
     deps: SyncDeps,
-    conn: Conn,
+    catalog: Conn,
     run: runs.SyncRun,
-    phase: Phase,
-    result: BulkResult,
+    results: dict[Phase, BulkResult],
+    outcomes: list[OwnerOutcome],
     reporter: ProgressReporter,
     summary: SyncSummary,
-    *,
-    label: str | None = None,
-    build: RowBuilder | None = None,
 ) -> None:
-    name = label or phase.value
-    stats = await _stage(deps, conn, run, phase, name, result, reporter, summary, build)
-    summary.bad_lines += stats.bad_lines
-    async with tenant_scope(deps.pool, run.shop_id) as side:
-        await runs.record_progress(
-            side,
+    """Metafields first (ours, then each owner app's own namespaces), then the core file."""
+    staging = deps.staging
+    for phase in (Phase.METAFIELDS, Phase.VARIANT_METAFIELDS):
+        await stage_and_record(staging, catalog, run, phase, results[phase], reporter, summary)
+    for outcome in outcomes:
+        # Only the owner's own namespaces: the rest of what its token sees came with ours.
+        for phase, result in outcome.results.items():
+            build = metafields_builder(outcome.app.owns)
+            key = outcome.app.operation_key(phase)
+            await stage_and_record(
+                staging, catalog, run, phase, result, reporter, summary, label=key, build=build
+            )
+    core = results[Phase.CORE]
+    await stage_and_record(staging, catalog, run, Phase.CORE, core, reporter, summary)
+
+
+async def _merge_catalog(
+    deps: SyncDeps,
+    catalog: Conn,
+    run: runs.SyncRun,
+    metafields_complete: bool,
+    kept: list[str],
+    on_batch: merge.BatchCallback,
+) -> merge.MergeStats:
+    with span("ingest.merge catalog", {SHOP_ID: str(run.shop_id)}) as merge_span:
+        await merge.prepare(catalog)
+        merged = await merge.merge_catalog(
+            catalog,
+            run.shop_id,
             run.id,
-            name,
-            {
-                f"{name}_lines": stats.lines,
-                f"{name}_rows": stats.rows,
-                f"{name}_bytes": stats.bytes,
-                f"{name}_seconds": round(summary.phases[name].seconds, 3),
-            },
-            sum(p.bytes for p in summary.phases.values()),
-            summary.bad_lines,
+            metafields_complete=metafields_complete,
+            kept_patterns=kept,
+            on_batch=on_batch,
+            batch_pages=deps.merge_batch_pages,
+        )
+        merge_span.set_attribute("neanelu.rows", merged.products + merged.variants)
+        return merged
+
+
+def _absorb(summary: SyncSummary, levels: InventoryOutcome) -> None:
+    """The inventory phase's figures, whichever process ran it."""
+    summary.phases[levels.progress.phase] = levels.progress
+    summary.inventory_levels = levels.levels
+    summary.bad_lines += levels.bad_lines
+    summary.download_seconds += levels.download_seconds
+    if levels.first_byte_at is not None:
+        # Both processes read CLOCK_MONOTONIC (perf_counter on Linux): comparable.
+        summary.first_byte_at = min(
+            summary.first_byte_at or levels.first_byte_at, levels.first_byte_at
         )
 
 
 def _started(run: runs.SyncRun) -> datetime:
     assert run.started_at is not None
     return run.started_at
-
-
-async def _stage(
-    deps: SyncDeps,
-    conn: Conn,
-    run: runs.SyncRun,
-    phase: Phase,
-    name: str,
-    result: BulkResult,
-    reporter: ProgressReporter,
-    summary: SyncSummary,
-    build: RowBuilder | None,
-) -> PhaseStats:
-    progress = PhaseProgress(
-        name,
-        expected_lines=result.operation.object_count,
-        expected_bytes=result.operation.file_size,
-    )
-    summary.phases[name] = progress
-    if result.url is None:
-        progress.done = True
-        await reporter.update(progress, force=True)
-        return PhaseStats(phase)
-    started = time.perf_counter()
-    download = DownloadProgress()
-
-    async def chunks() -> AsyncIterator[bytes]:
-        async for chunk in stream_file(deps.http, result.url or "", progress=download):
-            if summary.first_byte_at is None:
-                summary.first_byte_at = time.perf_counter()
-            yield chunk
-
-    async def on_progress(stats: PhaseStats) -> None:
-        progress.lines, progress.rows, progress.bad_lines = stats.lines, stats.rows, stats.bad_lines
-        progress.bytes = download.bytes_read
-        progress.seconds = time.perf_counter() - started
-        await reporter.update(progress)
-
-    quarantine = QuarantineSink(deps.pool, run.shop_id, run.id, name)
-    # Download, decode, stitch and COPY are one stream (no step holds the file), so they share
-    # one span per phase that carries each step's figures.
-    with span(f"ingest.stage {name}", {SHOP_ID: str(run.shop_id)}) as stage_span:
-        async with conn.transaction():
-            stats = await stage_phase(
-                conn,
-                phase,
-                chunks(),
-                quarantine,
-                max_bad_share=deps.max_bad_share,
-                expected_lines=result.operation.object_count,
-                on_progress=on_progress,
-                build=build,
-            )
-        stage_span.set_attributes(
-            {
-                "neanelu.phase": name,
-                "neanelu.bytes": download.bytes_read,
-                "neanelu.lines": stats.lines,
-                "neanelu.rows": stats.rows,
-                "neanelu.bad_lines": stats.bad_lines,
-            }
-        )
-    progress.lines, progress.rows, progress.bad_lines = stats.lines, stats.rows, stats.bad_lines
-    progress.bytes, progress.done = download.bytes_read, True
-    progress.seconds = time.perf_counter() - started
-    _count_phase(
-        name, stats.lines, stats.rows, download.bytes_read, stats.bad_lines, progress.seconds
-    )
-    summary.download_seconds += progress.seconds
-    await reporter.update(progress, force=True)
-    if result.complete and (stats.truncated or stats.lines < result.operation.object_count):
-        # A file shorter than Shopify's count is damaged: the next attempt asks for a new one.
-        async with tenant_scope(deps.pool, run.shop_id) as side:
-            await runs.forget_operation(side, run.id, name)
-        raise BulkOperationError(
-            f"{name}: file held {stats.lines} lines"
-            f"{' ending in a cut-off line' if stats.truncated else ''}, Shopify counted "
-            f"{result.operation.object_count}",
-            retryable=True,
-        )
-    return stats
-
-
-def _count_phase(
-    phase: str, lines: int, rows: int, nbytes: int, bad_lines: int, seconds: float
-) -> None:
-    m = current_metrics()
-    m.ingest_lines.labels(phase).inc(lines)
-    m.ingest_rows.labels(phase).inc(rows)
-    m.ingest_bytes.labels(phase).inc(nbytes)
-    m.ingest_bad_lines.labels(phase).inc(bad_lines)
-    m.ingest_phase_seconds.labels(phase).observe(seconds)
-    if seconds > 0:
-        m.ingest_rows_per_second.labels(phase).set(rows / seconds)

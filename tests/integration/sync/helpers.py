@@ -52,11 +52,16 @@ class SyncHarness:
     http: httpx.AsyncClient
     shop: str
     shop_id: uuid.UUID
+    # 0: the inventory phase always runs in its child process; None: always in this one.
+    inventory_child_bytes: int | None = None
 
     @property
     def deps(self) -> SyncDeps:
         return SyncDeps(
-            self.pool, self.http, EmulatorShopAccess(self.emulator.base_url, self.http, self.shop)
+            self.pool,
+            self.http,
+            EmulatorShopAccess(self.emulator.base_url, self.http, self.shop),
+            inventory_child_bytes=self.inventory_child_bytes,
         )
 
     async def control(self, method: str, path: str, **kwargs: object) -> httpx.Response:

@@ -170,3 +170,41 @@ async def test_access_denied_fails_the_run_with_the_reason(harness: SyncHarness)
     assert run.status == "failed"
     assert "ACCESS_DENIED" in (run.error or "")
     assert (await harness.stored())["products"] == 0
+
+
+async def test_inventory_in_its_child_process_gives_the_same_tables(harness: SyncHarness) -> None:
+    harness.inventory_child_bytes = 0
+    await harness.control(
+        "POST",
+        "/faults",
+        json={"kind": "reset_download", "count": 2, "params": {"after_bytes": 40_000}},
+    )
+    summary = await harness.full_sync()
+    assert summary.inventory_levels == (await harness.expected_counts())["inventory_levels"]
+    assert summary.phases["inventory"].done and summary.phases["inventory"].lines > 0
+    await _assert_matches_shop(harness)
+    by_child = await harness.snapshot()
+    # The same shop synced again in this process changes nothing.
+    harness.inventory_child_bytes = None
+    await harness.full_sync()
+    assert await harness.snapshot() == by_child
+
+
+async def test_an_error_in_the_inventory_process_fails_the_attempt_and_resumes(
+    harness: SyncHarness,
+) -> None:
+    harness.inventory_child_bytes = 0
+    await harness.control("POST", "/faults", json={"kind": "truncated_jsonl", "count": 4})
+    run_id = await _new_run(harness)
+    with pytest.raises(BulkOperationError, match="cut-off line") as info:
+        await run_sync(harness.deps, harness.shop_id, run_id)
+    assert info.value.retryable
+    # Each attempt finds (and forgets) the cut-off files it read; the rest wait for the next.
+    for _ in range(4):
+        try:
+            await run_sync(harness.deps, harness.shop_id, run_id)
+            break
+        except BulkOperationError as exc:
+            assert exc.retryable and "cut-off line" in str(exc)
+    assert (await _run_row(harness, run_id)).status == "completed"
+    await _assert_matches_shop(harness)

@@ -1,0 +1,208 @@
+"""The inventory phase: its file staged and merged on a session of its own, then the levels
+Shopify no longer has swept away (after a complete full sync).
+
+Decoding is Python work and this process decodes one file at a time, so a large inventory file
+goes to a child process: its decoding then uses the second core while this process decodes the
+catalog, and its merge starts as soon as its own file is staged. The child reports progress,
+merge batches and the outcome over a pipe; it dies with its parent (a SIGKILLed worker leaves no
+orphan writing behind it), and everything it writes is idempotent, so a resumed run redoes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import multiprocessing
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from multiprocessing.connection import Connection
+from typing import Any
+
+import httpx
+
+from neanelu.db.pool import PoolSizes, create_pool
+from neanelu.db.sql_files import load_sql
+from neanelu.ingest import merge, stage
+from neanelu.ingest.queries import Phase
+from neanelu.shopify.bulk import BulkResult
+from neanelu.shopify.errors import BulkOperationError
+from neanelu.sync import repository as runs
+from neanelu.sync.progress import PhaseProgress, ProgressReporter
+from neanelu.sync.staging import StageDeps, SyncSummary, count_phase, stage_and_record
+from neanelu.telemetry import span
+from neanelu.telemetry.tracing import SHOP_ID
+
+BatchCallback = Callable[[str, int], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryPlan:
+    """Everything the phase needs; crosses to the child process (no secrets but the pipe's)."""
+
+    run: runs.SyncRun
+    result: BulkResult
+    # Delete levels missing from the file written before this time (a complete full sync).
+    sweep_before: datetime | None
+    max_bad_share: float
+    batch_pages: int
+
+
+@dataclass(slots=True)
+class InventoryOutcome:
+    progress: PhaseProgress
+    levels: int = 0
+    bad_lines: int = 0
+    first_byte_at: float | None = None
+    download_seconds: float = 0.0
+
+
+async def run_inventory(
+    deps: StageDeps,
+    plan: InventoryPlan,
+    reporter: ProgressReporter,
+    on_batch: BatchCallback,
+) -> InventoryOutcome:
+    """The whole phase on a session of this process's pool."""
+    run = plan.run
+    summary = SyncSummary(run.id, "running")
+    async with deps.pool.connection() as conn:
+        await conn.set_autocommit(True)
+        await stage.make_room(conn)
+        try:
+            await conn.execute(load_sql("ingest/staging_inventory.sql"))
+            await stage_and_record(deps, conn, run, Phase.INVENTORY, plan.result, reporter, summary)
+            with span("ingest.merge inventory", {SHOP_ID: str(run.shop_id)}) as levels_span:
+                levels, first_load = await merge.merge_inventory(
+                    conn, run.shop_id, on_batch, plan.batch_pages
+                )
+                levels_span.set_attribute("neanelu.rows", levels)
+            # A table that held none of the shop's levels before this sync has nothing to miss.
+            if plan.sweep_before is not None and not first_load:
+                await merge.delete_missing_levels(conn, run.shop_id, plan.sweep_before)
+        finally:
+            await conn.execute("DROP TABLE IF EXISTS stg_inv")
+            await conn.set_autocommit(False)
+    return InventoryOutcome(
+        summary.phases[Phase.INVENTORY.value],
+        levels,
+        summary.bad_lines,
+        summary.first_byte_at,
+        summary.download_seconds,
+    )
+
+
+async def inventory_in_child(
+    conninfo: str,
+    plan: InventoryPlan,
+    reporter: ProgressReporter,
+    on_batch: BatchCallback,
+) -> InventoryOutcome:
+    """The phase in a child process; its messages drive this process's reporter and callbacks."""
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    child = context.Process(
+        target=_child_main, args=(theirs,), name="neanelu-inventory", daemon=True
+    )
+    child.start()
+    theirs.close()
+    # The connection string may hold a password: it goes over the pipe, never into argv.
+    ours.send((conninfo, plan))
+    loop = asyncio.get_running_loop()
+    inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+
+    def readable() -> None:
+        try:
+            inbox.put_nowait(ours.recv())
+        except (EOFError, OSError):
+            loop.remove_reader(ours.fileno())
+            inbox.put_nowait(("exited",))
+
+    loop.add_reader(ours.fileno(), readable)
+    try:
+        while True:
+            message = await inbox.get()
+            if message[0] == "progress":
+                await reporter.update(message[1], force=message[1].done)
+            elif message[0] == "merged":
+                await on_batch(message[1], message[2])
+            elif message[0] == "done":
+                outcome: InventoryOutcome = message[1]
+                # The child's metrics die with it: count the phase here.
+                p = outcome.progress
+                count_phase(p.phase, p.lines, p.rows, p.bytes, p.bad_lines, p.seconds)
+                return outcome
+            elif message[0] == "error":
+                raise _rebuilt(message[1], message[2], message[3])
+            else:
+                child.join(1)
+                raise RuntimeError(f"inventory process exited (code {child.exitcode})")
+    finally:
+        with contextlib.suppress(ValueError, OSError):
+            loop.remove_reader(ours.fileno())
+        if child.is_alive():
+            child.kill()  # cancelled, or failed on this side: the child must not write on
+        await asyncio.to_thread(child.join, 10)
+        ours.close()
+
+
+def _rebuilt(kind: str, message: str, retryable: bool) -> BaseException:
+    if kind == "too_many_bad_lines":
+        return stage.TooManyBadLines(message)
+    if kind == "bulk":
+        return BulkOperationError(message, retryable=retryable)
+    if kind == "shop_gone":
+        return merge.ShopGone(message)
+    return RuntimeError(f"inventory process failed: {message}")
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel SIGKILLs this process when its parent dies (PR_SET_PDEATHSIG)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)
+
+
+def _child_main(pipe: Connection) -> None:
+    _die_with_parent()
+    parent = os.getppid()
+    conninfo, plan = pipe.recv()
+    try:
+        outcome = asyncio.run(_child(conninfo, plan, pipe, parent))
+    except stage.TooManyBadLines as exc:
+        pipe.send(("error", "too_many_bad_lines", str(exc), False))
+    except BulkOperationError as exc:
+        pipe.send(("error", "bulk", str(exc), exc.retryable))
+    except merge.ShopGone as exc:
+        pipe.send(("error", "shop_gone", str(exc), False))
+    except Exception as exc:  # anything else: the parent's job retries the run
+        pipe.send(("error", "other", f"{type(exc).__name__}: {exc}", True))
+    else:
+        pipe.send(("done", outcome))
+    finally:
+        pipe.close()
+
+
+async def _child(conninfo: str, plan: InventoryPlan, pipe: Connection, parent: int) -> Any:
+    if os.getppid() != parent:
+        raise RuntimeError("parent exited before the inventory phase began")
+
+    async def forward(progress: PhaseProgress) -> None:
+        pipe.send(("progress", progress))
+
+    async def merged(table: str, rows: int) -> None:
+        pipe.send(("merged", table, rows))
+
+    pool = create_pool(conninfo, PoolSizes(1, 3), name="neanelu-inventory")
+    await pool.open(wait=True)
+    try:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0)) as http:
+            deps = StageDeps(pool, http, plan.max_bad_share)
+            reporter = ProgressReporter(None, plan.run.shop_id, plan.run.id, forward)
+            return await run_inventory(deps, plan, reporter, merged)
+    finally:
+        await pool.close()
