@@ -112,7 +112,7 @@ def start_emulator(bulk_dir: str) -> tuple[subprocess.Popen[str], str]:
 async def ingest(
     pg: EmbeddedPostgres, base_url: str, emulator_pid: int
 ) -> tuple[float, dict[str, int], int]:
-    pool = create_pool(pg.url(APP_ROLE, "bench_ingest"), PoolSizes(1, 4), name="bench-ingest")
+    pool = create_pool(pg.url(APP_ROLE, "bench_ingest"), PoolSizes(1, 6), name="bench-ingest")
     await pool.open(wait=True)
     try:
         async with pool.connection() as conn, conn.transaction():

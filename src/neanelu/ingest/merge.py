@@ -9,6 +9,7 @@ webhook racing the sync, a duplicate line) is redone with the newer-wins upsert.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -194,8 +195,11 @@ async def merge_catalog(
     kept_patterns: list[str] | None = None,
     on_batch: BatchCallback | None = None,
     batch_pages: int = PAGES_PER_BATCH,
+    variants_conn: Conn | None = None,
 ) -> MergeStats:
-    """Products (with their metafields), then variants joined by __parentId, orphans aside.
+    """Products (with their metafields) and variants joined by __parentId, orphans aside; each
+    session folds its own metafields first. With `variants_conn` (staged split by
+    `stage_phase(variants_to=...)`) the variants merge there, side by side with the products.
 
     A complete metafields file replaces each stored object, except for keys matching
     `kept_patterns` (LIKE patterns of owner apps that could not be read), which stay."""
@@ -204,15 +208,33 @@ async def merge_catalog(
         "metafields_complete": metafields_complete,
         "kept": kept_patterns or [],
     }
-    stats.products, products_new = await merge_target(
-        conn, shop_id, PRODUCTS, params, on_batch=on_batch, batch_pages=batch_pages
-    )
-    async with connection_tenant_scope(conn, shop_id):
-        cur = await conn.execute(load_sql("ingest/orphans.sql"), {"run_id": run_id})
-        stats.orphans = max(cur.rowcount, 0)
-    stats.variants, variants_new = await merge_target(
-        conn, shop_id, VARIANTS, params, on_batch=on_batch, batch_pages=batch_pages
-    )
+
+    async def products() -> tuple[int, bool]:
+        await prepare(conn)
+        return await merge_target(
+            conn, shop_id, PRODUCTS, params, on_batch=on_batch, batch_pages=batch_pages
+        )
+
+    async def variants(session: Conn) -> tuple[int, bool]:
+        if session is not conn:
+            await prepare(session)
+        # A variant whose product is neither in the file nor stored is set aside. The file's
+        # products are in this session's staging (in full, or as ids when staged split), so
+        # the check does not wait for the products merge.
+        async with connection_tenant_scope(session, shop_id):
+            cur = await session.execute(load_sql("ingest/orphans.sql"), {"run_id": run_id})
+            stats.orphans = max(cur.rowcount, 0)
+        return await merge_target(
+            session, shop_id, VARIANTS, params, on_batch=on_batch, batch_pages=batch_pages
+        )
+
+    if variants_conn is None:
+        (stats.products, products_new) = await products()
+        (stats.variants, variants_new) = await variants(conn)
+    else:
+        (stats.products, products_new), (stats.variants, variants_new) = await asyncio.gather(
+            products(), variants(variants_conn)
+        )
     stats.first_load = products_new and variants_new
     return stats
 
@@ -242,10 +264,18 @@ async def refresh_statistics(conn: Conn, tables: tuple[str, ...]) -> bool:
     return True
 
 
-async def mark_deleted(conn: Conn, shop_id: UUID, started: datetime) -> int:
-    """Only after a complete full sync: products and variants Shopify no longer has (on the
-    catalog session, which holds their staging)."""
-    return await _run_statements(conn, shop_id, "ingest/mark_deleted.sql", started)
+async def mark_deleted(
+    conn: Conn, shop_id: UUID, started: datetime, variants_conn: Conn | None = None
+) -> int:
+    """Only after a complete full sync: products and variants Shopify no longer has (each on
+    the session that holds its staging)."""
+    products, variants = load_statements("ingest/mark_deleted.sql")
+    marked = 0
+    for session, statement in ((conn, products), (variants_conn or conn, variants)):
+        async with connection_tenant_scope(session, shop_id):
+            cur = await session.execute(statement, {"started": started})
+            marked += max(cur.rowcount, 0)
+    return marked
 
 
 async def delete_missing_levels(conn: Conn, shop_id: UUID, started: datetime) -> int:

@@ -7,8 +7,10 @@ COPY's write buffer whatever the file's size.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 
@@ -50,20 +52,24 @@ class PhaseStats:
 ProgressCallback = Callable[[PhaseStats], Awaitable[None]]
 
 
+Block = bytes | bytearray | memoryview
+Sink = Callable[[tuple[Any, ...]], None]
+
+
 @dataclass(slots=True)
 class _Lines:
-    """Lines -> formatted COPY blocks, synchronously: no await per line. Bad lines are collected
-    for the quarantine, which the caller writes after each chunk."""
+    """Lines -> rows handed to `sink` (which formats them into COPY blocks), synchronously: no
+    await per line. Bad lines are collected for the quarantine, written after each chunk."""
 
     build: RowBuilder
-    format_row: Callable[[tuple[object, ...]], bytes | bytearray | memoryview]
+    sink: Sink
     line_no: int = 0
     offset: int = 0
     rows: int = 0
     bad: list[tuple[int, int, str, bytes]] = field(default_factory=list)
 
-    def feed(self, lines: list[bytes], blocks: list[bytes | bytearray | memoryview]) -> None:
-        build, format_row = self.build, self.format_row
+    def feed(self, lines: list[bytes]) -> None:
+        build, sink = self.build, self.sink
         line_no, offset, rows = self.line_no, self.offset, self.rows
         for line in lines:
             line_no += 1
@@ -78,19 +84,54 @@ class _Lines:
                 continue
             if row is not None:
                 rows += 1
-                if block := format_row(row):
-                    blocks.append(block)
+                sink(row)
         self.line_no, self.offset, self.rows = line_no, offset, rows
 
-    def feed_last(self, tail: bytes, blocks: list[bytes | bytearray | memoryview]) -> bool:
+    def feed_last(self, tail: bytes) -> bool:
         """The file ended without a newline: a cut-off last line is bad (True), a whole one kept."""
         bad_before = len(self.bad)
-        self.feed([tail], blocks)
+        self.feed([tail])
         if len(self.bad) > bad_before:
             line_no, start, reason, line = self.bad[-1]
             self.bad[-1] = (line_no, start, f"last line: {reason}", line)
             return True
         return False
+
+
+# Where a row's kind ('P' product, 'V' variant) sits: core rows lead with it, metafield rows
+# (line_no, byte_offset, owner_kind, ...) carry their owner's third.
+_KIND_AT = {Phase.CORE: 0, Phase.METAFIELDS: 2, Phase.VARIANT_METAFIELDS: 2}
+
+
+def _sinks(
+    phase: Phase, formats: Sequence[Callable[[Sequence[Any]], Block]], outs: list[list[Block]]
+) -> Sink:
+    """One COPY stream takes every row; two split products (first) from variants (second), and
+    core products also leave their id with the variants, for the orphan check there."""
+    if len(formats) == 1:
+        (fmt,), (out,) = formats, outs
+
+        def single(row: tuple[Any, ...]) -> None:
+            if block := fmt(row):
+                out.append(block)
+
+        return single
+    (fmt_p, fmt_v), (out_p, out_v) = formats, outs
+    at = _KIND_AT[phase]
+    id_only = (None,) * (len(COLUMNS[Phase.CORE][1]) - 4)
+    core = phase is Phase.CORE
+
+    def split(row: tuple[Any, ...]) -> None:
+        if row[at] == "P":
+            if block := fmt_p(row):
+                out_p.append(block)
+            if not core:
+                return
+            row = row[:4] + id_only
+        if block := fmt_v(row):
+            out_v.append(block)
+
+    return split
 
 
 async def stage_phase(
@@ -104,49 +145,59 @@ async def stage_phase(
     on_progress: ProgressCallback | None = None,
     progress_every: int = 200_000,
     build: RowBuilder | None = None,
+    variants_to: Conn | None = None,
 ) -> PhaseStats:
     """COPY every good line of one bulk file into the phase's staging table (which must exist),
-    each line made a row by `build` (the phase's own builder by default)."""
+    each line made a row by `build` (the phase's own builder by default). With `variants_to`,
+    catalog rows are split: products into `conn`'s staging, variants (and the ids of the core
+    file's products) into that session's, so that the two merge side by side."""
     table, columns, types = COLUMNS[phase]
+    statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
     stats = PhaseStats(phase)
     # Fail early once bad lines exceed the share of what the file will hold, not only at the end.
     bad_limit = int(max_bad_share * expected_lines) if expected_lines else None
     next_report = progress_every
     tail = b""
-    blocks: list[bytes | bytearray | memoryview] = []
+    sessions = [conn] if variants_to is None else [conn, variants_to]
+    outs: list[list[Block]] = [[] for _ in sessions]
 
-    async def drain(state: _Lines) -> None:
-        for block in blocks:
-            await copy.write(block)
-        blocks.clear()
-        for line_no, start, reason, line in state.bad:
-            await quarantine.add(line_no, start, reason, line)
-            if bad_limit is not None and quarantine.count > bad_limit:
-                raise TooManyBadLines(_too_many(phase, quarantine.count, line_no))
-        state.bad.clear()
-
-    async with conn.cursor() as cur:
-        async with cur.copy(
-            f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
-        ) as copy:
+    async with contextlib.AsyncExitStack() as stack:
+        copies = []
+        for session in sessions:
+            cur = await stack.enter_async_context(session.cursor())
+            copy = await stack.enter_async_context(cur.copy(statement))
             copy.set_types(list(types))
-            # psycopg's formatter buffers rows and hands back a block when its buffer is full
-            # (what copy.write_row does, minus a coroutine per row).
-            state = _Lines(build or BUILDERS[phase](), copy.formatter.write_row)
-            async for chunk in chunks:
-                stats.bytes += len(chunk)
-                lines = (tail + chunk if tail else chunk).split(b"\n")
-                tail = lines.pop()
-                state.feed(lines, blocks)
-                await drain(state)
-                if state.line_no >= next_report and on_progress is not None:
-                    stats.lines, stats.rows = state.line_no, state.rows
-                    stats.bad_lines = quarantine.count
-                    await on_progress(stats)
-                    next_report = state.line_no + progress_every
-            if tail:
-                stats.truncated = state.feed_last(tail, blocks)
-                await drain(state)
+            copies.append(copy)
+        # psycopg's formatter buffers rows and hands back a block when its buffer is full
+        # (what copy.write_row does, minus a coroutine per row).
+        formats = [copy.formatter.write_row for copy in copies]
+        state = _Lines(build or BUILDERS[phase](), _sinks(phase, formats, outs))
+
+        async def drain() -> None:
+            for copy, out in zip(copies, outs, strict=True):
+                for block in out:
+                    await copy.write(block)
+                out.clear()
+            for line_no, start, reason, line in state.bad:
+                await quarantine.add(line_no, start, reason, line)
+                if bad_limit is not None and quarantine.count > bad_limit:
+                    raise TooManyBadLines(_too_many(phase, quarantine.count, line_no))
+            state.bad.clear()
+
+        async for chunk in chunks:
+            stats.bytes += len(chunk)
+            lines = (tail + chunk if tail else chunk).split(b"\n")
+            tail = lines.pop()
+            state.feed(lines)
+            await drain()
+            if state.line_no >= next_report and on_progress is not None:
+                stats.lines, stats.rows = state.line_no, state.rows
+                stats.bad_lines = quarantine.count
+                await on_progress(stats)
+                next_report = state.line_no + progress_every
+        if tail:
+            stats.truncated = state.feed_last(tail)
+            await drain()
     await quarantine.flush()
     stats.lines, stats.rows, stats.bad_lines = state.line_no, state.rows, quarantine.count
     if stats.lines and stats.bad_lines > max_bad_share * stats.lines:

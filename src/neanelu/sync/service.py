@@ -177,17 +177,21 @@ async def _run(deps: SyncDeps, run: runs.SyncRun, reporter: ProgressReporter) ->
                 outcome.app.api_client_id,
                 outcome.unavailable,
             )
-    async with deps.pool.connection() as catalog:
-        # Autocommit: each staging step and each merge batch is its own explicit transaction,
-        # never a savepoint inside an implicit one that a later rollback would take back.
-        await catalog.set_autocommit(True)
-        await stage.make_room(catalog)
+    # Products and variants stage and merge on two sessions, side by side.
+    async with deps.pool.connection() as catalog, deps.pool.connection() as variants:
+        sessions = (catalog, variants)
+        for conn in sessions:
+            # Autocommit: each staging step and each merge batch is its own explicit
+            # transaction, never a savepoint inside an implicit one a later rollback takes back.
+            await conn.set_autocommit(True)
+            await stage.make_room(conn)
         try:
-            await _ingest(deps, catalog, run, results, outcomes, reporter, summary)
+            await _ingest(deps, sessions, run, results, outcomes, reporter, summary)
         finally:
-            # Staging tables are session-private; drop them before the connection is reused.
-            await catalog.execute("DROP TABLE IF EXISTS stg_core, stg_meta, stg_meta_agg")
-            await catalog.set_autocommit(False)
+            # Staging tables are session-private; drop them before the connections are reused.
+            for conn in sessions:
+                await conn.execute("DROP TABLE IF EXISTS stg_core, stg_meta, stg_meta_agg")
+                await conn.set_autocommit(False)
     if not summary.complete:
         # What a FAILED operation left is merged (newer-wins keeps it safe); the run is retried
         # with fresh operations for the rest, and deletions wait for a complete file.
@@ -246,18 +250,20 @@ async def _reusable(client: AdminClient, operation_id: str) -> bool:
 
 async def _ingest(
     deps: SyncDeps,
-    catalog: Conn,
+    sessions: tuple[Conn, Conn],
     run: runs.SyncRun,
     results: dict[Phase, BulkResult],
     outcomes: list[OwnerOutcome],
     reporter: ProgressReporter,
     summary: SyncSummary,
 ) -> None:
-    """Stage metafields and core on the catalog session, then merge products and variants there.
-    The inventory has a session of its own (sync/inventory.py): a large file is decoded, staged
+    """Stage metafields and core split over two sessions (products, variants), then merge both
+    side by side. The inventory has a session of its own (sync/inventory.py): a large file is decoded, staged
     and merged by a child process from the start, on the second core; a small one here, while
     the catalog merges."""
-    await catalog.execute(load_sql("ingest/staging.sql"))
+    catalog, variants = sessions
+    for conn in sessions:
+        await conn.execute(load_sql("ingest/staging.sql"))
     merge_progress = PhaseProgress("merge")
     merged_rows: dict[str, int] = {}
     started = time.perf_counter()
@@ -287,7 +293,7 @@ async def _ingest(
     ):
         inventory = asyncio.create_task(inventory_in_child(conninfo, plan, reporter, on_batch))
     try:
-        await _stage_catalog(deps, catalog, run, results, outcomes, reporter, summary)
+        await _stage_catalog(deps, sessions, run, results, outcomes, reporter, summary)
         started = time.perf_counter()
         # Owner apps not read in full keep what is stored of their metafields.
         kept = [p for o in outcomes if o.unavailable is not None for p in o.app.patterns()]
@@ -295,7 +301,7 @@ async def _ingest(
             results[Phase.METAFIELDS].complete and results[Phase.VARIANT_METAFIELDS].complete
         )
         catalog_merge = asyncio.create_task(
-            _merge_catalog(deps, catalog, run, metafields_complete, kept, on_batch)
+            _merge_catalog(deps, sessions, run, metafields_complete, kept, on_batch)
         )
         if inventory is None:
             # A small inventory file: staged here while PostgreSQL merges the catalog.
@@ -313,7 +319,9 @@ async def _ingest(
     summary.orphans = catalog_stats.orphans
     # A table that held none of the shop's rows before this sync has nothing to miss.
     if complete_full and not catalog_stats.first_load:
-        summary.marked_deleted = await merge.mark_deleted(catalog, run.shop_id, _started(run))
+        summary.marked_deleted = await merge.mark_deleted(
+            catalog, run.shop_id, _started(run), variants
+        )
     summary.merged_at = time.perf_counter()
     if summary.products + summary.variants + summary.inventory_levels >= merge.ANALYZE_AFTER_ROWS:
         await merge.refresh_statistics(catalog, ("products", "variants", "inventory_levels"))
@@ -346,47 +354,59 @@ async def _ingest(
 
 async def _stage_catalog(
     deps: SyncDeps,
-    catalog: Conn,
+    sessions: tuple[Conn, Conn],
     run: runs.SyncRun,
     results: dict[Phase, BulkResult],
     outcomes: list[OwnerOutcome],
     reporter: ProgressReporter,
     summary: SyncSummary,
 ) -> None:
-    """Metafields first (ours, then each owner app's own namespaces), then the core file."""
-    staging = deps.staging
+    """Metafields first (ours, then each owner app's own namespaces), then the core file; rows
+    of products go to the first session, those of variants to the second."""
+    staging, (catalog, variants) = deps.staging, sessions
     for phase in (Phase.METAFIELDS, Phase.VARIANT_METAFIELDS):
-        await stage_and_record(staging, catalog, run, phase, results[phase], reporter, summary)
+        await stage_and_record(
+            staging, catalog, run, phase, results[phase], reporter, summary, variants_to=variants
+        )
     for outcome in outcomes:
         # Only the owner's own namespaces: the rest of what its token sees came with ours.
         for phase, result in outcome.results.items():
-            build = metafields_builder(outcome.app.owns)
-            key = outcome.app.operation_key(phase)
             await stage_and_record(
-                staging, catalog, run, phase, result, reporter, summary, label=key, build=build
+                staging,
+                catalog,
+                run,
+                phase,
+                result,
+                reporter,
+                summary,
+                label=outcome.app.operation_key(phase),
+                build=metafields_builder(outcome.app.owns),
+                variants_to=variants,
             )
     core = results[Phase.CORE]
-    await stage_and_record(staging, catalog, run, Phase.CORE, core, reporter, summary)
+    await stage_and_record(
+        staging, catalog, run, Phase.CORE, core, reporter, summary, variants_to=variants
+    )
 
 
 async def _merge_catalog(
     deps: SyncDeps,
-    catalog: Conn,
+    sessions: tuple[Conn, Conn],
     run: runs.SyncRun,
     metafields_complete: bool,
     kept: list[str],
     on_batch: merge.BatchCallback,
 ) -> merge.MergeStats:
     with span("ingest.merge catalog", {SHOP_ID: str(run.shop_id)}) as merge_span:
-        await merge.prepare(catalog)
         merged = await merge.merge_catalog(
-            catalog,
+            sessions[0],
             run.shop_id,
             run.id,
             metafields_complete=metafields_complete,
             kept_patterns=kept,
             on_batch=on_batch,
             batch_pages=deps.merge_batch_pages,
+            variants_conn=sessions[1],
         )
         merge_span.set_attribute("neanelu.rows", merged.products + merged.variants)
         return merged

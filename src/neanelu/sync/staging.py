@@ -67,9 +67,13 @@ async def stage_and_record(
     *,
     label: str | None = None,
     build: RowBuilder | None = None,
+    variants_to: Conn | None = None,
 ) -> None:
+    """Stage one file (catalog files split to `variants_to` when given) and record its figures."""
     name = label or phase.value
-    stats = await _stage(deps, conn, run, phase, name, result, reporter, summary, build)
+    stats = await _stage(
+        deps, conn, run, phase, name, result, reporter, summary, build, variants_to
+    )
     summary.bad_lines += stats.bad_lines
     async with tenant_scope(deps.pool, run.shop_id) as side:
         await runs.record_progress(
@@ -97,6 +101,7 @@ async def _stage(
     reporter: ProgressReporter,
     summary: SyncSummary,
     build: RowBuilder | None,
+    variants_to: Conn | None,
 ) -> PhaseStats:
     progress = PhaseProgress(
         name,
@@ -137,6 +142,7 @@ async def _stage(
                 expected_lines=result.operation.object_count,
                 on_progress=on_progress,
                 build=build,
+                variants_to=variants_to,
             )
         stage_span.set_attributes(
             {

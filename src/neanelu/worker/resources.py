@@ -95,13 +95,13 @@ class WorkerResources:
 async def open_resources(
     settings: Settings, services: ServiceUrls, *, concurrency: int
 ) -> AsyncIterator[WorkerResources]:
-    # Each running job may hold a connection, the outbox relay one more, and a sync two sessions
-    # plus one for its quarantine and run updates.
+    # Each running job may hold a connection, the outbox relay one more, and a full sync three
+    # sessions (products, variants, inventory) plus one for its quarantine and run updates.
     async with open_runtime(
         settings,
         services,
         name="neanelu-worker",
-        pool_max=max(settings.db_pool_max, 2 * concurrency + 2),
+        pool_max=max(settings.db_pool_max, 3 * concurrency + 2),
         http_timeout=httpx.Timeout(60.0, connect=10.0),
     ) as runtime:
         access = RuntimeShopAccess(runtime, CostLimiter(runtime.redis))

@@ -46,7 +46,7 @@ class SlowFiles(httpx.AsyncHTTPTransport):
 async def main(
     app_url: str, base_url: str, shop: str, shop_id: str, run_id: str, mode: str
 ) -> None:
-    pool = create_pool(app_url, PoolSizes(1, 4), name="sync-child")
+    pool = create_pool(app_url, PoolSizes(1, 6), name="sync-child")
     await pool.open(wait=True)
     transport = SlowFiles() if mode == "copy" else None
     async with httpx.AsyncClient(timeout=60, transport=transport) as http:

@@ -25,8 +25,9 @@ ROOT = Path(__file__).resolve().parents[3]
 WHERE = {
     # The core file is staged and the inventory file is streaming (slowly) into its COPY.
     "copy": "SELECT counts ? 'core_lines' AND NOT counts ? 'inventory_lines' FROM sync_runs",
-    # Merge batches have committed products, and the run is not done.
-    "merge": "SELECT (SELECT count(*) FROM products) > 0 AND (SELECT count(*) FROM variants) = 0",
+    # Merge batches have committed products (variants merge beside them), and the run is not done.
+    "merge": "SELECT (SELECT count(*) FROM products) > 0"
+    " AND (SELECT count(*) FROM variants) < 100 AND (SELECT status FROM sync_runs) = 'running'",
 }
 
 

@@ -82,7 +82,6 @@ async def _stage_core(
                 stats = await stage_phase(
                     conn, Phase.CORE, chunks(data), sink, max_bad_share=max_bad_share
                 )
-            await merge.prepare(conn)
             merged = await merge.merge_catalog(conn, shop, run_id, metafields_complete=True)
         finally:
             await conn.execute("DROP TABLE IF EXISTS stg_core, stg_meta, stg_meta_agg")
@@ -215,7 +214,6 @@ async def test_a_shop_deleted_under_its_sync_stops_the_merge(
                 await stage_phase(
                     conn, Phase.CORE, chunks(jsonl(product(1))), sink, max_bad_share=0.5
                 )
-            await merge.prepare(conn)
             with psycopg.connect(database.owner_url, autocommit=True) as owner:
                 owner.execute("DELETE FROM shops WHERE id = %s", (shop,))
             with pytest.raises(merge.ShopGone):

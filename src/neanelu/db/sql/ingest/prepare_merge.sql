@@ -3,6 +3,7 @@
 -- the core file, which Shopify writes in id order, so their lookups touch neighbouring pages
 -- instead of jumping across a table far larger than the session's buffers.
 SET LOCAL work_mem = '256MB';
+DROP TABLE IF EXISTS stg_meta_agg;
 CREATE TEMP TABLE stg_meta_agg AS
   SELECT owner_kind, owner_id, ('{' || string_agg(entry, ',' ORDER BY line_no) || '}')::jsonb AS metafields
   FROM stg_meta
