@@ -98,9 +98,14 @@ class PeakRss:
         self._thread.start()
 
     def _sample(self) -> None:
+        """The worker and its children (a large inventory file is ingested by a child)."""
         while not self._stop.is_set():
             with contextlib.suppress(psutil.Error):
-                self.peak = max(self.peak, self.process.memory_info().rss)
+                total = self.process.memory_info().rss
+                for child in self.process.children(recursive=True):
+                    with contextlib.suppress(psutil.Error):
+                        total += child.memory_info().rss
+                self.peak = max(self.peak, total)
             time.sleep(0.1)
 
     def stop(self) -> int:

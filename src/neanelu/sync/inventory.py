@@ -84,6 +84,8 @@ async def run_inventory(
             # A table that held none of the shop's levels before this sync has nothing to miss.
             if plan.sweep_before is not None and not first_load:
                 await merge.delete_missing_levels(conn, run.shop_id, plan.sweep_before)
+            if levels >= merge.ANALYZE_AFTER_ROWS:
+                await merge.refresh_statistics(conn, ("inventory_levels",))
         finally:
             await conn.execute("DROP TABLE IF EXISTS stg_inv")
             await conn.set_autocommit(False)

@@ -323,8 +323,9 @@ async def _ingest(
             catalog, run.shop_id, _started(run), variants
         )
     summary.merged_at = time.perf_counter()
-    if summary.products + summary.variants + summary.inventory_levels >= merge.ANALYZE_AFTER_ROWS:
-        await merge.refresh_statistics(catalog, ("products", "variants", "inventory_levels"))
+    # Products and levels were analyzed as their merges ended (merge_catalog, run_inventory).
+    if summary.variants >= merge.ANALYZE_AFTER_ROWS:
+        await merge.refresh_statistics(variants, ("variants",))
     summary.merge_seconds = time.perf_counter() - started
     merge_rows = summary.products + summary.variants + summary.inventory_levels
     count_phase("merge", 0, merge_rows, 0, 0, summary.merge_seconds)
