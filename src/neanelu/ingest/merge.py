@@ -211,13 +211,9 @@ async def merge_catalog(
 
     async def products() -> tuple[int, bool]:
         await prepare(conn)
-        merged = await merge_target(
+        return await merge_target(
             conn, shop_id, PRODUCTS, params, on_batch=on_batch, batch_pages=batch_pages
         )
-        if variants_conn is not None and merged[0] >= ANALYZE_AFTER_ROWS:
-            # While the variants still merge: the caller analyzes those once they are done.
-            await refresh_statistics(conn, ("products",))
-        return merged
 
     async def variants(session: Conn) -> tuple[int, bool]:
         if session is not conn:

@@ -323,9 +323,18 @@ async def _ingest(
             catalog, run.shop_id, _started(run), variants
         )
     summary.merged_at = time.perf_counter()
-    # Products and levels were analyzed as their merges ended (merge_catalog, run_inventory).
-    if summary.variants >= merge.ANALYZE_AFTER_ROWS:
-        await merge.refresh_statistics(variants, ("variants",))
+    # Levels were analyzed as their merge ended (run_inventory); products and variants now, side
+    # by side (during the merges it would only slow them down).
+    await asyncio.gather(
+        *(
+            merge.refresh_statistics(session, (table,))
+            for session, table, rows in (
+                (catalog, "products", summary.products),
+                (variants, "variants", summary.variants),
+            )
+            if rows >= merge.ANALYZE_AFTER_ROWS
+        )
+    )
     summary.merge_seconds = time.perf_counter() - started
     merge_rows = summary.products + summary.variants + summary.inventory_levels
     count_phase("merge", 0, merge_rows, 0, 0, summary.merge_seconds)
