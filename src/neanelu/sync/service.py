@@ -258,9 +258,9 @@ async def _ingest(
     summary: SyncSummary,
 ) -> None:
     """Stage metafields and core split over two sessions (products, variants), then merge both
-    side by side. The inventory has a session of its own (sync/inventory.py): a large file is decoded, staged
-    and merged by a child process from the start, on the second core; a small one here, while
-    the catalog merges."""
+    side by side. The inventory has a session of its own (sync/inventory.py): a large file is
+    decoded, staged and merged by a child process from the start, on the second core; a small
+    one here, while the catalog merges."""
     catalog, variants = sessions
     for conn in sessions:
         await conn.execute(load_sql("ingest/staging.sql"))
