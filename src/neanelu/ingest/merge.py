@@ -49,15 +49,20 @@ async def _checks_shop_once(conn: Conn) -> bool:
     return bool(row and row[0])
 
 
-async def _begin_batch(conn: Conn, target: Target, shop_id: UUID, shop_once: bool) -> None:
-    await conn.execute(_ASYNC_COMMIT)
-    if target.settings:
-        await conn.execute(target.settings)
+def _batch_settings(target: Target, shop_once: bool) -> str:
+    """What every batch of `target` sets first (SET LOCAL), as one statement string."""
+    settings = [_ASYNC_COMMIT, target.settings]
+    if shop_once:
+        settings.append("SET LOCAL session_replication_role = replica")
+    return "; ".join(s for s in settings if s)
+
+
+async def _begin_batch(conn: Conn, settings: str, shop_id: UUID, shop_once: bool) -> None:
+    await conn.execute(settings)
     if shop_once:
         # Every row of the batch references this one shop. The foreign key's trigger would lock
         # the shop row FOR KEY SHARE once per row (a third of a merge's cost); one lock held to
         # commit gives the same guarantee: the shop cannot be deleted under the batch.
-        await conn.execute("SET LOCAL session_replication_role = replica")
         cur = await conn.execute("SELECT 1 FROM shops WHERE id = %s FOR KEY SHARE", (shop_id,))
         if await cur.fetchone() is None:
             raise ShopGone(f"shop {shop_id} was deleted during its sync")
@@ -157,6 +162,7 @@ async def merge_target(
     pages = await _pages(conn, target.staging)
     insert_only = first_load = not await _holds_rows(conn, shop_id, target.table)
     shop_once = await _checks_shop_once(conn)
+    settings = _batch_settings(target, shop_once)
     merged = 0
     for lo in range(0, pages + 1, batch_pages):
         bounds = {
@@ -169,7 +175,7 @@ async def merge_target(
         if insert_only:
             try:
                 async with connection_tenant_scope(conn, shop_id):
-                    await _begin_batch(conn, target, shop_id, shop_once)
+                    await _begin_batch(conn, settings, shop_id, shop_once)
                     cur = await conn.execute(load_sql(target.insert), bounds)
                 merged += max(cur.rowcount, 0)
                 if on_batch is not None:
@@ -178,7 +184,7 @@ async def merge_target(
             except psycopg.errors.UniqueViolation:
                 insert_only = False  # rows exist after all: newer-wins from here on
         async with connection_tenant_scope(conn, shop_id):
-            await _begin_batch(conn, target, shop_id, shop_once)
+            await _begin_batch(conn, settings, shop_id, shop_once)
             cur = await conn.execute(load_sql(target.upsert), bounds)
         merged += max(cur.rowcount, 0)
         if on_batch is not None:

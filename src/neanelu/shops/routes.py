@@ -10,7 +10,6 @@ from fastapi.responses import JSONResponse, RedirectResponse
 
 from neanelu.db.pool import global_scope
 from neanelu.shopify.errors import ShopifyError
-from neanelu.shopify.graphql import ShopEndpoint
 from neanelu.shopify.oauth import (
     InvalidShopDomain,
     authorize_url,
@@ -21,6 +20,7 @@ from neanelu.shopify.oauth import (
 from neanelu.shops import flows, oauth_state, service
 from neanelu.shops.deps import RuntimeDep
 from neanelu.shops.runtime import app_secrets
+from neanelu.shops.tokens import shop_endpoint
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/auth", tags=["install"])
@@ -54,7 +54,7 @@ async def install(
     settings = rt.settings
     state = oauth_state.new_state()
     url = authorize_url(
-        ShopEndpoint(domain, settings.shopify_api_version, settings.shopify_base_url),
+        shop_endpoint(settings, domain),
         client_id=settings.shopify_api_key,
         scopes=settings.shopify_scopes,
         redirect_uri=settings.app_host.rstrip("/") + "/auth/callback",
@@ -118,7 +118,7 @@ async def callback(
     log.info(
         "shop %s (%s) installed%s", result.shop_id, domain, "" if result.new_shop else " again"
     )
-    endpoint = ShopEndpoint(domain, settings.shopify_api_version, settings.shopify_base_url)
+    endpoint = shop_endpoint(settings, domain)
     response = JSONResponse(
         {"shop": domain, "shop_id": str(result.shop_id), "status": "installed"},
         status_code=status.HTTP_302_FOUND,

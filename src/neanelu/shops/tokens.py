@@ -18,6 +18,7 @@ from uuid import UUID
 
 from pydantic import SecretStr
 
+from neanelu.config import Settings
 from neanelu.db.pool import global_scope
 from neanelu.queue.keys import DEFAULT_PREFIX
 from neanelu.shopify.budget import CostBudget, UnlimitedBudget
@@ -141,6 +142,11 @@ async def _refresh_once(rt: Runtime, shop_id: UUID, *, seen_expiry: datetime | N
         await rt.redis.eval(_RELEASE, 1, key, token)
 
 
+def shop_endpoint(settings: Settings, domain: str) -> ShopEndpoint:
+    """The shop's Admin API address under the configured version and base URL."""
+    return ShopEndpoint(domain, settings.shopify_api_version, settings.shopify_base_url)
+
+
 async def admin_client(
     rt: Runtime, shop_id: UUID, domain: str, budget: CostBudget | None = None
 ) -> AdminClient:
@@ -148,7 +154,7 @@ async def admin_client(
     s = rt.settings
     return AdminClient(
         rt.http,
-        ShopEndpoint(domain, s.shopify_api_version, s.shopify_base_url),
+        shop_endpoint(s, domain),
         token.get_secret_value(),
         budget or UnlimitedBudget(),
     )

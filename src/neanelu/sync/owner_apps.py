@@ -9,24 +9,23 @@ of replacing them with nothing.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Protocol
 from uuid import UUID
 
-from neanelu.ingest.queries import Phase, bulk_query
-from neanelu.shopify.bulk import (
-    BulkResult,
-    judge,
-    runs_concurrently,
-    start_bulk_query,
-    wait_for_operation,
-)
+from neanelu.ingest.queries import Phase
+from neanelu.shopify.bulk import BulkResult
 from neanelu.shopify.errors import AccessDenied, BulkOperationError, InvalidToken
 from neanelu.shopify.graphql import AdminClient
+from neanelu.sync.operations import RecordOperation, run_operations
 
 # The metafields queries, asked again with each owner app's token.
 OWNER_PHASES = (Phase.METAFIELDS, Phase.VARIANT_METAFIELDS)
+
+
+def owned_by(owner: str, namespace: str) -> bool:
+    """`app--{id}` itself and its sub-namespaces `app--{id}--x` (not `app--{id}0`)."""
+    return namespace == owner or namespace.startswith(owner + "--")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +40,7 @@ class OwnerApp:
         return f"app--{self.api_client_id}"
 
     def owns(self, namespace: str) -> bool:
-        """`app--{id}` itself and its sub-namespaces `app--{id}--x` (not `app--{id}0`)."""
-        return namespace == self.namespace or namespace.startswith(self.namespace + "--")
+        return owned_by(self.namespace, namespace)
 
     def patterns(self) -> list[str]:
         """LIKE patterns of its keys (`namespace.key`) in a stored metafields object."""
@@ -58,14 +56,6 @@ class OwnerAppSource(Protocol):
         """The shop's registered owner apps, each with a client when a token is registered."""
 
 
-class ReuseCheck(Protocol):
-    async def __call__(self, client: AdminClient, operation_id: str) -> bool: ...
-
-
-class RecordOperation(Protocol):
-    async def __call__(self, key: str, operation_id: str) -> None: ...
-
-
 @dataclass(slots=True)
 class OwnerOutcome:
     app: OwnerApp
@@ -78,7 +68,6 @@ async def owner_results(
     app: OwnerApp,
     known: dict[str, str],
     since: str | None,
-    reusable: ReuseCheck,
     record: RecordOperation,
 ) -> OwnerOutcome:
     """Run (or find again) the owner's metafields queries; errors that a retry of the whole sync
@@ -89,18 +78,9 @@ async def owner_results(
         outcome.unavailable = "no token registered for this owner app"
         return outcome
     try:
-        ids: dict[Phase, str] = {}
-        for phase in OWNER_PHASES:
-            previous = known.get(app.operation_key(phase))
-            if previous and await reusable(client, previous):
-                ids[phase] = previous
-                continue
-            if not runs_concurrently(client) and ids:
-                await wait_for_operation(client, next(iter(ids.values())))
-            ids[phase] = await start_bulk_query(client, bulk_query(phase, since))
-            await record(app.operation_key(phase), ids[phase])
-        finished = await asyncio.gather(*(wait_for_operation(client, ids[p]) for p in OWNER_PHASES))
-        outcome.results = {p: judge(op) for p, op in zip(OWNER_PHASES, finished, strict=True)}
+        outcome.results = await run_operations(
+            client, OWNER_PHASES, app.operation_key, known, since, record
+        )
     except (AccessDenied, InvalidToken) as exc:
         outcome.unavailable = f"Shopify refused the owner app's token: {exc}"
     except BulkOperationError as exc:

@@ -23,17 +23,11 @@ from redis.asyncio import Redis
 from neanelu.db.pool import Conn, tenant_scope
 from neanelu.db.sql_files import load_sql
 from neanelu.ingest import merge, stage
-from neanelu.ingest.queries import Phase, bulk_query
+from neanelu.ingest.queries import Phase
 from neanelu.ingest.rows import metafields_builder
 from neanelu.ingest.stage import TooManyBadLines
 from neanelu.shopify.bulk import (
     BulkResult,
-    BulkStatus,
-    get_operation,
-    judge,
-    runs_concurrently,
-    start_bulk_query,
-    wait_for_operation,
 )
 from neanelu.shopify.errors import AccessDenied, BulkOperationError, InvalidToken
 from neanelu.shopify.graphql import AdminClient
@@ -44,7 +38,8 @@ from neanelu.sync.inventory import (
     inventory_in_child,
     run_inventory,
 )
-from neanelu.sync.owner_apps import OwnerApp, OwnerAppSource, OwnerOutcome, owner_results
+from neanelu.sync.operations import RecordOperation, run_operations
+from neanelu.sync.owner_apps import OwnerAppSource, OwnerOutcome, owner_results
 from neanelu.sync.progress import PhaseProgress, ProgressReporter
 from neanelu.sync.staging import StageDeps, count_phase, stage_and_record
 from neanelu.sync.staging import SyncSummary as SyncSummary
@@ -157,10 +152,14 @@ async def _run(deps: SyncDeps, run: runs.SyncRun, reporter: ProgressReporter) ->
     since = run.updated_since.isoformat() if run.updated_since else None
     owners = await deps.owner_apps.owner_apps(run.shop_id) if deps.owner_apps else []
     with span("ingest.bulk_operations", {SHOP_ID: str(run.shop_id)}):
-        ours = asyncio.ensure_future(_bulk_results(deps, client, run, since))
+        record = _recorder(deps, run)
+        known = run.bulk_operations
+        ours = asyncio.ensure_future(
+            run_operations(client, PHASES, lambda p: p.value, known, since, record)
+        )
         try:
             outcomes = list(
-                await asyncio.gather(*(_owner_results(deps, run, o, since) for o in owners))
+                await asyncio.gather(*(owner_results(o, known, since, record) for o in owners))
             )
         except BaseException:
             ours.cancel()
@@ -204,48 +203,12 @@ async def _run(deps: SyncDeps, run: runs.SyncRun, reporter: ProgressReporter) ->
     return summary
 
 
-async def _bulk_results(
-    deps: SyncDeps, client: AdminClient, run: runs.SyncRun, since: str | None
-) -> dict[Phase, BulkResult]:
-    """Start (or find again) the run's bulk operations and wait until each has ended."""
-    concurrent = runs_concurrently(client)
-    operation_ids: dict[Phase, str] = {}
-    for phase in PHASES:
-        known = run.bulk_operations.get(phase.value)
-        if known and await _reusable(client, known):
-            operation_ids[phase] = known
-            continue
-        if not concurrent and operation_ids:
-            # One bulk query at a time: the previous one must end before this one starts.
-            await wait_for_operation(client, operation_ids[PHASES[PHASES.index(phase) - 1]])
-        operation_ids[phase] = await start_bulk_query(client, bulk_query(phase, since))
-        async with tenant_scope(deps.pool, run.shop_id) as conn:
-            await runs.record_operation(conn, run.id, phase.value, operation_ids[phase])
-    finished = await asyncio.gather(*(wait_for_operation(client, operation_ids[p]) for p in PHASES))
-    return {phase: judge(op) for phase, op in zip(PHASES, finished, strict=True)}
-
-
-async def _owner_results(
-    deps: SyncDeps, run: runs.SyncRun, owner: OwnerApp, since: str | None
-) -> OwnerOutcome:
+def _recorder(deps: SyncDeps, run: runs.SyncRun) -> RecordOperation:
     async def record(key: str, operation_id: str) -> None:
         async with tenant_scope(deps.pool, run.shop_id) as conn:
             await runs.record_operation(conn, run.id, key, operation_id)
 
-    return await owner_results(owner, run.bulk_operations, since, _reusable, record)
-
-
-async def _reusable(client: AdminClient, operation_id: str) -> bool:
-    """A previous attempt's operation is reused unless it can no longer give a file."""
-    try:
-        operation = await get_operation(client, operation_id)
-    except BulkOperationError:
-        return False
-    if operation.status in (BulkStatus.CREATED, BulkStatus.RUNNING):
-        return True
-    if operation.status is BulkStatus.COMPLETED:
-        return operation.url is not None or operation.object_count == 0
-    return False
+    return record
 
 
 async def _ingest(

@@ -19,6 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 from neanelu.db.pool import Conn, tenant_scope
 from neanelu.shopify.errors import Throttled
 from neanelu.shopify.graphql import AdminClient, GraphQLResult
+from neanelu.sync.owner_apps import owned_by
 
 # Shopify prices nested connections multiplicatively (variants x their metafields): one product
 # per query keeps each call under the 1,000-point ceiling.
@@ -190,10 +191,7 @@ def _visible(stored: dict[str, Any], owner_namespaces: tuple[str, ...]) -> dict[
     return {
         k: v
         for k, v in stored.items()
-        if not any(
-            (ns := k.split(".", 1)[0]) == owner or ns.startswith(owner + "--")
-            for owner in owner_namespaces
-        )
+        if not any(owned_by(owner, k.split(".", 1)[0]) for owner in owner_namespaces)
     }
 
 

@@ -16,11 +16,11 @@ from neanelu.db.pool import global_scope, tenant_scope
 from neanelu.db.services import ServiceUrls
 from neanelu.queue import CostLimiter
 from neanelu.shopify.errors import AccessDenied
-from neanelu.shopify.graphql import AdminClient, ShopEndpoint
+from neanelu.shopify.graphql import AdminClient
 from neanelu.shops import owner_apps
 from neanelu.shops import repository as shops
 from neanelu.shops.runtime import Runtime, open_runtime
-from neanelu.shops.tokens import ShopUnavailable, admin_client
+from neanelu.shops.tokens import ShopUnavailable, admin_client, shop_endpoint
 from neanelu.shops.vault import VaultError
 from neanelu.sync.owner_apps import OwnerApp
 from neanelu.sync.service import SyncDeps
@@ -60,8 +60,7 @@ class RuntimeShopAccess:
             return []
         async with tenant_scope(self.runtime.pool, shop_id) as conn:
             registered = await owner_apps.list_apps(conn)
-        s = self.runtime.settings
-        endpoint = ShopEndpoint(row.domain, s.shopify_api_version, s.shopify_base_url)
+        endpoint = shop_endpoint(self.runtime.settings, row.domain)
         found: list[OwnerApp] = []
         for app in registered:
             client = None
