@@ -18,6 +18,22 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 PLACEHOLDERS = frozenset(
     {"", "changeme", "change-me", "changethis", "secret", "xxx", "todo", "replace-me"}
 )
+# Secrets that are public because they ship with this repository: the local defaults and the
+# emulator's test apps (src/shopify_emulator/config.py; the emulator is not imported here).
+KNOWN_SECRETS = frozenset(
+    {
+        "neanelu-local-client-secret",
+        "shpss_emulator_client_secret_0123456789",
+        "shpss_other_app_client_secret_987654321",
+    }
+)
+# Shopify's app secrets are 32 hex characters (`shpss_` + 32 on newer apps): anything shorter
+# was not issued by Shopify.
+MIN_SECRET_LENGTH = 32
+# The development key, as bytes: compared after decoding, so hex, padding or spaces do not hide it.
+LOCAL_ENCRYPTION_KEY = b"neanelu-local-development-key-32"
+# A random 32-byte key has about 30 distinct byte values; a key with few is typed, not generated.
+MIN_KEY_DISTINCT_BYTES = 16
 
 DEFAULT_SCOPES = ("read_products", "read_inventory", "read_locations")
 
@@ -62,7 +78,7 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
     openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
     encryption_key_256: SecretStr = Field(
-        default=SecretStr(base64.b64encode(b"neanelu-local-development-key-32").decode()),
+        default=SecretStr(base64.b64encode(LOCAL_ENCRYPTION_KEY).decode()),
         validation_alias="ENCRYPTION_KEY_256",
     )
     # Older keys, newest first, as "id:base64key" pairs separated by commas; kept to decrypt until rotated.
@@ -104,8 +120,61 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", validation_alias="LOG_LEVEL"
     )
-    # Each worker process serves /metrics here (0: not served); the API serves it on its own port.
+    # Each worker process serves /metrics here (0: not served).
     metrics_port: int = Field(default=9464, ge=0, le=65535, validation_alias="METRICS_PORT")
+    # The API serves its /metrics on this port of its own, never on the public API port.
+    api_metrics_port: int = Field(
+        default=9463, ge=0, le=65535, validation_alias="API_METRICS_PORT"
+    )
+    # The interface the metrics ports listen on (keep them off the public network).
+    metrics_host: str = Field(default="0.0.0.0", validation_alias="METRICS_HOST")
+    # /docs and /openapi.json: on in local mode, off in production unless asked for.
+    api_docs: bool | None = Field(default=None, validation_alias="API_DOCS")
+
+    # What uvicorn and the protocol guard bound (neanelu.web.server).
+    http_header_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, validation_alias="HTTP_HEADER_TIMEOUT_S"
+    )
+    http_body_timeout_s: float = Field(
+        default=30.0, gt=0, le=3600, validation_alias="HTTP_BODY_TIMEOUT_S"
+    )
+    http_keepalive_timeout_s: int = Field(
+        default=5, ge=1, le=300, validation_alias="HTTP_KEEPALIVE_TIMEOUT_S"
+    )
+    http_max_header_bytes: int = Field(
+        default=16_384, ge=1024, le=1_048_576, validation_alias="HTTP_MAX_HEADER_BYTES"
+    )
+    http_max_connections: int = Field(
+        default=1000, ge=1, le=100_000, validation_alias="HTTP_MAX_CONNECTIONS"
+    )
+    http_max_body_bytes: int = Field(
+        default=65_536, ge=1024, le=16_777_216, validation_alias="HTTP_MAX_BODY_BYTES"
+    )
+
+    @property
+    def docs_enabled(self) -> bool:
+        return self.api_docs if self.api_docs is not None else self.mode is Mode.LOCAL
+
+    @field_validator(
+        "shopify_api_secret_previous",
+        "shopify_base_url",
+        "postgres_url",
+        "postgres_owner_url",
+        "redis_url",
+        "openai_api_key",
+        "encryption_keys_previous",
+        "otel_exporter_otlp_endpoint",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # .env.example ships optional variables as `NAME=`: that means "not set", never an empty
+        # value (an empty previous secret would be an HMAC key anyone can sign with).
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
 
     @field_validator("shopify_scopes", mode="before")
     @classmethod
@@ -118,6 +187,12 @@ class Settings(BaseSettings):
     @classmethod
     def _key_is_256_bits(cls, value: SecretStr) -> SecretStr:
         decode_key(value.get_secret_value())
+        return value
+
+    @field_validator("encryption_keys_previous")
+    @classmethod
+    def _previous_keys_decode(cls, value: SecretStr | None) -> SecretStr | None:
+        previous_keys(value)
         return value
 
     @model_validator(mode="after")
@@ -134,16 +209,38 @@ class Settings(BaseSettings):
         for name, value in checks.items():
             if value is None or value.strip().lower() in PLACEHOLDERS or "neanelu-local" in value:
                 raise ValueError(f"{name} must be set to a real value when NEANELU_MODE=production")
-        if (
-            self.encryption_key_256.get_secret_value()
-            == Settings.model_fields["encryption_key_256"].default.get_secret_value()
-        ):
-            raise ValueError(
-                "ENCRYPTION_KEY_256 must not be the local development key in production"
-            )
+        secrets = {"SHOPIFY_API_SECRET": self.shopify_api_secret}
+        if self.shopify_api_secret_previous is not None:
+            secrets["SHOPIFY_API_SECRET_PREVIOUS"] = self.shopify_api_secret_previous
+        for name, secret in secrets.items():
+            _check_app_secret(name, secret.get_secret_value())
+        _check_encryption_key(decode_key(self.encryption_key_256.get_secret_value()))
         if not self.app_host.startswith("https://"):
             raise ValueError("APP_HOST must be an https:// URL in production")
+        if self.shopify_base_url is not None:
+            raise ValueError(
+                "SHOPIFY_BASE_URL is for development against the emulator; unset it in production"
+            )
         return self
+
+
+def _check_app_secret(name: str, secret: str) -> None:
+    text = secret.strip()
+    if text.lower() in PLACEHOLDERS or text in KNOWN_SECRETS or "neanelu-local" in text:
+        raise ValueError(f"{name} is a placeholder or a published test secret")
+    if len(text) < MIN_SECRET_LENGTH:
+        raise ValueError(
+            f"{name} is shorter than a Shopify app secret ({MIN_SECRET_LENGTH} characters)"
+        )
+
+
+def _check_encryption_key(key: bytes) -> None:
+    if key == LOCAL_ENCRYPTION_KEY:
+        raise ValueError("ENCRYPTION_KEY_256 must not be the local development key in production")
+    if len(set(key)) < MIN_KEY_DISTINCT_BYTES:
+        raise ValueError(
+            "ENCRYPTION_KEY_256 is not a random key (too few distinct bytes): generate one"
+        )
 
 
 def decode_key(text: str) -> bytes:
@@ -156,6 +253,30 @@ def decode_key(text: str) -> bytes:
     if len(key) != 32:
         raise ValueError("ENCRYPTION_KEY_256 must be 32 bytes as base64 or hex")
     return key
+
+
+def previous_keys(value: SecretStr | None) -> list[tuple[str, bytes]]:
+    """`ENCRYPTION_KEYS_PREVIOUS`: comma-separated `id:key` or bare `key` entries, newest first,
+    as (id, key) pairs; the id is empty where the entry gave none."""
+    if value is None:
+        return []
+    keys: list[tuple[str, bytes]] = []
+    for position, entry in enumerate(value.get_secret_value().split(","), start=1):
+        entry = entry.strip()
+        if not entry:
+            continue
+        key_id, sep, text = entry.partition(":")
+        if not sep:
+            key_id, text = "", entry
+        try:
+            material = decode_key(text)
+        except ValueError:
+            # The message names the entry's position, never its text (it is a key).
+            raise ValueError(
+                f"entry {position} is not a 32-byte base64 or hex key (id:key,id:key)"
+            ) from None
+        keys.append((key_id.strip(), material))
+    return keys
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -37,6 +37,7 @@ def make_settings(**env: Any) -> Settings:
         "APP_HOST": "http://testserver",
         "NEANELU_DATA_DIR": str(DATA_DIR),
         "WEBHOOK_MAX_BODY_BYTES": 4096,
+        "API_METRICS_PORT": 0,  # a test serves its metrics where it wants them
     }
     base.update(env)
     return load_settings(**base)

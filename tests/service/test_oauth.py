@@ -265,10 +265,27 @@ async def test_callback_accepts_previous_secret_and_reinstall_keeps_shop(
 
 
 def test_state_cookie_expires() -> None:
-    value = oauth_state.cookie_value(SECRET, "abc", now=1000)
-    assert oauth_state.verify_cookie(value, "abc", SECRET, now=1059) == "abc"
+    value = oauth_state.cookie_value(SECRET, "abc", shop=SHOP, now=1000)
+    assert oauth_state.verify_cookie(value, "abc", SECRET, shop=SHOP, now=1059) == "abc"
     with pytest.raises(oauth_state.StateError, match="expired"):
-        oauth_state.verify_cookie(value, "abc", SECRET, now=1061)
+        oauth_state.verify_cookie(value, "abc", SECRET, shop=SHOP, now=1061)
+
+
+async def test_state_is_bound_to_the_shop_it_was_issued_for(
+    oauth_client: tuple[httpx.AsyncClient, Runtime], fake_shopify: FakeShopify
+) -> None:
+    """A state (and its cookie) from an install of one shop does not finish another's, even
+    when Shopify's signature over the callback is valid."""
+    client, rt = oauth_client
+    response = await client.get("/auth/install", params={"shop": "other.myshopify.com"})
+    assert response.status_code == 302
+    state = parse_qs(urlsplit(response.headers["location"]).query)["state"][0]
+    cookie = response.cookies[oauth_state.COOKIE_NAME]
+    client.cookies.clear()
+    crossed = await callback(client, callback_params(state), cookie)  # signed for SHOP
+    assert crossed.status_code == 400
+    assert "another shop" in crossed.json()["detail"]
+    await assert_nothing_stored(rt, fake_shopify)
 
 
 async def test_token_exchange_requests_have_the_protocol_shape() -> None:

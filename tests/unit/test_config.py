@@ -11,7 +11,7 @@ from neanelu.config import Mode, SettingsError, load_settings
 PRODUCTION = {
     "NEANELU_MODE": "production",
     "SHOPIFY_API_KEY": "real-client-id",
-    "SHOPIFY_API_SECRET": "shpss_realsecret",
+    "SHOPIFY_API_SECRET": "shpss_realsecret0123456789abcdef01234567",
     "POSTGRES_URL": "postgresql://app@db/neanelu",
     "REDIS_URL": "redis://cache:6379/0",
     "APP_HOST": "https://neanelu.example.com",

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-import uvicorn
 
 from neanelu.cli.common import console, settings_from
 from neanelu.db.services import redact_url, resolve_services
 from neanelu.web.app import create_app
+from neanelu.web.server import GuardedConfig, HttpLimits, run_server
 
 app = typer.Typer(help="Run the HTTP service (OAuth, webhooks, read API, health).")
 
@@ -29,25 +29,20 @@ def serve(
         f"neanelu serve on http://{host}:{port} "
         f"(postgres {redact_url(services.postgres_app)}, redis {redact_url(services.redis)})"
     )
+    common = {
+        "host": host,
+        "port": port,
+        "log_level": log_level,
+        "access_log": False,
+        "log_config": None,  # uvicorn logs through the JSON pipeline set up by the app
+        "limits": HttpLimits.from_settings(settings),
+    }
     if workers > 1 or reload:
         # Separate processes build their own settings and pools from the environment.
-        uvicorn.run(
-            "neanelu.web.asgi:app_factory",
-            factory=True,
-            workers=workers,
-            reload=reload,
-            host=host,
-            port=port,
-            log_level=log_level,
-            access_log=False,
-            log_config=None,  # uvicorn logs through the JSON pipeline set up by the app
+        config = GuardedConfig(
+            "neanelu.web.asgi:app_factory", factory=True, workers=workers, reload=reload, **common
         )
     else:
-        uvicorn.run(
-            create_app(settings, services),
-            host=host,
-            port=port,
-            log_level=log_level,
-            access_log=False,
-            log_config=None,  # uvicorn logs through the JSON pipeline set up by the app
-        )
+        config = GuardedConfig(create_app(settings, services), **common)
+    if not run_server(config):
+        raise typer.Exit(1)

@@ -29,6 +29,8 @@ def verify_webhook(body: bytes, signature: str | None, secrets: Iterable[str]) -
     given = signature.strip().encode("ascii", "replace")
     matched = False
     for secret in secrets:
+        if not secret:
+            continue  # an empty key signs for anyone: it is never a valid secret
         expected = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest())
         # No early exit: every configured secret is tried, so timing does not reveal which matched.
         matched |= hmac.compare_digest(expected, given)

@@ -63,7 +63,9 @@ async def install(
     response = RedirectResponse(url, status_code=status.HTTP_302_FOUND)
     response.set_cookie(
         oauth_state.COOKIE_NAME,
-        oauth_state.cookie_value(settings.shopify_api_secret.get_secret_value(), state),
+        oauth_state.cookie_value(
+            settings.shopify_api_secret.get_secret_value(), state, shop=domain
+        ),
         max_age=oauth_state.STATE_TTL_S,
         httponly=True,
         samesite="lax",
@@ -100,7 +102,10 @@ async def callback(
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "timestamp is outside the 90 s window")
     try:
         state = oauth_state.verify_cookie(
-            state_cookie, params["state"], settings.shopify_api_secret.get_secret_value()
+            state_cookie,
+            params["state"],
+            settings.shopify_api_secret.get_secret_value(),
+            shop=domain,
         )
         await oauth_state.mark_used(rt.redis, state)
     except oauth_state.StateError as exc:

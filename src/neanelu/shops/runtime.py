@@ -99,7 +99,12 @@ def current_runtime() -> Runtime:
 
 
 def app_secrets(settings: Settings) -> tuple[str, ...]:
-    """The app secret, then the previous one while Shopify rotates it."""
-    previous = settings.shopify_api_secret_previous
-    current = settings.shopify_api_secret.get_secret_value()
-    return (current,) if previous is None else (current, previous.get_secret_value())
+    """The app secret, then the previous one while Shopify rotates it. An empty secret is never
+    a key: with it anyone could sign (settings read an empty variable as unset; this holds even
+    for settings built another way)."""
+    candidates = (settings.shopify_api_secret, settings.shopify_api_secret_previous)
+    return tuple(
+        s.get_secret_value()
+        for s in candidates
+        if s is not None and s.get_secret_value().strip()
+    )

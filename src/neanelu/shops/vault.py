@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import SecretStr
 
-from neanelu.config import Settings, decode_key
+from neanelu.config import Settings, decode_key, previous_keys
 
 _VERSION = b"\x01"
 _NONCE_BYTES = 12
@@ -102,23 +102,8 @@ def _aad(shop_id: UUID, kind: str) -> bytes:
 
 
 def parse_previous_keys(value: SecretStr | None) -> list[VaultKey]:
-    """`ENCRYPTION_KEYS_PREVIOUS`: comma-separated `id:key` or bare `key` entries, newest first."""
-    if value is None:
-        return []
-    keys: list[VaultKey] = []
-    for position, entry in enumerate(value.get_secret_value().split(","), start=1):
-        entry = entry.strip()
-        if not entry:
-            continue
-        key_id, sep, text = entry.partition(":")
-        if not sep:
-            key_id, text = "", entry
-        try:
-            material = decode_key(text)
-        except ValueError:
-            # The message names the entry's position, never its text (it is a key).
-            raise ValueError(
-                f"ENCRYPTION_KEYS_PREVIOUS entry {position} is not a 32-byte base64 or hex key"
-            ) from None
-        keys.append(VaultKey(key_id.strip() or key_id_of(material), material))
-    return keys
+    """`ENCRYPTION_KEYS_PREVIOUS` as vault keys (settings already checked that each decodes)."""
+    return [
+        VaultKey(key_id or key_id_of(material), material)
+        for key_id, material in previous_keys(value)
+    ]

@@ -1,5 +1,6 @@
 """Instrumentation of the libraries every hop goes through, wired by one call per process, and
-the HTTP side of the API: request ids, latency and status metrics, webhook outcomes, `/metrics`."""
+the HTTP side of the API: request ids, latency and status metrics, webhook outcomes. `/metrics` is
+served on a port of its own (`serve_metrics`), never on the API's."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import uuid
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import Response
 from opentelemetry import trace
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
@@ -18,7 +18,7 @@ from opentelemetry.instrumentation.redis import RedisInstrumentor
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from neanelu.telemetry.logging import bind_request
-from neanelu.telemetry.metrics import CONTENT_TYPE, Metrics
+from neanelu.telemetry.metrics import Metrics
 from neanelu.telemetry.tracing import (
     PRESAMPLED,
     REQUEST_ID,
@@ -30,8 +30,8 @@ from neanelu.telemetry.tracing import (
 
 WEBHOOK_PATH = "/api/webhooks"
 READY_PATH = "/health/ready"
-# Polled every few seconds by Prometheus and the orchestrator: a span each would drown real traces.
-UNTRACED_URLS = "/metrics,/health/live,/health/ready"
+# Polled every few seconds by the orchestrator: a span each would drown real traces.
+UNTRACED_URLS = "/health/live,/health/ready"
 REQUEST_ID_HEADER = "x-request-id"
 _MAX_REQUEST_ID = 128
 
@@ -64,14 +64,10 @@ def instrument_libraries() -> None:
 
 
 def instrument_app(app: FastAPI, metrics: Metrics) -> None:
-    """Server spans (outermost), request ids and HTTP metrics, and `GET /metrics`."""
+    """Server spans (outermost), request ids and HTTP metrics."""
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     if tracing_enabled():
         app.add_middleware(ServerSpanMiddleware)
-
-    @app.get("/metrics", include_in_schema=False)
-    async def prometheus_metrics() -> Response:
-        return Response(metrics.exposition(), media_type=CONTENT_TYPE)
 
 
 def _request_id(scope: Scope) -> str:

@@ -8,6 +8,7 @@ come from the domains; nothing here knows a topic or a table.
 from __future__ import annotations
 
 import gc
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,13 +25,30 @@ from neanelu.db.services import ServiceUrls
 from neanelu.shops.routes import router as auth_router
 from neanelu.shops.runtime import open_runtime
 from neanelu.shops.tasks import schedule_reconciliation
-from neanelu.telemetry import instrument_app, setup_telemetry
+from neanelu.telemetry import Metrics, MetricsServer, instrument_app, serve_metrics, setup_telemetry
 from neanelu.web.health import router as health_router
+from neanelu.web.limits import BodyLimitMiddleware
 from neanelu.webhooks.routes import router as webhooks_router
 from neanelu.webhooks.service import InboxWriter, ShopDirectory
 
 BENCH_BARE_ENV = "NEANELU_BENCH_BARE"
 OUTBOUND_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+WEBHOOK_PATHS = ("/api/webhooks", "/api/webhooks/compliance")
+
+log = logging.getLogger(__name__)
+
+
+def _serve_api_metrics(settings: Settings, metrics: Metrics) -> MetricsServer | None:
+    """/metrics on a port of its own: the API port is public (behind the proxy), the metrics
+    port is for Prometheus. A port already taken (a second API process on the host) costs the
+    endpoint, not the service."""
+    if not settings.api_metrics_port:
+        return None
+    try:
+        return serve_metrics(metrics, settings.api_metrics_port, settings.metrics_host)
+    except OSError as exc:
+        log.warning("API metrics not served on port %d: %s", settings.api_metrics_port, exc)
+        return None
 
 
 def create_app(settings: Settings, services: ServiceUrls) -> FastAPI:
@@ -55,15 +73,22 @@ def create_app(settings: Settings, services: ServiceUrls) -> FastAPI:
             # them from showing up as latency spikes on webhook deliveries.
             gc.collect()
             gc.freeze()
-            yield
+            metrics_server = _serve_api_metrics(settings, telemetry.metrics)
+            try:
+                yield
+            finally:
+                if metrics_server is not None:
+                    metrics_server.close()
 
     app = FastAPI(
         title="neanelu",
         summary="Shopify catalog mirror: install, webhooks, read API",
         version="0.1.0",
         lifespan=lifespan,
-        docs_url="/docs",
-        openapi_url="/openapi.json",
+        # The schema maps every route and parameter: a guide for visitors in production.
+        docs_url="/docs" if settings.docs_enabled else None,
+        redoc_url="/redoc" if settings.docs_enabled else None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
         # FastAPI's own OpenTelemetry layer would add a span per operation (and its own metrics)
         # on top of neanelu's server span: at 10% sampling that alone cost a third of the
         # webhook throughput. neanelu.telemetry provides the server span and the metrics.
@@ -76,6 +101,12 @@ def create_app(settings: Settings, services: ServiceUrls) -> FastAPI:
     app.include_router(auth_router)
     app.include_router(webhooks_router)
     app.include_router(catalog_router)
+    # Inside the metrics middleware (added after it), so refusals are counted.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        default_limit=settings.http_max_body_bytes,
+        limits=dict.fromkeys(WEBHOOK_PATHS, settings.webhook_max_body_bytes),
+    )
     instrument_app(app, telemetry.metrics)
     if os.environ.get(BENCH_BARE_ENV) == "1":
         # The benchmark's baseline: the same server and stack, no work at all.

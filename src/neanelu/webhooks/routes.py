@@ -3,27 +3,32 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime
+from itertools import accumulate
 from typing import Any
 
 import msgspec
 import psycopg
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
 
 from neanelu.shopify.hmac import verify_webhook
 from neanelu.shopify.oauth import InvalidShopDomain, normalize_shop_domain
 from neanelu.shops import repository as shops
 from neanelu.shops.deps import get_runtime
 from neanelu.shops.runtime import app_secrets
-from neanelu.webhooks import topics
+from neanelu.webhooks import headers, topics
 from neanelu.webhooks.repository import NewDelivery
 from neanelu.webhooks.service import InboxWriter, ShopDirectory
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["webhooks"])
 
-_MAX_HEADER = 255
+# Shopify's payloads nest a few levels (product -> variants -> options); this much depth is an
+# attack on the parsers (msgspec and PostgreSQL recurse) rather than a delivery.
+MAX_JSON_DEPTH = 64
 
 
 async def get_directory(request: Request) -> ShopDirectory:
@@ -68,30 +73,17 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _header(request: Request, name: str, *, required: bool = True) -> str | None:
-    value = request.headers.get(name)
-    if value is None or not value.strip():
-        if required:
-            raise _Refused(status.HTTP_400_BAD_REQUEST, f"header {name} is missing")
-        return None
-    if len(value) > _MAX_HEADER or not value.isprintable():
-        raise _Refused(status.HTTP_400_BAD_REQUEST, f"header {name} is not a valid value")
-    return value.strip()
-
-
-def _triggered_at(value: str | None) -> datetime | None:
+def _triggered_at(value: str | None, name: str) -> datetime | None:
     if value is None:
         return None
     try:
         stamp = datetime.fromisoformat(value)
     except ValueError:
         raise _Refused(
-            status.HTTP_400_BAD_REQUEST, "header X-Shopify-Triggered-At is not an ISO 8601 time"
+            status.HTTP_400_BAD_REQUEST, f"header {name} is not an ISO 8601 time"
         ) from None
     if stamp.tzinfo is None:
-        raise _Refused(
-            status.HTTP_400_BAD_REQUEST, "header X-Shopify-Triggered-At has no UTC offset"
-        )
+        raise _Refused(status.HTTP_400_BAD_REQUEST, f"header {name} has no UTC offset")
     return stamp
 
 
@@ -103,6 +95,8 @@ def _json_object(body: bytes) -> bytes:
     # is built into Python objects; the handler decodes what it needs later.
     try:
         _object_decoder.decode(body)
+    except RecursionError:
+        raise _Refused(status.HTTP_400_BAD_REQUEST, _TOO_DEEP) from None
     except msgspec.ValidationError:
         raise _Refused(status.HTTP_400_BAD_REQUEST, "body is not a JSON object") from None
     except msgspec.DecodeError:
@@ -114,13 +108,28 @@ def _json_object(body: bytes) -> bytes:
     if b"\\u0000" in body:
         # PostgreSQL's jsonb cannot hold a NUL character.
         raise _Refused(status.HTTP_400_BAD_REQUEST, "body contains a NUL character")
+    if _depth(body) > MAX_JSON_DEPTH:
+        raise _Refused(status.HTTP_400_BAD_REQUEST, _TOO_DEEP)
     return body
+
+
+_TOO_DEEP = f"body nests deeper than {MAX_JSON_DEPTH} levels"
+# Possessive: linear on the valid JSON it runs on (the decoder has accepted the body by then).
+_JSON_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"')
+_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+
+
+def _depth(body: bytes) -> int:
+    """How deep arrays and objects nest: brackets outside strings, counted in C where it can."""
+    brackets = _JSON_STRING.sub(b"", body).translate(None, _BRACKETS)
+    return max(accumulate(_STEP[b] for b in brackets), default=0)
 
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "recorded (or a duplicate of a recorded delivery)"},
     400: {"description": "a required header is missing, or the body is not a JSON object"},
-    401: {"description": "X-Shopify-Hmac-Sha256 is missing or does not match"},
+    401: {"description": "X-Shopify-Hmac-Sha256 (or shopify-hmac-sha256) is missing or wrong"},
     404: {"description": "the shop is not known here"},
     410: {"description": "the shop uninstalled the app"},
     413: {"description": "the body is larger than WEBHOOK_MAX_BODY_BYTES"},
@@ -148,28 +157,34 @@ async def receive_webhook(request: Request) -> Response:
     directory = await get_directory(request)
     writer = await get_inbox_writer(request)
     try:
-        body = await _read_body(request, rt.settings.webhook_max_body_bytes)
-        signature = request.headers.get("x-shopify-hmac-sha256")
-        if not signature:
+        # Everything that needs no body is checked before a byte of it is buffered.
+        family = headers.family_of(request.headers)
+        if family is None:
             raise _Refused(status.HTTP_401_UNAUTHORIZED, "header X-Shopify-Hmac-Sha256 is missing")
-        if not verify_webhook(body, signature, app_secrets(rt.settings)):
-            raise _Refused(status.HTTP_401_UNAUTHORIZED, "X-Shopify-Hmac-Sha256 does not match")
-        topic = _header(request, "x-shopify-topic")
-        raw_domain = _header(request, "x-shopify-shop-domain")
-        webhook_id = _header(request, "x-shopify-webhook-id")
-        assert topic is not None and raw_domain is not None and webhook_id is not None
         try:
-            domain = normalize_shop_domain(raw_domain)
+            found_headers = headers.read(request.headers, family)
+        except headers.HeaderError as exc:
+            raise _Refused(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+        try:
+            domain = normalize_shop_domain(found_headers.shop_domain)
         except InvalidShopDomain:
             raise _Refused(
-                status.HTTP_400_BAD_REQUEST, "header X-Shopify-Shop-Domain is not a shop domain"
+                status.HTTP_400_BAD_REQUEST,
+                f"header {family.name('Shop-Domain')} is not a shop domain",
             ) from None
+        triggered_at = _triggered_at(found_headers.triggered_at, family.name("Triggered-At"))
+        body = await _read_body(request, rt.settings.webhook_max_body_bytes)
+        if not verify_webhook(body, found_headers.signature, app_secrets(rt.settings)):
+            raise _Refused(
+                status.HTTP_401_UNAUTHORIZED, f"{family.name('Hmac-Sha256')} does not match"
+            )
+        topic = found_headers.topic
         delivery = NewDelivery(
             topic=topic,
-            webhook_id=webhook_id,
-            event_id=_header(request, "x-shopify-event-id", required=False),
-            api_version=_header(request, "x-shopify-api-version", required=False),
-            triggered_at=_triggered_at(_header(request, "x-shopify-triggered-at", required=False)),
+            webhook_id=found_headers.webhook_id,
+            event_id=found_headers.event_id,
+            api_version=found_headers.api_version,
+            triggered_at=triggered_at,
             payload=_json_object(body),
         )
         found = await directory.lookup(rt.pool, domain)
@@ -186,4 +201,9 @@ async def receive_webhook(request: Request) -> Response:
             raise _Refused(status.HTTP_404_NOT_FOUND, "shop is not installed here") from None
     except _Refused as exc:
         return _refuse(exc)
+    except ClientDisconnect:
+        # The sender went away mid-body: nothing was recorded, and Shopify retries what it
+        # did not see answered. One line, not a traceback.
+        log.info("webhook delivery abandoned by the client before its body arrived")
+        return Response(status_code=status.HTTP_400_BAD_REQUEST)
     return Response(status_code=status.HTTP_200_OK)

@@ -99,6 +99,11 @@ async def process_delivery_now(
             locked = await inbox.get_for_update(conn, inbox_id)
             if locked is None or locked.processed_at is not None:
                 return False
+            if not skip and not await _shop_takes(conn, shop_id, topic):
+                # Ingress caches shop states for a few seconds, so a delivery can arrive just
+                # after the uninstall was applied: it stays in the inbox, unapplied.
+                log.info("shop %s: %s skipped, the shop has uninstalled the app", shop_id, topic)
+                skip = True
             after_commit = None if skip else await _apply(conn, rt, shop_id, locked, fetched)
             if topic != topics.SHOP_REDACT:
                 await inbox.mark_processed(conn, inbox_id)
@@ -111,6 +116,17 @@ async def process_delivery_now(
     if after_commit is not None:
         await after_commit
     return True
+
+
+async def _shop_takes(conn: Any, shop_id: UUID, topic: str) -> bool:
+    """Whether the shop's state lets this topic apply now. The share lock holds an uninstall
+    back until this delivery's effect is committed (or the uninstall goes first, and this one
+    is skipped): never a catalog write after the uninstall."""
+    if topic in topics.AFTER_UNINSTALL:
+        return True
+    cur = await conn.execute("SELECT status FROM shops WHERE id = %s FOR SHARE", (shop_id,))
+    row = await cur.fetchone()
+    return row is not None and row[0] != repository.UNINSTALLED
 
 
 def _may_be_stale(triggered_at: datetime | None, received_at: datetime) -> bool:
