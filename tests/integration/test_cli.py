@@ -45,3 +45,15 @@ def test_production_with_placeholders_stops_with_one_line(
     assert result.exit_code == 2
     assert "invalid configuration" in result.output
     assert result.output.count("\n") <= 3
+
+
+def test_bad_previous_encryption_key_stops_serve_with_one_line(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENCRYPTION_KEYS_PREVIOUS", "old:not-a-key")
+    result = runner.invoke(app, ["serve", "--port", "1"])
+    assert result.exit_code == 2
+    assert "ENCRYPTION_KEYS_PREVIOUS" in result.output and "entry 1" in result.output
+    assert "Traceback" not in result.output and "not-a-key" not in result.output
+    # One message (the terminal may wrap it), not a traceback.
+    assert len(result.output.strip().splitlines()) <= 2

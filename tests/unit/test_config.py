@@ -77,3 +77,72 @@ def test_error_never_echoes_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(SettingsError) as info:
         load_settings()
     assert "c2VjcmV0" not in str(info.value)
+
+
+LOCAL_KEY = b"neanelu-local-development-key-32"
+
+
+def _production(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
+    for key, value in {**PRODUCTION, **env}.items():
+        monkeypatch.setenv(key, value)
+
+
+def test_empty_optional_variables_are_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`.env.example` ships `NAME=` lines: an empty previous secret is no secret at all."""
+    for name in (
+        "SHOPIFY_API_SECRET_PREVIOUS",
+        "ENCRYPTION_KEYS_PREVIOUS",
+        "OPENAI_API_KEY",
+        "SHOPIFY_BASE_URL",
+        "POSTGRES_URL",
+        "REDIS_URL",
+    ):
+        monkeypatch.setenv(name, "  ")
+    settings = load_settings()
+    assert settings.shopify_api_secret_previous is None
+    assert settings.encryption_keys_previous is None
+    assert settings.openai_api_key is None
+    assert settings.shopify_base_url is None
+    assert settings.postgres_url is None and settings.redis_url is None
+    # And the same in production, where the example file is copied to.
+    _production(monkeypatch, SHOPIFY_API_SECRET_PREVIOUS="")
+    assert load_settings().shopify_api_secret_previous is None
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("SHOPIFY_API_SECRET", "shpss_short", "shorter"),
+        ("SHOPIFY_API_SECRET", "shpss_emulator_client_secret_0123456789", "published"),
+        ("SHOPIFY_API_SECRET_PREVIOUS", "changeme", "placeholder"),
+        ("SHOPIFY_API_SECRET_PREVIOUS", "x" * 12, "shorter"),
+        ("SHOPIFY_API_SECRET_PREVIOUS", "neanelu-local-client-secret", "placeholder"),
+        ("ENCRYPTION_KEY_256", LOCAL_KEY.hex(), "development key"),
+        ("ENCRYPTION_KEY_256", base64.b64encode(LOCAL_KEY).decode() + " ", "development key"),
+        ("ENCRYPTION_KEY_256", base64.b64encode(bytes(32)).decode(), "not a random key"),
+        ("ENCRYPTION_KEY_256", ("ab" * 32), "not a random key"),
+        ("SHOPIFY_BASE_URL", "http://127.0.0.1:9000", "development"),
+    ],
+)
+def test_production_refuses_weak_or_known_values(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, says: str
+) -> None:
+    _production(monkeypatch, **{variable: value})
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    message = str(info.value)
+    assert variable in message and says in message
+    assert "\n" not in message and value.strip() not in message
+
+
+def test_bad_previous_encryption_key_is_one_line_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(
+        "ENCRYPTION_KEYS_PREVIOUS", f"v1:{base64.b64encode(bytes(range(32))).decode()},v2:oops"
+    )
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    message = str(info.value)
+    assert message.startswith("invalid configuration: ENCRYPTION_KEYS_PREVIOUS: entry 2")
+    assert "\n" not in message and "oops" not in message

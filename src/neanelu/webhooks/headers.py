@@ -24,7 +24,9 @@ class HeaderFamily:
     prefix: str  # "X-Shopify-" or "shopify-", as the names are printed in errors
 
     def name(self, field: str) -> str:
-        return self.prefix + field
+        # Events deliveries spell every name in lowercase; errors name them as Shopify does.
+        name = self.prefix + field
+        return name.lower() if self.prefix.islower() else name
 
 
 CLASSIC = HeaderFamily("X-Shopify-")
