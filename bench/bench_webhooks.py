@@ -225,6 +225,7 @@ def prepare(data_dir: Path) -> tuple[dict[str, str], str, Any]:
         "REDIS_URL": redis.url,
         "SHOPIFY_API_SECRET": SECRET,
         "NEANELU_BENCH_BARE": "1",
+        "API_METRICS_PORT": "0",  # the bench reads no metrics; several servers run in turn
         "NEANELU_DATA_DIR": str(data_dir),
     }
     return env, name, pg

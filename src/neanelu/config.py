@@ -123,9 +123,7 @@ class Settings(BaseSettings):
     # Each worker process serves /metrics here (0: not served).
     metrics_port: int = Field(default=9464, ge=0, le=65535, validation_alias="METRICS_PORT")
     # The API serves its /metrics on this port of its own, never on the public API port.
-    api_metrics_port: int = Field(
-        default=9463, ge=0, le=65535, validation_alias="API_METRICS_PORT"
-    )
+    api_metrics_port: int = Field(default=9463, ge=0, le=65535, validation_alias="API_METRICS_PORT")
     # The interface the metrics ports listen on (keep them off the public network).
     metrics_host: str = Field(default="0.0.0.0", validation_alias="METRICS_HOST")
     # /docs and /openapi.json: on in local mode, off in production unless asked for.
@@ -164,6 +162,7 @@ class Settings(BaseSettings):
         "openai_api_key",
         "encryption_keys_previous",
         "otel_exporter_otlp_endpoint",
+        "api_docs",
         mode="before",
     )
     @classmethod

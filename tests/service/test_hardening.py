@@ -16,9 +16,11 @@ import httpx
 import pytest
 
 from neanelu.db.pool import global_scope, tenant_scope
+from neanelu.db.services import ServiceUrls
 from neanelu.shopify.hmac import sign_webhook
 from neanelu.shops import repository as shops
 from neanelu.shops.runtime import Runtime, bind_runtime
+from neanelu.web.app import create_app
 from tests.conftest import TestDatabase
 from tests.factories import create_shop
 from tests.service.conftest import (
@@ -135,11 +137,11 @@ async def test_events_headers_are_accepted(
     assert again.status_code == 200  # a duplicate, recorded once
     # Without a webhook id the event id is the delivery's key.
     event_only = events_headers(body, shop=domain, topic="products/update")
-    assert (
-        await client.post("/api/webhooks", content=body, headers=event_only)
-    ).status_code == 200
+    assert (await client.post("/api/webhooks", content=body, headers=event_only)).status_code == 200
     async with tenant_scope(runtime.pool, shop_id) as conn:
-        cur = await conn.execute("SELECT webhook_id, event_id, topic FROM webhook_inbox ORDER BY id")
+        cur = await conn.execute(
+            "SELECT webhook_id, event_id, topic FROM webhook_inbox ORDER BY id"
+        )
         rows = await cur.fetchall()
     assert rows[0][0] == "ev-1" and rows[0][2] == "products/update"
     assert rows[1][0] == rows[1][1] == event_only["shopify-event-id"]
@@ -211,3 +213,31 @@ async def test_worker_does_not_apply_a_delivery_of_an_uninstalled_shop(
         assert await cur.fetchall() == [(1,)]
         cur = await conn.execute("SELECT count(*) FROM webhook_inbox WHERE processed_at IS NULL")
         assert await cur.fetchone() == (0,)
+
+
+PRODUCTION = {
+    "NEANELU_MODE": "production",
+    "SHOPIFY_API_KEY": "test-client-id",
+    "SHOPIFY_API_SECRET": SECRET,
+    "SHOPIFY_API_SECRET_PREVIOUS": None,
+    "POSTGRES_URL": "postgresql://app@db/neanelu",
+    "REDIS_URL": "redis://cache:6379/0",
+    "APP_HOST": "https://neanelu.example.com",
+    "ENCRYPTION_KEY_256": base64.b64encode(bytes(range(32))).decode(),
+}
+
+
+@pytest.mark.parametrize(
+    ("env", "served"),
+    [({}, True), (PRODUCTION, False), ({**PRODUCTION, "API_DOCS": "true"}, True)],
+)
+async def test_docs_are_off_in_production_unless_enabled(env: dict[str, Any], served: bool) -> None:
+    settings = make_settings(**env)
+    app = create_app(
+        settings, ServiceUrls("postgresql://x/y", "postgresql://x/y", "redis://x", False, False)
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        for path in ("/docs", "/redoc", "/openapi.json"):
+            assert ((await c.get(path)).status_code == 200) is served, path
+        assert (await c.get("/metrics")).status_code == 404

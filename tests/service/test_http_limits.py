@@ -60,7 +60,10 @@ def _read_until_closed(sock: socket.socket) -> bytes:
 
 @pytest.fixture(scope="module")
 def served(
-    pg_server: EmbeddedPostgres, pg_template: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+    pg_server: EmbeddedPostgres,
+    pg_template: str,
+    redis_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Served]:
     database = _create_database(pg_server, pg_template)
     port, metrics_port = free_port(), free_port()
@@ -206,7 +209,16 @@ def test_slow_body_is_cut_off_and_a_client_leaving_is_one_line(served: Served) -
 def test_bodies_are_capped_per_route(served: Served) -> None:
     base = f"http://127.0.0.1:{served.port}"
     big = b"{" + b" " * (WEBHOOK_CAP + 10) + b"}"
-    webhook = httpx.post(f"{base}/api/webhooks", content=big, headers={"X-Shopify-Hmac-Sha256": "a", "X-Shopify-Topic": "t", "X-Shopify-Shop-Domain": "a.myshopify.com", "X-Shopify-Webhook-Id": "1"})
+    webhook = httpx.post(
+        f"{base}/api/webhooks",
+        content=big,
+        headers={
+            "X-Shopify-Hmac-Sha256": "a",
+            "X-Shopify-Topic": "t",
+            "X-Shopify-Shop-Domain": "a.myshopify.com",
+            "X-Shopify-Webhook-Id": "1",
+        },
+    )
     assert webhook.status_code == 413
     # Every other route takes at most HTTP_MAX_BODY_BYTES (64 KiB by default).
     other = httpx.post(f"{base}/auth/install", content=b"x" * 100_000)

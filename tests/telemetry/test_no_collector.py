@@ -15,7 +15,7 @@ SCRIPT = textwrap.dedent(
     from neanelu.config import load_settings
     from neanelu.db.services import ServiceUrls
     from neanelu.web.app import create_app
-    from neanelu.telemetry import shutdown_tracing
+    from neanelu.telemetry import setup_metrics, shutdown_tracing
 
     settings = load_settings()
     app = create_app(settings, ServiceUrls("postgresql://x/y", "postgresql://x/y", "redis://x", False, False))
@@ -26,7 +26,8 @@ SCRIPT = textwrap.dedent(
             for _ in range(300):
                 assert (await c.get("/health/live")).status_code == 200
                 assert (await c.get("/no-such-page")).status_code == 404
-            assert "neanelu_http_requests_total" in (await c.get("/metrics")).text
+            assert (await c.get("/metrics")).status_code == 404  # served on its own port
+        assert "neanelu_http_requests_total" in setup_metrics().exposition().decode()
 
     asyncio.run(main())
     shutdown_tracing()

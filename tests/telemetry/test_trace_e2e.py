@@ -25,6 +25,7 @@ from neanelu.telemetry import (
     Metrics,
     install_metrics,
     instrument_libraries,
+    serve_metrics,
     setup_logging,
     setup_tracing,
 )
@@ -89,7 +90,7 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 async def test_one_webhook_one_trace_and_metrics(
     traced: tuple[InMemorySpanExporter, Metrics, io.StringIO], stack: Stack
 ) -> None:
-    exporter, _metrics, logs = traced
+    exporter, metrics, logs = traced
     # The stack's create_app set up logging to stderr; send it to the buffer again.
     setup_logging(load_settings(LOG_LEVEL="DEBUG"), json=True, stream=logs)
     rt = stack.runtime
@@ -188,7 +189,14 @@ async def test_one_webhook_one_trace_and_metrics(
         assert SECRET not in logs.getvalue()
 
         await QueueSampler(rt.queues).sample_once()
-        scraped = await api.get("/metrics")
+        # /metrics is not on the API port: Prometheus scrapes the metrics port.
+        assert (await api.get("/metrics")).status_code == 404
+    metrics_server = serve_metrics(metrics, 0, "127.0.0.1")
+    try:
+        async with httpx.AsyncClient(timeout=10) as prometheus:
+            scraped = await prometheus.get(f"http://127.0.0.1:{metrics_server.port}/metrics")
+    finally:
+        metrics_server.close()
     assert scraped.status_code == 200
     values = _samples(scraped.text)
     assert values[("neanelu_webhooks_total", (("outcome", "rejected"), ("reason", "hmac")))] == 2

@@ -168,6 +168,7 @@ class DemoRun:
     emulator_url: str = ""
     api_url: str = ""
     worker_metrics_port: int = 0
+    api_metrics_port: int = 0
     figures: dict[str, Any] = field(default_factory=dict)
 
     async def control(self, http: httpx.AsyncClient, method: str, path: str, **kw: Any) -> Any:
@@ -215,6 +216,7 @@ def _start_processes(demo: DemoRun, services: ServiceUrls, logs: str) -> None:
     line = emulator.stdout.readline()
     if "listening" not in line:
         raise DemoFailed(f"the emulator did not start (see {logs}/emulator.log): {line.strip()}")
+    demo.api_metrics_port = _free_port()
     demo.procs.start(
         "api",
         [
@@ -227,7 +229,7 @@ def _start_processes(demo: DemoRun, services: ServiceUrls, logs: str) -> None:
             "--log-level",
             "warning",
         ],
-        env,
+        {**env, "API_METRICS_PORT": str(demo.api_metrics_port)},
         f"{logs}/api.log",
     )
     demo.worker_metrics_port = _free_port()
@@ -555,7 +557,7 @@ def _report(
 def _keep_running(demo: DemoRun) -> None:
     console.print(
         f"API docs     {demo.api_url}/docs\n"
-        f"API metrics  {demo.api_url}/metrics\n"
+        f"API metrics  http://127.0.0.1:{demo.api_metrics_port}/metrics\n"
         f"emulator     {demo.emulator_url}/_emulator/shops/{SHOP}\n"
         "Ctrl-C stops everything the demo started."
     )

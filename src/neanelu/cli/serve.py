@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -29,20 +29,25 @@ def serve(
         f"neanelu serve on http://{host}:{port} "
         f"(postgres {redact_url(services.postgres_app)}, redis {redact_url(services.redis)})"
     )
-    common = {
+    limits = HttpLimits.from_settings(settings)
+    common: dict[str, Any] = {
         "host": host,
         "port": port,
         "log_level": log_level,
         "access_log": False,
         "log_config": None,  # uvicorn logs through the JSON pipeline set up by the app
-        "limits": HttpLimits.from_settings(settings),
     }
     if workers > 1 or reload:
         # Separate processes build their own settings and pools from the environment.
         config = GuardedConfig(
-            "neanelu.web.asgi:app_factory", factory=True, workers=workers, reload=reload, **common
+            "neanelu.web.asgi:app_factory",
+            limits=limits,
+            factory=True,
+            workers=workers,
+            reload=reload,
+            **common,
         )
     else:
-        config = GuardedConfig(create_app(settings, services), **common)
+        config = GuardedConfig(create_app(settings, services), limits=limits, **common)
     if not run_server(config):
         raise typer.Exit(1)

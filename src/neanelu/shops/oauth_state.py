@@ -57,9 +57,7 @@ def verify_cookie(
         raise StateError("state cookie is malformed")
     state, expires_text, signature = parts
     expires = int(expires_text)
-    if not hmac.compare_digest(
-        _sign(secret, state, shop, expires).encode(), signature.encode()
-    ):
+    if not hmac.compare_digest(_sign(secret, state, shop, expires).encode(), signature.encode()):
         raise StateError("state cookie does not match (another shop's install, or forged)")
     if (now if now is not None else time.time()) > expires:
         raise StateError("state cookie has expired (start the install again)")

@@ -104,7 +104,5 @@ def app_secrets(settings: Settings) -> tuple[str, ...]:
     for settings built another way)."""
     candidates = (settings.shopify_api_secret, settings.shopify_api_secret_previous)
     return tuple(
-        s.get_secret_value()
-        for s in candidates
-        if s is not None and s.get_secret_value().strip()
+        s.get_secret_value() for s in candidates if s is not None and s.get_secret_value().strip()
     )
