@@ -33,6 +33,7 @@ from neanelu.webhooks.service import InboxWriter, ShopDirectory
 
 BENCH_BARE_ENV = "NEANELU_BENCH_BARE"
 OUTBOUND_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+# They cap their own bodies at WEBHOOK_MAX_BODY_BYTES (neanelu.webhooks.routes).
 WEBHOOK_PATHS = ("/api/webhooks", "/api/webhooks/compliance")
 
 log = logging.getLogger(__name__)
@@ -103,9 +104,7 @@ def create_app(settings: Settings, services: ServiceUrls) -> FastAPI:
     app.include_router(catalog_router)
     # Inside the metrics middleware (added after it), so refusals are counted.
     app.add_middleware(
-        BodyLimitMiddleware,
-        default_limit=settings.http_max_body_bytes,
-        limits=dict.fromkeys(WEBHOOK_PATHS, settings.webhook_max_body_bytes),
+        BodyLimitMiddleware, limit=settings.http_max_body_bytes, exempt=WEBHOOK_PATHS
     )
     instrument_app(app, telemetry.metrics)
     if os.environ.get(BENCH_BARE_ENV) == "1":

@@ -1,14 +1,15 @@
-"""A body cap per route, before any handler buffers a body.
+"""A body cap for every route, before any handler buffers a body.
 
-Every route gets `HTTP_MAX_BODY_BYTES` (the read API and the install flow take no bodies worth
-the name); the webhook routes get `WEBHOOK_MAX_BODY_BYTES`, sized to what Shopify sends. A declared
-`Content-Length` over the cap is answered `413` without reading a byte; a body that grows past it
-while streaming (chunked, or a lying length) is cut off the same way.
+Routes get `HTTP_MAX_BODY_BYTES` (the read API and the install flow take no bodies worth the name).
+The webhook routes are exempt here because they enforce their own cap, `WEBHOOK_MAX_BODY_BYTES`
+(sized to what Shopify sends), the same way and after their header checks, and count what they
+refuse in the webhook metrics. A declared `Content-Length` over the cap is answered `413` without
+reading a byte; a body that grows past it while streaming (chunked, or a lying length) is cut off.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -34,16 +35,16 @@ async def _answer_413(send: Send, limit: int) -> None:
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, default_limit: int, limits: Mapping[str, int]) -> None:
+    def __init__(self, app: ASGIApp, *, limit: int, exempt: Iterable[str] = ()) -> None:
         self.app = app
-        self.default_limit = default_limit
-        self.limits = dict(limits)
+        self.limit = limit
+        self.exempt = frozenset(exempt)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("path", "") in self.exempt:
             await self.app(scope, receive, send)
             return
-        limit = self.limits.get(scope.get("path", ""), self.default_limit)
+        limit = self.limit
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 if value.isdigit() and int(value) > limit:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,9 @@ from uvicorn.supervisors import ChangeReload, Multiprocess
 from neanelu.config import Settings
 
 log = logging.getLogger(__name__)
+# Under a flood a line per refused connection would be a flood of its own: one per interval.
+REFUSAL_LOG_INTERVAL_S = 10.0
+_refusals = {"count": 0, "logged_at": 0.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +87,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         if len(self.connections) > self.limits.max_connections:
             # Nothing read, nothing answered: the cheapest refusal there is.
-            log.warning("connection refused: %d open", len(self.connections) - 1)
+            _log_refusal(len(self.connections) - 1)
             transport.close()
             return
         self._arm(self.limits.header_timeout_s, self._head_too_slow)
@@ -156,8 +160,21 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             # The application waiting for the body sees the client gone; its answer is dropped.
             cycle.disconnected = True
             cycle.message_event.set()
-        log.info("HTTP connection closed: %s (%d)", message, status)
+        # Debug: a slowloris run would otherwise write a line per connection.
+        log.debug("HTTP connection closed: %s (%d)", message, status)
         self.transport.close()
+
+
+def _log_refusal(open_connections: int) -> None:
+    _refusals["count"] += 1
+    now = time.monotonic()
+    if now - _refusals["logged_at"] >= REFUSAL_LOG_INTERVAL_S:
+        log.warning(
+            "%d connection(s) refused: %d open, HTTP_MAX_CONNECTIONS reached",
+            _refusals["count"],
+            open_connections,
+        )
+        _refusals["count"], _refusals["logged_at"] = 0, now
 
 
 class GuardedConfig(uvicorn.Config):
