@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 # Under a flood a line per refused connection would be a flood of its own: one per interval.
 REFUSAL_LOG_INTERVAL_S = 10.0
 _refusals = {"count": 0, "logged_at": 0.0}
+# After a refusal the rest of what the client sends is read and dropped for this long before the
+# connection closes: closing with unread bytes would reset it, and the client could lose the
+# answer (as nginx's lingering close).
+LINGER_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +83,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         self.limits: HttpLimits = getattr(config, "limits", None) or HttpLimits()
         self._deadline: asyncio.TimerHandle | None = None
+        self._requests = 0
+        # Between requests and in a request's head (not in its body): bytes count as header bytes.
         self._reading_head = True
         self._head_bytes = 0
+        self._tail = b""  # the last bytes seen, for a head terminator split across reads
+        self._refused = False
 
     # Connection
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -97,25 +105,32 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        # Counted after parsing: a chunk that completes the headers may carry body bytes too,
-        # and those are not header bytes. Still reading the head means every byte was.
-        if self._reading_head and not self.transport.is_closing():
-            self._head_bytes += len(data)
+        if self._refused:
+            return  # lingering: read and dropped
+        if self._reading_head:
+            # Counted before the parser sees the bytes (it would buffer a header value however
+            # long), up to the blank line that ends the head when it is in this read.
+            window = self._tail + data
+            end = window.find(b"\r\n\r\n")
+            self._head_bytes += len(data) if end < 0 else max(0, end + 4 - len(self._tail))
             if self._head_bytes > self.limits.max_header_bytes:
                 self._refuse(
                     431,
                     "Request Header Fields Too Large",
                     f"request line and headers exceed {self.limits.max_header_bytes} bytes",
                 )
+                return
+            self._tail = window[-3:]
+        super().data_received(data)
 
     # Parser callbacks
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if not self._reading_head:
-            # The next request on a kept-alive connection: its headers get their own deadline.
-            self._reading_head, self._head_bytes = True, 0
+        if self._requests:
+            # The next request on a kept-alive connection: its headers get their own deadline
+            # (the first request's runs from the connection).
             self._arm(self.limits.header_timeout_s, self._head_too_slow)
+        self._requests += 1
 
     def on_headers_complete(self) -> None:
         self._reading_head = False
@@ -125,6 +140,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._disarm()
+        self._reading_head, self._head_bytes, self._tail = True, 0, b""
 
     # Deadlines
     def _arm(self, seconds: float, callback: Any) -> None:
@@ -145,7 +161,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._refuse(408, "Request Timeout", "request body not received in time")
 
     def _refuse(self, status: int, reason: str, message: str) -> None:
-        if self.transport.is_closing():
+        if self._refused or self.transport.is_closing():
             return
         cycle = self.cycle
         if self._reading_head:
@@ -162,7 +178,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             cycle.message_event.set()
         # Debug: a slowloris run would otherwise write a line per connection.
         log.debug("HTTP connection closed: %s (%d)", message, status)
-        self.transport.close()
+        self._refused = True
+        if not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self.transport.write_eof()  # the answer, then end of stream; the client closes its side
+        self.flow.resume_reading()
+        self._arm(LINGER_S, self.transport.close)
 
 
 def _log_refusal(open_connections: int) -> None:
