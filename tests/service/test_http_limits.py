@@ -152,8 +152,11 @@ def test_connections_beyond_the_cap_are_closed_at_once(served: Served) -> None:
         for sock in socks:
             sock.close()
     # The extra ones were closed unanswered; the others waited for their header deadline.
-    assert sum(1 for a in answers if a == b"") >= 4
-    assert sum(1 for a in answers if a.startswith(b"HTTP/1.1 408 ")) >= MAX_CONNECTIONS - 1
+    # (Connections of an earlier test still closing can only make more of them extra.)
+    unanswered = sum(1 for a in answers if a == b"")
+    timed_out = sum(1 for a in answers if a.startswith(b"HTTP/1.1 408 "))
+    assert unanswered + timed_out == len(answers)
+    assert unanswered >= 4 and 1 <= timed_out <= MAX_CONNECTIONS
 
 
 @pytest.mark.parametrize(
@@ -192,13 +195,18 @@ def _webhook_head(body: bytes, length: int) -> bytes:
     return f"POST /api/webhooks HTTP/1.1\r\n{lines}\r\n".encode()
 
 
-def test_slow_body_is_cut_off_and_a_client_leaving_is_one_line(served: Served) -> None:
-    body = b'{"id": 1, "title": "' + b"x" * 1500 + b'"}'
+BODY = b'{"id": 1, "title": "' + b"x" * 1500 + b'"}'
+
+
+def test_slow_body_is_cut_off(served: Served) -> None:
     with served.connect() as sock:
-        sock.sendall(_webhook_head(body, len(body)) + body[:100])
+        sock.sendall(_webhook_head(BODY, len(BODY)) + BODY[:100])
         answer = _read_until_closed(sock)
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:80]
 
+
+def test_a_client_leaving_mid_body_is_one_log_line(served: Served) -> None:
+    body = BODY
     with served.connect() as sock:
         sock.sendall(_webhook_head(body, len(body)) + body[:100])
         time.sleep(0.2)
