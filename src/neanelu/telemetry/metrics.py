@@ -178,8 +178,15 @@ class Metrics:
         # Shops and syncs
         self.token_refreshes = Counter(
             "neanelu_token_refreshes",
-            "Offline access token refreshes by outcome (ok, failed)",
-            ["outcome"],
+            "Offline access token refreshes by outcome (ok, failed) and trigger (use: a call "
+            "found it expiring; sweep: the periodic sweep refreshed it ahead of use)",
+            ["outcome", "trigger"],
+            registry=r,
+        )
+        self.shops_needing_reauth = Gauge(
+            "neanelu_shops_needing_reauth",
+            "Shops whose token Shopify refused to refresh (the merchant must open the app again), "
+            "as the last token sweep counted them",
             registry=r,
         )
         self.sync_runs = Counter(
