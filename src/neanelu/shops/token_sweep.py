@@ -80,7 +80,7 @@ def jitter_s(expires_at: datetime, now: datetime) -> float:
     """A random delay that spreads refreshes, never past half the time left before the on-use
     margin (a token close to it is refreshed at once)."""
     slack = (expires_at - REFRESH_MARGIN - now).total_seconds()
-    return random.uniform(0.0, max(0.0, min(MAX_JITTER_S, slack / 2)))  # noqa: S311 - spreading, not secrecy
+    return random.uniform(0.0, max(0.0, min(MAX_JITTER_S, slack / 2)))
 
 
 async def sweep_tokens(conn: Conn, period: int, *, now: datetime | None = None) -> int:

@@ -175,6 +175,25 @@ class Metrics:
             buckets=RATIO_BUCKETS,
             registry=r,
         )
+        self.bulk_wakeups = Counter(
+            "neanelu_bulk_wait_wakeups",
+            "Waits for a bulk operation that ended, by what ended them (webhook: "
+            "bulk_operations/finish; poll: the poll interval passed)",
+            ["reason"],
+            registry=r,
+        )
+        self.bulk_restarts = Counter(
+            "neanelu_bulk_restarts",
+            "Bulk operations started again in the same run, by why they ended (expired, timeout)",
+            ["reason"],
+            registry=r,
+        )
+        self.bulk_url_renewals = Counter(
+            "neanelu_bulk_url_renewals",
+            "Result URLs the storage host refused as expired, replaced by asking for the "
+            "operation again",
+            registry=r,
+        )
         # Shops and syncs
         self.token_refreshes = Counter(
             "neanelu_token_refreshes",
