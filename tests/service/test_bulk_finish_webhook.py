@@ -1,0 +1,194 @@
+"""`bulk_operations/finish` wakes the waiting sync, end to end: the app installs through OAuth
+and subscribes (the finish topic with the others), the emulator sends the webhook as each
+operation ends, the API records it, a worker applies it, and the full sync on another worker,
+which would otherwise poll only once an hour, finishes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import uvicorn
+from redis.asyncio import Redis
+
+from neanelu.db.pool import PoolSizes, create_pool, global_scope, tenant_scope
+from neanelu.db.services import ServiceUrls
+from neanelu.queue import CostLimiter
+from neanelu.queue.client import QueueClient
+from neanelu.queue.outbox import run_outbox_relay
+from neanelu.queue.registry import Registry
+from neanelu.queue.settings import BULK, SYNC, WEBHOOK, default_queues
+from neanelu.queue.worker import Worker
+from neanelu.shopify.bulk import BulkPolling
+from neanelu.shops import tasks as shop_tasks
+from neanelu.shops.runtime import Runtime, bind_runtime
+from neanelu.shops.vault import TokenVault
+from neanelu.sync.finish_signal import RedisFinishSignal
+from neanelu.sync.service import SyncDeps
+from neanelu.sync.tasks import full_sync
+from neanelu.telemetry import current_metrics
+from neanelu.web.app import create_app
+from neanelu.webhooks import tasks as webhook_tasks
+from neanelu.worker.resources import RuntimeShopAccess
+from shopify_emulator.config import EmulatorConfig, ShopConfig
+from shopify_emulator.server import free_port, start_in_thread
+from tests.conftest import TestDatabase
+from tests.service.conftest import CLIENT_ID, SECRET, make_settings
+from tests.service.test_e2e import CONTROL, Stack, eventually, install
+
+# Longer than the test may take: only the webhook can end a wait.
+POLL_S = 3600.0
+
+
+@dataclass
+class Running:
+    stack: Stack
+    bulk_worker: asyncio.Event  # set: start the bulk worker (after the subscriptions exist)
+
+
+def wakeups(reason: str) -> float:
+    sample = current_metrics().registry.get_sample_value(
+        "neanelu_bulk_wait_wakeups_total", {"reason": reason}
+    )
+    return sample or 0.0
+
+
+@pytest.fixture
+async def running(
+    database: TestDatabase, redis_url: str, key_prefix: str
+) -> AsyncIterator[Running]:
+    emulator = start_in_thread(
+        EmulatorConfig(
+            client_id=CLIENT_ID,
+            client_secret=SECRET,
+            shops=[ShopConfig(name="e2e", products=6)],
+            time_scale=0.0001,
+            # Each operation runs for a moment, so the sync is waiting when it ends.
+            bulk_lines_per_s=30.0,
+        )
+    )
+    port = free_port()
+    app_url = f"http://127.0.0.1:{port}"
+    settings = make_settings(
+        APP_HOST=app_url,
+        SHOPIFY_BASE_URL=emulator.base_url,
+        SHOPIFY_API_SECRET_PREVIOUS=None,
+        WEBHOOK_MAX_BODY_BYTES=1_048_576,
+    )
+    pool = create_pool(database.app_url, PoolSizes(1, 12), name="bulk-finish")
+    await pool.open(wait=True)
+    redis = Redis.from_url(redis_url)
+    runtime = Runtime(
+        settings=settings,
+        pool=pool,
+        redis=redis,
+        http=httpx.AsyncClient(timeout=10),
+        vault=TokenVault.from_settings(settings),
+        queues=QueueClient(redis, default_queues(settings), prefix=key_prefix),
+    )
+    app = create_app(
+        settings, ServiceUrls(database.app_url, database.owner_url, redis_url, False, False)
+    )
+    app.state.runtime = runtime
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+    )
+    registry = Registry()
+    registry.add(full_sync)
+    shop_tasks.register(registry)
+    webhook_tasks.register(registry)
+    signal = RedisFinishSignal(redis, prefix=key_prefix)
+    access = RuntimeShopAccess(runtime, CostLimiter(redis, prefix=key_prefix))
+    deps = SyncDeps(
+        pool,
+        runtime.http,
+        access,
+        redis,
+        bulk_polling=BulkPolling(first_poll=POLL_S, max_poll=POLL_S, signal=signal),
+    )
+    stop, start_bulk = asyncio.Event(), asyncio.Event()
+
+    async def bulk_worker() -> None:
+        await start_bulk.wait()
+        worker = Worker(
+            runtime.queues,
+            registry,
+            [BULK],
+            concurrency=2,
+            idle_max_s=0.05,
+            resources={Runtime: runtime, SyncDeps: deps},
+        )
+        await worker.run(stop)
+
+    with bind_runtime(runtime):
+        serving = asyncio.create_task(server.serve())
+        worker = Worker(runtime.queues, registry, [WEBHOOK, SYNC], concurrency=4, idle_max_s=0.05)
+        background = [
+            asyncio.create_task(worker.run(stop)),
+            asyncio.create_task(run_outbox_relay(pool, runtime.queues, stop, interval_s=0.05)),
+            asyncio.create_task(bulk_worker()),
+        ]
+
+        async def started() -> bool:
+            return bool(server.started)
+
+        await eventually(started, "the service to listen")
+        async with httpx.AsyncClient(base_url=emulator.base_url, timeout=10) as control:
+            yield Running(Stack(emulator, control, app_url, runtime), start_bulk)
+        stop.set()
+        start_bulk.set()
+        await asyncio.gather(*background)
+        server.should_exit = True
+        await serving
+    await signal.close()
+    emulator.stop()
+    await runtime.http.aclose()
+    await redis.aclose()
+    await pool.close()
+
+
+async def test_finish_webhook_wakes_the_waiting_sync(running: Running) -> None:
+    stack = running.stack
+    rt = stack.runtime
+    async with httpx.AsyncClient(timeout=10, follow_redirects=False) as browser:
+        shop_id = await install(stack, browser)
+
+    async def subscribed() -> bool:
+        subs = (await stack.control.get(f"{CONTROL}/webhooks/subscriptions")).json()
+        return "BULK_OPERATIONS_FINISH" in {s["topic"] for s in subs}
+
+    # Subscribed at install, with the other topics.
+    await eventually(subscribed, "the bulk_operations/finish subscription")
+    by_webhook, by_poll = wakeups("webhook"), wakeups("poll")
+    running.bulk_worker.set()  # the install's full sync starts now
+
+    async def synced() -> bool:
+        async with tenant_scope(rt.pool, shop_id) as conn:  # type: ignore[arg-type]
+            cur = await conn.execute("SELECT status FROM sync_runs WHERE kind = 'full'")
+            row = await cur.fetchone()
+        return row is not None and row[0] == "completed"
+
+    # Well under one poll interval: only the webhook can have ended the waits.
+    await eventually(synced, "the full sync", timeout=120)
+    assert wakeups("poll") == by_poll
+    assert wakeups("webhook") > by_webhook
+    deliveries = (await stack.control.get(f"{CONTROL}/webhooks/deliveries")).json()
+    finished = [d for d in deliveries if d["topic"] == "bulk_operations/finish"]
+    assert finished and all(d["ok"] for d in finished)
+    # The deliveries were recorded in the inbox (and applied) like any other topic.
+    async with tenant_scope(rt.pool, shop_id) as conn:  # type: ignore[arg-type]
+        cur = await conn.execute(
+            "SELECT count(*) FROM webhook_inbox WHERE topic = 'bulk_operations/finish' "
+            "AND processed_at IS NOT NULL"
+        )
+        row = await cur.fetchone()
+    assert row is not None and row[0] >= 1
+    counts = (await stack.control.get(f"{CONTROL}/counts")).json()
+    async with global_scope(rt.pool) as conn:
+        await conn.execute("SELECT set_config('app.current_shop_id', %s, true)", (shop_id,))
+        cur = await conn.execute("SELECT count(*) FROM products WHERE deleted_at IS NULL")
+        stored = await cur.fetchone()
+    assert stored is not None and stored[0] == counts["products"]
