@@ -63,6 +63,12 @@ async def get(conn: Conn, shop_id: UUID, *, for_update: bool = False) -> ShopRow
     return _row(row) if row else None
 
 
+async def list_all(conn: Conn) -> list[ShopRow]:
+    """Every shop known here, by domain (the operator's listing)."""
+    cur = await conn.execute(f"SELECT {_COLUMNS} FROM shops ORDER BY domain")
+    return [_row(r) for r in await cur.fetchall()]
+
+
 async def get_by_domain(conn: Conn, domain: str) -> ShopRow | None:
     cur = await conn.execute(f"SELECT {_COLUMNS} FROM shops WHERE domain = %s", (domain,))
     row = await cur.fetchone()
