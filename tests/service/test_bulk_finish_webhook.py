@@ -6,6 +6,7 @@ which would otherwise poll only once an hour, finishes."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -26,7 +27,7 @@ from neanelu.shopify.bulk import BulkPolling
 from neanelu.shops import tasks as shop_tasks
 from neanelu.shops.runtime import Runtime, bind_runtime
 from neanelu.shops.vault import TokenVault
-from neanelu.sync.finish_signal import RedisFinishSignal
+from neanelu.sync.finish_signal import RedisFinishSignal, announce_finished
 from neanelu.sync.service import SyncDeps
 from neanelu.sync.tasks import full_sync
 from neanelu.telemetry import current_metrics
@@ -36,8 +37,10 @@ from neanelu.worker.resources import RuntimeShopAccess
 from shopify_emulator.config import EmulatorConfig, ShopConfig
 from shopify_emulator.server import free_port, start_in_thread
 from tests.conftest import TestDatabase
-from tests.service.conftest import CLIENT_ID, SECRET, make_settings
+from tests.factories import create_shop
+from tests.service.conftest import CLIENT_ID, SECRET, encode, make_settings, webhook_headers
 from tests.service.test_e2e import CONTROL, Stack, eventually, install
+from tests.service.test_webhooks import drain
 
 # Longer than the test may take: only the webhook can end a wait.
 POLL_S = 3600.0
@@ -192,3 +195,47 @@ async def test_finish_webhook_wakes_the_waiting_sync(running: Running) -> None:
         cur = await conn.execute("SELECT count(*) FROM products WHERE deleted_at IS NULL")
         stored = await cur.fetchone()
     assert stored is not None and stored[0] == counts["products"]
+
+
+def finish_payload(gid: str, status: str = "completed") -> dict[str, object]:
+    return {
+        "admin_graphql_api_id": gid,
+        "completed_at": "2026-12-01T10:00:05-05:00",
+        "created_at": "2026-12-01T10:00:00-05:00",
+        "error_code": None if status == "completed" else "timeout",
+        "status": status,
+        "type": "query",
+    }
+
+
+async def test_each_delivery_wakes_its_own_operation_and_a_bad_one_is_skipped(
+    client: httpx.AsyncClient, runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    domain = "finish.myshopify.com"
+    shop_id = await create_shop(runtime.pool, domain)
+    signal = RedisFinishSignal(runtime.redis, prefix=runtime.queues.prefix)
+    ours, other = "gid://shopify/BulkOperation/7000000101", "gid://shopify/BulkOperation/7000000102"
+    try:
+        waiting = asyncio.create_task(signal.wait(ours, 60))
+        for payload in (
+            finish_payload("gid://shopify/Product/7000000101"),  # not a bulk operation
+            finish_payload(ours, "failed"),
+        ):
+            body = encode(payload)
+            headers = webhook_headers(body, shop=domain, topic="bulk_operations/finish")
+            assert (await client.post("/api/webhooks", content=body, headers=headers)).is_success
+        caplog.set_level(logging.INFO)
+        assert await drain(runtime, shop_id) == 2
+        assert await waiting
+        assert any(
+            "bulk_operations/finish payload" in r.getMessage() and r.levelno == logging.WARNING
+            for r in caplog.records
+        )
+        # An operation nobody announced is not woken (its wait ends at its poll interval).
+        assert not await signal.wait(other, 0.3)
+        # An announcement that came before the wait began is found by the wait, once.
+        await announce_finished(runtime.redis, other, "completed", prefix=runtime.queues.prefix)
+        assert await signal.wait(other, 60)
+        assert not await signal.wait(other, 0.3)
+    finally:
+        await signal.close()
