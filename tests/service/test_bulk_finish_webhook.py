@@ -8,48 +8,29 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import httpx
 import pytest
-import uvicorn
-from redis.asyncio import Redis
 
-from neanelu.db.pool import PoolSizes, create_pool, global_scope, tenant_scope
-from neanelu.db.services import ServiceUrls
+from neanelu.db.pool import global_scope, tenant_scope
 from neanelu.queue import CostLimiter
-from neanelu.queue.client import QueueClient
-from neanelu.queue.outbox import run_outbox_relay
-from neanelu.queue.registry import Registry
-from neanelu.queue.settings import BULK, SYNC, WEBHOOK, default_queues
+from neanelu.queue.settings import BULK
 from neanelu.queue.worker import Worker
 from neanelu.shopify.bulk import BulkPolling
-from neanelu.shops import tasks as shop_tasks
-from neanelu.shops.runtime import Runtime, bind_runtime
-from neanelu.shops.vault import TokenVault
+from neanelu.shops.runtime import Runtime
 from neanelu.sync.finish_signal import RedisFinishSignal, announce_finished
 from neanelu.sync.service import SyncDeps
-from neanelu.sync.tasks import full_sync
 from neanelu.telemetry import current_metrics
-from neanelu.web.app import create_app
-from neanelu.webhooks import tasks as webhook_tasks
 from neanelu.worker.resources import RuntimeShopAccess
 from shopify_emulator.config import EmulatorConfig, ShopConfig
-from shopify_emulator.server import free_port, start_in_thread
 from tests.conftest import TestDatabase
 from tests.factories import create_shop
-from tests.service.conftest import CLIENT_ID, SECRET, encode, make_settings, webhook_headers
-from tests.service.test_e2e import CONTROL, Stack, eventually, install
+from tests.service.conftest import CLIENT_ID, SECRET, encode, webhook_headers
+from tests.service.test_e2e import CONTROL, Stack, eventually, install, open_stack
 from tests.service.test_webhooks import drain
 
 # Longer than the test may take: only the webhook can end a wait.
 POLL_S = 3600.0
-
-
-@dataclass
-class Running:
-    stack: Stack
-    bulk_worker: asyncio.Event  # set: start the bulk worker (after the subscriptions exist)
 
 
 def wakeups(reason: str) -> float:
@@ -60,101 +41,52 @@ def wakeups(reason: str) -> float:
 
 
 @pytest.fixture
-async def running(
-    database: TestDatabase, redis_url: str, key_prefix: str
-) -> AsyncIterator[Running]:
-    emulator = start_in_thread(
-        EmulatorConfig(
-            client_id=CLIENT_ID,
-            client_secret=SECRET,
-            shops=[ShopConfig(name="e2e", products=6)],
-            time_scale=0.0001,
-            # Each operation runs for a moment, so the sync is waiting when it ends.
-            bulk_lines_per_s=30.0,
-        )
+async def stack(database: TestDatabase, redis_url: str, key_prefix: str) -> AsyncIterator[Stack]:
+    config = EmulatorConfig(
+        client_id=CLIENT_ID,
+        client_secret=SECRET,
+        shops=[ShopConfig(name="e2e", products=6)],
+        time_scale=0.0001,
+        # Each operation runs for a moment, so the sync is waiting when it ends.
+        bulk_lines_per_s=30.0,
     )
-    port = free_port()
-    app_url = f"http://127.0.0.1:{port}"
-    settings = make_settings(
-        APP_HOST=app_url,
-        SHOPIFY_BASE_URL=emulator.base_url,
-        SHOPIFY_API_SECRET_PREVIOUS=None,
-        WEBHOOK_MAX_BODY_BYTES=1_048_576,
-    )
-    pool = create_pool(database.app_url, PoolSizes(1, 12), name="bulk-finish")
-    await pool.open(wait=True)
-    redis = Redis.from_url(redis_url)
-    runtime = Runtime(
-        settings=settings,
-        pool=pool,
-        redis=redis,
-        http=httpx.AsyncClient(timeout=10),
-        vault=TokenVault.from_settings(settings),
-        queues=QueueClient(redis, default_queues(settings), prefix=key_prefix),
-    )
-    app = create_app(
-        settings, ServiceUrls(database.app_url, database.owner_url, redis_url, False, False)
-    )
-    app.state.runtime = runtime
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
-    )
-    registry = Registry()
-    registry.add(full_sync)
-    shop_tasks.register(registry)
-    webhook_tasks.register(registry)
-    signal = RedisFinishSignal(redis, prefix=key_prefix)
-    access = RuntimeShopAccess(runtime, CostLimiter(redis, prefix=key_prefix))
+    async with open_stack(database, redis_url, key_prefix, config) as running:
+        yield running
+
+
+@pytest.fixture
+async def signal(stack: Stack) -> AsyncIterator[RedisFinishSignal]:
+    rt = stack.runtime
+    finished = RedisFinishSignal(rt.redis, prefix=rt.queues.prefix)
+    yield finished
+    await finished.close()
+
+
+def start_bulk_worker(stack: Stack, signal: RedisFinishSignal) -> None:
+    """A worker on the bulk queue whose syncs poll once an hour, woken by the signal."""
+    rt = stack.runtime
+    access = RuntimeShopAccess(rt, CostLimiter(rt.redis, prefix=rt.queues.prefix))
     deps = SyncDeps(
-        pool,
-        runtime.http,
+        rt.pool,
+        rt.http,
         access,
-        redis,
+        rt.redis,
         bulk_polling=BulkPolling(first_poll=POLL_S, max_poll=POLL_S, signal=signal),
     )
-    stop, start_bulk = asyncio.Event(), asyncio.Event()
-
-    async def bulk_worker() -> None:
-        await start_bulk.wait()
-        worker = Worker(
-            runtime.queues,
-            registry,
-            [BULK],
-            concurrency=2,
-            idle_max_s=0.05,
-            resources={Runtime: runtime, SyncDeps: deps},
-        )
-        await worker.run(stop)
-
-    with bind_runtime(runtime):
-        serving = asyncio.create_task(server.serve())
-        worker = Worker(runtime.queues, registry, [WEBHOOK, SYNC], concurrency=4, idle_max_s=0.05)
-        background = [
-            asyncio.create_task(worker.run(stop)),
-            asyncio.create_task(run_outbox_relay(pool, runtime.queues, stop, interval_s=0.05)),
-            asyncio.create_task(bulk_worker()),
-        ]
-
-        async def started() -> bool:
-            return bool(server.started)
-
-        await eventually(started, "the service to listen")
-        async with httpx.AsyncClient(base_url=emulator.base_url, timeout=10) as control:
-            yield Running(Stack(emulator, control, app_url, runtime), start_bulk)
-        stop.set()
-        start_bulk.set()
-        await asyncio.gather(*background)
-        server.should_exit = True
-        await serving
-    await signal.close()
-    emulator.stop()
-    await runtime.http.aclose()
-    await redis.aclose()
-    await pool.close()
+    worker = Worker(
+        rt.queues,
+        stack.registry,
+        [BULK],
+        concurrency=2,
+        idle_max_s=0.05,
+        resources={Runtime: rt, SyncDeps: deps},
+    )
+    stack.spawn(worker.run(stack.stop))
 
 
-async def test_finish_webhook_wakes_the_waiting_sync(running: Running) -> None:
-    stack = running.stack
+async def test_finish_webhook_wakes_the_waiting_sync(
+    stack: Stack, signal: RedisFinishSignal
+) -> None:
     rt = stack.runtime
     async with httpx.AsyncClient(timeout=10, follow_redirects=False) as browser:
         shop_id = await install(stack, browser)
@@ -166,7 +98,7 @@ async def test_finish_webhook_wakes_the_waiting_sync(running: Running) -> None:
     # Subscribed at install, with the other topics.
     await eventually(subscribed, "the bulk_operations/finish subscription")
     by_webhook, by_poll = wakeups("webhook"), wakeups("poll")
-    running.bulk_worker.set()  # the install's full sync starts now
+    start_bulk_worker(stack, signal)  # the install's full sync starts now
 
     async def synced() -> bool:
         async with tenant_scope(rt.pool, shop_id) as conn:  # type: ignore[arg-type]

@@ -178,9 +178,8 @@ async def test_expiring_token_is_refreshed_by_the_sweep_without_any_use(sweeper:
     assert refresh_count("ok", "sweep") == ok_sweep + 1
     assert refresh_count("ok", "use") == ok_use
     # The tick queued the next one (a later period, delayed until it begins).
-    tick = await sweeper.runtime.queues.queue(SYNC).job_info(
-        f"token-sweep-{token_sweep._period(datetime.now(UTC)) + 1}"
-    )
+    period, _ = shop_tasks.next_period(token_sweep.SWEEP_INTERVAL)
+    tick = await sweeper.runtime.queues.queue(SYNC).job_info(f"token-sweep-{period}")
     assert tick is not None and tick.state == "delayed"
 
 

@@ -27,7 +27,7 @@ from neanelu.queue.settings import SYNC
 from neanelu.shopify.errors import TransientError
 from neanelu.shops import repository
 from neanelu.shops.runtime import current_runtime
-from neanelu.shops.tasks import MAINTENANCE_GROUP, ShopRef
+from neanelu.shops.tasks import MAINTENANCE_GROUP, ShopRef, next_period
 from neanelu.shops.tokens import REFRESH_MARGIN, ShopUnavailable, refresh_if_due
 from neanelu.telemetry import current_metrics
 
@@ -58,21 +58,15 @@ class DueToken(ShopRef, frozen=True, kw_only=True):
             raise Fatal(f"payload expires_at {self.expires_at!r} is not a time") from None
 
 
-def _period(at: datetime) -> int:
-    return int(at.timestamp() // SWEEP_INTERVAL.total_seconds())
-
-
 async def schedule_token_sweep(conn: Conn, *, now: datetime | None = None) -> str:
     """Queue the next sweep tick (idempotent: one job id per period)."""
-    current = now or datetime.now(UTC)
-    period = _period(current) + 1
-    start = datetime.fromtimestamp(period * SWEEP_INTERVAL.total_seconds(), tz=UTC)
+    period, delay_s = next_period(SWEEP_INTERVAL, now)
     return await token_sweep.enqueue_in_tx(
         conn,
         SweepTick(period=period),
         group=MAINTENANCE_GROUP,
         job_id=f"token-sweep-{period}",
-        delay_s=max(0.0, (start - current).total_seconds()),
+        delay_s=delay_s,
     )
 
 
