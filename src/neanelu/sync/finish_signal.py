@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 # Long enough for a waiter to come back from a retry backoff and still find the announcement.
 ANNOUNCE_TTL_S = 24 * 3600
-_RECONNECT_S = 1.0
+_RECONNECT_FIRST_S, _RECONNECT_MAX_S = 1.0, 30.0
 
 
 def channel(prefix: str) -> str:
@@ -39,7 +39,8 @@ async def announce_finished(
     redis: Redis, operation_id: str, status: str, *, prefix: str = DEFAULT_PREFIX
 ) -> None:
     """Tell every process that the operation ended (`status` as the webhook gave it)."""
-    async with redis.pipeline(transaction=True) as pipe:
+    # In order, not MULTI: PUBLISH names no key, which a cluster's transaction would refuse.
+    async with redis.pipeline(transaction=False) as pipe:
         pipe.set(finished_key(prefix, operation_id), status, ex=ANNOUNCE_TTL_S)
         pipe.publish(channel(prefix), operation_id)
         await pipe.execute()
@@ -89,6 +90,7 @@ class RedisFinishSignal:
             self._listener = asyncio.create_task(self._listen(), name="bulk-finish-signal")
 
     async def _listen(self) -> None:
+        pause = _RECONNECT_FIRST_S
         while True:
             pubsub = self._redis.pubsub()
             try:
@@ -99,15 +101,17 @@ class RedisFinishSignal:
                         continue
                     if message.get("type") == "subscribe":
                         self._subscribed.set()
+                        pause = _RECONNECT_FIRST_S
                     elif message.get("type") == "message":
                         self._wake(message.get("data"))
             except RedisError as exc:
                 self._subscribed.clear()
                 log.warning(
-                    "bulk finish signal: subscription lost (%s); polling meanwhile",
+                    "bulk finish signal: subscription lost (%s); polling until it is back",
                     type(exc).__name__,
                 )
-                await asyncio.sleep(_RECONNECT_S)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, _RECONNECT_MAX_S)
             finally:
                 with contextlib.suppress(RedisError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
