@@ -207,6 +207,11 @@ async def test_two_concurrent_sweeps_refresh_once(sweeper: Sweeper) -> None:
     await sweeper.finished(f"token-refresh-{shop_id}-2")
     assert sweeper.refreshes() == 1
     assert refresh_count("ok", "sweep") == ok_before + 1
+    # Every process schedules the next tick at start-up: one tick per period is queued.
+    async with global_scope(sweeper.runtime.pool) as conn:
+        first = await token_sweep.schedule_token_sweep(conn)
+    async with global_scope(other.pool) as conn:
+        assert await token_sweep.schedule_token_sweep(conn) == first
 
 
 async def test_refused_refresh_is_alerted_and_not_retried(
