@@ -169,13 +169,14 @@ async def wait_for_operation(
         operation = await get_operation(client, operation_id)
         if operation.status in TERMINAL:
             return operation
-        if polling.signal is not None and await polling.signal.wait(operation_id, delay):
-            wakeups.labels("webhook").inc()
-            log.debug("bulk operation %s: woken by bulk_operations/finish", operation_id)
+        if polling.signal is None:
+            await asyncio.sleep(delay)
+            woken = False
         else:
-            if polling.signal is None:
-                await asyncio.sleep(delay)
-            wakeups.labels("poll").inc()
+            woken = await polling.signal.wait(operation_id, delay)
+        if woken:
+            log.debug("bulk operation %s: woken by bulk_operations/finish", operation_id)
+        wakeups.labels("webhook" if woken else "poll").inc()
         delay = min(delay * 1.5, polling.max_poll)
 
 

@@ -71,11 +71,9 @@ def _at(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, tz=UTC)
 
 
-def _needs_refresh(
-    row: repository.ShopRow, now: datetime, margin: timedelta = REFRESH_MARGIN
-) -> bool:
+def _needs_refresh(row: repository.ShopRow, now: datetime) -> bool:
     expires = row.access_token_expires_at
-    return expires is not None and row.refresh_token is not None and expires - margin <= now
+    return expires is not None and row.refresh_token is not None and expires - REFRESH_MARGIN <= now
 
 
 async def access_token(rt: Runtime, shop_id: UUID, *, force_refresh: bool = False) -> SecretStr:
