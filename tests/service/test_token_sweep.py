@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import httpx
@@ -16,6 +16,7 @@ import pytest
 from pydantic import SecretStr
 
 from neanelu.db.pool import global_scope
+from neanelu.queue.errors import Retry
 from neanelu.queue.outbox import run_outbox_relay
 from neanelu.queue.registry import Registry
 from neanelu.queue.settings import SYNC
@@ -27,7 +28,7 @@ from neanelu.shops.runtime import Runtime, bind_runtime
 from neanelu.shops.token_sweep import SweepTick, sweep_tokens
 from neanelu.telemetry import current_metrics
 from shopify_emulator.config import EmulatorConfig, ShopConfig
-from shopify_emulator.server import RunningEmulator, start_in_thread
+from shopify_emulator.server import RunningEmulator, free_port, start_in_thread
 from shopify_emulator.state import ShopState
 from tests.conftest import TestDatabase
 from tests.service.conftest import CLIENT_ID, SECRET, build_runtime, close_runtime, make_settings
@@ -71,10 +72,7 @@ class Sweeper:
         return shop_id
 
     async def row(self, shop_id: UUID) -> repository.ShopRow:
-        async with global_scope(self.runtime.pool) as conn:
-            found = await repository.get(conn, shop_id)
-        assert found is not None
-        return found
+        return await stored_row(self.runtime, shop_id)
 
     async def finished(self, job_id: str) -> None:
         """Wait until the refresh job has run to its end (never delayed past the test)."""
@@ -253,3 +251,53 @@ async def test_refused_refresh_is_alerted_and_not_retried(
     gauge = current_metrics().registry.get_sample_value("neanelu_shops_needing_reauth")
     assert gauge == 1
     assert "shprt_" not in caplog.text and "shpat_" not in caplog.text
+
+
+async def test_unreachable_shopify_is_alerted_and_retried(
+    database: TestDatabase, redis_url: str, key_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Nothing listens on this port: the token endpoint cannot be reached at all.
+    settings = make_settings(SHOPIFY_BASE_URL=f"http://127.0.0.1:{free_port()}")
+    rt = await build_runtime(
+        settings, database, redis_url, key_prefix, transport=httpx.AsyncHTTPTransport()
+    )
+    try:
+        expires = datetime.now(UTC) + timedelta(minutes=7)
+        grant = TokenGrant(
+            access_token=SecretStr("shpat_unreachable"),
+            scopes=("read_products",),
+            expires_at=expires.timestamp(),
+            refresh_token=SecretStr("shprt_unreachable"),
+            refresh_token_expires_at=time.time() + 86400,
+        )
+        async with global_scope(rt.pool) as conn:
+            shop_id, _ = await service.store_install(conn, rt.vault, DOMAIN, grant)
+            row = await repository.get(conn, shop_id)
+        assert row is not None and row.access_token_expires_at is not None
+        due = token_sweep.DueToken(
+            shop_id=str(shop_id), expires_at=row.access_token_expires_at.isoformat()
+        )
+        failed = refresh_count("failed", "sweep")
+        caplog.set_level(logging.INFO)
+        with bind_runtime(rt), pytest.raises(Retry):
+            await token_sweep.refresh_token.handler(None, due)  # type: ignore[arg-type]
+        assert refresh_count("failed", "sweep") == failed + 1
+        assert any(
+            r.levelno == logging.WARNING
+            and str(shop_id) in r.getMessage()
+            and "retrying" in r.getMessage()
+            for r in caplog.records
+        )
+        after = await stored_row(rt, shop_id)
+        # Nothing changed: still installed with its token, for the retry (or the next sweep).
+        assert after.status == "installed"
+        assert after.access_token_expires_at == row.access_token_expires_at
+    finally:
+        await close_runtime(rt)
+
+
+async def stored_row(rt: Runtime, shop_id: UUID) -> repository.ShopRow:
+    async with global_scope(rt.pool) as conn:
+        found = await repository.get(conn, shop_id)
+    assert found is not None
+    return found

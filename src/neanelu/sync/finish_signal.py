@@ -38,12 +38,20 @@ def finished_key(prefix: str, operation_id: str) -> str:
 async def announce_finished(
     redis: Redis, operation_id: str, status: str, *, prefix: str = DEFAULT_PREFIX
 ) -> None:
-    """Tell every process that the operation ended (`status` as the webhook gave it)."""
-    # In order, not MULTI: PUBLISH names no key, which a cluster's transaction would refuse.
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.set(finished_key(prefix, operation_id), status, ex=ANNOUNCE_TTL_S)
-        pipe.publish(channel(prefix), operation_id)
-        await pipe.execute()
+    """Tell every process that the operation ended (`status` as the webhook gave it). Best
+    effort: without Redis the waiting sync still sees the end at its next poll."""
+    try:
+        # In order, not MULTI: PUBLISH names no key, which a cluster's transaction would refuse.
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.set(finished_key(prefix, operation_id), status, ex=ANNOUNCE_TTL_S)
+            pipe.publish(channel(prefix), operation_id)
+            await pipe.execute()
+    except RedisError as exc:
+        log.warning(
+            "bulk operation %s finished, not announced (%s): its sync sees it at the next poll",
+            operation_id,
+            type(exc).__name__,
+        )
 
 
 class RedisFinishSignal:
