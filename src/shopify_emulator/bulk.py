@@ -131,7 +131,14 @@ class BulkRunner:
         )
         shop.bulk_operations[number] = op
         faults = {
-            kind: shop.faults.take(kind) for kind in ("truncated_jsonl", "bulk_failed", "null_url")
+            kind: shop.faults.take(kind)
+            for kind in (
+                "truncated_jsonl",
+                "bulk_failed",
+                "bulk_timeout",
+                "bulk_expired",
+                "null_url",
+            )
         }
         job_ctx = Context(
             state=ctx.state, shop=shop, app=ctx.app, scopes=ctx.scopes, api_version=ctx.api_version
@@ -191,8 +198,10 @@ class BulkRunner:
         faults: dict[str, Any],
         loop: asyncio.AbstractEventLoop,
     ) -> None:
-        failed = faults.get("bulk_failed")
+        failed = faults.get("bulk_failed") or faults.get("bulk_timeout")
         fail_after = int(failed.params.get("after_lines", 100)) if failed else -1
+        # Shopify told the app it completed; only a later read finds the result gone.
+        reported: str | None = None
         try:
             op.status = "RUNNING"
             self._write(op, plan, ctx, fail_after)
@@ -200,7 +209,10 @@ class BulkRunner:
                 op.status = "CANCELED"
             elif failed is not None:
                 op.status = "FAILED"
-                op.error_code = str(failed.params.get("error_code", "INTERNAL_SERVER_ERROR"))
+                default = "TIMEOUT" if failed.kind == "bulk_timeout" else "INTERNAL_SERVER_ERROR"
+                op.error_code = str(failed.params.get("error_code", default))
+            elif faults.get("bulk_expired") is not None:
+                op.status, reported = "EXPIRED", "COMPLETED"
             else:
                 if faults.get("truncated_jsonl") is not None:
                     _truncate_last_line(op.path)
@@ -216,7 +228,9 @@ class BulkRunner:
             op.error_code = "INTERNAL_SERVER_ERROR"
         op.completed_at = now_iso()
         if not loop.is_closed():
-            loop.call_soon_threadsafe(self.dispatcher.bulk_finished, self.state.shops[op.shop], op)
+            loop.call_soon_threadsafe(
+                self.dispatcher.bulk_finished, self.state.shops[op.shop], op, reported
+            )
 
     def _write(
         self, op: BulkOperation, plan: bulk_plan.BulkPlan, ctx: Context, fail_after: int
@@ -229,7 +243,11 @@ class BulkRunner:
         size = 0
         started = time.monotonic()
         with open(op.path, "wb") as out:
-            for group in bulk_plan.root_lines(plan, ctx, order, seed=op.number):
+            # after_lines 0: the operation fails before its first line (no partial data).
+            groups = (
+                () if fail_after == 0 else bulk_plan.root_lines(plan, ctx, order, seed=op.number)
+            )
+            for group in groups:
                 for line in group:
                     buffer += encode(line)
                     buffer += b"\n"

@@ -195,13 +195,15 @@ class Dispatcher:
         )
         return True
 
-    def bulk_finished(self, shop: ShopState, op: BulkOperation) -> None:
+    def bulk_finished(self, shop: ShopState, op: BulkOperation, status: str | None = None) -> None:
+        """`bulk_operations/finish` for `op`, with `status` when the webhook reported another
+        status than the operation reads now (one that expired after it completed)."""
         payload = {
             "admin_graphql_api_id": op.gid,
             "completed_at": rest_time(op.completed_at),
             "created_at": rest_time(op.created_at),
             "error_code": op.error_code.lower() if op.error_code else None,
-            "status": op.status.lower(),
+            "status": (status or op.status).lower(),
             "type": op.type.lower(),
         }
         self.fire(shop, "BULK_OPERATIONS_FINISH", payload, client_id=op.client_id)

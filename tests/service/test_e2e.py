@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,6 +32,7 @@ from neanelu.shops.oauth_state import COOKIE_NAME
 from neanelu.shops.runtime import Runtime, bind_runtime
 from neanelu.shops.tokens import access_token
 from neanelu.shops.vault import TokenVault
+from neanelu.sync.tasks import full_sync
 from neanelu.web.app import create_app
 from neanelu.webhooks import tasks as webhook_tasks
 from shopify_emulator.config import EmulatorConfig, ShopConfig
@@ -48,6 +50,13 @@ class Stack:
     control: httpx.AsyncClient
     app_url: str
     runtime: Runtime
+    registry: Registry = field(default_factory=Registry)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    background: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` (a worker, say) until the stack stops; it must end when `stop` is set."""
+        self.background.append(asyncio.create_task(work))
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 20) -> None:
@@ -58,17 +67,13 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: f
         await asyncio.sleep(0.05)
 
 
-@pytest.fixture
-async def stack(database: TestDatabase, redis_url: str, key_prefix: str) -> AsyncIterator[Stack]:
-    emulator = start_in_thread(
-        EmulatorConfig(
-            client_id=CLIENT_ID,
-            client_secret=SECRET,
-            shops=[ShopConfig(name="e2e", products=3)],
-            time_scale=0.0001,
-            webhook_reorder_window_s=0.3,
-        )
-    )
+@asynccontextmanager
+async def open_stack(
+    database: TestDatabase, redis_url: str, key_prefix: str, config: EmulatorConfig
+) -> AsyncIterator[Stack]:
+    """The emulator, the API on a real port, a worker on the webhook and sync queues and the
+    outbox relay; every task is registered, so more workers can be spawned on the stack."""
+    emulator = start_in_thread(config)
     port = free_port()
     app_url = f"http://127.0.0.1:{port}"
     settings = make_settings(
@@ -95,32 +100,48 @@ async def stack(database: TestDatabase, redis_url: str, key_prefix: str) -> Asyn
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
     )
-    registry = Registry()
-    shop_tasks.register(registry)
-    webhook_tasks.register(registry)
-    stop = asyncio.Event()
     with bind_runtime(runtime):
         serving = asyncio.create_task(server.serve())
-        worker = Worker(runtime.queues, registry, [WEBHOOK, SYNC], concurrency=4, idle_max_s=0.05)
-        background = [
-            asyncio.create_task(worker.run(stop)),
-            asyncio.create_task(run_outbox_relay(pool, runtime.queues, stop, interval_s=0.05)),
-        ]
 
         async def started() -> bool:
             return bool(server.started)
 
         await eventually(started, "the service to listen")
         async with httpx.AsyncClient(base_url=emulator.base_url, timeout=10) as control:
-            yield Stack(emulator, control, app_url, runtime)
-        stop.set()
-        await asyncio.gather(*background)
-        server.should_exit = True
-        await serving
-    emulator.stop()
-    await runtime.http.aclose()
-    await redis.aclose()
-    await pool.close()
+            # Cleaned up in the `finally` below, the test's failure or not.
+            stack = Stack(emulator, control, app_url, runtime)
+            stack.registry.add(full_sync)
+            shop_tasks.register(stack.registry)
+            webhook_tasks.register(stack.registry)
+            worker = Worker(
+                runtime.queues, stack.registry, [WEBHOOK, SYNC], concurrency=4, idle_max_s=0.05
+            )
+            stack.spawn(worker.run(stack.stop))
+            stack.spawn(run_outbox_relay(pool, runtime.queues, stack.stop, interval_s=0.05))
+            try:
+                yield stack
+            finally:
+                stack.stop.set()
+                await asyncio.gather(*stack.background)
+                server.should_exit = True
+                await serving
+                emulator.stop()
+                await runtime.http.aclose()
+                await redis.aclose()
+                await pool.close()
+
+
+@pytest.fixture
+async def stack(database: TestDatabase, redis_url: str, key_prefix: str) -> AsyncIterator[Stack]:
+    config = EmulatorConfig(
+        client_id=CLIENT_ID,
+        client_secret=SECRET,
+        shops=[ShopConfig(name="e2e", products=3)],
+        time_scale=0.0001,
+        webhook_reorder_window_s=0.3,
+    )
+    async with open_stack(database, redis_url, key_prefix, config) as running:
+        yield running
 
 
 async def install(stack: Stack, client: httpx.AsyncClient) -> str:

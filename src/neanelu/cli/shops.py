@@ -1,4 +1,5 @@
-"""`neanelu shops owner-app ...`: other apps' tokens for their app-owned metafields."""
+"""`neanelu shops list`: the shops and their token state; `neanelu shops owner-app ...`: other
+apps' tokens for their app-owned metafields."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -23,9 +25,10 @@ from neanelu.cli.common import (
     shop_domain,
 )
 from neanelu.config import Settings
-from neanelu.db.pool import Conn, PoolSizes, create_pool, tenant_scope
+from neanelu.db.pool import Conn, PoolSizes, create_pool, global_scope, tenant_scope
 from neanelu.db.services import resolve_services
 from neanelu.shops import owner_apps
+from neanelu.shops import repository as shops
 from neanelu.shops.vault import TokenVault
 
 app = typer.Typer(help="Shops installed here.", no_args_is_help=True)
@@ -92,6 +95,58 @@ async def _remove(settings: Settings, domain: str, api_client_id: int) -> bool:
 async def _list(settings: Settings, domain: str) -> list[owner_apps.OwnerAppRow]:
     async with _shop_scope(settings, domain) as (conn, _):
         return await owner_apps.list_apps(conn)
+
+
+async def _all_shops(settings: Settings) -> list[shops.ShopRow]:
+    services = resolve_services(settings)
+    pool = create_pool(services.postgres_app, PoolSizes(1, 1), name="neanelu-shops")
+    await pool.open(wait=True)
+    try:
+        async with global_scope(pool) as conn:
+            return await shops.list_all(conn)
+    finally:
+        await pool.close()
+
+
+def _when(at: datetime | None, now: datetime) -> str:
+    if at is None:
+        return "-"
+    minutes = int((at - now).total_seconds() // 60)
+    relative = f"in {minutes} min" if minutes >= 0 else f"{-minutes} min ago"
+    return f"{at:%Y-%m-%d %H:%M} UTC ({relative})"
+
+
+def token_state(row: shops.ShopRow, now: datetime) -> str:
+    """What the token sweep and the jobs will find: the one column an operator looks at."""
+    if row.status == shops.NEEDS_REAUTH:
+        return "refresh refused: the merchant must open the app again"
+    if row.access_token is None:
+        return "none"
+    expires = row.access_token_expires_at
+    if expires is None:
+        return "non-expiring"
+    if row.refresh_token is None:
+        return "expired, no refresh token" if expires <= now else "expiring, no refresh token"
+    return "expired, refreshed on next use" if expires <= now else "valid, refreshed ahead"
+
+
+@app.command("list")
+def list_shops(ctx: typer.Context) -> None:
+    """The shops installed here with their status and token state (never a token)."""
+    rows = run(_all_shops(settings_from(ctx)))
+    now = datetime.now(UTC)
+    table = Table(title="shops")
+    for column in ("domain", "status", "token", "access token expires", "last full sync"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            r.domain,
+            r.status,
+            token_state(r, now),
+            _when(r.access_token_expires_at, now),
+            _when(r.last_full_sync_at, now),
+        )
+    console.print(table)
 
 
 @owner_app.command("set")

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from neanelu.shopify.errors import AccessDenied, BulkOperationError, QueryError
 from neanelu.shopify.graphql import AdminClient
+from neanelu.telemetry.metrics import current_metrics
+
+log = logging.getLogger(__name__)
 
 RUN_QUERY = """
 mutation RunBulk($query: String!, $groupObjects: Boolean!) {
@@ -82,13 +87,41 @@ class BulkOperation:
         )
 
 
+# Asks Shopify for the operation again and returns its current file URL (None: no file any more).
+UrlRenewer = Callable[[], Awaitable[str | None]]
+
+
 @dataclass(frozen=True, slots=True)
 class BulkResult:
-    """What to download: the whole file, or the part a FAILED operation left (`complete` False)."""
+    """What to download: the whole file, or the part a FAILED operation left (`complete` False).
+    `renew` fetches a fresh URL when the storage host refuses this one as expired (None where
+    Shopify cannot be asked, e.g. across a process boundary)."""
 
     operation: BulkOperation
     url: str | None
     complete: bool
+    renew: UrlRenewer | None = field(default=None, repr=False, compare=False)
+
+
+class FinishSignal(Protocol):
+    """Something that learns when an operation ends sooner than a poll (the
+    `bulk_operations/finish` webhook), passed in by the caller: this layer has no Redis."""
+
+    async def wait(self, operation_id: str, timeout: float) -> bool:
+        """True when the operation was reported finished within `timeout` seconds."""
+
+
+@dataclass(frozen=True, slots=True)
+class BulkPolling:
+    """How a wait polls: from `first_poll` seconds, growing by half up to `max_poll`; a
+    `signal` cuts each pause short (polling stays, for a webhook that never comes)."""
+
+    first_poll: float = 0.2
+    max_poll: float = 10.0
+    signal: FinishSignal | None = None
+
+
+DEFAULT_POLLING = BulkPolling()
 
 
 async def start_bulk_query(
@@ -126,29 +159,25 @@ async def get_operation(client: AdminClient, operation_id: str) -> BulkOperation
 
 
 async def wait_for_operation(
-    client: AdminClient,
-    operation_id: str,
-    *,
-    first_poll: float = 0.2,
-    max_poll: float = 10.0,
-    finished: asyncio.Event | None = None,
+    client: AdminClient, operation_id: str, polling: BulkPolling = DEFAULT_POLLING
 ) -> BulkOperation:
-    """Poll with backoff until the operation ends; a `bulk_operations/finish` webhook may set
-    `finished` to cut the wait short."""
-    delay = first_poll
+    """Poll with backoff until the operation ends; each pause ends early when the signal reports
+    the operation finished. Every wake-up is counted by its reason (webhook or poll)."""
+    delay = polling.first_poll
+    wakeups = current_metrics().bulk_wakeups
     while True:
         operation = await get_operation(client, operation_id)
         if operation.status in TERMINAL:
             return operation
-        if finished is not None:
-            try:
-                await asyncio.wait_for(finished.wait(), delay)
-                finished.clear()
-            except TimeoutError:
-                pass
-        else:
+        if polling.signal is None:
             await asyncio.sleep(delay)
-        delay = min(delay * 1.5, max_poll)
+            woken = False
+        else:
+            woken = await polling.signal.wait(operation_id, delay)
+        if woken:
+            log.debug("bulk operation %s: woken by bulk_operations/finish", operation_id)
+        wakeups.labels("webhook" if woken else "poll").inc()
+        delay = min(delay * 1.5, polling.max_poll)
 
 
 async def cancel_operation(client: AdminClient, operation_id: str) -> None:

@@ -7,14 +7,19 @@ credential), and the URL itself is never logged because its query string is that
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
 
 from neanelu.shopify.errors import BulkOperationError, TransientError
 
+log = logging.getLogger(__name__)
+
 CHUNK = 1 << 20
+# A URL refused as expired is replaced this many times per file before the attempt gives up.
+MAX_URL_RENEWALS = 2
 
 
 @dataclass(slots=True)
@@ -30,12 +35,15 @@ async def stream_file(
     start: int = 0,
     max_resumes: int = 20,
     progress: DownloadProgress | None = None,
+    renew: Callable[[], Awaitable[str | None]] | None = None,
 ) -> AsyncIterator[bytes]:
     """Yield the file's bytes from offset `start`. After a connection reset or a short body the
-    next request asks for `Range: bytes=<offset>-`; a server that ignores Range is detected."""
+    next request asks for `Range: bytes=<offset>-`; a server that ignores Range is detected. A
+    URL the storage host refuses (expired) is replaced through `renew`, which asks Shopify for
+    the operation again, and the download goes on from the same offset."""
     progress = progress or DownloadProgress()
     offset = start
-    failures = 0
+    failures = renewals = 0
     while True:
         # Identity encoding: Range offsets count the bytes as stored, not as compressed on the wire.
         headers = {"Accept-Encoding": "identity"}
@@ -44,10 +52,27 @@ async def stream_file(
         try:
             async with http.stream("GET", url, headers=headers) as response:
                 if response.status_code in (401, 403, 404, 410):
-                    raise BulkOperationError(
-                        f"result file refused with HTTP {response.status_code} (expired or invalid url)",
-                        retryable=True,
+                    refused = response.status_code
+                    if renew is None or renewals >= MAX_URL_RENEWALS:
+                        raise BulkOperationError(
+                            f"result file refused with HTTP {refused} (expired or invalid url)",
+                            retryable=True,
+                        )
+                    renewals += 1
+                    log.warning(
+                        "result file refused with HTTP %d at byte %d: asking for a fresh URL",
+                        refused,
+                        offset,
                     )
+                    fresh = await renew()
+                    if fresh is None:
+                        raise BulkOperationError(
+                            f"result file refused with HTTP {refused} and Shopify gives no "
+                            "new URL for it",
+                            retryable=True,
+                        )
+                    url = fresh
+                    continue
                 if response.status_code == 416:
                     return  # nothing left past `offset`
                 if response.status_code >= 500:

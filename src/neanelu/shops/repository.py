@@ -63,6 +63,12 @@ async def get(conn: Conn, shop_id: UUID, *, for_update: bool = False) -> ShopRow
     return _row(row) if row else None
 
 
+async def list_all(conn: Conn) -> list[ShopRow]:
+    """Every shop known here, by domain (the operator's listing)."""
+    cur = await conn.execute(f"SELECT {_COLUMNS} FROM shops ORDER BY domain")
+    return [_row(r) for r in await cur.fetchall()]
+
+
 async def get_by_domain(conn: Conn, domain: str) -> ShopRow | None:
     cur = await conn.execute(f"SELECT {_COLUMNS} FROM shops WHERE domain = %s", (domain,))
     row = await cur.fetchone()
@@ -208,3 +214,21 @@ async def last_synced(conn: Conn) -> list[tuple[UUID, datetime | None]]:
         "WHERE status = 'installed' ORDER BY id"
     )
     return [(r[0], r[1]) for r in await cur.fetchall()]
+
+
+async def tokens_expiring_before(conn: Conn, before: datetime) -> list[tuple[UUID, datetime]]:
+    """Installed shops whose access token expires before `before` and can be refreshed (the work
+    list of the token sweep), soonest first."""
+    cur = await conn.execute(
+        "SELECT id, access_token_expires_at FROM shops WHERE status = 'installed' "
+        "AND refresh_token_ct IS NOT NULL AND access_token_expires_at < %s "
+        "ORDER BY access_token_expires_at",
+        (before,),
+    )
+    return [(r[0], r[1]) for r in await cur.fetchall()]
+
+
+async def count_by_status(conn: Conn, status: str) -> int:
+    cur = await conn.execute("SELECT count(*) FROM shops WHERE status = %s", (status,))
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0

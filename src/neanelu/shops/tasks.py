@@ -118,22 +118,25 @@ class ReconcileTick(msgspec.Struct, frozen=True, kw_only=True):
     period: int  # which RECONCILE_INTERVAL since the epoch this tick is for
 
 
-def _period(at: datetime) -> int:
-    return int(at.timestamp() // RECONCILE_INTERVAL.total_seconds())
+def next_period(interval: timedelta, now: datetime | None = None) -> tuple[int, float]:
+    """The `interval` after the one `now` falls in (counted from the epoch), and the seconds
+    until it begins: what a periodic tick is named and delayed by."""
+    at = (now or datetime.now(UTC)).timestamp()
+    seconds = interval.total_seconds()
+    period = int(at // seconds) + 1
+    return period, max(0.0, period * seconds - at)
 
 
 async def schedule_reconciliation(conn: Conn, *, now: datetime | None = None) -> str:
     """Queue the next reconciliation tick (idempotent: one job id per period, so every process
     that calls this at start-up queues the same single tick)."""
-    current = now or datetime.now(UTC)
-    period = _period(current) + 1
-    start = datetime.fromtimestamp(period * RECONCILE_INTERVAL.total_seconds(), tz=UTC)
+    period, delay_s = next_period(RECONCILE_INTERVAL, now)
     return await reconcile_shops.enqueue_in_tx(
         conn,
         ReconcileTick(period=period),
         group=MAINTENANCE_GROUP,
         job_id=f"reconcile-tick-{period}",
-        delay_s=max(0.0, (start - current).total_seconds()),
+        delay_s=delay_s,
     )
 
 

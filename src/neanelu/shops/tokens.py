@@ -28,6 +28,7 @@ from neanelu.shopify.oauth import OAuthError, TokenGrant
 from neanelu.shops import repository
 from neanelu.shops.runtime import Runtime
 from neanelu.shops.vault import Sealed, TokenVault
+from neanelu.telemetry import current_metrics
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,9 @@ async def access_token(rt: Runtime, shop_id: UUID, *, force_refresh: bool = Fals
             raise ShopUnavailable(f"shop {shop_id} has no usable token")
         if not force_refresh and not _needs_refresh(row, datetime.now(UTC)):
             return rt.vault.open(row.access_token, shop_id=shop_id, kind="access")
-        held = await _refresh_once(rt, shop_id, seen_expiry=row.access_token_expires_at)
+        held = await _refresh_once(
+            rt, shop_id, seen_expiry=row.access_token_expires_at, trigger="use"
+        )
         if held:
             force_refresh = False
             continue
@@ -95,8 +98,34 @@ async def access_token(rt: Runtime, shop_id: UUID, *, force_refresh: bool = Fals
         await asyncio.sleep(_WAIT_STEP_S)
 
 
-async def _refresh_once(rt: Runtime, shop_id: UUID, *, seen_expiry: datetime | None) -> bool:
-    """Refresh under the lock; False when another process holds it."""
+async def refresh_if_due(rt: Runtime, shop_id: UUID, *, seen_expiry: datetime) -> bool:
+    """The proactive path: refresh the token that expires at `seen_expiry` (what the sweep
+    listed), unless another process is refreshing it right now (its lock held) or already has
+    (the stored expiry moved). True when this call refreshed it. Raises ShopUnavailable when
+    Shopify refused (the shop then needs re-authorization) and TransientError when Shopify could
+    not be reached."""
+    async with global_scope(rt.pool) as conn:
+        row = await repository.get(conn, shop_id)
+    if row is None or row.status != repository.INSTALLED or row.refresh_token is None:
+        return False
+    if row.access_token_expires_at != seen_expiry:
+        return False  # refreshed since the sweep listed it
+    return await _refresh_once(
+        rt, shop_id, seen_expiry=seen_expiry, trigger="sweep", report_skip=True
+    )
+
+
+async def _refresh_once(
+    rt: Runtime,
+    shop_id: UUID,
+    *,
+    seen_expiry: datetime | None,
+    trigger: str,
+    report_skip: bool = False,
+) -> bool:
+    """Refresh under the lock; False when another process holds it. With `report_skip`, also
+    False when someone refreshed between the caller's read and the lock (True otherwise: the
+    caller on use only needs to read the row again)."""
     token = secrets.token_hex(16)
     key = lock_key(shop_id)
     if not await rt.redis.set(key, token, nx=True, px=LOCK_TTL_MS):
@@ -107,15 +136,20 @@ async def _refresh_once(rt: Runtime, shop_id: UUID, *, seen_expiry: datetime | N
             if row is None or row.status != repository.INSTALLED or row.refresh_token is None:
                 raise ShopUnavailable(f"shop {shop_id} has no refresh token")
             if row.access_token_expires_at != seen_expiry:
-                return True  # refreshed by someone else between our read and the lock
+                # Refreshed by someone else between our read and the lock.
+                return not report_skip
             refresh = rt.vault.open(row.refresh_token, shop_id=shop_id, kind="refresh")
             refused = ""
             try:
                 grant: TokenGrant | None = await rt.token_client.refresh(row.domain, refresh)
+            except TransientError:
+                current_metrics().token_refreshes.labels("failed", trigger).inc()
+                raise
             except (OAuthError, AccessDenied) as exc:
                 # Recorded in this transaction, which commits: the raise comes after it.
                 await repository.set_status(conn, shop_id, repository.NEEDS_REAUTH)
-                refused, grant = type(exc).__name__, None
+                # The message names the domain and the HTTP status, never a token.
+                refused, grant = f"{type(exc).__name__}: {exc}", None
             if grant is not None:
                 access, access_exp, new_refresh, refresh_exp = seal_grant(rt.vault, shop_id, grant)
                 await repository.store_tokens(
@@ -128,6 +162,7 @@ async def _refresh_once(rt: Runtime, shop_id: UUID, *, seen_expiry: datetime | N
                     refresh_expires_at=refresh_exp if new_refresh else row.refresh_token_expires_at,
                 )
         if grant is None:
+            current_metrics().token_refreshes.labels("failed", trigger).inc()
             # Visible on purpose: the merchant must open the app again to re-authorize.
             log.warning(
                 "shop %s (%s) needs re-authorization: token refresh refused (%s)",
@@ -136,7 +171,8 @@ async def _refresh_once(rt: Runtime, shop_id: UUID, *, seen_expiry: datetime | N
                 refused,
             )
             raise ShopUnavailable(f"shop {shop_id} needs re-authorization")
-        log.info("shop %s: access token refreshed", shop_id)
+        current_metrics().token_refreshes.labels("ok", trigger).inc()
+        log.info("shop %s: access token refreshed (%s)", shop_id, trigger)
         return True
     finally:
         await rt.redis.eval(_RELEASE, 1, key, token)

@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import logging
 import multiprocessing
 import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from multiprocessing.connection import Connection
 from typing import Any
@@ -38,6 +39,7 @@ from neanelu.telemetry import span
 from neanelu.telemetry.tracing import SHOP_ID
 
 BatchCallback = Callable[[str, int], Awaitable[None]]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +114,10 @@ async def inventory_in_child(
     )
     child.start()
     theirs.close()
-    # The connection string may hold a password: it goes over the pipe, never into argv.
-    ours.send((conninfo, plan))
+    # The connection string may hold a password: it goes over the pipe, never into argv. The
+    # URL renewer asks Shopify with this process's client: the child asks it over the pipe.
+    renew = plan.result.renew
+    ours.send((conninfo, replace(plan, result=replace(plan.result, renew=None)), renew is not None))
     loop = asyncio.get_running_loop()
     inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
 
@@ -132,6 +136,8 @@ async def inventory_in_child(
                 await reporter.update(message[1], force=message[1].done)
             elif message[0] == "merged":
                 await on_batch(message[1], message[2])
+            elif message[0] == "renew":
+                ours.send(("url", await _renewed(renew)))
             elif message[0] == "done":
                 outcome: InventoryOutcome = message[1]
                 # The child's metrics die with it: count the phase here.
@@ -150,6 +156,18 @@ async def inventory_in_child(
             child.kill()  # cancelled, or failed on this side: the child must not write on
         await asyncio.to_thread(child.join, 10)
         ours.close()
+
+
+async def _renewed(renew: Callable[[], Awaitable[str | None]] | None) -> str | None:
+    """A fresh URL for the child; None (the child's attempt then fails, to be retried) when
+    Shopify cannot give one now."""
+    if renew is None:
+        return None
+    try:
+        return await renew()
+    except Exception as exc:
+        log.warning("inventory: no fresh result URL (%s)", type(exc).__name__)
+        return None
 
 
 def _rebuilt(kind: str, message: str, retryable: bool) -> BaseException:
@@ -172,9 +190,9 @@ def _die_with_parent() -> None:
 def _child_main(pipe: Connection) -> None:
     _die_with_parent()
     parent = os.getppid()
-    conninfo, plan = pipe.recv()
+    conninfo, plan, renewable = pipe.recv()
     try:
-        outcome = asyncio.run(_child(conninfo, plan, pipe, parent))
+        outcome = asyncio.run(_child(conninfo, plan, renewable, pipe, parent))
     except stage.TooManyBadLines as exc:
         pipe.send(("error", "too_many_bad_lines", str(exc), False))
     except BulkOperationError as exc:
@@ -189,9 +207,19 @@ def _child_main(pipe: Connection) -> None:
         pipe.close()
 
 
-async def _child(conninfo: str, plan: InventoryPlan, pipe: Connection, parent: int) -> Any:
+async def _child(
+    conninfo: str, plan: InventoryPlan, renewable: bool, pipe: Connection, parent: int
+) -> Any:
     if os.getppid() != parent:
         raise RuntimeError("parent exited before the inventory phase began")
+
+    async def ask_parent() -> str | None:
+        pipe.send(("renew",))
+        reply = await asyncio.to_thread(pipe.recv)
+        return reply[1] if isinstance(reply, tuple) and reply[0] == "url" else None
+
+    if renewable:
+        plan = replace(plan, result=replace(plan.result, renew=ask_parent))
 
     async def forward(progress: PhaseProgress) -> None:
         pipe.send(("progress", progress))

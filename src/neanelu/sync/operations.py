@@ -1,14 +1,25 @@
 """Starting (or finding again) a run's bulk operations and waiting until each has ended: the same
-steps for this app's four queries and for each owner app's two."""
+steps for this app's four queries and for each owner app's two.
+
+An operation that ends EXPIRED (its file is gone) or FAILED with TIMEOUT (Shopify gave up on the
+query) is started again in the same run, at most `MAX_RESTARTS` times, instead of failing the
+whole attempt; what is left after that is judged as usual (shopify/bulk.py `judge`: partial data
+kept, the attempt retried).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Protocol
 
 from neanelu.ingest.queries import Phase, bulk_query
 from neanelu.shopify.bulk import (
+    DEFAULT_POLLING,
+    BulkOperation,
+    BulkPolling,
     BulkResult,
     BulkStatus,
     get_operation,
@@ -19,6 +30,11 @@ from neanelu.shopify.bulk import (
 )
 from neanelu.shopify.errors import BulkOperationError
 from neanelu.shopify.graphql import AdminClient
+from neanelu.telemetry import current_metrics
+
+log = logging.getLogger(__name__)
+
+MAX_RESTARTS = 2
 
 
 class RecordOperation(Protocol):
@@ -39,6 +55,30 @@ async def reusable(client: AdminClient, operation_id: str) -> bool:
     return False
 
 
+def restart_reason(operation: BulkOperation) -> str | None:
+    """Why the operation is worth starting again (None: judge it as it is)."""
+    if operation.status is BulkStatus.EXPIRED:
+        return "expired"
+    if operation.status is BulkStatus.FAILED and operation.error_code == "TIMEOUT":
+        return "timeout"
+    return None
+
+
+def judged(client: AdminClient, operation: BulkOperation) -> BulkResult:
+    """The operation judged, its result able to ask Shopify again for a fresh URL of the same
+    file (the storage host refuses a URL once it has expired)."""
+    result = judge(operation)
+    if result.url is None:
+        return result
+
+    async def renew() -> str | None:
+        again = await get_operation(client, operation.id)
+        current_metrics().bulk_url_renewals.inc()
+        return again.url if result.complete else again.partial_data_url
+
+    return replace(result, renew=renew)
+
+
 async def run_operations(
     client: AdminClient,
     phases: Sequence[Phase],
@@ -46,6 +86,7 @@ async def run_operations(
     known: dict[str, str],
     since: str | None,
     record: RecordOperation,
+    polling: BulkPolling = DEFAULT_POLLING,
 ) -> dict[Phase, BulkResult]:
     """Each phase's operation (the one `known[key(phase)]` names while it can still give a file,
     else a new one, recorded), then each judged once ended."""
@@ -58,8 +99,27 @@ async def run_operations(
             continue
         if not concurrent and ids:
             # One bulk query at a time: the previous one must end before this one starts.
-            await wait_for_operation(client, list(ids.values())[-1])
+            await wait_for_operation(client, list(ids.values())[-1], polling)
         ids[phase] = await start_bulk_query(client, bulk_query(phase, since))
         await record(key(phase), ids[phase])
-    finished = await asyncio.gather(*(wait_for_operation(client, ids[p]) for p in phases))
-    return {phase: judge(op) for phase, op in zip(phases, finished, strict=True)}
+
+    async def settle(phase: Phase) -> BulkResult:
+        operation = await wait_for_operation(client, ids[phase], polling)
+        for _ in range(MAX_RESTARTS):
+            reason = restart_reason(operation)
+            if reason is None:
+                break
+            current_metrics().bulk_restarts.labels(reason).inc()
+            log.warning(
+                "%s: bulk operation %s ended %s; starting it again",
+                key(phase),
+                operation.id,
+                operation.error_code or operation.status.value,
+            )
+            ids[phase] = await start_bulk_query(client, bulk_query(phase, since))
+            await record(key(phase), ids[phase])
+            operation = await wait_for_operation(client, ids[phase], polling)
+        return judged(client, operation)
+
+    results = await asyncio.gather(*(settle(p) for p in phases))
+    return dict(zip(phases, results, strict=True))

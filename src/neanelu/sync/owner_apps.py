@@ -14,7 +14,7 @@ from typing import Protocol
 from uuid import UUID
 
 from neanelu.ingest.queries import Phase
-from neanelu.shopify.bulk import BulkResult
+from neanelu.shopify.bulk import DEFAULT_POLLING, BulkPolling, BulkResult
 from neanelu.shopify.errors import AccessDenied, BulkOperationError, InvalidToken
 from neanelu.shopify.graphql import AdminClient
 from neanelu.sync.operations import RecordOperation, run_operations
@@ -69,6 +69,7 @@ async def owner_results(
     known: dict[str, str],
     since: str | None,
     record: RecordOperation,
+    polling: BulkPolling = DEFAULT_POLLING,
 ) -> OwnerOutcome:
     """Run (or find again) the owner's metafields queries; errors that a retry of the whole sync
     cannot mend (no token, access denied, a refused token) make it unavailable, not the run fail."""
@@ -79,7 +80,7 @@ async def owner_results(
         return outcome
     try:
         outcome.results = await run_operations(
-            client, OWNER_PHASES, app.operation_key, known, since, record
+            client, OWNER_PHASES, app.operation_key, known, since, record, polling
         )
     except (AccessDenied, InvalidToken) as exc:
         outcome.unavailable = f"Shopify refused the owner app's token: {exc}"

@@ -26,9 +26,7 @@ from neanelu.ingest import merge, stage
 from neanelu.ingest.queries import Phase
 from neanelu.ingest.rows import metafields_builder
 from neanelu.ingest.stage import TooManyBadLines
-from neanelu.shopify.bulk import (
-    BulkResult,
-)
+from neanelu.shopify.bulk import DEFAULT_POLLING, BulkPolling, BulkResult
 from neanelu.shopify.errors import AccessDenied, BulkOperationError, InvalidToken
 from neanelu.shopify.graphql import AdminClient
 from neanelu.sync import repository as runs
@@ -73,6 +71,8 @@ class SyncDeps:
     # Inventory files at least this large are decoded and merged by a child process, on the
     # second core, while this one decodes the catalog (None: always here).
     inventory_child_bytes: int | None = 64 * 2**20
+    # How bulk operations are waited for; its signal (bulk_operations/finish) ends waits early.
+    bulk_polling: BulkPolling = DEFAULT_POLLING
 
     @property
     def staging(self) -> StageDeps:
@@ -155,11 +155,15 @@ async def _run(deps: SyncDeps, run: runs.SyncRun, reporter: ProgressReporter) ->
         record = _recorder(deps, run)
         known = run.bulk_operations
         ours = asyncio.ensure_future(
-            run_operations(client, PHASES, lambda p: p.value, known, since, record)
+            run_operations(
+                client, PHASES, lambda p: p.value, known, since, record, deps.bulk_polling
+            )
         )
         try:
             outcomes = list(
-                await asyncio.gather(*(owner_results(o, known, since, record) for o in owners))
+                await asyncio.gather(
+                    *(owner_results(o, known, since, record, deps.bulk_polling) for o in owners)
+                )
             )
         except BaseException:
             ours.cancel()

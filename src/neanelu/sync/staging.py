@@ -117,7 +117,9 @@ async def _stage(
     download = DownloadProgress()
 
     async def chunks() -> AsyncIterator[bytes]:
-        async for chunk in stream_file(deps.http, result.url or "", progress=download):
+        async for chunk in stream_file(
+            deps.http, result.url or "", progress=download, renew=result.renew
+        ):
             if summary.first_byte_at is None:
                 summary.first_byte_at = time.perf_counter()
             yield chunk

@@ -175,11 +175,37 @@ class Metrics:
             buckets=RATIO_BUCKETS,
             registry=r,
         )
+        self.bulk_wakeups = Counter(
+            "neanelu_bulk_wait_wakeups",
+            "Waits for a bulk operation that ended, by what ended them (webhook: "
+            "bulk_operations/finish; poll: the poll interval passed)",
+            ["reason"],
+            registry=r,
+        )
+        self.bulk_restarts = Counter(
+            "neanelu_bulk_restarts",
+            "Bulk operations started again in the same run, by why they ended (expired, timeout)",
+            ["reason"],
+            registry=r,
+        )
+        self.bulk_url_renewals = Counter(
+            "neanelu_bulk_url_renewals",
+            "Result URLs the storage host refused as expired, replaced by asking for the "
+            "operation again",
+            registry=r,
+        )
         # Shops and syncs
         self.token_refreshes = Counter(
             "neanelu_token_refreshes",
-            "Offline access token refreshes by outcome (ok, failed)",
-            ["outcome"],
+            "Offline access token refreshes by outcome (ok, failed) and trigger (use: a call "
+            "found it expiring; sweep: the periodic sweep refreshed it ahead of use)",
+            ["outcome", "trigger"],
+            registry=r,
+        )
+        self.shops_needing_reauth = Gauge(
+            "neanelu_shops_needing_reauth",
+            "Shops whose token Shopify refused to refresh (the merchant must open the app again), "
+            "as the last token sweep counted them",
             registry=r,
         )
         self.sync_runs = Counter(

@@ -25,6 +25,7 @@ from neanelu.db.services import ServiceUrls
 from neanelu.shops.routes import router as auth_router
 from neanelu.shops.runtime import open_runtime
 from neanelu.shops.tasks import schedule_reconciliation
+from neanelu.shops.token_sweep import schedule_token_sweep
 from neanelu.telemetry import Metrics, MetricsServer, instrument_app, serve_metrics, setup_telemetry
 from neanelu.web.health import router as health_router
 from neanelu.web.limits import BodyLimitMiddleware
@@ -67,8 +68,10 @@ def create_app(settings: Settings, services: ServiceUrls) -> FastAPI:
         ) as runtime:
             app.state.runtime = runtime
             async with global_scope(runtime.pool) as conn:
-                # Idempotent per period: every API process may do it; one tick is queued.
+                # Idempotent per period: every API process may do it; one tick of each is
+                # queued, and each tick queues the next.
                 await schedule_reconciliation(conn)
+                await schedule_token_sweep(conn)
             # Everything built so far (app, routes, schemas, pools) lives as long as the process:
             # moved out of the collector's sight, full collections stop walking it, which keeps
             # them from showing up as latency spikes on webhook deliveries.

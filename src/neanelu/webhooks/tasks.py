@@ -35,6 +35,7 @@ from neanelu.shopify.errors import AccessDenied, Throttled
 from neanelu.shops import flows, repository, service
 from neanelu.shops.runtime import Runtime, current_runtime
 from neanelu.shops.tokens import ShopUnavailable, admin_client
+from neanelu.sync.finish_signal import announce_finished
 from neanelu.webhooks import repository as inbox
 from neanelu.webhooks import topics
 
@@ -58,6 +59,29 @@ class _Unverifiable(Exception):
 
 class _ScopesUpdate(msgspec.Struct, kw_only=True):
     current: list[str]
+
+
+class _BulkFinish(msgspec.Struct, kw_only=True):
+    """`bulk_operations/finish`: status and error_code are lowercase (`completed`, `timeout`)."""
+
+    admin_graphql_api_id: str
+    status: str
+    error_code: str | None = None
+    type: str = "query"
+
+
+_BULK_GID = "gid://shopify/BulkOperation/"
+
+
+def _bulk_finish(payload: str) -> _BulkFinish:
+    try:
+        finish = msgspec.json.decode(payload, type=_BulkFinish)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise PayloadError(f"bulk_operations/finish payload: {exc}") from None
+    number = finish.admin_graphql_api_id.removeprefix(_BULK_GID)
+    if not finish.admin_graphql_api_id.startswith(_BULK_GID) or not number.isdigit():
+        raise PayloadError("bulk_operations/finish payload: admin_graphql_api_id is not a bulk id")
+    return finish
 
 
 async def _process(ctx: JobContext, payload: DeliveryBatch) -> None:
@@ -190,6 +214,20 @@ async def _apply(
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise PayloadError(f"app/scopes_update payload: {exc}") from None
         await service.update_scopes(conn, shop_id, tuple(scopes))
+    elif topic == topics.BULK_OPERATIONS_FINISH:
+        # Nothing to store: the sync waiting on the operation is woken (after this commits) and
+        # asks Shopify for the operation itself, so a forged or stale delivery changes nothing.
+        finish = _bulk_finish(row.payload)
+        log.info(
+            "shop %s: bulk operation %s finished %s%s",
+            shop_id,
+            finish.admin_graphql_api_id,
+            finish.status,
+            f" ({finish.error_code})" if finish.error_code else "",
+        )
+        return announce_finished(
+            rt.redis, finish.admin_graphql_api_id, finish.status, prefix=rt.queues.prefix
+        )
     elif topic == topics.SHOP_REDACT:
         await service.purge(conn, shop_id, only_if_due=False)
     elif topic in (topics.CUSTOMERS_DATA_REQUEST, topics.CUSTOMERS_REDACT):

@@ -11,6 +11,7 @@ from neanelu.db.services import ServiceUrls
 from neanelu.queue import Registry
 from neanelu.queue.worker import run_worker
 from neanelu.shops import tasks as shop_tasks
+from neanelu.shops import token_sweep
 from neanelu.shops.runtime import bind_runtime
 from neanelu.sync.tasks import full_sync
 from neanelu.telemetry import (
@@ -43,6 +44,7 @@ def build_registry() -> Registry:
     registry = Registry()
     registry.add(full_sync)
     shop_tasks.register(registry)
+    token_sweep.register(registry)
     webhook_tasks.register(registry)
     return registry
 

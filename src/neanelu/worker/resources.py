@@ -15,6 +15,7 @@ from neanelu.config import Settings
 from neanelu.db.pool import global_scope, tenant_scope
 from neanelu.db.services import ServiceUrls
 from neanelu.queue import CostLimiter
+from neanelu.shopify.bulk import BulkPolling
 from neanelu.shopify.errors import AccessDenied
 from neanelu.shopify.graphql import AdminClient
 from neanelu.shops import owner_apps
@@ -22,6 +23,7 @@ from neanelu.shops import repository as shops
 from neanelu.shops.runtime import Runtime, open_runtime
 from neanelu.shops.tokens import ShopUnavailable, admin_client, shop_endpoint
 from neanelu.shops.vault import VaultError
+from neanelu.sync.finish_signal import RedisFinishSignal
 from neanelu.sync.owner_apps import OwnerApp
 from neanelu.sync.service import SyncDeps
 from neanelu.worker.budget import LimiterBudget
@@ -104,6 +106,8 @@ async def open_resources(
         http_timeout=httpx.Timeout(60.0, connect=10.0),
     ) as runtime:
         access = RuntimeShopAccess(runtime, CostLimiter(runtime.redis))
+        # bulk_operations/finish wakes this process's syncs; polling stays as the fallback.
+        finished = RedisFinishSignal(runtime.redis, prefix=runtime.queues.prefix)
         sync = SyncDeps(
             runtime.pool,
             runtime.http,
@@ -111,5 +115,9 @@ async def open_resources(
             runtime.redis,
             max_bad_share=settings.bad_line_max_share,
             owner_apps=access,
+            bulk_polling=BulkPolling(signal=finished),
         )
-        yield WorkerResources(runtime, sync)
+        try:
+            yield WorkerResources(runtime, sync)
+        finally:
+            await finished.close()
