@@ -106,12 +106,22 @@ class Settings(BaseSettings):
     )
     # Each worker process serves /metrics here (0: not served); the API serves it on its own port.
     metrics_port: int = Field(default=9464, ge=0, le=65535, validation_alias="METRICS_PORT")
+    # Loopback unless configured: /metrics tells anyone who reaches it the queue depths, shop
+    # plans and error rates. `0.0.0.0` (or `::`) when Prometheus scrapes from another host.
+    metrics_host: str = Field(default="127.0.0.1", min_length=1, validation_alias="METRICS_HOST")
 
     @field_validator("shopify_scopes", mode="before")
     @classmethod
     def _split_scopes(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(s.strip() for s in value.split(",") if s.strip())
+        return value
+
+    @field_validator("metrics_host")
+    @classmethod
+    def _host_is_an_address(cls, value: str) -> str:
+        if any(c.isspace() for c in value) or "/" in value:
+            raise ValueError("must be a host name or an IP address to bind, such as 127.0.0.1")
         return value
 
     @field_validator("encryption_key_256")
