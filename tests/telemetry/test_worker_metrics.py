@@ -56,10 +56,10 @@ def test_metrics_bind_loopback_by_default(served: tuple[MetricsServer, int]) -> 
         assert not _reachable(other, port)
 
 
-@pytest.mark.parametrize("served", [{"metrics_host": "0.0.0.0"}], indirect=True)  # noqa: S104
+@pytest.mark.parametrize("served", [{"metrics_host": "0.0.0.0"}], indirect=True)
 def test_metrics_host_opens_them_to_other_interfaces(served: tuple[MetricsServer, int]) -> None:
     server, port = served
-    assert server.server.server_address[0] == "0.0.0.0"  # noqa: S104
+    assert server.server.server_address[0] == "0.0.0.0"
     other = _other_address()
     if other is None:
         pytest.skip("this host has no address besides loopback")
@@ -68,4 +68,4 @@ def test_metrics_host_opens_them_to_other_interfaces(served: tuple[MetricsServer
 
 def test_a_bad_metrics_host_is_refused_by_name() -> None:
     with pytest.raises(SettingsError, match="METRICS_HOST"):
-        load_settings(metrics_host="0.0.0.0/0")  # noqa: S104
+        load_settings(metrics_host="0.0.0.0/0")

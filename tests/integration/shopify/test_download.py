@@ -124,4 +124,3 @@ async def test_the_time_without_progress_is_budgeted_too(
     await _cut_every(http, emulator, 0)
     with pytest.raises(TransientError, match=r"stopped making progress at byte 0: 2 failures"):
         await _download(http, url, max_idle_failures=100, max_idle_s=0.1)
-
