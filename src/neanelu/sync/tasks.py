@@ -17,6 +17,7 @@ from neanelu.queue import BULK, DeadJob, Defer, Fatal, JobContext, Resources, Re
 from neanelu.shopify.errors import BulkOperationError, InvalidToken, Throttled, TransientError
 from neanelu.sync import repository as runs
 from neanelu.sync.service import SyncDeps, SyncFailed, open_run, run_sync, unfinished_run
+from neanelu.telemetry.redact import scrub
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,8 @@ async def fail_dead_sync(resources: Resources, job: FullSyncJob, dead: DeadJob) 
     except ValueError:
         return  # a payload no attempt could read opened no run
     how = "dead-lettered" if dead.state == "dead" else "failed for good"
-    reason = f"sync job {dead.id} {how} after {dead.attempts} attempts: {dead.error}"
+    after = f" after {dead.attempts} attempts" if dead.attempts else ""
+    reason = scrub(f"sync job {dead.id} {how}{after}: {dead.error}")
     async with tenant_scope(deps.pool, shop_id) as conn:
         if run_id is None:
             run = await unfinished_run(conn, since)
