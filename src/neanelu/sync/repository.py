@@ -106,15 +106,21 @@ _ATTEMPT_COLUMNS = (
     " extract(epoch FROM now() - lease_until)::float8 AS lease_expired_s"
 )
 
-# Closes the run's attempts that never reported (their holder died): the next attempt, or the
-# queue giving up, tells what became of them.
+# Closes attempts of the run that never reported their end (their holder died): the next attempt
+# closes those whose lease ran out; the end of the run, or the queue giving up, all the others.
 _ABANDON = (
     "UPDATE sync_run_attempts SET ended_at = greatest(heartbeat_at, started_at),"
     " outcome = 'abandoned', error = 'the attempt stopped without reporting: ' || holder ||"
     " ' last renewed its lease at ' || to_char(heartbeat_at AT TIME ZONE 'UTC',"
     " 'YYYY-MM-DD HH24:MI:SS') || ' UTC (killed, hung or cut off from the database)'"
-    " WHERE run_id = %s AND ended_at IS NULL RETURNING attempt, error"
+    " WHERE run_id = %s AND ended_at IS NULL AND attempt <> %s AND (NOT %s OR lease_until < now())"
+    " RETURNING attempt, error"
 )
+
+
+async def _abandon(conn: Conn, run_id: UUID, *, but: int = 0, expired_only: bool) -> list[str]:
+    cur = await conn.execute(_ABANDON, (run_id, but, expired_only))
+    return [row[1] for row in sorted(await cur.fetchall())]
 
 
 async def start_attempt(
@@ -122,8 +128,8 @@ async def start_attempt(
 ) -> int:
     """Counts a new attempt of the run and records who holds it; returns its number. The run's
     last error stays until the run ends (each attempt's own error is in its attempt row)."""
-    cur = await conn.execute(_ABANDON, (run_id,))
-    abandoned = [row[1] for row in await cur.fetchall()]
+    # An attempt whose lease still runs may be alive (a CLI run beside a worker's): left open.
+    abandoned = await _abandon(conn, run_id, expired_only=True)
     cur = await conn.execute(
         "UPDATE sync_runs SET status = 'running', attempts = attempts + 1,"
         " error = coalesce(%s, error), started_at = coalesce(started_at, now()),"
@@ -172,7 +178,7 @@ async def end_attempt(
 async def fail_unfinished(conn: Conn, run_id: UUID, reason: str) -> bool:
     """Fail the run unless it already ended (the queue gave up on its job): attempts that never
     reported are closed as abandoned. False when the run had ended."""
-    await conn.execute(_ABANDON, (run_id,))
+    await _abandon(conn, run_id, expired_only=False)
     cur = await conn.execute(
         "UPDATE sync_runs SET status = 'failed', error = %s, finished_at = now(),"
         " updated_at = now() WHERE id = %s AND status IN ('queued', 'running')",
@@ -216,7 +222,11 @@ async def record_progress(
     )
 
 
-async def finish_run(conn: Conn, run_id: UUID, status: str, error: str | None) -> None:
+async def finish_run(
+    conn: Conn, run_id: UUID, status: str, error: str | None, *, attempt: int = 0
+) -> None:
+    """The run's end, reached by `attempt`: any other attempt still open never reported."""
+    await _abandon(conn, run_id, but=attempt, expired_only=False)
     await conn.execute(
         "UPDATE sync_runs SET status = %s, error = %s, phase = CASE WHEN %s = 'completed'"
         " THEN 'done' ELSE phase END, finished_at = now(), updated_at = now() WHERE id = %s",

@@ -166,11 +166,11 @@ async def _attempt(
         error = describe(exc) if not isinstance(exc, SyncFailed) else str(exc)
         async with tenant_scope(deps.pool, shop_id) as conn:
             await runs.end_attempt(conn, run_id, attempt, "failed", error)
-            await runs.finish_run(conn, run_id, "failed", str(exc))
+            await runs.finish_run(conn, run_id, "failed", str(exc), attempt=attempt)
         raise SyncFailed(str(exc)) from exc
     async with tenant_scope(deps.pool, shop_id) as conn:
         await runs.end_attempt(conn, run_id, attempt, "completed", None)
-        await runs.finish_run(conn, run_id, "completed", None)
+        await runs.finish_run(conn, run_id, "completed", None, attempt=attempt)
         await runs.mark_shop_synced(conn, shop_id, run.kind)
     return summary
 
