@@ -211,3 +211,36 @@ async def test_status_says_when_a_killed_attempts_holder_stopped_renewing(
     assert second.outcome == "completed"
     history = await asyncio.to_thread(_status, database, redis_url, "--run", str(run.id))
     assert f"attempts of run {run.id}" in history and "abandoned" in history
+
+
+async def test_a_sync_job_whose_workers_kept_dying_fails_its_run(
+    harness: SyncHarness, bulk_queue: QueueClient
+) -> None:
+    async with tenant_scope(harness.pool, harness.shop_id) as conn:
+        run = await request_full_sync(conn, harness.shop_id)
+    job = FullSyncJob(shop_id=str(harness.shop_id), run_id=str(run.id))
+    spec = full_sync.spec(job, group=harness.shop_id)
+    queue = bulk_queue.queue(BULK)  # lease 5 s, max_stalls 3
+    await queue.enqueue(spec)
+    for _ in range(4):
+        # A worker takes the job and dies with it (OOM, SIGKILL): its lease runs out.
+        assert [j.id for j in (await queue.reserve()).jobs] == [spec.job_id]
+        bulk_queue.clock_offset_ms += 5001
+    registry = Registry()
+    registry.add(full_sync)
+    stop = asyncio.Event()
+    worker = Worker(bulk_queue, registry, [BULK], concurrency=1, resources={SyncDeps: harness.deps})
+    task = asyncio.create_task(worker.run(stop))
+    try:
+
+        async def run_failed() -> bool:
+            return (await _runs(harness))[0].status == "failed"
+
+        await _wait_for(run_failed, timeout=30)
+    finally:
+        stop.set()
+        await task
+    (failed,) = await _runs(harness)
+    assert failed.error is not None
+    assert failed.error.startswith(f"sync job {spec.job_id} dead-lettered: stalled 4 times")
+    assert await queue.terminal_ids("dead") == [spec.job_id]
