@@ -124,8 +124,9 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=9464, ge=0, le=65535, validation_alias="METRICS_PORT")
     # The API serves its /metrics on this port of its own, never on the public API port.
     api_metrics_port: int = Field(default=9463, ge=0, le=65535, validation_alias="API_METRICS_PORT")
-    # The interface the metrics ports listen on (keep them off the public network).
-    metrics_host: str = Field(default="0.0.0.0", validation_alias="METRICS_HOST")
+    # Loopback unless configured: /metrics tells anyone who reaches it the queue depths, shop
+    # plans and error rates. `0.0.0.0` (or `::`) when Prometheus scrapes from another host.
+    metrics_host: str = Field(default="127.0.0.1", min_length=1, validation_alias="METRICS_HOST")
     # /docs and /openapi.json: on in local mode, off in production unless asked for.
     api_docs: bool | None = Field(default=None, validation_alias="API_DOCS")
 
@@ -180,6 +181,13 @@ class Settings(BaseSettings):
     def _split_scopes(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(s.strip() for s in value.split(",") if s.strip())
+        return value
+
+    @field_validator("metrics_host")
+    @classmethod
+    def _host_is_an_address(cls, value: str) -> str:
+        if any(c.isspace() for c in value) or "/" in value:
+            raise ValueError("must be a host name or an IP address to bind, such as 127.0.0.1")
         return value
 
     @field_validator("encryption_key_256")

@@ -16,7 +16,10 @@ FAULT_KINDS: dict[str, str] = {
     "throttled": "GraphQL answers THROTTLED whatever the bucket holds",
     "http_5xx": "Admin API answers a 5xx (params: status, default 503)",
     "slow": "Admin API answers after a delay (params: delay_s)",
-    "reset_download": "file downloads are cut after N bytes (params: after_bytes)",
+    "reset_download": (
+        "each file response is cut after N bytes (params: after_bytes); without a count, a"
+        " download resumed with Range is cut again every N bytes"
+    ),
     "truncated_jsonl": "the next bulk file loses the end of its last line",
     "bulk_failed": "the next bulk run FAILS with partial data (params: after_lines, error_code)",
     "bulk_timeout": "the next bulk run FAILS with errorCode TIMEOUT (params: after_lines of "

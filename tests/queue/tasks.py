@@ -8,8 +8,9 @@ import asyncio
 import msgspec
 import redis.asyncio as aioredis
 
-from neanelu.queue.context import JobContext
+from neanelu.queue.context import JobContext, Resources
 from neanelu.queue.errors import Fatal
+from neanelu.queue.jobs import DeadJob
 from neanelu.queue.registry import Registry
 
 registry = Registry()
@@ -50,3 +51,23 @@ async def work(ctx: JobContext, payload: Work) -> None:
         while await Recorder.redis.exists(Recorder.hang_key):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
     await Recorder.log(ctx, "end")
+
+
+class Doomed(msgspec.Struct, frozen=True):
+    fatal: bool = False
+
+
+async def record_death(resources: Resources, payload: Doomed, dead: DeadJob) -> None:
+    assert Recorder.redis is not None
+    await Recorder.redis.rpush(
+        Recorder.key, f"{dead.id}:{dead.state}:{dead.attempts}:{payload.fatal}:{dead.error}"
+    )
+
+
+@registry.task(queue="sync", name="test.doomed", on_dead=record_death)
+async def doomed(ctx: JobContext, payload: Doomed) -> None:
+    """Never succeeds; its dead hook writes `<id>:<state>:<attempts>:<fatal>:<error>`."""
+    await Recorder.log(ctx, "start")
+    if payload.fatal:
+        raise Fatal(f"refused at attempt {ctx.attempt}")
+    raise RuntimeError(f"boom at attempt {ctx.attempt}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -17,7 +18,7 @@ from neanelu.config import Settings
 from neanelu.queue.client import QueueClient
 from neanelu.queue.settings import QueueSettings
 from neanelu.queue.worker import Worker, check_worker, run_worker
-from tests.queue.tasks import Recorder, Work, registry, work
+from tests.queue.tasks import Doomed, Recorder, Work, doomed, registry, work
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -214,3 +215,74 @@ async def test_run_worker_and_health_check(
     stop.set()
     await task
     assert not await check_worker(settings, max_age_s=-1)
+
+
+async def test_retries_and_defers_are_logged_with_their_reason(
+    client: QueueClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    q = client.queue("sync")
+    await work.enqueue(client, Work(mode="fail_once"), group="shop-a", job_id="flaky")
+    await work.enqueue(client, Work(mode="defer_once"), group="shop-b", job_id="busy")
+    caplog.set_level(logging.INFO, logger="neanelu.queue.worker")
+    stop, task = await start_worker(client)
+    await wait_for(lambda: _completed(q, 2))
+    stop.set()
+    await task
+    retried = [r for r in caplog.records if "retrying in" in r.getMessage()]
+    assert [r.levelno for r in retried] == [logging.WARNING]
+    assert "flaky" in retried[0].getMessage()
+    assert "attempt 1/3" in retried[0].getMessage()
+    assert "RuntimeError: first attempt fails" in retried[0].getMessage()
+    deferred = [r for r in caplog.records if "deferred" in r.getMessage()]
+    assert [r.levelno for r in deferred] == [logging.INFO]
+    assert "busy" in deferred[0].getMessage() and "0.1 s" in deferred[0].getMessage()
+
+
+async def test_the_dead_hook_runs_once_when_attempts_run_out(
+    client: QueueClient, redis_client: aioredis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    q = client.queue("sync")  # max_attempts 3
+    await doomed.enqueue(client, Doomed(), group="shop-a", job_id="doomed")
+    await doomed.enqueue(client, Doomed(fatal=True), group="shop-b", job_id="refused")
+    stop, task = await start_worker(client)
+
+    async def both_told() -> bool:
+        return sum(":dead:" in e or ":failed:" in e for e in await log(redis_client)) >= 2
+
+    await wait_for(both_told)
+    stop.set()
+    await task
+    entries = await log(redis_client)
+    assert [e for e in entries if e.startswith("doomed:") and not e.endswith("start")] == [
+        "doomed:dead:3:False:RuntimeError: boom at attempt 3"
+    ]
+    assert [e for e in entries if e.startswith("refused:") and not e.endswith("start")] == [
+        "refused:failed:1:True:Fatal: refused at attempt 1"
+    ]
+    assert await q.terminal_ids("dead") == ["doomed"]
+    dead = [r for r in caplog.records if "dead-lettered" in r.getMessage()]
+    assert [r.levelno for r in dead] == [logging.ERROR]
+
+
+async def test_the_dead_hook_runs_for_a_job_whose_workers_kept_dying(
+    client: QueueClient, redis_client: aioredis.Redis
+) -> None:
+    q = client.queue("sync")  # lease 600 ms, max_stalls 3
+    await doomed.enqueue(client, Doomed(), group="shop-a", job_id="killer")
+    for _ in range(4):
+        # A worker takes the job and dies with it: it never reports, its lease runs out.
+        assert [j.id for j in (await q.reserve()).jobs] == ["killer"]
+        client.clock_offset_ms += 601
+    stop, task = await start_worker(client)
+
+    async def told() -> bool:
+        return any(e.startswith("killer:dead:") for e in await log(redis_client))
+
+    await wait_for(told)
+    stop.set()
+    await task
+    (entry,) = [e for e in await log(redis_client) if e.startswith("killer:")]
+    assert entry.startswith("killer:dead:0:False:stalled 4 times")
+    assert "stopped renewing its lease" in entry
+    info = await q.job_info("killer")
+    assert info is not None and info.state == "dead" and info.error == entry.split(":", 4)[4]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from typing import Annotated
+from uuid import UUID
 
 import typer
 from redis.asyncio import Redis
@@ -126,17 +127,61 @@ def status(
     ctx: typer.Context,
     shop: ShopOption,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="Runs to list")] = 10,
+    run_id: Annotated[
+        UUID | None, typer.Option("--run", help="List the attempts of this run (default: latest)")
+    ] = None,
 ) -> None:
-    """The shop's latest runs and the live progress of the current one."""
-    run(_status(settings_from(ctx), shop_domain(shop), limit))
+    """The shop's latest runs, whether a running one's holder is still alive, the attempts of
+    the latest run (each with its error), and the live progress of the current one."""
+    run(_status(settings_from(ctx), shop_domain(shop), limit, run_id))
 
 
-async def _status(settings: Settings, domain: str, limit: int) -> None:
+def holder_state(attempt: runs.RunAttempt) -> str:
+    """What became of a running run's latest attempt, as its lease says."""
+    who = f"attempt {attempt.attempt} on {attempt.holder}" + (
+        f" (job {attempt.job_id})" if attempt.job_id else ""
+    )
+    if not attempt.open:
+        return f"{who} ended {attempt.outcome}; the next attempt has not started yet"
+    heartbeat = f"last heartbeat {attempt.heartbeat_age_s:.0f} s ago"
+    if attempt.lease_expired_s > 0:
+        return (
+            f"{who}: worker lease expired {attempt.lease_expired_s:.0f} s ago, {heartbeat}: its"
+            " holder stopped renewing (killed, hung or cut off); the queue runs the job again"
+            " once its own lease ends"
+        )
+    return f"{who}: alive, {heartbeat}"
+
+
+def attempts_table(run_row: runs.SyncRun, attempts: list[runs.RunAttempt]) -> Table:
+    table = Table(title=f"attempts of run {run_row.id}")
+    for column in ("attempt", "holder", "started", "ended", "outcome", "error"):
+        table.add_column(column)
+    for a in attempts:
+        table.add_row(
+            str(a.attempt),
+            a.holder + (f" job {a.job_id}" if a.job_id else ""),
+            f"{a.started_at:%Y-%m-%d %H:%M:%S}",
+            f"{a.ended_at:%Y-%m-%d %H:%M:%S}" if a.ended_at else "",
+            a.outcome or "running",
+            a.error or "",
+        )
+    return table
+
+
+async def _status(settings: Settings, domain: str, limit: int, run_id: UUID | None) -> None:
     services = resolve_services(settings)
     async with open_resources(settings, services, concurrency=1) as resources:
         shop_id = await installed_shop_id(resources.runtime.pool, domain)
         async with tenant_scope(resources.runtime.pool, shop_id) as conn:
             latest = await runs.latest_runs(conn, limit)
+            chosen = await runs.get_run(conn, run_id) if run_id else next(iter(latest), None)
+            if run_id is not None and chosen is None:
+                err_console.print(f"[red]--run: no run {run_id} for {domain}[/red]")
+                raise typer.Exit(2)
+            wanted = {r.id for r in latest if r.status == "running"}
+            wanted |= {chosen.id} if chosen is not None else set()
+            attempts = {rid: await runs.attempts_of(conn, rid) for rid in wanted}
         redis: Redis = resources.runtime.redis
         raw = await redis.hgetall(progress_key(shop_id))
         live = {text_of(k): text_of(v) for k, v in raw.items()}
@@ -155,6 +200,11 @@ async def _status(settings: Settings, domain: str, limit: int) -> None:
             (r.error or "")[:80],
         )
     console.print(table)
+    for r in latest:
+        if r.status == "running" and attempts.get(r.id):
+            console.print(f"run {r.id}: {holder_state(attempts[r.id][-1])}")
+    if chosen is not None and attempts.get(chosen.id):
+        console.print(attempts_table(chosen, attempts[chosen.id]))
     for r in latest[:1]:
         for namespace, reason in (r.counts.get("unavailable_metafields") or {}).items():
             console.print(f"run {r.id}: metafields of {namespace} unavailable ({reason})")

@@ -238,9 +238,18 @@ async def merge_catalog(
         (stats.products, products_new) = await products()
         (stats.variants, variants_new) = await variants(conn)
     else:
-        (stats.products, products_new), (stats.variants, variants_new) = await asyncio.gather(
-            products(), variants(variants_conn)
-        )
+        sides = (asyncio.ensure_future(products()), asyncio.ensure_future(variants(variants_conn)))
+        try:
+            (stats.products, products_new), (stats.variants, variants_new) = await asyncio.gather(
+                *sides
+            )
+        except BaseException:
+            # A failure on one side stops the other: it must not go on writing on a session the
+            # caller is about to reset (whose error would then hide this one).
+            for side in sides:
+                side.cancel()
+            await asyncio.gather(*sides, return_exceptions=True)
+            raise
     stats.first_load = products_new and variants_new
     return stats
 

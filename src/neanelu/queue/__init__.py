@@ -4,9 +4,9 @@ Shopify cost budget per shop. Lua scripts make every state change atomic.
 """
 
 from neanelu.queue.client import JobSpec, Queue, QueueClient, Reservation
-from neanelu.queue.context import JobContext
+from neanelu.queue.context import JobContext, Resources
 from neanelu.queue.errors import Defer, Fatal, GroupFull, Retry
-from neanelu.queue.jobs import EnqueueResult, FailResult, Job, JobInfo, QueueCounts
+from neanelu.queue.jobs import DeadJob, EnqueueResult, FailResult, Job, JobInfo, QueueCounts
 from neanelu.queue.ratelimit import CostLimiter, ShopBudget, ThrottleStatus, throttle_delay
 from neanelu.queue.registry import Registry, TaskHandle
 from neanelu.queue.settings import (
@@ -26,6 +26,7 @@ __all__ = [
     "SYNC",
     "WEBHOOK",
     "CostLimiter",
+    "DeadJob",
     "Defer",
     "EnqueueResult",
     "FailResult",
@@ -41,6 +42,7 @@ __all__ = [
     "QueueSettings",
     "Registry",
     "Reservation",
+    "Resources",
     "Retry",
     "ShopBudget",
     "TaskHandle",

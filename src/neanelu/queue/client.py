@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from neanelu.queue import keys
 from neanelu.queue.errors import GroupFull
 from neanelu.queue.jobs import (
+    DeadJob,
     EnqueueResult,
     FailResult,
     Job,
@@ -50,6 +51,9 @@ class Reservation(msgspec.Struct, frozen=True):
     # When nothing was taken: seconds until the next delayed job, unblock or lease end (None: no
     # timed work). A worker sleeps at most this long before asking again.
     wake_s: float | None
+    # Jobs this reserve dead-lettered because they stalled too often (their worker kept dying):
+    # the reserving worker runs their tasks' dead hooks, as it does for jobs it fails itself.
+    dead: list[DeadJob] = msgspec.field(default_factory=list)
 
 
 def _text(value: Any) -> str:
@@ -183,7 +187,22 @@ class Queue:
                 )
             )
         wake = None if n or wake_ms < 0 else wake_ms / 1000
-        return Reservation(jobs, wake)
+        at = 2 + 9 * n
+        dead = []
+        for i in range(int(raw[at]) if len(raw) > at else 0):
+            f = raw[at + 1 + 6 * i : at + 7 + 6 * i]
+            dead.append(
+                DeadJob(
+                    id=_text(f[0]),
+                    queue=self.name,
+                    group=_text(f[1]),
+                    task=_text(f[2]),
+                    payload=_bytes(f[3]),
+                    attempts=int(f[4]),
+                    error=_text(f[5]),
+                )
+            )
+        return Reservation(jobs, wake, dead)
 
     def _complete_args(self, job: Job) -> list[str | int]:
         s = self.settings

@@ -12,11 +12,27 @@ from neanelu.queue.ratelimit import ShopBudget
 R = TypeVar("R")
 
 
+class Resources:
+    """Dependencies the worker's composition root provided (pools, clients), by type: handlers
+    and hooks get what they need without globals and without the queue knowing any domain."""
+
+    __slots__ = ("_resources",)
+
+    def __init__(self, resources: Mapping[type, Any] | None = None) -> None:
+        self._resources = resources or {}
+
+    def resource(self, kind: type[R]) -> R:
+        value = self._resources.get(kind)
+        if not isinstance(value, kind):
+            raise LookupError(f"the worker provides no {kind.__name__}")
+        return value
+
+
 class JobContext:
     """One run of one job. The worker renews the lease on its own while the handler runs; a
     handler calls `extend_lease` only to ask for a longer lease before a long blocking step."""
 
-    __slots__ = ("_extend", "_resources", "job", "limiter")
+    __slots__ = ("_extend", "_resources", "job", "limiter", "worker_id")
 
     def __init__(
         self,
@@ -24,20 +40,20 @@ class JobContext:
         limiter: ShopBudget,
         extend: Callable[[float | None], Awaitable[bool]],
         resources: Mapping[type, Any] | None = None,
+        *,
+        worker_id: str = "",
     ) -> None:
         self.job = job
+        # The worker running this job (host:pid:suffix), for records of who held what.
+        self.worker_id = worker_id
         # The shop's Shopify cost budget, with the share this queue may spend.
         self.limiter = limiter
         self._extend = extend
-        self._resources = resources or {}
+        self._resources = Resources(resources)
 
     def resource(self, kind: type[R]) -> R:
-        """A dependency the worker's composition root provided (pools, clients), by type: handlers
-        get what they need without globals and without the queue knowing any domain."""
-        value = self._resources.get(kind)
-        if not isinstance(value, kind):
-            raise LookupError(f"the worker provides no {kind.__name__}")
-        return value
+        """A dependency the worker's composition root provided (pools, clients), by type."""
+        return self._resources.resource(kind)
 
     @property
     def job_id(self) -> str:

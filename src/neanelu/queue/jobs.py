@@ -22,6 +22,20 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     lease_deadline_ms: int
 
 
+class DeadJob(msgspec.Struct, frozen=True, kw_only=True):
+    """A job the queue gave up on, as its task's dead hook hears of it: dead-lettered (attempts or
+    stalls exhausted) or failed for good (the handler raised Fatal)."""
+
+    id: str
+    queue: str
+    group: str
+    task: str
+    payload: bytes
+    attempts: int
+    error: str
+    state: str = "dead"  # `dead` (the dead-letter set) or `failed` (the failed set)
+
+
 class EnqueueResult(IntEnum):
     ENQUEUED = 1
     DUPLICATE = 0  # a job with this id exists (or completed recently): nothing changed

@@ -16,13 +16,16 @@ import msgspec
 
 from neanelu.db.pool import Conn
 from neanelu.queue.client import JobSpec, QueueClient
-from neanelu.queue.context import JobContext
-from neanelu.queue.jobs import EnqueueResult
+from neanelu.queue.context import JobContext, Resources
+from neanelu.queue.jobs import DeadJob, EnqueueResult
 from neanelu.queue.observe import job_headers
 from neanelu.queue.outbox import write_outbox
 
 P = TypeVar("P", bound=msgspec.Struct)
 Handler = Callable[[JobContext, P], Awaitable[None]]
+# Called once when the queue gives up on a job of the task (dead-lettered or failed for good),
+# so the domain can record what the job was doing as failed; the queue knows nothing of it.
+DeadHook = Callable[[Resources, P, DeadJob], Awaitable[None]]
 
 
 class TaskHandle(Generic[P]):
@@ -34,12 +37,14 @@ class TaskHandle(Generic[P]):
         payload_type: type[P],
         handler: Handler[P],
         max_attempts: int = 0,
+        on_dead: DeadHook[P] | None = None,
     ) -> None:
         self.name = name
         self.queue = queue
         self.payload_type = payload_type
         self.handler = handler
         self.max_attempts = max_attempts
+        self.on_dead = on_dead
         self._decoder = msgspec.json.Decoder(payload_type)
 
     def decode(self, raw: bytes) -> P:
@@ -111,7 +116,12 @@ class Registry:
         self._tasks: dict[str, TaskHandle[Any]] = {}
 
     def task(
-        self, *, queue: str, name: str, max_attempts: int = 0
+        self,
+        *,
+        queue: str,
+        name: str,
+        max_attempts: int = 0,
+        on_dead: DeadHook[Any] | None = None,
     ) -> Callable[[Handler[P]], TaskHandle[P]]:
         """Register `async def handler(ctx: JobContext, payload: SomeStruct) -> None`; the payload
         type is read from the annotation."""
@@ -125,6 +135,7 @@ class Registry:
                 payload_type=_payload_type(handler),
                 handler=handler,
                 max_attempts=max_attempts,
+                on_dead=on_dead,
             )
             self._tasks[name] = handle
             return handle

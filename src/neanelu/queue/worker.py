@@ -28,13 +28,13 @@ from neanelu.db.embedded import start_redis
 from neanelu.db.pool import Conn
 from neanelu.queue import keys
 from neanelu.queue.client import Queue, QueueClient
-from neanelu.queue.context import JobContext
+from neanelu.queue.context import JobContext, Resources
 from neanelu.queue.errors import Defer, Fatal, Retry
-from neanelu.queue.jobs import Job
+from neanelu.queue.jobs import DeadJob, FailResult, Job
 from neanelu.queue.observe import QueueSampler, job_run
 from neanelu.queue.outbox import run_outbox_relay
 from neanelu.queue.ratelimit import CostLimiter, ShopBudget
-from neanelu.queue.registry import Registry
+from neanelu.queue.registry import Registry, TaskHandle
 from neanelu.queue.settings import default_queues
 
 log = logging.getLogger(__name__)
@@ -126,6 +126,7 @@ class Worker:
         self._slot_freed = asyncio.Event()
         self._turn = 0
         self._acks = _AckBatcher()
+        self._hooks: set[asyncio.Task[None]] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         side = [
@@ -135,6 +136,8 @@ class Worker:
         try:
             await self._fetch_loop(stop)
             await self._drain()
+            if self._hooks:
+                await asyncio.gather(*self._hooks, return_exceptions=True)
         finally:
             for task in side:
                 task.cancel()
@@ -177,6 +180,15 @@ class Worker:
             if free <= 0:
                 break
             reservation = await queue.reserve(free)
+            for dead in reservation.dead:
+                log.error(
+                    "job %s (%s) of group %s dead-lettered: %s",
+                    dead.id,
+                    dead.task,
+                    dead.group,
+                    dead.error,
+                )
+                self._spawn_dead_hook(dead)
             for job in reservation.jobs:
                 self._start(queue, job)
             got += len(reservation.jobs)
@@ -200,6 +212,12 @@ class Worker:
             if not running.lost:
                 # Shutdown ran out of time: hand the job back at once, attempt unchanged, so it
                 # does not wait for the lease to expire. Shielded: the cancel must not stop it.
+                log.info(
+                    "job %s (%s) attempt %d handed back unfinished: the worker is stopping",
+                    job.id,
+                    job.task,
+                    job.attempt,
+                )
                 with contextlib.suppress(Exception):
                     await asyncio.shield(queue.defer(job, 0.0))
             raise
@@ -225,7 +243,7 @@ class Worker:
             (ok,) = await queue.extend([job], lease_ms)
             return ok
 
-        ctx = JobContext(job, budget, extend, self.resources)
+        ctx = JobContext(job, budget, extend, self.resources, worker_id=self.worker_id)
         # The job's span continues the trace of whoever enqueued it; logs inside carry its ids.
         with job_run(job) as run:
             try:
@@ -233,18 +251,27 @@ class Worker:
             except Defer as d:
                 running.settling = True
                 run.deferred(throttled=d.block_group)
+                log.info(
+                    "job %s (%s) attempt %d deferred %.1f s%s: %s",
+                    job.id,
+                    job.task,
+                    job.attempt,
+                    d.seconds,
+                    " with its whole group" if d.block_group else "",
+                    d.reason or "no reason given",
+                )
                 await queue.defer(job, d.seconds, block_group=d.block_group)
             except Retry as r:
                 running.settling = True
-                run.failed(await queue.fail(job, str(r), delay_s=r.seconds), r)
+                run.failed(await self._fail(handle, payload, job, str(r), delay_s=r.seconds), r)
             except Fatal as f:
                 running.settling = True
-                log.warning("job %s (%s) failed for good: %s", job.id, job.task, f)
-                run.failed(await queue.fail(job, f"Fatal: {f}", fatal=True), f)
+                run.failed(await self._fail(handle, payload, job, f"Fatal: {f}", fatal=True), f)
             except Exception as exc:
                 running.settling = True
                 log.exception("job %s (%s) attempt %d raised", job.id, job.task, job.attempt)
-                run.failed(await queue.fail(job, f"{type(exc).__name__}: {exc}"), exc)
+                error = f"{type(exc).__name__}: {exc}"
+                run.failed(await self._fail(handle, payload, job, error), exc)
             else:
                 running.settling = True
                 acked = await self._acks.complete(queue, job)
@@ -253,6 +280,80 @@ class Worker:
                     log.warning(
                         "job %s finished after its lease was lost; it may run again", job.id
                     )
+
+    async def _fail(
+        self,
+        handle: TaskHandle[Any],
+        payload: Any,
+        job: Job,
+        error: str,
+        *,
+        fatal: bool = False,
+        delay_s: float | None = None,
+    ) -> FailResult:
+        """Fail the attempt, say what happens next (every retry is logged with its reason), and
+        run the task's dead hook when the queue gives up on the job."""
+        queue = self.client.queue(job.queue)
+        delay = queue.backoff_s(job.attempt) if delay_s is None else delay_s
+        result = await queue.fail(job, error, fatal=fatal, delay_s=delay)
+        where = f"job {job.id} ({job.task}) of group {job.group}"
+        if result is FailResult.RETRY:
+            log.warning(
+                "%s attempt %d/%d failed, retrying in %.1f s: %s",
+                where,
+                job.attempt,
+                job.max_attempts,
+                delay,
+                error,
+            )
+        elif result is FailResult.DEAD:
+            log.error(
+                "%s dead-lettered after attempt %d/%d: %s",
+                where,
+                job.attempt,
+                job.max_attempts,
+                error,
+            )
+        elif result is FailResult.FAILED:
+            log.warning("%s failed for good at attempt %d: %s", where, job.attempt, error)
+        else:
+            log.warning(
+                "%s attempt %d failed after its lease was lost: %s", where, job.attempt, error
+            )
+        if result in (FailResult.DEAD, FailResult.FAILED) and handle.on_dead is not None:
+            dead = DeadJob(
+                id=job.id,
+                queue=job.queue,
+                group=job.group,
+                task=job.task,
+                payload=job.payload,
+                attempts=job.attempt,
+                error=error,
+                state="dead" if result is FailResult.DEAD else "failed",
+            )
+            await self._dead_hook(handle, payload, dead)
+        return result
+
+    def _spawn_dead_hook(self, dead: DeadJob) -> None:
+        """A job reserve dead-lettered for stalling: its hook runs beside the fetch loop."""
+        handle = self.registry.get(dead.task)
+        if handle is None or handle.on_dead is None:
+            return
+        try:
+            payload = handle.decode(dead.payload)
+        except msgspec.DecodeError:
+            return
+        task = asyncio.create_task(self._dead_hook(handle, payload, dead), name=f"dead:{dead.id}")
+        self._hooks.add(task)
+        task.add_done_callback(self._hooks.discard)
+
+    async def _dead_hook(self, handle: TaskHandle[Any], payload: Any, dead: DeadJob) -> None:
+        assert handle.on_dead is not None
+        try:
+            await handle.on_dead(Resources(self.resources), payload, dead)
+        except Exception:
+            # The job is in the dead-letter set either way; the hook's failure is only logged.
+            log.exception("dead hook of job %s (%s) failed", dead.id, dead.task)
 
     # -- leases and liveness -------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""sync_runs rows. Every function runs inside the caller's tenant scope."""
+"""sync_runs rows and their attempts. Every function runs inside the caller's tenant scope."""
 
 from __future__ import annotations
 
@@ -77,12 +77,123 @@ async def latest_runs(conn: Conn, limit: int = 10) -> list[SyncRun]:
         return [SyncRun(**row) for row in await cur.fetchall()]
 
 
-async def start_attempt(conn: Conn, run_id: UUID) -> None:
-    await conn.execute(
-        "UPDATE sync_runs SET status = 'running', attempts = attempts + 1, error = NULL,"
-        " started_at = coalesce(started_at, now()), updated_at = now() WHERE id = %s",
-        (run_id,),
+@dataclass(slots=True)
+class RunAttempt:
+    """One attempt of a run, with its ages as the database's clock sees them."""
+
+    run_id: UUID
+    attempt: int
+    holder: str
+    job_id: str | None
+    started_at: datetime
+    heartbeat_at: datetime
+    lease_until: datetime
+    ended_at: datetime | None
+    outcome: str | None
+    error: str | None
+    # Seconds since the last heartbeat, and since the lease ran out (negative: still held).
+    heartbeat_age_s: float = 0.0
+    lease_expired_s: float = 0.0
+
+    @property
+    def open(self) -> bool:
+        return self.ended_at is None
+
+
+_ATTEMPT_COLUMNS = (
+    "run_id, attempt, holder, job_id, started_at, heartbeat_at, lease_until, ended_at, outcome,"
+    " error, extract(epoch FROM now() - heartbeat_at)::float8 AS heartbeat_age_s,"
+    " extract(epoch FROM now() - lease_until)::float8 AS lease_expired_s"
+)
+
+# Closes attempts of the run that never reported their end (their holder died): the next attempt
+# closes those whose lease ran out; the end of the run, or the queue giving up, all the others.
+_ABANDON = (
+    "UPDATE sync_run_attempts SET ended_at = greatest(heartbeat_at, started_at),"
+    " outcome = 'abandoned', error = 'the attempt stopped without reporting: ' || holder ||"
+    " ' last renewed its lease at ' || to_char(heartbeat_at AT TIME ZONE 'UTC',"
+    " 'YYYY-MM-DD HH24:MI:SS') || ' UTC (killed, hung or cut off from the database)'"
+    " WHERE run_id = %s AND ended_at IS NULL AND attempt <> %s AND (NOT %s OR lease_until < now())"
+    " RETURNING attempt, error"
+)
+
+
+async def _abandon(conn: Conn, run_id: UUID, *, but: int = 0, expired_only: bool) -> list[str]:
+    cur = await conn.execute(_ABANDON, (run_id, but, expired_only))
+    return [row[1] for row in sorted(await cur.fetchall())]
+
+
+async def start_attempt(
+    conn: Conn, run_id: UUID, holder: str, job_id: str | None, lease_s: float
+) -> int:
+    """Counts a new attempt of the run and records who holds it; returns its number. The run's
+    last error stays until the run ends (each attempt's own error is in its attempt row)."""
+    # An attempt whose lease still runs may be alive (a CLI run beside a worker's): left open.
+    abandoned = await _abandon(conn, run_id, expired_only=True)
+    cur = await conn.execute(
+        "UPDATE sync_runs SET status = 'running', attempts = attempts + 1,"
+        " error = coalesce(%s, error), started_at = coalesce(started_at, now()),"
+        " updated_at = now() WHERE id = %s RETURNING shop_id, attempts",
+        (abandoned[-1] if abandoned else None, run_id),
     )
+    row = await cur.fetchone()
+    assert row is not None, f"sync run {run_id} does not exist"
+    shop_id, attempt = row
+    await conn.execute(
+        "INSERT INTO sync_run_attempts (shop_id, run_id, attempt, holder, job_id, lease_until)"
+        " VALUES (%s, %s, %s, %s, %s, now() + make_interval(secs => %s))",
+        (shop_id, run_id, attempt, holder[:200], job_id[:200] if job_id else None, lease_s),
+    )
+    return int(attempt)
+
+
+async def renew_attempt(conn: Conn, run_id: UUID, attempt: int, lease_s: float) -> bool:
+    """False when the attempt was closed meanwhile (another holder found it abandoned)."""
+    cur = await conn.execute(
+        "UPDATE sync_run_attempts SET heartbeat_at = now(),"
+        " lease_until = now() + make_interval(secs => %s)"
+        " WHERE run_id = %s AND attempt = %s AND ended_at IS NULL",
+        (lease_s, run_id, attempt),
+    )
+    return cur.rowcount == 1
+
+
+async def end_attempt(
+    conn: Conn, run_id: UUID, attempt: int, outcome: str, error: str | None
+) -> None:
+    """How the attempt ended; an `error` is also the run's last error until the run ends."""
+    await conn.execute(
+        "UPDATE sync_run_attempts SET ended_at = now(), heartbeat_at = now(), outcome = %s,"
+        " error = %s WHERE run_id = %s AND attempt = %s",
+        (outcome, error, run_id, attempt),
+    )
+    if error is not None:
+        await conn.execute(
+            "UPDATE sync_runs SET error = %s, updated_at = now() WHERE id = %s AND status IN"
+            " ('queued', 'running')",
+            (error, run_id),
+        )
+
+
+async def fail_unfinished(conn: Conn, run_id: UUID, reason: str) -> bool:
+    """Fail the run unless it already ended (the queue gave up on its job): attempts that never
+    reported are closed as abandoned. False when the run had ended."""
+    await _abandon(conn, run_id, expired_only=False)
+    cur = await conn.execute(
+        "UPDATE sync_runs SET status = 'failed', error = %s, finished_at = now(),"
+        " updated_at = now() WHERE id = %s AND status IN ('queued', 'running')",
+        (reason, run_id),
+    )
+    return cur.rowcount == 1
+
+
+async def attempts_of(conn: Conn, run_id: UUID) -> list[RunAttempt]:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            f"SELECT {_ATTEMPT_COLUMNS} FROM sync_run_attempts WHERE run_id = %s ORDER BY attempt",
+            (run_id,),
+        )
+        return [RunAttempt(**row) for row in await cur.fetchall()]
 
 
 async def record_operation(conn: Conn, run_id: UUID, phase: str, operation_id: str) -> None:
@@ -111,7 +222,11 @@ async def record_progress(
     )
 
 
-async def finish_run(conn: Conn, run_id: UUID, status: str, error: str | None) -> None:
+async def finish_run(
+    conn: Conn, run_id: UUID, status: str, error: str | None, *, attempt: int = 0
+) -> None:
+    """The run's end, reached by `attempt`: any other attempt still open never reported."""
+    await _abandon(conn, run_id, but=attempt, expired_only=False)
     await conn.execute(
         "UPDATE sync_runs SET status = %s, error = %s, phase = CASE WHEN %s = 'completed'"
         " THEN 'done' ELSE phase END, finished_at = now(), updated_at = now() WHERE id = %s",

@@ -4,6 +4,11 @@ The run's state lives in `sync_runs`, so an attempt that dies anywhere (SIGKILL 
 mid-merge) is resumed by the next one: bulk operations already started are reused, staging is
 rebuilt (it died with the session), and the merges are idempotent newer-wins upserts, so the final
 tables equal those of a clean run.
+
+Each attempt has a row of its own (`sync_run_attempts`): who holds it, a heartbeat its holder
+renews while it runs, and how it ended, with the error whatever it was. An attempt whose holder
+died without a word is found by the next attempt (or the queue giving up) and closed as
+abandoned, so no failure leaves the run without a reason.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from neanelu.shopify.bulk import DEFAULT_POLLING, BulkPolling, BulkResult
 from neanelu.shopify.errors import AccessDenied, BulkOperationError, InvalidToken
 from neanelu.shopify.graphql import AdminClient
 from neanelu.sync import repository as runs
+from neanelu.sync.attempts import LEASE_HEARTBEATS, describe, heartbeat, record_end, this_process
 from neanelu.sync.inventory import (
     InventoryOutcome,
     InventoryPlan,
@@ -73,6 +79,8 @@ class SyncDeps:
     inventory_child_bytes: int | None = 64 * 2**20
     # How bulk operations are waited for; its signal (bulk_operations/finish) ends waits early.
     bulk_polling: BulkPolling = DEFAULT_POLLING
+    # How often the holder of an attempt renews its heartbeat (its lease is three of these).
+    heartbeat_s: float = 10.0
 
     @property
     def staging(self) -> StageDeps:
@@ -86,9 +94,14 @@ async def request_full_sync(conn: Conn, shop_id: UUID) -> runs.SyncRun:
 
 async def open_run(conn: Conn, shop_id: UUID, updated_since: datetime | None) -> runs.SyncRun:
     """The shop's unfinished run of this kind (a retried job continues it), or a new one."""
+    existing = await unfinished_run(conn, updated_since)
     kind = "incremental" if updated_since is not None else "full"
-    existing = await runs.active_run(conn, kind)
     return existing or await runs.create_run(conn, shop_id, kind, updated_since)
+
+
+async def unfinished_run(conn: Conn, updated_since: datetime | None) -> runs.SyncRun | None:
+    """The run a job without a run id works on: the shop's queued or running one of its kind."""
+    return await runs.active_run(conn, "incremental" if updated_since is not None else "full")
 
 
 async def run_sync(
@@ -97,31 +110,41 @@ async def run_sync(
     run_id: UUID,
     *,
     listener: ProgressReporter | None = None,
+    holder: str | None = None,
+    job_id: str | None = None,
 ) -> SyncSummary:
+    """One attempt of the run, held by `holder` (a worker's id; this process by default)."""
+    lease_s = deps.heartbeat_s * LEASE_HEARTBEATS
     async with tenant_scope(deps.pool, shop_id) as conn:
         run = await runs.get_run(conn, run_id)
         if run is None:
             raise SyncFailed(f"sync run {run_id} does not exist for shop {shop_id}")
         if run.status in ("completed", "failed", "canceled"):
             return SyncSummary(run_id, run.status)
-        await runs.start_attempt(conn, run_id)
+        attempt = await runs.start_attempt(conn, run_id, holder or this_process(), job_id, lease_s)
         run = await runs.get_run(conn, run_id)
         assert run is not None
     reporter = listener or ProgressReporter(deps.redis, shop_id, run_id)
     with span("sync.run", {SHOP_ID: str(shop_id), "neanelu.sync_run_id": str(run_id)}):
-        return await _run_recorded(deps, run, reporter)
+        async with heartbeat(deps.pool, run, attempt, deps.heartbeat_s):
+            return await _run_recorded(deps, run, attempt, reporter)
 
 
 async def _run_recorded(
-    deps: SyncDeps, run: runs.SyncRun, reporter: ProgressReporter
+    deps: SyncDeps, run: runs.SyncRun, attempt: int, reporter: ProgressReporter
 ) -> SyncSummary:
     started, outcome = time.perf_counter(), "retry"
     try:
-        summary = await _attempt(deps, run, reporter)
+        summary = await _attempt(deps, run, attempt, reporter)
         outcome = "completed"
         return summary
     except SyncFailed:
         outcome = "failed"
+        raise
+    except BaseException as exc:
+        # Whatever ended the attempt (a retryable Shopify error, a bug, a cancel) is written on
+        # the attempt and as the run's last error before the job hears of it.
+        await record_end(deps.pool, run, attempt, exc)
         raise
     finally:
         m = current_metrics()
@@ -129,7 +152,9 @@ async def _run_recorded(
         m.sync_duration.labels(run.kind, outcome).observe(time.perf_counter() - started)
 
 
-async def _attempt(deps: SyncDeps, run: runs.SyncRun, reporter: ProgressReporter) -> SyncSummary:
+async def _attempt(
+    deps: SyncDeps, run: runs.SyncRun, attempt: int, reporter: ProgressReporter
+) -> SyncSummary:
     shop_id, run_id = run.shop_id, run.id
     try:
         summary = await _run(deps, run, reporter)
@@ -138,11 +163,14 @@ async def _attempt(deps: SyncDeps, run: runs.SyncRun, reporter: ProgressReporter
             raise
         if isinstance(exc, InvalidToken):
             raise  # a refreshed token may fix it: the job retries
+        error = describe(exc) if not isinstance(exc, SyncFailed) else str(exc)
         async with tenant_scope(deps.pool, shop_id) as conn:
-            await runs.finish_run(conn, run_id, "failed", str(exc))
+            await runs.end_attempt(conn, run_id, attempt, "failed", error)
+            await runs.finish_run(conn, run_id, "failed", str(exc), attempt=attempt)
         raise SyncFailed(str(exc)) from exc
     async with tenant_scope(deps.pool, shop_id) as conn:
-        await runs.finish_run(conn, run_id, "completed", None)
+        await runs.end_attempt(conn, run_id, attempt, "completed", None)
+        await runs.finish_run(conn, run_id, "completed", None, attempt=attempt)
         await runs.mark_shop_synced(conn, shop_id, run.kind)
     return summary
 

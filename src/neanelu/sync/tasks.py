@@ -13,10 +13,11 @@ from uuid import UUID
 import msgspec
 
 from neanelu.db.pool import tenant_scope
-from neanelu.queue import BULK, Defer, Fatal, JobContext, Retry, TaskHandle
+from neanelu.queue import BULK, DeadJob, Defer, Fatal, JobContext, Resources, Retry, TaskHandle
 from neanelu.shopify.errors import BulkOperationError, InvalidToken, Throttled, TransientError
 from neanelu.sync import repository as runs
-from neanelu.sync.service import SyncDeps, SyncFailed, open_run, run_sync
+from neanelu.sync.service import SyncDeps, SyncFailed, open_run, run_sync, unfinished_run
+from neanelu.telemetry.redact import scrub
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +48,14 @@ async def handle_full_sync(ctx: JobContext, job: FullSyncJob) -> None:
         async with tenant_scope(deps.pool, shop_id) as conn:
             run_id = (await open_run(conn, shop_id, since)).id
     try:
-        summary = await run_sync(deps, shop_id, run_id)
+        summary = await run_sync(deps, shop_id, run_id, holder=ctx.worker_id, job_id=ctx.job_id)
     except Throttled as exc:
         # The shop's bucket is empty: the whole group waits, this job first, attempts unchanged.
         raise Defer(exc.retry_after, block_group=True, reason=str(exc)) from None
     except (BulkOperationError, TransientError, InvalidToken) as exc:
-        if ctx.attempt >= MAX_ATTEMPTS:
+        if ctx.attempt >= ctx.max_attempts:
             async with tenant_scope(deps.pool, shop_id) as conn:
-                await runs.finish_run(conn, run_id, "failed", f"gave up: {exc}")
+                await runs.fail_unfinished(conn, run_id, f"gave up: {exc}")
             raise Fatal(str(exc)) from None
         raise Retry(reason=str(exc)) from None
     except SyncFailed as exc:
@@ -70,10 +71,34 @@ async def handle_full_sync(ctx: JobContext, job: FullSyncJob) -> None:
     )
 
 
+async def fail_dead_sync(resources: Resources, job: FullSyncJob, dead: DeadJob) -> None:
+    """The queue gave up on a sync job (attempts exhausted, or its workers kept dying): its run is
+    failed with the reason, so it is not left `running` and the next sync starts a new run with
+    new bulk operations instead of resuming this one."""
+    deps = resources.resource(SyncDeps)
+    try:
+        shop_id = UUID(job.shop_id)
+        since = datetime.fromisoformat(job.updated_since) if job.updated_since else None
+        run_id = UUID(job.run_id) if job.run_id else None
+    except ValueError:
+        return  # a payload no attempt could read opened no run
+    how = "dead-lettered" if dead.state == "dead" else "failed for good"
+    after = f" after {dead.attempts} attempts" if dead.attempts else ""
+    reason = scrub(f"sync job {dead.id} {how}{after}: {dead.error}")
+    async with tenant_scope(deps.pool, shop_id) as conn:
+        if run_id is None:
+            run = await unfinished_run(conn, since)
+            run_id = run.id if run is not None else None
+        failed = run_id is not None and await runs.fail_unfinished(conn, run_id, reason[:2000])
+    if failed:
+        log.error("full sync %s of shop %s failed: %s", run_id, shop_id, reason)
+
+
 full_sync: TaskHandle[FullSyncJob] = TaskHandle(
     name="sync.full",
     queue=BULK,
     payload_type=FullSyncJob,
     handler=handle_full_sync,
     max_attempts=MAX_ATTEMPTS,
+    on_dead=fail_dead_sync,
 )

@@ -295,7 +295,8 @@ class MetricsServer:
         self.thread.join(timeout=5.0)
 
 
-def serve_metrics(metrics: Metrics, port: int, addr: str = "0.0.0.0") -> MetricsServer:
-    """`/metrics` of a worker process on its own port, from a daemon thread (port 0: any free)."""
+def serve_metrics(metrics: Metrics, port: int, addr: str = "127.0.0.1") -> MetricsServer:
+    """`/metrics` of a worker process on its own port, from a daemon thread (port 0: any free);
+    loopback unless the caller names another address."""
     server, thread = start_http_server(port, addr, registry=metrics.registry)
     return MetricsServer(server, thread)

@@ -27,15 +27,21 @@ from neanelu.worker.resources import open_resources
 log = logging.getLogger(__name__)
 
 
-def _serve_metrics(metrics: Metrics, port: int) -> MetricsServer | None:
-    """Each worker serves its own /metrics (Prometheus scrapes every process). A port already
-    taken (a second worker on the host) costs the metrics endpoint, not the worker."""
-    if not port:
+def worker_metrics(metrics: Metrics, settings: Settings) -> MetricsServer | None:
+    """Each worker serves its own /metrics (Prometheus scrapes every process) on METRICS_HOST,
+    loopback by default. A port already taken (a second worker on the host) costs the metrics
+    endpoint, not the worker."""
+    if not settings.metrics_port:
         return None
     try:
-        return serve_metrics(metrics, port)
+        return serve_metrics(metrics, settings.metrics_port, settings.metrics_host)
     except OSError as exc:
-        log.warning("worker metrics not served on port %d: %s", port, exc)
+        log.warning(
+            "worker metrics not served on %s port %d: %s",
+            settings.metrics_host,
+            settings.metrics_port,
+            exc,
+        )
         return None
 
 
@@ -59,7 +65,7 @@ async def serve_worker(
 ) -> None:
     stop = stop or asyncio.Event()
     telemetry = setup_telemetry(settings, "neanelu-worker")
-    metrics_server = _serve_metrics(telemetry.metrics, settings.metrics_port)
+    metrics_server = worker_metrics(telemetry.metrics, settings)
     try:
         async with open_resources(settings, services, concurrency=concurrency) as resources:
             with bind_runtime(resources.runtime):

@@ -1,6 +1,7 @@
 """A sync in its own process, made slow at one point so a test can SIGKILL it there.
 
-`python -m tests.integration.sync.sync_child <app_url> <emulator_url> <shop> <shop_id> <run_id> copy|merge`
+`python -m tests.integration.sync.sync_child <app_url> <emulator_url> <shop> <shop_id> <run_id> copy|merge
+[heartbeat_s]`
 """
 
 from __future__ import annotations
@@ -44,7 +45,13 @@ class SlowFiles(httpx.AsyncHTTPTransport):
 
 
 async def main(
-    app_url: str, base_url: str, shop: str, shop_id: str, run_id: str, mode: str
+    app_url: str,
+    base_url: str,
+    shop: str,
+    shop_id: str,
+    run_id: str,
+    mode: str,
+    heartbeat_s: str = "10",
 ) -> None:
     pool = create_pool(app_url, PoolSizes(1, 6), name="sync-child")
     await pool.open(wait=True)
@@ -55,6 +62,7 @@ async def main(
             http,
             EmulatorShopAccess(base_url, http, shop),
             merge_batch_pages=1 if mode == "merge" else 1500,
+            heartbeat_s=float(heartbeat_s),
         )
 
         async def slow_merge(progress: PhaseProgress) -> None:
@@ -67,4 +75,4 @@ async def main(
 
 
 if __name__ == "__main__":
-    asyncio.run(main(*sys.argv[1:7]))
+    asyncio.run(main(*sys.argv[1:8]))

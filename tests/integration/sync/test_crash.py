@@ -73,6 +73,11 @@ async def test_sigkill_then_resume_equals_a_clean_run(
 
     resumed = await run_sync(harness.deps, harness.shop_id, run.id)
     assert resumed.status == "completed"
+    # The killed attempt never reported: the run's end closes it as abandoned, with who held it.
+    async with tenant_scope(harness.pool, harness.shop_id) as conn:
+        attempts = await runs.attempts_of(conn, run.id)
+    assert [a.outcome for a in attempts] == ["abandoned", "completed"]
+    assert attempts[0].error is not None and "stopped without reporting" in attempts[0].error
     after_resume = await harness.snapshot()
 
     # A clean run from empty tables, for comparison.

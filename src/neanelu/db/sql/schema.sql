@@ -175,6 +175,27 @@ CREATE TABLE sync_quarantine (
 );
 CREATE INDEX sync_quarantine_shop_idx ON sync_quarantine (shop_id);
 
+-- Every attempt of a sync run, with its holder, its heartbeat and how it ended.
+CREATE TABLE sync_run_attempts (
+  shop_id uuid NOT NULL REFERENCES shops (id) ON DELETE CASCADE,
+  run_id uuid NOT NULL REFERENCES sync_runs (id) ON DELETE CASCADE,
+  attempt integer NOT NULL CHECK (attempt > 0),
+  -- Who runs it: a worker's id (host:pid:suffix) or the CLI's host:pid; and the queue job, if any.
+  holder text NOT NULL CHECK (length(holder) <= 200),
+  job_id text CHECK (length(job_id) <= 200),
+  started_at timestamptz NOT NULL DEFAULT now(),
+  -- Renewed while the attempt runs; past lease_until its holder stopped (killed, hung, cut off).
+  heartbeat_at timestamptz NOT NULL DEFAULT now(),
+  lease_until timestamptz NOT NULL,
+  ended_at timestamptz,
+  outcome text CHECK (outcome IN
+    ('completed', 'failed', 'error', 'deferred', 'interrupted', 'abandoned')),
+  error text,
+  PRIMARY KEY (run_id, attempt),
+  CHECK ((ended_at IS NULL) = (outcome IS NULL))
+);
+CREATE INDEX sync_run_attempts_shop_idx ON sync_run_attempts (shop_id);
+
 CREATE TABLE webhook_inbox (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   shop_id uuid NOT NULL REFERENCES shops (id) ON DELETE CASCADE,
@@ -224,7 +245,8 @@ DO $body$
 DECLARE t text;
 BEGIN
   FOREACH t IN ARRAY ARRAY['products', 'variants', 'inventory_levels', 'sync_runs',
-                           'sync_quarantine', 'webhook_inbox', 'owner_apps'] LOOP
+                           'sync_quarantine', 'webhook_inbox', 'owner_apps',
+                           'sync_run_attempts'] LOOP
     EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
     EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
     EXECUTE format(

@@ -110,7 +110,9 @@ end
 
 -- Moves due delayed jobs, unblocks due groups and reclaims expired leases. Bounded per call so one
 -- reserve never stalls Redis; every reserve repeats it, so a backlog drains over a few calls.
+-- Returns the ids of the jobs it dead-lettered (stalls exhausted), for the worker's dead hook.
 local function housekeeping(now, default_cap, max_stalls, maxlen)
+  local dead = {}
   local due = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', num(now), 'LIMIT', 0, 100)
   for _, id in ipairs(due) do
     redis.call('ZREM', K_DELAYED, id)
@@ -137,7 +139,10 @@ local function housekeeping(now, default_cap, max_stalls, maxlen)
       redis.call('HDEL', jkey(id), 'tok')
       local stalls = redis.call('HINCRBY', jkey(id), 'st', 1)
       if stalls > tonumber(max_stalls) then
+        redis.call('HSET', jkey(id), 'err', 'stalled ' .. stalls .. ' times: the worker running it'
+          .. ' stopped renewing its lease each time (killed, hung or cut off)')
         to_terminal(id, g, now, 'dead', maxlen)
+        dead[#dead + 1] = id
       else
         to_wait(id, g)
         event(maxlen, 'stalled', id, g)
@@ -145,6 +150,7 @@ local function housekeeping(now, default_cap, max_stalls, maxlen)
       maybe_ready(g, default_cap)
     end
   end
+  return dead
 end
 
 -- Milliseconds until the next timed event (a delayed job, an unblock, a lease end), or -1.

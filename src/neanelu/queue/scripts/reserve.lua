@@ -1,13 +1,15 @@
 -- ARGV: offset, count, global_cap, default_cap, lease_ms, max_stalls, events_maxlen
 -- Returns {wake_ms, n, then per job: id, group, task, payload, headers, attempt, max_attempts,
--- token, lease_deadline}. wake_ms is the time to the next timed event when nothing was taken.
+-- token, lease_deadline}, then the count of jobs dead-lettered here for stalling and per job: id,
+-- group, task, payload, attempts, error. wake_ms is the time to the next timed event when nothing
+-- was taken.
 local now = now_ms(ARGV[1])
 local count = tonumber(ARGV[2])
 local global_cap = tonumber(ARGV[3])
 local default_cap = tonumber(ARGV[4])
 local lease = tonumber(ARGV[5])
 local maxlen = ARGV[7]
-housekeeping(now, default_cap, ARGV[6], maxlen)
+local dead = housekeeping(now, default_cap, ARGV[6], maxlen)
 local out = {}
 local taken = 0
 local guard = 0
@@ -59,5 +61,13 @@ end
 local result = {wake, taken}
 for _, v in ipairs(out) do
   result[#result + 1] = v
+end
+result[#result + 1] = #dead
+for _, id in ipairs(dead) do
+  local f = redis.call('HMGET', jkey(id), 'g', 'task', 'p', 'att', 'err')
+  result[#result + 1] = id
+  for i = 1, 5 do
+    result[#result + 1] = f[i]
+  end
 end
 return result
