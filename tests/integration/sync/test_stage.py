@@ -84,7 +84,7 @@ async def _stage_core(
                 )
             merged = await merge.merge_catalog(conn, shop, run_id, metafields_complete=True)
         finally:
-            await conn.execute("DROP TABLE IF EXISTS stg_core, stg_meta, stg_meta_agg")
+            await conn.execute(f"DROP TABLE IF EXISTS {merge.CATALOG_STAGING}")
             await conn.set_autocommit(False)
     return stats.rows, stats.bad_lines, merged.orphans, stats.truncated
 
@@ -219,5 +219,5 @@ async def test_a_shop_deleted_under_its_sync_stops_the_merge(
             with pytest.raises(merge.ShopGone):
                 await merge.merge_catalog(conn, shop, run_id, metafields_complete=True)
         finally:
-            await conn.execute("DROP TABLE IF EXISTS stg_core, stg_meta, stg_meta_agg")
+            await conn.execute(f"DROP TABLE IF EXISTS {merge.CATALOG_STAGING}")
             await conn.set_autocommit(False)
