@@ -284,115 +284,133 @@ def number(gid_text: str) -> int:
     return int(gid_text.rsplit("/", 1)[1].split("?", 1)[0])
 
 
-def expect(
-    model: Model, files: dict[Phase, list[Line]]
-) -> tuple[Model, set[tuple[str, int]]]:
-    """The reference: the tables after the run, and the quarantine's (phase, line_no) pairs."""
-    quarantine = {
-        (phase.value, i + 1) for phase, lines in files.items() for i, ln in enumerate(lines) if ln.bad
-    }
-    named: set[tuple[str, int]] = set()
-    blind: set[Phase] = set()
+@dataclass
+class Evidence:
+    """What a run's bad lines say: where they are, the ids they name, the files where one
+    named nothing."""
+
+    quarantine: set[tuple[str, int]]
+    named: set[tuple[str, int]] = field(default_factory=set)
+    blind: set[Phase] = field(default_factory=set)
+
+
+def evidence(files: dict[Phase, list[Line]]) -> Evidence:
+    found = Evidence(
+        {(p.value, i + 1) for p, ls in files.items() for i, ln in enumerate(ls) if ln.bad}
+    )
     for phase, lines in files.items():
-        for ln in lines:
-            if ln.bad:
-                named.update(ln.names)
-                if not ln.names:
-                    blind.add(phase)
+        for ln in (ln for ln in lines if ln.bad):
+            found.named.update(ln.names)
+            if not ln.names:
+                found.blind.add(phase)
+    return found
+
+
+def folded(
+    lines: list[Line], phase: Phase, owners: dict[int, Any], ev: Evidence
+) -> dict[int, dict[str, Any]]:
+    """Each owner's metafields, the last line of a key winning; orphans into the quarantine."""
+    out: dict[int, dict[str, Any]] = {}
+    kind = "P" if phase is Phase.METAFIELDS else "V"
+    for i, ln in enumerate(lines):
+        if ln.obj is None:
+            continue
+        owner = number(ln.obj["__parentId"])
+        if owner not in owners and (kind, owner) not in ev.named:
+            ev.quarantine.add((phase.value, i + 1))
+        entry = {"type": ln.obj["type"], "value": ln.obj["value"]}
+        out.setdefault(owner, {})[f"custom.{ln.obj['key']}"] = entry
+    return out
+
+
+def apply(
+    table: dict[int, Row],
+    incoming: dict[int, dict[str, Any]],
+    fields: Any,
+    metafields: dict[int, dict[str, Any]],
+    partial: Any,
+) -> None:
+    """Newer-wins: a line at least as new as the stored row replaces it; its metafields replace
+    the stored ones unless `partial(key)` (then they are merged over them)."""
+    for key, obj in incoming.items():
+        stored, updated = table.get(key), seconds(obj["updatedAt"])
+        if stored is not None and updated < stored.updated:
+            continue
+        mf = metafields.get(key, {})
+        if stored is not None and partial(key):
+            mf = {**stored.metafields, **mf}
+        table[key] = Row(fields(obj), updated, mf)
+
+
+def sweep(table: dict[int, Row], present: dict[int, Any], kind: str, ev: Evidence) -> None:
+    for key, row in table.items():
+        if not row.deleted and key not in present and (kind, key) not in ev.named:
+            table[key] = replace(row, deleted=True)
+
+
+def expect_catalog(model: Model, files: dict[Phase, list[Line]], ev: Evidence) -> Model:
     core = [(i, ln.obj) for i, ln in enumerate(files[Phase.CORE]) if ln.obj is not None]
-    products = newest([o for _, o in core if o["__typename"] == "Product"], lambda o: number(o["id"]))
+    products = newest(
+        [o for _, o in core if o["__typename"] == "Product"], lambda o: number(o["id"])
+    )
     variant_lines = [(i, o) for i, o in core if o["__typename"] == "ProductVariant"]
     orphan = {
         number(o["id"])
         for _, o in variant_lines
         if number(o["__parentId"]) not in products and number(o["__parentId"]) not in model.products
     }
-    quarantine |= {("core", i + 1) for i, o in variant_lines if number(o["id"]) in orphan}
+    ev.quarantine |= {("core", i + 1) for i, o in variant_lines if number(o["id"]) in orphan}
     variants = newest(
         [o for _, o in variant_lines if number(o["id"]) not in orphan], lambda o: number(o["id"])
     )
-
-    def folded(phase: Phase, owners: dict[int, Any], protected_kind: str) -> dict[int, dict[str, Any]]:
-        out: dict[int, dict[str, Any]] = {}
-        for i, ln in enumerate(files[phase]):
-            if ln.obj is None:
-                continue
-            owner = number(ln.obj["__parentId"])
-            if owner not in owners and (protected_kind, owner) not in named:
-                quarantine.add((phase.value, i + 1))  # an orphan metafield
-            entry = {"type": ln.obj["type"], "value": ln.obj["value"]}
-            out.setdefault(owner, {})[f"custom.{ln.obj['key']}"] = entry
-        return out
-
-    product_mf = folded(Phase.METAFIELDS, products, "P")
-    variant_mf = folded(Phase.VARIANT_METAFIELDS, variants, "V")
-    first_load = not model.products and not model.variants
-    after = replace(model, products=dict(model.products), variants=dict(model.variants))
-
-    def apply(
-        table: dict[int, Row],
-        incoming: dict[int, dict[str, Any]],
-        fields: Any,
-        mf: dict[int, dict[str, Any]],
-        mf_kind: str,
-        mf_blind: bool,
-    ) -> None:
-        for key, obj in incoming.items():
-            stored, updated = table.get(key), seconds(obj["updatedAt"])
-            if stored is not None and updated < stored.updated:
-                continue  # newer-wins: the stored row is newer
-            metafields = mf.get(key, {})
-            if stored is not None and (mf_blind or (mf_kind, key) in named):
-                metafields = {**stored.metafields, **metafields}
-            table[key] = Row(fields(obj), updated, metafields)
-
+    product_mf = folded(files[Phase.METAFIELDS], Phase.METAFIELDS, products, ev)
+    variant_mf = folded(files[Phase.VARIANT_METAFIELDS], Phase.VARIANT_METAFIELDS, variants, ev)
+    after = Model(dict(model.products), dict(model.variants), dict(model.levels))
     apply(
         after.products,
         products,
         lambda o: (o["title"],),
         product_mf,
-        "MP",
-        Phase.METAFIELDS in blind,
+        lambda key: Phase.METAFIELDS in ev.blind or ("MP", key) in ev.named,
     )
     apply(
         after.variants,
         variants,
         lambda o: (o["sku"], number(o["__parentId"])),
         variant_mf,
-        "MV",
-        Phase.VARIANT_METAFIELDS in blind,
+        lambda key: Phase.VARIANT_METAFIELDS in ev.blind or ("MV", key) in ev.named,
     )
-    if not first_load and Phase.CORE not in blind:
-        for table, present, kind in (
-            (after.products, products, "P"),
-            (after.variants, variants, "V"),
-        ):
-            for key, row in table.items():
-                if not row.deleted and key not in present and (kind, key) not in named:
-                    table[key] = replace(row, deleted=True)
+    first_load = not model.products and not model.variants
+    if not first_load and Phase.CORE not in ev.blind:
+        sweep(after.products, products, "P", ev)
+        sweep(after.variants, variants, "V", ev)
+    return after
 
-    levels_first = not model.levels
+
+def expect_levels(model: Model, lines: list[Line], ev: Evidence) -> dict[Any, Any]:
     levels = newest(
-        [ln.obj for ln in files[Phase.INVENTORY] if ln.obj is not None],
+        [ln.obj for ln in lines if ln.obj is not None],
         lambda o: (number(o["__parentId"]), number(o["location"]["id"])),
     )
-    after.levels = dict(model.levels)
-    for (item, location), obj in levels.items():
-        stored_level = after.levels.get((item, location))
-        updated = seconds(obj["updatedAt"])
-        if stored_level is not None and updated < stored_level[1]:
-            continue
-        value = (number(obj["id"]), obj["quantities"][0]["quantity"])
-        after.levels[(item, location)] = (value, updated)
-    if not levels_first and Phase.INVENTORY not in blind:
-        for (item, location), ((level, _), _) in list(after.levels.items()):
-            if (
-                (item, location) not in levels
-                and ("L", level) not in named
-                and ("I", item) not in named
-            ):
-                del after.levels[(item, location)]
-    return after, quarantine
+    after = dict(model.levels)
+    for key, obj in levels.items():
+        stored, updated = after.get(key), seconds(obj["updatedAt"])
+        if stored is None or updated >= stored[1]:
+            after[key] = ((number(obj["id"]), obj["quantities"][0]["quantity"]), updated)
+    if model.levels and Phase.INVENTORY not in ev.blind:
+        for (item, location), ((level, _), _) in list(after.items()):
+            named = ("L", level) in ev.named or ("I", item) in ev.named
+            if (item, location) not in levels and not named:
+                del after[(item, location)]
+    return after
+
+
+def expect(model: Model, files: dict[Phase, list[Line]]) -> tuple[Model, set[tuple[str, int]]]:
+    """The reference: the tables after the run, and the quarantine's (phase, line_no) pairs."""
+    ev = evidence(files)
+    after = expect_catalog(model, files, ev)
+    after.levels = expect_levels(model, files[Phase.INVENTORY], ev)
+    return after, ev.quarantine
 
 
 async def chunks(data: bytes, size: int) -> AsyncIterator[bytes]:
@@ -410,7 +428,11 @@ async def ingest(
         await runs.start_attempt(conn, run.id)
         started = (await runs.get_run(conn, run.id)).started_at  # type: ignore[union-attr]
     assert started is not None
-    async with pool.connection() as catalog, pool.connection() as variants, pool.connection() as inv:
+    async with (
+        pool.connection() as catalog,
+        pool.connection() as variants,
+        pool.connection() as inv,
+    ):
         for conn in (catalog, variants, inv):
             await conn.set_autocommit(True)
         for conn in (catalog, variants):

@@ -232,9 +232,7 @@ async def test_lines_that_do_not_decode_are_quarantined_not_fatal(
     bad_title = jsonl(product(2, "MARK")).replace(b"MARK", b"a\xffb")
     bad_options = jsonl(variant(11, 1)).replace(b'"M"', b'"\xfe"')
     nul_and_bytes = jsonl({**product(3, "a\\u0000"), "ignored": "MARK"}).replace(b"MARK", b"\xff")
-    deep = jsonl({**product(4), "ignored": "MARK"}).replace(
-        b'"MARK"', b"[" * 5000 + b"]" * 5000
-    )
+    deep = jsonl({**product(4), "ignored": "MARK"}).replace(b'"MARK"', b"[" * 5000 + b"]" * 5000)
     data = jsonl(product(1)) + bad_title + bad_options + nul_and_bytes + deep + jsonl(product(5))
     rows, bad, _, _ = await _stage_core(app_pool, shop, run_id, data, max_bad_share=1.0)
     assert (rows, bad) == (2, 4)
