@@ -195,7 +195,10 @@ async def test_stored_rows_whose_lines_are_bad_are_kept_as_stored_and_reported(
 
     # 3: a stored product's line and a stored variant's line (of another product) are bad, and
     # a third product is really gone from Shopify.
+    gone = "gid://shopify/Product/8000000000011"
+    await harness.control("DELETE", f"/products/{gone}")
     core = await real_file(harness, Phase.CORE)
+    assert not any(gone.encode() in line for line in core.lines)
     product_at = core.index_of(b'"__typename":"Product"', gid_bytes("Product", PRODUCT))
     variant_at = core.index_of(b'"__typename":"ProductVariant"', b"/Product/8000000000009")
     variant = int(core.lines[variant_at].split(b"ProductVariant/", 1)[1].split(b'"', 1)[0])
@@ -203,9 +206,6 @@ async def test_stored_rows_whose_lines_are_bad_are_kept_as_stored_and_reported(
     variant_before = await _stored_row(harness, "variants", variant)
     core.lines[product_at] = core.lines[product_at].replace(TITLE, TITLE + b"\xff", 1)
     core.lines[variant_at] = core.lines[variant_at].replace(TITLE, TITLE + b"\\udfff", 1)
-    gone = "gid://shopify/Product/8000000000011"
-    await harness.control("DELETE", f"/products/{gone}")
-    core.lines = [line for line in core.lines if gone.encode() not in line]
     await serve(harness, Phase.CORE, core.content())
 
     third = await harness.full_sync()
