@@ -245,9 +245,7 @@ async def merge_catalog(
 
     async def products() -> tuple[int, bool]:
         await prepare(conn)
-        if variants_conn is not None:
-            stats.orphan_metafields += await orphan_metafields(conn)
-        return await merge_target(
+        merged = await merge_target(
             conn,
             shop_id,
             PRODUCTS,
@@ -255,6 +253,11 @@ async def merge_catalog(
             on_batch=on_batch,
             batch_pages=batch_pages,
         )
+        # The merges leave orphans unused; checking after the products merge overlaps the
+        # check with the (longer) variants merge.
+        if variants_conn is not None:
+            stats.orphan_metafields += await orphan_metafields(conn)
+        return merged
 
     async def variants(session: Conn) -> tuple[int, bool]:
         if session is not conn:
@@ -265,9 +268,7 @@ async def merge_catalog(
         async with connection_tenant_scope(session, shop_id):
             cur = await session.execute(load_sql("ingest/orphans.sql"), {"run_id": run_id})
             stats.orphans = max(cur.rowcount, 0)
-        # After the orphan variants are set aside: their metafields are orphans too.
-        stats.orphan_metafields += await orphan_metafields(session)
-        return await merge_target(
+        merged = await merge_target(
             session,
             shop_id,
             VARIANTS,
@@ -275,6 +276,9 @@ async def merge_catalog(
             on_batch=on_batch,
             batch_pages=batch_pages,
         )
+        # After the orphan variants were set aside: their metafields are orphans too.
+        stats.orphan_metafields += await orphan_metafields(session)
+        return merged
 
     if variants_conn is None:
         (stats.products, products_new) = await products()
