@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 import msgspec
@@ -18,6 +20,7 @@ from shopify_emulator.state import (
     COMPLIANCE_TOPICS,
     TOPICS,
     EmulatorState,
+    ServedFile,
     ShopState,
     WebhookSubscription,
 )
@@ -141,6 +144,7 @@ class ControlApi:
             Route(s + "/webhooks/deliveries", self.deliveries, methods=["GET", "DELETE"]),
             Route(s + "/webhooks/subscriptions", self.subscriptions, methods=["GET", "POST"]),
             Route(s + "/bulk", self.bulk_list),
+            Route(s + "/bulk/served-files", self.served_files, methods=["GET", "POST", "DELETE"]),
         ]
 
     def _shop(self, request: Request) -> ShopState | None:
@@ -427,5 +431,29 @@ class ControlApi:
                     "client_id": op.client_id,
                 }
                 for op in shop.bulk_operations.values()
+            ]
+        )
+
+    async def served_files(self, request: Request) -> Response:
+        """Exact bytes served in place of the next matching bulk run's result (hostile files)."""
+        shop = self._shop(request)
+        if shop is None:
+            return _error("unknown shop", 404)
+        if request.method == "POST":
+            body = await _body(request)
+            contains, content = body.get("query_contains"), body.get("content_base64")
+            if not isinstance(contains, str) or not contains or not isinstance(content, str):
+                return _error("need query_contains (text) and content_base64")
+            try:
+                raw = base64.b64decode(content, validate=True)
+            except binascii.Error as exc:
+                return _error(f"content_base64 is not base64: {exc}")
+            shop.served_files.append(ServedFile(contains, raw))
+        elif request.method == "DELETE":
+            shop.served_files.clear()
+        return _json(
+            [
+                {"query_contains": f.query_contains, "bytes": len(f.content)}
+                for f in shop.served_files
             ]
         )

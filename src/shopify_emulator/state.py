@@ -68,6 +68,14 @@ class WebhookSubscription:
     format: str = "JSON"
 
 
+@dataclass(frozen=True, slots=True)
+class ServedFile:
+    """Exact bytes the next bulk run whose query contains `query_contains` serves as its result."""
+
+    query_contains: str
+    content: bytes
+
+
 @dataclass(slots=True)
 class ShopState:
     config: ShopConfig
@@ -84,6 +92,14 @@ class ShopState:
     granted_scopes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     webhook_mode: str = "normal"
     deliveries: list[dict[str, Any]] = field(default_factory=list)
+    served_files: list[ServedFile] = field(default_factory=list)
+
+    def take_served_file(self, query: str) -> ServedFile | None:
+        """The first pending served file whose text the query contains, taken off the list."""
+        for index, served in enumerate(self.served_files):
+            if served.query_contains in query:
+                return self.served_files.pop(index)
+        return None
 
     @property
     def domain(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections import Counter
@@ -268,3 +269,39 @@ def test_finish_webhook(make_emulator, connect, receiver_factory) -> None:  # ty
         and body["type"] == "query"
     )
     assert body["error_code"] is None and body["completed_at"]
+
+
+def test_served_file_replaces_the_next_matching_result_exactly(alpha) -> None:  # type: ignore[no-untyped-def]
+    content = (
+        b'{"__typename":"Product","id":"gid://shopify/Product/1","title":"\xff"}\n'
+        b'{"__typename":"ProductVariant","id":"gid://shopify/ProductVariant/2",'
+        b'"__parentId":"gid://shopify/Product/1"}\n'
+        b'{"__typename":"Product","id":"gid://shop'
+    )
+    bad = alpha.http.post(
+        "/_emulator/shops/alpha/bulk/served-files",
+        json={"query_contains": "descriptionHtml", "content_base64": "not base64!"},
+    )
+    assert bad.status_code == 400 and "base64" in bad.json()["error"]
+    listed = alpha.control(
+        "POST",
+        "/bulk/served-files",
+        json={
+            "query_contains": "descriptionHtml",
+            "content_base64": base64.b64encode(content).decode(),
+        },
+    )
+    assert listed == [{"query_contains": "descriptionHtml", "bytes": len(content)}]
+    # A query that does not match keeps its own file; the matching one serves the bytes, once.
+    inventory = alpha.wait_bulk(alpha.run_bulk(INVENTORY))
+    assert int(inventory["objectCount"]) > 3
+    op = alpha.wait_bulk(alpha.run_bulk(CORE))
+    assert (op["objectCount"], op["rootObjectCount"], op["fileSize"]) == (
+        "3",
+        "2",
+        str(len(content)),
+    )
+    assert httpx.get(op["url"]).content == content
+    assert alpha.control("GET", "/bulk/served-files") == []
+    again = alpha.wait_bulk(alpha.run_bulk(CORE))
+    assert int(again["objectCount"]) > 3

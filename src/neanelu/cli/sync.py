@@ -84,6 +84,17 @@ def summary_table(summary: SyncSummary, seconds: float) -> Table:
         f"{summary.inventory_levels:,} inventory levels written; {summary.marked_deleted:,} "
         f"marked deleted; {summary.orphans:,} orphans; {seconds:.1f} s in all"
     )
+    if summary.orphan_metafields:
+        table.caption += f"\n{summary.orphan_metafields:,} orphan metafields quarantined"
+    for name, ids in summary.kept.items():
+        table.caption += (
+            f"\n{len(ids):,} {name} kept as stored (named by quarantined lines): "
+            f"{', '.join(map(str, ids[:5]))}{' ...' if len(ids) > 5 else ''}"
+        )
+    if summary.unswept:
+        table.caption += (
+            f"\nnot swept (a quarantined line names no id): {', '.join(summary.unswept)}"
+        )
     for namespace, reason in summary.unavailable_metafields.items():
         table.caption += f"\nmetafields of {namespace}: unavailable ({reason}); stored ones kept"
     return table

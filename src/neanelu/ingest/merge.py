@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
@@ -21,6 +21,11 @@ import psycopg
 
 from neanelu.db.pool import Conn, connection_tenant_scope
 from neanelu.db.sql_files import load_sql, load_statements
+from neanelu.ingest.rows import METAFIELD_FILES
+
+# Session-private staging of the catalog (products and variants sessions) and of the inventory.
+CATALOG_STAGING = "stg_core, stg_meta, stg_meta_agg, stg_protected"
+INVENTORY_STAGING = "stg_inv, stg_protected"
 
 # About 60k narrow rows; small enough that a batch commits in well under a second.
 PAGES_PER_BATCH = 1500
@@ -74,6 +79,8 @@ class MergeStats:
     variants: int = 0
     inventory_levels: int = 0
     orphans: int = 0
+    # Metafields whose owner has no row in the core file, quarantined.
+    orphan_metafields: int = 0
     marked_deleted: int = 0
     # Products and variants held none of the shop's rows before: nothing can be missing.
     first_load: bool = False
@@ -198,6 +205,8 @@ async def merge_catalog(
     run_id: UUID,
     *,
     metafields_complete: bool,
+    partial_metafields: Collection[str] = (),
+    metafield_files: Sequence[str] = METAFIELD_FILES,
     kept_patterns: list[str] | None = None,
     on_batch: BatchCallback | None = None,
     batch_pages: int = PAGES_PER_BATCH,
@@ -208,18 +217,50 @@ async def merge_catalog(
     `stage_phase(variants_to=...)`) the variants merge there, side by side with the products.
 
     A complete metafields file replaces each stored object, except for keys matching
-    `kept_patterns` (LIKE patterns of owner apps that could not be read), which stay."""
+    `kept_patterns` (LIKE patterns of owner apps that could not be read), which stay, and for
+    owners named by a quarantined metafield line, whose stored object the file's is merged over.
+    `partial_metafields` holds the owner kinds ('P', 'V') whose metafield files had a quarantined
+    line naming no owner: all of theirs are merged that way. Metafields whose owner has no row in
+    the core file are quarantined under `metafield_files` (the files' labels by source)."""
     stats = MergeStats()
-    params: dict[str, object] = {
-        "metafields_complete": metafields_complete,
-        "kept": kept_patterns or [],
-    }
+
+    async def params(session: Conn, kind: str) -> dict[str, object]:
+        cur = await session.execute(
+            "SELECT EXISTS (SELECT 1 FROM stg_protected WHERE kind = %s)", (f"M{kind}",)
+        )
+        row = await cur.fetchone()
+        return {
+            "metafields_complete": metafields_complete and kind not in partial_metafields,
+            "protected_owners": bool(row and row[0]),
+            "kept": kept_patterns or [],
+        }
+
+    async def orphan_metafields(session: Conn) -> int:
+        async with connection_tenant_scope(session, shop_id):
+            cur = await session.execute(
+                load_sql("ingest/orphan_metafields.sql"),
+                {"run_id": run_id, "files": list(metafield_files)},
+            )
+        return max(cur.rowcount, 0)
 
     async def products() -> tuple[int, bool]:
         await prepare(conn)
-        return await merge_target(
-            conn, shop_id, PRODUCTS, params, on_batch=on_batch, batch_pages=batch_pages
+        merged = await merge_target(
+            conn,
+            shop_id,
+            PRODUCTS,
+            await params(conn, "P"),
+            on_batch=on_batch,
+            batch_pages=batch_pages,
         )
+        # The merges leave orphans unused; checking after the products merge overlaps the
+        # check with the (longer) variants merge.
+        if variants_conn is not None:
+            # Awaited before the sum: `stats.x += await ...` reads stats.x before the await, and
+            # the other session's count, added meanwhile, would be lost.
+            found = await orphan_metafields(conn)
+            stats.orphan_metafields += found
+        return merged
 
     async def variants(session: Conn) -> tuple[int, bool]:
         if session is not conn:
@@ -230,9 +271,18 @@ async def merge_catalog(
         async with connection_tenant_scope(session, shop_id):
             cur = await session.execute(load_sql("ingest/orphans.sql"), {"run_id": run_id})
             stats.orphans = max(cur.rowcount, 0)
-        return await merge_target(
-            session, shop_id, VARIANTS, params, on_batch=on_batch, batch_pages=batch_pages
+        merged = await merge_target(
+            session,
+            shop_id,
+            VARIANTS,
+            await params(session, "V"),
+            on_batch=on_batch,
+            batch_pages=batch_pages,
         )
+        # After the orphan variants were set aside: their metafields are orphans too.
+        found = await orphan_metafields(session)
+        stats.orphan_metafields += found
+        return merged
 
     if variants_conn is None:
         (stats.products, products_new) = await products()
@@ -283,7 +333,7 @@ async def mark_deleted(
     conn: Conn, shop_id: UUID, started: datetime, variants_conn: Conn | None = None
 ) -> int:
     """Only after a complete full sync: products and variants Shopify no longer has (each on
-    the session that holds its staging)."""
+    the session that holds its staging), except those a quarantined line names."""
     products, variants = load_statements("ingest/mark_deleted.sql")
     marked = 0
     for session, statement in ((conn, products), (variants_conn or conn, variants)):
@@ -291,6 +341,39 @@ async def mark_deleted(
             cur = await session.execute(statement, {"started": started})
             marked += max(cur.rowcount, 0)
     return marked
+
+
+@dataclass(slots=True)
+class Kept:
+    """Stored rows a quarantined line names, kept as stored (by table, their Shopify ids)."""
+
+    rows: dict[str, list[int]] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        return {table: len(ids) for table, ids in self.rows.items() if ids}
+
+
+async def kept_catalog(
+    conn: Conn, shop_id: UUID, started: datetime, variants_conn: Conn | None = None
+) -> Kept:
+    """After the merges of a full sync: stored products and variants missing from the file that
+    quarantined lines name (not deleted), and owners whose stored metafields were kept."""
+    kept = Kept()
+    statements = load_statements("ingest/kept.sql")
+    sides = (conn, conn, variants_conn or conn, variants_conn or conn)
+    tables = ("products", "product_metafields", "variants", "variant_metafields")
+    for session, table, statement in zip(sides, tables, statements, strict=True):
+        async with connection_tenant_scope(session, shop_id):
+            cur = await session.execute(statement, {"started": started})
+            kept.rows[table] = [int(r[0]) for r in await cur.fetchall()]
+    return kept
+
+
+async def kept_levels(conn: Conn, shop_id: UUID, started: datetime) -> list[int]:
+    """Stored inventory levels missing from the file that quarantined lines name."""
+    async with connection_tenant_scope(conn, shop_id):
+        cur = await conn.execute(load_sql("ingest/kept_levels.sql"), {"started": started})
+        return [int(r[0]) for r in await cur.fetchall()]
 
 
 async def delete_missing_levels(conn: Conn, shop_id: UUID, started: datetime) -> int:

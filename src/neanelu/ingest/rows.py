@@ -3,6 +3,7 @@ staging table or raising `BadLine` with the reason the quarantine keeps."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -82,8 +83,8 @@ COLUMNS: dict[Phase, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     ),
     Phase.METAFIELDS: (
         "stg_meta",
-        ("line_no", "byte_offset", "owner_kind", "owner_id", "entry"),
-        ("int8", "int8", "text", "int8", "text"),
+        ("line_no", "byte_offset", "owner_kind", "owner_id", "entry", "source"),
+        ("int8", "int8", "text", "int8", "text", "int2"),
     ),
     Phase.INVENTORY: (
         "stg_inv",
@@ -135,11 +136,10 @@ def _int32(value: int | None, field: str) -> int | None:
 
 
 def _holds_nul(line: bytes) -> bool:
-    """The cheap byte test also matches an escaped backslash before `u0000`; decode to be sure."""
-    try:
-        stack: list[Any] = [msgspec.json.decode(line)]
-    except msgspec.DecodeError:
-        return False  # the typed decode reports it
+    """The cheap byte test also matches an escaped backslash before `u0000`; decode to be sure.
+    A line that does not decode is refused here: the typed decode skips fields the project does
+    not store without checking them, so it could pass a line this walk cannot vouch for."""
+    stack: list[Any] = [msgspec.json.decode(line)]
     while stack:
         value = stack.pop()
         if isinstance(value, str):
@@ -154,18 +154,65 @@ def _holds_nul(line: bytes) -> bool:
 
 
 def _checked_decoder(kind: Any) -> Callable[[bytes], Any]:
-    """msgspec's decoder for the phase's line types, turning every refusal into a `BadLine`."""
+    """msgspec's decoder for the phase's line types, refusing lines PostgreSQL cannot store.
+    Refusals propagate as `BadLine` or as the decoder's own errors, which `refusal` explains."""
     decode = msgspec.json.Decoder(kind).decode
 
     def checked(line: bytes) -> Any:
         if _NUL in line and _holds_nul(line):
             raise BadLine(_NUL_REASON)
-        try:
-            return decode(line)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise BadLine(f"invalid line: {exc}") from None
+        return decode(line)
 
     return checked
+
+
+# Why a line is refused, for the quarantine: computed only for refused lines.
+_SURROGATE = re.compile(rb"\\[uU][dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def refusal(line: bytes, exc: BaseException) -> str:
+    """The reason a line that raised `exc` while it was decoded or built is refused, naming the
+    byte where it goes wrong when that is known."""
+    if isinstance(exc, BadLine):
+        return str(exc)
+    if isinstance(exc, UnicodeDecodeError):
+        try:
+            line.decode()
+        except UnicodeDecodeError as bad:
+            at = bad.start
+            return f"invalid UTF-8 at byte {at} of the line ({line[at : at + 1]!r})"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply to decode"
+    if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError):
+        if b"\x00" in line:
+            return f"raw NUL byte at byte {line.index(0)} of the line (not valid JSON)"
+        lone = _lone_surrogate(line)
+        if lone is not None:
+            return (
+                f"lone UTF-16 surrogate escape {line[lone : lone + 6].decode()} at byte {lone}"
+                " of the line, which PostgreSQL text cannot store"
+            )
+    return f"invalid line: {exc}"
+
+
+def _lone_surrogate(line: bytes) -> int | None:
+    """Where the first `\\uD800`-`\\uDFFF` escape without its pair starts (an escaped backslash
+    before it makes it plain text, not an escape)."""
+    pos = 0
+    while (match := _SURROGATE.search(line, pos)) is not None:
+        start, pos = match.start(), match.end()
+        before = start
+        while before > 0 and line[before - 1] == 0x5C:  # backslash
+            before -= 1
+        if (start - before) % 2:
+            continue  # `\\uD800` in JSON: an escaped backslash, then text
+        if line[start + 2] in b"89abAB":
+            pair = _SURROGATE.match(line, pos)
+            if pair is not None and line[pos + 2] not in b"89abAB":
+                pos = pair.end()
+                continue
+        return start
+    return None
 
 
 def core_builder() -> RowBuilder:
@@ -232,9 +279,11 @@ def core_builder() -> RowBuilder:
     return build
 
 
-def metafields_builder(keep: Callable[[str], bool] | None = None) -> RowBuilder:
+def metafields_builder(keep: Callable[[str], bool] | None = None, source: int = 0) -> RowBuilder:
     """Metafield lines -> one JSON member each; with `keep`, only metafields whose namespace it
-    accepts (an owner app's file also holds everything the shop shares with every app)."""
+    accepts (an owner app's file also holds everything the shop shares with every app). `source`
+    numbers the file among the run's metafield files (see `METAFIELD_FILES`), so that a row set
+    aside later (an orphan) is quarantined under its own file's line number."""
     decode = _checked_decoder(MetafieldsLine)
     encode = msgspec.json.Encoder().encode
     metafield_id = gid_parser("Metafield")
@@ -255,7 +304,7 @@ def metafields_builder(keep: Callable[[str], bool] | None = None) -> RowBuilder:
                 b"}",
             )
         )
-        return (line_no, offset, kind, owner, entry.decode())
+        return (line_no, offset, kind, owner, entry.decode(), source)
 
     return build
 
@@ -288,10 +337,13 @@ def inventory_builder() -> RowBuilder:
     return build
 
 
+# The run's own metafield files, by `source`; owner apps' files are numbered after them.
+METAFIELD_FILES = (Phase.METAFIELDS.value, Phase.VARIANT_METAFIELDS.value)
+
 BUILDERS: dict[Phase, Callable[[], RowBuilder]] = {
     Phase.CORE: core_builder,
-    Phase.METAFIELDS: metafields_builder,
-    Phase.VARIANT_METAFIELDS: metafields_builder,
+    Phase.METAFIELDS: lambda: metafields_builder(source=0),
+    Phase.VARIANT_METAFIELDS: lambda: metafields_builder(source=1),
     Phase.INVENTORY: inventory_builder,
 }
 COLUMNS[Phase.VARIANT_METAFIELDS] = COLUMNS[Phase.METAFIELDS]

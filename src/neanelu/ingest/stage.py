@@ -15,10 +15,10 @@ from typing import Any
 import psycopg
 
 from neanelu.db.pool import Conn
+from neanelu.ingest.evidence import named_ids, variants_side
 from neanelu.ingest.quarantine import QuarantineSink
 from neanelu.ingest.queries import Phase
-from neanelu.ingest.records import BadLine
-from neanelu.ingest.rows import BUILDERS, COLUMNS, RowBuilder
+from neanelu.ingest.rows import BUILDERS, COLUMNS, RowBuilder, refusal
 
 # Staging lives in temp tables, whose pages sit in the session's own buffers: 8 MB by default,
 # against gigabytes of staging for a 1M-product shop, so every merge lookup became a read from
@@ -47,6 +47,9 @@ class PhaseStats:
     bytes: int = 0
     # The file ended inside a line that did not parse: a cut-off download or a truncated file.
     truncated: bool = False
+    # Ids named by bad lines, kept from the sweeps (ingest/evidence.py), and bad lines naming none.
+    protected: int = 0
+    unidentified: int = 0
 
 
 ProgressCallback = Callable[[PhaseStats], Awaitable[None]]
@@ -79,8 +82,10 @@ class _Lines:
                 continue
             try:
                 row = build(line, line_no, start)
-            except BadLine as exc:
-                self.bad.append((line_no, start, str(exc), line))
+            except (ValueError, RecursionError) as exc:
+                # Whatever is wrong with a line (msgspec's refusals, bytes that are not UTF-8,
+                # a `BadLine` from a builder), it is quarantined, never the end of the sync.
+                self.bad.append((line_no, start, refusal(line, exc), line))
                 continue
             if row is not None:
                 rows += 1
@@ -172,6 +177,7 @@ async def stage_phase(
         # (what copy.write_row does, minus a coroutine per row).
         formats = [copy.formatter.write_row for copy in copies]
         state = _Lines(build or BUILDERS[phase](), _sinks(phase, formats, outs))
+        protected: set[tuple[str, int]] = set()
 
         async def drain() -> None:
             for copy, out in zip(copies, outs, strict=True):
@@ -180,6 +186,9 @@ async def stage_phase(
                 out.clear()
             for line_no, start, reason, line in state.bad:
                 await quarantine.add(line_no, start, reason, line)
+                named = named_ids(phase, line)
+                protected.update(named)
+                stats.unidentified += not named
                 if bad_limit is not None and quarantine.count > bad_limit:
                     raise TooManyBadLines(_too_many(phase, quarantine.count, line_no))
             state.bad.clear()
@@ -198,6 +207,8 @@ async def stage_phase(
         if tail:
             stats.truncated = state.feed_last(tail)
             await drain()
+    await _protect(sessions, protected)
+    stats.protected = len(protected)
     await quarantine.flush()
     stats.lines, stats.rows, stats.bad_lines = state.line_no, state.rows, quarantine.count
     if stats.lines and stats.bad_lines > max_bad_share * stats.lines:
@@ -205,6 +216,21 @@ async def stage_phase(
     if on_progress is not None:
         await on_progress(stats)
     return stats
+
+
+async def _protect(sessions: list[Conn], protected: set[tuple[str, int]]) -> None:
+    """Ids named by bad lines into `stg_protected` of the session that sweeps their table."""
+    sides: list[list[tuple[str, int]]] = [[] for _ in sessions]
+    for kind, number in protected:
+        sides[min(variants_side(kind), len(sessions) - 1)].append((kind, number))
+    for session, ids in zip(sessions, sides, strict=True):
+        if ids:
+            kinds, numbers = zip(*ids, strict=True)
+            await session.execute(
+                "INSERT INTO stg_protected (kind, shopify_id)"
+                " SELECT * FROM unnest(%s::text[], %s::int8[]) ON CONFLICT DO NOTHING",
+                (list(kinds), list(numbers)),
+            )
 
 
 def _too_many(phase: Phase, bad: int, lines: int) -> str:

@@ -19,7 +19,7 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from multiprocessing.connection import Connection
 from typing import Any
@@ -61,6 +61,10 @@ class InventoryOutcome:
     bad_lines: int = 0
     first_byte_at: float | None = None
     download_seconds: float = 0.0
+    # Stored levels quarantined lines name, kept as stored (their Shopify ids), and whether the
+    # sweep was skipped because a quarantined line named no level or item.
+    kept: list[int] = field(default_factory=list)
+    unswept: bool = False
 
 
 async def run_inventory(
@@ -72,24 +76,33 @@ async def run_inventory(
     """The whole phase on a session of this process's pool."""
     run = plan.run
     summary = SyncSummary(run.id, "running")
+    kept: list[int] = []
+    unswept = False
     async with deps.pool.connection() as conn:
         await conn.set_autocommit(True)
         await stage.make_room(conn)
         try:
             await conn.execute(load_sql("ingest/staging_inventory.sql"))
-            await stage_and_record(deps, conn, run, Phase.INVENTORY, plan.result, reporter, summary)
+            stats = await stage_and_record(
+                deps, conn, run, Phase.INVENTORY, plan.result, reporter, summary
+            )
             with span("ingest.merge inventory", {SHOP_ID: str(run.shop_id)}) as levels_span:
                 levels, first_load = await merge.merge_inventory(
                     conn, run.shop_id, on_batch, plan.batch_pages
                 )
                 levels_span.set_attribute("neanelu.rows", levels)
-            # A table that held none of the shop's levels before this sync has nothing to miss.
+            # A table that held none of the shop's levels before this sync has nothing to miss,
+            # and a quarantined line naming no level leaves nothing proven missing.
             if plan.sweep_before is not None and not first_load:
-                await merge.delete_missing_levels(conn, run.shop_id, plan.sweep_before)
+                unswept = stats.unidentified > 0
+                if not unswept:
+                    await merge.delete_missing_levels(conn, run.shop_id, plan.sweep_before)
+            if stats.protected and run.started_at is not None:
+                kept = await merge.kept_levels(conn, run.shop_id, run.started_at)
             if levels >= merge.ANALYZE_AFTER_ROWS:
                 await merge.refresh_statistics(conn, ("inventory_levels",))
         finally:
-            await conn.execute("DROP TABLE IF EXISTS stg_inv")
+            await conn.execute(f"DROP TABLE IF EXISTS {merge.INVENTORY_STAGING}")
             await conn.set_autocommit(False)
     return InventoryOutcome(
         summary.phases[Phase.INVENTORY.value],
@@ -97,6 +110,8 @@ async def run_inventory(
         summary.bad_lines,
         summary.first_byte_at,
         summary.download_seconds,
+        kept,
+        unswept,
     )
 
 

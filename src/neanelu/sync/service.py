@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 from uuid import UUID
@@ -29,8 +29,8 @@ from neanelu.db.pool import Conn, tenant_scope
 from neanelu.db.sql_files import load_sql
 from neanelu.ingest import merge, stage
 from neanelu.ingest.queries import Phase
-from neanelu.ingest.rows import metafields_builder
-from neanelu.ingest.stage import TooManyBadLines
+from neanelu.ingest.rows import METAFIELD_FILES, metafields_builder
+from neanelu.ingest.stage import PhaseStats, TooManyBadLines
 from neanelu.shopify.bulk import DEFAULT_POLLING, BulkPolling, BulkResult
 from neanelu.shopify.errors import AccessDenied, BulkOperationError, InvalidToken
 from neanelu.shopify.graphql import AdminClient
@@ -53,6 +53,8 @@ from neanelu.telemetry.tracing import SHOP_ID
 log = logging.getLogger(__name__)
 
 PHASES = (Phase.CORE, Phase.METAFIELDS, Phase.VARIANT_METAFIELDS, Phase.INVENTORY)
+# Ids of kept rows recorded on the run per table (the quarantine holds every line).
+KEPT_IDS = 100
 
 
 class ShopAccess(Protocol):
@@ -221,7 +223,7 @@ async def _run(deps: SyncDeps, run: runs.SyncRun, reporter: ProgressReporter) ->
         finally:
             # Staging tables are session-private; drop them before the connections are reused.
             for conn in sessions:
-                await conn.execute("DROP TABLE IF EXISTS stg_core, stg_meta, stg_meta_agg")
+                await conn.execute(f"DROP TABLE IF EXISTS {merge.CATALOG_STAGING}")
                 await conn.set_autocommit(False)
     if not summary.complete:
         # What a FAILED operation left is merged (newer-wins keeps it safe); the run is retried
@@ -288,7 +290,7 @@ async def _ingest(
     ):
         inventory = asyncio.create_task(inventory_in_child(conninfo, plan, reporter, on_batch))
     try:
-        await _stage_catalog(deps, sessions, run, results, outcomes, reporter, summary)
+        staged = await _stage_catalog(deps, sessions, run, results, outcomes, reporter, summary)
         started = time.perf_counter()
         # Owner apps not read in full keep what is stored of their metafields.
         kept = [p for o in outcomes if o.unavailable is not None for p in o.app.patterns()]
@@ -296,7 +298,7 @@ async def _ingest(
             results[Phase.METAFIELDS].complete and results[Phase.VARIANT_METAFIELDS].complete
         )
         catalog_merge = asyncio.create_task(
-            _merge_catalog(deps, sessions, run, metafields_complete, kept, on_batch)
+            _merge_catalog(deps, sessions, run, metafields_complete, kept, staged, on_batch)
         )
         if inventory is None:
             # A small inventory file: staged here while PostgreSQL merges the catalog.
@@ -312,11 +314,23 @@ async def _ingest(
     _absorb(summary, levels)
     summary.products, summary.variants = catalog_stats.products, catalog_stats.variants
     summary.orphans = catalog_stats.orphans
+    summary.orphan_metafields = catalog_stats.orphan_metafields
     # A table that held none of the shop's rows before this sync has nothing to miss.
     if complete_full and not catalog_stats.first_load:
-        summary.marked_deleted = await merge.mark_deleted(
-            catalog, run.shop_id, _started(run), variants
-        )
+        if staged.core_unidentified:
+            # A bad core line named no id: nothing proves any missing row gone.
+            summary.unswept += ["products", "variants"]
+        else:
+            summary.marked_deleted = await merge.mark_deleted(
+                catalog, run.shop_id, _started(run), variants
+            )
+    if staged.protected:
+        kept_rows = await merge.kept_catalog(catalog, run.shop_id, _started(run), variants)
+        summary.kept.update(kept_rows.rows)
+    summary.unswept += [
+        f"{'product' if k == 'P' else 'variant'}_metafields" for k in staged.partial
+    ]
+    _report_kept(run, summary)
     summary.merged_at = time.perf_counter()
     # Levels were analyzed as their merge ended (run_inventory); products and variants now, side
     # by side (during the merges it would only slow them down).
@@ -346,7 +360,12 @@ async def _ingest(
                 "variants": summary.variants,
                 "inventory_levels": summary.inventory_levels,
                 "orphans": summary.orphans,
+                "orphan_metafields": summary.orphan_metafields,
                 "marked_deleted": summary.marked_deleted,
+                # What quarantined lines kept from the sweeps: counts, and the first ids.
+                "kept_as_stored": {t: len(ids) for t, ids in summary.kept.items()},
+                "kept_as_stored_ids": {t: ids[:KEPT_IDS] for t, ids in summary.kept.items()},
+                "unswept": summary.unswept,
                 "complete": summary.complete,
                 "unavailable_metafields": summary.unavailable_metafields,
                 "merge_seconds": round(summary.merge_seconds, 3),
@@ -357,6 +376,28 @@ async def _ingest(
         )
 
 
+@dataclass(slots=True)
+class CatalogStaged:
+    """What staging the catalog files left for the merges: the metafield files' labels (by
+    `source`), and what their quarantined lines keep from the sweeps (ingest/evidence.py)."""
+
+    files: list[str] = field(default_factory=lambda: list(METAFIELD_FILES))
+    # Ids named by bad lines were protected (some row may be kept as stored).
+    protected: bool = False
+    # A bad core line named nothing: no product or variant can be proven gone.
+    core_unidentified: bool = False
+    # Owner kinds ('P', 'V') whose metafield files had a bad line naming no owner.
+    partial: set[str] = field(default_factory=set)
+
+    def absorb(self, phase: Phase, stats: PhaseStats) -> None:
+        self.protected = self.protected or stats.protected > 0
+        if stats.unidentified:
+            if phase is Phase.CORE:
+                self.core_unidentified = True
+            else:
+                self.partial.add("P" if phase is Phase.METAFIELDS else "V")
+
+
 async def _stage_catalog(
     deps: SyncDeps,
     sessions: tuple[Conn, Conn],
@@ -365,18 +406,21 @@ async def _stage_catalog(
     outcomes: list[OwnerOutcome],
     reporter: ProgressReporter,
     summary: SyncSummary,
-) -> None:
+) -> CatalogStaged:
     """Metafields first (ours, then each owner app's own namespaces), then the core file; rows
     of products go to the first session, those of variants to the second."""
     staging, (catalog, variants) = deps.staging, sessions
+    staged = CatalogStaged()
     for phase in (Phase.METAFIELDS, Phase.VARIANT_METAFIELDS):
-        await stage_and_record(
+        stats = await stage_and_record(
             staging, catalog, run, phase, results[phase], reporter, summary, variants_to=variants
         )
+        staged.absorb(phase, stats)
     for outcome in outcomes:
         # Only the owner's own namespaces: the rest of what its token sees came with ours.
         for phase, result in outcome.results.items():
-            await stage_and_record(
+            label = outcome.app.operation_key(phase)
+            stats = await stage_and_record(
                 staging,
                 catalog,
                 run,
@@ -384,14 +428,18 @@ async def _stage_catalog(
                 result,
                 reporter,
                 summary,
-                label=outcome.app.operation_key(phase),
-                build=metafields_builder(outcome.app.owns),
+                label=label,
+                build=metafields_builder(outcome.app.owns, source=len(staged.files)),
                 variants_to=variants,
             )
+            staged.files.append(label)
+            staged.absorb(phase, stats)
     core = results[Phase.CORE]
-    await stage_and_record(
+    stats = await stage_and_record(
         staging, catalog, run, Phase.CORE, core, reporter, summary, variants_to=variants
     )
+    staged.absorb(Phase.CORE, stats)
+    return staged
 
 
 async def _merge_catalog(
@@ -400,6 +448,7 @@ async def _merge_catalog(
     run: runs.SyncRun,
     metafields_complete: bool,
     kept: list[str],
+    staged: CatalogStaged,
     on_batch: merge.BatchCallback,
 ) -> merge.MergeStats:
     with span("ingest.merge catalog", {SHOP_ID: str(run.shop_id)}) as merge_span:
@@ -408,6 +457,8 @@ async def _merge_catalog(
             run.shop_id,
             run.id,
             metafields_complete=metafields_complete,
+            partial_metafields=staged.partial,
+            metafield_files=staged.files,
             kept_patterns=kept,
             on_batch=on_batch,
             batch_pages=deps.merge_batch_pages,
@@ -417,10 +468,32 @@ async def _merge_catalog(
         return merged
 
 
+def _report_kept(run: runs.SyncRun, summary: SyncSummary) -> None:
+    summary.kept = {table: ids for table, ids in summary.kept.items() if ids}
+    if summary.kept:
+        log.warning(
+            "shop %s run %s: kept as stored, named by quarantined lines: %s",
+            run.shop_id,
+            run.id,
+            ", ".join(f"{len(ids)} {table}" for table, ids in summary.kept.items()),
+        )
+    if summary.unswept:
+        log.warning(
+            "shop %s run %s: quarantined lines name no id; not swept in this run: %s",
+            run.shop_id,
+            run.id,
+            ", ".join(summary.unswept),
+        )
+
+
 def _absorb(summary: SyncSummary, levels: InventoryOutcome) -> None:
     """The inventory phase's figures, whichever process ran it."""
     summary.phases[levels.progress.phase] = levels.progress
     summary.inventory_levels = levels.levels
+    if levels.kept:
+        summary.kept["inventory_levels"] = levels.kept
+    if levels.unswept:
+        summary.unswept.append("inventory_levels")
     summary.bad_lines += levels.bad_lines
     summary.download_seconds += levels.download_seconds
     if levels.first_byte_at is not None:

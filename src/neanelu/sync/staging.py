@@ -43,8 +43,16 @@ class SyncSummary:
     variants: int = 0
     inventory_levels: int = 0
     orphans: int = 0
+    orphan_metafields: int = 0
     marked_deleted: int = 0
     bad_lines: int = 0
+    # Stored rows missing from the files that quarantined lines name, kept as stored, by table
+    # (products, variants, inventory_levels; product_ and variant_metafields: owners whose stored
+    # metafields the file's were merged over): their Shopify ids.
+    kept: dict[str, list[int]] = field(default_factory=dict)
+    # Tables whose deletion sweep (or metafields replacement) was skipped for this run because a
+    # quarantined line named no id: nothing proves what it held absent.
+    unswept: list[str] = field(default_factory=list)
     complete: bool = True
     merge_seconds: float = 0.0
     download_seconds: float = 0.0
@@ -68,7 +76,7 @@ async def stage_and_record(
     label: str | None = None,
     build: RowBuilder | None = None,
     variants_to: Conn | None = None,
-) -> None:
+) -> PhaseStats:
     """Stage one file (catalog files split to `variants_to` when given) and record its figures."""
     name = label or phase.value
     stats = await _stage(
@@ -89,6 +97,7 @@ async def stage_and_record(
             sum(p.bytes for p in summary.phases.values()),
             summary.bad_lines,
         )
+    return stats
 
 
 async def _stage(
@@ -163,8 +172,13 @@ async def _stage(
     )
     summary.download_seconds += progress.seconds
     await reporter.update(progress, force=True)
-    if result.complete and (stats.truncated or stats.lines < result.operation.object_count):
-        # A file shorter than Shopify's count is damaged: the next attempt asks for a new one.
+    short = stats.lines < result.operation.object_count or (
+        stats.truncated and download.bytes_read < result.operation.file_size
+    )
+    if result.complete and short:
+        # A file shorter than Shopify's count (of lines, or of bytes when it ends mid-line) is
+        # damaged: the next attempt asks for a new one. A file of the promised size that ends
+        # in a cut-off line is what Shopify wrote: that line is quarantined like any bad one.
         async with tenant_scope(deps.pool, run.shop_id) as side:
             await runs.forget_operation(side, run.id, name)
         raise BulkOperationError(

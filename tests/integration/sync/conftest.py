@@ -34,5 +34,7 @@ async def harness(
         shop_id = await create_shop(app_pool, "alpha.myshopify.com")
         h = SyncHarness(emulator, app_pool, http, "alpha", shop_id)
         await h.control("DELETE", "/faults")
+        await h.control("DELETE", "/bulk/served-files")
         yield h
         await h.control("DELETE", "/faults")
+        await h.control("DELETE", "/bulk/served-files")

@@ -84,7 +84,7 @@ async def _stage_core(
                 )
             merged = await merge.merge_catalog(conn, shop, run_id, metafields_complete=True)
         finally:
-            await conn.execute("DROP TABLE IF EXISTS stg_core, stg_meta, stg_meta_agg")
+            await conn.execute(f"DROP TABLE IF EXISTS {merge.CATALOG_STAGING}")
             await conn.set_autocommit(False)
     return stats.rows, stats.bad_lines, merged.orphans, stats.truncated
 
@@ -219,5 +219,33 @@ async def test_a_shop_deleted_under_its_sync_stops_the_merge(
             with pytest.raises(merge.ShopGone):
                 await merge.merge_catalog(conn, shop, run_id, metafields_complete=True)
         finally:
-            await conn.execute("DROP TABLE IF EXISTS stg_core, stg_meta, stg_meta_agg")
+            await conn.execute(f"DROP TABLE IF EXISTS {merge.CATALOG_STAGING}")
             await conn.set_autocommit(False)
+
+
+async def test_lines_that_do_not_decode_are_quarantined_not_fatal(
+    app_pool: AsyncConnectionPool[Conn],
+) -> None:
+    """Bytes that are not UTF-8 (where msgspec decodes, and where it hands them over raw), a NUL
+    escape beside them, nesting too deep to decode: each a bad line; the rest is stored."""
+    shop, run_id = await _setup(app_pool)
+    bad_title = jsonl(product(2, "MARK")).replace(b"MARK", b"a\xffb")
+    bad_options = jsonl(variant(11, 1)).replace(b'"M"', b'"\xfe"')
+    nul_and_bytes = jsonl({**product(3, "a\\u0000"), "ignored": "MARK"}).replace(b"MARK", b"\xff")
+    deep = jsonl({**product(4), "ignored": "MARK"}).replace(b'"MARK"', b"[" * 5000 + b"]" * 5000)
+    data = jsonl(product(1)) + bad_title + bad_options + nul_and_bytes + deep + jsonl(product(5))
+    rows, bad, _, _ = await _stage_core(app_pool, shop, run_id, data, max_bad_share=1.0)
+    assert (rows, bad) == (2, 4)
+    async with tenant_scope(app_pool, shop) as conn:
+        cur = await conn.execute("SELECT shopify_id FROM products ORDER BY 1")
+        assert [r[0] for r in await cur.fetchall()] == [1, 5]
+        cur = await conn.execute(
+            "SELECT line_no, byte_offset, reason FROM sync_quarantine ORDER BY line_no"
+        )
+        quarantined = await cur.fetchall()
+    assert [q[0] for q in quarantined] == [2, 3, 4, 5]
+    assert quarantined[0][1] == len(jsonl(product(1)))
+    assert quarantined[0][2].startswith("invalid UTF-8 at byte")
+    assert quarantined[1][2].startswith("invalid UTF-8 at byte")
+    assert quarantined[2][2].startswith("invalid UTF-8 at byte")
+    assert quarantined[3][2] == "nested too deeply to decode"

@@ -22,8 +22,11 @@ ON CONFLICT (shop_id, shopify_id) DO UPDATE SET
   tags = excluded.tags,
   description = excluded.description,
   -- A partial metafields file only adds what it saw; a complete one replaces the object, but
-  -- keeps the members of owner apps that could not be read (the kept patterns).
-  metafields = CASE WHEN %(metafields_complete)s
+  -- keeps the members of owner apps that could not be read (the kept patterns), and merges over
+  -- the stored object of an owner a quarantined line names (it may have lost a member).
+  metafields = CASE WHEN (%(metafields_complete)s AND NOT (%(protected_owners)s AND EXISTS (
+                     SELECT 1 FROM stg_protected q
+                     WHERE q.kind = 'MP' AND q.shopify_id = excluded.shopify_id)))
                     THEN app_kept_metafields(t.metafields, %(kept)s::text[]) || excluded.metafields
                     ELSE t.metafields || excluded.metafields END,
   shopify_created_at = excluded.shopify_created_at,
@@ -39,6 +42,10 @@ WHERE t.shopify_updated_at IS NULL
                IS DISTINCT FROM
                (excluded.handle, excluded.title, excluded.vendor, excluded.product_type,
                 excluded.status, excluded.tags, excluded.description, excluded.shopify_created_at)
-            OR (%(metafields_complete)s AND t.metafields IS DISTINCT FROM
-                app_kept_metafields(t.metafields, %(kept)s::text[]) || excluded.metafields)
-            OR (NOT %(metafields_complete)s AND NOT t.metafields @> excluded.metafields)));
+            OR t.metafields IS DISTINCT FROM
+               CASE WHEN %(metafields_complete)s
+                         AND NOT (%(protected_owners)s AND EXISTS (
+                           SELECT 1 FROM stg_protected q
+                           WHERE q.kind = 'MP' AND q.shopify_id = excluded.shopify_id))
+                    THEN app_kept_metafields(t.metafields, %(kept)s::text[]) || excluded.metafields
+                    ELSE t.metafields || excluded.metafields END));

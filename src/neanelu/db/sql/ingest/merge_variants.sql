@@ -25,7 +25,11 @@ ON CONFLICT (shop_id, shopify_id) DO UPDATE SET
   inventory_quantity = excluded.inventory_quantity,
   inventory_item_id = excluded.inventory_item_id,
   selected_options = excluded.selected_options,
-  metafields = CASE WHEN %(metafields_complete)s
+  -- A complete metafields file replaces the object (see merge_products.sql), except for owners a
+  -- quarantined line names: theirs may have lost a member, so the file's are merged over them.
+  metafields = CASE WHEN (%(metafields_complete)s AND NOT (%(protected_owners)s AND EXISTS (
+                     SELECT 1 FROM stg_protected q
+                     WHERE q.kind = 'MV' AND q.shopify_id = excluded.shopify_id)))
                     THEN app_kept_metafields(t.metafields, %(kept)s::text[]) || excluded.metafields
                     ELSE t.metafields || excluded.metafields END,
   shopify_created_at = excluded.shopify_created_at,
@@ -44,6 +48,10 @@ WHERE t.shopify_updated_at IS NULL
                 excluded.compare_at_price, excluded.barcode, excluded.position,
                 excluded.inventory_quantity, excluded.inventory_item_id,
                 excluded.selected_options, excluded.shopify_created_at)
-            OR (%(metafields_complete)s AND t.metafields IS DISTINCT FROM
-                app_kept_metafields(t.metafields, %(kept)s::text[]) || excluded.metafields)
-            OR (NOT %(metafields_complete)s AND NOT t.metafields @> excluded.metafields)));
+            OR t.metafields IS DISTINCT FROM
+               CASE WHEN %(metafields_complete)s
+                         AND NOT (%(protected_owners)s AND EXISTS (
+                           SELECT 1 FROM stg_protected q
+                           WHERE q.kind = 'MV' AND q.shopify_id = excluded.shopify_id))
+                    THEN app_kept_metafields(t.metafields, %(kept)s::text[]) || excluded.metafields
+                    ELSE t.metafields || excluded.metafields END));
