@@ -175,7 +175,10 @@ async def test_install_webhooks_and_uninstall_end_to_end(
 
     # Token stored sealed: the column holds no plaintext of the token the emulator issued.
     async with global_scope(rt.pool) as conn:
-        row = await shops.get_by_domain(conn, SHOP)
+        found = await shops.get_by_domain(conn, SHOP)
+    assert found is not None and found.access_token is None  # not outside the shop's scope
+    async with tenant_scope(rt.pool, found.id) as conn:
+        row = await shops.get(conn, found.id)
     assert row is not None and row.access_token is not None and row.status == "installed"
     plain = rt.vault.open(row.access_token, shop_id=row.id, kind="access").get_secret_value()
     assert plain.encode() not in row.access_token.ciphertext
@@ -278,7 +281,7 @@ async def test_install_webhooks_and_uninstall_end_to_end(
         return current is not None and current.status == "uninstalled"
 
     await eventually(uninstalled, "app/uninstalled applied")
-    async with global_scope(rt.pool) as conn:
+    async with tenant_scope(rt.pool, row.id) as conn:
         after = await shops.get(conn, row.id)
     assert after is not None and after.access_token is None and after.purge_after is not None
     assert (await rt.queues.queue(WEBHOOK).group_state(str(row.id))).get("paused")

@@ -173,6 +173,11 @@ async def receive_webhook(request: Request) -> Response:
             payload=_json_object(body),
         )
         found = await directory.lookup(rt.pool, domain)
+        if found is None and topic in topics.COMPLIANCE:
+            # Nothing is held for a shop unknown here (never installed, or purged already, as
+            # for a repeated shop/redact): the request is fulfilled, so Shopify stops sending it.
+            log.info("%s for %s: no data held for this shop", topic, domain)
+            return Response(status_code=status.HTTP_200_OK)
         if found is None:
             raise _Refused(status.HTTP_404_NOT_FOUND, "shop is not installed here")
         shop_id, shop_status = found
