@@ -60,6 +60,8 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: f
 
 @pytest.fixture
 async def stack(database: TestDatabase, redis_url: str, key_prefix: str) -> AsyncIterator[Stack]:
+    port = free_port()
+    app_url = f"http://127.0.0.1:{port}"
     emulator = start_in_thread(
         EmulatorConfig(
             client_id=CLIENT_ID,
@@ -67,10 +69,11 @@ async def stack(database: TestDatabase, redis_url: str, key_prefix: str) -> Asyn
             shops=[ShopConfig(name="e2e", products=3)],
             time_scale=0.0001,
             webhook_reorder_window_s=0.3,
+            compliance_url=f"{app_url}/api/webhooks/compliance",
+            # Sent when a test asks for it, not on its own (48 h would be 17 s at this scale).
+            shop_redact_after_uninstall_s=1e9,
         )
     )
-    port = free_port()
-    app_url = f"http://127.0.0.1:{port}"
     settings = make_settings(
         APP_HOST=app_url,
         SHOPIFY_BASE_URL=emulator.base_url,

@@ -79,7 +79,7 @@ async def drain(rt: Runtime, shop_id: uuid.UUID) -> int:
     async with global_scope(rt.pool) as conn:
         cur = await conn.execute(
             "SELECT payload FROM outbox WHERE task = 'webhooks.process' "
-            "AND group_id = %s ORDER BY id",
+            "AND payload->>'shop_id' = %s ORDER BY id",
             (str(shop_id),),
         )
         ids = [i for r in await cur.fetchall() for i in r[0]["inbox_ids"]]

@@ -127,6 +127,16 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _unknown_shop(topic: str, domain: str) -> Response:
+    """A delivery for a shop not known here (never installed, or purged already)."""
+    if topic in topics.COMPLIANCE:
+        # Nothing is held for it, as after a repeated shop/redact: the request is fulfilled, and
+        # answering so stops Shopify from sending it again.
+        log.info("%s for %s: no data held for this shop", topic, domain)
+        return Response(status_code=status.HTTP_200_OK)
+    return _refuse(_Refused(status.HTTP_404_NOT_FOUND, "shop is not installed here"))
+
+
 @router.post(
     "/api/webhooks/compliance",
     status_code=status.HTTP_200_OK,
@@ -173,13 +183,8 @@ async def receive_webhook(request: Request) -> Response:
             payload=_json_object(body),
         )
         found = await directory.lookup(rt.pool, domain)
-        if found is None and topic in topics.COMPLIANCE:
-            # Nothing is held for a shop unknown here (never installed, or purged already, as
-            # for a repeated shop/redact): the request is fulfilled, so Shopify stops sending it.
-            log.info("%s for %s: no data held for this shop", topic, domain)
-            return Response(status_code=status.HTTP_200_OK)
         if found is None:
-            raise _Refused(status.HTTP_404_NOT_FOUND, "shop is not installed here")
+            return _unknown_shop(topic, domain)
         shop_id, shop_status = found
         if shop_status == shops.UNINSTALLED and topic not in topics.AFTER_UNINSTALL:
             raise _Refused(status.HTTP_410_GONE, "shop has uninstalled the app")
@@ -188,7 +193,7 @@ async def receive_webhook(request: Request) -> Response:
         except psycopg.errors.ForeignKeyViolation:
             # Purged between the cached lookup and the insert.
             directory.forget(domain)
-            raise _Refused(status.HTTP_404_NOT_FOUND, "shop is not installed here") from None
+            return _unknown_shop(topic, domain)
     except _Refused as exc:
         return _refuse(exc)
     return Response(status_code=status.HTTP_200_OK)
