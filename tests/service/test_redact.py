@@ -98,24 +98,27 @@ async def test_redact_after_a_reinstall_keeps_the_shop(
 
     await send_redact(stack)
 
-    async def recorded() -> bool:
-        return len(audit(database, shop_id)) == 1
+    async def handled() -> bool:
+        async with global_scope(rt.pool) as conn:
+            if await shops.get(conn, shop_id) is None:
+                return True  # purged: what must not happen
+        async with tenant_scope(rt.pool, shop_id) as conn:
+            cur = await conn.execute(
+                "SELECT 1 FROM webhook_inbox WHERE topic = 'shop/redact' AND processed_at IS NOT NULL"
+            )
+            return await cur.fetchone() is not None
 
-    await eventually(recorded, "the shop/redact decision recorded")
-    [(requested_by, outcome, reason, webhook_id, domain, _)] = audit(database, shop_id)
-    assert (requested_by, outcome, domain) == ("shop/redact", "skipped", SHOP)
-    assert "installed" in reason and webhook_id
+    await eventually(handled, "the shop/redact delivery handled")
     # Shop row, tokens and catalog all stay.
     async with tenant_scope(rt.pool, shop_id) as conn:
         row = await shops.get(conn, shop_id)
-    assert row is not None and row.status == shops.INSTALLED and row.access_token is not None
+    assert row is not None, "a redact after a reinstall purged the shop"
+    assert row.status == shops.INSTALLED and row.access_token is not None
     assert await count(rt, "products", shop_id) == 1
-    # The delivery is done (processed), not failing and retried.
-    async with tenant_scope(rt.pool, shop_id) as conn:
-        cur = await conn.execute(
-            "SELECT processed_at IS NOT NULL FROM webhook_inbox WHERE topic = 'shop/redact'"
-        )
-        assert await cur.fetchall() == [(True,)]
+    # Recorded as skipped, with the reason; the delivery is done, not failing and retried.
+    [(requested_by, outcome, reason, webhook_id, domain, _)] = audit(database, shop_id)
+    assert (requested_by, outcome, domain) == ("shop/redact", "skipped", SHOP)
+    assert "installed" in reason and webhook_id
 
 
 async def test_due_redact_purges_once_and_its_record_outlives_the_shop(
@@ -189,10 +192,10 @@ async def test_redact_naming_another_shop_is_skipped_then_the_right_one_purges(
     for payload in wrong:
         assert (await deliver(client, domain, "shop/redact", payload)).status_code == 200
     await drain(runtime, shop_id)
+    assert await count(runtime, "shops") == 2, "a redact naming another shop purged this one"
     records = audit(database, shop_id)
     assert [r[1] for r in records] == ["skipped"] * len(wrong)
     assert "someone-else.myshopify.com" in records[0][2] and "78" in records[1][2]
-    assert await count(runtime, "shops") == 2
 
     await deliver(client, domain, "shop/redact", {"shop_id": 77, "shop_domain": domain})
     await drain(runtime, shop_id)
