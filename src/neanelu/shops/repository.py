@@ -1,4 +1,6 @@
-"""SQL for the `shops` table (no row-level security: the shop row is what selects the tenant)."""
+"""SQL for the `shops` table. Every row is readable without its secrets; a row is written only in
+its own tenant scope (row-level security on `shops`, by command), and the few steps across shops
+(the install's lookup by domain, API-key authentication) go through owner functions."""
 
 from __future__ import annotations
 

@@ -7,7 +7,6 @@ task wrapper owns the transaction.
 from __future__ import annotations
 
 import hashlib
-import logging
 import secrets
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -19,8 +18,6 @@ from neanelu.shops import repository
 from neanelu.shops.runtime import Runtime
 from neanelu.shops.tokens import seal_grant
 from neanelu.shops.vault import TokenVault
-
-log = logging.getLogger(__name__)
 
 # Shopify sends shop/redact 48 h after an uninstall; the purge waits for the same window so a
 # quick reinstall finds its catalog still there.
