@@ -267,7 +267,8 @@ DECLARE
   wanted uuid[];
   locked integer;
 BEGIN
-  SELECT array_agg(DISTINCT shop_id) INTO wanted FROM new_rows;
+  -- Hashed, not sorted: a batch brings tens of thousands of rows, almost always of one shop.
+  SELECT array_agg(d.shop_id) INTO wanted FROM (SELECT DISTINCT shop_id FROM new_rows) d;
   IF wanted IS NULL THEN
     RETURN NULL;
   END IF;
