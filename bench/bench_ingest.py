@@ -116,9 +116,9 @@ async def ingest(
     await pool.open(wait=True)
     try:
         async with pool.connection() as conn, conn.transaction():
+            # As an install creates it (the application role inserts no shops row itself).
             cur = await conn.execute(
-                "INSERT INTO shops (domain, installed_at) VALUES (%s, now()) RETURNING id",
-                (f"{SHOP}.myshopify.com",),
+                "SELECT shop_id FROM app_ensure_shop(%s)", (f"{SHOP}.myshopify.com",)
             )
             row = await cur.fetchone()
             assert row is not None

@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     bad_line_max_share: float = Field(
         default=0.01, ge=0.0, le=1.0, validation_alias="SYNC_BAD_LINE_MAX_SHARE"
     )
+    # A shop/redact purges the shop's data only this long after its uninstall (Shopify sends it 48 h
+    # after); an earlier one is recorded and skipped.
+    shop_redact_min_age_hours: float = Field(
+        default=48.0, ge=0.0, le=24 * 365, validation_alias="SHOP_REDACT_MIN_AGE_HOURS"
+    )
     # Telemetry. OTEL_SDK_DISABLED is OpenTelemetry's own switch: no provider, no instrumentation.
     otel_sdk_disabled: bool = Field(default=False, validation_alias="OTEL_SDK_DISABLED")
     # `auto`: JSON unless stderr is a terminal; `json` or `console` force one.

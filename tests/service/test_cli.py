@@ -55,3 +55,26 @@ def test_keys_rotate_reseals_tokens(database: TestDatabase, redis_url: str) -> N
     new_vault = TokenVault(VaultKey(key_id_of(NEW), NEW))
     opened = new_vault.open(Sealed(bytes(stored[0]), stored[1]), shop_id=shop_id, kind="access")
     assert opened.get_secret_value() == "shpat_cli_token"
+
+
+def test_db_seed_loads_the_seed_shop_as_the_app_role(
+    database: TestDatabase, redis_url: str
+) -> None:
+    """The seed shop is created through the install's own path (the application role inserts no
+    shops row itself) and its catalog goes in under its tenant."""
+    env = {
+        "POSTGRES_URL": database.app_url,
+        "POSTGRES_OWNER_URL": database.owner_url,
+        "REDIS_URL": redis_url,
+    }
+    for _ in range(2):  # the second run finds the shop and replaces its catalog
+        result = CliRunner().invoke(app, ["db", "seed", "--products", "25"], env=env)
+        assert result.exit_code == 0, result.output
+        assert "seed shop now holds 25 products" in result.output
+    with psycopg.connect(database.superuser_url) as conn:
+        shops = conn.execute(
+            "SELECT domain, status, installed_at IS NOT NULL FROM shops"
+        ).fetchall()
+        products = conn.execute("SELECT count(*) FROM products").fetchone()
+    assert shops == [("neanelu-seed.myshopify.com", "installed", True)]
+    assert products == (25,)

@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
@@ -72,10 +72,11 @@ async def open_stack(
     database: TestDatabase, redis_url: str, key_prefix: str, config: EmulatorConfig
 ) -> AsyncIterator[Stack]:
     """The emulator, the API on a real port, a worker on the webhook and sync queues and the
-    outbox relay; every task is registered, so more workers can be spawned on the stack."""
-    emulator = start_in_thread(config)
+    outbox relay; every task is registered, so more workers can be spawned on the stack. The
+    emulator's compliance deliveries go to this stack's API."""
     port = free_port()
     app_url = f"http://127.0.0.1:{port}"
+    emulator = start_in_thread(replace(config, compliance_url=f"{app_url}/api/webhooks/compliance"))
     settings = make_settings(
         APP_HOST=app_url,
         SHOPIFY_BASE_URL=emulator.base_url,
@@ -139,6 +140,8 @@ async def stack(database: TestDatabase, redis_url: str, key_prefix: str) -> Asyn
         shops=[ShopConfig(name="e2e", products=3)],
         time_scale=0.0001,
         webhook_reorder_window_s=0.3,
+        # Sent when a test asks for it, not on its own (48 h would be 17 s at this scale).
+        shop_redact_after_uninstall_s=1e9,
     )
     async with open_stack(database, redis_url, key_prefix, config) as running:
         yield running
@@ -196,7 +199,10 @@ async def test_install_webhooks_and_uninstall_end_to_end(
 
     # Token stored sealed: the column holds no plaintext of the token the emulator issued.
     async with global_scope(rt.pool) as conn:
-        row = await shops.get_by_domain(conn, SHOP)
+        found = await shops.get_by_domain(conn, SHOP)
+    assert found is not None and found.access_token is None  # not outside the shop's scope
+    async with tenant_scope(rt.pool, found.id) as conn:
+        row = await shops.get(conn, found.id)
     assert row is not None and row.access_token is not None and row.status == "installed"
     plain = rt.vault.open(row.access_token, shop_id=row.id, kind="access").get_secret_value()
     assert plain.encode() not in row.access_token.ciphertext
@@ -299,7 +305,7 @@ async def test_install_webhooks_and_uninstall_end_to_end(
         return current is not None and current.status == "uninstalled"
 
     await eventually(uninstalled, "app/uninstalled applied")
-    async with global_scope(rt.pool) as conn:
+    async with tenant_scope(rt.pool, row.id) as conn:
         after = await shops.get(conn, row.id)
     assert after is not None and after.access_token is None and after.purge_after is not None
     assert (await rt.queues.queue(WEBHOOK).group_state(str(row.id))).get("paused")

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from neanelu.db.pool import global_scope, tenant_scope
+from neanelu.db.pool import tenant_scope
 from neanelu.db.services import ServiceUrls
 from neanelu.shopify.hmac import sign_webhook
 from neanelu.shops import repository as shops
@@ -202,7 +202,7 @@ async def test_worker_does_not_apply_a_delivery_of_an_uninstalled_shop(
     warm = await deliver(client, domain, "products/update", product_payload(1, "Before", T0))
     assert warm.status_code == 200
     await drain(runtime, shop_id)
-    async with global_scope(runtime.pool) as conn:
+    async with tenant_scope(runtime.pool, shop_id) as conn:
         await shops.mark_uninstalled(conn, shop_id, T0)
     late: dict[str, Any] = product_payload(2, "After uninstall", T0)
     response = await deliver(client, domain, "products/update", late)

@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from neanelu.config import Settings
-from neanelu.db.pool import global_scope
+from neanelu.db.pool import global_scope, tenant_scope
 from neanelu.shopify.oauth import (
     ID_TOKEN_TYPE,
     OFFLINE_TOKEN_TYPE,
@@ -25,6 +25,7 @@ from neanelu.shopify.oauth import (
     verify_callback_hmac,
 )
 from neanelu.shops import oauth_state
+from neanelu.shops import repository as shops
 from neanelu.shops.runtime import Runtime, bind_runtime
 from tests.conftest import TestDatabase
 from tests.service.conftest import (
@@ -200,19 +201,18 @@ async def test_install_and_callback_store_sealed_tokens_and_queue_sync(
     assert fake_shopify.token_calls[0]["expiring"] == "1"
     assert fake_shopify.token_calls[0]["code"] == "auth-code-1"
     async with global_scope(rt.pool) as conn:
-        cur = await conn.execute(
-            "SELECT status, access_token_ct, refresh_token_ct, access_token_key_id, "
-            "access_token_expires_at IS NOT NULL, scopes FROM shops WHERE domain = %s",
-            (SHOP,),
-        )
-        row = await cur.fetchone()
+        found = await shops.get_by_domain(conn, SHOP)
         tasks = await (await conn.execute("SELECT queue, task FROM outbox ORDER BY id")).fetchall()
-    assert row is not None
-    status, access_ct, refresh_ct, key_id, has_expiry, scopes = row
-    assert status == "installed" and has_expiry and key_id == rt.vault.current_key_id
-    assert b"shpat_plaintext" not in bytes(access_ct)
-    assert b"shprt_plaintext" not in bytes(refresh_ct)
-    assert scopes == ["read_products", "read_inventory"]
+    assert found is not None
+    # The sealed tokens are readable in the shop's own tenant scope only.
+    async with tenant_scope(rt.pool, found.id) as conn:
+        row = await shops.get(conn, found.id)
+    assert row is not None and row.access_token is not None and row.refresh_token is not None
+    assert row.status == "installed" and row.access_token_expires_at is not None
+    assert row.access_token.key_id == rt.vault.current_key_id
+    assert b"shpat_plaintext" not in row.access_token.ciphertext
+    assert b"shprt_plaintext" not in row.refresh_token.ciphertext
+    assert row.scopes == ("read_products", "read_inventory")
     assert tasks == [("sync", "shops.subscribe_webhooks"), ("bulk", "sync.full")]
 
 

@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from neanelu.cli.main import app as cli
-from neanelu.db.pool import global_scope, tenant_scope
+from neanelu.db.pool import bind_tenant, global_scope, tenant_scope
 from neanelu.queue import CostLimiter
 from neanelu.shops import owner_apps
 from neanelu.shops import repository as shops
@@ -105,6 +105,7 @@ async def setup(database: TestDatabase, redis_url: str, key_prefix: str) -> Asyn
         ours = await setup.mint("other-client-id")
         async with global_scope(runtime.pool) as conn:
             setup.shop_id, _ = await shops.ensure(conn, DOMAIN)
+            await bind_tenant(conn, setup.shop_id)
             sealed = runtime.vault.seal(SecretStr(ours), shop_id=setup.shop_id, kind="access")
             await shops.store_tokens(
                 conn,

@@ -13,7 +13,7 @@ import pytest
 
 from neanelu.catalog import apply
 from neanelu.catalog.records import ProductRecord, VariantRecord
-from neanelu.db.pool import global_scope, tenant_scope
+from neanelu.db.pool import tenant_scope
 from neanelu.shopify.session_token import InvalidSessionToken, verify_session_token
 from neanelu.shops import service
 from neanelu.shops.runtime import Runtime
@@ -110,7 +110,7 @@ async def shops(runtime: Runtime) -> dict[str, Any]:
         await apply.delete_product(conn, acme, 7, T0 + timedelta(hours=1))
     async with tenant_scope(runtime.pool, other) as conn:
         await apply.apply_product(conn, other, product(100))
-    async with global_scope(runtime.pool) as conn:
+    async with tenant_scope(runtime.pool, other) as conn:
         key = await service.issue_api_key(conn, other)
     return {"acme": acme, "other": other, "other_key": key}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from neanelu.db.pool import global_scope
+from neanelu.db.pool import global_scope, tenant_scope
 from neanelu.shops.runtime import Runtime
 from neanelu.shops.tasks import (
     RECONCILE_OVERLAP,
@@ -26,7 +26,7 @@ async def test_tick_queues_incremental_syncs_and_the_next_tick(runtime: Runtime)
     synced = await create_shop(runtime.pool, "synced.myshopify.com")
     await create_shop(runtime.pool, "fresh.myshopify.com")  # never synced: left alone
     last = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
-    async with global_scope(runtime.pool) as conn:
+    async with tenant_scope(runtime.pool, synced) as conn:
         await conn.execute("UPDATE shops SET last_full_sync_at = %s WHERE id = %s", (last, synced))
     await reconcile_shops.handler(None, ReconcileTick(period=7))  # type: ignore[arg-type]
     await reconcile_shops.handler(None, ReconcileTick(period=7))  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from neanelu.db.pool import global_scope
+from neanelu.db.pool import global_scope, tenant_scope
 from neanelu.queue.errors import Retry
 from neanelu.queue.outbox import run_outbox_relay
 from neanelu.queue.registry import Registry
@@ -297,7 +297,8 @@ async def test_unreachable_shopify_is_alerted_and_retried(
 
 
 async def stored_row(rt: Runtime, shop_id: UUID) -> repository.ShopRow:
-    async with global_scope(rt.pool) as conn:
+    # In the shop's own scope: only there are its sealed tokens readable.
+    async with tenant_scope(rt.pool, shop_id) as conn:
         found = await repository.get(conn, shop_id)
     assert found is not None
     return found

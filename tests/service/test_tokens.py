@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from neanelu.config import Settings
-from neanelu.db.pool import global_scope
+from neanelu.db.pool import global_scope, tenant_scope
 from neanelu.shopify.oauth import TokenGrant
 from neanelu.shops import repository, service
 from neanelu.shops.runtime import Runtime, bind_runtime
@@ -97,7 +97,7 @@ async def test_expiring_token_refreshed_once_for_many_callers(
     assert endpoint.calls == 1
     assert endpoint.seen_refresh_tokens == ["shprt_old"]
     assert {t.get_secret_value() for t in tokens} == {"shpat_new_1"}
-    async with global_scope(rt.pool) as conn:
+    async with tenant_scope(rt.pool, shop_id) as conn:  # type: ignore[arg-type]
         row = await repository.get(conn, shop_id)  # type: ignore[arg-type]
     assert row is not None and row.refresh_token is not None
     # The replaced refresh token is stored with the new access token, so the next refresh uses it.
@@ -115,7 +115,7 @@ async def test_refused_refresh_marks_shop_for_reauth(
     with caplog.at_level(logging.INFO), pytest.raises(ShopUnavailable) as info:
         await access_token(rt, shop_id)  # type: ignore[arg-type]
     assert "shprt" not in str(info.value) and "shpat" not in str(info.value)
-    async with global_scope(rt.pool) as conn:
+    async with tenant_scope(rt.pool, shop_id) as conn:  # type: ignore[arg-type]
         row = await repository.get(conn, shop_id)  # type: ignore[arg-type]
     assert row is not None and row.status == "needs_reauth"
     assert any("needs re-authorization" in r.getMessage() for r in caplog.records)

@@ -9,7 +9,7 @@ import uuid
 import pytest
 from pydantic import SecretStr
 
-from neanelu.db.pool import global_scope
+from neanelu.db.pool import global_scope, tenant_scope
 from neanelu.shopify.oauth import TokenGrant
 from neanelu.shops import repository, service
 from neanelu.shops.keys import rotate_keys
@@ -90,8 +90,8 @@ async def test_rotation_reseals_every_token(runtime: Runtime) -> None:
     report = await rotate_keys(runtime.pool, new, batch=2)
     assert (report.resealed, report.failed) == (3, 0)
     only_new = vault(NEW_KEY)
-    async with global_scope(runtime.pool) as conn:
-        for n, shop_id in enumerate(shop_ids):
+    for n, shop_id in enumerate(shop_ids):
+        async with tenant_scope(runtime.pool, shop_id) as conn:
             row = await repository.get(conn, shop_id)
             assert row is not None and row.access_token and row.refresh_token
             assert row.access_token.key_id == new.current_key_id

@@ -79,7 +79,7 @@ async def drain(rt: Runtime, shop_id: uuid.UUID) -> int:
     async with global_scope(rt.pool) as conn:
         cur = await conn.execute(
             "SELECT payload FROM outbox WHERE task = 'webhooks.process' "
-            "AND group_id = %s ORDER BY id",
+            "AND payload->>'shop_id' = %s ORDER BY id",
             (str(shop_id),),
         )
         ids = [i for r in await cur.fetchall() for i in r[0]["inbox_ids"]]
@@ -188,7 +188,7 @@ async def test_uninstalled_shop_refused_except_compliance(
 ) -> None:
     domain = f"gone-{uuid.uuid4().hex[:8]}.myshopify.com"
     shop_id = await create_shop(runtime.pool, domain)
-    async with global_scope(runtime.pool) as conn:
+    async with tenant_scope(runtime.pool, shop_id) as conn:
         await shops.mark_uninstalled(conn, shop_id, T0)
     refused = await deliver(client, domain, "products/update", product_payload(1, "A", T0))
     assert refused.status_code == 410
@@ -301,10 +301,16 @@ async def test_lifecycle_topics(
 
     runtime_dir = client._transport.app.state.shop_directory  # type: ignore[attr-defined]
     runtime_dir.forget(domain)
+    # A shop/redact right after the uninstall is not due (Shopify sends it 48 h later): it is
+    # recorded and skipped, and the shop's data stays for the scheduled purge.
     await deliver(client, domain, "shop/redact", {"shop_id": 2, "shop_domain": domain})
     await drain(runtime, shop_id)
-    assert await count(runtime, "shops") == 0
-    assert await count(runtime, "products", shop_id) == 0
+    assert await count(runtime, "shops") == 1
+    assert await count(runtime, "products", shop_id) == 1
+    async with tenant_scope(runtime.pool, shop_id) as conn:
+        cur = await conn.execute("SELECT outcome, reason FROM purge_audit")
+        audit = await cur.fetchall()
+    assert [a[0] for a in audit] == ["skipped"] and "less than 48 h ago" in audit[0][1]
 
 
 def test_stored_payload_is_the_raw_body() -> None:

@@ -12,7 +12,8 @@ from uuid import UUID
 
 from faker import Faker
 
-from neanelu.db.pool import Conn
+from neanelu.db.pool import Conn, bind_tenant
+from neanelu.shops import repository as shops
 
 SEED_SHOP_DOMAIN = "neanelu-seed.myshopify.com"
 _BASE_ID = 7_000_000_000_000
@@ -31,16 +32,15 @@ class SeedResult:
 
 
 async def ensure_seed_shop(conn: Conn) -> UUID:
-    """The seed shop's id (created on first use). Runs in a transaction without a tenant."""
-    cur = await conn.execute(
-        "INSERT INTO shops (domain, status, installed_at, scopes) "
-        "VALUES (%s, 'installed', now(), '{read_products}') "
-        "ON CONFLICT (domain) DO UPDATE SET updated_at = shops.updated_at RETURNING id",
-        (SEED_SHOP_DOMAIN,),
-    )
-    row = await cur.fetchone()
-    assert row is not None
-    shop_id: UUID = row[0]
+    """The seed shop's id (created on first use). Runs in a transaction without a tenant, which
+    is the seed shop's from here on."""
+    shop_id, created = await shops.ensure(conn, SEED_SHOP_DOMAIN)
+    await bind_tenant(conn, shop_id)
+    if created:
+        await conn.execute(
+            "UPDATE shops SET installed_at = now(), scopes = '{read_products}' WHERE id = %s",
+            (shop_id,),
+        )
     return shop_id
 
 

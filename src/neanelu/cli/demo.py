@@ -23,6 +23,7 @@ from uuid import UUID
 
 import httpx
 import psutil
+import psycopg
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
@@ -268,10 +269,11 @@ async def _shop_id(res: WorkerResources) -> UUID | None:
     return row[0] if row else None
 
 
-async def _forget_previous_demo(res: WorkerResources) -> bool:
+async def _forget_previous_demo(owner_url: str) -> bool:
     """A second demo starts from a fresh store: the emulator forgets its changes on restart, so
-    the previous demo shop's rows (newer than the regenerated store) are removed first."""
-    async with global_scope(res.runtime.pool) as conn:
+    the previous demo shop's rows (newer than the regenerated store) are removed first. As the
+    owner: the application role deletes no installed shop."""
+    async with await psycopg.AsyncConnection.connect(owner_url, autocommit=True) as conn:
         cur = await conn.execute("DELETE FROM shops WHERE domain = %s", (DOMAIN,))
         return cur.rowcount > 0
 
@@ -432,7 +434,7 @@ async def run_demo(settings: Settings, products: int, keep: bool) -> int:
 
                 await _wait_for(ready, "the API to be ready", 60, demo.procs)
         async with open_resources(local, services, concurrency=2) as res:
-            if await _forget_previous_demo(res):
+            if await _forget_previous_demo(services.postgres_owner):
                 console.print("  removed the previous demo shop (the emulator starts fresh)")
             worker_pid = next(p.pid for n, p in demo.procs.started if n == "worker")
             rss = PeakRss(worker_pid)

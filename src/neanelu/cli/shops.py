@@ -120,12 +120,12 @@ def token_state(row: shops.ShopRow, now: datetime) -> str:
     """What the token sweep and the jobs will find: the one column an operator looks at."""
     if row.status == shops.NEEDS_REAUTH:
         return "refresh refused: the merchant must open the app again"
-    if row.access_token is None:
+    if not row.has_access_token:
         return "none"
     expires = row.access_token_expires_at
     if expires is None:
         return "non-expiring"
-    if row.refresh_token is None:
+    if not row.has_refresh_token:
         return "expired, no refresh token" if expires <= now else "expiring, no refresh token"
     return "expired, refreshed on next use" if expires <= now else "valid, refreshed ahead"
 

@@ -86,7 +86,7 @@ def start_postgres(data_dir: Path) -> EmbeddedPostgres:
         ) from exc
     running = EmbeddedPostgres(pgdata, Path(info.socket_dir), int(info.port), log_path)
     # Versioned: a data dir bootstrapped by an older release gets the newer grants too.
-    marker = pgdata / ".neanelu-bootstrapped-2"
+    marker = pgdata / ".neanelu-bootstrapped-3"
     if not marker.exists():
         _bootstrap(running)
         marker.touch()
@@ -107,8 +107,9 @@ def _bootstrap(pg: EmbeddedPostgres) -> None:
             conn.execute(
                 f"CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"
             )
-        # Bulk merges check the shop row once per batch instead of once per row (ingest/merge.py).
-        conn.execute(f"GRANT SET ON PARAMETER session_replication_role TO {APP_ROLE}")
+        # Older releases let this role turn foreign keys off (session_replication_role); catalog
+        # rows are now checked once per statement by triggers no role can skip that way.
+        conn.execute(f"REVOKE SET ON PARAMETER session_replication_role FROM {APP_ROLE}")
         # Server-side COPY FROM a file (the ingest benchmark's ceiling) is allowed to this role only.
         conn.execute(f"GRANT pg_read_server_files TO {OWNER_ROLE}")
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone():

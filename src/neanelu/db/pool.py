@@ -35,15 +35,20 @@ def create_pool(url: str, sizes: PoolSizes, *, name: str = "neanelu") -> AsyncCo
     )
 
 
-@asynccontextmanager
-async def tenant_scope(pool: AsyncConnectionPool[Conn], shop_id: UUID) -> AsyncIterator[Conn]:
-    """One transaction bound to one shop: row-level security sees only this shop's rows.
+async def bind_tenant(conn: Conn, shop_id: UUID) -> None:
+    """Bind the rest of the open transaction to one shop: row-level security sees only its rows.
 
     `set_config(..., true)` is SET LOCAL: the setting ends with the transaction, so the next user of
     the pooled connection starts with no tenant (and sees nothing) until it opens its own scope.
     """
+    await conn.execute("SELECT set_config('app.current_shop_id', %s, true)", (str(shop_id),))
+
+
+@asynccontextmanager
+async def tenant_scope(pool: AsyncConnectionPool[Conn], shop_id: UUID) -> AsyncIterator[Conn]:
+    """One transaction bound to one shop (see `bind_tenant`)."""
     async with pool.connection() as conn, conn.transaction():
-        await conn.execute("SELECT set_config('app.current_shop_id', %s, true)", (str(shop_id),))
+        await bind_tenant(conn, shop_id)
         yield conn
 
 
@@ -51,13 +56,13 @@ async def tenant_scope(pool: AsyncConnectionPool[Conn], shop_id: UUID) -> AsyncI
 async def connection_tenant_scope(conn: Conn, shop_id: UUID) -> AsyncIterator[Conn]:
     """The same scope on a connection the caller already holds (long ingest sessions)."""
     async with conn.transaction():
-        await conn.execute("SELECT set_config('app.current_shop_id', %s, true)", (str(shop_id),))
+        await bind_tenant(conn, shop_id)
         yield conn
 
 
 @asynccontextmanager
 async def global_scope(pool: AsyncConnectionPool[Conn]) -> AsyncIterator[Conn]:
-    """A transaction with no tenant: it reaches only the tables without row-level security
-    (shops, outbox); tenant tables answer with no rows."""
+    """A transaction with no tenant: it reads `shops` (without the secrets) and the outbox, and
+    writes only the outbox; tenant tables answer with no rows."""
     async with pool.connection() as conn, conn.transaction():
         yield conn

@@ -40,37 +40,19 @@ class ShopGone(Exception):
     """The shop's row was deleted (uninstall purge) while its sync was merging."""
 
 
-async def _checks_shop_once(conn: Conn) -> bool:
-    """May this role turn off per-row foreign-key triggers for a transaction (PostgreSQL 15+,
-    `GRANT SET ON PARAMETER session_replication_role`)?"""
-    try:
-        async with conn.transaction():
-            cur = await conn.execute(
-                "SELECT has_parameter_privilege('session_replication_role', 'SET')"
-            )
-            row = await cur.fetchone()
-    except psycopg.errors.UndefinedFunction:
-        return False
-    return bool(row and row[0])
-
-
-def _batch_settings(target: Target, shop_once: bool) -> str:
+def _batch_settings(target: Target) -> str:
     """What every batch of `target` sets first (SET LOCAL), as one statement string."""
-    settings = [_ASYNC_COMMIT, target.settings]
-    if shop_once:
-        settings.append("SET LOCAL session_replication_role = replica")
-    return "; ".join(s for s in settings if s)
+    return "; ".join(s for s in (_ASYNC_COMMIT, target.settings) if s)
 
 
-async def _begin_batch(conn: Conn, settings: str, shop_id: UUID, shop_once: bool) -> None:
+async def _begin_batch(conn: Conn, settings: str, shop_id: UUID) -> None:
     await conn.execute(settings)
-    if shop_once:
-        # Every row of the batch references this one shop. The foreign key's trigger would lock
-        # the shop row FOR KEY SHARE once per row (a third of a merge's cost); one lock held to
-        # commit gives the same guarantee: the shop cannot be deleted under the batch.
-        cur = await conn.execute("SELECT 1 FROM shops WHERE id = %s FOR KEY SHARE", (shop_id,))
-        if await cur.fetchone() is None:
-            raise ShopGone(f"shop {shop_id} was deleted during its sync")
+    # The batch's rows are checked against their shop once per statement, by the tables' own
+    # triggers (which lock the shop too). Locking it here first turns a shop purged under the
+    # sync into ShopGone before any work, and keeps it from being purged until the batch commits.
+    cur = await conn.execute("SELECT 1 FROM shops WHERE id = %s FOR KEY SHARE", (shop_id,))
+    if await cur.fetchone() is None:
+        raise ShopGone(f"shop {shop_id} was deleted during its sync")
 
 
 @dataclass(slots=True)
@@ -168,8 +150,7 @@ async def merge_target(
     table held none of the shop's rows before (a first load)."""
     pages = await _pages(conn, target.staging)
     insert_only = first_load = not await _holds_rows(conn, shop_id, target.table)
-    shop_once = await _checks_shop_once(conn)
-    settings = _batch_settings(target, shop_once)
+    settings = _batch_settings(target)
     merged = 0
     for lo in range(0, pages + 1, batch_pages):
         bounds = {
@@ -182,7 +163,7 @@ async def merge_target(
         if insert_only:
             try:
                 async with connection_tenant_scope(conn, shop_id):
-                    await _begin_batch(conn, settings, shop_id, shop_once)
+                    await _begin_batch(conn, settings, shop_id)
                     cur = await conn.execute(load_sql(target.insert), bounds)
                 merged += max(cur.rowcount, 0)
                 if on_batch is not None:
@@ -191,7 +172,7 @@ async def merge_target(
             except psycopg.errors.UniqueViolation:
                 insert_only = False  # rows exist after all: newer-wins from here on
         async with connection_tenant_scope(conn, shop_id):
-            await _begin_batch(conn, settings, shop_id, shop_once)
+            await _begin_batch(conn, settings, shop_id)
             cur = await conn.execute(load_sql(target.upsert), bounds)
         merged += max(cur.rowcount, 0)
         if on_batch is not None:

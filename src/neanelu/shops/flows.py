@@ -38,9 +38,9 @@ async def complete_install(
     return InstallResult(shop_id, domain, new_shop, job_id)
 
 
-async def uninstall(conn: Conn, shop_id: UUID) -> datetime:
+async def uninstall(conn: Conn, shop_id: UUID, *, shopify_shop_id: int | None = None) -> datetime:
     """Tokens dropped, purge queued for when Shopify's redact window ends."""
-    purge_after = await service.mark_uninstalled(conn, shop_id)
+    purge_after = await service.mark_uninstalled(conn, shop_id, shopify_shop_id=shopify_shop_id)
     await purge_shop.enqueue_in_tx(
         conn,
         ShopRef(shop_id=str(shop_id)),

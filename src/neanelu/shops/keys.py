@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from psycopg_pool import AsyncConnectionPool
 
-from neanelu.db.pool import Conn, global_scope
+from neanelu.db.pool import Conn, global_scope, tenant_scope
 from neanelu.shops import owner_apps, repository
 from neanelu.shops.vault import TokenVault, VaultError
 
@@ -39,7 +39,8 @@ async def rotate_keys(
             break
         for shop_id in todo:
             try:
-                async with global_scope(pool) as conn:
+                # Tokens are read and written in the shop's own tenant scope only.
+                async with tenant_scope(pool, shop_id) as conn:
                     row = await repository.get(conn, shop_id, for_update=True)
                     if row is None or row.access_token is None:
                         continue

@@ -1,4 +1,6 @@
-"""SQL for the `shops` table (no row-level security: the shop row is what selects the tenant)."""
+"""SQL for the `shops` table. Every row is readable without its secrets; a row is written only in
+its own tenant scope (row-level security on `shops`, by command), and the few steps across shops
+(the install's lookup by domain, API-key authentication) go through owner functions."""
 
 from __future__ import annotations
 
@@ -14,11 +16,14 @@ INSTALLED = "installed"
 NEEDS_REAUTH = "needs_reauth"
 UNINSTALLED = "uninstalled"
 
+# The sealed tokens are not readable columns for the application role: they come from
+# app_shop_sealed_tokens(), which answers in the shop's own tenant scope only (NULL elsewhere).
 _COLUMNS = (
-    "id, domain, status, scopes, access_token_ct, access_token_key_id, access_token_expires_at, "
-    "refresh_token_ct, refresh_token_key_id, refresh_token_expires_at, "
-    "last_full_sync_at, last_incremental_sync_at, purge_after"
+    "s.id, s.domain, s.status, s.scopes, t.access_token_ct, s.access_token_key_id, "
+    "s.access_token_expires_at, t.refresh_token_ct, s.refresh_token_key_id, "
+    "s.refresh_token_expires_at, s.last_full_sync_at, s.last_incremental_sync_at, s.purge_after"
 )
+_FROM = "FROM shops s LEFT JOIN LATERAL app_shop_sealed_tokens(s.id) t ON true"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +39,10 @@ class ShopRow:
     last_full_sync_at: datetime | None
     last_incremental_sync_at: datetime | None
     purge_after: datetime | None
+    # Whether a sealed token is stored, readable in any scope (its key id is): the tokens
+    # themselves are None outside the shop's own tenant scope.
+    has_access_token: bool = False
+    has_refresh_token: bool = False
 
 
 def _sealed(ct: bytes | None, key_id: str | None) -> Sealed | None:
@@ -53,24 +62,39 @@ def _row(r: tuple[Any, ...]) -> ShopRow:
         last_full_sync_at=r[10],
         last_incremental_sync_at=r[11],
         purge_after=r[12],
+        has_access_token=r[5] is not None,
+        has_refresh_token=r[8] is not None,
     )
 
 
+class ShopNotWritten(RuntimeError):
+    """An update of a shop's row wrote nothing: the shop is gone, or the transaction is not in
+    its tenant scope (the application role writes no other shop's row)."""
+
+
+async def _update(conn: Conn, shop_id: UUID, statement: str, params: tuple[Any, ...]) -> None:
+    cur = await conn.execute(statement, params)
+    if cur.rowcount == 0:
+        raise ShopNotWritten(f"shop {shop_id}: no row updated (gone, or outside its tenant scope)")
+
+
 async def get(conn: Conn, shop_id: UUID, *, for_update: bool = False) -> ShopRow | None:
-    lock = " FOR UPDATE" if for_update else ""
-    cur = await conn.execute(f"SELECT {_COLUMNS} FROM shops WHERE id = %s{lock}", (shop_id,))
+    """The shop; its sealed tokens only in its own tenant scope, where alone it can be locked
+    (`for_update`) too: elsewhere the tokens are None and a locking read finds no row."""
+    lock = " FOR UPDATE OF s" if for_update else ""
+    cur = await conn.execute(f"SELECT {_COLUMNS} {_FROM} WHERE s.id = %s{lock}", (shop_id,))
     row = await cur.fetchone()
     return _row(row) if row else None
 
 
 async def list_all(conn: Conn) -> list[ShopRow]:
     """Every shop known here, by domain (the operator's listing)."""
-    cur = await conn.execute(f"SELECT {_COLUMNS} FROM shops ORDER BY domain")
+    cur = await conn.execute(f"SELECT {_COLUMNS} {_FROM} ORDER BY s.domain")
     return [_row(r) for r in await cur.fetchall()]
 
 
 async def get_by_domain(conn: Conn, domain: str) -> ShopRow | None:
-    cur = await conn.execute(f"SELECT {_COLUMNS} FROM shops WHERE domain = %s", (domain,))
+    cur = await conn.execute(f"SELECT {_COLUMNS} {_FROM} WHERE s.domain = %s", (domain,))
     row = await cur.fetchone()
     return _row(row) if row else None
 
@@ -83,19 +107,12 @@ async def lookup_status(conn: Conn, domain: str) -> tuple[UUID, str] | None:
 
 
 async def ensure(conn: Conn, domain: str) -> tuple[UUID, bool]:
-    """The shop's id, creating its row on first install; True when the row is new."""
-    cur = await conn.execute(
-        "INSERT INTO shops (domain, status) VALUES (%s, 'installed') "
-        "ON CONFLICT (domain) DO NOTHING RETURNING id",
-        (domain,),
-    )
+    """The shop's id, creating its row on first install (locked either way, until the caller's
+    transaction ends); True when the row is new. The one write not in a shop's tenant scope."""
+    cur = await conn.execute("SELECT shop_id, created FROM app_ensure_shop(%s)", (domain,))
     row = await cur.fetchone()
-    if row:
-        return row[0], True
-    cur = await conn.execute("SELECT id FROM shops WHERE domain = %s FOR UPDATE", (domain,))
-    existing = await cur.fetchone()
-    assert existing is not None  # the conflict above proves the row exists
-    return existing[0], False
+    assert row is not None  # the function always answers one row
+    return row[0], row[1]
 
 
 async def store_install(
@@ -109,7 +126,9 @@ async def store_install(
     refresh_expires_at: datetime | None,
 ) -> None:
     """A (re)install: new tokens, status installed, any pending purge cancelled."""
-    await conn.execute(
+    await _update(
+        conn,
+        shop_id,
         "UPDATE shops SET status = 'installed', scopes = %s, "
         "access_token_ct = %s, access_token_key_id = %s, access_token_expires_at = %s, "
         "refresh_token_ct = %s, refresh_token_key_id = %s, refresh_token_expires_at = %s, "
@@ -137,7 +156,9 @@ async def store_tokens(
     refresh: Sealed | None,
     refresh_expires_at: datetime | None,
 ) -> None:
-    await conn.execute(
+    await _update(
+        conn,
+        shop_id,
         "UPDATE shops SET access_token_ct = %s, access_token_key_id = %s, "
         "access_token_expires_at = %s, refresh_token_ct = %s, refresh_token_key_id = %s, "
         "refresh_token_expires_at = %s, updated_at = now() WHERE id = %s",
@@ -154,44 +175,58 @@ async def store_tokens(
 
 
 async def set_status(conn: Conn, shop_id: UUID, status: str) -> None:
-    await conn.execute(
-        "UPDATE shops SET status = %s, updated_at = now() WHERE id = %s", (status, shop_id)
+    await _update(
+        conn,
+        shop_id,
+        "UPDATE shops SET status = %s, updated_at = now() WHERE id = %s",
+        (status, shop_id),
     )
 
 
 async def set_scopes(conn: Conn, shop_id: UUID, scopes: tuple[str, ...]) -> None:
-    await conn.execute(
-        "UPDATE shops SET scopes = %s, updated_at = now() WHERE id = %s", (list(scopes), shop_id)
+    await _update(
+        conn,
+        shop_id,
+        "UPDATE shops SET scopes = %s, updated_at = now() WHERE id = %s",
+        (list(scopes), shop_id),
     )
 
 
-async def mark_uninstalled(conn: Conn, shop_id: UUID, purge_after: datetime) -> None:
-    """Tokens are dropped, not kept: Shopify revoked them and they must not linger at rest."""
-    await conn.execute(
+async def mark_uninstalled(
+    conn: Conn, shop_id: UUID, purge_after: datetime, shopify_shop_id: int | None = None
+) -> None:
+    """Tokens are dropped, not kept: Shopify revoked them and they must not linger at rest.
+    Shopify's numeric shop id (from the uninstall's payload) is kept for the shop/redact check."""
+    await _update(
+        conn,
+        shop_id,
         "UPDATE shops SET status = 'uninstalled', uninstalled_at = now(), purge_after = %s, "
         "access_token_ct = NULL, access_token_key_id = NULL, access_token_expires_at = NULL, "
         "refresh_token_ct = NULL, refresh_token_key_id = NULL, refresh_token_expires_at = NULL, "
-        "api_key_hash = NULL, updated_at = now() WHERE id = %s",
-        (purge_after, shop_id),
+        "api_key_hash = NULL, shopify_shop_id = coalesce(%s, shopify_shop_id), "
+        "updated_at = now() WHERE id = %s",
+        (purge_after, shopify_shop_id, shop_id),
     )
 
 
 async def delete(conn: Conn, shop_id: UUID) -> bool:
-    """The shop and, by cascade, every row of its catalog, runs and inbox."""
+    """The shop and, by cascade, every row of its catalog, runs and inbox (in its tenant scope,
+    and only once it is uninstalled: the application role may delete nothing else)."""
     cur = await conn.execute("DELETE FROM shops WHERE id = %s", (shop_id,))
     return cur.rowcount > 0
 
 
 async def set_api_key_hash(conn: Conn, shop_id: UUID, digest: bytes) -> None:
-    await conn.execute(
-        "UPDATE shops SET api_key_hash = %s, updated_at = now() WHERE id = %s", (digest, shop_id)
+    await _update(
+        conn,
+        shop_id,
+        "UPDATE shops SET api_key_hash = %s, updated_at = now() WHERE id = %s",
+        (digest, shop_id),
     )
 
 
 async def find_by_api_key_hash(conn: Conn, digest: bytes) -> tuple[UUID, str, str] | None:
-    cur = await conn.execute(
-        "SELECT id, domain, status FROM shops WHERE api_key_hash = %s", (digest,)
-    )
+    cur = await conn.execute("SELECT id, domain, status FROM app_shop_by_api_key(%s)", (digest,))
     row = await cur.fetchone()
     return (row[0], row[1], row[2]) if row else None
 
@@ -218,10 +253,11 @@ async def last_synced(conn: Conn) -> list[tuple[UUID, datetime | None]]:
 
 async def tokens_expiring_before(conn: Conn, before: datetime) -> list[tuple[UUID, datetime]]:
     """Installed shops whose access token expires before `before` and can be refreshed (the work
-    list of the token sweep), soonest first."""
+    list of the token sweep), soonest first. The sealed refresh token is no column the
+    application role reads: its key id says one is there."""
     cur = await conn.execute(
         "SELECT id, access_token_expires_at FROM shops WHERE status = 'installed' "
-        "AND refresh_token_ct IS NOT NULL AND access_token_expires_at < %s "
+        "AND refresh_token_key_id IS NOT NULL AND access_token_expires_at < %s "
         "ORDER BY access_token_expires_at",
         (before,),
     )
@@ -232,3 +268,26 @@ async def count_by_status(conn: Conn, status: str) -> int:
     cur = await conn.execute("SELECT count(*) FROM shops WHERE status = %s", (status,))
     row = await cur.fetchone()
     return int(row[0]) if row else 0
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeState:
+    """What decides whether a purge of the shop is due."""
+
+    domain: str
+    status: str
+    shopify_shop_id: int | None
+    installed_at: datetime | None
+    uninstalled_at: datetime | None
+    purge_after: datetime | None
+
+
+async def lock_for_purge(conn: Conn, shop_id: UUID) -> PurgeState | None:
+    """The shop's lifecycle state, its row locked (the caller's tenant scope) until commit."""
+    cur = await conn.execute(
+        "SELECT domain, status, shopify_shop_id, installed_at, uninstalled_at, purge_after "
+        "FROM shops WHERE id = %s FOR UPDATE",
+        (shop_id,),
+    )
+    r = await cur.fetchone()
+    return PurgeState(r[0], r[1], r[2], r[3], r[4], r[5]) if r else None

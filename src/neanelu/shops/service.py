@@ -1,4 +1,4 @@
-"""Shop lifecycle: install, scopes update, uninstall, purge, per-shop API keys.
+"""Shop lifecycle: install, scopes update, uninstall, per-shop API keys (purges: `purge`).
 
 Services take the open connection as their first argument and never commit: the route or the
 task wrapper owns the transaction.
@@ -7,20 +7,17 @@ task wrapper owns the transaction.
 from __future__ import annotations
 
 import hashlib
-import logging
 import secrets
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-from neanelu.db.pool import Conn
+from neanelu.db.pool import Conn, bind_tenant
 from neanelu.queue.settings import QUEUE_NAMES
 from neanelu.shopify.oauth import TokenGrant
 from neanelu.shops import repository
 from neanelu.shops.runtime import Runtime
 from neanelu.shops.tokens import seal_grant
 from neanelu.shops.vault import TokenVault
-
-log = logging.getLogger(__name__)
 
 # Shopify sends shop/redact 48 h after an uninstall; the purge waits for the same window so a
 # quick reinstall finds its catalog still there.
@@ -34,6 +31,9 @@ async def store_install(
     """Create or reactivate the shop and store its new tokens, sealed. A reinstall cancels a
     pending purge. Returns the shop id and whether the shop is new."""
     shop_id, new_shop = await repository.ensure(conn, domain)
+    # The shop's row is written in its own tenant scope: the rest of this transaction is the
+    # shop's (the jobs queued with it go to the outbox, which has no tenant).
+    await bind_tenant(conn, shop_id)
     access, access_exp, refresh, refresh_exp = seal_grant(vault, shop_id, grant)
     await repository.store_install(
         conn,
@@ -60,34 +60,21 @@ async def pause_shop_queues(rt: Runtime, shop_id: UUID) -> None:
             await rt.queues.queue(name).pause_group(str(shop_id))
 
 
-async def mark_uninstalled(conn: Conn, shop_id: UUID, *, now: datetime | None = None) -> datetime:
+async def mark_uninstalled(
+    conn: Conn,
+    shop_id: UUID,
+    *,
+    shopify_shop_id: int | None = None,
+    now: datetime | None = None,
+) -> datetime:
     """Drop the tokens (Shopify revoked them) and set when the shop's data will be purged."""
     purge_after = (now or datetime.now(UTC)) + PURGE_DELAY
-    await repository.mark_uninstalled(conn, shop_id, purge_after)
+    await repository.mark_uninstalled(conn, shop_id, purge_after, shopify_shop_id)
     return purge_after
 
 
 async def update_scopes(conn: Conn, shop_id: UUID, scopes: tuple[str, ...]) -> None:
     await repository.set_scopes(conn, shop_id, scopes)
-
-
-async def purge(conn: Conn, shop_id: UUID, *, only_if_due: bool) -> bool:
-    """Delete the shop with all its data; with `only_if_due`, only an uninstalled shop whose
-    purge time has come (a reinstall in between cancels it). True when something was deleted."""
-    if only_if_due:
-        row = await repository.get(conn, shop_id, for_update=True)
-        now = datetime.now(UTC)
-        if (
-            row is None
-            or row.status != repository.UNINSTALLED
-            or row.purge_after is None
-            or row.purge_after > now
-        ):
-            return False
-    deleted = await repository.delete(conn, shop_id)
-    if deleted:
-        log.info("shop %s purged with all its data", shop_id)
-    return deleted
 
 
 def hash_api_key(key: str) -> bytes:

@@ -9,13 +9,13 @@ from uuid import UUID
 
 import msgspec
 
-from neanelu.db.pool import Conn, global_scope
+from neanelu.db.pool import Conn, global_scope, tenant_scope
 from neanelu.queue.context import JobContext
 from neanelu.queue.errors import Fatal
 from neanelu.queue.registry import Registry, TaskHandle
 from neanelu.queue.settings import SYNC
 from neanelu.shopify.errors import AccessDenied, QueryError, Throttled
-from neanelu.shops import repository, service
+from neanelu.shops import purge, repository
 from neanelu.shops.runtime import current_runtime
 from neanelu.shops.sync_link import enqueue_full_sync
 from neanelu.shops.tokens import ShopUnavailable, admin_client
@@ -164,8 +164,8 @@ async def _reconcile_shops(ctx: JobContext, tick: ReconcileTick) -> None:
 async def _purge_shop(ctx: JobContext, payload: ShopRef) -> None:
     """The delayed purge after an uninstall; a reinstall in between makes it a no-op."""
     rt = current_runtime()
-    async with global_scope(rt.pool) as conn:
-        await service.purge(conn, payload.id, only_if_due=True)
+    async with tenant_scope(rt.pool, payload.id) as conn:
+        await purge.purge_if_due(conn, payload.id)
 
 
 subscribe_webhooks: TaskHandle[ShopRef] = TaskHandle(

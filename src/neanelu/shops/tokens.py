@@ -19,7 +19,7 @@ from uuid import UUID
 from pydantic import SecretStr
 
 from neanelu.config import Settings
-from neanelu.db.pool import global_scope
+from neanelu.db.pool import tenant_scope
 from neanelu.queue.keys import DEFAULT_PREFIX
 from neanelu.shopify.budget import CostBudget, UnlimitedBudget
 from neanelu.shopify.errors import AccessDenied, TransientError
@@ -80,7 +80,8 @@ async def access_token(rt: Runtime, shop_id: UUID, *, force_refresh: bool = Fals
     """A token valid for at least `REFRESH_MARGIN`, refreshing it first when needed."""
     deadline = time.monotonic() + LOCK_TTL_MS / 1000
     while True:
-        async with global_scope(rt.pool) as conn:
+        # The sealed tokens are readable in the shop's own tenant scope only.
+        async with tenant_scope(rt.pool, shop_id) as conn:
             row = await repository.get(conn, shop_id)
         if row is None or row.status != repository.INSTALLED or row.access_token is None:
             raise ShopUnavailable(f"shop {shop_id} has no usable token")
@@ -104,7 +105,7 @@ async def refresh_if_due(rt: Runtime, shop_id: UUID, *, seen_expiry: datetime) -
     (the stored expiry moved). True when this call refreshed it. Raises ShopUnavailable when
     Shopify refused (the shop then needs re-authorization) and TransientError when Shopify could
     not be reached."""
-    async with global_scope(rt.pool) as conn:
+    async with tenant_scope(rt.pool, shop_id) as conn:
         row = await repository.get(conn, shop_id)
     if row is None or row.status != repository.INSTALLED or row.refresh_token is None:
         return False
@@ -131,7 +132,7 @@ async def _refresh_once(
     if not await rt.redis.set(key, token, nx=True, px=LOCK_TTL_MS):
         return False
     try:
-        async with global_scope(rt.pool) as conn:
+        async with tenant_scope(rt.pool, shop_id) as conn:
             row = await repository.get(conn, shop_id, for_update=True)
             if row is None or row.status != repository.INSTALLED or row.refresh_token is None:
                 raise ShopUnavailable(f"shop {shop_id} has no refresh token")

@@ -136,6 +136,16 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _unknown_shop(topic: str, domain: str) -> Response:
+    """A delivery for a shop not known here (never installed, or purged already)."""
+    if topic in topics.COMPLIANCE:
+        # Nothing is held for it, as after a repeated shop/redact: the request is fulfilled, and
+        # answering so stops Shopify from sending it again.
+        log.info("%s for %s: no data held for this shop", topic, domain)
+        return Response(status_code=status.HTTP_200_OK)
+    return _refuse(_Refused(status.HTTP_404_NOT_FOUND, "shop is not installed here"))
+
+
 @router.post(
     "/api/webhooks/compliance",
     status_code=status.HTTP_200_OK,
@@ -189,7 +199,7 @@ async def receive_webhook(request: Request) -> Response:
         )
         found = await directory.lookup(rt.pool, domain)
         if found is None:
-            raise _Refused(status.HTTP_404_NOT_FOUND, "shop is not installed here")
+            return _unknown_shop(topic, domain)
         shop_id, shop_status = found
         if shop_status == shops.UNINSTALLED and topic not in topics.AFTER_UNINSTALL:
             raise _Refused(status.HTTP_410_GONE, "shop has uninstalled the app")
@@ -198,7 +208,7 @@ async def receive_webhook(request: Request) -> Response:
         except psycopg.errors.ForeignKeyViolation:
             # Purged between the cached lookup and the insert.
             directory.forget(domain)
-            raise _Refused(status.HTTP_404_NOT_FOUND, "shop is not installed here") from None
+            return _unknown_shop(topic, domain)
     except _Refused as exc:
         return _refuse(exc)
     except ClientDisconnect:

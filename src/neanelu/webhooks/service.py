@@ -20,10 +20,14 @@ from psycopg_pool import AsyncConnectionPool
 from neanelu.db.pool import Conn, global_scope
 from neanelu.shops import repository as shops
 from neanelu.webhooks import repository as inbox
+from neanelu.webhooks import topics
 from neanelu.webhooks.repository import NewDelivery
 from neanelu.webhooks.tasks import DeliveryBatch, process_deliveries
 
 log = logging.getLogger(__name__)
+
+# The queue group of compliance deliveries (every shop's): never paused by an uninstall.
+COMPLIANCE_GROUP = "compliance"
 
 
 class ShopDirectory:
@@ -84,21 +88,23 @@ async def record_deliveries(conn: Conn, items: list[tuple[UUID, NewDelivery]]) -
             inserted = await inbox.insert_many(conn, shop_id, deliveries)
             for webhook_id, inbox_id in inserted.items():
                 new_ids[(shop_id, webhook_id)] = inbox_id
-        queued: dict[UUID, list[int]] = defaultdict(list)
+        queued: dict[tuple[UUID, bool], list[int]] = defaultdict(list)
         for shop_id, delivery in items:
             # pop: a webhook id twice in one batch is new once, a duplicate the second time.
             key = (shop_id, delivery.webhook_id)
             found = new_ids.pop(key) if key in new_ids else None
             results.append(found)
             if found is not None:
-                queued[shop_id].append(found)
+                queued[(shop_id, delivery.topic in topics.COMPLIANCE)].append(found)
         # One job per shop per batch: the outbox, the relay and the queue carry a row per batch,
         # not per delivery, and the shop's deliveries are applied in the order they came.
-        for shop_id, inbox_ids in queued.items():
+        # Compliance requests go to a group of their own: an uninstall pauses the shop's group,
+        # and shop/redact comes after the uninstall.
+        for (shop_id, compliance), inbox_ids in queued.items():
             await process_deliveries.enqueue_in_tx(
                 conn,
                 DeliveryBatch(shop_id=str(shop_id), inbox_ids=inbox_ids),
-                group=shop_id,
+                group=COMPLIANCE_GROUP if compliance else shop_id,
                 job_id=f"webhook-{shop_id}-{inbox_ids[0]}",
             )
     return results

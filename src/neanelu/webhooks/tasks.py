@@ -32,7 +32,7 @@ from neanelu.queue.errors import Fatal
 from neanelu.queue.registry import Registry, TaskHandle
 from neanelu.queue.settings import WEBHOOK
 from neanelu.shopify.errors import AccessDenied, Throttled
-from neanelu.shops import flows, repository, service
+from neanelu.shops import flows, purge, repository, service
 from neanelu.shops.runtime import Runtime, current_runtime
 from neanelu.shops.tokens import ShopUnavailable, admin_client
 from neanelu.sync.finish_signal import announce_finished
@@ -129,8 +129,8 @@ async def process_delivery_now(
                 log.info("shop %s: %s skipped, the shop has uninstalled the app", shop_id, topic)
                 skip = True
             after_commit = None if skip else await _apply(conn, rt, shop_id, locked, fetched)
-            if topic != topics.SHOP_REDACT:
-                await inbox.mark_processed(conn, inbox_id)
+            # After a purge (shop/redact) the row is gone with the shop: this marks nothing.
+            await inbox.mark_processed(conn, inbox_id)
     except PayloadError as exc:
         # A payload that cannot be applied never will be: record it as handled, say why.
         log.warning("shop %s: delivery %s (%s) skipped: %s", shop_id, inbox_id, topic, exc)
@@ -205,7 +205,7 @@ async def _apply(
         if shop is not None and shop.status != repository.UNINSTALLED:
             installed_after = await _installed_after(conn, shop_id, at)
             if not installed_after:
-                await flows.uninstall(conn, shop_id)
+                await flows.uninstall(conn, shop_id, shopify_shop_id=_shopify_shop_id(row.payload))
                 log.info("shop %s uninstalled; purge scheduled", shop_id)
                 return service.pause_shop_queues(rt, shop_id)
     elif topic == topics.APP_SCOPES_UPDATE:
@@ -229,7 +229,10 @@ async def _apply(
             rt.redis, finish.admin_graphql_api_id, finish.status, prefix=rt.queues.prefix
         )
     elif topic == topics.SHOP_REDACT:
-        await service.purge(conn, shop_id, only_if_due=False)
+        # Purges only when due; otherwise recorded and skipped (the delivery is done either way).
+        request = purge.RedactRequest.from_payload(row.webhook_id, row.payload)
+        min_age = timedelta(hours=rt.settings.shop_redact_min_age_hours)
+        await purge.redact(conn, shop_id, request, min_age=min_age)
     elif topic in (topics.CUSTOMERS_DATA_REQUEST, topics.CUSTOMERS_REDACT):
         # The mirror holds products and inventory only: there is no customer data to export or
         # erase. The delivery stays in the inbox as the record that the request was answered.
@@ -237,6 +240,18 @@ async def _apply(
     else:
         log.info("shop %s: %s recorded, nothing to apply here", shop_id, topic)
     return None
+
+
+class _UninstalledShop(msgspec.Struct):
+    id: int | None = None
+
+
+def _shopify_shop_id(payload: str) -> int | None:
+    """Shopify's numeric shop id from the app/uninstalled payload (the shop object), if any."""
+    try:
+        return msgspec.json.decode(payload, type=_UninstalledShop).id
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
 
 
 async def _installed_after(conn: Any, shop_id: UUID, at: datetime) -> bool:

@@ -76,12 +76,16 @@ CREATE TABLE shops (
   last_full_sync_at timestamptz,
   last_incremental_sync_at timestamptz,
   created_at timestamptz NOT NULL DEFAULT now(),
-  updated_at timestamptz NOT NULL DEFAULT now()
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  -- Shopify's numeric id of the shop, from the app/uninstalled payload: a shop/redact must name it.
+  shopify_shop_id bigint
 );
 
+-- Catalog rows (the three big tables) name their shop without a foreign key: the triggers at the
+-- end of this file check them once per statement (see migration 0005).
 CREATE TABLE products (
   id uuid PRIMARY KEY DEFAULT uuidv7(),
-  shop_id uuid NOT NULL REFERENCES shops (id) ON DELETE CASCADE,
+  shop_id uuid NOT NULL,
   shopify_id bigint NOT NULL,
   handle text,
   title text,
@@ -102,7 +106,7 @@ CREATE INDEX products_shop_updated_idx ON products (shop_id, shopify_updated_at)
 
 CREATE TABLE variants (
   id uuid PRIMARY KEY DEFAULT uuidv7(),
-  shop_id uuid NOT NULL REFERENCES shops (id) ON DELETE CASCADE,
+  shop_id uuid NOT NULL,
   shopify_id bigint NOT NULL,
   product_shopify_id bigint NOT NULL,
   sku text,
@@ -126,7 +130,7 @@ CREATE INDEX variants_shop_inventory_item_idx ON variants (shop_id, inventory_it
 
 CREATE TABLE inventory_levels (
   id uuid PRIMARY KEY DEFAULT uuidv7(),
-  shop_id uuid NOT NULL REFERENCES shops (id) ON DELETE CASCADE,
+  shop_id uuid NOT NULL,
   shopify_id bigint NOT NULL,
   inventory_item_id bigint NOT NULL,
   location_id bigint NOT NULL,
@@ -239,6 +243,26 @@ CREATE TABLE outbox (
   created_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- What became of each purge of a shop's data (done or skipped, and why). No foreign key to shops:
+-- the record outlives the shop it names. Under row-level security like the tenant tables (the
+-- application reads and writes the current shop's records only), but insert-only for the
+-- application, and not forced, so the owner (an operator) reads them all.
+CREATE TABLE purge_audit (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  shop_id uuid NOT NULL,
+  shop_domain text NOT NULL,
+  requested_by text NOT NULL CHECK (requested_by IN ('shop/redact', 'scheduled')),
+  -- The shop/redact delivery: its X-Shopify-Webhook-Id and the shop its payload names.
+  webhook_id text,
+  payload_shop_domain text,
+  payload_shop_id bigint,
+  outcome text NOT NULL CHECK (outcome IN ('purged', 'skipped')),
+  reason text NOT NULL,
+  uninstalled_at timestamptz,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX purge_audit_shop_idx ON purge_audit (shop_id, created_at);
+
 -- Row-level security: every tenant table sees only the current shop's rows, for reads and writes,
 -- and FORCE makes it hold for the table owner too.
 DO $body$
@@ -256,12 +280,158 @@ BEGIN
 END
 $body$;
 
+-- Catalog rows check their shop once per statement instead of a foreign key's trigger per row.
+-- Every shop the statement's new rows name exists, and stays until this transaction ends (locked
+-- FOR KEY SHARE, as a foreign key's check locks it): a purge waits for the rows, then takes them.
+CREATE FUNCTION app_check_catalog_shops() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+  wanted uuid[];
+  locked integer;
+BEGIN
+  -- Hashed, not sorted: a batch brings tens of thousands of rows, almost always of one shop.
+  SELECT array_agg(d.shop_id) INTO wanted FROM (SELECT DISTINCT shop_id FROM new_rows) d;
+  IF wanted IS NULL THEN
+    RETURN NULL;
+  END IF;
+  PERFORM 1 FROM shops WHERE id = ANY (wanted) FOR KEY SHARE;
+  GET DIAGNOSTICS locked = ROW_COUNT;
+  IF locked < cardinality(wanted) THEN
+    RAISE EXCEPTION 'insert into % names a shop that does not exist', TG_TABLE_NAME
+      USING ERRCODE = 'foreign_key_violation';
+  END IF;
+  RETURN NULL;
+END
+$$;
+
+-- A catalog row never moves to another shop (what the foreign key checked on update). Fires
+-- only for updates that name shop_id, after row-level security has had its say.
+CREATE FUNCTION app_keep_catalog_shop() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.shop_id IS DISTINCT FROM OLD.shop_id THEN
+    RAISE EXCEPTION 'shop_id of a % row cannot change', TG_TABLE_NAME
+      USING ERRCODE = 'foreign_key_violation';
+  END IF;
+  RETURN NULL;
+END
+$$;
+
+-- What ON DELETE CASCADE did: a deleted shop takes its catalog with it. The tenant is set for
+-- the deletes (row-level security is forced on these tables), then set back to the caller's.
+CREATE FUNCTION app_delete_shop_catalog() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+  caller text := coalesce(current_setting('app.current_shop_id', true), '');
+BEGIN
+  PERFORM set_config('app.current_shop_id', OLD.id::text, true);
+  DELETE FROM inventory_levels WHERE shop_id = OLD.id;
+  DELETE FROM variants WHERE shop_id = OLD.id;
+  DELETE FROM products WHERE shop_id = OLD.id;
+  PERFORM set_config('app.current_shop_id', caller, true);
+  RETURN NULL;
+END
+$$;
+
+DO $body$
+DECLARE t text;
+BEGIN
+  FOREACH t IN ARRAY ARRAY['products', 'variants', 'inventory_levels'] LOOP
+    EXECUTE format(
+      'CREATE TRIGGER catalog_shop_exists AFTER INSERT ON %I REFERENCING NEW TABLE AS new_rows '
+      'FOR EACH STATEMENT EXECUTE FUNCTION app_check_catalog_shops()', t);
+    EXECUTE format(
+      'CREATE TRIGGER catalog_shop_fixed AFTER UPDATE OF shop_id ON %I '
+      'FOR EACH ROW EXECUTE FUNCTION app_keep_catalog_shop()', t);
+  END LOOP;
+END
+$body$;
+CREATE TRIGGER shop_catalog_deleted AFTER DELETE ON shops
+  FOR EACH ROW EXECUTE FUNCTION app_delete_shop_catalog();
+
+-- `shops`: every row readable without its secrets (webhook ingress, the CLI and the periodic
+-- sweeps look shops up by domain or status), but written only in the shop's own tenant scope, and
+-- deleted (the purge) only once uninstalled. Not forced: the owner, and the functions below that
+-- run as the owner, see every row.
+ALTER TABLE shops ENABLE ROW LEVEL SECURITY;
+CREATE POLICY shops_read ON shops FOR SELECT USING (true);
+CREATE POLICY shops_write_own ON shops FOR UPDATE USING (id = app_current_shop_id())
+  WITH CHECK (id = app_current_shop_id());
+CREATE POLICY shops_purge_own ON shops FOR DELETE
+  USING (id = app_current_shop_id() AND status = 'uninstalled');
+
+-- The install: the shop's row by domain, created on first install, locked either way.
+CREATE FUNCTION app_ensure_shop(p_domain text, OUT shop_id uuid, OUT created boolean)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+  LOOP
+    INSERT INTO shops (domain) VALUES (p_domain) ON CONFLICT (domain) DO NOTHING
+      RETURNING id INTO shop_id;
+    IF FOUND THEN
+      created := true;
+      RETURN;
+    END IF;
+    SELECT s.id INTO shop_id FROM shops s WHERE s.domain = p_domain FOR UPDATE;
+    IF FOUND THEN
+      created := false;
+      RETURN;
+    END IF;
+    -- Purged between the two statements: insert again.
+  END LOOP;
+END
+$$;
+
+-- The sealed tokens of the shop, in that shop's own tenant scope only.
+CREATE FUNCTION app_shop_sealed_tokens(p_shop_id uuid, OUT access_token_ct bytea,
+                                       OUT refresh_token_ct bytea)
+RETURNS SETOF record
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+  SELECT s.access_token_ct, s.refresh_token_ct FROM shops s
+  WHERE s.id = p_shop_id AND s.id = app_current_shop_id()
+$$;
+
+-- API-key authentication: the shop whose key hashes to the digest (the hashes stay unreadable).
+CREATE FUNCTION app_shop_by_api_key(p_digest bytea, OUT id uuid, OUT domain text, OUT status text)
+RETURNS SETOF record
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+  SELECT s.id, s.domain, s.status FROM shops s WHERE s.api_key_hash = p_digest
+$$;
+
+-- purge_audit: the current shop's records only, insert-only for the application.
+ALTER TABLE purge_audit ENABLE ROW LEVEL SECURITY;
+CREATE POLICY purge_audit_read ON purge_audit FOR SELECT USING (shop_id = app_current_shop_id());
+CREATE POLICY purge_audit_write ON purge_audit FOR INSERT
+  WITH CHECK (shop_id = app_current_shop_id());
+
+-- The application role's rights, table by table and column by column.
 GRANT USAGE ON SCHEMA public TO {app_role};
-GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {app_role};
-GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {app_role};
+GRANT SELECT (id, domain, status, scopes, access_token_key_id, access_token_expires_at,
+              refresh_token_key_id, refresh_token_expires_at, plan_name, api_bucket_size,
+              api_restore_rate, installed_at, uninstalled_at, purge_after, last_full_sync_at,
+              last_incremental_sync_at, created_at, updated_at, shopify_shop_id)
+  ON shops TO {app_role};
+GRANT UPDATE (status, scopes, access_token_ct, access_token_key_id, access_token_expires_at,
+              refresh_token_ct, refresh_token_key_id, refresh_token_expires_at, api_key_hash,
+              plan_name, api_bucket_size, api_restore_rate, installed_at, uninstalled_at,
+              purge_after, last_full_sync_at, last_incremental_sync_at, updated_at,
+              shopify_shop_id)
+  ON shops TO {app_role};
+GRANT DELETE ON shops TO {app_role};
+GRANT SELECT, INSERT, UPDATE, DELETE ON products, variants, inventory_levels, sync_runs,
+  sync_run_attempts, sync_quarantine, webhook_inbox, owner_apps, outbox TO {app_role};
+GRANT SELECT, INSERT ON purge_audit TO {app_role};
+GRANT USAGE, SELECT ON SEQUENCE sync_quarantine_id_seq, webhook_inbox_id_seq, outbox_id_seq
+  TO {app_role};
 GRANT EXECUTE ON FUNCTION app_current_shop_id() TO {app_role};
 GRANT EXECUTE ON FUNCTION app_batch_uuidv7(bigint, bigint, bigint) TO {app_role};
 GRANT EXECUTE ON FUNCTION app_kept_metafields(jsonb, text[]) TO {app_role};
+-- These run as the owner: only the application role may call them (the trigger functions only
+-- as triggers).
+REVOKE ALL ON FUNCTION app_check_catalog_shops(), app_keep_catalog_shop(),
+  app_delete_shop_catalog(), app_ensure_shop(text), app_shop_sealed_tokens(uuid),
+  app_shop_by_api_key(bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app_ensure_shop(text), app_shop_sealed_tokens(uuid),
+  app_shop_by_api_key(bytea) TO {app_role};
 
 -- The application role may ANALYZE the catalog tables after a bulk load (PostgreSQL 17+).
 DO $body$

@@ -1,4 +1,4 @@
--- Migration 0005: every attempt of a sync run, with its holder, its heartbeat and how it ended, so
+-- Migration 0007: every attempt of a sync run, with its holder, its heartbeat and how it ended, so
 -- a retried run keeps each attempt's error (not only the last) and `neanelu sync status` can tell
 -- a live attempt from one whose worker was killed.
 CREATE TABLE sync_run_attempts (
