@@ -26,9 +26,34 @@ CODE_TTL_S = 600.0
 INVALID_TOKEN = "[API] Invalid API key or access token (unrecognized login or wrong password)"  # noqa: S105
 
 
+# Printable ASCII in ICU root collation order: JavaScript's `localeCompare`, which orders the keys
+# in the official library's check (case only breaks ties: a < A < b).
+_COLLATION = " _-,;:!?.'\"()[]{}@*/\\&#%`^+<=>|~$0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def _collation(key: str) -> tuple[list[int], list[bool]]:
+    weights = [
+        _COLLATION.find(c.lower()) if c.isascii() and c.lower() in _COLLATION else 256 + ord(c)
+        for c in key
+    ]
+    return weights, [c.isupper() for c in key]
+
+
+def _percent(text: str) -> str:
+    # URLSearchParams' byte set (alphanumerics and * - . _ stay), a space as %20 not `+`.
+    return "".join(
+        chr(b) if chr(b).isascii() and (chr(b).isalnum() or chr(b) in "*-._") else f"%{b:02X}"
+        for b in text.encode("utf-8", "replace")
+    )
+
+
 def callback_hmac(params: dict[str, str], secret: str) -> str:
-    """Shopify's signature: sorted keys (without hmac/signature), form-encoded, HMAC-SHA256, hex."""
-    message = urlencode(sorted((k, v) for k, v in params.items() if k not in ("hmac", "signature")))
+    """Shopify's signature of a redirect to the app, made so that `@shopify/shopify-api` accepts it
+    (lib/utils/hmac-validator.ts `stringifyQueryForAdmin`, lib/utils/processed-query.ts): every
+    parameter but hmac/signature, keys in `localeCompare` order, `key=value` pairs encoded by
+    URLSearchParams with `+` then turned into `%20`, joined by `&`; HMAC-SHA256, hex."""
+    keys = sorted((k for k in params if k not in ("hmac", "signature")), key=_collation)
+    message = "&".join(f"{_percent(k)}={_percent(params[k])}" for k in keys)
     return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 

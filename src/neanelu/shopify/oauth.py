@@ -22,6 +22,7 @@ from pydantic import SecretStr
 
 from neanelu.shopify.errors import InvalidToken, QueryError, ShopifyError, TransientError
 from neanelu.shopify.graphql import ShopEndpoint
+from neanelu.shopify.signed_query import QueryValue, signed_message
 
 # The official libraries' rule (@shopify/shopify-api `sanitizeShop`), trailing slashes tolerated.
 SHOP_DOMAIN_RE = re.compile(
@@ -86,20 +87,19 @@ def authorize_url(
     return f"{endpoint.admin_url('oauth/authorize')}?{query}"
 
 
-def callback_message(params: Mapping[str, str]) -> str:
-    """The signed text: every parameter but `hmac`/`signature`, sorted, form-encoded."""
-    items = sorted((k, v) for k, v in params.items() if k not in ("hmac", "signature"))
-    return urlencode(items)
+def callback_message(params: Mapping[str, QueryValue]) -> str:
+    """The signed text, built as the official library builds it (see `signed_query`)."""
+    return signed_message(params)
 
 
-def sign_callback(params: Mapping[str, str], secret: str) -> str:
+def sign_callback(params: Mapping[str, QueryValue], secret: str) -> str:
     return hmac.new(secret.encode(), callback_message(params).encode(), hashlib.sha256).hexdigest()
 
 
-def verify_callback_hmac(params: Mapping[str, str], secrets: Iterable[str]) -> bool:
+def verify_callback_hmac(params: Mapping[str, QueryValue], secrets: Iterable[str]) -> bool:
     """True when `hmac` is the lowercase hex HMAC of the other parameters under one secret."""
     given = params.get("hmac")
-    if not given:
+    if not given or not isinstance(given, str):
         return False
     given_bytes = given.lower().encode("ascii", "replace")
     message = callback_message(params).encode()
