@@ -42,7 +42,29 @@ class InvalidShopDomain(ValueError):
 
 
 class OAuthError(ShopifyError):
-    """The token endpoint refused the request (bad code, revoked refresh token, wrong secret)."""
+    """The token endpoint refused the request (bad code, revoked refresh token, wrong secret).
+
+    `code` is Shopify's `error` field (`invalid_subject_token`, `invalid_grant`, ...) when the
+    answer carried one; never its description, which may echo what was sent."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message if code is None else f"{message} ({code})")
+        self.code = code
+
+
+_ERROR_CODE_RE = re.compile(r"^[a-z_]{1,64}$")
+
+
+class _ErrorResponse(msgspec.Struct):
+    error: str = ""
+
+
+def _error_code(content: bytes) -> str | None:
+    try:
+        code = msgspec.json.decode(content, type=_ErrorResponse).error
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return code if _ERROR_CODE_RE.match(code) else None
 
 
 def normalize_shop_domain(value: str | None) -> str:
@@ -218,7 +240,10 @@ class TokenClient:
         if response.status_code == 401:
             raise InvalidToken(f"{endpoint.domain}: token endpoint refused the credentials")
         if response.status_code != 200:
-            raise OAuthError(f"{endpoint.domain}: token endpoint HTTP {response.status_code}")
+            raise OAuthError(
+                f"{endpoint.domain}: token endpoint HTTP {response.status_code}",
+                _error_code(response.content),
+            )
         try:
             data = _token_decoder.decode(response.content)
         except (msgspec.DecodeError, msgspec.ValidationError):
