@@ -1,15 +1,12 @@
 """The OAuth callback's HMAC, as the official `@shopify/shopify-api` checks it.
 
-`library_message` below is the library's algorithm written out literally from its source
-(Shopify/shopify-app-js, packages/apps/shopify-api/lib/utils/hmac-validator.ts
-`stringifyQueryForAdmin` and lib/utils/processed-query.ts), independent of neanelu's and the
-emulator's code. The known answers were computed by running that same TypeScript, transcribed to
+`library_message` (tests/shopify_library.py) is the library's algorithm written out literally from
+its source, independent of neanelu's and the emulator's code. The known answers were computed by running that same TypeScript, transcribed to
 JavaScript (`LIBRARY_JS`), under Node 20 (ICU 78); where `node` is installed the test runs it again.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import json
@@ -22,6 +19,7 @@ import pytest
 
 from neanelu.shopify.oauth import callback_message, sign_callback, verify_callback_hmac
 from shopify_emulator.oauth import callback_hmac as emulator_hmac
+from tests.shopify_library import library_hmac, library_message
 
 SECRET = "test-app-secret-current-0123456789"
 TS = "1700000000"
@@ -73,73 +71,6 @@ KNOWN_ANSWERS: list[tuple[str, dict[str, str | list[str]], str, str]] = [
         "aeef258ef2751a212cdd3216d7f4a334ed3a21462c829bb2bb3ae7b6a7336cf3",
     ),
 ]
-
-# --- the library's algorithm, literally ---------------------------------------------------------
-
-# CLDR root collation of printable ASCII, by group (what ICU's `localeCompare` uses in Node).
-_WHITESPACE = " "
-_PUNCTUATION = "_-,;:!?.'\"()[]{}@*/\\&#%"
-_SYMBOLS = "`^+<=>|~$"
-_DIGITS = "0123456789"
-_LETTERS = "abcdefghijklmnopqrstuvwxyz"
-_ROOT_ORDER = _WHITESPACE + _PUNCTUATION + _SYMBOLS + _DIGITS + _LETTERS
-
-
-def _locale_compare(a: str, b: str) -> int:
-    """`a.localeCompare(b)` for ASCII strings: primary strength (case-blind), then tertiary
-    (lowercase first)."""
-
-    def primary(s: str) -> list[int]:
-        return [_ROOT_ORDER.index(c.lower()) for c in s]
-
-    def tertiary(s: str) -> list[int]:
-        return [1 if "A" <= c <= "Z" else 0 for c in s]
-
-    for level in (primary, tertiary):
-        left, right = level(a), level(b)
-        if left != right:
-            return -1 if left < right else 1
-    return 0
-
-
-def _url_search_params_serialise(pairs: list[tuple[str, str]]) -> str:
-    """WHATWG application/x-www-form-urlencoded serializer (URLSearchParams.toString)."""
-
-    def encode(text: str) -> str:
-        out = []
-        for byte in text.encode("utf-8"):
-            char = chr(byte)
-            if byte == 0x20:
-                out.append("+")
-            elif char in "*-._" or (char.isascii() and char.isalnum()):
-                out.append(char)
-            else:
-                out.append(f"%{byte:02X}")
-        return "".join(out)
-
-    return "&".join(f"{encode(name)}={encode(value)}" for name, value in pairs)
-
-
-def library_message(query: Mapping[str, str | Sequence[str]]) -> str:
-    # const {hmac, signature, ...query} = params
-    rest = {k: v for k, v in query.items() if k not in ("hmac", "signature")}
-    # Object.keys(query).sort((val1, val2) => val1.localeCompare(val2))
-    keys = sorted(rest, key=functools.cmp_to_key(_locale_compare))
-    pairs: list[tuple[str, str]] = []
-    for key in keys:  # .forEach((key) => processedQuery.put(key, query[key]))
-        value = rest[key]
-        if isinstance(value, str):  # putSimple
-            pairs.append((key, value))
-        else:  # putArray: append(`${key}[]`, `${arrayValue}`)
-            pairs.extend((f"{key}[]", item) for item in value)
-    # processedQuery.toString().replace(/\+/g, '%20')
-    return _url_search_params_serialise(pairs).replace("+", "%20")
-
-
-def library_hmac(query: Mapping[str, str | Sequence[str]], secret: str) -> str:
-    message = library_message(query).encode()
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
-
 
 # --- the tests -----------------------------------------------------------------------------------
 
