@@ -3,14 +3,12 @@ runtime's HTTP client pointed at it, and the app reached over ASGI (the merchant
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import jwt
 
 from neanelu.shops.runtime import Runtime, bind_runtime
 from shopify_emulator.config import EmulatorConfig, ShopConfig
@@ -25,6 +23,9 @@ from tests.service.conftest import (
     close_runtime,
     make_settings,
 )
+from tests.service.test_read_api import session_token
+
+__all__ = ["Emulated", "emulated_service", "session_token"]
 
 
 @dataclass
@@ -69,28 +70,3 @@ async def emulated_service(
         await close_runtime(rt)
     finally:
         emulator.stop()
-
-
-def session_token(
-    shop: str,
-    *,
-    secret: str = SECRET,
-    audience: str = CLIENT_ID,
-    lifetime_s: int = 60,
-    **claims: Any,
-) -> str:
-    """An App Bridge session token as Shopify issues it (HS256 with the app secret)."""
-    now = int(time.time())
-    payload: dict[str, Any] = {
-        "iss": f"https://{shop}/admin",
-        "dest": f"https://{shop}",
-        "aud": audience,
-        "sub": "902541635",
-        "exp": now + lifetime_s,
-        "nbf": now - 1,
-        "iat": now,
-        "jti": f"jti-{now}-{shop}",
-        "sid": "session-1",
-        **claims,
-    }
-    return jwt.encode(payload, secret, algorithm="HS256")

@@ -138,7 +138,7 @@ BAD_SESSION_TOKENS: dict[str, tuple[Callable[[], str | None], str]] = {
         lambda: session_token(SHOP, secret="not-the-app-secret-at-all-0123456789"),
         "signature",
     ),
-    "other-app": (lambda: session_token(SHOP, audience="another-app"), "another app"),
+    "other-app": (lambda: session_token(SHOP, aud="another-app"), "another app"),
     "expired": (lambda: session_token(SHOP, **_expired()), "expired"),
 }
 
@@ -214,7 +214,7 @@ async def test_emulator_grant_issues_expiring_offline_online_and_plain_offline(
 
 REFUSED_SUBJECTS: dict[str, Callable[[], str]] = {
     "forged": lambda: session_token(SHOP, secret=PREVIOUS_SECRET),
-    "other-app": lambda: session_token(SHOP, audience="another-app"),
+    "other-app": lambda: session_token(SHOP, aud="another-app"),
     "expired": lambda: session_token(SHOP, **_expired()),
     "not-yet": lambda: session_token(SHOP, nbf=int(time.time()) + 120),
     "dest": lambda: session_token(SHOP, dest="https://other.myshopify.com"),
