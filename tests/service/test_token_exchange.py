@@ -14,7 +14,6 @@ import pytest
 
 from neanelu.db.pool import global_scope
 from neanelu.shops import repository
-from neanelu.shops.routes import RETRY_HEADER
 from neanelu.shops.tokens import access_token
 from tests.conftest import TestDatabase
 from tests.service.conftest import CLIENT_ID, PREVIOUS_SECRET, SECRET, count
@@ -25,6 +24,8 @@ OFFLINE = "urn:shopify:params:oauth:token-type:offline-access-token"
 ONLINE = "urn:shopify:params:oauth:token-type:online-access-token"
 EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"
+# App Bridge retries a request answered 401 with this header, with a fresh session token.
+RETRY_HEADER = "X-Shopify-Retry-Invalid-Session-Request"
 
 
 @pytest.fixture
