@@ -31,7 +31,13 @@ from rich.table import Table
 from neanelu.cli.common import console, err_console, settings_from, text_of
 from neanelu.config import Settings
 from neanelu.db import migrate
-from neanelu.db.embedded import postgres_running, redis_running, stop_postgres, stop_redis
+from neanelu.db.embedded import (
+    EmbeddedServiceError,
+    postgres_running,
+    redis_running,
+    stop_postgres,
+    stop_redis,
+)
 from neanelu.db.pool import global_scope, tenant_scope
 from neanelu.db.services import ServiceUrls, resolve_services
 from neanelu.shops.oauth_state import COOKIE_NAME
@@ -441,14 +447,20 @@ class EmbeddedServers:
                     "(`neanelu db down` or `make db-down` stops them)"
                 )
             return
+        started = {"PostgreSQL": self.postgres, "Redis": self.redis}
+        stops = {"PostgreSQL": stop_postgres, "Redis": stop_redis}
         stopped = []
-        if self.postgres and stop_postgres(data_dir):
-            stopped.append("PostgreSQL")
-        if self.redis and stop_redis(data_dir):
-            stopped.append("Redis")
+        for name in running:
+            if not started[name]:
+                continue
+            try:
+                stops[name](data_dir)
+                stopped.append(name)
+            except EmbeddedServiceError as exc:
+                err_console.print(f"[red]could not stop the embedded {name}: {exc}[/red]")
         if stopped:
             console.print(f"stopped the embedded {' and '.join(stopped)} the demo started")
-        left = [name for name in running if name not in stopped]
+        left = [name for name in running if not started[name]]
         if left:
             console.print(
                 f"left running: the embedded {' and '.join(left)} in {data_dir}, running before "
