@@ -618,18 +618,18 @@ def _report(
 
 
 async def _keep_running(demo: DemoRun) -> None:
+    # The loop's own handler, set before the prompt: asyncio.run's default one only cancels the
+    # main task at its next await, so a blocking wait here needed a second Ctrl-C.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
     console.print(
         f"API docs     {demo.api_url}/docs\n"
         f"API metrics  {demo.api_url}/metrics\n"
         f"emulator     {demo.emulator_url}/_emulator/shops/{SHOP}\n"
         "Ctrl-C stops the API, the worker and the emulator; PostgreSQL and Redis stay up."
     )
-    # The loop's own handler: asyncio.run's default one only cancels the main task at its next
-    # await, so a blocking wait here needed a second Ctrl-C.
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
     try:
         while not stop.is_set() and all(p.poll() is None for _, p in demo.procs.started):
             with contextlib.suppress(TimeoutError):
