@@ -180,15 +180,12 @@ async def token_exchange(
         return _exchange_answer(domain, known[0], new_install=False, exchanged=False)
     try:
         grant = await rt.token_client.exchange_session_token(domain, credentials.credentials)
-    except OAuthError as exc:
-        if exc.code == "invalid_subject_token":
-            raise _invalid_session("Shopify refused the session token") from None
-        log.warning("token exchange for %s failed (%s)", domain, exc.code or "no error code")
-        raise HTTPException(
-            status.HTTP_502_BAD_GATEWAY, "Shopify refused the token exchange"
-        ) from None
     except ShopifyError as exc:
-        log.warning("token exchange for %s failed (%s)", domain, type(exc).__name__)
+        code = exc.code if isinstance(exc, OAuthError) else None
+        if code == "invalid_subject_token":
+            # Expired between our check and Shopify's, or signed with a secret Shopify retired.
+            raise _invalid_session("Shopify refused the session token") from None
+        log.warning("token exchange for %s failed (%s)", domain, code or type(exc).__name__)
         raise HTTPException(
             status.HTTP_502_BAD_GATEWAY, "Shopify refused the token exchange"
         ) from None
