@@ -23,12 +23,40 @@ OFFLINE_TYPE = "urn:shopify:params:oauth:token-type:offline-access-token"
 ONLINE_TYPE = "urn:shopify:params:oauth:token-type:online-access-token"
 ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"  # noqa: S105
 CODE_TTL_S = 600.0
+SESSION_LEEWAY_S = 10
+# Shopify's answer to an expired, forged or foreign session token.
+INVALID_SUBJECT = "Token exchange cannot be performed due to an invalid subject token."
 INVALID_TOKEN = "[API] Invalid API key or access token (unrecognized login or wrong password)"  # noqa: S105
 
 
+# Printable ASCII in ICU root collation order: JavaScript's `localeCompare`, which orders the keys
+# in the official library's check (case only breaks ties: a < A < b).
+_COLLATION = " _-,;:!?.'\"()[]{}@*/\\&#%`^+<=>|~$0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def _collation(key: str) -> tuple[list[int], list[bool]]:
+    weights = [
+        _COLLATION.find(c.lower()) if c.isascii() and c.lower() in _COLLATION else 256 + ord(c)
+        for c in key
+    ]
+    return weights, [c.isupper() for c in key]
+
+
+def _percent(text: str) -> str:
+    # URLSearchParams' byte set (alphanumerics and * - . _ stay), a space as %20 not `+`.
+    return "".join(
+        chr(b) if chr(b).isascii() and (chr(b).isalnum() or chr(b) in "*-._") else f"%{b:02X}"
+        for b in text.encode("utf-8", "replace")
+    )
+
+
 def callback_hmac(params: dict[str, str], secret: str) -> str:
-    """Shopify's signature: sorted keys (without hmac/signature), form-encoded, HMAC-SHA256, hex."""
-    message = urlencode(sorted((k, v) for k, v in params.items() if k not in ("hmac", "signature")))
+    """Shopify's signature of a redirect to the app, made so that `@shopify/shopify-api` accepts it
+    (lib/utils/hmac-validator.ts `stringifyQueryForAdmin`, lib/utils/processed-query.ts): every
+    parameter but hmac/signature, keys in `localeCompare` order, `key=value` pairs encoded by
+    URLSearchParams with `+` then turned into `%20`, joined by `&`; HMAC-SHA256, hex."""
+    keys = sorted((k for k in params if k not in ("hmac", "signature")), key=_collation)
+    message = "&".join(f"{_percent(k)}={_percent(params[k])}" for k in keys)
     return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
@@ -169,21 +197,33 @@ def _exchange(
         old.revoked = True
         return JSONResponse(_token_body(state, shop, app, old.scopes, True, False))
     if subject_type == ID_TOKEN_TYPE:
-        try:
-            claims = jwt.decode(
-                subject, app.client_secret, algorithms=["HS256"], audience=app.client_id, leeway=10
-            )
-        except jwt.PyJWTError as exc:
-            return oauth_error(400, "invalid_subject_token", f"The session token is invalid: {exc}")
-        dest = str(claims.get("dest", ""))
-        if dest.removeprefix("https://").rstrip("/") != shop.domain:
-            return oauth_error(
-                400, "invalid_subject_token", "The session token is for another shop"
-            )
+        if requested not in (OFFLINE_TYPE, ONLINE_TYPE):
+            return oauth_error(400, "invalid_request", "The requested_token_type is not supported")
+        if not _session_token_valid(subject, app, shop):
+            return oauth_error(400, "invalid_subject_token", INVALID_SUBJECT)
         scopes = shop.granted_scopes.get(app.client_id, app.scopes)
         online = requested == ONLINE_TYPE
         return JSONResponse(_token_body(state, shop, app, scopes, expiring and not online, online))
     return oauth_error(400, "unsupported_token_type", "The subject_token_type is not supported")
+
+
+def _session_token_valid(token: str, app: AppCredentials, shop: ShopState) -> bool:
+    """What Shopify checks of an App Bridge session token before exchanging it: HS256 under the
+    app's secret, `aud` the app's client id, `exp`/`nbf` (10 s of clock skew), and `dest` and
+    `iss` naming this shop. Any failure gives the same answer, as Shopify's does."""
+    try:
+        claims = jwt.decode(
+            token,
+            app.client_secret,
+            algorithms=["HS256"],
+            audience=app.client_id,
+            leeway=SESSION_LEEWAY_S,
+            options={"require": ["exp", "nbf", "aud", "dest", "iss"]},
+        )
+    except jwt.PyJWTError:
+        return False
+    dest, iss = claims.get("dest"), claims.get("iss")
+    return dest == f"https://{shop.domain}" and iss == f"https://{shop.domain}/admin"
 
 
 def authenticate(request: Request, shop: ShopState) -> AccessToken | Response:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import jwt
 
 from shopify_emulator import EmulatorConfig, ShopConfig
+from tests.shopify_library import library_hmac, library_message
 
 SECRET = "shpss_emulator_client_secret_0123456789"
 CLIENT = "emulator-client-id"
@@ -43,14 +42,13 @@ def test_unknown_host_is_404_and_known_host_routes(alpha) -> None:  # type: igno
     )
 
 
-def test_callback_is_signed_exactly_as_shopify_signs_it(alpha) -> None:  # type: ignore[no-untyped-def]
-    params = _authorize(alpha)
+def test_callback_is_signed_as_the_official_library_checks_it(alpha) -> None:  # type: ignore[no-untyped-def]
+    params = _authorize(alpha, state="nonce 123~*")
     assert set(params) == {"code", "hmac", "host", "shop", "state", "timestamp"}
-    assert params["shop"] == "alpha.myshopify.com" and params["state"] == "nonce123"
+    assert params["shop"] == "alpha.myshopify.com" and params["state"] == "nonce 123~*"
     assert abs(int(params["timestamp"]) - time.time()) < 5
-    message = urlencode(sorted((k, v) for k, v in params.items() if k != "hmac"))
-    expected = hmac.new(SECRET.encode(), message.encode(), hashlib.sha256).hexdigest()
-    assert params["hmac"] == expected
+    assert "&state=nonce%20123%7E*&" in library_message(params)
+    assert params["hmac"] == library_hmac(params, SECRET)
 
 
 def test_code_exchange_with_expiring_tokens_and_refresh_rotation(alpha) -> None:  # type: ignore[no-untyped-def]

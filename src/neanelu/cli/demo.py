@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -31,6 +32,13 @@ from rich.table import Table
 from neanelu.cli.common import console, err_console, settings_from, text_of
 from neanelu.config import Settings
 from neanelu.db import migrate
+from neanelu.db.embedded import (
+    EmbeddedServiceError,
+    postgres_running,
+    redis_running,
+    stop_postgres,
+    stop_redis,
+)
 from neanelu.db.pool import global_scope, tenant_scope
 from neanelu.db.services import ServiceUrls, resolve_services
 from neanelu.shops.oauth_state import COOKIE_NAME
@@ -409,11 +417,67 @@ async def _changes_arrived(
     return bool(titles == len(changed) and stock == len(levels) and gone == len(deleted))
 
 
+@dataclass(frozen=True, slots=True)
+class EmbeddedServers:
+    """Which embedded servers the demo itself starts (configured URLs and servers already
+    running before it are not the demo's to stop)."""
+
+    postgres: bool
+    redis: bool
+
+    @classmethod
+    def before_start(cls, settings: Settings) -> EmbeddedServers:
+        data_dir = settings.data_dir
+        return cls(
+            postgres=not settings.postgres_url and not postgres_running(data_dir),
+            redis=not settings.redis_url and not redis_running(data_dir),
+        )
+
+    def finish(self, settings: Settings, keep: bool) -> None:
+        """Stop what the demo started, or with `keep` say what still runs and how to stop it."""
+        data_dir = settings.data_dir
+        running = [
+            name
+            for name, up in (
+                ("PostgreSQL", not settings.postgres_url and postgres_running(data_dir)),
+                ("Redis", not settings.redis_url and redis_running(data_dir)),
+            )
+            if up
+        ]
+        if keep:
+            if running:
+                console.print(
+                    f"still running: the embedded {' and '.join(running)} in {data_dir} "
+                    "(`neanelu db down` or `make db-down` stops them)"
+                )
+            return
+        started = {"PostgreSQL": self.postgres, "Redis": self.redis}
+        stops = {"PostgreSQL": stop_postgres, "Redis": stop_redis}
+        stopped = []
+        for name in running:
+            if not started[name]:
+                continue
+            try:
+                stops[name](data_dir)
+                stopped.append(name)
+            except EmbeddedServiceError as exc:
+                err_console.print(f"[red]could not stop the embedded {name}: {exc}[/red]")
+        if stopped:
+            console.print(f"stopped the embedded {' and '.join(stopped)} the demo started")
+        left = [name for name in running if not started[name]]
+        if left:
+            console.print(
+                f"left running: the embedded {' and '.join(left)} in {data_dir}, running before "
+                "the demo (`neanelu db down` stops them)"
+            )
+
+
 async def run_demo(settings: Settings, products: int, keep: bool) -> int:
     logs = str((settings.data_dir / "demo-logs").resolve())
     os.makedirs(logs, exist_ok=True)
     demo = DemoRun(settings, products)
     started = time.perf_counter()
+    servers = EmbeddedServers.before_start(settings)
     try:
         with _step("Starting embedded PostgreSQL 18 + pgvector and Redis, migrating"):
             services = await asyncio.to_thread(resolve_services, settings)
@@ -468,13 +532,14 @@ async def run_demo(settings: Settings, products: int, keep: bool) -> int:
                 stored = await _stored_counts(res, shop_id)
             ok = _report(demo, expected, stored, parity, time.perf_counter() - started)
             if keep and ok:
-                _keep_running(demo)
+                await _keep_running(demo)
             return 0 if ok else 1
     except DemoFailed as exc:
         err_console.print(f"[red]demo failed: {exc}[/red] (logs in {logs})")
         return 1
     finally:
         demo.procs.stop()
+        await asyncio.to_thread(servers.finish, settings, keep)
 
 
 async def _throttle_events(http: httpx.AsyncClient, port: int) -> int | None:
@@ -556,16 +621,26 @@ def _report(
     return ok
 
 
-def _keep_running(demo: DemoRun) -> None:
+async def _keep_running(demo: DemoRun) -> None:
+    # The loop's own handler, set before the prompt: asyncio.run's default one only cancels the
+    # main task at its next await, so a blocking wait here needed a second Ctrl-C.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
     console.print(
         f"API docs     {demo.api_url}/docs\n"
         f"API metrics  http://127.0.0.1:{demo.api_metrics_port}/metrics\n"
         f"emulator     {demo.emulator_url}/_emulator/shops/{SHOP}\n"
-        "Ctrl-C stops everything the demo started."
+        "Ctrl-C stops the API, the worker and the emulator; PostgreSQL and Redis stay up."
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        while all(p.poll() is None for _, p in demo.procs.started):
-            time.sleep(0.5)
+    try:
+        while not stop.is_set() and all(p.poll() is None for _, p in demo.procs.started):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
 
 
 @app.callback(invoke_without_command=True)

@@ -18,7 +18,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(worker.app, name="worker")
 app.add_typer(sync.app, name="sync")
 app.add_typer(shops.app, name="shops")
-app.add_typer(emulator.app, name="emulator")
+emulator.register(app)
 app.add_typer(demo.app, name="demo")
 
 

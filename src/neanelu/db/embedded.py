@@ -145,6 +145,19 @@ def _pg_ctl(pg: EmbeddedPostgres, action: str) -> None:
         ) from exc
 
 
+def postgres_running(data_dir: Path) -> bool:
+    """An embedded server runs on this data dir (its postmaster's pid is alive)."""
+    pid_file = (data_dir / "postgres" / "postmaster.pid").resolve()
+    try:
+        pid = int(pid_file.read_text(encoding="ascii").split("\n", 1)[0])
+        os.kill(pid, 0)
+    except PermissionError:
+        return True  # alive, under another user
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def stop_postgres(data_dir: Path) -> bool:
     """Stop the embedded server if it runs; True when one was stopped."""
     pgdata = (data_dir / "postgres").resolve()
@@ -240,6 +253,10 @@ def _redis_ping(socket_path: Path) -> bool:
         return False
     finally:
         client.close()
+
+
+def redis_running(data_dir: Path) -> bool:
+    return _redis_ping((data_dir / "redis" / "redis.sock").resolve())
 
 
 def stop_redis(data_dir: Path) -> bool:

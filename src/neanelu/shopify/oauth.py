@@ -22,6 +22,7 @@ from pydantic import SecretStr
 
 from neanelu.shopify.errors import InvalidToken, QueryError, ShopifyError, TransientError
 from neanelu.shopify.graphql import ShopEndpoint
+from neanelu.shopify.signed_query import QueryValue, signed_message
 
 # The official libraries' rule (@shopify/shopify-api `sanitizeShop`), trailing slashes tolerated.
 SHOP_DOMAIN_RE = re.compile(
@@ -41,7 +42,29 @@ class InvalidShopDomain(ValueError):
 
 
 class OAuthError(ShopifyError):
-    """The token endpoint refused the request (bad code, revoked refresh token, wrong secret)."""
+    """The token endpoint refused the request (bad code, revoked refresh token, wrong secret).
+
+    `code` is Shopify's `error` field (`invalid_subject_token`, `invalid_grant`, ...) when the
+    answer carried one; never its description, which may echo what was sent."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message if code is None else f"{message} ({code})")
+        self.code = code
+
+
+_ERROR_CODE_RE = re.compile(r"^[a-z_]{1,64}$")
+
+
+class _ErrorResponse(msgspec.Struct):
+    error: str = ""
+
+
+def _error_code(content: bytes) -> str | None:
+    try:
+        code = msgspec.json.decode(content, type=_ErrorResponse).error
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return code if _ERROR_CODE_RE.match(code) else None
 
 
 def normalize_shop_domain(value: str | None) -> str:
@@ -86,20 +109,19 @@ def authorize_url(
     return f"{endpoint.admin_url('oauth/authorize')}?{query}"
 
 
-def callback_message(params: Mapping[str, str]) -> str:
-    """The signed text: every parameter but `hmac`/`signature`, sorted, form-encoded."""
-    items = sorted((k, v) for k, v in params.items() if k not in ("hmac", "signature"))
-    return urlencode(items)
+def callback_message(params: Mapping[str, QueryValue]) -> str:
+    """The signed text, built as the official library builds it (see `signed_query`)."""
+    return signed_message(params)
 
 
-def sign_callback(params: Mapping[str, str], secret: str) -> str:
+def sign_callback(params: Mapping[str, QueryValue], secret: str) -> str:
     return hmac.new(secret.encode(), callback_message(params).encode(), hashlib.sha256).hexdigest()
 
 
-def verify_callback_hmac(params: Mapping[str, str], secrets: Iterable[str]) -> bool:
+def verify_callback_hmac(params: Mapping[str, QueryValue], secrets: Iterable[str]) -> bool:
     """True when `hmac` is the lowercase hex HMAC of the other parameters under one secret."""
     given = params.get("hmac")
-    if not given:
+    if not given or not isinstance(given, str):
         return False
     given_bytes = given.lower().encode("ascii", "replace")
     message = callback_message(params).encode()
@@ -218,7 +240,10 @@ class TokenClient:
         if response.status_code == 401:
             raise InvalidToken(f"{endpoint.domain}: token endpoint refused the credentials")
         if response.status_code != 200:
-            raise OAuthError(f"{endpoint.domain}: token endpoint HTTP {response.status_code}")
+            raise OAuthError(
+                f"{endpoint.domain}: token endpoint HTTP {response.status_code}",
+                _error_code(response.content),
+            )
         try:
             data = _token_decoder.decode(response.content)
         except (msgspec.DecodeError, msgspec.ValidationError):

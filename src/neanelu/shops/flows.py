@@ -20,7 +20,9 @@ class InstallResult:
     shop_id: UUID
     domain: str
     new_shop: bool
-    full_sync_job_id: str
+    # Subscriptions and the first full sync were queued (the job's id), or nothing was: the
+    # shop was installed already.
+    full_sync_job_id: str | None
 
 
 async def complete_install(
@@ -28,14 +30,29 @@ async def complete_install(
 ) -> InstallResult:
     """Tokens stored sealed; webhook subscriptions and the first full sync queued with them."""
     shop_id, new_shop = await service.store_install(conn, vault, domain, grant)
+    job_id = await _queue_first_sync(conn, shop_id)
+    return InstallResult(shop_id, domain, new_shop, job_id)
+
+
+async def complete_token_exchange(
+    conn: Conn, vault: TokenVault, domain: str, grant: TokenGrant
+) -> InstallResult:
+    """An embedded app's install: tokens stored as the OAuth callback stores them; webhook
+    subscriptions and the first full sync queued only when this installs the app afresh (an
+    exchange repeated for an installed shop, or a re-authorization, queues nothing)."""
+    shop_id, new_shop, fresh = await service.store_exchanged_install(conn, vault, domain, grant)
+    job_id = await _queue_first_sync(conn, shop_id) if fresh else None
+    return InstallResult(shop_id, domain, new_shop, job_id)
+
+
+async def _queue_first_sync(conn: Conn, shop_id: UUID) -> str:
     await subscribe_webhooks.enqueue_in_tx(
         conn,
         ShopRef(shop_id=str(shop_id)),
         group=shop_id,
         job_id=f"subscribe-{shop_id}-{secrets.token_hex(6)}",
     )
-    job_id = await enqueue_full_sync(conn, shop_id, reason="install")
-    return InstallResult(shop_id, domain, new_shop, job_id)
+    return await enqueue_full_sync(conn, shop_id, reason="install")
 
 
 async def uninstall(conn: Conn, shop_id: UUID, *, shopify_shop_id: int | None = None) -> datetime:

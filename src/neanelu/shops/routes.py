@@ -1,23 +1,28 @@
-"""`/auth/install` and `/auth/callback`: the server side of the OAuth install."""
+"""`/auth/install` and `/auth/callback`: the server side of the OAuth install; and
+`/auth/token-exchange`, an embedded app's install with its App Bridge session token."""
 
 from __future__ import annotations
 
 import logging
 from typing import Annotated
+from uuid import UUID
 
-from fastapi import APIRouter, Cookie, HTTPException, Query, Request, status
+from fastapi import APIRouter, Cookie, HTTPException, Query, Request, Security, status
 from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from neanelu.db.pool import global_scope
 from neanelu.shopify.errors import ShopifyError
 from neanelu.shopify.oauth import (
     InvalidShopDomain,
+    OAuthError,
     authorize_url,
     normalize_shop_domain,
     timestamp_is_fresh,
     verify_callback_hmac,
 )
-from neanelu.shops import flows, oauth_state, service
+from neanelu.shopify.session_token import InvalidSessionToken, verify_session_token
+from neanelu.shops import flows, oauth_state, repository, service
 from neanelu.shops.deps import RuntimeDep
 from neanelu.shops.runtime import app_secrets
 from neanelu.shops.tokens import shop_endpoint
@@ -131,3 +136,86 @@ async def callback(
     )
     response.delete_cookie(oauth_state.COOKIE_NAME, path="/auth")
     return response
+
+
+_session_bearer = HTTPBearer(auto_error=False, description="The App Bridge session token (JWT)")
+# App Bridge answers a 401 carrying this header by fetching a fresh session token and retrying.
+RETRY_HEADER = "X-Shopify-Retry-Invalid-Session-Request"
+
+
+def _invalid_session(message: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED,
+        message,
+        headers={"WWW-Authenticate": "Bearer", RETRY_HEADER: "1"},
+    )
+
+
+@router.post(
+    "/token-exchange",
+    responses={
+        200: {"description": "installed (or already installed: nothing was asked of Shopify)"},
+        400: {"description": "the session token's shop is not a *.myshopify.com domain"},
+        401: {"description": "the session token is missing, invalid or refused by Shopify"},
+        502: {"description": "Shopify refused the token exchange"},
+    },
+)
+async def token_exchange(
+    rt: RuntimeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_session_bearer)],
+) -> JSONResponse:
+    """Install for an embedded app: verify its session token, trade it with Shopify for an
+    expiring offline token (token-exchange grant), and store that as the OAuth callback does.
+    Repeating it for an installed shop changes nothing."""
+    if credentials is None or not credentials.credentials:
+        raise _invalid_session("Authorization: Bearer <session token> is required")
+    settings = rt.settings
+    try:
+        claims = verify_session_token(
+            credentials.credentials,
+            client_id=settings.shopify_api_key,
+            secrets=app_secrets(settings),
+        )
+    except InvalidSessionToken as exc:
+        raise _invalid_session(str(exc)) from None
+    domain = _storable_shop(claims.shop)
+    async with global_scope(rt.pool) as conn:
+        known = await repository.lookup_status(conn, domain)
+    if known is not None and known[1] == repository.INSTALLED:
+        return _exchange_answer(domain, known[0], new_install=False, exchanged=False)
+    try:
+        grant = await rt.token_client.exchange_session_token(domain, credentials.credentials)
+    except ShopifyError as exc:
+        code = exc.code if isinstance(exc, OAuthError) else None
+        if code == "invalid_subject_token":
+            # Expired between our check and Shopify's, or signed with a secret Shopify retired.
+            raise _invalid_session("Shopify refused the session token") from None
+        log.warning("token exchange for %s failed (%s)", domain, code or type(exc).__name__)
+        raise HTTPException(
+            status.HTTP_502_BAD_GATEWAY, "Shopify refused the token exchange"
+        ) from None
+    async with global_scope(rt.pool) as conn:
+        result = await flows.complete_token_exchange(conn, rt.vault, domain, grant)
+    await service.resume_shop_queues(rt, result.shop_id)
+    fresh = result.full_sync_job_id is not None
+    log.info(
+        "shop %s (%s) %s by token exchange",
+        result.shop_id,
+        domain,
+        "installed" if fresh else "re-authorized",
+    )
+    return _exchange_answer(domain, result.shop_id, new_install=fresh, exchanged=True)
+
+
+def _exchange_answer(
+    domain: str, shop_id: UUID, *, new_install: bool, exchanged: bool
+) -> JSONResponse:
+    return JSONResponse(
+        {
+            "shop": domain,
+            "shop_id": str(shop_id),
+            "status": "installed",
+            "new_install": new_install,
+            "token_exchanged": exchanged,
+        }
+    )

@@ -34,6 +34,25 @@ async def store_install(
     # The shop's row is written in its own tenant scope: the rest of this transaction is the
     # shop's (the jobs queued with it go to the outbox, which has no tenant).
     await bind_tenant(conn, shop_id)
+    await _store_grant(conn, vault, shop_id, grant)
+    return shop_id, new_shop
+
+
+async def store_exchanged_install(
+    conn: Conn, vault: TokenVault, domain: str, grant: TokenGrant
+) -> tuple[UUID, bool, bool]:
+    """`store_install` for a token exchange. Returns the shop id, whether the shop is new, and
+    whether this installs the app afresh (a new shop, or one that had uninstalled), as opposed to
+    new tokens for a shop that is installed (a repeat) or waiting for re-authorization. The shop
+    row is locked first, so of two exchanges at once for a new shop only one finds it fresh."""
+    shop_id, new_shop = await repository.ensure(conn, domain)
+    await bind_tenant(conn, shop_id)
+    row = None if new_shop else await repository.get(conn, shop_id, for_update=True)
+    await _store_grant(conn, vault, shop_id, grant)
+    return shop_id, new_shop, new_shop or row is None or row.status == repository.UNINSTALLED
+
+
+async def _store_grant(conn: Conn, vault: TokenVault, shop_id: UUID, grant: TokenGrant) -> None:
     access, access_exp, refresh, refresh_exp = seal_grant(vault, shop_id, grant)
     await repository.store_install(
         conn,
@@ -44,7 +63,6 @@ async def store_install(
         refresh=refresh,
         refresh_expires_at=refresh_exp,
     )
-    return shop_id, new_shop
 
 
 async def resume_shop_queues(rt: Runtime, shop_id: UUID) -> None:
