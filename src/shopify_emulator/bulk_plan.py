@@ -18,7 +18,9 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLInterfaceType,
     GraphQLObjectType,
+    GraphQLUnionType,
     InlineFragmentNode,
     OperationDefinitionNode,
     OperationType,
@@ -28,6 +30,7 @@ from graphql import (
     value_from_ast_untyped,
 )
 
+from shopify_emulator import catalog_fields as cf
 from shopify_emulator import graphql_api
 from shopify_emulator import resolvers as r
 from shopify_emulator.cost import is_connection
@@ -113,7 +116,7 @@ class _Compiler:
                 f"Bulk queries cannot contain connections with a nesting depth greater than {max_depth}."
             )
         self.connections += 1
-        source = r.SOURCES.get(parent_type, {}).get(node.name.value)
+        source = cf.SOURCES.get(parent_type, {}).get(node.name.value)
         if source is None:
             raise PlanError(f"The connection '{node.name.value}' is not supported in bulk queries.")
         gtype = graphql_api.schema().type_map[parent_type]
@@ -144,17 +147,29 @@ class _Compiler:
         *,
         allow_connections: bool,
     ) -> ObjectPlan:
-        gtype = graphql_api.schema().type_map[type_name]
+        schema = graphql_api.schema()
+        gtype = schema.type_map[type_name]
+        if isinstance(gtype, (GraphQLInterfaceType, GraphQLUnionType)):
+            # An interface the emulator fills with one kind of object (Media: MediaImage) is planned
+            # as that object; the fragments on it are already flattened into `selections`.
+            possible = [t for t in schema.get_possible_types(gtype) if t.name in cf.FIELDS]
+            if len(possible) != 1:
+                raise PlanError(f"Abstract type '{type_name}' is not supported in bulk queries.")
+            gtype = possible[0]
+            type_name = gtype.name
         plan = ObjectPlan(type_name=type_name, fields=[])
         if not isinstance(gtype, GraphQLObjectType):
             raise PlanError(f"Abstract type '{type_name}' is not supported in bulk queries.")
-        resolvers = r.FIELDS.get(type_name, {})
+        resolvers = cf.FIELDS.get(type_name, {})
         for node in selections:
             name = node.name.value
             key = node.alias.value if node.alias else name
             if name == "__typename":
                 plan.typename_requested = True
                 plan.fields.append((key, None, name, {}, None))
+                continue
+            if name not in gtype.fields:
+                # A field of another member of a flattened fragment (`... on Video { ... }`).
                 continue
             named = get_named_type(gtype.fields[name].type)
             if is_connection(named.name):
@@ -229,20 +244,21 @@ FAST: dict[str, dict[str, str]] = {
         "updatedAt": "o.updated_at",
     },
 }
-# Objects that are plain dicts (SelectedOption, InventoryQuantity...) read their keys directly.
-DICT_TYPES = {
-    "SelectedOption",
-    "InventoryQuantity",
-    "ShopPlan",
-    "Count",
-    "ProductOption",
-    "WebhookHttpEndpoint",
-}
 # Nested objects built straight from the parent, skipping the resolver's intermediate objects.
-FAST_NESTED: dict[tuple[str, str], str] = {
-    ("ProductVariant", "inventoryItem"): "InventoryItem(o)",
-    ("ProductVariant", "selectedOptions"): '[{"name": n, "value": v} for n, v in o.options]',
+# Each applies only when the nested selection stays within the listed fields.
+FAST_NESTED: dict[tuple[str, str], tuple[str, frozenset[str] | None]] = {
+    ("ProductVariant", "inventoryItem"): ("InventoryItem(o)", None),
+    ("ProductVariant", "selectedOptions"): (
+        '[{"name": n, "value": v} for n, v in o.options]',
+        frozenset({"name", "value"}),
+    ),
 }
+
+
+def _within(nested: ObjectPlan | None, allowed: frozenset[str] | None) -> bool:
+    if allowed is None or nested is None:
+        return True
+    return all(name in allowed for _, _, name, _, _ in nested.fields)
 
 Builder = Callable[[Any, r.Context], dict[str, Any]]
 
@@ -268,14 +284,16 @@ def compile_builder(plan: ObjectPlan, add_typename: bool) -> Builder:
             expression = repr(plan.type_name)
         elif nested is None and name in fast:
             expression = fast[name]
-        elif plan.type_name in DICT_TYPES:
+        elif plan.type_name not in cf.FIELDS:
+            # Objects without resolvers are plain dicts (SelectedOption, MoneyV2, SEO...).
             expression = f"o.get({name!r})"
         else:
             namespace[f"R{n}"] = resolver
             namespace[f"A{n}"] = args
             expression = f"R{n}(o, A{n}, ctx)"
-            if (plan.type_name, name) in FAST_NESTED and not args:
-                expression = FAST_NESTED[(plan.type_name, name)]
+            fast_nested = FAST_NESTED.get((plan.type_name, name))
+            if fast_nested is not None and not args and _within(nested, fast_nested[1]):
+                expression = fast_nested[0]
         if nested is not None:
             namespace[f"N{n}"] = _nested(compile_builder(nested, False))
             expression = f"N{n}({expression}, ctx)"
@@ -290,7 +308,7 @@ def compile_builder(plan: ObjectPlan, add_typename: bool) -> Builder:
 
 
 def _gid_of(plan: ObjectPlan, obj: Any, ctx: r.Context) -> str:
-    return str(r.FIELDS[plan.type_name]["id"](obj, {}, ctx))
+    return str(cf.FIELDS[plan.type_name]["id"](obj, {}, ctx))
 
 
 def _lines(

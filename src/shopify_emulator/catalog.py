@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from shopify_emulator import generator, ids
+from shopify_emulator.catalog_index import GeneratedIndex
 from shopify_emulator.config import CatalogShape
 from shopify_emulator.model import Location, Metafield, Product, Variant
 
@@ -78,6 +79,8 @@ class Catalog:
         self.overlay: dict[int, Product | None] = {}
         self.created = 0
         self._base_counts: CatalogCounts | None = None
+        # Timestamps and sort orders of the generated products, built on first use.
+        self.index = GeneratedIndex(self)
         self.locations = [
             Location(index=n, id=ids.location_id(n), name=LOCATION_NAMES[n % len(LOCATION_NAMES)])
             for n in range(shape.locations)
@@ -122,9 +125,6 @@ class Catalog:
                     yield changed
             elif index < generated:
                 yield generator.generate_product(shape, seed, index)
-
-    def changed_indexes(self) -> list[int]:
-        return sorted(self.overlay)
 
     def metafields(self, product: Product) -> list[Metafield]:
         if product.metafields is None:
