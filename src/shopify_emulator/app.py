@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from shopify_emulator import oauth
 from shopify_emulator.admin import AdminApi
-from shopify_emulator.bulk import BulkRunner
+from shopify_emulator.bulk import BUCKET, OUTPUTS, BulkRunner
 from shopify_emulator.config import EmulatorConfig
 from shopify_emulator.control import ControlApi
 from shopify_emulator.files import serve_file
@@ -67,7 +67,7 @@ def create_app(config: EmulatorConfig) -> Starlette:
         Route("/admin/oauth/access_scopes.json", by_host(scopes)),
         Route("/admin/api/{version}/graphql.json", by_host(admin.graphql), methods=["POST"]),
         Route("/admin/api/{version}/shop.json", by_host(admin.shop_json)),
-        Route("/_files/{shop}/{name}", files, methods=["GET", "HEAD"]),
+        Route(f"/{BUCKET}/{OUTPUTS}/{{key}}", files, methods=["GET", "HEAD"]),
         *control.routes(),
     ]
     app = Starlette(

@@ -1,23 +1,30 @@
-"""Bulk operations: validation, the background writer thread, statuses and signed file URLs.
+"""Bulk operations: validation, the background writer, statuses and signed file URLs.
 
-Each run writes its JSONL on a worker thread so the event loop keeps answering polls while a million
-products stream to disk. The thread hands its outcome back to the loop with `call_soon_threadsafe`,
-which is where webhooks are fired.
+The lifecycle is Shopify's: `bulkOperationRunQuery` answers with the operation `CREATED`; the writer
+starts once that answer is out, and the operation is `RUNNING` with a growing `objectCount` until it
+ends `COMPLETED`, `FAILED` (with an `errorCode`), `CANCELED`, or `EXPIRED`. Every run's ending is decided
+in one place, :class:`Outcome`, from the faults switched on when it was created, so a new way for a run
+to end is one field there. The writer is a worker thread (several processes for whole-catalog exports,
+see `bulk_shards`) so the event loop keeps answering polls while a million products stream to disk; it
+hands the ending back to the loop with `call_soon_threadsafe`, which is where webhooks are fired.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import os
+import secrets
 import shutil
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
-from shopify_emulator import bulk_plan, graphql_api, ids
+from shopify_emulator import bulk_plan, bulk_shards, graphql_api, ids
 from shopify_emulator.catalog import now_iso
 from shopify_emulator.resolvers import Context, ResolveError
 from shopify_emulator.state import EmulatorState, ShopState
@@ -45,15 +52,90 @@ class BulkOperation:
     root_object_count: int = 0
     file_size: int | None = None
     null_url: bool = False
+    expired: bool = False
+    # The storage object's name, as opaque as Shopify's (`bulk-operation-outputs/<key>-final`).
+    key: str = field(default_factory=lambda: secrets.token_hex(14))
+    finished_at: float | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
 
     @property
     def gid(self) -> str:
         return ids.gid("BulkOperation", self.number)
 
+    def status_now(self, url_ttl_s: float) -> str:
+        """The status a poll sees: a completed run whose file has outlived its links is EXPIRED."""
+        if self.status == "COMPLETED" and (
+            self.expired
+            or (self.finished_at is not None and time.time() - self.finished_at > url_ttl_s)
+        ):
+            return "EXPIRED"
+        return self.status
 
-def sign(key: bytes, path: str, expires: int) -> str:
-    return hmac.new(key, f"{path}\n{expires}".encode(), hashlib.sha256).hexdigest()
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a run ends, fixed when it is created from the shop's faults."""
+
+    fail_after: int = -1  # FAILED after this many lines (with partial data)
+    error_code: str = "INTERNAL_SERVER_ERROR"
+    truncate: bool = False  # the file ends mid-line
+    null_url: bool = False  # COMPLETED with url null
+    expire: bool = False  # COMPLETED, then EXPIRED: the result is gone
+
+    @classmethod
+    def from_faults(cls, shop: ShopState) -> Outcome:
+        failed = shop.faults.take("bulk_failed")
+        timeout = shop.faults.take("bulk_timeout")
+        fail_after, error_code = -1, "INTERNAL_SERVER_ERROR"
+        if timeout is not None:
+            fail_after, error_code = int(timeout.params.get("after_lines", 100)), "TIMEOUT"
+        if failed is not None:
+            fail_after = int(failed.params.get("after_lines", 100))
+            error_code = str(failed.params.get("error_code", "INTERNAL_SERVER_ERROR"))
+        return cls(
+            fail_after=fail_after,
+            error_code=error_code,
+            truncate=shop.faults.take("truncated_jsonl") is not None,
+            null_url=shop.faults.take("null_url") is not None,
+            expire=shop.faults.take("bulk_expired") is not None,
+        )
+
+    @property
+    def fails(self) -> bool:
+        return self.fail_after >= 0
+
+
+# Google Cloud Storage's V2 signed URLs, which is what Shopify's result links are.
+BUCKET = "shopify-tiers-assets-prod-us-east1"
+OUTPUTS = "bulk-operation-outputs"
+ACCESS_ID = "assets-us-prod@shopify-tiers.iam.gserviceaccount.com"
+CONTENT_TYPE = "application/jsonl"
+
+
+def object_path(op: BulkOperation, partial: bool) -> str:
+    return f"/{BUCKET}/{OUTPUTS}/{op.key}-{'partial' if partial else 'final'}"
+
+
+def disposition(op: BulkOperation) -> str:
+    name = f"bulk-{op.number}.jsonl"
+    return f"attachment; filename=\"{name}\"; filename*=UTF-8''{name}"
+
+
+def sign(key: bytes, path: str, expires: int, response_disposition: str, content_type: str) -> str:
+    """URL-safe base64 HMAC over everything a client must not change: object, expiry, headers."""
+    message = f"GET\n{expires}\n{path}\n{response_disposition}\n{content_type}".encode()
+    return base64.b64encode(hmac.new(key, message, hashlib.sha256).digest()).decode()
+
+
+def signed_query(key: bytes, path: str, expires: int, op: BulkOperation) -> str:
+    content_disposition = disposition(op)
+    signature = sign(key, path, expires, content_disposition, CONTENT_TYPE)
+    return (
+        f"GoogleAccessId={quote(ACCESS_ID, safe='')}&Expires={expires}"
+        f"&Signature={quote(signature, safe='')}"
+        f"&response-content-disposition={quote(content_disposition, safe='')}"
+        f"&response-content-type={quote(CONTENT_TYPE, safe='')}"
+    )
 
 
 class BulkRunner:
@@ -130,22 +212,32 @@ class BulkRunner:
             group_objects=grouped,
         )
         shop.bulk_operations[number] = op
-        faults = {
-            kind: shop.faults.take(kind) for kind in ("truncated_jsonl", "bulk_failed", "null_url")
-        }
+        outcome = Outcome.from_faults(shop)
         job_ctx = Context(
             state=ctx.state, shop=shop, app=ctx.app, scopes=ctx.scopes, api_version=ctx.api_version
         )
         loop = asyncio.get_running_loop()
+        # Shopify answers the mutation with the operation CREATED: the writer starts only after this
+        # answer is built (the callback runs on the loop's next turn, after the response is encoded).
+        loop.call_soon(self._launch, op, plan, job_ctx, outcome, loop)
+        return op, []
+
+    def _launch(
+        self,
+        op: BulkOperation,
+        plan: bulk_plan.BulkPlan,
+        ctx: Context,
+        outcome: Outcome,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        if op.cancel.is_set():
+            self._finish(op, "CANCELED", None, loop)
+            return
         thread = threading.Thread(
-            target=self._run,
-            args=(op, plan, job_ctx, faults, loop),
-            name=f"bulk-{number}",
-            daemon=True,
+            target=self._run, args=(op, plan, ctx, outcome, loop), name=f"bulk-{op.number}", daemon=True
         )
         self.threads = [t for t in self.threads if t.is_alive()] + [thread]
         thread.start()
-        return op, []
 
     def cancel(self, ctx: Context, op: BulkOperation) -> list[dict[str, Any]]:
         if op.status not in ("CREATED", "RUNNING"):
@@ -161,25 +253,32 @@ class BulkRunner:
 
     # -- URLs -------------------------------------------------------------------------------------
 
-    def file_path(self, shop: ShopState, number: int) -> str | None:
-        op = shop.bulk_operations.get(number)
-        return op.path if op is not None else None
+    def find(self, key: str) -> tuple[BulkOperation, bool] | None:
+        """The operation and whether the partial file is meant, from a storage object name."""
+        stem, _, kind = key.rpartition("-")
+        if kind not in ("final", "partial"):
+            return None
+        for shop in self.state.shops.values():
+            for op in shop.bulk_operations.values():
+                if op.key == stem:
+                    return op, kind == "partial"
+        return None
 
     def url_for(self, op: BulkOperation, *, partial: bool, base_url: str) -> str | None:
+        ttl = self.state.config.bulk_url_ttl_s
+        status = op.status_now(ttl)
         if partial:
-            if op.status != "FAILED" or op.object_count == 0:
+            if status != "FAILED" or op.object_count == 0:
                 return None
-        elif op.status != "COMPLETED" or op.null_url or op.object_count == 0:
+        elif status != "COMPLETED" or op.null_url or op.object_count == 0:
             # Shopify answers url: null for an empty result, and (as a fault) for a non-empty one.
             return None
         shop = self.state.shops[op.shop]
-        path = f"/_files/{shop.config.name}/{op.number}.jsonl"
-        ttl = self.state.config.bulk_url_ttl_s
         if shop.faults.take("expired_url") is not None:
             ttl = -60.0
         expires = int(time.time() + ttl)
-        signature = sign(self.state.signing_key, path, expires)
-        return f"{base_url}{path}?expires={expires}&signature={signature}"
+        path = object_path(op, partial)
+        return f"{base_url}{path}?{signed_query(self.state.signing_key, path, expires, op)}"
 
     # -- the worker thread ----------------------------------------------------------------------------
 
@@ -188,61 +287,88 @@ class BulkRunner:
         op: BulkOperation,
         plan: bulk_plan.BulkPlan,
         ctx: Context,
-        faults: dict[str, Any],
+        outcome: Outcome,
         loop: asyncio.AbstractEventLoop,
     ) -> None:
-        failed = faults.get("bulk_failed")
-        fail_after = int(failed.params.get("after_lines", 100)) if failed else -1
+        status, error_code = "COMPLETED", None
         try:
             op.status = "RUNNING"
-            self._write(op, plan, ctx, fail_after)
+            self._write(op, plan, ctx, outcome)
             if op.cancel.is_set():
-                op.status = "CANCELED"
-            elif failed is not None:
-                op.status = "FAILED"
-                op.error_code = str(failed.params.get("error_code", "INTERNAL_SERVER_ERROR"))
+                status = "CANCELED"
+            elif outcome.fails:
+                status, error_code = "FAILED", outcome.error_code
             else:
-                if faults.get("truncated_jsonl") is not None:
+                if outcome.truncate:
                     _truncate_last_line(op.path)
-                op.null_url = faults.get("null_url") is not None
-                op.status = "COMPLETED"
+                op.null_url = outcome.null_url
+                op.expired = outcome.expire
         except ResolveError as exc:
-            op.status = "FAILED"
-            op.error_code = (
-                "ACCESS_DENIED" if exc.code == "ACCESS_DENIED" else "INTERNAL_SERVER_ERROR"
-            )
+            status = "FAILED"
+            error_code = "ACCESS_DENIED" if exc.code == "ACCESS_DENIED" else "INTERNAL_SERVER_ERROR"
         except Exception:
-            op.status = "FAILED"
-            op.error_code = "INTERNAL_SERVER_ERROR"
+            status, error_code = "FAILED", "INTERNAL_SERVER_ERROR"
+        self._finish(op, status, error_code, loop)
+
+    def _finish(
+        self,
+        op: BulkOperation,
+        status: str,
+        error_code: str | None,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        """The one place a run ends: status, completion time, and the `bulk_operations/finish` webhook."""
+        op.error_code = error_code
         op.completed_at = now_iso()
+        op.finished_at = time.time()
+        op.status = status
         if not loop.is_closed():
             loop.call_soon_threadsafe(self.dispatcher.bulk_finished, self.state.shops[op.shop], op)
 
     def _write(
-        self, op: BulkOperation, plan: bulk_plan.BulkPlan, ctx: Context, fail_after: int
+        self, op: BulkOperation, plan: bulk_plan.BulkPlan, ctx: Context, outcome: Outcome
     ) -> None:
         config = self.state.config
         order = "grouped" if op.group_objects else config.bulk_child_order
         rate = config.bulk_lines_per_s
-        encode = bulk_plan.ENCODER.encode
+        if (
+            config.bulk_workers > 1
+            and rate <= 0
+            and not outcome.fails
+            and ctx.catalog.upper >= config.bulk_shard_min_products
+            and bulk_shards.shardable(plan)
+        ):
+            # Access is checked here, as the first root object of a single writer would.
+            next(bulk_plan.root_objects(plan, ctx), None)
+
+            def progress(lines: int, roots: int) -> None:
+                op.object_count, op.root_object_count = lines, roots
+
+            op.file_size = bulk_shards.run(
+                plan, ctx, order, op.number, op.path, config.bulk_workers, progress, op.cancel.is_set
+            )
+            return
+        fail_after = outcome.fail_after
         buffer = bytearray()
         size = 0
         started = time.monotonic()
         with open(op.path, "wb") as out:
-            for group in bulk_plan.root_lines(plan, ctx, order, seed=op.number):
-                for line in group:
-                    buffer += encode(line)
-                    buffer += b"\n"
-                    op.object_count += 1
-                    if "__parentId" not in line:
-                        op.root_object_count += 1
-                    if op.object_count == fail_after:
-                        break
+            for group, roots in bulk_plan.root_lines(plan, ctx, order, seed=op.number):
+                if fail_after >= 0 and op.object_count + len(group) >= fail_after:
+                    # The injected failure: keep the lines written up to it, as partial data.
+                    kept = group[: fail_after - op.object_count]
+                    buffer += b"".join(kept)
+                    op.object_count += len(kept)
+                    op.root_object_count += sum(1 for line in kept if b'"__parentId"' not in line)
+                    break
+                buffer += b"".join(group)
+                op.object_count += len(group)
+                op.root_object_count += roots
                 if len(buffer) >= FLUSH_BYTES:
                     out.write(buffer)
                     size += len(buffer)
                     buffer.clear()
-                if op.cancel.is_set() or op.object_count == fail_after:
+                if op.cancel.is_set():
                     break
                 if rate > 0:
                     ahead = op.object_count / rate - (time.monotonic() - started)

@@ -30,6 +30,7 @@ from graphql import (
     value_from_ast_untyped,
 )
 
+from shopify_emulator import bulk_fast
 from shopify_emulator import catalog_fields as cf
 from shopify_emulator import graphql_api
 from shopify_emulator import resolvers as r
@@ -64,6 +65,7 @@ class ChildPlan:
 class BulkPlan:
     root: ChildPlan
     connections: int
+    root_field: str = ""
 
 
 def compile_plan(document: DocumentNode, max_depth: int, max_connections: int) -> BulkPlan:
@@ -87,7 +89,7 @@ def compile_plan(document: DocumentNode, max_depth: int, max_connections: int) -
     root_plan = compiler.connection(root_field, "QueryRoot", 1, max_depth)
     if compiler.connections > max_connections:
         raise PlanError(f"Bulk queries cannot contain more than {max_connections} connections.")
-    return BulkPlan(root=root_plan, connections=compiler.connections)
+    return BulkPlan(root=root_plan, connections=compiler.connections, root_field=name)
 
 
 class _Compiler:
@@ -345,30 +347,86 @@ def root_objects(plan: BulkPlan, ctx: r.Context) -> Iterator[Any]:
         yield obj
 
 
-def root_lines(
-    plan: BulkPlan, ctx: r.Context, order: str, seed: int
-) -> Iterator[list[dict[str, Any]]]:
-    """Lines grouped per root object, in the order the file gets them."""
+Group = tuple[list[bytes], int]  # one root object's lines (each ending in a newline), root lines among them
+
+
+def _encoded(plan: ObjectPlan, obj: Any, ctx: r.Context, children_first: bool) -> list[bytes]:
+    encode = ENCODER.encode
+    return [encode(line) + b"\n" for line in _lines(plan, obj, None, ctx, children_first)]
+
+
+def object_groups(
+    plan: BulkPlan, ctx: r.Context, order: str, objects: Iterator[Any] | None = None
+) -> Iterator[Group]:
     node = plan.root.node
+    children_first = order == "children_first"
+    for obj in root_objects(plan, ctx) if objects is None else objects:
+        yield _encoded(node, obj, ctx, children_first), 1
+
+
+def product_groups(
+    plan: BulkPlan, ctx: r.Context, order: str, start: int, end: int
+) -> Iterator[Group] | None:
+    """Products [start, end) in id order, generated ones through the fast emitter; None when the plan
+    is not a plain `products` export the emitter can write."""
+    if plan.root_field != "products" or plan.root.args:
+        return None
+    catalog = ctx.catalog
+    emit = bulk_fast.compile_emitter(plan.root.node, order, catalog.shape, catalog.seed)
+    if emit is None:
+        return None
+    r.require_scope(ctx, "read_products", "products")
+    return _product_groups(plan, ctx, order, emit, start, end)
+
+
+def _product_groups(
+    plan: BulkPlan, ctx: r.Context, order: str, emit: bulk_fast.Emitter, start: int, end: int
+) -> Iterator[Group]:
+    catalog = ctx.catalog
+    overlay, generated = catalog.overlay, catalog.generated
+    node = plan.root.node
+    children_first = order == "children_first"
+    for index in range(start, min(end, catalog.upper)):
+        if index in overlay:
+            changed = overlay.get(index)
+            if changed is not None:
+                yield _encoded(node, changed, ctx, children_first), 1
+        elif index < generated:
+            out: list[bytes] = []
+            emit(index, out)
+            yield out, 1
+
+
+def root_lines(
+    plan: BulkPlan,
+    ctx: r.Context,
+    order: str,
+    seed: int,
+    groups: Iterator[Group] | None = None,
+) -> Iterator[Group]:
+    """Lines grouped per root object (or per shuffle window), in the order the file gets them."""
+    if groups is None:
+        groups = product_groups(plan, ctx, order, 0, ctx.catalog.upper)
+    if groups is None:
+        groups = object_groups(plan, ctx, order)
     if order != "shuffled":
-        for obj in root_objects(plan, ctx):
-            yield list(_lines(node, obj, None, ctx, order == "children_first"))
+        yield from groups
         return
     # Shuffle inside windows of roots: children land away from (and often before) their parent while
     # memory stays bounded by the window.
     rng = random.Random(seed)
-    window: list[dict[str, Any]] = []
+    window: list[bytes] = []
     roots = 0
-    for obj in root_objects(plan, ctx):
-        window.extend(_lines(node, obj, None, ctx, False))
-        roots += 1
-        if roots == 64:
+    for lines, count in groups:
+        window.extend(lines)
+        roots += count
+        if roots >= 64:
             rng.shuffle(window)
-            yield window
+            yield window, roots
             window, roots = [], 0
     if window:
         rng.shuffle(window)
-        yield window
+        yield window, roots
 
 
 ENCODER = msgspec.json.Encoder()

@@ -19,6 +19,8 @@ FAULT_KINDS: dict[str, str] = {
     "reset_download": "file downloads are cut after N bytes (params: after_bytes)",
     "truncated_jsonl": "the next bulk file loses the end of its last line",
     "bulk_failed": "the next bulk run FAILS with partial data (params: after_lines, error_code)",
+    "bulk_timeout": "the next bulk run FAILS with errorCode TIMEOUT and partial data (params: after_lines)",
+    "bulk_expired": "the next bulk run COMPLETES, then reads EXPIRED with url null",
     "null_url": "the next bulk run COMPLETES with url null",
     "expired_url": "bulk URLs are issued already expired",
     "operation_in_progress": "bulkOperationRunQuery answers OPERATION_IN_PROGRESS",

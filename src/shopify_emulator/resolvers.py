@@ -657,7 +657,7 @@ def _bulk_url(op: BulkOperation, partial: bool, ctx: Context) -> str | None:
 
 BULK_FIELDS: dict[str, Resolver] = {
     "id": lambda o, a, c: o.gid,
-    "status": lambda o, a, c: o.status,
+    "status": lambda o, a, c: o.status_now(c.state.config.bulk_url_ttl_s),
     "errorCode": lambda o, a, c: o.error_code,
     "createdAt": lambda o, a, c: o.created_at,
     "completedAt": lambda o, a, c: o.completed_at,
