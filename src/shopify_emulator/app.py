@@ -18,6 +18,7 @@ from shopify_emulator.bulk import BUCKET, OUTPUTS, BulkRunner
 from shopify_emulator.config import EmulatorConfig
 from shopify_emulator.control import ControlApi
 from shopify_emulator.files import serve_file
+from shopify_emulator.staged import STAGING_BUCKET
 from shopify_emulator.state import EmulatorState, ShopState
 from shopify_emulator.webhooks import Dispatcher
 
@@ -68,6 +69,8 @@ def create_app(config: EmulatorConfig) -> Starlette:
         Route("/admin/api/{version}/graphql.json", by_host(admin.graphql), methods=["POST"]),
         Route("/admin/api/{version}/shop.json", by_host(admin.shop_json)),
         Route(f"/{BUCKET}/{OUTPUTS}/{{key}}", files, methods=["GET", "HEAD"]),
+        Route(f"/{STAGING_BUCKET}", bulk.staged.receive, methods=["POST"]),
+        Route(f"/{STAGING_BUCKET}/{{key:path}}", bulk.staged.receive, methods=["PUT"]),
         *control.routes(),
     ]
     app = Starlette(

@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from shopify_emulator import bulk_plan, bulk_shards, graphql_api, ids
+from shopify_emulator import bulk_mutation, bulk_plan, bulk_shards, graphql_api, ids
 from shopify_emulator.catalog import now_iso
 from shopify_emulator.resolvers import Context, ResolveError
+from shopify_emulator.staged import StagedFiles
 from shopify_emulator.state import EmulatorState, ShopState
 from shopify_emulator.webhooks import Dispatcher
 
@@ -147,6 +148,7 @@ class BulkRunner:
         )
         os.makedirs(self.directory, exist_ok=True)
         self.threads: list[threading.Thread] = []
+        self.staged = StagedFiles(self.directory, state.signing_key)
 
     def cleanup(self) -> None:
         for op_state in self.state.shops.values():
@@ -172,7 +174,7 @@ class BulkRunner:
         active = [
             op
             for op in shop.bulk_operations.values()
-            if op.client_id == ctx.app.client_id and op.status in ACTIVE
+            if op.client_id == ctx.app.client_id and op.status in ACTIVE and op.type == "QUERY"
         ]
         new_rules = ctx.api_version >= CONCURRENCY_VERSION
         limit = 5 if new_rules else 1
@@ -238,6 +240,89 @@ class BulkRunner:
         )
         self.threads = [t for t in self.threads if t.is_alive()] + [thread]
         thread.start()
+
+    def start_mutation(
+        self, ctx: Context, mutation: str, staged_path: str
+    ) -> tuple[BulkOperation | None, list[dict[str, Any]]]:
+        """`bulkOperationRunMutation`: one call of `mutation` per line of the staged JSONL file."""
+        shop = ctx.shop
+        if any(
+            op.client_id == ctx.app.client_id and op.type == "MUTATION" and op.status in ACTIVE
+            for op in shop.bulk_operations.values()
+        ):
+            return None, [
+                _mutation_error(
+                    "A bulk mutation operation for this app and shop is already in progress.",
+                    "OPERATION_IN_PROGRESS",
+                    None,
+                )
+            ]
+        if not self.staged.exists(staged_path):
+            return None, [
+                _mutation_error(
+                    "The JSONL file could not be found. Try uploading the file again, and check that "
+                    "you've entered the URL correctly for the stagedUploadPath mutation argument.",
+                    "NO_SUCH_FILE",
+                    ["stagedUploadPath"],
+                )
+            ]
+        document, errors = graphql_api.parse_and_validate(mutation)
+        problem = bulk_mutation.check(document, errors)
+        if problem is not None:
+            return None, [_mutation_error(problem, "INVALID_MUTATION", ["mutation"])]
+        assert document is not None
+        number = self.state.next_id() + 7_000_000_000
+        op = BulkOperation(
+            number=number,
+            client_id=ctx.app.client_id,
+            shop=shop.domain,
+            query=mutation,
+            path=os.path.join(self.directory, f"{shop.config.name}-{number}.jsonl"),
+            group_objects=False,
+            type="MUTATION",
+        )
+        shop.bulk_operations[number] = op
+        loop = asyncio.get_running_loop()
+        job = bulk_mutation.Job(
+            document=document,
+            variables_path=self.staged.path(staged_path),
+            ctx=Context(
+                state=ctx.state,
+                shop=shop,
+                app=ctx.app,
+                scopes=ctx.scopes,
+                api_version=ctx.api_version,
+                dispatcher=bulk_mutation.LoopDispatcher(self.dispatcher, loop),  # type: ignore[arg-type]
+                base_url=ctx.base_url,
+            ),
+        )
+        loop.call_soon(self._launch_mutation, op, job, loop)
+        return op, []
+
+    def _launch_mutation(
+        self, op: BulkOperation, job: bulk_mutation.Job, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        def run() -> None:
+            status, error_code = "COMPLETED", None
+            try:
+                op.status = "RUNNING"
+                op.file_size = job.run(op.path, op.cancel.is_set, self._count(op))
+                if op.cancel.is_set():
+                    status = "CANCELED"
+            except Exception:
+                status, error_code = "FAILED", "INTERNAL_SERVER_ERROR"
+            self._finish(op, status, error_code, loop)
+
+        thread = threading.Thread(target=run, name=f"bulk-mutation-{op.number}", daemon=True)
+        self.threads = [t for t in self.threads if t.is_alive()] + [thread]
+        thread.start()
+
+    @staticmethod
+    def _count(op: BulkOperation) -> Any:
+        def progress(lines: int) -> None:
+            op.object_count = op.root_object_count = lines
+
+        return progress
 
     def cancel(self, ctx: Context, op: BulkOperation) -> list[dict[str, Any]]:
         if op.status not in ("CREATED", "RUNNING"):
@@ -390,6 +475,10 @@ def _truncate_last_line(path: str) -> None:
         last_len = len(tail.rstrip(b"\n")) - last_start
         # Cut the last line in half, and its newline with it: the file ends mid-object.
         handle.truncate(size - len(tail) + last_start + max(1, last_len // 2))
+
+
+def _mutation_error(message: str, code: str, field_path: list[str] | None) -> dict[str, Any]:
+    return {"field": field_path, "message": message, "code": code}
 
 
 def _user_error(message: str, code: str) -> dict[str, Any]:

@@ -24,7 +24,6 @@ from shopify_emulator.resolvers import Context, Resolver, Source
 CURRENCY = "EUR"
 # The one sales channel of an emulated store; active products are published to it when created.
 ONLINE_STORE = ids.gid("Publication", 90_000_000_001)
-SHOP_CREATED_AT = "2019-01-01T00:00:00+02:00"
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,7 +447,7 @@ SHOP_FIELDS: dict[str, Resolver] = {
     },
     "checkoutApiSupported": _false,
     "contactEmail": lambda s, a, c: s.shop_json()["email"],
-    "createdAt": lambda s, a, c: "2018-12-31T22:00:00Z",
+    "createdAt": lambda s, a, c: "2019-01-01T00:00:00Z",
     "currencyFormats": lambda s, a, c: {
         "moneyFormat": "{{amount_with_comma_separator}} lei",
         "moneyInEmailsFormat": "{{amount_with_comma_separator}} lei",

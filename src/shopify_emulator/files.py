@@ -16,19 +16,10 @@ from starlette.responses import FileResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from shopify_emulator.bulk import BulkRunner, sign
+from shopify_emulator.storage_errors import gcs_error
 from shopify_emulator.state import EmulatorState
 
 CHUNK = 256 * 1024
-
-
-def gcs_error(code: str, message: str, details: str) -> Response:
-    body = (
-        "<?xml version='1.0' encoding='UTF-8'?>"
-        f"<Error><Code>{code}</Code><Message>{message}</Message><Details>{details}</Details></Error>"
-    )
-    return Response(
-        body, status_code=403 if code != "NoSuchKey" else 404, media_type="application/xml"
-    )
 
 
 class CutDownload:

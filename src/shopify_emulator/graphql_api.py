@@ -28,7 +28,7 @@ from graphql import (
     validate,
 )
 
-from shopify_emulator import catalog_fields, counts
+from shopify_emulator import catalog_fields, counts, mutations
 from shopify_emulator import resolvers as r
 from shopify_emulator.catalog import now_iso
 from shopify_emulator.cost import CostCalculator, is_connection
@@ -291,7 +291,21 @@ def _bulk_cancel(_: Any, args: dict[str, Any], ctx: Context) -> dict[str, Any]:
     return {"bulkOperation": op, "userErrors": errors}
 
 
+def _bulk_run_mutation(_: Any, args: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    assert ctx.bulk is not None
+    op, errors = ctx.bulk.start_mutation(ctx, args["mutation"], args["stagedUploadPath"])
+    return {"bulkOperation": op, "userErrors": errors}
+
+
+def _staged_uploads(_: Any, args: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    assert ctx.bulk is not None
+    return ctx.bulk.staged.targets(ctx, args["input"])
+
+
 MUTATIONS: dict[str, r.Resolver] = {
+    **mutations.MUTATIONS,
+    "bulkOperationRunMutation": _bulk_run_mutation,
+    "stagedUploadsCreate": _staged_uploads,
     "webhookSubscriptionCreate": _subscription_create,
     "webhookSubscriptionDelete": _subscription_delete,
     "bulkOperationRunQuery": _bulk_run,
