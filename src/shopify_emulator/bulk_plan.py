@@ -52,6 +52,8 @@ class ObjectPlan:
     children: list[ChildPlan] = field(default_factory=list)
     typename_requested: bool = False
     builder: Builder | None = None
+    # For an interface or union with several kinds of objects: the plan of each kind.
+    alternatives: dict[str, ObjectPlan] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -97,17 +99,20 @@ class _Compiler:
         self.fragments = fragments
         self.connections = 0
 
-    def fields(self, selection_set: SelectionSetNode | None) -> list[FieldNode]:
+    def fields(self, selection_set: SelectionSetNode | None, on: str | None = None) -> list[FieldNode]:
+        """The fields selected, fragments flattened; with `on`, only fragments that apply to that
+        concrete type (`... on Product` inside `owner`)."""
         out: list[FieldNode] = []
         for selection in selection_set.selections if selection_set else ():
             if isinstance(selection, FieldNode):
                 out.append(selection)
             elif isinstance(selection, InlineFragmentNode):
-                out.extend(self.fields(selection.selection_set))
+                if _applies(selection.type_condition, on):
+                    out.extend(self.fields(selection.selection_set, on))
             elif isinstance(selection, FragmentSpreadNode):
                 fragment = self.fragments.get(selection.name.value)
-                if fragment is not None:
-                    out.extend(self.fields(fragment.selection_set))
+                if fragment is not None and _applies(fragment.type_condition, on):
+                    out.extend(self.fields(fragment.selection_set, on))
         return out
 
     def connection(
@@ -139,6 +144,25 @@ class _Compiler:
         )
         plan.builder = compile_builder(plan, True)
         return ChildPlan(source=source, args=_arguments(node), node=plan)
+
+    def nested_plan(self, type_name: str, node: FieldNode, depth: int, max_depth: int) -> ObjectPlan:
+        schema = graphql_api.schema()
+        gtype = schema.type_map[type_name]
+        if isinstance(gtype, (GraphQLInterfaceType, GraphQLUnionType)):
+            possible = [t.name for t in schema.get_possible_types(gtype) if t.name in cf.FIELDS]
+            if len(possible) > 1:
+                # One plan per object kind the value can be; the line takes the one it is.
+                plan = ObjectPlan(type_name=type_name, fields=[])
+                plan.alternatives = {
+                    name: self.object_plan(
+                        name, self.fields(node.selection_set, name), depth, max_depth, allow_connections=False
+                    )
+                    for name in possible
+                }
+                return plan
+        return self.object_plan(
+            type_name, self.fields(node.selection_set), depth, max_depth, allow_connections=False
+        )
 
     def object_plan(
         self,
@@ -183,13 +207,7 @@ class _Compiler:
                 continue
             nested = None
             if not is_leaf_type(named):
-                nested = self.object_plan(
-                    named.name,
-                    self.fields(node.selection_set),
-                    depth,
-                    max_depth,
-                    allow_connections=False,
-                )
+                nested = self.nested_plan(named.name, node, depth, max_depth)
             plan.fields.append((key, resolvers.get(name), name, _arguments(node), nested))
         return plan
 
@@ -276,8 +294,31 @@ def _nested(sub: Builder) -> Callable[[Any, r.Context], Any]:
     return apply
 
 
+def _applies(condition: Any, on: str | None) -> bool:
+    if condition is None or on is None:
+        return True
+    wanted = condition.name.value
+    if wanted == on:
+        return True
+    schema = graphql_api.schema()
+    abstract = schema.type_map.get(wanted)
+    concrete = schema.type_map.get(on)
+    if isinstance(abstract, (GraphQLInterfaceType, GraphQLUnionType)) and isinstance(
+        concrete, GraphQLObjectType
+    ):
+        return schema.is_sub_type(abstract, concrete)
+    return False
+
+
 def compile_builder(plan: ObjectPlan, add_typename: bool) -> Builder:
     """Turn an object plan into one function returning the line (or nested object) as a dict."""
+    if plan.alternatives:
+        builders = {name: compile_builder(alt, add_typename) for name, alt in plan.alternatives.items()}
+
+        def build_one_of(o: Any, ctx: r.Context) -> dict[str, Any]:
+            return builders[str(cf.type_name_of(o))](o, ctx)
+
+        return build_one_of
     namespace: dict[str, Any] = {"InventoryItem": InventoryItem}
     parts: list[str] = []
     fast = FAST.get(plan.type_name, {})
@@ -412,31 +453,44 @@ def root_lines(
     if order != "shuffled":
         yield from groups
         return
-    # Shuffle inside windows of roots: children land away from (and often before) their parent while
-    # memory stays bounded by the window.
-    # A window is shuffled by a permutation drawn once per window length: as far from the written
-    # order as a fresh shuffle, at a fraction of its cost per line.
+    # Shuffle the children inside windows of 64 roots: a child lands before, after or away from its
+    # parent, while root lines keep the connection's order (a client may resume from the last root it
+    # read, e.g. by the highest updatedAt under sortKey: UPDATED_AT). The children of a window are
+    # permuted by a permutation drawn once per window size: as far from the written order as a fresh
+    # shuffle, at a fraction of its cost per line.
     rng = random.Random(seed)
     permutations: dict[int, list[int]] = {}
-
-    def shuffled(window: list[bytes]) -> list[bytes]:
-        permutation = permutations.get(len(window))
-        if permutation is None:
-            permutation = list(range(len(window)))
-            rng.shuffle(permutation)
-            permutations[len(window)] = permutation
-        return [window[i] for i in permutation]
-
-    window: list[bytes] = []
-    roots = 0
+    roots: list[bytes] = []
+    children: list[bytes] = []
     for lines, count in groups:
-        window.extend(lines)
-        roots += count
-        if roots >= 64:
-            yield shuffled(window), roots
-            window, roots = [], 0
-    if window:
-        yield shuffled(window), roots
+        roots.append(lines[0])
+        children.extend(lines[1:])
+        if len(roots) >= 64:
+            yield _interleave(roots, children, permutations, rng), len(roots)
+            roots, children = [], []
+    if roots:
+        yield _interleave(roots, children, permutations, rng), len(roots)
+
+
+def _interleave(
+    roots: list[bytes],
+    children: list[bytes],
+    permutations: dict[int, list[int]],
+    rng: random.Random,
+) -> list[bytes]:
+    permutation = permutations.get(len(children))
+    if permutation is None:
+        permutation = list(range(len(children)))
+        rng.shuffle(permutation)
+        permutations[len(children)] = permutation
+    mixed = [children[i] for i in permutation]
+    # Each root takes an equal run of the mixed children after it (the first run goes before it).
+    step = -(-len(mixed) // (len(roots) + 1))
+    out = mixed[:step]
+    for n, root in enumerate(roots, start=1):
+        out.append(root)
+        out.extend(mixed[n * step : (n + 1) * step])
+    return out
 
 
 ENCODER = msgspec.json.Encoder()

@@ -645,6 +645,7 @@ SHOP_FIELDS: dict[str, Resolver] = {
         "displayName": s.config.plan.title(),
         "partnerDevelopment": False,
         "shopifyPlus": s.config.plan in ("plus", "enterprise"),
+        "publicDisplayName": s.config.plan.title(),
     },
 }
 
