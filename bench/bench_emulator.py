@@ -63,7 +63,9 @@ class RssSampler(threading.Thread):
             time.sleep(0.05)
 
 
-def export(client: httpx.Client, query: str, poll_s: float = 0.1) -> tuple[dict[str, object], float]:
+def export(
+    client: httpx.Client, query: str, poll_s: float = 0.1
+) -> tuple[dict[str, object], float]:
     """Run a bulk query and poll it to the end: (final operation, seconds from request to end)."""
     url = "/admin/api/2026-01/graphql.json"
     started = time.monotonic()
@@ -135,7 +137,9 @@ def main() -> int:
             # The updated_at window holding ~1% of the products, in the middle of the catalog's history.
             low, high = stamps[len(stamps) // 2], stamps[len(stamps) // 2 + len(stamps) // 100]
             windowed = CORE_QUERY.replace(
-                "{ products {", f'{{ products(query: "updated_at:>={low} updated_at:<={high}") {{', 1
+                "{ products {",
+                f'{{ products(query: "updated_at:>={low} updated_at:<={high}") {{',
+                1,
             )
             window_op, window_s = export(client, windowed, poll_s=0.01)
         sampler.running = False

@@ -236,7 +236,10 @@ class BulkRunner:
             self._finish(op, "CANCELED", None, loop)
             return
         thread = threading.Thread(
-            target=self._run, args=(op, plan, ctx, outcome, loop), name=f"bulk-{op.number}", daemon=True
+            target=self._run,
+            args=(op, plan, ctx, outcome, loop),
+            name=f"bulk-{op.number}",
+            daemon=True,
         )
         self.threads = [t for t in self.threads if t.is_alive()] + [thread]
         thread.start()
@@ -430,7 +433,14 @@ class BulkRunner:
                 op.object_count, op.root_object_count = lines, roots
 
             op.file_size = bulk_shards.run(
-                plan, ctx, order, op.number, op.path, config.bulk_workers, progress, op.cancel.is_set
+                plan,
+                ctx,
+                order,
+                op.number,
+                op.path,
+                config.bulk_workers,
+                progress,
+                op.cancel.is_set,
             )
             return
         fail_after = outcome.fail_after

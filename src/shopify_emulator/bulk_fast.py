@@ -112,34 +112,10 @@ def compile_emitter(root: Any, order: str, shape: CatalogShape, seed: int) -> Em
     if root.children:
         if len(root.children) != 1:
             return None
-        child = root.children[0]
-        variant = child.node
-        if child.args or variant.children or variant.type_name != "ProductVariant":
+        planned = _variant_parts(root.children[0])
+        if planned is None:
             return None
-        variant_fields = _fields(variant)
-        if variant_fields is None:
-            return None
-        variant_parts = []
-        for key, name, nested in variant_fields:
-            if nested is None and name in VARIANT:
-                variant_parts.append(f'"{key}":{VARIANT[name]}')
-            elif name == "inventoryItem" and nested is not None and not nested.children:
-                inner = _fields(nested)
-                item_parts = None if inner is None else _object(inner, ITEM)
-                if item_parts is None:
-                    return None
-                variant_parts.append(f'"{key}":{{{{' + ",".join(item_parts) + "}}")
-            elif name == "selectedOptions" and nested is not None and not nested.children:
-                inner = _fields(nested)
-                if inner is None or any(n not in OPTION or sub for _, n, sub in inner):
-                    return None
-                option_keys = [(k, n) for k, n, _ in inner]
-                variant_parts.append(f'"{key}":{{options}}')
-            else:
-                return None
-        if not variant.typename_requested:
-            variant_parts.append('"__typename":"ProductVariant"')
-        variant_parts.append('"__parentId":"gid://shopify/Product/{pid}"')
+        variant_parts, option_keys = planned
     return _build(product_parts, variant_parts, option_keys, order, shape, seed)
 
 
@@ -149,6 +125,39 @@ def _quantity_expression(locations: int) -> str:
         terms = " + ".join(f"((stock >> {7 * loc}) & 127)" for loc in range(locations))
         return f"{terms or '0'} - {10 * locations}"
     return "quantity_of(item)"
+
+
+def _variant_parts(child: Any) -> tuple[list[str], list[tuple[str, str]]] | None:
+    """Template fragments of the variant lines, and the selected option keys; None if unsupported."""
+    variant = child.node
+    if child.args or variant.children or variant.type_name != "ProductVariant":
+        return None
+    variant_fields = _fields(variant)
+    if variant_fields is None:
+        return None
+    parts: list[str] = []
+    option_keys: list[tuple[str, str]] = []
+    for key, name, nested in variant_fields:
+        if nested is None and name in VARIANT:
+            parts.append(f'"{key}":{VARIANT[name]}')
+        elif name == "inventoryItem" and nested is not None and not nested.children:
+            inner = _fields(nested)
+            item_parts = None if inner is None else _object(inner, ITEM)
+            if item_parts is None:
+                return None
+            parts.append(f'"{key}":{{{{' + ",".join(item_parts) + "}}")
+        elif name == "selectedOptions" and nested is not None and not nested.children:
+            inner = _fields(nested)
+            if inner is None or any(n not in OPTION or sub for _, n, sub in inner):
+                return None
+            option_keys = [(k, n) for k, n, _ in inner]
+            parts.append(f'"{key}":{{options}}')
+        else:
+            return None
+    if not variant.typename_requested:
+        parts.append('"__typename":"ProductVariant"')
+    parts.append('"__parentId":"gid://shopify/Product/{pid}"')
+    return parts, option_keys
 
 
 def _options_json(options: list[tuple[str, str]], keys: list[tuple[str, str]]) -> str:
@@ -234,7 +243,9 @@ def _build(
             found = []
             for position in range(count):
                 options, title = g._options_and_title(position, names)
-                found.append((msgspec.json.encode(title).decode(), _options_json(options, option_keys)))
+                found.append(
+                    (msgspec.json.encode(title).decode(), _options_json(options, option_keys))
+                )
             tables[count] = found
         return found
 

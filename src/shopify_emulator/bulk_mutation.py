@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from graphql import DocumentNode, ExecutionResult, FieldNode, OperationDefinitionNode, OperationType, execute
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    FieldNode,
+    OperationDefinitionNode,
+    OperationType,
+    execute,
+)
 
 from shopify_emulator import graphql_api
 from shopify_emulator.mutations import MUTATIONS
@@ -57,7 +64,9 @@ class Job:
     variables_path: str
     ctx: Context
 
-    def run(self, out_path: str, cancelled: Callable[[], bool], progress: Callable[[int], None]) -> int:
+    def run(
+        self, out_path: str, cancelled: Callable[[], bool], progress: Callable[[int], None]
+    ) -> int:
         """Execute every line; returns the result file's size."""
         encode = msgspec.json.Encoder().encode
         schema = graphql_api.schema()
@@ -83,7 +92,10 @@ class Job:
             if not isinstance(variables, dict):
                 raise ValueError("a line must be a JSON object of variables")
         except (msgspec.DecodeError, ValueError) as exc:
-            return {"errors": [{"message": f"Invalid JSONL on line {number + 1}: {exc}"}], "__lineNumber": number}
+            return {
+                "errors": [{"message": f"Invalid JSONL on line {number + 1}: {exc}"}],
+                "__lineNumber": number,
+            }
         result: ExecutionResult = execute(
             schema, self.document, context_value=self.ctx, variable_values=variables
         )  # type: ignore[assignment]

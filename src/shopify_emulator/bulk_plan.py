@@ -30,9 +30,8 @@ from graphql import (
     value_from_ast_untyped,
 )
 
-from shopify_emulator import bulk_fast
+from shopify_emulator import bulk_fast, graphql_api
 from shopify_emulator import catalog_fields as cf
-from shopify_emulator import graphql_api
 from shopify_emulator import resolvers as r
 from shopify_emulator.cost import is_connection
 from shopify_emulator.model import InventoryItem
@@ -99,7 +98,9 @@ class _Compiler:
         self.fragments = fragments
         self.connections = 0
 
-    def fields(self, selection_set: SelectionSetNode | None, on: str | None = None) -> list[FieldNode]:
+    def fields(
+        self, selection_set: SelectionSetNode | None, on: str | None = None
+    ) -> list[FieldNode]:
         """The fields selected, fragments flattened; with `on`, only fragments that apply to that
         concrete type (`... on Product` inside `owner`)."""
         out: list[FieldNode] = []
@@ -145,7 +146,9 @@ class _Compiler:
         plan.builder = compile_builder(plan, True)
         return ChildPlan(source=source, args=_arguments(node), node=plan)
 
-    def nested_plan(self, type_name: str, node: FieldNode, depth: int, max_depth: int) -> ObjectPlan:
+    def nested_plan(
+        self, type_name: str, node: FieldNode, depth: int, max_depth: int
+    ) -> ObjectPlan:
         schema = graphql_api.schema()
         gtype = schema.type_map[type_name]
         if isinstance(gtype, (GraphQLInterfaceType, GraphQLUnionType)):
@@ -155,7 +158,11 @@ class _Compiler:
                 plan = ObjectPlan(type_name=type_name, fields=[])
                 plan.alternatives = {
                     name: self.object_plan(
-                        name, self.fields(node.selection_set, name), depth, max_depth, allow_connections=False
+                        name,
+                        self.fields(node.selection_set, name),
+                        depth,
+                        max_depth,
+                        allow_connections=False,
                     )
                     for name in possible
                 }
@@ -280,6 +287,7 @@ def _within(nested: ObjectPlan | None, allowed: frozenset[str] | None) -> bool:
         return True
     return all(name in allowed for _, _, name, _, _ in nested.fields)
 
+
 Builder = Callable[[Any, r.Context], dict[str, Any]]
 
 
@@ -313,7 +321,9 @@ def _applies(condition: Any, on: str | None) -> bool:
 def compile_builder(plan: ObjectPlan, add_typename: bool) -> Builder:
     """Turn an object plan into one function returning the line (or nested object) as a dict."""
     if plan.alternatives:
-        builders = {name: compile_builder(alt, add_typename) for name, alt in plan.alternatives.items()}
+        builders = {
+            name: compile_builder(alt, add_typename) for name, alt in plan.alternatives.items()
+        }
 
         def build_one_of(o: Any, ctx: r.Context) -> dict[str, Any]:
             return builders[str(cf.type_name_of(o))](o, ctx)
@@ -388,7 +398,9 @@ def root_objects(plan: BulkPlan, ctx: r.Context) -> Iterator[Any]:
         yield obj
 
 
-Group = tuple[list[bytes], int]  # one root object's lines (each ending in a newline), root lines among them
+Group = tuple[
+    list[bytes], int
+]  # one root object's lines (each ending in a newline), root lines among them
 
 
 def _encoded(plan: ObjectPlan, obj: Any, ctx: r.Context, children_first: bool) -> list[bytes]:
@@ -462,7 +474,7 @@ def root_lines(
     permutations: dict[int, list[int]] = {}
     roots: list[bytes] = []
     children: list[bytes] = []
-    for lines, count in groups:
+    for lines, _ in groups:
         roots.append(lines[0])
         children.extend(lines[1:])
         if len(roots) >= 64:

@@ -18,7 +18,15 @@ from typing import Any
 
 from shopify_emulator import ids
 from shopify_emulator import resolvers as r
-from shopify_emulator.model import Image, InventoryItem, InventoryLevel, Location, Metafield, Product, Variant
+from shopify_emulator.model import (
+    Image,
+    InventoryItem,
+    InventoryLevel,
+    Location,
+    Metafield,
+    Product,
+    Variant,
+)
 from shopify_emulator.resolvers import Context, Resolver, Source
 
 CURRENCY = "EUR"
@@ -80,7 +88,10 @@ def _published(p: Product) -> bool:
 
 def _price_range(p: Product, _: dict[str, Any], __: Context) -> dict[str, Any]:
     prices = [float(v.price) for v in p.variants] or [0.0]
-    return {"minVariantPrice": _money(_amount(min(prices))), "maxVariantPrice": _money(_amount(max(prices)))}
+    return {
+        "minVariantPrice": _money(_amount(min(prices))),
+        "maxVariantPrice": _money(_amount(max(prices))),
+    }
 
 
 def _compare_range(p: Product, _: dict[str, Any], __: Context) -> dict[str, Any] | None:
@@ -218,7 +229,9 @@ PRODUCT_FIELDS: dict[str, Resolver] = {
 def _variant_pricing(v: Variant, _: dict[str, Any], __: Context) -> dict[str, Any]:
     return {
         "price": _money(_decimal(v.price)),
-        "compareAtPrice": None if v.compare_at_price is None else _money(_decimal(v.compare_at_price)),
+        "compareAtPrice": None
+        if v.compare_at_price is None
+        else _money(_decimal(v.compare_at_price)),
         "unitPrice": None,
     }
 
@@ -230,7 +243,9 @@ def option_value_id(v: Variant, option_position: int) -> str:
     draw = (position & 7, (position >> 3) & 15, position >> 7)[option_position]
     if v.options and v.options[0][0] == "Title":
         draw = 0
-    number = ids.OPTION_VALUE_BASE + (v.product_index * 4 + option_position) * ids.VARIANT_SLOTS + draw
+    number = (
+        ids.OPTION_VALUE_BASE + (v.product_index * 4 + option_position) * ids.VARIANT_SLOTS + draw
+    )
     return ids.gid("ProductOptionValue", number)
 
 
@@ -284,7 +299,7 @@ VARIANT_FIELDS: dict[str, Resolver] = {
 
 def unit_cost(v: Variant) -> str:
     # The generated cost is 40% of the price, to the cent: a margin any report can show.
-    return _amount(int(round(float(v.price) * 40)) / 100)
+    return _amount(round(float(v.price) * 40) / 100)
 
 
 def _item_variants(
@@ -320,7 +335,13 @@ LEVEL_FIELDS: dict[str, Resolver] = {
 
 # -- Location -----------------------------------------------------------------------------------
 
-_CITIES = (("Bucharest", "RO"), ("Zürich", "CH"), ("Tokyo", "JP"), ("Cluj-Napoca", "RO"), ("Iași", "RO"))
+_CITIES = (
+    ("Bucharest", "RO"),
+    ("Zürich", "CH"),
+    ("Tokyo", "JP"),
+    ("Cluj-Napoca", "RO"),
+    ("Iași", "RO"),
+)
 
 
 def _address(loc: Location, _: dict[str, Any], __: Context) -> dict[str, Any]:
@@ -456,7 +477,11 @@ SHOP_FIELDS: dict[str, Resolver] = {
     },
     "description": _none,
     "enabledPresentmentCurrencies": lambda s, a, c: [CURRENCY],
-    "features": lambda s, a, c: {"giftCards": False, "sellsSubscriptions": False, "storefront": True},
+    "features": lambda s, a, c: {
+        "giftCards": False,
+        "sellsSubscriptions": False,
+        "storefront": True,
+    },
     "metafield": _none,
     "orderNumberFormatPrefix": lambda s, a, c: "#",
     "orderNumberFormatSuffix": lambda s, a, c: "",
@@ -472,7 +497,9 @@ SHOP_FIELDS: dict[str, Resolver] = {
         "maxProductVariants": 2048,
         "redirectLimitReached": False,
     },
-    "richTextEditorUrl": lambda s, a, c: f"https://admin.shopify.com/store/{s.config.name}/rich_text_editor",
+    "richTextEditorUrl": lambda s, a, c: (
+        f"https://admin.shopify.com/store/{s.config.name}/rich_text_editor"
+    ),
     "setupRequired": _false,
     "shipsToCountries": lambda s, a, c: ["RO"],
     "shopOwnerName": lambda s, a, c: "Emulated Owner",
@@ -488,7 +515,11 @@ SHOP_FIELDS: dict[str, Resolver] = {
 }
 
 SUBSCRIPTION_FIELDS: dict[str, Resolver] = {
-    "apiVersion": lambda s, a, c: {"handle": s.api_version, "displayName": s.api_version, "supported": True},
+    "apiVersion": lambda s, a, c: {
+        "handle": s.api_version,
+        "displayName": s.api_version,
+        "supported": True,
+    },
     "filter": _none,
     "includeFields": _empty,
     "legacyResourceId": lambda s, a, c: str(s.id),

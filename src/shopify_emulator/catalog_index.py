@@ -243,7 +243,9 @@ def ordered_indexes(
     the caller still checks every term on the products it reads."""
     index = catalog.index
     overlay = catalog.overlay
-    window = index.window(terms) if any(t.field in ("updated_at", "created_at") for t in terms) else None
+    window = (
+        index.window(terms) if any(t.field in ("updated_at", "created_at") for t in terms) else None
+    )
     value_of = index.value_fn(sort_key) if sort_key != "ID" else None
     generated: Iterable[Entry]
     if window is not None:
@@ -251,7 +253,7 @@ def ordered_indexes(
         if value_of is None:
             entries = [(i, i) for i in candidates]
         else:
-            entries = sorted(((value_of(i), i) for i in candidates))
+            entries = sorted((value_of(i), i) for i in candidates)
         if reverse:
             entries.reverse()
         generated = _after_list(entries, after, reverse)

@@ -16,8 +16,8 @@ from starlette.responses import FileResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from shopify_emulator.bulk import BulkRunner, sign
-from shopify_emulator.storage_errors import gcs_error
 from shopify_emulator.state import EmulatorState
+from shopify_emulator.storage_errors import gcs_error
 
 CHUNK = 256 * 1024
 

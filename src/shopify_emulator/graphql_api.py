@@ -120,7 +120,13 @@ def _wire(built: GraphQLSchema) -> None:
     assert isinstance(mutation, GraphQLObjectType)
     for name, fn in MUTATIONS.items():
         mutation.fields[name].resolve = _mutation_field(fn)
-    for abstract in ("Node", "Media", "HasMetafields", "MetafieldReference", "LegacyInteroperability"):
+    for abstract in (
+        "Node",
+        "Media",
+        "HasMetafields",
+        "MetafieldReference",
+        "LegacyInteroperability",
+    ):
         built.type_map[abstract].resolve_type = (  # type: ignore[attr-defined]
             lambda obj, info, kind: catalog_fields.type_name_of(obj)
         )

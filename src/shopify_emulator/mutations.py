@@ -84,7 +84,10 @@ def product_update(_: Any, args: dict[str, Any], ctx: Context) -> dict[str, Any]
     data = args.get("product") or args.get("input") or {}
     index = _product_index(ctx, data.get("id"))
     if index is None:
-        return {"product": None, "userErrors": [{"field": ["id"], "message": "Product does not exist"}]}
+        return {
+            "product": None,
+            "userErrors": [{"field": ["id"], "message": "Product does not exist"}],
+        }
     try:
         product = _apply(ctx, index, _changes(data))
     except ValueError as exc:
@@ -100,6 +103,7 @@ def product_set(_: Any, args: dict[str, Any], ctx: Context) -> dict[str, Any]:
     if index is None and identifier.get("handle"):
         index = _by_handle(ctx, str(identifier["handle"]))
     fields = _changes(data)
+    product: Product | None
     try:
         if index is None:
             if not data.get("title"):
@@ -122,7 +126,11 @@ def _by_handle(ctx: Context, handle: str) -> int | None:
     _, _, suffix = handle.rpartition("-")
     if suffix.isdigit():
         product = ctx.catalog.product(int(suffix))
-        if product is not None and product.handle == handle and int(suffix) not in ctx.catalog.overlay:
+        if (
+            product is not None
+            and product.handle == handle
+            and int(suffix) not in ctx.catalog.overlay
+        ):
             return int(suffix)
     return None
 
@@ -139,17 +147,34 @@ def metafields_set(_: Any, args: dict[str, Any], ctx: Context) -> dict[str, Any]
     _require_write(ctx, "metafieldsSet")
     items = args["metafields"]
     if len(items) > 25:
-        return _metafield_error(0, ["metafields"], "Exceeded the maximum metafields input limit of 25.", "LESS_THAN_OR_EQUAL_TO")
+        return _metafield_error(
+            0,
+            ["metafields"],
+            "Exceeded the maximum metafields input limit of 25.",
+            "LESS_THAN_OR_EQUAL_TO",
+        )
     by_owner: dict[int, list[dict[str, Any]]] = {}
     for n, item in enumerate(items):
         index = _product_index(ctx, item["ownerId"])
         if index is None:
-            return _metafield_error(n, ["metafields", str(n), "ownerId"], "Owner does not exist.", "INVALID")
+            return _metafield_error(
+                n, ["metafields", str(n), "ownerId"], "Owner does not exist.", "INVALID"
+            )
         kind = item.get("type") or "single_line_text_field"
         if kind not in METAFIELD_TYPES:
-            return _metafield_error(n, ["metafields", str(n), "type"], f"Type '{kind}' is not a valid type.", "INVALID_TYPE")
+            return _metafield_error(
+                n,
+                ["metafields", str(n), "type"],
+                f"Type '{kind}' is not a valid type.",
+                "INVALID_TYPE",
+            )
         by_owner.setdefault(index, []).append(
-            {"namespace": item.get("namespace") or "custom", "key": item["key"], "value": item["value"], "type": kind}
+            {
+                "namespace": item.get("namespace") or "custom",
+                "key": item["key"],
+                "value": item["value"],
+                "type": kind,
+            }
         )
     written = []
     for index, metafields in by_owner.items():

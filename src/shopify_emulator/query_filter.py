@@ -9,7 +9,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-
 _TERM = re.compile(r"""(-?)(\w+):(>=|<=|>|<)?("[^"]*"|'[^']*'|\S+)""")
 
 

@@ -169,10 +169,10 @@ def _ordered_products(
             yield product.id, product
         return
     for value, index in catalog_index.ordered_indexes(catalog, terms, sort_key, reverse, entry):
-        product = catalog.product(index)
-        if product is None or (terms and not _matches(terms, _product_values(product))):
+        found = catalog.product(index)
+        if found is None or (terms and not _matches(terms, _product_values(found))):
             continue
-        yield (product.id if sort_key == "ID" else (value, product.id)), product
+        yield (found.id if sort_key == "ID" else (value, found.id)), found
 
 
 def products_source(
@@ -393,7 +393,9 @@ def locations_source(
     for location in ctx.catalog.locations:
         values = {"id": location.id, "name": location.name, "active": "true", "legacy": "false"}
         if not terms or _matches(terms, values):
-            rows.append(((location.name, location.id) if sort_key == "NAME" else location.id, location))
+            rows.append(
+                ((location.name, location.id) if sort_key == "NAME" else location.id, location)
+            )
     rows.sort(key=lambda row: row[0], reverse=bool(args.get("reverse")))
     for key, location in rows:
         if after == -1 or (key < after if args.get("reverse") else key > after):
@@ -472,7 +474,9 @@ def _options(p: Product, args: dict[str, Any], __: Context) -> list[dict[str, An
                     {
                         "id": ids.gid(
                             "ProductOptionValue",
-                            ids.OPTION_VALUE_BASE + (p.index * 4 + position) * ids.VARIANT_SLOTS + n,
+                            ids.OPTION_VALUE_BASE
+                            + (p.index * 4 + position) * ids.VARIANT_SLOTS
+                            + n,
                         ),
                         "name": value,
                         "hasVariants": True,

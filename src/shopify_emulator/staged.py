@@ -20,11 +20,12 @@ from email.policy import HTTP
 from typing import Any
 from urllib.parse import quote
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shopify_emulator.storage_errors import gcs_error
 from shopify_emulator.resolvers import Context
+from shopify_emulator.storage_errors import gcs_error
 
 STAGING_BUCKET = "shopify-staged-uploads"
 UPLOAD_TTL_S = 3600
@@ -64,9 +65,7 @@ class StagedFiles:
         return {"stagedTargets": targets, "userErrors": errors}
 
     def _target(self, ctx: Context, item: dict[str, Any]) -> dict[str, Any]:
-        storage_key = (
-            f"tmp/{ctx.shop.shop_id}/bulk/{secrets.token_hex(16)}/{os.path.basename(item['filename'])}"
-        )
+        storage_key = f"tmp/{ctx.shop.shop_id}/bulk/{secrets.token_hex(16)}/{os.path.basename(item['filename'])}"
         expires = int(time.time()) + UPLOAD_TTL_S
         signature = self.signature(storage_key, expires)
         base = f"{ctx.base_url}/{STAGING_BUCKET}"
@@ -107,6 +106,7 @@ class StagedFiles:
     # -- the storage endpoint -------------------------------------------------------------------------
 
     async def receive(self, request: Request) -> Response:
+        body: bytes | None
         if request.method == "PUT":
             storage_key = request.path_params.get("key", "")
             expires = request.query_params.get("X-Goog-Expires", "")
@@ -120,15 +120,15 @@ class StagedFiles:
         refused = self._refusal(storage_key, expires, signature, body)
         if refused is not None:
             return refused
-        with open(self.path(storage_key), "wb") as out:
-            out.write(body)
+        assert body is not None
+        await anyio.Path(self.path(storage_key)).write_bytes(body)
         if request.method == "PUT":
             return Response(status_code=200)
         etag = hashlib.md5(body, usedforsecurity=False).hexdigest()
         xml = (
             "<?xml version='1.0' encoding='UTF-8'?><PostResponse>"
             f"<Location>{request.url}/{quote(storage_key)}</Location><Bucket>{STAGING_BUCKET}</Bucket>"
-            f"<Key>{storage_key}</Key><ETag>\"{etag}\"</ETag></PostResponse>"
+            f'<Key>{storage_key}</Key><ETag>"{etag}"</ETag></PostResponse>'
         )
         return Response(xml, status_code=201, media_type="application/xml")
 

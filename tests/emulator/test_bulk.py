@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
-from urllib.parse import parse_qs, urlsplit
 
 from shopify_emulator import EmulatorConfig, ShopConfig
 

@@ -28,7 +28,9 @@ PRODUCTS_ONLY = "{ products { edges { node { id title tags descriptionHtml } } }
 
 
 def _context(shape: CatalogShape, size: int, seed: int) -> Context:
-    state = EmulatorState(EmulatorConfig(shops=[ShopConfig("fast", products=size, seed=seed)], catalog=shape))
+    state = EmulatorState(
+        EmulatorConfig(shops=[ShopConfig("fast", products=size, seed=seed)], catalog=shape)
+    )
     shop = state.shops["fast.myshopify.com"]
     # An overlay product in the middle: the emitter must hand it to the general path.
     shop.catalog.update_product(7, {"title": 'Quote " and \\ backslash'})
@@ -67,7 +69,12 @@ def test_plans_the_emitter_does_not_write_use_the_general_path() -> None:
         '{ products(query: "status:active") { edges { node { id } } } }',
         "{ products { edges { node { id metafields { edges { node { id } } } } } } }",
     ):
-        assert bulk_plan.product_groups(bulk_plan.compile_plan(parse(query), 2, 5), ctx, "grouped", 0, 20) is None
+        assert (
+            bulk_plan.product_groups(
+                bulk_plan.compile_plan(parse(query), 2, 5), ctx, "grouped", 0, 20
+            )
+            is None
+        )
 
 
 def _lines(url: str) -> list[dict]:  # type: ignore[type-arg]
@@ -76,11 +83,19 @@ def _lines(url: str) -> list[dict]:  # type: ignore[type-arg]
 
 @pytest.mark.parametrize("order", ["grouped", "shuffled"])
 def test_sharded_export_equals_one_writer(make_emulator, connect, order: str) -> None:  # type: ignore[no-untyped-def]
-    shops = [ShopConfig(name="one", products=300, seed=2), ShopConfig(name="many", products=300, seed=2)]
-    single = connect(make_emulator(EmulatorConfig(shops=shops[:1], bulk_workers=1, bulk_child_order=order)), "one")
+    shops = [
+        ShopConfig(name="one", products=300, seed=2),
+        ShopConfig(name="many", products=300, seed=2),
+    ]
+    single = connect(
+        make_emulator(EmulatorConfig(shops=shops[:1], bulk_workers=1, bulk_child_order=order)),
+        "one",
+    )
     sharded = connect(
         make_emulator(
-            EmulatorConfig(shops=shops[1:], bulk_workers=3, bulk_shard_min_products=0, bulk_child_order=order)
+            EmulatorConfig(
+                shops=shops[1:], bulk_workers=3, bulk_shard_min_products=0, bulk_child_order=order
+            )
         ),
         "many",
     )

@@ -64,16 +64,21 @@ def test_created_then_running_with_growing_count_then_completed(slow) -> None:  
 
 def test_cancel_before_the_writer_starts(fresh) -> None:  # type: ignore[no-untyped-def]
     out = fresh.gql(
-        'mutation($q: String!) { a: bulkOperationRunQuery(query: $q) { bulkOperation { id status } } }',
+        "mutation($q: String!) { a: bulkOperationRunQuery(query: $q) { bulkOperation { id status } } }",
         {"q": CORE},
     )
     op_id = out["data"]["a"]["bulkOperation"]["id"]
-    fresh.gql("mutation($id: ID!) { bulkOperationCancel(id: $id) { userErrors { message } } }", {"id": op_id})
+    fresh.gql(
+        "mutation($id: ID!) { bulkOperationCancel(id: $id) { userErrors { message } } }",
+        {"id": op_id},
+    )
     assert fresh.wait_bulk(op_id)["status"] in ("CANCELED", "COMPLETED")
 
 
 def test_timeout_on_request(fresh) -> None:  # type: ignore[no-untyped-def]
-    fresh.control("POST", "/faults", json={"kind": "bulk_timeout", "count": 1, "params": {"after_lines": 5}})
+    fresh.control(
+        "POST", "/faults", json={"kind": "bulk_timeout", "count": 1, "params": {"after_lines": 5}}
+    )
     op = fresh.wait_bulk(fresh.run_bulk(CORE))
     assert op["status"] == "FAILED" and op["errorCode"] == "TIMEOUT"
     assert op["url"] is None and op["objectCount"] == "5"
@@ -120,7 +125,9 @@ def _stage(shop: Any, lines: list[dict[str, Any]], method: str) -> str:
     params = {p["name"]: p["value"] for p in staged["parameters"]}
     if method == "POST":
         # A real HTTP multipart upload, the form fields first and the file last, as clients send it.
-        response = httpx.post(staged["url"], data=params, files={"file": ("bulk_op_vars.jsonl", body)})
+        response = httpx.post(
+            staged["url"], data=params, files={"file": ("bulk_op_vars.jsonl", body)}
+        )
         assert response.status_code == 201, response.text
         assert "<Key>" in response.text
         return str(params["key"])
@@ -134,7 +141,8 @@ def _stage(shop: Any, lines: list[dict[str, Any]], method: str) -> str:
 def test_bulk_mutation_over_a_staged_upload(fresh, method: str) -> None:  # type: ignore[no-untyped-def]
     products = fresh.gql("{ products(first: 3) { nodes { id } } }")["data"]["products"]["nodes"]
     lines = [
-        {"product": {"id": p["id"], "title": f"Bulk {n}", "tags": ["bulk"]}} for n, p in enumerate(products)
+        {"product": {"id": p["id"], "title": f"Bulk {n}", "tags": ["bulk"]}}
+        for n, p in enumerate(products)
     ]
     lines.append({"product": {"id": "gid://shopify/Product/1", "title": "nobody"}})
     path = _stage(fresh, lines, method)
@@ -145,26 +153,50 @@ def test_bulk_mutation_over_a_staged_upload(fresh, method: str) -> None:  # type
     assert op["status"] == "COMPLETED" and op["objectCount"] == "4"
     results = [json.loads(line) for line in httpx.get(op["url"]).text.splitlines()]
     assert [r["__lineNumber"] for r in results] == [0, 1, 2, 3]
-    assert [r["data"]["productUpdate"]["product"]["title"] for r in results[:3]] == ["Bulk 0", "Bulk 1", "Bulk 2"]
-    assert results[3]["data"]["productUpdate"]["userErrors"][0]["message"] == "Product does not exist"
-    now = fresh.gql("query($id: ID!) { product(id: $id) { title tags } }", {"id": products[1]["id"]})
+    assert [r["data"]["productUpdate"]["product"]["title"] for r in results[:3]] == [
+        "Bulk 0",
+        "Bulk 1",
+        "Bulk 2",
+    ]
+    assert (
+        results[3]["data"]["productUpdate"]["userErrors"][0]["message"] == "Product does not exist"
+    )
+    now = fresh.gql(
+        "query($id: ID!) { product(id: $id) { title tags } }", {"id": products[1]["id"]}
+    )
     assert now["data"]["product"] == {"title": "Bulk 1", "tags": ["bulk"]}
 
 
 def test_bulk_metafields_set_and_errors(fresh) -> None:  # type: ignore[no-untyped-def]
-    product = fresh.gql("{ products(first: 1) { nodes { id } } }")["data"]["products"]["nodes"][0]["id"]
+    product = fresh.gql("{ products(first: 1) { nodes { id } } }")["data"]["products"]["nodes"][0][
+        "id"
+    ]
     path = _stage(
         fresh,
-        [{"metafields": [{"ownerId": product, "namespace": "custom", "key": "bulk_key", "value": "v1", "type": "single_line_text_field"}]}],
+        [
+            {
+                "metafields": [
+                    {
+                        "ownerId": product,
+                        "namespace": "custom",
+                        "key": "bulk_key",
+                        "value": "v1",
+                        "type": "single_line_text_field",
+                    }
+                ]
+            }
+        ],
         "POST",
     )
     op = fresh.wait_bulk(
-        fresh.gql(RUN_MUTATION, {"m": METAFIELDS, "path": path})["data"]["bulkOperationRunMutation"][
-            "bulkOperation"
-        ]["id"]
+        fresh.gql(RUN_MUTATION, {"m": METAFIELDS, "path": path})["data"][
+            "bulkOperationRunMutation"
+        ]["bulkOperation"]["id"]
     )
     result = json.loads(httpx.get(op["url"]).text)
-    assert result["data"]["metafieldsSet"]["metafields"] == [{"key": "bulk_key", "namespace": "custom", "value": "v1"}]
+    assert result["data"]["metafieldsSet"]["metafields"] == [
+        {"key": "bulk_key", "namespace": "custom", "value": "v1"}
+    ]
     read = fresh.gql(
         'query($id: ID!) { product(id: $id) { metafield(namespace: "custom", key: "bulk_key") { value } } }',
         {"id": product},
@@ -173,13 +205,25 @@ def test_bulk_metafields_set_and_errors(fresh) -> None:  # type: ignore[no-untyp
     missing = fresh.gql(RUN_MUTATION, {"m": METAFIELDS, "path": "tmp/1/bulk/none/x.jsonl"})
     assert missing["data"]["bulkOperationRunMutation"]["userErrors"][0]["code"] == "NO_SUCH_FILE"
     query_instead = fresh.gql(RUN_MUTATION, {"m": "{ shop { id } }", "path": path})
-    assert query_instead["data"]["bulkOperationRunMutation"]["userErrors"][0]["code"] == "INVALID_MUTATION"
+    assert (
+        query_instead["data"]["bulkOperationRunMutation"]["userErrors"][0]["code"]
+        == "INVALID_MUTATION"
+    )
 
 
 def test_staged_upload_refuses_a_forged_key(fresh) -> None:  # type: ignore[no-untyped-def]
     target = fresh.gql(
         STAGE,
-        {"input": [{"resource": "BULK_MUTATION_VARIABLES", "filename": "v.jsonl", "mimeType": "text/jsonl", "httpMethod": "POST"}]},
+        {
+            "input": [
+                {
+                    "resource": "BULK_MUTATION_VARIABLES",
+                    "filename": "v.jsonl",
+                    "mimeType": "text/jsonl",
+                    "httpMethod": "POST",
+                }
+            ]
+        },
     )["data"]["stagedUploadsCreate"]["stagedTargets"][0]
     params = {p["name"]: p["value"] for p in target["parameters"]}
     params["key"] = params["key"].replace("v.jsonl", "other.jsonl")
@@ -189,7 +233,9 @@ def test_staged_upload_refuses_a_forged_key(fresh) -> None:  # type: ignore[no-u
 
 def test_public_base_url_from_the_command_line(make_emulator, connect) -> None:  # type: ignore[no-untyped-def]
     config = build_config(
-        parser().parse_args(["--shops", "cli:5", "--public-base-url", "https://storage.googleapis.com/"])
+        parser().parse_args(
+            ["--shops", "cli:5", "--public-base-url", "https://storage.googleapis.com/"]
+        )
     )
     assert config.public_base_url == "https://storage.googleapis.com"
     shop = connect(make_emulator(config), "cli")
@@ -203,7 +249,9 @@ def test_public_base_url_from_the_command_line(make_emulator, connect) -> None: 
 
 
 def test_rest_shop_created_at_in_the_shop_offset(fresh) -> None:  # type: ignore[no-untyped-def]
-    shop = fresh.http.get("/admin/api/2026-01/shop.json", headers={"X-Shopify-Access-Token": fresh.token})
+    shop = fresh.http.get(
+        "/admin/api/2026-01/shop.json", headers={"X-Shopify-Access-Token": fresh.token}
+    )
     created = shop.json()["shop"]["created_at"]
     assert created == "2019-01-01T02:00:00+02:00"
     graphql = fresh.gql("{ shop { createdAt } }")["data"]["shop"]["createdAt"]

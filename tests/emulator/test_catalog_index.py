@@ -44,7 +44,9 @@ def test_index_values_are_the_generated_ones() -> None:
             assert catalog.index.created()[index] == product_value(product, "CREATED_AT")
 
 
-@pytest.mark.parametrize("sort", ["ID", "TITLE", "UPDATED_AT", "CREATED_AT", "VENDOR", "PRODUCT_TYPE", "INVENTORY_TOTAL"])
+@pytest.mark.parametrize(
+    "sort", ["ID", "TITLE", "UPDATED_AT", "CREATED_AT", "VENDOR", "PRODUCT_TYPE", "INVENTORY_TOTAL"]
+)
 def test_orders_equal_sorting_every_product(catalog: Catalog, sort: str) -> None:
     products = [p for p in catalog.iter_products()]
     expected = sorted((product_value(p, sort), p.index) for p in products)
@@ -71,7 +73,11 @@ def test_date_windows_equal_a_scan(catalog: Catalog) -> None:
                 for _, i in ordered_indexes(catalog, terms, "ID", False, None)
                 if matches(terms, _values(catalog, i))
             ]
-            expected = [p.index for p in catalog.iter_products() if matches(terms, _values(catalog, p.index))]
+            expected = [
+                p.index
+                for p in catalog.iter_products()
+                if matches(terms, _values(catalog, p.index))
+            ]
             assert got == expected
 
 

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 from graphql import GraphQLObjectType
-
 from shapes import check
+
 from shopify_emulator import EmulatorConfig, ShopConfig
 from shopify_emulator.graphql_api import schema
 
@@ -129,7 +129,9 @@ def shop(compat, connect):  # type: ignore[no-untyped-def]
     return connect(compat, "compat")
 
 
-def _answer(shop: Any, query: str, variables: dict[str, Any] | None = None, version: str = "2026-10") -> dict[str, Any]:
+def _answer(
+    shop: Any, query: str, variables: dict[str, Any] | None = None, version: str = "2026-10"
+) -> dict[str, Any]:
     out = shop.gql(query, variables, version=version)
     assert "errors" not in out, out.get("errors")
     data = out["data"]
@@ -163,7 +165,9 @@ def test_airbyte_style_products_bulk_stream(shop) -> None:  # type: ignore[no-un
     assert stamps == sorted(stamps)  # sortKey: UPDATED_AT holds in bulk files too
     for p in products:
         prices = p["priceRangeV2"]
-        assert float(prices["minVariantPrice"]["amount"]) <= float(prices["maxVariantPrice"]["amount"])
+        assert float(prices["minVariantPrice"]["amount"]) <= float(
+            prices["maxVariantPrice"]["amount"]
+        )
         assert prices["minVariantPrice"]["currencyCode"] == "EUR"
         assert (p["publishedAt"] is not None) == (p["status"] == "ACTIVE")
         assert p["seo"] == {"title": None, "description": None}
@@ -190,7 +194,9 @@ def test_airbyte_style_variants_bulk_stream(shop) -> None:  # type: ignore[no-un
         assert 0 < float(item["unitCost"]["amount"]) < float(v["price"])
         assert item["unitCost"]["currencyCode"] == "EUR"
         assert all(o["optionValue"]["name"] == o["value"] for o in v["selectedOptions"])
-        assert v["availableForSale"] == (v["sellableOnlineQuantity"] > 0) or not v["availableForSale"]
+        assert (
+            v["availableForSale"] == (v["sellableOnlineQuantity"] > 0) or not v["availableForSale"]
+        )
     assert any(line["__typename"] == "Metafield" for line in lines)
 
 

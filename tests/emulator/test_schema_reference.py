@@ -7,8 +7,8 @@ import re
 
 import pytest
 from graphql import GraphQLField, GraphQLObjectType
-
 from reference_fields import MUTATIONS, REFERENCE, ROOT
+
 from shopify_emulator import catalog_fields
 from shopify_emulator.graphql_api import schema
 

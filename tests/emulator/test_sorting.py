@@ -111,13 +111,13 @@ def test_sort_key_in_bulk_query(shop) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_variant_and_item_orders(shop) -> None:  # type: ignore[no-untyped-def]
-    by_sku = shop.gql(
-        "{ productVariants(first: 250, sortKey: SKU) { nodes { id sku } } }"
-    )["data"]["productVariants"]["nodes"]
+    by_sku = shop.gql("{ productVariants(first: 250, sortKey: SKU) { nodes { id sku } } }")["data"][
+        "productVariants"
+    ]["nodes"]
     assert [v["sku"] or "" for v in by_sku] == sorted(v["sku"] or "" for v in by_sku)
-    reverse_items = shop.gql(
-        "{ inventoryItems(first: 250, reverse: true) { nodes { id } } }"
-    )["data"]["inventoryItems"]["nodes"]
+    reverse_items = shop.gql("{ inventoryItems(first: 250, reverse: true) { nodes { id } } }")[
+        "data"
+    ]["inventoryItems"]["nodes"]
     numbers = [int(n["id"].rsplit("/", 1)[1]) for n in reverse_items]
     assert numbers == sorted(numbers, reverse=True) and len(numbers) == len(by_sku)
     # Paging reversed items with a cursor continues below it.
