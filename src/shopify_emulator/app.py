@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -58,6 +59,13 @@ def create_app(config: EmulatorConfig) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Big shops build their timestamp index in the background from the start, so no request waits
+        # for it (small ones build it on first use, in milliseconds).
+        for shop in state.shops.values():
+            if shop.catalog.generated >= config.bulk_shard_min_products:
+                threading.Thread(
+                    target=shop.catalog.index.warm, name=f"index-{shop.config.name}", daemon=True
+                ).start()
         yield
         await dispatcher.close()
         bulk.cleanup()

@@ -113,6 +113,15 @@ class Catalog:
                 return variant
         return None
 
+    def product_count(self) -> int:
+        """How many products exist, from the overlay alone (no product is generated)."""
+        overlay = list(self.overlay.items())
+        deleted = sum(1 for index, product in overlay if product is None and index < self.generated)
+        created_alive = sum(
+            1 for index, product in overlay if product is not None and index >= self.generated
+        )
+        return self.generated - deleted + created_alive
+
     def iter_products(self, start: int = 0) -> Iterator[Product]:
         upper = self.upper
         overlay = self.overlay

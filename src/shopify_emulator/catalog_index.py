@@ -63,6 +63,11 @@ class GeneratedIndex:
         self._orders: dict[str, array[int]] = {}
         self._totals: array[int] | None = None
 
+    def warm(self) -> None:
+        """Build the timestamp orders now (a big shop's first date-filtered query then finds them)."""
+        self.order("UPDATED_AT")
+        self.order("CREATED_AT")
+
     # -- per-product values -------------------------------------------------------------------------
 
     def _stamps(self) -> tuple[array[int], array[int]]:

@@ -30,7 +30,7 @@ def _counted(source: r.Source, args: dict[str, Any], ctx: Context) -> int:
 def products_count(_: Any, args: dict[str, Any], ctx: Context) -> dict[str, Any]:
     r.require_scope(ctx, "read_products", "productsCount")
     if not args.get("query"):
-        return _capped(ctx.catalog.counts().products, args)
+        return _capped(ctx.catalog.product_count(), args)
     return _capped(_counted(r.products_source, args, ctx), args)
 
 

@@ -128,3 +128,17 @@ def test_variant_and_item_orders(shop) -> None:  # type: ignore[no-untyped-def]
         {"a": cursor},
     )["data"]["inventoryItems"]["nodes"]
     assert [int(n["id"].rsplit("/", 1)[1]) for n in after] == numbers[5:10]
+
+
+def test_counts_follow_creates_and_deletes(make_emulator, connect) -> None:  # type: ignore[no-untyped-def]
+    shop = connect(make_emulator(EmulatorConfig(shops=[ShopConfig(name="counted", products=12)])), "counted")
+    query = "{ productsCount { count precision } limited: productsCount(limit: 5) { count precision } }"
+    assert shop.gql(query)["data"] == {
+        "productsCount": {"count": 12, "precision": "EXACT"},
+        "limited": {"count": 5, "precision": "AT_LEAST"},
+    }
+    shop.control("DELETE", "/products/gid://shopify/Product/8000000000003")
+    shop.control("POST", "/products", json={"title": "New"})
+    shop.control("POST", "/products", json={"title": "Newer"})
+    truth = shop.control("GET", "/counts")["products"]
+    assert shop.gql(query)["data"]["productsCount"]["count"] == truth == 13
