@@ -131,8 +131,12 @@ def test_variant_and_item_orders(shop) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_counts_follow_creates_and_deletes(make_emulator, connect) -> None:  # type: ignore[no-untyped-def]
-    shop = connect(make_emulator(EmulatorConfig(shops=[ShopConfig(name="counted", products=12)])), "counted")
-    query = "{ productsCount { count precision } limited: productsCount(limit: 5) { count precision } }"
+    shop = connect(
+        make_emulator(EmulatorConfig(shops=[ShopConfig(name="counted", products=12)])), "counted"
+    )
+    query = (
+        "{ productsCount { count precision } limited: productsCount(limit: 5) { count precision } }"
+    )
     assert shop.gql(query)["data"] == {
         "productsCount": {"count": 12, "precision": "EXACT"},
         "limited": {"count": 5, "precision": "AT_LEAST"},
