@@ -63,6 +63,7 @@ def create_app(config: EmulatorConfig) -> Starlette:
         # for it (small ones build it on first use, in milliseconds).
         for shop in state.shops.values():
             if shop.catalog.generated >= config.bulk_shard_min_products:
+                shop.catalog.index.warming = True
                 threading.Thread(
                     target=shop.catalog.index.warm, name=f"index-{shop.config.name}", daemon=True
                 ).start()

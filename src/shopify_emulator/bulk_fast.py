@@ -119,6 +119,16 @@ def compile_emitter(root: Any, order: str, shape: CatalogShape, seed: int) -> Em
     return _build(product_parts, variant_parts, option_keys, order, shape, seed)
 
 
+def _mix(target: str, value: str) -> list[str]:
+    """generator.mix (splitmix64) as statements: the emitter calls no function per draw."""
+    return [
+        f"    {target} = ({value} + 0x9E3779B97F4A7C15) & MASK",
+        f"    {target} = (({target} ^ ({target} >> 30)) * 0xBF58476D1CE4E5B9) & MASK",
+        f"    {target} = (({target} ^ ({target} >> 27)) * 0x94D049BB133111EB) & MASK",
+        f"    {target} ^= {target} >> 31",
+    ]
+
+
 def _quantity_expression(locations: int) -> str:
     """`sum(variant.available)` as one expression of the generator's draws (see generator._variant)."""
     if locations <= 8:
@@ -180,14 +190,21 @@ def _build(
     lines = ["def emit(index, out):"]
     # The draws of generator.generate_product, in its order; the asserts in the tests hold them equal.
     lines += [
-        "    h = mix((seed * 0x100000001B3) ^ mix(index))",
-        "    h2 = mix(h)",
-        "    h3 = mix(h2)",
+        *_mix("x", "index"),
+        *_mix("h", "(SALT ^ x)"),
+        *_mix("h2", "h"),
+        *_mix("h3", "h2"),
         "    noun = NOUNS[(h >> 4) & 15]",
         '    title = f"{ADJECTIVES[h & 15]} {noun} {index}"',
         "    created = EPOCH_START + (h2 % CREATED_SPAN_S)",
-        "    ca = iso_int(created)",
-        "    ua = iso_int(created + (h3 % UPDATED_SPAN_S))",
+        "    updated = created + (h3 % UPDATED_SPAN_S)",
+        # generator.iso_int for both stamps, inlined (cached date part, formatted time of day).
+        "    day, second = divmod(created, 86400)",
+        "    ca = DAYS.get(day) or day_prefix(day)",
+        '    ca = f"{ca}{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z"',
+        "    day, second = divmod(updated, 86400)",
+        "    ua = DAYS.get(day) or day_prefix(day)",
+        '    ua = f"{ua}{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z"',
         "    roll = (h2 >> 32) % 100",
         '    status = "ACTIVE" if roll < 93 else ("DRAFT" if roll < 98 else "ARCHIVED")',
         "    pid = PRODUCT_BASE + index",
@@ -207,26 +224,23 @@ def _build(
         if order != "children_first":
             lines.append("    out.append(product)")
         lines += [
-            "    count = variant_count(h)",
+            "    count = CAP if HUGE and (h >> 40) % HUGE == 1 else min(CAP, 1 + (h >> 8) % SPAN)",
             "    names = option_names(count)",
             "    vbase = VARIANT_BASE + index * SLOTS",
             "    ibase = INVENTORY_ITEM_BASE + index * SLOTS",
             "    table = option_table(count, names)",
             "    for p in range(count):",
             "        number = vbase + p",
-            # mix(number), inlined: one call less per variant.
-            "        vh = (number + 0x9E3779B97F4A7C15) & MASK",
-            "        vh = ((vh ^ (vh >> 30)) * 0xBF58476D1CE4E5B9) & MASK",
-            "        vh = ((vh ^ (vh >> 27)) * 0x94D049BB133111EB) & MASK",
-            "        vh ^= vh >> 31",
+            *("    " + line for line in _mix("vh", "number")),
             "        vtitle, options = table[p]",
             "        item = ibase + p",
             "        stock = vh ^ (vh >> 17)",
             f"        quantity = {_quantity_expression(shape.locations)}",
             "        cents = 100 + vh % 99_900",
             "        sku = 'null' if (vh >> 24) % 50 == 0 else f'\"SKU-{index}-{p}\"'",
-            "        price = f'{cents / 100:.2f}'",
-            "        compare = 'null' if (vh >> 20) % 3 else f'\"{(cents * 5 // 4) / 100:.2f}\"'",
+            # f"{cents / 100:.2f}" in integers: a double that close to a cent prints as that cent.
+            "        price = f'{cents // 100}.{cents % 100:02d}'",
+            "        compare = 'null' if (vh >> 20) % 3 else f'\"{cents * 5 // 400}.{cents * 5 // 4 % 100:02d}\"'",
             "        barcode = 'null' if (vh >> 28) & 3 == 0 else f'\"{400_000_000_000 + (vh >> 32) % 99_999_999_999}\"'",
             "        position = p + 1",
             f"        out.append({variant_line}.encode())",
@@ -275,7 +289,12 @@ def _build(
         "TAGS_ALL": _TAGS_ALL,
         "LONG": _LONG,
         "tags_json": tags_json,
-        "variant_count": lambda h: g._variant_count(shape, h),
+        "SALT": seed * 0x100000001B3,
+        "CAP": max(1, min(shape.variants_max, ids.VARIANT_SLOTS)),
+        "HUGE": shape.huge_product_every if shape.huge_product_every > 0 else 0,
+        "SPAN": max(1, round(2 * shape.variants_mean - 1)),
+        "DAYS": g._DAYS,
+        "day_prefix": g.day_prefix,
         "option_names": g._option_names,
         "option_table": option_table,
         "MASK": g.MASK,

@@ -62,11 +62,17 @@ class GeneratedIndex:
         self._updated: array[int] | None = None
         self._orders: dict[str, array[int]] = {}
         self._totals: array[int] | None = None
+        # True while `warm` runs (the control API's health answer lists such shops).
+        self.warming = False
 
     def warm(self) -> None:
         """Build the timestamp orders now (a big shop's first date-filtered query then finds them)."""
-        self.order("UPDATED_AT")
-        self.order("CREATED_AT")
+        self.warming = True
+        try:
+            self.order("UPDATED_AT")
+            self.order("CREATED_AT")
+        finally:
+            self.warming = False
 
     # -- per-product values -------------------------------------------------------------------------
 

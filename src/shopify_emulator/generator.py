@@ -124,12 +124,18 @@ def iso(epoch_s: float) -> str:
 _DAYS: dict[int, str] = {}
 
 
-def iso_int(epoch_s: int) -> str:
-    """`iso` for whole seconds, with the date part cached: generation formats two stamps per product."""
-    day, second = divmod(epoch_s, 86400)
+def day_prefix(day: int) -> str:
+    """`YYYY-MM-DDT` of a day number since the epoch, cached."""
     prefix = _DAYS.get(day)
     if prefix is None:
         prefix = _DAYS[day] = time.strftime("%Y-%m-%dT", time.gmtime(day * 86400))
+    return prefix
+
+
+def iso_int(epoch_s: int) -> str:
+    """`iso` for whole seconds, with the date part cached: generation formats two stamps per product."""
+    day, second = divmod(epoch_s, 86400)
+    prefix = _DAYS.get(day) or day_prefix(day)
     hour, second = divmod(second, 3600)
     minute, second = divmod(second, 60)
     return f"{prefix}{hour:02d}:{minute:02d}:{second:02d}Z"
