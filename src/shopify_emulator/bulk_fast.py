@@ -10,6 +10,7 @@ Each expression must give exactly the bytes the general path gives (msgspec over
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -119,6 +120,36 @@ def compile_emitter(root: Any, order: str, shape: CatalogShape, seed: int) -> Em
     return _build(product_parts, variant_parts, option_keys, order, shape, seed)
 
 
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+_PER_PRODUCT = {"ca", "ua", "pid"}
+
+
+def _per_product_runs(parts: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """Runs of variant fragments that are the same for every variant of a product (constants, the
+    product's stamps and id) become one string built once per product: fewer substitutions a line."""
+    shared: list[tuple[str, str]] = []
+    out: list[str] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        if len(run) > 1:
+            name = f"K{len(shared)}"
+            shared.append((name, ",".join(run)))
+            out.append("{" + name + "}")
+        else:
+            out.extend(run)
+        run.clear()
+
+    for part in parts:
+        if set(_PLACEHOLDER.findall(part)) <= _PER_PRODUCT:
+            run.append(part)
+        else:
+            flush()
+            out.append(part)
+    flush()
+    return shared, out
+
+
 def _mix(target: str, value: str) -> list[str]:
     """generator.mix (splitmix64) as statements: the emitter calls no function per draw."""
     return [
@@ -220,6 +251,8 @@ def _build(
     if variant_parts is None:
         lines.append("    out.append(product)")
     else:
+        shared, variant_parts = _per_product_runs(variant_parts)
+        lines += [f"    {name} = f'{run}'" for name, run in shared]
         variant_line = "f'{{" + ",".join(variant_parts) + "}}\\n'"
         if order != "children_first":
             lines.append("    out.append(product)")

@@ -112,8 +112,9 @@ def run(
 ) -> int:
     """Write the export to `path` with `workers` processes; returns the file size. `progress` gets
     (lines, root lines) so far; when `cancelled()` turns true the children are stopped."""
+    # The first range is written straight into the result file; the others are appended to it.
     shards = [
-        Shard(start=a, end=b, path=f"{path}.part{n}")
+        Shard(start=a, end=b, path=path if n == 0 else f"{path}.part{n}")
         for n, (a, b) in enumerate(ranges(ctx.catalog.upper, workers))
     ]
     try:
@@ -147,7 +148,7 @@ def run(
                 os.waitpid(shard.pid, 0)
             if shard.read_fd >= 0:
                 os.close(shard.read_fd)
-            if os.path.exists(shard.path):
+            if shard.path != path and os.path.exists(shard.path):
                 os.unlink(shard.path)
 
 
@@ -179,9 +180,11 @@ def _collect(
 
 
 def _join(shards: list[Shard], path: str) -> int:
-    total = 0
-    with open(path, "wb") as out:
-        for shard in shards:
+    total = os.path.getsize(path)
+    # Not opened for append: copy_file_range refuses O_APPEND targets, so seek to the end instead.
+    with open(path, "r+b") as out:
+        out.seek(total)
+        for shard in shards[1:]:
             with open(shard.path, "rb") as part:
                 size = os.fstat(part.fileno()).st_size
                 copied = 0
