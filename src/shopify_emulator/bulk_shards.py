@@ -100,6 +100,22 @@ def _child(shard: Shard, write_fd: int, lines: Iterator[bulk_plan.Group]) -> Non
     os.write(write_fd, REPORT.pack(count, roots, size, 1))
 
 
+def detach(keep: int) -> None:
+    """Close every descriptor a child inherited but `keep` and the standard streams.
+
+    A fork shares the parent's sockets: while a child held a copy, a connection the server closed (a
+    keep-alive timeout, `Connection: close`) stayed open to its client, which then sent requests nobody
+    read and got an EOF instead of an answer once the child exited.
+    """
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd != keep:
+            try:
+                os.close(fd)
+            except OSError:
+                continue  # the directory listing's own descriptor, already gone
+
+
 def run(
     plan: bulk_plan.BulkPlan,
     ctx: Context,
@@ -123,7 +139,7 @@ def run(
             read_fd, write_fd = os.pipe()
             pid = os.fork()
             if pid == 0:  # pragma: no cover - runs in the child, which leaves through os._exit
-                os.close(read_fd)
+                detach(keep=write_fd)
                 status = 1
                 try:
                     _child(shard, write_fd, lines)

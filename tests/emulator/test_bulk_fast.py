@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import time
 
 import httpx
+import psutil
 import pytest
 from graphql import parse
 
@@ -115,3 +119,45 @@ def test_sharded_export_equals_one_writer(make_emulator, connect, order: str) ->
         assert sorted(map(json.dumps, one_lines)) == sorted(map(json.dumps, many_lines))
         roots = [line["id"] for line in many_lines if "__parentId" not in line]
         assert roots == sorted(roots, key=lambda gid: int(gid.rsplit("/", 1)[1]))
+
+
+def test_writer_processes_do_not_hold_the_servers_connections(make_emulator, connect) -> None:  # type: ignore[no-untyped-def]
+    # A forked writer that kept copies of the server's sockets kept every connection the server closed
+    # meanwhile (keep-alive timeout, `Connection: close`) open to its client, which then sent requests
+    # nobody read and got an EOF once the writer exited. The writers must hold no socket at all.
+    emulator = make_emulator(
+        EmulatorConfig(
+            shops=[ShopConfig(name="forks", products=150_000)],
+            bulk_workers=2,
+            bulk_shard_min_products=0,
+        )
+    )
+    shop = connect(emulator, "forks")
+    raw = socket.create_connection(("127.0.0.1", emulator.port))
+    raw.sendall(b"GET /_emulator/health HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert b"200 OK" in raw.recv(65536)  # a kept-alive connection, open before the fork
+    before = {child.pid for child in psutil.Process().children()}
+    op_id = shop.run_bulk(CORE, group=True)
+    writers: list[psutil.Process] = []
+    deadline = time.monotonic() + 60
+    while not writers and time.monotonic() < deadline:
+        writers = [c for c in psutil.Process().children() if c.pid not in before]
+    held = []
+    for writer in writers:
+        try:
+            held += [
+                fd for fd in os.listdir(f"/proc/{writer.pid}/fd") if _is_socket(writer.pid, fd)
+            ]
+        except FileNotFoundError:
+            continue  # that writer is done already
+    raw.close()
+    assert writers, "the export was not written by forked processes"
+    assert held == []
+    assert shop.wait_bulk(op_id, timeout=120)["status"] == "COMPLETED"
+
+
+def _is_socket(pid: int, fd: str) -> bool:
+    try:
+        return os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+    except FileNotFoundError:
+        return False
