@@ -107,6 +107,10 @@ def detach(keep: int) -> None:
     keep-alive timeout, `Connection: close`) stayed open to its client, which then sent requests nobody
     read and got an EOF instead of an answer once the child exited.
     """
+    if not os.path.isdir("/proc/self/fd"):
+        os.closerange(3, keep)
+        os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
+        return
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
         if fd > 2 and fd != keep:
