@@ -142,6 +142,7 @@ def test_writer_processes_do_not_hold_the_servers_connections(make_emulator, con
     deadline = time.monotonic() + 60
     while not writers and time.monotonic() < deadline:
         writers = [c for c in psutil.Process().children() if c.pid not in before]
+        time.sleep(0.005)
     held = []
     for writer in writers:
         try:
