@@ -15,6 +15,15 @@ app = typer.Typer(
 
 
 @app.callback(invoke_without_command=True)
-def emulator(ctx: typer.Context) -> None:
+def emulator(
+    ctx: typer.Context,
+    public_base_url: str = typer.Option(
+        "",
+        "--public-base-url",
+        help="Base of result-file URLs, e.g. https://storage.googleapis.com behind a TLS proxy "
+        "(default: the emulator's own http://HOST:PORT).",
+    ),
+) -> None:
+    base = ["--public-base-url", public_base_url] if public_base_url else []
     # exec: signals and exit codes go straight to the emulator, with no wrapper in between.
-    os.execv(sys.executable, [sys.executable, "-m", "shopify_emulator", *ctx.args])  # noqa: S606
+    os.execv(sys.executable, [sys.executable, "-m", "shopify_emulator", *base, *ctx.args])  # noqa: S606
