@@ -64,6 +64,21 @@ def parser() -> argparse.ArgumentParser:
         "--bulk-child-order", default="shuffled", choices=["grouped", "shuffled", "children_first"]
     )
     p.add_argument("--bulk-dir", default=None)
+    p.add_argument(
+        "--bulk-workers",
+        type=int,
+        default=DEFAULTS.bulk_workers,
+        help="processes writing a whole-catalog export (default: CPU count, at most 4)",
+    )
+    p.add_argument(
+        "--bulk-url-ttl", type=float, default=DEFAULTS.bulk_url_ttl_s, help="life of result URLs, s"
+    )
+    p.add_argument(
+        "--public-base-url",
+        default="",
+        help="base of result-file URLs, e.g. https://storage.googleapis.com behind a TLS proxy "
+        "(default: the emulator's own http://HOST:PORT)",
+    )
     p.add_argument("--variants-mean", type=float, default=3.0)
     p.add_argument("--variants-max", type=int, default=2048)
     p.add_argument("--metafields-per-product", type=float, default=2.0)
@@ -93,6 +108,9 @@ def build_config(args: argparse.Namespace) -> EmulatorConfig:
         time_scale=args.time_scale,
         webhook_timeout_s=args.webhook_timeout,
         default_api_version=args.api_version,
+        bulk_workers=max(1, args.bulk_workers),
+        bulk_url_ttl_s=args.bulk_url_ttl,
+        public_base_url=args.public_base_url.rstrip("/"),
     )
     if args.bulk_dir:
         config.bulk_dir = args.bulk_dir

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -14,10 +15,11 @@ from starlette.routing import Route
 
 from shopify_emulator import oauth
 from shopify_emulator.admin import AdminApi
-from shopify_emulator.bulk import BulkRunner
+from shopify_emulator.bulk import BUCKET, OUTPUTS, BulkRunner
 from shopify_emulator.config import EmulatorConfig
 from shopify_emulator.control import ControlApi
 from shopify_emulator.files import serve_file
+from shopify_emulator.staged import STAGING_BUCKET
 from shopify_emulator.state import EmulatorState, ShopState
 from shopify_emulator.webhooks import Dispatcher
 
@@ -57,6 +59,14 @@ def create_app(config: EmulatorConfig) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Big shops build their timestamp index in the background from the start, so no request waits
+        # for it (small ones build it on first use, in milliseconds).
+        for shop in state.shops.values():
+            if shop.catalog.generated >= config.bulk_shard_min_products:
+                shop.catalog.index.warming = True
+                threading.Thread(
+                    target=shop.catalog.index.warm, name=f"index-{shop.config.name}", daemon=True
+                ).start()
         yield
         await dispatcher.close()
         bulk.cleanup()
@@ -67,7 +77,9 @@ def create_app(config: EmulatorConfig) -> Starlette:
         Route("/admin/oauth/access_scopes.json", by_host(scopes)),
         Route("/admin/api/{version}/graphql.json", by_host(admin.graphql), methods=["POST"]),
         Route("/admin/api/{version}/shop.json", by_host(admin.shop_json)),
-        Route("/_files/{shop}/{name}", files, methods=["GET", "HEAD"]),
+        Route(f"/{BUCKET}/{OUTPUTS}/{{key}}", files, methods=["GET", "HEAD"]),
+        Route(f"/{STAGING_BUCKET}", bulk.staged.receive, methods=["POST"]),
+        Route(f"/{STAGING_BUCKET}/{{key:path}}", bulk.staged.receive, methods=["PUT"]),
         *control.routes(),
     ]
     app = Starlette(

@@ -1,25 +1,33 @@
-"""Bulk operations: validation, the background writer thread, statuses and signed file URLs.
+"""Bulk operations: validation, the background writer, statuses and signed file URLs.
 
-Each run writes its JSONL on a worker thread so the event loop keeps answering polls while a million
-products stream to disk. The thread hands its outcome back to the loop with `call_soon_threadsafe`,
-which is where webhooks are fired.
+The lifecycle is Shopify's: `bulkOperationRunQuery` answers with the operation `CREATED`; the writer
+starts once that answer is out, and the operation is `RUNNING` with a growing `objectCount` until it
+ends `COMPLETED`, `FAILED` (with an `errorCode`), `CANCELED`, or `EXPIRED`. Every run's ending is decided
+in one place, :class:`Outcome`, from the faults switched on when it was created, so a new way for a run
+to end is one field there. The writer is a worker thread (several processes for whole-catalog exports,
+see `bulk_shards`) so the event loop keeps answering polls while a million products stream to disk; it
+hands the ending back to the loop with `call_soon_threadsafe`, which is where webhooks are fired.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import os
+import secrets
 import shutil
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
-from shopify_emulator import bulk_plan, graphql_api, ids
+from shopify_emulator import bulk_mutation, bulk_plan, bulk_shards, graphql_api, ids
 from shopify_emulator.catalog import now_iso
 from shopify_emulator.resolvers import Context, ResolveError
+from shopify_emulator.staged import StagedFiles
 from shopify_emulator.state import EmulatorState, ShopState
 from shopify_emulator.webhooks import Dispatcher
 
@@ -45,15 +53,94 @@ class BulkOperation:
     root_object_count: int = 0
     file_size: int | None = None
     null_url: bool = False
+    expired: bool = False
+    # The storage object's name, as opaque as Shopify's (`bulk-operation-outputs/<key>-final`).
+    key: str = field(default_factory=lambda: secrets.token_hex(14))
+    finished_at: float | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
 
     @property
     def gid(self) -> str:
         return ids.gid("BulkOperation", self.number)
 
+    def status_now(self, url_ttl_s: float) -> str:
+        """The status a poll sees: a completed run whose file has outlived its links is EXPIRED."""
+        if self.status == "COMPLETED" and (
+            self.expired
+            or (self.finished_at is not None and time.time() - self.finished_at > url_ttl_s)
+        ):
+            return "EXPIRED"
+        return self.status
 
-def sign(key: bytes, path: str, expires: int) -> str:
-    return hmac.new(key, f"{path}\n{expires}".encode(), hashlib.sha256).hexdigest()
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a run ends, fixed when it is created from the shop's faults."""
+
+    fail_after: int = -1  # FAILED after this many lines (with partial data)
+    error_code: str = "INTERNAL_SERVER_ERROR"
+    truncate: bool = False  # the file ends mid-line
+    null_url: bool = False  # COMPLETED with url null
+    expire: bool = False  # COMPLETED, then EXPIRED: the result is gone
+    # Exact bytes served as the result instead of the generated file (control API
+    # `bulk/served-files`), for hostile files in tests.
+    served: bytes | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_faults(cls, shop: ShopState, query: str) -> Outcome:
+        failed = shop.faults.take("bulk_failed")
+        timeout = shop.faults.take("bulk_timeout")
+        fail_after, error_code = -1, "INTERNAL_SERVER_ERROR"
+        if timeout is not None:
+            fail_after, error_code = int(timeout.params.get("after_lines", 100)), "TIMEOUT"
+        if failed is not None:
+            fail_after = int(failed.params.get("after_lines", 100))
+            error_code = str(failed.params.get("error_code", "INTERNAL_SERVER_ERROR"))
+        return cls(
+            fail_after=fail_after,
+            error_code=error_code,
+            truncate=shop.faults.take("truncated_jsonl") is not None,
+            null_url=shop.faults.take("null_url") is not None,
+            expire=shop.faults.take("bulk_expired") is not None,
+            served=served.content if (served := shop.take_served_file(query)) else None,
+        )
+
+    @property
+    def fails(self) -> bool:
+        return self.fail_after >= 0
+
+
+# Google Cloud Storage's V2 signed URLs, which is what Shopify's result links are.
+BUCKET = "shopify-tiers-assets-prod-us-east1"
+OUTPUTS = "bulk-operation-outputs"
+ACCESS_ID = "assets-us-prod@shopify-tiers.iam.gserviceaccount.com"
+CONTENT_TYPE = "application/jsonl"
+
+
+def object_path(op: BulkOperation, partial: bool) -> str:
+    return f"/{BUCKET}/{OUTPUTS}/{op.key}-{'partial' if partial else 'final'}"
+
+
+def disposition(op: BulkOperation) -> str:
+    name = f"bulk-{op.number}.jsonl"
+    return f"attachment; filename=\"{name}\"; filename*=UTF-8''{name}"
+
+
+def sign(key: bytes, path: str, expires: int, response_disposition: str, content_type: str) -> str:
+    """URL-safe base64 HMAC over everything a client must not change: object, expiry, headers."""
+    message = f"GET\n{expires}\n{path}\n{response_disposition}\n{content_type}".encode()
+    return base64.b64encode(hmac.new(key, message, hashlib.sha256).digest()).decode()
+
+
+def signed_query(key: bytes, path: str, expires: int, op: BulkOperation) -> str:
+    content_disposition = disposition(op)
+    signature = sign(key, path, expires, content_disposition, CONTENT_TYPE)
+    return (
+        f"GoogleAccessId={quote(ACCESS_ID, safe='')}&Expires={expires}"
+        f"&Signature={quote(signature, safe='')}"
+        f"&response-content-disposition={quote(content_disposition, safe='')}"
+        f"&response-content-type={quote(CONTENT_TYPE, safe='')}"
+    )
 
 
 class BulkRunner:
@@ -65,6 +152,7 @@ class BulkRunner:
         )
         os.makedirs(self.directory, exist_ok=True)
         self.threads: list[threading.Thread] = []
+        self.staged = StagedFiles(self.directory, state.signing_key)
 
     def cleanup(self) -> None:
         for op_state in self.state.shops.values():
@@ -90,7 +178,7 @@ class BulkRunner:
         active = [
             op
             for op in shop.bulk_operations.values()
-            if op.client_id == ctx.app.client_id and op.status in ACTIVE
+            if op.client_id == ctx.app.client_id and op.status in ACTIVE and op.type == "QUERY"
         ]
         new_rules = ctx.api_version >= CONCURRENCY_VERSION
         limit = 5 if new_rules else 1
@@ -130,30 +218,118 @@ class BulkRunner:
             group_objects=grouped,
         )
         shop.bulk_operations[number] = op
-        faults: dict[str, Any] = {
-            kind: shop.faults.take(kind)
-            for kind in (
-                "truncated_jsonl",
-                "bulk_failed",
-                "bulk_timeout",
-                "bulk_expired",
-                "null_url",
-            )
-        }
-        faults["served_file"] = shop.take_served_file(query)
+        outcome = Outcome.from_faults(shop, query)
         job_ctx = Context(
             state=ctx.state, shop=shop, app=ctx.app, scopes=ctx.scopes, api_version=ctx.api_version
         )
         loop = asyncio.get_running_loop()
+        # Shopify answers the mutation with the operation CREATED: the writer starts only after this
+        # answer is built (the callback runs on the loop's next turn, after the response is encoded).
+        loop.call_soon(self._launch, op, plan, job_ctx, outcome, loop)
+        return op, []
+
+    def _launch(
+        self,
+        op: BulkOperation,
+        plan: bulk_plan.BulkPlan,
+        ctx: Context,
+        outcome: Outcome,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        if op.cancel.is_set():
+            self._finish(op, "CANCELED", None, loop)
+            return
         thread = threading.Thread(
             target=self._run,
-            args=(op, plan, job_ctx, faults, loop),
-            name=f"bulk-{number}",
+            args=(op, plan, ctx, outcome, loop),
+            name=f"bulk-{op.number}",
             daemon=True,
         )
         self.threads = [t for t in self.threads if t.is_alive()] + [thread]
         thread.start()
+
+    def start_mutation(
+        self, ctx: Context, mutation: str, staged_path: str
+    ) -> tuple[BulkOperation | None, list[dict[str, Any]]]:
+        """`bulkOperationRunMutation`: one call of `mutation` per line of the staged JSONL file."""
+        shop = ctx.shop
+        if any(
+            op.client_id == ctx.app.client_id and op.type == "MUTATION" and op.status in ACTIVE
+            for op in shop.bulk_operations.values()
+        ):
+            return None, [
+                _mutation_error(
+                    "A bulk mutation operation for this app and shop is already in progress.",
+                    "OPERATION_IN_PROGRESS",
+                    None,
+                )
+            ]
+        if not self.staged.exists(staged_path):
+            return None, [
+                _mutation_error(
+                    "The JSONL file could not be found. Try uploading the file again, and check that "
+                    "you've entered the URL correctly for the stagedUploadPath mutation argument.",
+                    "NO_SUCH_FILE",
+                    ["stagedUploadPath"],
+                )
+            ]
+        document, errors = graphql_api.parse_and_validate(mutation)
+        problem = bulk_mutation.check(document, errors)
+        if problem is not None:
+            return None, [_mutation_error(problem, "INVALID_MUTATION", ["mutation"])]
+        assert document is not None
+        number = self.state.next_id() + 7_000_000_000
+        op = BulkOperation(
+            number=number,
+            client_id=ctx.app.client_id,
+            shop=shop.domain,
+            query=mutation,
+            path=os.path.join(self.directory, f"{shop.config.name}-{number}.jsonl"),
+            group_objects=False,
+            type="MUTATION",
+        )
+        shop.bulk_operations[number] = op
+        loop = asyncio.get_running_loop()
+        job = bulk_mutation.Job(
+            document=document,
+            variables_path=self.staged.path(staged_path),
+            ctx=Context(
+                state=ctx.state,
+                shop=shop,
+                app=ctx.app,
+                scopes=ctx.scopes,
+                api_version=ctx.api_version,
+                dispatcher=bulk_mutation.LoopDispatcher(self.dispatcher, loop),  # type: ignore[arg-type]
+                base_url=ctx.base_url,
+            ),
+        )
+        loop.call_soon(self._launch_mutation, op, job, loop)
         return op, []
+
+    def _launch_mutation(
+        self, op: BulkOperation, job: bulk_mutation.Job, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        def run() -> None:
+            status, error_code = "COMPLETED", None
+            try:
+                op.status = "RUNNING"
+                op.file_size = job.run(op.path, op.cancel.is_set, self._count(op))
+                if op.cancel.is_set():
+                    status = "CANCELED"
+            except Exception:
+                status, error_code = "FAILED", "INTERNAL_SERVER_ERROR"
+            self._finish(op, status, error_code, loop)
+
+        thread = threading.Thread(target=run, name=f"bulk-mutation-{op.number}", daemon=True)
+        self.threads = [t for t in self.threads if t.is_alive()] + [thread]
+        thread.start()
+
+    @staticmethod
+    def _count(op: BulkOperation) -> Any:
+        def progress(lines: int) -> None:
+            op.object_count = op.root_object_count = lines
+
+        return progress
 
     def cancel(self, ctx: Context, op: BulkOperation) -> list[dict[str, Any]]:
         if op.status not in ("CREATED", "RUNNING"):
@@ -169,25 +345,32 @@ class BulkRunner:
 
     # -- URLs -------------------------------------------------------------------------------------
 
-    def file_path(self, shop: ShopState, number: int) -> str | None:
-        op = shop.bulk_operations.get(number)
-        return op.path if op is not None else None
+    def find(self, key: str) -> tuple[BulkOperation, bool] | None:
+        """The operation and whether the partial file is meant, from a storage object name."""
+        stem, _, kind = key.rpartition("-")
+        if kind not in ("final", "partial"):
+            return None
+        for shop in self.state.shops.values():
+            for op in shop.bulk_operations.values():
+                if op.key == stem:
+                    return op, kind == "partial"
+        return None
 
     def url_for(self, op: BulkOperation, *, partial: bool, base_url: str) -> str | None:
+        ttl = self.state.config.bulk_url_ttl_s
+        status = op.status_now(ttl)
         if partial:
-            if op.status != "FAILED" or op.object_count == 0:
+            if status != "FAILED" or op.object_count == 0:
                 return None
-        elif op.status != "COMPLETED" or op.null_url or op.object_count == 0:
+        elif status != "COMPLETED" or op.null_url or op.object_count == 0:
             # Shopify answers url: null for an empty result, and (as a fault) for a non-empty one.
             return None
         shop = self.state.shops[op.shop]
-        path = f"/_files/{shop.config.name}/{op.number}.jsonl"
-        ttl = self.state.config.bulk_url_ttl_s
         if shop.faults.take("expired_url") is not None:
             ttl = -60.0
         expires = int(time.time() + ttl)
-        signature = sign(self.state.signing_key, path, expires)
-        return f"{base_url}{path}?expires={expires}&signature={signature}"
+        path = object_path(op, partial)
+        return f"{base_url}{path}?{signed_query(self.state.signing_key, path, expires, op)}"
 
     # -- the worker thread ----------------------------------------------------------------------------
 
@@ -196,74 +379,97 @@ class BulkRunner:
         op: BulkOperation,
         plan: bulk_plan.BulkPlan,
         ctx: Context,
-        faults: dict[str, Any],
+        outcome: Outcome,
         loop: asyncio.AbstractEventLoop,
     ) -> None:
-        failed = faults.get("bulk_failed") or faults.get("bulk_timeout")
-        fail_after = int(failed.params.get("after_lines", 100)) if failed else -1
-        # Shopify told the app it completed; only a later read finds the result gone.
-        reported: str | None = None
+        status, error_code = "COMPLETED", None
         try:
             op.status = "RUNNING"
-            self._write(op, plan, ctx, fail_after)
-            if faults.get("served_file") is not None:
-                _serve_instead(op, faults["served_file"].content)
+            self._write(op, plan, ctx, outcome)
+            if outcome.served is not None:
+                _serve_instead(op, outcome.served)
             if op.cancel.is_set():
-                op.status = "CANCELED"
-            elif failed is not None:
-                op.status = "FAILED"
-                default = "TIMEOUT" if failed.kind == "bulk_timeout" else "INTERNAL_SERVER_ERROR"
-                op.error_code = str(failed.params.get("error_code", default))
-            elif faults.get("bulk_expired") is not None:
-                op.status, reported = "EXPIRED", "COMPLETED"
+                status = "CANCELED"
+            elif outcome.fails:
+                status, error_code = "FAILED", outcome.error_code
             else:
-                if faults.get("truncated_jsonl") is not None:
+                if outcome.truncate:
                     _truncate_last_line(op.path)
-                op.null_url = faults.get("null_url") is not None
-                op.status = "COMPLETED"
+                op.null_url = outcome.null_url
+                op.expired = outcome.expire
         except ResolveError as exc:
-            op.status = "FAILED"
-            op.error_code = (
-                "ACCESS_DENIED" if exc.code == "ACCESS_DENIED" else "INTERNAL_SERVER_ERROR"
-            )
+            status = "FAILED"
+            error_code = "ACCESS_DENIED" if exc.code == "ACCESS_DENIED" else "INTERNAL_SERVER_ERROR"
         except Exception:
-            op.status = "FAILED"
-            op.error_code = "INTERNAL_SERVER_ERROR"
+            status, error_code = "FAILED", "INTERNAL_SERVER_ERROR"
+        self._finish(op, status, error_code, loop)
+
+    def _finish(
+        self,
+        op: BulkOperation,
+        status: str,
+        error_code: str | None,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        """The one place a run ends: status, completion time, and the `bulk_operations/finish` webhook."""
+        op.error_code = error_code
         op.completed_at = now_iso()
+        op.finished_at = time.time()
+        op.status = status
         if not loop.is_closed():
-            loop.call_soon_threadsafe(
-                self.dispatcher.bulk_finished, self.state.shops[op.shop], op, reported
-            )
+            loop.call_soon_threadsafe(self.dispatcher.bulk_finished, self.state.shops[op.shop], op)
 
     def _write(
-        self, op: BulkOperation, plan: bulk_plan.BulkPlan, ctx: Context, fail_after: int
+        self, op: BulkOperation, plan: bulk_plan.BulkPlan, ctx: Context, outcome: Outcome
     ) -> None:
         config = self.state.config
         order = "grouped" if op.group_objects else config.bulk_child_order
         rate = config.bulk_lines_per_s
-        encode = bulk_plan.ENCODER.encode
+        if (
+            config.bulk_workers > 1
+            and rate <= 0
+            and not outcome.fails
+            and ctx.catalog.upper >= config.bulk_shard_min_products
+            and bulk_shards.shardable(plan)
+        ):
+            # Access is checked here, as the first root object of a single writer would.
+            next(bulk_plan.root_objects(plan, ctx), None)
+
+            def progress(lines: int, roots: int) -> None:
+                op.object_count, op.root_object_count = lines, roots
+
+            op.file_size = bulk_shards.run(
+                plan,
+                ctx,
+                order,
+                op.number,
+                op.path,
+                config.bulk_workers,
+                progress,
+                op.cancel.is_set,
+            )
+            return
+        fail_after = outcome.fail_after
         buffer = bytearray()
         size = 0
         started = time.monotonic()
         with open(op.path, "wb") as out:
-            # after_lines 0: the operation fails before its first line (no partial data).
-            groups = (
-                () if fail_after == 0 else bulk_plan.root_lines(plan, ctx, order, seed=op.number)
-            )
-            for group in groups:
-                for line in group:
-                    buffer += encode(line)
-                    buffer += b"\n"
-                    op.object_count += 1
-                    if "__parentId" not in line:
-                        op.root_object_count += 1
-                    if op.object_count == fail_after:
-                        break
+            for group, roots in bulk_plan.root_lines(plan, ctx, order, seed=op.number):
+                if fail_after >= 0 and op.object_count + len(group) >= fail_after:
+                    # The injected failure: keep the lines written up to it, as partial data.
+                    kept = group[: fail_after - op.object_count]
+                    buffer += b"".join(kept)
+                    op.object_count += len(kept)
+                    op.root_object_count += sum(1 for line in kept if b'"__parentId"' not in line)
+                    break
+                buffer += b"".join(group)
+                op.object_count += len(group)
+                op.root_object_count += roots
                 if len(buffer) >= FLUSH_BYTES:
                     out.write(buffer)
                     size += len(buffer)
                     buffer.clear()
-                if op.cancel.is_set() or op.object_count == fail_after:
+                if op.cancel.is_set():
                     break
                 if rate > 0:
                     ahead = op.object_count / rate - (time.monotonic() - started)
@@ -296,6 +502,10 @@ def _truncate_last_line(path: str) -> None:
         last_len = len(tail.rstrip(b"\n")) - last_start
         # Cut the last line in half, and its newline with it: the file ends mid-object.
         handle.truncate(size - len(tail) + last_start + max(1, last_len // 2))
+
+
+def _mutation_error(message: str, code: str, field_path: list[str] | None) -> dict[str, Any]:
+    return {"field": field_path, "message": message, "code": code}
 
 
 def _user_error(message: str, code: str) -> dict[str, Any]:

@@ -18,7 +18,9 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLInterfaceType,
     GraphQLObjectType,
+    GraphQLUnionType,
     InlineFragmentNode,
     OperationDefinitionNode,
     OperationType,
@@ -28,7 +30,8 @@ from graphql import (
     value_from_ast_untyped,
 )
 
-from shopify_emulator import graphql_api
+from shopify_emulator import bulk_fast, graphql_api
+from shopify_emulator import catalog_fields as cf
 from shopify_emulator import resolvers as r
 from shopify_emulator.cost import is_connection
 from shopify_emulator.model import InventoryItem
@@ -48,6 +51,8 @@ class ObjectPlan:
     children: list[ChildPlan] = field(default_factory=list)
     typename_requested: bool = False
     builder: Builder | None = None
+    # For an interface or union with several kinds of objects: the plan of each kind.
+    alternatives: dict[str, ObjectPlan] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -61,6 +66,7 @@ class ChildPlan:
 class BulkPlan:
     root: ChildPlan
     connections: int
+    root_field: str = ""
 
 
 def compile_plan(document: DocumentNode, max_depth: int, max_connections: int) -> BulkPlan:
@@ -84,7 +90,7 @@ def compile_plan(document: DocumentNode, max_depth: int, max_connections: int) -
     root_plan = compiler.connection(root_field, "QueryRoot", 1, max_depth)
     if compiler.connections > max_connections:
         raise PlanError(f"Bulk queries cannot contain more than {max_connections} connections.")
-    return BulkPlan(root=root_plan, connections=compiler.connections)
+    return BulkPlan(root=root_plan, connections=compiler.connections, root_field=name)
 
 
 class _Compiler:
@@ -92,17 +98,22 @@ class _Compiler:
         self.fragments = fragments
         self.connections = 0
 
-    def fields(self, selection_set: SelectionSetNode | None) -> list[FieldNode]:
+    def fields(
+        self, selection_set: SelectionSetNode | None, on: str | None = None
+    ) -> list[FieldNode]:
+        """The fields selected, fragments flattened; with `on`, only fragments that apply to that
+        concrete type (`... on Product` inside `owner`)."""
         out: list[FieldNode] = []
         for selection in selection_set.selections if selection_set else ():
             if isinstance(selection, FieldNode):
                 out.append(selection)
             elif isinstance(selection, InlineFragmentNode):
-                out.extend(self.fields(selection.selection_set))
+                if _applies(selection.type_condition, on):
+                    out.extend(self.fields(selection.selection_set, on))
             elif isinstance(selection, FragmentSpreadNode):
                 fragment = self.fragments.get(selection.name.value)
-                if fragment is not None:
-                    out.extend(self.fields(fragment.selection_set))
+                if fragment is not None and _applies(fragment.type_condition, on):
+                    out.extend(self.fields(fragment.selection_set, on))
         return out
 
     def connection(
@@ -113,7 +124,7 @@ class _Compiler:
                 f"Bulk queries cannot contain connections with a nesting depth greater than {max_depth}."
             )
         self.connections += 1
-        source = r.SOURCES.get(parent_type, {}).get(node.name.value)
+        source = cf.SOURCES.get(parent_type, {}).get(node.name.value)
         if source is None:
             raise PlanError(f"The connection '{node.name.value}' is not supported in bulk queries.")
         gtype = graphql_api.schema().type_map[parent_type]
@@ -135,6 +146,31 @@ class _Compiler:
         plan.builder = compile_builder(plan, True)
         return ChildPlan(source=source, args=_arguments(node), node=plan)
 
+    def nested_plan(
+        self, type_name: str, node: FieldNode, depth: int, max_depth: int
+    ) -> ObjectPlan:
+        schema = graphql_api.schema()
+        gtype = schema.type_map[type_name]
+        if isinstance(gtype, (GraphQLInterfaceType, GraphQLUnionType)):
+            possible = [t.name for t in schema.get_possible_types(gtype) if t.name in cf.FIELDS]
+            if len(possible) > 1:
+                # One plan per object kind the value can be; the line takes the one it is.
+                plan = ObjectPlan(type_name=type_name, fields=[])
+                plan.alternatives = {
+                    name: self.object_plan(
+                        name,
+                        self.fields(node.selection_set, name),
+                        depth,
+                        max_depth,
+                        allow_connections=False,
+                    )
+                    for name in possible
+                }
+                return plan
+        return self.object_plan(
+            type_name, self.fields(node.selection_set), depth, max_depth, allow_connections=False
+        )
+
     def object_plan(
         self,
         type_name: str,
@@ -144,17 +180,29 @@ class _Compiler:
         *,
         allow_connections: bool,
     ) -> ObjectPlan:
-        gtype = graphql_api.schema().type_map[type_name]
+        schema = graphql_api.schema()
+        gtype = schema.type_map[type_name]
+        if isinstance(gtype, (GraphQLInterfaceType, GraphQLUnionType)):
+            # An interface the emulator fills with one kind of object (Media: MediaImage) is planned
+            # as that object; the fragments on it are already flattened into `selections`.
+            possible = [t for t in schema.get_possible_types(gtype) if t.name in cf.FIELDS]
+            if len(possible) != 1:
+                raise PlanError(f"Abstract type '{type_name}' is not supported in bulk queries.")
+            gtype = possible[0]
+            type_name = gtype.name
         plan = ObjectPlan(type_name=type_name, fields=[])
         if not isinstance(gtype, GraphQLObjectType):
             raise PlanError(f"Abstract type '{type_name}' is not supported in bulk queries.")
-        resolvers = r.FIELDS.get(type_name, {})
+        resolvers = cf.FIELDS.get(type_name, {})
         for node in selections:
             name = node.name.value
             key = node.alias.value if node.alias else name
             if name == "__typename":
                 plan.typename_requested = True
                 plan.fields.append((key, None, name, {}, None))
+                continue
+            if name not in gtype.fields:
+                # A field of another member of a flattened fragment (`... on Video { ... }`).
                 continue
             named = get_named_type(gtype.fields[name].type)
             if is_connection(named.name):
@@ -166,13 +214,7 @@ class _Compiler:
                 continue
             nested = None
             if not is_leaf_type(named):
-                nested = self.object_plan(
-                    named.name,
-                    self.fields(node.selection_set),
-                    depth,
-                    max_depth,
-                    allow_connections=False,
-                )
+                nested = self.nested_plan(named.name, node, depth, max_depth)
             plan.fields.append((key, resolvers.get(name), name, _arguments(node), nested))
         return plan
 
@@ -229,20 +271,22 @@ FAST: dict[str, dict[str, str]] = {
         "updatedAt": "o.updated_at",
     },
 }
-# Objects that are plain dicts (SelectedOption, InventoryQuantity...) read their keys directly.
-DICT_TYPES = {
-    "SelectedOption",
-    "InventoryQuantity",
-    "ShopPlan",
-    "Count",
-    "ProductOption",
-    "WebhookHttpEndpoint",
-}
 # Nested objects built straight from the parent, skipping the resolver's intermediate objects.
-FAST_NESTED: dict[tuple[str, str], str] = {
-    ("ProductVariant", "inventoryItem"): "InventoryItem(o)",
-    ("ProductVariant", "selectedOptions"): '[{"name": n, "value": v} for n, v in o.options]',
+# Each applies only when the nested selection stays within the listed fields.
+FAST_NESTED: dict[tuple[str, str], tuple[str, frozenset[str] | None]] = {
+    ("ProductVariant", "inventoryItem"): ("InventoryItem(o)", None),
+    ("ProductVariant", "selectedOptions"): (
+        '[{"name": n, "value": v} for n, v in o.options]',
+        frozenset({"name", "value"}),
+    ),
 }
+
+
+def _within(nested: ObjectPlan | None, allowed: frozenset[str] | None) -> bool:
+    if allowed is None or nested is None:
+        return True
+    return all(name in allowed for _, _, name, _, _ in nested.fields)
+
 
 Builder = Callable[[Any, r.Context], dict[str, Any]]
 
@@ -258,8 +302,33 @@ def _nested(sub: Builder) -> Callable[[Any, r.Context], Any]:
     return apply
 
 
+def _applies(condition: Any, on: str | None) -> bool:
+    if condition is None or on is None:
+        return True
+    wanted = condition.name.value
+    if wanted == on:
+        return True
+    schema = graphql_api.schema()
+    abstract = schema.type_map.get(wanted)
+    concrete = schema.type_map.get(on)
+    if isinstance(abstract, (GraphQLInterfaceType, GraphQLUnionType)) and isinstance(
+        concrete, GraphQLObjectType
+    ):
+        return schema.is_sub_type(abstract, concrete)
+    return False
+
+
 def compile_builder(plan: ObjectPlan, add_typename: bool) -> Builder:
     """Turn an object plan into one function returning the line (or nested object) as a dict."""
+    if plan.alternatives:
+        builders = {
+            name: compile_builder(alt, add_typename) for name, alt in plan.alternatives.items()
+        }
+
+        def build_one_of(o: Any, ctx: r.Context) -> dict[str, Any]:
+            return builders[str(cf.type_name_of(o))](o, ctx)
+
+        return build_one_of
     namespace: dict[str, Any] = {"InventoryItem": InventoryItem}
     parts: list[str] = []
     fast = FAST.get(plan.type_name, {})
@@ -268,14 +337,16 @@ def compile_builder(plan: ObjectPlan, add_typename: bool) -> Builder:
             expression = repr(plan.type_name)
         elif nested is None and name in fast:
             expression = fast[name]
-        elif plan.type_name in DICT_TYPES:
+        elif plan.type_name not in cf.FIELDS:
+            # Objects without resolvers are plain dicts (SelectedOption, MoneyV2, SEO...).
             expression = f"o.get({name!r})"
         else:
             namespace[f"R{n}"] = resolver
             namespace[f"A{n}"] = args
             expression = f"R{n}(o, A{n}, ctx)"
-            if (plan.type_name, name) in FAST_NESTED and not args:
-                expression = FAST_NESTED[(plan.type_name, name)]
+            fast_nested = FAST_NESTED.get((plan.type_name, name))
+            if fast_nested is not None and not args and _within(nested, fast_nested[1]):
+                expression = fast_nested[0]
         if nested is not None:
             namespace[f"N{n}"] = _nested(compile_builder(nested, False))
             expression = f"N{n}({expression}, ctx)"
@@ -290,7 +361,7 @@ def compile_builder(plan: ObjectPlan, add_typename: bool) -> Builder:
 
 
 def _gid_of(plan: ObjectPlan, obj: Any, ctx: r.Context) -> str:
-    return str(r.FIELDS[plan.type_name]["id"](obj, {}, ctx))
+    return str(cf.FIELDS[plan.type_name]["id"](obj, {}, ctx))
 
 
 def _lines(
@@ -327,30 +398,111 @@ def root_objects(plan: BulkPlan, ctx: r.Context) -> Iterator[Any]:
         yield obj
 
 
-def root_lines(
-    plan: BulkPlan, ctx: r.Context, order: str, seed: int
-) -> Iterator[list[dict[str, Any]]]:
-    """Lines grouped per root object, in the order the file gets them."""
+Group = tuple[
+    list[bytes], int
+]  # one root object's lines (each ending in a newline), root lines among them
+
+
+def _encoded(plan: ObjectPlan, obj: Any, ctx: r.Context, children_first: bool) -> list[bytes]:
+    encode = ENCODER.encode
+    return [encode(line) + b"\n" for line in _lines(plan, obj, None, ctx, children_first)]
+
+
+def object_groups(
+    plan: BulkPlan, ctx: r.Context, order: str, objects: Iterator[Any] | None = None
+) -> Iterator[Group]:
     node = plan.root.node
+    children_first = order == "children_first"
+    for obj in root_objects(plan, ctx) if objects is None else objects:
+        yield _encoded(node, obj, ctx, children_first), 1
+
+
+def product_groups(
+    plan: BulkPlan, ctx: r.Context, order: str, start: int, end: int
+) -> Iterator[Group] | None:
+    """Products [start, end) in id order, generated ones through the fast emitter; None when the plan
+    is not a plain `products` export the emitter can write."""
+    if plan.root_field != "products" or plan.root.args:
+        return None
+    catalog = ctx.catalog
+    emit = bulk_fast.compile_emitter(plan.root.node, order, catalog.shape, catalog.seed)
+    if emit is None:
+        return None
+    r.require_scope(ctx, "read_products", "products")
+    return _product_groups(plan, ctx, order, emit, start, end)
+
+
+def _product_groups(
+    plan: BulkPlan, ctx: r.Context, order: str, emit: bulk_fast.Emitter, start: int, end: int
+) -> Iterator[Group]:
+    catalog = ctx.catalog
+    overlay, generated = catalog.overlay, catalog.generated
+    node = plan.root.node
+    children_first = order == "children_first"
+    for index in range(start, min(end, catalog.upper)):
+        if index in overlay:
+            changed = overlay.get(index)
+            if changed is not None:
+                yield _encoded(node, changed, ctx, children_first), 1
+        elif index < generated:
+            out: list[bytes] = []
+            emit(index, out)
+            yield out, 1
+
+
+def root_lines(
+    plan: BulkPlan,
+    ctx: r.Context,
+    order: str,
+    seed: int,
+    groups: Iterator[Group] | None = None,
+) -> Iterator[Group]:
+    """Lines grouped per root object (or per shuffle window), in the order the file gets them."""
+    if groups is None:
+        groups = product_groups(plan, ctx, order, 0, ctx.catalog.upper)
+    if groups is None:
+        groups = object_groups(plan, ctx, order)
     if order != "shuffled":
-        for obj in root_objects(plan, ctx):
-            yield list(_lines(node, obj, None, ctx, order == "children_first"))
+        yield from groups
         return
-    # Shuffle inside windows of roots: children land away from (and often before) their parent while
-    # memory stays bounded by the window.
+    # Shuffle the children inside windows of 64 roots: a child lands before, after or away from its
+    # parent, while root lines keep the connection's order (a client may resume from the last root it
+    # read, e.g. by the highest updatedAt under sortKey: UPDATED_AT). The children of a window are
+    # permuted by a permutation drawn once per window size: as far from the written order as a fresh
+    # shuffle, at a fraction of its cost per line.
     rng = random.Random(seed)
-    window: list[dict[str, Any]] = []
-    roots = 0
-    for obj in root_objects(plan, ctx):
-        window.extend(_lines(node, obj, None, ctx, False))
-        roots += 1
-        if roots == 64:
-            rng.shuffle(window)
-            yield window
-            window, roots = [], 0
-    if window:
-        rng.shuffle(window)
-        yield window
+    permutations: dict[int, list[int]] = {}
+    roots: list[bytes] = []
+    children: list[bytes] = []
+    for lines, _ in groups:
+        roots.append(lines[0])
+        children.extend(lines[1:])
+        if len(roots) >= 64:
+            yield _interleave(roots, children, permutations, rng), len(roots)
+            roots, children = [], []
+    if roots:
+        yield _interleave(roots, children, permutations, rng), len(roots)
+
+
+def _interleave(
+    roots: list[bytes],
+    children: list[bytes],
+    permutations: dict[int, list[int]],
+    rng: random.Random,
+) -> list[bytes]:
+    permutation = permutations.get(len(children))
+    if permutation is None:
+        permutation = list(range(len(children)))
+        rng.shuffle(permutation)
+        permutations[len(children)] = permutation
+    mixed = [children[i] for i in permutation]
+    # Each root takes an equal run of the mixed children after it (the first run goes before it).
+    step = -(-len(mixed) // (len(roots) + 1))
+    out = mixed[:step]
+    for n, root in enumerate(roots, start=1):
+        out.append(root)
+        out.extend(mixed[n * step : (n + 1) * step])
+    return out
 
 
 ENCODER = msgspec.json.Encoder()

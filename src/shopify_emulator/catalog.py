@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from shopify_emulator import generator, ids
+from shopify_emulator.catalog_index import GeneratedIndex
 from shopify_emulator.config import CatalogShape
 from shopify_emulator.model import Location, Metafield, Product, Variant
 
@@ -78,6 +79,8 @@ class Catalog:
         self.overlay: dict[int, Product | None] = {}
         self.created = 0
         self._base_counts: CatalogCounts | None = None
+        # Timestamps and sort orders of the generated products, built on first use.
+        self.index = GeneratedIndex(self)
         self.locations = [
             Location(index=n, id=ids.location_id(n), name=LOCATION_NAMES[n % len(LOCATION_NAMES)])
             for n in range(shape.locations)
@@ -110,6 +113,15 @@ class Catalog:
                 return variant
         return None
 
+    def product_count(self) -> int:
+        """How many products exist, from the overlay alone (no product is generated)."""
+        overlay = list(self.overlay.items())
+        deleted = sum(1 for index, product in overlay if product is None and index < self.generated)
+        created_alive = sum(
+            1 for index, product in overlay if product is not None and index >= self.generated
+        )
+        return self.generated - deleted + created_alive
+
     def iter_products(self, start: int = 0) -> Iterator[Product]:
         upper = self.upper
         overlay = self.overlay
@@ -122,9 +134,6 @@ class Catalog:
                     yield changed
             elif index < generated:
                 yield generator.generate_product(shape, seed, index)
-
-    def changed_indexes(self) -> list[int]:
-        return sorted(self.overlay)
 
     def metafields(self, product: Product) -> list[Metafield]:
         if product.metafields is None:

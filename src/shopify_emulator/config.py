@@ -7,6 +7,7 @@ the control API take the same :class:`ShopConfig` shape. Defaults follow the pro
 from __future__ import annotations
 
 import dataclasses
+import os
 import tempfile
 from dataclasses import dataclass, field
 from typing import Literal
@@ -125,6 +126,10 @@ class EmulatorConfig:
     bulk_child_order: ChildOrder = "shuffled"
     bulk_dir: str = field(default_factory=lambda: tempfile.gettempdir())
     bulk_url_ttl_s: float = 7 * 24 * 3600.0
+    # Whole-catalog exports of at least `bulk_shard_min_products` products are written by this many
+    # processes (see bulk_shards); 1 keeps every export on one thread.
+    bulk_workers: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))
+    bulk_shard_min_products: int = 20_000
     bulk_max_connection_depth: int = 2
     bulk_max_connections: int = 5
     # Webhooks: retries follow Shopify's 8 retries over ~4 hours, multiplied by time_scale.
@@ -144,7 +149,8 @@ class EmulatorConfig:
     supported_versions: tuple[str, ...] = SUPPORTED_VERSIONS
     # Used to sign file URLs; random per process unless pinned for reproducible URLs.
     file_signing_key: bytes = b""
-    # Absolute base for file URLs; derived from the listening socket when empty.
+    # Absolute base of result-file URLs, as a storage host would be (`https://storage.googleapis.com`);
+    # the emulator's own address when empty, so the links resolve to it over loopback.
     public_base_url: str = ""
 
     def primary_app(self) -> AppCredentials:

@@ -154,7 +154,8 @@ class ControlApi:
         return self.state.apps.get(str(body.get("client_id", self.state.config.client_id)))
 
     async def health(self, request: Request) -> Response:
-        return _json({"ok": True, "shops": len(self.state.shops)})
+        indexing = [s.config.name for s in self.state.shops.values() if s.catalog.index.warming]
+        return _json({"ok": True, "shops": len(self.state.shops), "indexing": indexing})
 
     async def shops(self, request: Request) -> Response:
         if request.method == "POST":

@@ -24,7 +24,7 @@ FAULT_KINDS: dict[str, str] = {
     "bulk_failed": "the next bulk run FAILS with partial data (params: after_lines, error_code)",
     "bulk_timeout": "the next bulk run FAILS with errorCode TIMEOUT (params: after_lines of "
     "partial data, 0 for none)",
-    "bulk_expired": "the next bulk run completes, then reads EXPIRED with no url (as 7 days on)",
+    "bulk_expired": "the next bulk run COMPLETES, then reads EXPIRED with url null",
     "null_url": "the next bulk run COMPLETES with url null",
     "expired_url": "bulk URLs are issued already expired",
     "operation_in_progress": "bulkOperationRunQuery answers OPERATION_IN_PROGRESS",

@@ -17,18 +17,9 @@ from starlette.types import Receive, Scope, Send
 
 from shopify_emulator.bulk import BulkRunner, sign
 from shopify_emulator.state import EmulatorState
+from shopify_emulator.storage_errors import gcs_error
 
 CHUNK = 256 * 1024
-
-
-def gcs_error(code: str, message: str, details: str) -> Response:
-    body = (
-        "<?xml version='1.0' encoding='UTF-8'?>"
-        f"<Error><Code>{code}</Code><Message>{message}</Message><Details>{details}</Details></Error>"
-    )
-    return Response(
-        body, status_code=403 if code != "NoSuchKey" else 404, media_type="application/xml"
-    )
 
 
 class CutDownload:
@@ -80,37 +71,43 @@ def _range_start(request: Request) -> int | None:
 async def serve_file(
     request: Request, state: EmulatorState, bulk: BulkRunner
 ) -> Response | CutDownload:
-    shop = state.shop_named(request.path_params["shop"])
-    name = request.path_params["name"]
-    expires_raw = request.query_params.get("expires", "")
-    signature = request.query_params.get("signature", "")
+    """`GET /{bucket}/bulk-operation-outputs/{key}-final?GoogleAccessId&Expires&Signature&...`"""
+    params = request.query_params
+    expires_raw = params.get("Expires", "")
+    signature = params.get("Signature", "")
+    content_disposition = params.get("response-content-disposition", "")
+    content_type = params.get("response-content-type", "")
     path = request.url.path
-    if not expires_raw.lstrip("-").isdigit():
+    if not expires_raw.lstrip("-").isdigit() or not signature or not params.get("GoogleAccessId"):
         return gcs_error(
-            "MissingSecurityHeader", "Your request was missing a required header.", "expires"
+            "MissingSecurityHeader",
+            "Your request was missing a required header.",
+            "Authorization",
         )
     expires = int(expires_raw)
-    if not hmac.compare_digest(sign(state.signing_key, path, expires), signature):
+    expected = sign(state.signing_key, path, expires, content_disposition, content_type)
+    if not hmac.compare_digest(expected, signature):
         return gcs_error(
             "SignatureDoesNotMatch",
             "The request signature we calculated does not match the signature you provided.",
-            "Check your key and signing method.",
+            "Check your Google secret key and signing method.",
         )
     if expires < time.time():
         return gcs_error(
             "ExpiredToken",
-            "Invalid argument.",
-            f"The provided token has expired. Request signature expired at: {expires}",
+            "The provided token has expired.",
+            f"Request signature expired at: {expires}",
         )
-    number = name.removesuffix(".jsonl")
-    file_path = bulk.file_path(shop, int(number)) if shop is not None and number.isdigit() else None
-    if file_path is None or not await anyio.Path(file_path).exists():
+    found = bulk.find(request.path_params["key"])
+    if found is None or not await anyio.Path(found[0].path).exists():
         return gcs_error("NoSuchKey", "The specified key does not exist.", path)
-    assert shop is not None
+    op = found[0]
+    shop = state.shops[op.shop]
+    headers = {"Content-Disposition": content_disposition, "Cache-Control": "private, max-age=0"}
     cut = shop.faults.take("reset_download")
     if cut is not None and request.method == "GET":
         start = _range_start(request)
         return CutDownload(
-            file_path, start or 0, int(cut.params.get("after_bytes", 65536)), start is not None
+            op.path, start or 0, int(cut.params.get("after_bytes", 65536)), start is not None
         )
-    return FileResponse(file_path, media_type="application/jsonl", filename=None)
+    return FileResponse(op.path, media_type=content_type or "application/jsonl", headers=headers)

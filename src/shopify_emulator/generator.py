@@ -121,8 +121,61 @@ def iso(epoch_s: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_s))
 
 
+_DAYS: dict[int, str] = {}
+
+
+def day_prefix(day: int) -> str:
+    """`YYYY-MM-DDT` of a day number since the epoch, cached."""
+    prefix = _DAYS.get(day)
+    if prefix is None:
+        prefix = _DAYS[day] = time.strftime("%Y-%m-%dT", time.gmtime(day * 86400))
+    return prefix
+
+
+def iso_int(epoch_s: int) -> str:
+    """`iso` for whole seconds, with the date part cached: generation formats two stamps per product."""
+    day, second = divmod(epoch_s, 86400)
+    prefix = _DAYS.get(day) or day_prefix(day)
+    hour, second = divmod(second, 3600)
+    minute, second = divmod(second, 60)
+    return f"{prefix}{hour:02d}:{minute:02d}:{second:02d}Z"
+
+
 def product_hash(seed: int, index: int) -> int:
     return mix((seed * 0x100000001B3) ^ mix(index))
+
+
+def title_prefix(seed: int, index: int) -> str:
+    h = product_hash(seed, index)
+    return f"{ADJECTIVES[h & 15]} {NOUNS[(h >> 4) & 15]} "
+
+
+def product_title(seed: int, index: int) -> str:
+    return f"{title_prefix(seed, index)}{index}"
+
+
+def product_vendor(seed: int, index: int) -> str:
+    return VENDORS[(product_hash(seed, index) >> 12) & 7]
+
+
+def product_type(seed: int, index: int) -> str:
+    return PRODUCT_TYPES[(product_hash(seed, index) >> 16) & 7]
+
+
+def inventory_total(shape: CatalogShape, seed: int, index: int) -> int:
+    """Sum of every generated level of product `index` (the draws of `_variant`, nothing else)."""
+    total = 0
+    locations = shape.locations
+    for position in range(_variant_count(shape, product_hash(seed, index))):
+        number = ids.VARIANT_BASE + index * ids.VARIANT_SLOTS + position
+        if locations <= 8:
+            h = mix(number)
+            stock = h ^ (h >> 17)
+            total += sum(((stock >> (7 * loc)) & 127) - 10 for loc in range(locations))
+        else:
+            item_id = ids.INVENTORY_ITEM_BASE + index * ids.VARIANT_SLOTS + position
+            total += sum((mix(item_id + loc) & 127) - 10 for loc in range(locations))
+    return total
 
 
 def variant_count(shape: CatalogShape, seed: int, index: int) -> int:
@@ -164,8 +217,8 @@ def generate_product(shape: CatalogShape, seed: int, index: int) -> Product:
     title = f"{ADJECTIVES[h & 15]} {NOUNS[(h >> 4) & 15]} {index}"
     created = EPOCH_START + (h2 % CREATED_SPAN_S)
     updated = created + (h3 % UPDATED_SPAN_S)
-    created_at = iso(created)
-    updated_at = iso(updated)
+    created_at = iso_int(created)
+    updated_at = iso_int(updated)
     status_roll = (h2 >> 32) % 100
     status = "ACTIVE" if status_roll < 93 else ("DRAFT" if status_roll < 98 else "ARCHIVED")
     count = _variant_count(shape, h)
@@ -202,6 +255,21 @@ def _option_names(count: int) -> list[str]:
     return ["Size", "Color", "Material"]
 
 
+_OPTIONS: dict[tuple[int, int], tuple[list[tuple[str, str]], str]] = {}
+
+
+def _options_and_title(position: int, names: list[str]) -> tuple[list[tuple[str, str]], str]:
+    """Options and title of the variant at `position`; they depend only on the position and the
+    number of option names, so they are shared (readers never change them in place)."""
+    cache_key = (position, len(names) if names[0] != "Title" else 0)
+    found = _OPTIONS.get(cache_key)
+    if found is None:
+        options = _option_values(position, names)
+        title = options[0][1] if len(options) == 1 else " / ".join([v for _, v in options])
+        found = _OPTIONS[cache_key] = (options, title)
+    return found
+
+
 def _option_values(position: int, names: list[str]) -> list[tuple[str, str]]:
     count = len(names)
     if count == 1:
@@ -228,7 +296,7 @@ def _variant(
 ) -> Variant:
     number = ids.VARIANT_BASE + index * ids.VARIANT_SLOTS + position
     h = mix(number)
-    options = _option_values(position, option_names)
+    options, title = _options_and_title(position, option_names)
     item_id = ids.INVENTORY_ITEM_BASE + index * ids.VARIANT_SLOTS + position
     # One hash feeds several small draws; a second mix only for shops with many locations.
     stock = h ^ (h >> 17)
@@ -242,7 +310,7 @@ def _variant(
         id=number,
         product_index=index,
         position=position + 1,
-        title=options[0][1] if len(options) == 1 else " / ".join([value for _, value in options]),
+        title=title,
         sku=None if (h >> 24) % 50 == 0 else f"SKU-{index}-{position}",
         price=f"{cents / 100:.2f}",
         compare_at_price=None if (h >> 20) % 3 else f"{(cents * 5 // 4) / 100:.2f}",

@@ -28,6 +28,7 @@ from graphql import (
     validate,
 )
 
+from shopify_emulator import catalog_fields, counts, mutations
 from shopify_emulator import resolvers as r
 from shopify_emulator.catalog import now_iso
 from shopify_emulator.cost import CostCalculator, is_connection
@@ -90,7 +91,7 @@ def _connection_field(source: r.Source) -> Callable[..., Any]:
             "nodes": [node for _, node in items],
             "pageInfo": {
                 "hasNextPage": has_next,
-                "hasPreviousPage": after >= 0,
+                "hasPreviousPage": args.get("after") is not None,
                 "startCursor": edges[0]["cursor"] if edges else None,
                 "endCursor": edges[-1]["cursor"] if edges else None,
             },
@@ -100,13 +101,13 @@ def _connection_field(source: r.Source) -> Callable[..., Any]:
 
 
 def _wire(built: GraphQLSchema) -> None:
-    for type_name, fields in r.FIELDS.items():
+    for type_name, fields in catalog_fields.FIELDS.items():
         gtype = built.type_map[type_name]
         assert isinstance(gtype, GraphQLObjectType)
         for name, fn in fields.items():
             named = get_named_type(gtype.fields[name].type)
             gtype.fields[name].resolve = _object_field(fn, not is_leaf_type(named))
-    for type_name, sources in r.SOURCES.items():
+    for type_name, sources in catalog_fields.SOURCES.items():
         gtype = built.type_map[type_name]
         assert isinstance(gtype, GraphQLObjectType)
         for name, source in sources.items():
@@ -119,8 +120,16 @@ def _wire(built: GraphQLSchema) -> None:
     assert isinstance(mutation, GraphQLObjectType)
     for name, fn in MUTATIONS.items():
         mutation.fields[name].resolve = _mutation_field(fn)
-    node = built.type_map["Node"]
-    node.resolve_type = lambda obj, info, abstract: r.type_name_of(obj)  # type: ignore[attr-defined]
+    for abstract in (
+        "Node",
+        "Media",
+        "HasMetafields",
+        "MetafieldReference",
+        "LegacyInteroperability",
+    ):
+        built.type_map[abstract].resolve_type = (  # type: ignore[attr-defined]
+            lambda obj, info, kind: catalog_fields.type_name_of(obj)
+        )
 
 
 def _mutation_field(fn: r.Resolver) -> Callable[..., Any]:
@@ -182,8 +191,31 @@ def _bulk_by_id(_: Any, args: dict[str, Any], ctx: Context) -> Any:
     return r.find_typed(args["id"], "BulkOperation", ctx)
 
 
+def _inventory_level(_: Any, args: dict[str, Any], ctx: Context) -> Any:
+    r.require_scope(ctx, "read_inventory", "inventoryLevel")
+    return r.find_typed(args["id"], "InventoryLevel", ctx)
+
+
+def _location(_: Any, args: dict[str, Any], ctx: Context) -> Any:
+    if args.get("id") is None:
+        # No id: the shop's primary location.
+        return ctx.catalog.locations[0] if ctx.catalog.locations else None
+    return r.find_typed(args["id"], "Location", ctx)
+
+
+def _subscription(_: Any, args: dict[str, Any], ctx: Context) -> Any:
+    return r.find_typed(args["id"], "WebhookSubscription", ctx)
+
+
 ROOT_FIELDS: dict[str, r.Resolver] = {
     "shop": lambda _, a, ctx: ctx.shop,
+    "inventoryLevel": _inventory_level,
+    "location": _location,
+    "webhookSubscription": _subscription,
+    "productsCount": counts.products_count,
+    "productVariantsCount": counts.variants_count,
+    "locationsCount": counts.locations_count,
+    "webhookSubscriptionsCount": counts.subscriptions_count,
     "product": _product,
     "productVariant": _variant,
     "inventoryItem": _inventory_item,
@@ -265,7 +297,21 @@ def _bulk_cancel(_: Any, args: dict[str, Any], ctx: Context) -> dict[str, Any]:
     return {"bulkOperation": op, "userErrors": errors}
 
 
+def _bulk_run_mutation(_: Any, args: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    assert ctx.bulk is not None
+    op, errors = ctx.bulk.start_mutation(ctx, args["mutation"], args["stagedUploadPath"])
+    return {"bulkOperation": op, "userErrors": errors}
+
+
+def _staged_uploads(_: Any, args: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    assert ctx.bulk is not None
+    return ctx.bulk.staged.targets(ctx, args["input"])
+
+
 MUTATIONS: dict[str, r.Resolver] = {
+    **mutations.MUTATIONS,
+    "bulkOperationRunMutation": _bulk_run_mutation,
+    "stagedUploadsCreate": _staged_uploads,
     "webhookSubscriptionCreate": _subscription_create,
     "webhookSubscriptionDelete": _subscription_delete,
     "bulkOperationRunQuery": _bulk_run,

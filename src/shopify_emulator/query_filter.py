@@ -9,8 +9,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from shopify_emulator import generator
-
 _TERM = re.compile(r"""(-?)(\w+):(>=|<=|>|<)?("[^"]*"|'[^']*'|\S+)""")
 
 
@@ -54,6 +52,9 @@ def normalise_date(value: str) -> str:
 
 
 def _compare(actual: Any, op: str, expected: str) -> bool:
+    if isinstance(actual, list):
+        # A list field (tags) matches when any of its values does.
+        return any(_compare(item, op, expected) for item in actual)
     if isinstance(actual, int):
         try:
             wanted: Any = int(expected)
@@ -81,13 +82,3 @@ def matches(terms: list[Term], values: dict[str, Any]) -> bool:
         if hit == term.negate:
             return False
     return True
-
-
-def only_changed(terms: list[Term]) -> bool:
-    """True when the filter excludes every generated (never-changed) product, e.g. a recent updated_at."""
-    horizon = generator.iso(generator.GENERATED_HORIZON)
-    for term in terms:
-        if term.field == "updated_at" and not term.negate and term.op in (">", ">="):
-            if term.value >= horizon:
-                return True
-    return False

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from shopify_emulator import ids, query_filter
+from shopify_emulator import catalog_index, ids, query_filter
 from shopify_emulator.catalog import Catalog, visible_to
 from shopify_emulator.config import AppCredentials
 from shopify_emulator.model import (
@@ -88,20 +88,33 @@ def require_scope(ctx: Context, scope: str, field_name: str) -> None:
 
 
 # -- cursors --------------------------------------------------------------------------------------
+# Shopify's cursors are base64 JSON naming the last row: `{"last_id": 123, "last_value": "..."}`. A
+# cursor is therefore stable: it names a row, not a position, so rows added or changed before it do not
+# shift the next page.
 
 
-def encode_cursor(key: int) -> str:
-    return base64.urlsafe_b64encode(f"k:{key}".encode()).decode()
+def encode_cursor(key: Any) -> str:
+    if isinstance(key, tuple):
+        payload: dict[str, Any] = {"last_id": key[1], "last_value": key[0]}
+    else:
+        payload = {"last_id": key}
+    return base64.urlsafe_b64encode(msgspec.json.encode(payload)).decode()
 
 
-def decode_cursor(cursor: str | None) -> int:
+def decode_cursor(cursor: str | None) -> Any:
+    """-1 without a cursor, the last id for id-ordered cursors, (last value, last id) otherwise."""
     if cursor is None:
         return -1
     try:
-        text = base64.urlsafe_b64decode(cursor.encode()).decode()
-        return int(text.removeprefix("k:"))
-    except (ValueError, binascii.Error) as exc:
+        payload = msgspec.json.decode(base64.urlsafe_b64decode(cursor.encode()))
+        last_id = payload["last_id"]
+        if not isinstance(last_id, int):
+            raise ValueError(cursor)
+    except (ValueError, TypeError, KeyError, binascii.Error, msgspec.DecodeError) as exc:
         raise ResolveError(f"Invalid cursor for current pagination sort: {cursor!r}") from exc
+    if "last_value" in payload:
+        return (payload["last_value"], last_id)
+    return last_id
 
 
 # -- sources (connections) ---------------------------------------------------------------------------
@@ -118,39 +131,55 @@ def _product_values(product: Product) -> dict[str, Any]:
     return {
         "updated_at": product.updated_at,
         "created_at": product.created_at,
+        "published_at": product.created_at,
         "status": product.status,
         "id": product.id,
         "title": product.title,
         "vendor": product.vendor,
         "product_type": product.product_type,
         "handle": product.handle,
-        "tag": product.tags[0] if product.tags else "",
+        "tag": product.tags,
     }
 
 
-def _iter_products(
-    ctx: Context, terms: list[query_filter.Term], after_index: int
-) -> Iterator[Product]:
+def _after_entry(after: Any, sort_key: str, base: int) -> catalog_index.Entry | None:
+    """A decoded cursor as a (sort value, product index) entry of the requested order."""
+    if after == -1:
+        return None
+    if sort_key == "ID":
+        if isinstance(after, tuple):
+            raise ResolveError("Invalid cursor for current pagination sort.")
+        return (after - base, after - base)
+    if not isinstance(after, tuple):
+        raise ResolveError("Invalid cursor for current pagination sort.")
+    return (after[0], after[1] - base)
+
+
+def _ordered_products(
+    ctx: Context, args: dict[str, Any], terms: list[query_filter.Term], after: Any
+) -> Iterator[tuple[Any, Product]]:
+    """(cursor key, product) of every product matching `terms` in the requested order."""
     catalog = ctx.catalog
-    if query_filter.only_changed(terms):
-        for index in catalog.changed_indexes():
-            if index > after_index:
-                product = catalog.product(index)
-                if product is not None:
-                    yield product
+    sort_key = catalog_index.normalise_sort_key(args.get("sortKey"))
+    reverse = bool(args.get("reverse"))
+    entry = _after_entry(after, sort_key, ids.PRODUCT_BASE)
+    if sort_key == "ID" and not reverse and not terms:
+        # The full id-ordered walk (the core bulk export): no merge, no per-product entries.
+        for product in catalog.iter_products(0 if entry is None else entry[1] + 1):
+            yield product.id, product
         return
-    yield from catalog.iter_products(after_index + 1)
+    for value, index in catalog_index.ordered_indexes(catalog, terms, sort_key, reverse, entry):
+        found = catalog.product(index)
+        if found is None or (terms and not _matches(terms, _product_values(found))):
+            continue
+        yield (found.id if sort_key == "ID" else (value, found.id)), found
 
 
 def products_source(
-    _: Any, args: dict[str, Any], ctx: Context, after: int
-) -> Iterator[tuple[int, Any]]:
+    _: Any, args: dict[str, Any], ctx: Context, after: Any
+) -> Iterator[tuple[Any, Any]]:
     require_scope(ctx, "read_products", "products")
-    terms = _terms(args)
-    start = after - ids.PRODUCT_BASE if after >= 0 else -1
-    for product in _iter_products(ctx, terms, start):
-        if not terms or _matches(terms, _product_values(product)):
-            yield product.id, product
+    return _ordered_products(ctx, args, _terms(args), after)
 
 
 def _matches(terms: list[query_filter.Term], values: dict[str, Any]) -> bool:
@@ -160,59 +189,148 @@ def _matches(terms: list[query_filter.Term], values: dict[str, Any]) -> bool:
         raise ResolveError(str(exc)) from exc
 
 
-def _variant_rows(ctx: Context, args: dict[str, Any], after: int) -> Iterator[Variant]:
+# Product-level terms that hold for every variant of a generated product: they narrow the products read.
+_PRODUCT_LEVEL = ("updated_at", "created_at")
+VARIANT_SORT_VALUES: dict[str, Callable[[Variant], Any]] = {
+    "SKU": lambda v: v.sku or "",
+    "TITLE": lambda v: v.title,
+    "NAME": lambda v: v.title,
+    "INVENTORY_QUANTITY": lambda v: v.inventory_quantity,
+    "INVENTORY_LEVELS_AVAILABLE": lambda v: v.inventory_quantity,
+}
+
+
+def _variant_rows(
+    ctx: Context, args: dict[str, Any], after_product: int, reverse: bool
+) -> Iterator[Variant]:
     terms = _terms(args)
-    start = -1
-    if after >= 0:
-        split = ids.split_variant_number(after)
-        start = split[0] - 1 if split else -1
-    for product in _iter_products(ctx, terms, start):
-        for variant in product.variants:
+    narrowing = [t for t in terms if t.field in _PRODUCT_LEVEL]
+    after: Any = -1 if after_product < 0 else ids.PRODUCT_BASE + after_product
+    products = (
+        _narrowed(ctx, narrowing, reverse, after)
+        if narrowing
+        else _ordered_products(ctx, {"reverse": reverse}, [], after)
+    )
+    for _, product in products:
+        variants = reversed(product.variants) if reverse else product.variants
+        for variant in variants:
             values = {
                 "updated_at": variant.updated_at,
                 "created_at": variant.created_at,
                 "product_id": product.id,
+                "product_ids": product.id,
                 "sku": variant.sku or "",
                 "id": variant.id,
+                "title": variant.title,
+                "barcode": variant.barcode or "",
                 "status": product.status,
+                "product_status": product.status,
+                "inventory_quantity": variant.inventory_quantity,
             }
             if not terms or _matches(terms, values):
                 yield variant
 
 
+def _narrowed(
+    ctx: Context, terms: list[query_filter.Term], reverse: bool, after: Any
+) -> Iterator[tuple[Any, Product]]:
+    """Products whose generated timestamps can match `terms` (variants and items share them)."""
+    catalog = ctx.catalog
+    entry = _after_entry(after, "ID", ids.PRODUCT_BASE)
+    for _, index in catalog_index.ordered_indexes(catalog, terms, "ID", reverse, entry):
+        product = catalog.product(index)
+        if product is not None:
+            yield product.id, product
+
+
+def _variant_after(after: Any, reverse: bool) -> tuple[int, int]:
+    """(product index to resume after, variant or item number) from an id cursor."""
+    if after == -1:
+        return -1, -1
+    if isinstance(after, tuple):
+        raise ResolveError("Invalid cursor for current pagination sort.")
+    split = ids.split_variant_number(after)
+    if split is None:
+        raise ResolveError("Invalid cursor for current pagination sort.")
+    # Resume inside the cursor's product: start the walk one product before (after, when reversed) it.
+    return (split[0] + 1 if reverse else split[0] - 1), after
+
+
 def variants_root_source(
-    _: Any, args: dict[str, Any], ctx: Context, after: int
-) -> Iterator[tuple[int, Any]]:
+    _: Any, args: dict[str, Any], ctx: Context, after: Any
+) -> Iterator[tuple[Any, Any]]:
     require_scope(ctx, "read_products", "productVariants")
-    for variant in _variant_rows(ctx, args, after):
-        if variant.id > after:
-            yield variant.id, variant
+    reverse = bool(args.get("reverse"))
+    sort_key = args.get("sortKey") or "ID"
+    if sort_key in VARIANT_SORT_VALUES:
+        return _sorted_variants(ctx, args, after, VARIANT_SORT_VALUES[sort_key], reverse)
+    product_after, number = _variant_after(after, reverse)
+    return (
+        (v.id, v)
+        for v in _variant_rows(ctx, args, product_after, reverse)
+        if number < 0 or (v.id < number if reverse else v.id > number)
+    )
+
+
+def _sorted_variants(
+    ctx: Context,
+    args: dict[str, Any],
+    after: Any,
+    value_of: Callable[[Variant], Any],
+    reverse: bool,
+) -> Iterator[tuple[Any, Any]]:
+    # Variant orders other than id are sorted in memory: each matching variant's (value, id).
+    if after != -1 and not isinstance(after, tuple):
+        raise ResolveError("Invalid cursor for current pagination sort.")
+    entries = sorted(
+        ((value_of(v), v.id) for v in _variant_rows(ctx, args, -1, False)), reverse=reverse
+    )
+    for value, number in entries:
+        if after != -1 and not ((value, number) < after if reverse else (value, number) > after):
+            continue
+        variant = ctx.catalog.variant_by_number(number)
+        if variant is not None:
+            yield (value, number), variant
 
 
 def inventory_items_source(
-    _: Any, args: dict[str, Any], ctx: Context, after: int
-) -> Iterator[tuple[int, Any]]:
+    _: Any, args: dict[str, Any], ctx: Context, after: Any
+) -> Iterator[tuple[Any, Any]]:
     require_scope(ctx, "read_inventory", "inventoryItems")
-    for variant in _variant_rows(ctx, args, after):
-        if variant.inventory_item_id > after:
-            yield variant.inventory_item_id, InventoryItem(variant)
+    reverse = bool(args.get("reverse"))
+    product_after, number = _variant_after(after, reverse)
+    for variant in _variant_rows(ctx, args, product_after, reverse):
+        item = variant.inventory_item_id
+        if number < 0 or (item < number if reverse else item > number):
+            yield item, InventoryItem(variant)
 
 
-def _listed(items: list[Any], after: int) -> Iterator[tuple[int, Any]]:
+def listed(items: list[Any], after: Any) -> Iterator[tuple[int, Any]]:
+    """A short list paged by position (a product's variants, images, metafields)."""
+    if isinstance(after, tuple):
+        raise ResolveError("Invalid cursor for current pagination sort.")
     for position in range(after + 1, len(items)):
         yield position, items[position]
 
 
+def _maybe_reversed(items: list[Any], args: dict[str, Any]) -> list[Any]:
+    return list(reversed(items)) if args.get("reverse") else items
+
+
 def product_variants_source(
-    product: Product, _: dict[str, Any], ctx: Context, after: int
+    product: Product, args: dict[str, Any], ctx: Context, after: int
 ) -> Iterator[tuple[int, Any]]:
-    return _listed(product.variants, after)
+    variants = product.variants
+    sort_key = args.get("sortKey")
+    if sort_key in VARIANT_SORT_VALUES:
+        variants = sorted(variants, key=lambda v: (VARIANT_SORT_VALUES[sort_key](v), v.id))
+    return listed(_maybe_reversed(variants, args), after)
 
 
 def product_images_source(
-    product: Product, _: dict[str, Any], ctx: Context, after: int
+    product: Product, args: dict[str, Any], ctx: Context, after: int
 ) -> Iterator[tuple[int, Any]]:
-    return _listed(product.images, after)
+    return listed(_maybe_reversed(product.images, args), after)
 
 
 def _resolve_namespace(namespace: str | None, ctx: Context) -> str | None:
@@ -246,13 +364,15 @@ def _visible_metafields(
 def product_metafields_source(
     product: Product, args: dict[str, Any], ctx: Context, after: int
 ) -> Iterator[tuple[int, Any]]:
-    return _listed(_visible_metafields(ctx.catalog.metafields(product), args, ctx), after)
+    fields = _visible_metafields(ctx.catalog.metafields(product), args, ctx)
+    return listed(_maybe_reversed(fields, args), after)
 
 
 def variant_metafields_source(
     variant: Variant, args: dict[str, Any], ctx: Context, after: int
 ) -> Iterator[tuple[int, Any]]:
-    return _listed(_visible_metafields(ctx.catalog.variant_metafields(variant), args, ctx), after)
+    fields = _visible_metafields(ctx.catalog.variant_metafields(variant), args, ctx)
+    return listed(_maybe_reversed(fields, args), after)
 
 
 def levels_source(
@@ -263,9 +383,23 @@ def levels_source(
 
 
 def locations_source(
-    _: Any, __: dict[str, Any], ctx: Context, after: int
-) -> Iterator[tuple[int, Any]]:
-    return _listed(ctx.catalog.locations, after)
+    _: Any, args: dict[str, Any], ctx: Context, after: Any
+) -> Iterator[tuple[Any, Any]]:
+    # Every emulated location is active and none is a legacy (fulfillment-app) location, so
+    # includeInactive and includeLegacy add nothing. Shopify's default order is by name.
+    terms = _terms(args)
+    sort_key = args.get("sortKey") or "NAME"
+    rows = []
+    for location in ctx.catalog.locations:
+        values = {"id": location.id, "name": location.name, "active": "true", "legacy": "false"}
+        if not terms or _matches(terms, values):
+            rows.append(
+                ((location.name, location.id) if sort_key == "NAME" else location.id, location)
+            )
+    rows.sort(key=lambda row: row[0], reverse=bool(args.get("reverse")))
+    for key, location in rows:
+        if after == -1 or (key < after if args.get("reverse") else key > after):
+            yield key, location
 
 
 def subscriptions_source(
@@ -321,7 +455,7 @@ def _product_gid(p: Product, _: dict[str, Any], __: Context) -> str:
     return ids.gid("Product", p.id)
 
 
-def _options(p: Product, _: dict[str, Any], __: Context) -> list[dict[str, Any]]:
+def _options(p: Product, args: dict[str, Any], __: Context) -> list[dict[str, Any]]:
     out = []
     for position, name in enumerate(p.option_names):
         values: list[str] = []
@@ -335,9 +469,25 @@ def _options(p: Product, _: dict[str, Any], __: Context) -> list[dict[str, Any]]
                 "name": name,
                 "position": position + 1,
                 "values": values,
+                "linkedMetafield": None,
+                "optionValues": [
+                    {
+                        "id": ids.gid(
+                            "ProductOptionValue",
+                            ids.OPTION_VALUE_BASE
+                            + (p.index * 4 + position) * ids.VARIANT_SLOTS
+                            + n,
+                        ),
+                        "name": value,
+                        "hasVariants": True,
+                        "linkedMetafieldValue": None,
+                    }
+                    for n, value in enumerate(values)
+                ],
             }
         )
-    return out
+    limit = args.get("first")
+    return out if limit is None else out[:limit]
 
 
 def _single_metafield(
@@ -499,6 +649,7 @@ SHOP_FIELDS: dict[str, Resolver] = {
         "displayName": s.config.plan.title(),
         "partnerDevelopment": False,
         "shopifyPlus": s.config.plan in ("plus", "enterprise"),
+        "publicDisplayName": s.config.plan.title(),
     },
 }
 
@@ -511,7 +662,7 @@ def _bulk_url(op: BulkOperation, partial: bool, ctx: Context) -> str | None:
 
 BULK_FIELDS: dict[str, Resolver] = {
     "id": lambda o, a, c: o.gid,
-    "status": lambda o, a, c: o.status,
+    "status": lambda o, a, c: o.status_now(c.state.config.bulk_url_ttl_s),
     "errorCode": lambda o, a, c: o.error_code,
     "createdAt": lambda o, a, c: o.created_at,
     "completedAt": lambda o, a, c: o.completed_at,

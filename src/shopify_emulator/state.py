@@ -134,7 +134,8 @@ class ShopState:
             "currency": "EUR",
             "iana_timezone": "Europe/Bucharest",
             "country_code": "RO",
-            "created_at": "2019-01-01T00:00:00Z",
+            # REST gives times in the shop's own offset (Europe/Bucharest is +02:00 in January).
+            "created_at": "2019-01-01T02:00:00+02:00",
             "admin_graphql_api_id": ids.gid("Shop", self.shop_id),
         }
 

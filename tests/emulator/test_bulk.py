@@ -6,6 +6,7 @@ import base64
 import json
 import time
 from collections import Counter
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
@@ -228,16 +229,40 @@ def test_concurrency_limits_by_version_and_cancel(make_emulator, connect) -> Non
     )
 
 
-def test_file_url_is_signed_expiring_and_supports_range(alpha) -> None:  # type: ignore[no-untyped-def]
-    url = alpha.wait_bulk(alpha.run_bulk(CORE))["url"]
-    full = httpx.get(url).content
+def test_file_url_is_a_signed_storage_url_expiring_with_range(alpha) -> None:  # type: ignore[no-untyped-def]
+    op_id = alpha.run_bulk(CORE)
+    url = alpha.wait_bulk(op_id)["url"]
+    parsed = urlsplit(url)
+    query = parse_qs(parsed.query)
+    number = op_id.rsplit("/", 1)[1]
+    # Google Cloud Storage's signed-URL shape, as Shopify's links have it.
+    assert parsed.path.startswith("/shopify-tiers-assets-prod-us-east1/bulk-operation-outputs/")
+    assert parsed.path.endswith("-final")
+    assert set(query) == {
+        "GoogleAccessId",
+        "Expires",
+        "Signature",
+        "response-content-disposition",
+        "response-content-type",
+    }
+    disposition = query["response-content-disposition"][0]
+    assert f'filename="bulk-{number}.jsonl"' in disposition and disposition.startswith("attachment")
+    assert query["response-content-type"] == ["application/jsonl"]
+    assert "response-content-type=application%2Fjsonl" in url
+    response = httpx.get(url)
+    full = response.content
+    assert response.headers["content-type"].startswith("application/jsonl")
+    assert response.headers["content-disposition"] == disposition
     tail = httpx.get(url, headers={"Range": "bytes=1000-"})
     assert tail.status_code == 206 and tail.content == full[1000:]
     assert tail.headers["content-range"] == f"bytes 1000-{len(full) - 1}/{len(full)}"
-    tampered = url.replace("signature=", "signature=0")
+    tampered = url.replace("Signature=", "Signature=0")
     bad = httpx.get(tampered)
     assert bad.status_code == 403 and b"<Code>SignatureDoesNotMatch</Code>" in bad.content
-    expires = int(url.split("expires=")[1].split("&")[0])
+    # The file name is signed too: a client cannot rename the download.
+    renamed = url.replace(f"bulk-{number}.jsonl", "other.jsonl")
+    assert httpx.get(renamed).status_code == 403
+    expires = int(query["Expires"][0])
     assert 6 * 24 * 3600 < expires - time.time() <= 7 * 24 * 3600
 
 

@@ -38,7 +38,7 @@ class SlowStream(httpx.AsyncByteStream):
 class SlowFiles(httpx.AsyncHTTPTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await super().handle_async_request(request)
-        if "/_files/" in request.url.path:
+        if "/bulk-operation-outputs/" in request.url.path:
             assert isinstance(response.stream, httpx.AsyncByteStream)
             response.stream = SlowStream(response.stream)
         return response
