@@ -423,7 +423,8 @@ class ControlApi:
             [
                 {
                     "id": op.gid,
-                    "status": op.status,
+                    # What a poll sees now (a completed run whose result is gone reads EXPIRED).
+                    "status": op.status_now(self.state.config.bulk_url_ttl_s),
                     "error_code": op.error_code,
                     "object_count": op.object_count,
                     "root_object_count": op.root_object_count,

@@ -60,7 +60,8 @@ async def test_install_with_space_tilde_and_star_in_state(
     assert done.status_code == 302, done.text
     assert done.json()["status"] == "installed"
     async with global_scope(svc.runtime.pool) as conn:
+        # The key id says a sealed token is stored (the sealed columns are not the app role's).
         cur = await conn.execute(
-            "SELECT status, access_token_ct IS NOT NULL FROM shops WHERE domain = %s", (SHOP,)
+            "SELECT status, access_token_key_id IS NOT NULL FROM shops WHERE domain = %s", (SHOP,)
         )
         assert await cur.fetchone() == ("installed", True)

@@ -425,7 +425,7 @@ async def ingest(
     core staged split over two sessions, merged side by side, swept; inventory on its own."""
     async with tenant_scope(pool, shop) as conn:
         run = await runs.create_run(conn, shop, "full", None)
-        await runs.start_attempt(conn, run.id)
+        await runs.start_attempt(conn, run.id, "property-test", None, 60.0)
         started = (await runs.get_run(conn, run.id)).started_at  # type: ignore[union-attr]
     assert started is not None
     async with (
