@@ -22,6 +22,10 @@ TENANT_TABLES = (
     "sync_quarantine",
     "webhook_inbox",
     "owner_apps",
+    "search_settings",
+    "embeddings",
+    "search_documents",
+    "embedding_runs",
 )
 
 
