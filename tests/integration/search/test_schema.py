@@ -88,9 +88,7 @@ async def test_own_partition_moves_rows_keeps_isolation_and_uses_hnsw(
         await _insert(conn, small, 1, "[1,1,0]")
 
     with psycopg.connect(database.owner_url) as owner:
-        part = owner.execute(
-            "SELECT app_embeddings_own_partition(%s, '64MB')", (big,)
-        ).fetchone()
+        part = owner.execute("SELECT app_embeddings_own_partition(%s, '64MB')", (big,)).fetchone()
         owner.commit()
         assert part == (f"embeddings_{big.hex}",)
         # Idempotent: a second run changes nothing.
