@@ -80,7 +80,8 @@ def clean(value: str | None) -> str:
 @dataclass(frozen=True, slots=True)
 class DocumentText:
     """`primary` (A weight: the title), `secondary` (B: vendor, type, tags), `rest` (C: metafields,
-    description). `embedding` is all of it as one string, cut to the budget."""
+    description) for the full-text side; `embedding` is all of it, labelled, as one string cut to
+    the budget; `content_hash` is of the whole text before the cut."""
 
     primary: str
     secondary: str
@@ -97,11 +98,15 @@ def document_text(
     max_tokens: int,
 ) -> DocumentText:
     primary = clean(title)
-    secondary = ". ".join(f"{label}: {clean(v)}" for label, v in labelled if clean(v))
+    pairs = [(label, clean(v)) for label, v in labelled if clean(v)]
+    # Labels help the model read the fields; the full-text side indexes the values alone.
+    secondary = " ".join(v for _, v in pairs)
     rest = " ".join(clean(b) for b in body if clean(b))
-    full = ". ".join(p for p in (primary, secondary, rest) if p)
+    full = ". ".join(p for p in (primary, ". ".join(f"{k}: {v}" for k, v in pairs), rest) if p)
     embedding = full[: max_tokens * CHARS_PER_TOKEN]
-    return DocumentText(primary, secondary, rest, embedding, content_hash(embedding))
+    # The hash covers the whole text, so an edit past the model's window still refreshes the
+    # full-text document (and costs one re-embedding).
+    return DocumentText(primary, secondary, rest, embedding, content_hash(full))
 
 
 def content_hash(text: str) -> bytes:

@@ -26,6 +26,7 @@ from neanelu.ingest import merge, stage
 from neanelu.ingest.queries import Phase
 from neanelu.ingest.rows import metafields_builder
 from neanelu.ingest.stage import TooManyBadLines
+from neanelu.semantic.tasks import queue_shop_embedding
 from neanelu.shopify.bulk import (
     BulkResult,
 )
@@ -144,6 +145,11 @@ async def _attempt(deps: SyncDeps, run: runs.SyncRun, reporter: ProgressReporter
     async with tenant_scope(deps.pool, shop_id) as conn:
         await runs.finish_run(conn, run_id, "completed", None)
         await runs.mark_shop_synced(conn, shop_id, run.kind)
+        if run.kind == "full":
+            # Embeddings follow the synced catalog; one job per run, committed with it.
+            await queue_shop_embedding(
+                conn, shop_id, source="full_sync", job_id=f"embed-sync-{run_id}"
+            )
     return summary
 
 

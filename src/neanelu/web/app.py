@@ -22,6 +22,7 @@ from neanelu.config import Settings
 from neanelu.db.migrate import head_revision
 from neanelu.db.pool import global_scope
 from neanelu.db.services import ServiceUrls
+from neanelu.semantic.tasks import schedule_sweep
 from neanelu.shops.routes import router as auth_router
 from neanelu.shops.runtime import open_runtime
 from neanelu.shops.tasks import schedule_reconciliation
@@ -69,6 +70,7 @@ def create_app(settings: Settings, services: ServiceUrls) -> FastAPI:
             async with global_scope(runtime.pool) as conn:
                 # Idempotent per period: every API process may do it; one tick is queued.
                 await schedule_reconciliation(conn)
+                await schedule_sweep(conn, settings.search_sweep_interval_s)
             # Everything built so far (app, routes, schemas, pools) lives as long as the process:
             # moved out of the collector's sight, full collections stop walking it, which keeps
             # them from showing up as latency spikes on webhook deliveries.

@@ -56,6 +56,7 @@ class LocalProvider:
         so.intra_op_num_threads = options.threads or _cores()
         so.inter_op_num_threads = 1
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.log_severity_level = 3  # shape-merge notices of the optimiser are not errors
         self._session = ort.InferenceSession(encoder, so, providers=["CPUExecutionProvider"])
         self._dimension = int(self._files.config["hidden_size"])
         # One run at a time: onnxruntime already spreads a batch over the cores.
