@@ -22,6 +22,7 @@ from neanelu.config import Settings
 from neanelu.db.migrate import head_revision
 from neanelu.db.pool import global_scope
 from neanelu.db.services import ServiceUrls
+from neanelu.semantic.routes import router as search_router
 from neanelu.semantic.tasks import schedule_sweep
 from neanelu.shops.routes import router as auth_router
 from neanelu.shops.runtime import open_runtime
@@ -104,6 +105,7 @@ def create_app(settings: Settings, services: ServiceUrls) -> FastAPI:
     app.include_router(auth_router)
     app.include_router(webhooks_router)
     app.include_router(catalog_router)
+    app.include_router(search_router)
     # Inside the metrics middleware (added after it), so refusals are counted.
     app.add_middleware(
         BodyLimitMiddleware, limit=settings.http_max_body_bytes, exempt=WEBHOOK_PATHS
