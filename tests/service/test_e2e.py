@@ -23,8 +23,9 @@ from neanelu.db.services import ServiceUrls
 from neanelu.queue.client import QueueClient
 from neanelu.queue.outbox import run_outbox_relay
 from neanelu.queue.registry import Registry
-from neanelu.queue.settings import BULK, SYNC, WEBHOOK, default_queues
+from neanelu.queue.settings import AI_BATCH, BULK, SYNC, WEBHOOK, default_queues
 from neanelu.queue.worker import Worker
+from neanelu.semantic import tasks as search_tasks
 from neanelu.shops import repository as shops
 from neanelu.shops import tasks as shop_tasks
 from neanelu.shops.oauth_state import COOKIE_NAME
@@ -98,10 +99,13 @@ async def stack(database: TestDatabase, redis_url: str, key_prefix: str) -> Asyn
     registry = Registry()
     shop_tasks.register(registry)
     webhook_tasks.register(registry)
+    search_tasks.register(registry)
     stop = asyncio.Event()
     with bind_runtime(runtime):
         serving = asyncio.create_task(server.serve())
-        worker = Worker(runtime.queues, registry, [WEBHOOK, SYNC], concurrency=4, idle_max_s=0.05)
+        worker = Worker(
+            runtime.queues, registry, [WEBHOOK, SYNC, AI_BATCH], concurrency=4, idle_max_s=0.05
+        )
         background = [
             asyncio.create_task(worker.run(stop)),
             asyncio.create_task(run_outbox_relay(pool, runtime.queues, stop, interval_s=0.05)),

@@ -55,8 +55,9 @@ def test_search_commands_end_to_end(database: TestDatabase, redis_url: str) -> N
     assert moved.exit_code == 0, moved.output
     assert f"embeddings_{big.hex}" in moved.output
     for shop, base in (("cli-a", 1000), ("cli-b", 2000)):
-        answer = runner.invoke(app, ["search", "--shop", shop, "--json", "coat for cold days"],
-                               env=env)
+        answer = runner.invoke(
+            app, ["search", "--shop", shop, "--json", "coat for cold days"], env=env
+        )
         assert answer.exit_code == 0, answer.output
         hits = json.loads(answer.output)["hits"]
         assert hits[0]["product"]["id"] == str(base + 5)
