@@ -21,7 +21,7 @@ def _shop(conn: psycopg.Connection, domain: str, base: int) -> uuid.UUID:
     ).fetchone()
     assert row is not None
     conn.execute("SELECT set_config('app.current_shop_id', %s, false)", (str(row[0]),))
-    for i, (title, vendor, ptype, tags, desc, price) in enumerate(CATALOG):
+    for i, (title, vendor, ptype, tags, desc, _price) in enumerate(CATALOG):
         conn.execute(
             "INSERT INTO products (shop_id, shopify_id, title, vendor, product_type, status, "
             "tags, description) VALUES (%s, %s, %s, %s, %s, 'ACTIVE', %s, %s)",

@@ -3,6 +3,7 @@ and found, a deleted product leaves the vector index, and two shops never see ea
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 import psycopg
@@ -20,7 +21,9 @@ from tests.factories import create_shop
 from tests.integration.search.conftest import CATALOG, insert_catalog
 
 
-async def _vectors(pool: AsyncConnectionPool[Conn], shop) -> dict[int, tuple[bytes, str]]:  # type: ignore[no-untyped-def]
+async def _vectors(
+    pool: AsyncConnectionPool[Conn], shop: uuid.UUID
+) -> dict[int, tuple[bytes, str]]:
     async with tenant_scope(pool, shop) as conn:
         cur = await conn.execute(
             "SELECT product_shopify_id, content_hash, embedded_at::text FROM embeddings"
