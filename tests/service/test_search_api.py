@@ -13,7 +13,7 @@ from neanelu.semantic.service import embed_products
 from neanelu.shops import service
 from neanelu.shops.runtime import Runtime
 from tests.factories import create_shop
-from tests.integration.search.conftest import insert_catalog
+from tests.integration.search.catalog import insert_catalog
 from tests.service.test_read_api import session_token
 
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from neanelu.cli.main import app
 from tests.conftest import TestDatabase
-from tests.integration.search.conftest import CATALOG
+from tests.integration.search.catalog import CATALOG
 
 
 def _shop(conn: psycopg.Connection, domain: str, base: int) -> uuid.UUID:

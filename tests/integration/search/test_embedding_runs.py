@@ -18,7 +18,7 @@ from neanelu.semantic.search import SearchFilter, hybrid_search
 from neanelu.semantic.service import embed_products
 from neanelu.semantic.tasks import queue_product_embedding, queue_shop_embedding
 from tests.factories import create_shop
-from tests.integration.search.conftest import CATALOG, insert_catalog
+from tests.integration.search.catalog import CATALOG, insert_catalog
 
 
 async def _vectors(
