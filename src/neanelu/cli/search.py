@@ -11,6 +11,7 @@ from uuid import UUID
 import psycopg
 import typer
 from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
 from rich.table import Table
 
 from neanelu.cli.common import (
@@ -28,6 +29,7 @@ from neanelu.db.services import resolve_services
 from neanelu.search import store
 from neanelu.search.provider import EmbeddingError, EmbeddingProvider
 from neanelu.search.providers import provider_for
+from neanelu.semantic.hotcache import hot_index_for, warm_shop
 from neanelu.semantic.routes import to_response
 from neanelu.semantic.search import SearchFilter, SearchResult, hybrid_search
 from neanelu.semantic.service import RunFigures, embed_products
@@ -36,15 +38,19 @@ T = TypeVar("T")
 
 
 async def _with_shop(
-    settings: Settings, shop: str, work: Callable[[AsyncConnectionPool[Conn], UUID], Awaitable[T]]
+    settings: Settings,
+    shop: str,
+    work: Callable[[AsyncConnectionPool[Conn], Redis, UUID], Awaitable[T]],
 ) -> T:
     services = resolve_services(settings)
     pool = create_pool(services.postgres_app, PoolSizes(1, 2), name="neanelu-search")
+    redis = Redis.from_url(services.redis)
     await pool.open(wait=True)
     try:
-        return await work(pool, await installed_shop_id(pool, shop_domain(shop)))
+        return await work(pool, redis, await installed_shop_id(pool, shop_domain(shop)))
     finally:
         await pool.close()
+        await redis.aclose()
 
 
 def _provider(settings: Settings) -> EmbeddingProvider:
@@ -88,15 +94,26 @@ def search(
     )
     provider = _provider(settings)
 
-    async def work(pool: AsyncConnectionPool[Conn], shop_id: UUID) -> SearchResult:
+    async def work(pool: AsyncConnectionPool[Conn], redis: Redis, shop_id: UUID) -> SearchResult:
         async with tenant_scope(pool, shop_id) as conn:
-            return await hybrid_search(conn, provider, shop_id, query, filters, limit=limit)
+            return await hybrid_search(
+                conn,
+                provider,
+                shop_id,
+                query,
+                filters,
+                limit=limit,
+                hot=hot_index_for(redis, provider),
+            )
 
     result = run(_with_shop(settings, shop, work))
     if as_json:
         console.print_json(to_response(result).model_dump_json())
         return
-    table = Table(title=f"{len(result.hits)} hit(s) for {query!r} ({result.took_ms} ms)")
+    table = Table(
+        title=f"{len(result.hits)} hit(s) for {query!r} ({result.took_ms} ms, vectors from "
+        f"{result.vector_store})"
+    )
     for column in ("#", "score", "id", "title", "matched", "why"):
         table.add_column(column)
     for n, hit in enumerate(result.hits, start=1):
@@ -137,9 +154,14 @@ def search_embed(ctx: typer.Context, shop: ShopOption) -> None:
     settings = settings_from(ctx)
     provider = _provider(settings)
 
-    async def work(pool: AsyncConnectionPool[Conn], shop_id: UUID) -> RunFigures:
+    async def work(pool: AsyncConnectionPool[Conn], redis: Redis, shop_id: UUID) -> RunFigures:
         return await embed_products(
-            pool, provider, shop_id, source="manual", metafield_keys=settings.search_metafields
+            pool,
+            provider,
+            shop_id,
+            source="manual",
+            metafield_keys=settings.search_metafields,
+            hot=hot_index_for(redis, provider),
         )
 
     f = run(_with_shop(settings, shop, work))
@@ -157,7 +179,7 @@ def search_language(
     """Set the shop's full-text language; documents are rebuilt by the next embedding run."""
     settings = settings_from(ctx)
 
-    async def work(pool: AsyncConnectionPool[Conn], shop_id: UUID) -> None:
+    async def work(pool: AsyncConnectionPool[Conn], redis: Redis, shop_id: UUID) -> None:
         async with tenant_scope(pool, shop_id) as conn:
             await store.set_text_config(conn, shop_id, config)
 
@@ -180,7 +202,7 @@ def search_partition(
     settings = settings_from(ctx)
     services = resolve_services(settings)
 
-    async def work(pool: AsyncConnectionPool[Conn], shop_id: UUID) -> str:
+    async def work(pool: AsyncConnectionPool[Conn], redis: Redis, shop_id: UUID) -> str:
         # DDL runs as the owner role, outside the app role's reach.
         async with await psycopg.AsyncConnection.connect(services.postgres_owner) as owner:
             cur = await owner.execute(
@@ -199,8 +221,26 @@ def search_partition(
     console.print(f"shop {shop}: vectors in partition {part}, HNSW index per model in place")
 
 
+def search_warm(ctx: typer.Context, shop: ShopOption) -> None:
+    """Load the shop's vectors into the Redis hot cache (needs Redis with the query engine)."""
+    settings = settings_from(ctx)
+    provider = _provider(settings)
+
+    async def work(pool: AsyncConnectionPool[Conn], redis: Redis, shop_id: UUID) -> int | None:
+        return await warm_shop(pool, hot_index_for(redis, provider), shop_id, provider.model)
+
+    loaded = run(_with_shop(settings, shop, work))
+    if loaded is None:
+        err_console.print(
+            "[red]this Redis has no query engine (or is down): searches use PostgreSQL[/red]"
+        )
+        raise typer.Exit(1)
+    console.print(f"shop {shop}: {loaded} vector(s) loaded into the Redis hot cache")
+
+
 def register(app: typer.Typer) -> None:
     app.command("search")(search)
     app.command("search-embed")(search_embed)
     app.command("search-language")(search_language)
     app.command("search-partition")(search_partition)
+    app.command("search-warm")(search_warm)

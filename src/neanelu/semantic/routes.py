@@ -11,6 +11,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from neanelu.db.pool import tenant_scope
 from neanelu.search.provider import EmbeddingError
 from neanelu.search.providers import provider_for
+from neanelu.semantic.hotcache import hot_index_for
 from neanelu.semantic.schemas import (
     SearchHit,
     SearchProduct,
@@ -73,7 +74,15 @@ async def search(
     except EmbeddingError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
     async with tenant_scope(rt.pool, shop.shop_id) as conn:
-        result = await hybrid_search(conn, provider, shop.shop_id, query, filters, limit=limit)
+        result = await hybrid_search(
+            conn,
+            provider,
+            shop.shop_id,
+            query,
+            filters,
+            limit=limit,
+            hot=hot_index_for(rt.redis, provider),
+        )
     return to_response(result)
 
 
@@ -83,6 +92,7 @@ def to_response(result: SearchResult) -> SearchResponse:
         model=result.model,
         text_config=result.text_config,
         took_ms=result.took_ms,
+        vector_store=result.vector_store,
         hits=[_hit(h) for h in result.hits],
     )
 

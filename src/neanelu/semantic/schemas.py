@@ -44,4 +44,5 @@ class SearchResponse(BaseModel):
     model: str = Field(description="embedding model of the vector side")
     text_config: str = Field(description="text search configuration of the shop")
     took_ms: float
+    vector_store: str = Field(description="where the vector side was answered: redis or postgres")
     hits: list[SearchHit]

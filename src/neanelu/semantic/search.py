@@ -15,6 +15,7 @@ from psycopg import sql
 from neanelu.db.pool import Conn
 from neanelu.search import store
 from neanelu.search.fusion import reciprocal_rank_fusion
+from neanelu.search.hot import HotIndex
 from neanelu.search.provider import EmbeddingProvider
 from neanelu.telemetry import current_metrics, span
 
@@ -77,6 +78,7 @@ class SearchResult:
     text_config: str
     hits: list[Hit]
     took_ms: float
+    vector_store: str = "postgres"
 
 
 def _filters(f: SearchFilter) -> tuple[sql.Composable, list[Any]]:
@@ -179,16 +181,27 @@ async def hybrid_search(
     filters: SearchFilter,
     *,
     limit: int = 20,
+    hot: HotIndex | None = None,
 ) -> SearchResult:
+    """With `hot`, the vector side comes from Redis when the shop is loaded there and the search
+    has no catalog filter (Redis holds vectors only); otherwise, or when Redis cannot answer,
+    from PostgreSQL. Either way the answer has the same shape."""
     started = time.perf_counter()
     k = max(CANDIDATES_MIN, CANDIDATES_PER_RESULT * limit)
     with span("search.query", {"neanelu.shop_id": str(shop_id)}):
         embedded = await asyncio.to_thread(provider.embed, [text])
         vector = store.vector_literal(embedded.vectors[0])
         config = await store.text_config(conn, shop_id)
-        by_vector = await _vector_side(
-            conn, shop_id, provider.model, vector, provider.dimension, filters, k
-        )
+        by_vector = None
+        if hot is not None and _unfiltered(filters):
+            by_vector = await hot.knn(shop_id, embedded.vectors[0], k)
+            if by_vector is not None:
+                by_vector = await _live(conn, shop_id, by_vector)
+        vector_store = "postgres" if by_vector is None else "redis"
+        if by_vector is None:
+            by_vector = await _vector_side(
+                conn, shop_id, provider.model, vector, provider.dimension, filters, k
+            )
         by_text = await _text_side(conn, shop_id, config, text, filters, k)
         fused = reciprocal_rank_fusion(
             {"text": [r[0] for r in by_text], "vector": [r[0] for r in by_vector]}
@@ -207,5 +220,22 @@ async def hybrid_search(
             hit.vector = VectorMatch(ranks["vector"], vector_info[item][1])
         hits.append(hit)
     took = time.perf_counter() - started
-    current_metrics().search_seconds.labels("postgres").observe(took)
-    return SearchResult(text, provider.model, config, hits, round(took * 1000, 2))
+    current_metrics().search_seconds.labels(vector_store).observe(took)
+    return SearchResult(text, provider.model, config, hits, round(took * 1000, 2), vector_store)
+
+
+def _unfiltered(f: SearchFilter) -> bool:
+    return f == SearchFilter() or f == SearchFilter(include_deleted=True)
+
+
+async def _live(
+    conn: Conn, shop_id: UUID, found: list[tuple[int, float]]
+) -> list[tuple[int, float]]:
+    """Redis candidates still live in the catalog (a deletion not yet processed drops out)."""
+    cur = await conn.execute(
+        "SELECT shopify_id FROM products WHERE shop_id = %s AND shopify_id = ANY(%s) "
+        "AND deleted_at IS NULL",
+        (shop_id, [p for p, _ in found]),
+    )
+    live = {int(r[0]) for r in await cur.fetchall()}
+    return [(p, s) for p, s in found if p in live]

@@ -16,6 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from neanelu.db.pool import Conn, tenant_scope
 from neanelu.search import store
+from neanelu.search.hot import HotIndex
 from neanelu.search.provider import EmbeddingProvider
 from neanelu.semantic.documents import PRODUCT_COLUMNS, ProductText, product_text
 from neanelu.telemetry import current_metrics, span
@@ -45,8 +46,10 @@ async def embed_products(
     product_ids: Sequence[int] | None = None,
     metafield_keys: Sequence[str] = (),
     page: int = PAGE,
+    hot: HotIndex | None = None,
 ) -> RunFigures:
-    """All of the shop's products (`product_ids` None) or the given ones."""
+    """All of the shop's products (`product_ids` None) or the given ones. With `hot`, a shop
+    loaded in the Redis hot cache gets its new vectors there too, and loses removed ones."""
     if source not in SOURCES:
         raise ValueError(f"embedding run source must be one of {', '.join(SOURCES)}")
     figures = RunFigures()
@@ -67,19 +70,21 @@ async def embed_products(
                     rows = await _page(pool, shop_id, after, None, page)
                     if not rows:
                         break
-                    await _apply_page(pool, provider, shop_id, rows, metafield_keys, figures)
+                    await _apply_page(pool, provider, shop_id, rows, metafield_keys, figures, hot)
                     after = int(rows[-1][0])
             else:
                 wanted = sorted(set(product_ids))
                 for start in range(0, len(wanted), page):
                     chunk = wanted[start : start + page]
                     rows = await _page(pool, shop_id, 0, chunk, page)
-                    await _apply_page(pool, provider, shop_id, rows, metafield_keys, figures)
+                    await _apply_page(pool, provider, shop_id, rows, metafield_keys, figures, hot)
                     missing = set(chunk) - {int(r[0]) for r in rows}
                     if missing:
                         async with tenant_scope(pool, shop_id) as conn:
                             await store.forget(conn, shop_id, sorted(missing))
                         figures.removed += len(missing)
+                        if hot is not None:
+                            await hot.remove(shop_id, sorted(missing))
     except BaseException as exc:
         await _finish(pool, shop_id, figures, "failed", f"{type(exc).__name__}: {exc}"[:500])
         raise
@@ -127,6 +132,7 @@ async def _apply_page(
     rows: Sequence[tuple[Any, ...]],
     metafield_keys: Sequence[str],
     figures: RunFigures,
+    hot: HotIndex | None,
 ) -> None:
     texts = [product_text(r, metafield_keys, provider.max_tokens) for r in rows]
     figures.queued += len(texts)
@@ -163,6 +169,12 @@ async def _apply_page(
         await store.upsert_documents(conn, shop_id, config, [_document_row(t) for t in to_index])
         figures.removed += await store.remove(conn, shop_id, gone)
     figures.embedded += len(to_embed)
+    # After the commit: PostgreSQL is the truth, Redis follows (and a failure there sends the
+    # shop back to PostgreSQL rather than serving stale vectors).
+    if hot is not None and await hot.is_hot(shop_id):
+        if embedded is not None:
+            await hot.put(shop_id, [t.shopify_id for t in to_embed], embedded.vectors)
+        await hot.remove(shop_id, gone)
 
 
 def _document_row(t: ProductText) -> store.DocumentRow:

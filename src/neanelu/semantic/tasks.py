@@ -16,6 +16,7 @@ from neanelu.db.pool import Conn, global_scope
 from neanelu.queue import AI_BATCH, Fatal, JobContext, Registry, TaskHandle
 from neanelu.search.provider import EmbeddingError
 from neanelu.search.providers import provider_for
+from neanelu.semantic.hotcache import hot_index_for
 from neanelu.semantic.service import SOURCES, embed_products
 from neanelu.shops import repository as shops
 from neanelu.shops.runtime import current_runtime
@@ -55,6 +56,7 @@ async def _embed(ctx: JobContext, job: EmbedJob) -> None:
             source=job.source,
             product_ids=job.product_ids or None,
             metafield_keys=rt.settings.search_metafields,
+            hot=hot_index_for(rt.redis, provider),
         )
     except EmbeddingError as exc:
         raise Fatal(str(exc)) from None
