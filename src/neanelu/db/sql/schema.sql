@@ -319,19 +319,19 @@ CREATE TABLE embedding_runs (
 );
 CREATE INDEX embedding_runs_shop_started_idx ON embedding_runs (shop_id, started_at DESC);
 
-DO $body$
-DECLARE t text;
+-- The tenant policy every tenant table has, forced; also used for each shop's own partition.
+CREATE FUNCTION app_tenant_isolation(p_table text) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-  FOREACH t IN ARRAY ARRAY['search_settings', 'embeddings', 'embeddings_default',
-                           'search_documents', 'embedding_runs'] LOOP
-    EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
-    EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
-    EXECUTE format(
-      'CREATE POLICY tenant_isolation ON %I USING (shop_id = app_current_shop_id()) '
-      'WITH CHECK (shop_id = app_current_shop_id())', t);
-  END LOOP;
+  EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', p_table);
+  EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', p_table);
+  EXECUTE format(
+    'CREATE POLICY tenant_isolation ON %I USING (shop_id = app_current_shop_id()) '
+    'WITH CHECK (shop_id = app_current_shop_id())', p_table);
 END
-$body$;
+$$;
+
+SELECT app_tenant_isolation(t) FROM unnest(ARRAY['search_settings', 'embeddings',
+  'embeddings_default', 'search_documents', 'embedding_runs']) AS t;
 
 -- The app role reaches vectors only through the parent (whose policy applies); partitions carry
 -- the same forced policy so a direct read by anyone else sees only the current shop too.
@@ -379,11 +379,7 @@ BEGIN
     EXECUTE format('INSERT INTO %I SELECT * FROM embeddings_default WHERE shop_id = %L', part, p_shop);
     DELETE FROM embeddings_default WHERE shop_id = p_shop;
     EXECUTE format('ALTER TABLE embeddings ATTACH PARTITION %I FOR VALUES IN (%L)', part, p_shop);
-    EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', part);
-    EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', part);
-    EXECUTE format(
-      'CREATE POLICY tenant_isolation ON %I USING (shop_id = app_current_shop_id()) '
-      'WITH CHECK (shop_id = app_current_shop_id())', part);
+    PERFORM app_tenant_isolation(part);
   END IF;
   -- Read the models first: an open loop over the partition would block its CREATE INDEX.
   EXECUTE format('SELECT coalesce(array_agg(model), %L), coalesce(array_agg(dimension), %L) '
