@@ -30,6 +30,7 @@ from neanelu.search.hot import HotIndex
 from neanelu.search.local.model import LocalProvider
 from neanelu.search.standin import start_query_engine_redis
 from neanelu.search.store import vector_literal
+from neanelu.semantic.search import EF_SEARCH
 
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCTS = int(os.environ.get("PRODUCTS", "1000000"))
@@ -138,7 +139,7 @@ async def measure(
             q /= np.linalg.norm(q)
             truth = exact_top10(vecs, q)
             async with tenant_scope(pool, shop) as conn:
-                await conn.execute("SET LOCAL hnsw.ef_search = 100")
+                await conn.execute(f"SET LOCAL hnsw.ef_search = {EF_SEARCH}")
                 started = time.perf_counter()
                 cur = await conn.execute(query_sql, (shop, vector_literal(q)))
                 got = {int(r[0]) for r in await cur.fetchall()}
@@ -157,7 +158,7 @@ async def measure(
         started = time.perf_counter()
         q = provider.embed([text]).vectors[0]
         async with tenant_scope(pool, biggest) as conn:
-            await conn.execute("SET LOCAL hnsw.ef_search = 100")
+            await conn.execute(f"SET LOCAL hnsw.ef_search = {EF_SEARCH}")
             await conn.execute(query_sql, (biggest, vector_literal(q)))
         e2e_ms.append((time.perf_counter() - started) * 1000)
     await redis.aclose()

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 # pgvector's HNSW defaults, the same on both sides; EF_RUNTIME matches the SQL side's ef_search.
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
-EF_RUNTIME = 100
+EF_RUNTIME = 400
 # After Redis said it has no query engine (or was down), ask again only this much later.
 RECHECK_S = 30.0
 
