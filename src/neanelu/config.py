@@ -155,6 +155,18 @@ class Settings(BaseSettings):
         default=65_536, ge=1024, le=16_777_216, validation_alias="HTTP_MAX_BODY_BYTES"
     )
 
+    # Semantic search (docs/search.md): the embedding provider and what a product's text takes in.
+    search_provider: Literal["local"] = Field(default="local", validation_alias="SEARCH_PROVIDER")
+    search_threads: int = Field(default=0, ge=0, le=256, validation_alias="SEARCH_THREADS")
+    search_batch_size: int = Field(default=64, ge=1, le=2048, validation_alias="SEARCH_BATCH_SIZE")
+    # `namespace.key` of the product metafields whose values join the embedded text.
+    search_metafields: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), validation_alias="SEARCH_METAFIELDS"
+    )
+    search_sweep_interval_s: int = Field(
+        default=3600, ge=60, le=604_800, validation_alias="SEARCH_SWEEP_INTERVAL_S"
+    )
+
     @property
     def docs_enabled(self) -> bool:
         return self.api_docs if self.api_docs is not None else self.mode is Mode.LOCAL
@@ -181,7 +193,7 @@ class Settings(BaseSettings):
             return None
         return value
 
-    @field_validator("shopify_scopes", mode="before")
+    @field_validator("shopify_scopes", "search_metafields", mode="before")
     @classmethod
     def _split_scopes(cls, value: object) -> object:
         if isinstance(value, str):

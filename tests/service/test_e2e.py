@@ -24,8 +24,9 @@ from neanelu.db.services import ServiceUrls
 from neanelu.queue.client import QueueClient
 from neanelu.queue.outbox import run_outbox_relay
 from neanelu.queue.registry import Registry
-from neanelu.queue.settings import BULK, SYNC, WEBHOOK, default_queues
+from neanelu.queue.settings import AI_BATCH, BULK, SYNC, WEBHOOK, default_queues
 from neanelu.queue.worker import Worker
+from neanelu.semantic import tasks as search_tasks
 from neanelu.shops import repository as shops
 from neanelu.shops import tasks as shop_tasks
 from neanelu.shops.oauth_state import COOKIE_NAME
@@ -114,8 +115,13 @@ async def open_stack(
             stack.registry.add(full_sync)
             shop_tasks.register(stack.registry)
             webhook_tasks.register(stack.registry)
+            search_tasks.register(stack.registry)
             worker = Worker(
-                runtime.queues, stack.registry, [WEBHOOK, SYNC], concurrency=4, idle_max_s=0.05
+                runtime.queues,
+                stack.registry,
+                [WEBHOOK, SYNC, AI_BATCH],
+                concurrency=4,
+                idle_max_s=0.05,
             )
             stack.spawn(worker.run(stack.stop))
             stack.spawn(run_outbox_relay(pool, runtime.queues, stack.stop, interval_s=0.05))

@@ -31,6 +31,7 @@ from neanelu.ingest import merge, stage
 from neanelu.ingest.queries import Phase
 from neanelu.ingest.rows import METAFIELD_FILES, metafields_builder
 from neanelu.ingest.stage import PhaseStats, TooManyBadLines
+from neanelu.semantic.tasks import queue_shop_embedding
 from neanelu.shopify.bulk import DEFAULT_POLLING, BulkPolling, BulkResult
 from neanelu.shopify.errors import AccessDenied, BulkOperationError, InvalidToken
 from neanelu.shopify.graphql import AdminClient
@@ -174,6 +175,11 @@ async def _attempt(
         await runs.end_attempt(conn, run_id, attempt, "completed", None)
         await runs.finish_run(conn, run_id, "completed", None, attempt=attempt)
         await runs.mark_shop_synced(conn, shop_id, run.kind)
+        if run.kind == "full":
+            # Embeddings follow the synced catalog; one job per run, committed with it.
+            await queue_shop_embedding(
+                conn, shop_id, source="full_sync", job_id=f"embed-sync-{run_id}"
+            )
     return summary
 
 

@@ -221,6 +221,27 @@ class Metrics:
             buckets=JOB_BUCKETS,
             registry=r,
         )
+        # Semantic search
+        self.search_embedded = Counter(
+            "neanelu_search_embedded",
+            "Product texts embedded, by provider",
+            ["provider"],
+            registry=r,
+        )
+        self.search_embed_seconds = Histogram(
+            "neanelu_search_embed_batch_seconds",
+            "Time to embed one page of changed products",
+            ["provider"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.search_seconds = Histogram(
+            "neanelu_search_seconds",
+            "Hybrid search latency, query embedding included",
+            ["store"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -22,6 +22,8 @@ from neanelu.config import Settings
 from neanelu.db.migrate import head_revision
 from neanelu.db.pool import global_scope
 from neanelu.db.services import ServiceUrls
+from neanelu.semantic.routes import router as search_router
+from neanelu.semantic.tasks import schedule_sweep
 from neanelu.shops.routes import router as auth_router
 from neanelu.shops.runtime import open_runtime
 from neanelu.shops.tasks import schedule_reconciliation
@@ -72,6 +74,7 @@ def create_app(settings: Settings, services: ServiceUrls) -> FastAPI:
                 # queued, and each tick queues the next.
                 await schedule_reconciliation(conn)
                 await schedule_token_sweep(conn)
+                await schedule_sweep(conn, settings.search_sweep_interval_s)
             # Everything built so far (app, routes, schemas, pools) lives as long as the process:
             # moved out of the collector's sight, full collections stop walking it, which keeps
             # them from showing up as latency spikes on webhook deliveries.
@@ -105,6 +108,7 @@ def create_app(settings: Settings, services: ServiceUrls) -> FastAPI:
     app.include_router(auth_router)
     app.include_router(webhooks_router)
     app.include_router(catalog_router)
+    app.include_router(search_router)
     # Inside the metrics middleware (added after it), so refusals are counted.
     app.add_middleware(
         BodyLimitMiddleware, limit=settings.http_max_body_bytes, exempt=WEBHOOK_PATHS

@@ -31,6 +31,7 @@ from neanelu.queue.context import JobContext
 from neanelu.queue.errors import Fatal
 from neanelu.queue.registry import Registry, TaskHandle
 from neanelu.queue.settings import WEBHOOK
+from neanelu.semantic.tasks import queue_product_embedding
 from neanelu.shopify.errors import AccessDenied, Throttled
 from neanelu.shops import flows, purge, repository, service
 from neanelu.shops.runtime import Runtime, current_runtime
@@ -195,9 +196,12 @@ async def _apply(
     at = row.triggered_at or row.received_at
     if topic in (topics.PRODUCTS_CREATE, topics.PRODUCTS_UPDATE):
         record = fetched or product_from_rest(row.payload)
-        await apply.apply_product(conn, shop_id, record)
+        if await apply.apply_product(conn, shop_id, record):
+            await queue_product_embedding(conn, shop_id, [record.shopify_id])
     elif topic == topics.PRODUCTS_DELETE:
-        await apply.delete_product(conn, shop_id, deleted_product_id(row.payload), at)
+        deleted_id = deleted_product_id(row.payload)
+        await apply.delete_product(conn, shop_id, deleted_id, at)
+        await queue_product_embedding(conn, shop_id, [deleted_id])
     elif topic == topics.INVENTORY_LEVELS_UPDATE:
         await apply.apply_inventory_level(conn, shop_id, level_from_rest(row.payload, at))
     elif topic == topics.APP_UNINSTALLED:

@@ -10,6 +10,7 @@ from neanelu.config import Settings
 from neanelu.db.services import ServiceUrls
 from neanelu.queue import Registry
 from neanelu.queue.worker import run_worker
+from neanelu.semantic import tasks as search_tasks
 from neanelu.shops import tasks as shop_tasks
 from neanelu.shops import token_sweep
 from neanelu.shops.runtime import bind_runtime
@@ -52,6 +53,7 @@ def build_registry() -> Registry:
     shop_tasks.register(registry)
     token_sweep.register(registry)
     webhook_tasks.register(registry)
+    search_tasks.register(registry)
     return registry
 
 

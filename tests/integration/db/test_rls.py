@@ -23,6 +23,10 @@ TENANT_TABLES = (
     "webhook_inbox",
     "owner_apps",
     "sync_run_attempts",
+    "search_settings",
+    "embeddings",
+    "search_documents",
+    "embedding_runs",
 )
 
 

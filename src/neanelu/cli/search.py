@@ -1,0 +1,246 @@
+"""`neanelu search`, `search-embed`, `search-language`, `search-partition`: semantic search from
+the terminal, under the named shop's tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Annotated, TypeVar
+from uuid import UUID
+
+import psycopg
+import typer
+from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
+from rich.table import Table
+
+from neanelu.cli.common import (
+    ShopOption,
+    console,
+    err_console,
+    installed_shop_id,
+    run,
+    settings_from,
+    shop_domain,
+)
+from neanelu.config import Settings
+from neanelu.db.pool import Conn, PoolSizes, create_pool, tenant_scope
+from neanelu.db.services import resolve_services
+from neanelu.search import store
+from neanelu.search.provider import EmbeddingError, EmbeddingProvider
+from neanelu.search.providers import provider_for
+from neanelu.semantic.hotcache import hot_index_for, warm_shop
+from neanelu.semantic.routes import to_response
+from neanelu.semantic.search import SearchFilter, SearchResult, hybrid_search
+from neanelu.semantic.service import RunFigures, embed_products
+
+T = TypeVar("T")
+
+
+async def _with_shop(
+    settings: Settings,
+    shop: str,
+    work: Callable[[AsyncConnectionPool[Conn], Redis, UUID], Awaitable[T]],
+) -> T:
+    services = resolve_services(settings)
+    pool = create_pool(services.postgres_app, PoolSizes(1, 2), name="neanelu-search")
+    redis = Redis.from_url(services.redis)
+    await pool.open(wait=True)
+    try:
+        return await work(pool, redis, await installed_shop_id(pool, shop_domain(shop)))
+    finally:
+        await pool.close()
+        await redis.aclose()
+
+
+def _provider(settings: Settings) -> EmbeddingProvider:
+    try:
+        return provider_for(settings)
+    except EmbeddingError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+
+
+def search(
+    ctx: typer.Context,
+    query: Annotated[str, typer.Argument(help="what to look for")],
+    shop: ShopOption,
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 10,
+    status: Annotated[str | None, typer.Option(help="ACTIVE, DRAFT or ARCHIVED")] = None,
+    vendor: str | None = None,
+    product_type: Annotated[str | None, typer.Option("--type")] = None,
+    tag: str | None = None,
+    price_min: Annotated[str | None, typer.Option(help="lowest variant price")] = None,
+    price_max: Annotated[str | None, typer.Option(help="highest variant price")] = None,
+    include_deleted: bool = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the API's JSON answer")] = False,
+) -> None:
+    """Search a shop's catalog by meaning and by words; each hit says why it matched."""
+    settings = settings_from(ctx)
+    if not query.strip():
+        err_console.print("[red]the query must contain more than spaces[/red]")
+        raise typer.Exit(2)
+    if status is not None and status not in ("ACTIVE", "DRAFT", "ARCHIVED"):
+        err_console.print("[red]--status must be ACTIVE, DRAFT or ARCHIVED[/red]")
+        raise typer.Exit(2)
+    filters = SearchFilter(
+        status=status,
+        vendor=vendor,
+        product_type=product_type,
+        tag=tag,
+        price_min=_price(price_min, "--price-min"),
+        price_max=_price(price_max, "--price-max"),
+        include_deleted=include_deleted,
+    )
+    provider = _provider(settings)
+
+    async def work(pool: AsyncConnectionPool[Conn], redis: Redis, shop_id: UUID) -> SearchResult:
+        async with tenant_scope(pool, shop_id) as conn:
+            return await hybrid_search(
+                conn,
+                provider,
+                shop_id,
+                query,
+                filters,
+                limit=limit,
+                hot=hot_index_for(redis, provider),
+            )
+
+    result = run(_with_shop(settings, shop, work))
+    if as_json:
+        console.print_json(to_response(result).model_dump_json())
+        return
+    table = Table(
+        title=f"{len(result.hits)} hit(s) for {query!r} ({result.took_ms} ms, vectors from "
+        f"{result.vector_store})"
+    )
+    for column in ("#", "score", "id", "title", "matched", "why"):
+        table.add_column(column)
+    for n, hit in enumerate(result.hits, start=1):
+        why = []
+        if hit.text is not None:
+            why.append(
+                f"text #{hit.text.rank}: {', '.join(hit.text.terms)} in "
+                f"{', '.join(hit.text.fields)}"
+            )
+        if hit.vector is not None:
+            why.append(f"vector #{hit.vector.rank}: cosine {hit.vector.similarity:.3f}")
+        table.add_row(
+            str(n),
+            f"{hit.score:.4f}",
+            str(hit.product_id),
+            str(hit.product.get("title") or ""),
+            "+".join(hit.matched),
+            "; ".join(why),
+        )
+    console.print(table)
+
+
+def _price(value: str | None, name: str) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        price = Decimal(value)
+    except ArithmeticError:
+        price = Decimal("NaN")
+    if not price.is_finite() or price < 0:
+        err_console.print(f"[red]{name} must be a non-negative number[/red]")
+        raise typer.Exit(2)
+    return price
+
+
+def search_embed(ctx: typer.Context, shop: ShopOption) -> None:
+    """Embed the shop's new and changed products now (what the jobs do), and say what it did."""
+    settings = settings_from(ctx)
+    provider = _provider(settings)
+
+    async def work(pool: AsyncConnectionPool[Conn], redis: Redis, shop_id: UUID) -> RunFigures:
+        return await embed_products(
+            pool,
+            provider,
+            shop_id,
+            source="manual",
+            metafield_keys=settings.search_metafields,
+            hot=hot_index_for(redis, provider),
+        )
+
+    f = run(_with_shop(settings, shop, work))
+    console.print(
+        f"queued {f.queued}, embedded {f.embedded}, skipped {f.skipped} unchanged, removed "
+        f"{f.removed}, {f.tokens} tokens ({provider.name}: {provider.model})"
+    )
+
+
+def search_language(
+    ctx: typer.Context,
+    config: Annotated[str, typer.Argument(help="a text search configuration: simple, romanian…")],
+    shop: ShopOption,
+) -> None:
+    """Set the shop's full-text language; documents are rebuilt by the next embedding run."""
+    settings = settings_from(ctx)
+
+    async def work(pool: AsyncConnectionPool[Conn], redis: Redis, shop_id: UUID) -> None:
+        async with tenant_scope(pool, shop_id) as conn:
+            await store.set_text_config(conn, shop_id, config)
+
+    try:
+        run(_with_shop(settings, shop, work))
+    except psycopg.errors.UndefinedObject:
+        err_console.print(
+            f"[red]no text search configuration named {config!r} on this server[/red]"
+        )
+        raise typer.Exit(2) from None
+    console.print(f"text search configuration set to {config}; run `neanelu search-embed`")
+
+
+def search_partition(
+    ctx: typer.Context,
+    shop: ShopOption,
+    maintenance_work_mem: Annotated[str, typer.Option(help="memory for the HNSW build")] = "1GB",
+) -> None:
+    """Give a large shop its own vector partition with an HNSW index per model (owner role)."""
+    settings = settings_from(ctx)
+    services = resolve_services(settings)
+
+    async def work(pool: AsyncConnectionPool[Conn], redis: Redis, shop_id: UUID) -> str:
+        # DDL runs as the owner role, outside the app role's reach.
+        async with await psycopg.AsyncConnection.connect(services.postgres_owner) as owner:
+            cur = await owner.execute(
+                "SELECT app_embeddings_own_partition(%s, %s)", (shop_id, maintenance_work_mem)
+            )
+            row = await cur.fetchone()
+            await owner.commit()
+        assert row is not None
+        return str(row[0])
+
+    try:
+        part = run(_with_shop(settings, shop, work))
+    except psycopg.errors.InvalidParameterValue as exc:
+        err_console.print(f"[red]--maintenance-work-mem: {exc}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"shop {shop}: vectors in partition {part}, HNSW index per model in place")
+
+
+def search_warm(ctx: typer.Context, shop: ShopOption) -> None:
+    """Load the shop's vectors into the Redis hot cache (needs Redis with the query engine)."""
+    settings = settings_from(ctx)
+    provider = _provider(settings)
+
+    async def work(pool: AsyncConnectionPool[Conn], redis: Redis, shop_id: UUID) -> int | None:
+        return await warm_shop(pool, hot_index_for(redis, provider), shop_id, provider.model)
+
+    loaded = run(_with_shop(settings, shop, work))
+    if loaded is None:
+        err_console.print(
+            "[red]this Redis has no query engine (or is down): searches use PostgreSQL[/red]"
+        )
+        raise typer.Exit(1)
+    console.print(f"shop {shop}: {loaded} vector(s) loaded into the Redis hot cache")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("search")(search)
+    app.command("search-embed")(search_embed)
+    app.command("search-language")(search_language)
+    app.command("search-partition")(search_partition)
+    app.command("search-warm")(search_warm)

@@ -1,0 +1,93 @@
+"""The local provider: the packaged model on onnxruntime, batched, on every core it is given."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+from neanelu.search.local.files import MODEL_NAME, ModelFiles, load_model_files
+from neanelu.search.local.graph import build_encoder
+from neanelu.search.local.weights import load_safetensors
+from neanelu.search.provider import Embedded
+
+
+@dataclass(frozen=True, slots=True)
+class LocalOptions:
+    threads: int = 0  # 0: every core this process may use
+    batch_size: int = 64
+    model_dir: Path | None = None
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def load_tokenizer(files: ModelFiles) -> Tokenizer:
+    tokenizer = Tokenizer.from_file(str(files.tokenizer))
+    # The sentence-transformers window (256), not the tokenizer file's 128 fixed padding.
+    tokenizer.enable_truncation(max_length=files.max_seq_length)
+    tokenizer.no_padding()
+    return tokenizer
+
+
+class LocalProvider:
+    """all-MiniLM-L6-v2: 384 dimensions, unit-length vectors, English-trained (see docs/search.md
+    for what it does with Romanian text)."""
+
+    name = "local"
+    model = MODEL_NAME
+
+    def __init__(self, options: LocalOptions | None = None) -> None:
+        options = options or LocalOptions()
+        self._files = load_model_files(options.model_dir)
+        self._tokenizer = load_tokenizer(self._files)
+        self._batch_size = options.batch_size
+        encoder = build_encoder(load_safetensors(self._files.weights), self._files.config)
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = options.threads or _cores()
+        so.inter_op_num_threads = 1
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.log_severity_level = 3  # shape-merge notices of the optimiser are not errors
+        self._session = ort.InferenceSession(encoder, so, providers=["CPUExecutionProvider"])
+        self._dimension = int(self._files.config["hidden_size"])
+        # One run at a time: onnxruntime already spreads a batch over the cores.
+        self._lock = threading.Lock()
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    @property
+    def max_tokens(self) -> int:
+        return self._files.max_seq_length
+
+    def embed(self, texts: list[str]) -> Embedded:
+        if not texts:
+            return Embedded(np.zeros((0, self._dimension), np.float32), ())
+        encodings = self._tokenizer.encode_batch(texts)
+        lengths = np.array([len(e.ids) for e in encodings])
+        out = np.empty((len(texts), self._dimension), np.float32)
+        # Batches of similar length waste little on padding.
+        order = np.argsort(lengths, kind="stable")
+        for start in range(0, len(order), self._batch_size):
+            idx = order[start : start + self._batch_size]
+            width = int(lengths[idx].max())
+            ids = np.zeros((len(idx), width), np.int64)
+            mask = np.zeros((len(idx), width), np.int64)
+            for row, i in enumerate(idx):
+                n = int(lengths[i])
+                ids[row, :n] = encodings[i].ids
+                mask[row, :n] = 1
+            with self._lock:
+                (vectors,) = self._session.run(None, {"input_ids": ids, "attention_mask": mask})
+            out[idx] = vectors
+        return Embedded(out, tuple(int(n) for n in lengths))

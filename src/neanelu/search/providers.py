@@ -1,0 +1,24 @@
+"""The provider a process uses, built once (loading and checking a model takes seconds)."""
+
+from __future__ import annotations
+
+import threading
+
+from neanelu.config import Settings
+from neanelu.search.local.model import LocalOptions, LocalProvider
+from neanelu.search.provider import EmbeddingProvider
+
+_lock = threading.Lock()
+_built: dict[tuple[str, int, int], EmbeddingProvider] = {}
+
+
+def provider_for(settings: Settings) -> EmbeddingProvider:
+    key = (settings.search_provider, settings.search_threads, settings.search_batch_size)
+    with _lock:
+        found = _built.get(key)
+        if found is None:
+            found = LocalProvider(
+                LocalOptions(threads=settings.search_threads, batch_size=settings.search_batch_size)
+            )
+            _built[key] = found
+        return found

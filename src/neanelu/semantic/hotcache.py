@@ -1,0 +1,57 @@
+"""Loading a shop's vectors into the Redis hot cache (`neanelu search-warm`), from PostgreSQL."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import numpy as np
+from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
+
+from neanelu.db.pool import Conn, tenant_scope
+from neanelu.search.hot import HotIndex
+from neanelu.search.provider import EmbeddingProvider
+
+PAGE = 1000
+
+
+async def warm_shop(
+    pool: AsyncConnectionPool[Conn], hot: HotIndex, shop_id: UUID, model: str
+) -> int | None:
+    """Copy the shop's vectors of `model` into Redis and mark it hot; the count, or None when
+    this Redis cannot hold them (no query engine, or down)."""
+    if not await hot.ensure():
+        return None
+    # Cold while loading: a search meanwhile asks PostgreSQL, never a half-loaded index.
+    await hot.cool(shop_id)
+    after, loaded = -1, 0
+    while True:
+        async with tenant_scope(pool, shop_id) as conn:
+            cur = await conn.execute(
+                "SELECT product_shopify_id, embedding::real[] FROM embeddings "
+                "WHERE shop_id = %s AND model = %s AND product_shopify_id > %s "
+                "ORDER BY product_shopify_id LIMIT %s",
+                (shop_id, model, after, PAGE),
+            )
+            rows = await cur.fetchall()
+        if not rows:
+            break
+        await hot.put(
+            shop_id, [int(r[0]) for r in rows], np.array([r[1] for r in rows], np.float32)
+        )
+        loaded += len(rows)
+        after = int(rows[-1][0])
+    return loaded if await hot.mark_hot(shop_id) else None
+
+
+_indexes: dict[tuple[int, str, int], HotIndex] = {}
+
+
+def hot_index_for(redis: Redis, provider: EmbeddingProvider) -> HotIndex:
+    """One HotIndex per Redis client and model in a process: it remembers that the index exists,
+    or that this Redis has no query engine, instead of asking on every search."""
+    key = (id(redis), provider.model, provider.dimension)
+    found = _indexes.get(key)
+    if found is None:
+        found = _indexes[key] = HotIndex(redis, provider.model, provider.dimension)
+    return found

@@ -1,0 +1,78 @@
+"""The packaged model on onnxruntime: verified at load, equal to the numpy reference, batch-safe."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from neanelu.search.local.files import load_model_files, model_directory
+from neanelu.search.local.model import LocalOptions, LocalProvider
+from neanelu.search.local.paraphrases import paraphrase_report
+from neanelu.search.local.reference import ReferenceEncoder
+from neanelu.search.provider import EmbeddingError
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[LocalProvider]:
+    yield LocalProvider(LocalOptions(batch_size=4))
+
+
+def _copy_model(tmp_path: Path) -> Path:
+    target = tmp_path / "model"
+    target.mkdir()
+    for item in model_directory().iterdir():
+        if item.is_file():
+            # The weights are linked, not copied: the small files are the ones altered.
+            if item.name == "model.safetensors":
+                (target / item.name).symlink_to(item)
+            else:
+                shutil.copy(item, target / item.name)
+    return target
+
+
+def test_an_altered_model_file_is_refused_by_its_digest(tmp_path: Path) -> None:
+    target = _copy_model(tmp_path)
+    tok = target / "tokenizer.json"
+    tok.write_bytes(tok.read_bytes().replace(b'"[UNK]"', b'"[UNX]"', 1))
+    with pytest.raises(EmbeddingError, match=r"tokenizer\.json has sha256 .* refusing"):
+        LocalProvider(LocalOptions(model_dir=target))
+    tok.unlink()
+    with pytest.raises(EmbeddingError, match="model file missing"):
+        load_model_files(target)
+
+
+def test_batched_onnx_matches_the_reference_encoder(provider: LocalProvider) -> None:
+    texts = [
+        "Blue cotton summer dress",
+        "Waterproof leather hiking boots for men, with a long description " * 30,
+        "Rochie de vară din bumbac",
+        "x",
+        "Stainless steel chef's knife",
+        "Organic olive oil, 1 litre bottle, cold pressed, from Crete",
+    ]
+    result = provider.embed(texts)
+    assert result.vectors.shape == (len(texts), 384)
+    assert np.allclose(np.linalg.norm(result.vectors, axis=1), 1.0, atol=1e-5)
+    assert result.tokens[1] == provider.max_tokens == 256, "long texts are cut to the window"
+    reference = ReferenceEncoder(load_model_files())
+    for i, text in enumerate(texts):
+        assert float(np.dot(reference.embed_one(text), result.vectors[i])) > 0.9999, text
+    # Padding inside a batch changes nothing: each text alone gives the same vector.
+    for i, text in enumerate(texts):
+        alone = provider.embed([text]).vectors[0]
+        assert float(np.dot(alone, result.vectors[i])) > 0.9999
+
+
+def test_meaning_ranks_paraphrases_first(provider: LocalProvider) -> None:
+    v = provider.embed(
+        ["a kitten sleeping on a sofa", "a cat resting on a couch", "stock prices fell"]
+    )
+    assert float(v.vectors[0] @ v.vectors[1]) > float(v.vectors[0] @ v.vectors[2]) + 0.3
+    report = paraphrase_report(provider)
+    # English paraphrases are found; the Romanian figures are documented in docs/search.md.
+    assert report["en->en"] >= 0.9
+    assert provider.embed([]).vectors.shape == (0, 384)
