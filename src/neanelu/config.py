@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
@@ -158,8 +159,23 @@ def decode_key(text: str) -> bytes:
     return key
 
 
+ENV_FILE_VARIABLE = "NEANELU_ENV_FILE"
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Build the settings once; a bad value becomes one line that names the variable."""
+    """Build the settings once; a bad value becomes one line that names the variable.
+
+    NEANELU_ENV_FILE names one more env file, read after `.env` and `.env.local`: in containers,
+    the secrets file the OpenBAO agent renders on a tmpfs, so that no secret passes through the
+    container's configuration (`docker inspect`) or an image layer. The environment still wins.
+    """
+    extra = os.environ.get(ENV_FILE_VARIABLE)
+    if extra:
+        if not os.path.isfile(extra):
+            raise SettingsError(
+                f"invalid configuration: {ENV_FILE_VARIABLE}: {extra} is not a readable file"
+            )
+        overrides.setdefault("_env_file", (".env", ".env.local", extra))
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
