@@ -10,7 +10,8 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 WORKDIR /src
 # An optional CA bundle for a TLS-intercepting proxy between the build and PyPI (build stage only).
 COPY deploy/docker/build-ca/ /tmp/build-ca/
-COPY requirements.lock pyproject.toml deploy/docker/lock_subset.py ./
+COPY requirements.lock pyproject.toml deploy/docker/lock_subset.py \
+     deploy/docker/requirements-before-3.11.3.lock ./
 # The runtime part of the lock (no dev tools, no embedded servers) and the wheel builder's part.
 RUN python3 lock_subset.py requirements.lock pyproject.toml --project > runtime.lock \
  && python3 lock_subset.py requirements.lock pyproject.toml hatchling > build.lock \
@@ -18,7 +19,10 @@ RUN python3 lock_subset.py requirements.lock pyproject.toml --project > runtime.
  && python3 -m venv /opt/build \
  && /opt/build/bin/pip install -q --require-hashes --no-deps -r build.lock \
  && python3 -m venv /opt/venv \
- && /opt/venv/bin/pip install -q --require-hashes --no-deps --only-binary=:all: -r runtime.lock
+ && /opt/venv/bin/pip install -q --require-hashes --no-deps --only-binary=:all: -r runtime.lock \
+ && if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11, 3))'; then \
+      /opt/venv/bin/pip install -q --require-hashes --no-deps -r requirements-before-3.11.3.lock; \
+    fi
 COPY README.md ./
 COPY src/ src/
 RUN /opt/build/bin/pip wheel -q --no-deps --no-build-isolation -w /tmp/wheel . \

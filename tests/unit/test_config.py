@@ -95,12 +95,15 @@ def test_env_file_named_by_neanelu_env_file_is_read(
         "".join(f"{k}={v}\n" for k, v in PRODUCTION.items() if k != "REDIS_URL"),
         encoding="utf-8",
     )
-    monkeypatch.setenv("NEANELU_ENV_FILE", str(rendered))
+    migrator = tmp_path / "migrator.env"
+    migrator.write_text("POSTGRES_OWNER_URL=postgresql://owner:pw@db/neanelu\n", encoding="utf-8")
+    monkeypatch.setenv("NEANELU_ENV_FILE", f"{rendered}, {migrator}")
     monkeypatch.setenv("REDIS_URL", "redis://from-environment:6379/0")
     settings = load_settings()
     assert settings.mode is Mode.PRODUCTION
     assert settings.shopify_api_secret.get_secret_value() == "shpss_realsecret"
     assert settings.redis_url == "redis://from-environment:6379/0"
+    assert settings.postgres_owner_url == "postgresql://owner:pw@db/neanelu"
 
 
 def test_missing_env_file_stops_startup_naming_it(
