@@ -31,13 +31,6 @@ RUN /opt/build/bin/pip wheel -q --no-deps --no-build-isolation -w /tmp/wheel . \
  && /opt/venv/bin/python -m compileall -q /opt/venv/lib
 
 FROM ${BASE_IMAGE}
-ARG VERSION=0.1.0
-ARG REVISION=unknown
-LABEL org.opencontainers.image.title="neanelu" \
-      org.opencontainers.image.description="Mirrors very large Shopify catalogs into PostgreSQL" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.licenses="MIT"
 RUN groupadd --system --gid 10001 neanelu \
  && useradd --system --uid 10001 --gid neanelu --home-dir /app --no-create-home \
       --shell /usr/sbin/nologin neanelu \
@@ -57,3 +50,11 @@ USER 10001:10001
 EXPOSE 8000 9464
 ENTRYPOINT ["neanelu"]
 CMD ["serve", "--host", "0.0.0.0", "--port", "8000"]
+# Last, so that a new revision rebuilds nothing but this metadata.
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="neanelu" \
+      org.opencontainers.image.description="Mirrors very large Shopify catalogs into PostgreSQL" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="MIT"

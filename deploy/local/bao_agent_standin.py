@@ -152,6 +152,7 @@ class Client:
         request.add_header("Content-Type", "application/json")
         if self.token:
             request.add_header("X-Vault-Token", self.token)
+        # The address is the agent's configured OpenBAO URL (http or https).
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
             return json.load(response)
 
@@ -161,7 +162,9 @@ class Client:
         with open(self.secret_id_file, encoding="utf-8") as f:
             secret_id = f.read().strip()
         self.token = None
-        auth = self._call("POST", "/v1/auth/approle/login", {"role_id": role_id, "secret_id": secret_id})["auth"]
+        auth = self._call(
+            "POST", "/v1/auth/approle/login", {"role_id": role_id, "secret_id": secret_id}
+        )["auth"]
         self._took(auth)
         log(f"authentication successful, token ttl {auth['lease_duration']} s")
 
@@ -211,7 +214,10 @@ def main() -> int:
     parser.add_argument("--role-id-file", required=True)
     parser.add_argument("--secret-id-file", required=True)
     parser.add_argument(
-        "--template", action="append", required=True, metavar="SOURCE=DESTINATION",
+        "--template",
+        action="append",
+        required=True,
+        metavar="SOURCE=DESTINATION",
         help="a template stanza: source file and the file it renders to (repeatable)",
     )
     parser.add_argument("--perms", default="0640")
@@ -230,7 +236,7 @@ def main() -> int:
             client.keep_alive()
             versions: list[int] = []
 
-            def read(path: str) -> dict[str, Any]:
+            def read(path: str, versions: list[int] = versions) -> dict[str, Any]:
                 secret = client.read(path)
                 versions.append(int(secret["metadata"]["version"]))
                 return {"Data": secret}
