@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from neanelu.cli import db, demo, emulator, keys, serve, shops, sync, worker
+from neanelu.cli import admin, db, demo, emulator, keys, serve, shops, sync, worker
 from neanelu.cli.common import build_settings
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app.add_typer(sync.app, name="sync")
 app.add_typer(shops.app, name="shops")
 app.add_typer(emulator.app, name="emulator")
 app.add_typer(demo.app, name="demo")
+app.add_typer(admin.app, name="admin")
 
 
 @app.callback()

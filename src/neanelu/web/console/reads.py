@@ -1,0 +1,93 @@
+"""What the console reads from PostgreSQL: only through the console_* functions (migration 0010),
+inside a transaction that carries the operator's session, so the database itself checks that an
+operator is asking and scopes each read to one shop under row-level security."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from psycopg_pool import AsyncConnectionPool
+
+from neanelu.db.pool import Conn
+
+PAGE = 50
+
+
+@asynccontextmanager
+async def console_scope(
+    pool: AsyncConnectionPool[Conn], session_hash: bytes
+) -> AsyncIterator[Conn]:
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute(
+            "SELECT set_config('app.console_session', %s, true)", (session_hash.hex(),)
+        )
+        yield conn
+
+
+async def _rows(conn: Conn, query: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    cur = await conn.execute(query, params)
+    return [row[0] for row in await cur.fetchall()]
+
+
+async def _one(conn: Conn, query: str, params: tuple[Any, ...]) -> dict[str, Any] | None:
+    cur = await conn.execute(query, params)
+    row = await cur.fetchone()
+    return row[0] if row and row[0] is not None else None
+
+
+async def shops(conn: Conn) -> list[dict[str, Any]]:
+    return await _rows(conn, "SELECT * FROM console_shops()")
+
+
+async def shop(conn: Conn, shop_id: UUID) -> dict[str, Any] | None:
+    found = await _rows(conn, "SELECT * FROM console_shops(%s)", (shop_id,))
+    return found[0] if found else None
+
+
+async def runs(conn: Conn, shop_id: UUID, limit: int = 20) -> list[dict[str, Any]]:
+    return await _rows(conn, "SELECT * FROM console_runs(%s, %s)", (shop_id, limit))
+
+
+async def run(conn: Conn, shop_id: UUID, run_id: UUID) -> dict[str, Any] | None:
+    return await _one(conn, "SELECT console_run(%s, %s)", (shop_id, run_id))
+
+
+async def quarantine(
+    conn: Conn, shop_id: UUID, run_id: UUID, limit: int = 100
+) -> list[dict[str, Any]]:
+    return await _rows(
+        conn, "SELECT * FROM console_quarantine(%s, %s, %s)", (shop_id, run_id, limit)
+    )
+
+
+async def webhooks(conn: Conn, shop_id: UUID, limit: int = 25) -> list[dict[str, Any]]:
+    return await _rows(conn, "SELECT * FROM console_webhooks(%s, %s)", (shop_id, limit))
+
+
+async def owner_apps(conn: Conn, shop_id: UUID) -> list[dict[str, Any]]:
+    return await _rows(conn, "SELECT * FROM console_owner_apps(%s)", (shop_id,))
+
+
+@dataclass(frozen=True, slots=True)
+class ProductFilter:
+    status: str | None = None
+    vendor: str | None = None
+    title: str | None = None
+
+
+async def products(
+    conn: Conn, shop_id: UUID, after: int | None, filters: ProductFilter, limit: int = PAGE
+) -> list[dict[str, Any]]:
+    return await _rows(
+        conn,
+        "SELECT * FROM console_products(%s, %s, %s, %s, %s, %s)",
+        (shop_id, after, limit, filters.status, filters.vendor, filters.title),
+    )
+
+
+async def product(conn: Conn, shop_id: UUID, shopify_id: int) -> dict[str, Any] | None:
+    return await _one(conn, "SELECT console_product(%s, %s)", (shop_id, shopify_id))
