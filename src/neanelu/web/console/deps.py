@@ -67,7 +67,9 @@ async def checked_form(request: Request) -> tuple[Operator, dict[str, list[str]]
     who = await session_operator(request)
     if who is None:
         raise HTTPException(403, "not signed in to the console")
-    fields = await form(request)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    # A request with no form (a bare POST, JSON) can only carry the token in its header.
+    fields = await form(request) if content_type == FORM_TYPE else {}
     given = request.headers.get(CSRF_HEADER) or first(fields, CSRF_FIELD)
     if not sessions.csrf_matches(who.csrf_token, given):
         raise HTTPException(403, "CSRF token missing or wrong")

@@ -41,8 +41,9 @@ async def retry_after(redis: Redis, prefix: str, username: str, address: str) ->
 async def record_failure(redis: Redis, prefix: str, username: str, address: str) -> None:
     async with redis.pipeline(transaction=True) as pipe:
         for key in _keys(prefix, username, address):
+            # The window starts with the first failure (SET NX EX); INCR keeps its expiry.
+            pipe.set(key, 0, ex=WINDOW_S, nx=True)
             pipe.incr(key)
-            pipe.expire(key, WINDOW_S, nx=True)
         await pipe.execute()
 
 
