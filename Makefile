@@ -7,7 +7,7 @@ ARGS   ?=
 
 .PHONY: install lock demo dev db-up db-down db-studio db-seed migrate test test-unit test-integration \
         lint typecheck importlint audit all emulator serve worker \
-        bench-emulator bench-queue bench-ratelimit bench-ingest bench-webhooks clean
+        console-assets bench-emulator bench-queue bench-ratelimit bench-ingest bench-webhooks clean
 
 install: $(STAMP)
 
@@ -54,8 +54,16 @@ serve: install
 worker: install
 	$(BIN)/neanelu worker $(ARGS)
 
-test: install
+test: install console-assets
 	$(BIN)/pytest -q -p no:cacheprovider $(ARGS)
+
+# axe-core for the console's accessibility checks, from the npm registry (never a CDN), pinned.
+AXE_VERSION := 4.14.1
+console-assets: tests/console/axe.min.js
+
+tests/console/axe.min.js:
+	npm install --no-save --no-audit --no-fund --prefix .data/npm axe-core@$(AXE_VERSION)
+	cp .data/npm/node_modules/axe-core/axe.min.js $@
 
 test-unit: install
 	$(BIN)/pytest -q tests/unit $(ARGS)

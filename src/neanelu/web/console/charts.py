@@ -43,7 +43,7 @@ def line_chart(title: str, xs: Sequence[float], series: Mapping[str, Sequence[fl
             f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>'
         )
         parts.append(
-            f'<text class="label" x="{WIDTH - PAD - 120 * (i + 1) + 120}" y="{PAD - 8}" '
+            f'<text class="label" x="{PAD + 100 + 110 * i}" y="{PAD - 8}" '
             f'fill="{colour}">{escape(name)}</text>'
         )
     parts.append("</svg>")
