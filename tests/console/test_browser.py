@@ -5,12 +5,13 @@ light and the dark colour scheme, at 1280 px."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
-import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import pytest
@@ -20,6 +21,7 @@ from neanelu.queue.client import JobSpec, QueueClient
 from tests.conftest import DATA_DIR, TestDatabase, _create_database, _drop_database
 from tests.console.stack import DOMAIN, Stack, running_stack, wait_for
 
+T = TypeVar("T")
 CHROMIUM = Path("/usr/bin/chromium")
 HERE = Path(__file__).parent
 SCREENSHOTS = HERE / "screenshots"
@@ -192,6 +194,12 @@ def test_a_full_sync_is_followed_live_on_the_shop_page(page: Any, stack: Stack) 
     check(page, "sync-completed")
 
 
+def run_async(work: Coroutine[Any, Any, T]) -> T:
+    """Playwright's sync API keeps an event loop on this thread; queue calls get their own."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, work).result()
+
+
 def _bulk_queue(stack: Stack) -> Any:
     from redis.asyncio import Redis
 
@@ -202,8 +210,6 @@ def _bulk_queue(stack: Stack) -> Any:
 
 
 def test_a_dead_job_is_retried_from_the_console(page: Any, stack: Stack) -> None:
-    import asyncio
-
     from neanelu.sync.tasks import FullSyncJob
 
     shop_id = stack.shop_id
@@ -224,8 +230,8 @@ def test_a_dead_job_is_retried_from_the_console(page: Any, stack: Stack) -> None
         await client.redis.aclose()
         return info.state if info else "gone"
 
-    asyncio.run(enqueue())
-    wait_for(lambda: asyncio.run(state()) == "dead", "the job to die", timeout=120)
+    run_async(enqueue())
+    wait_for(lambda: run_async(state()) == "dead", "the job to die", timeout=120)
     stack.control("DELETE", "/faults")
     sign_in(page, stack)
     page.goto(f"{stack.api_url}/admin/queues")
@@ -239,7 +245,7 @@ def test_a_dead_job_is_retried_from_the_console(page: Any, stack: Stack) -> None
     page.click("#retry-job")
     assert page.get_by_role("status").inner_text() == "1 job(s) retried."
     wait_for(
-        lambda: asyncio.run(state()) in ("completed", "gone"),
+        lambda: run_async(state()) in ("completed", "gone"),
         "the retried job to finish",
         timeout=240,
     )
@@ -295,6 +301,8 @@ def test_browse_the_catalog(page: Any, stack: Stack) -> None:
 def test_a_post_without_the_csrf_token_is_refused(page: Any, stack: Stack) -> None:
     sign_in(page, stack)
     shop_id = stack.shop_id
+    audited = stack.sql("SELECT count(*) FROM console_audit")
+    runs = len(stack.runs())
     page.goto(f"{stack.api_url}/admin/shops/{shop_id}")
     # The signed-in browser itself, with its session cookie, but no token.
     status = page.evaluate(
@@ -307,13 +315,7 @@ def test_a_post_without_the_csrf_token_is_refused(page: Any, stack: Stack) -> No
         f"{stack.api_url}/admin/shops/{shop_id}/sync", form={"csrf_token": "guess"}
     )
     assert response.status == 403 and "CSRF" in response.text()
+    # Nothing happened and nothing was recorded as done.
     assert not redis.Redis.from_url(stack.redis_url).sismember("neanelu:{bulk}:paused", shop_id)
-    time.sleep(0.1)
-    assert stack.sql(
-        "SELECT count(*) FROM console_audit WHERE action IN ('shop.pause', 'shop.full_sync')"
-    ) == [
-        (
-            # the pause test and the sync test each left one row; the refused requests none
-            2,
-        )
-    ]
+    assert stack.sql("SELECT count(*) FROM console_audit") == audited
+    assert stack.sql("SELECT count(*) FROM outbox") == [(0,)] or len(stack.runs()) == runs

@@ -106,7 +106,7 @@ async def shop_page(request: Request, who: Who, shop_id: UUID) -> Response:
 
 @router.get("/admin/shops/{shop_id}/live", include_in_schema=False)
 async def shop_live(request: Request, who: Who, shop_id: UUID) -> Response:
-    """The fragment the shop page polls (every 2 s while a run is active)."""
+    """The fragment the shop page polls (every second while a run is active, else every 3 s)."""
     return page(
         request, "live.html", who, shop={"id": str(shop_id)}, **await _live(request, who, shop_id)
     )

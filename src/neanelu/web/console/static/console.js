@@ -20,12 +20,13 @@ document.addEventListener("change", (event) => {
   }
 });
 
-// The shop page's live section: refetched every 2 s while a run is active, every 15 s otherwise.
+// The shop page's live section: refetched every second while a run is active, every 3 s
+// otherwise (a queued sync shows up as soon as a worker takes it).
 function pollLive() {
   const live = document.getElementById("live");
   if (!live) return;
   const refresh = async () => {
-    let delay = 15000;
+    let delay = 3000;
     try {
       const response = await fetch(live.dataset.liveUrl, { credentials: "same-origin" });
       if (response.redirected || response.status === 401 || response.status === 403) {
@@ -40,13 +41,13 @@ function pollLive() {
           live.dataset.active = fresh.dataset.active;
         }
       }
-      delay = live.dataset.active === "1" ? 2000 : 15000;
+      delay = live.dataset.active === "1" ? 1000 : 3000;
     } catch (err) {
       delay = 5000;
     }
     window.setTimeout(refresh, delay);
   };
-  window.setTimeout(refresh, live.dataset.active === "1" ? 2000 : 15000);
+  window.setTimeout(refresh, live.dataset.active === "1" ? 1000 : 3000);
 }
 
 document.addEventListener("DOMContentLoaded", pollLive);
