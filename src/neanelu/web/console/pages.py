@@ -180,14 +180,19 @@ def _rates(points: list[timeseries.Point], metric: str) -> dict[str, list[float]
     return series
 
 
+async def _domains(request: Request, who: Operator) -> dict[str, str]:
+    """Shop id -> domain, to name the groups (one per shop) of the queues."""
+    async with console_scope(runtime(request).pool, who.session_hash) as conn:
+        return {row["id"]: row["domain"] for row in await reads.shops(conn)}
+
+
 @router.get("/admin/queues", include_in_schema=False)
 async def queues_page(request: Request, who: Who) -> Response:
     rt = runtime(request)
     figures = await queues.counts(rt.queues)
     points = await queues.throughput(rt.queues, figures)
     xs = [p.at for p in points]
-    async with console_scope(rt.pool, who.session_hash) as conn:
-        shops = {row["id"]: row["domain"] for row in await reads.shops(conn)}
+    shops = await _domains(request, who)
     groups = await queues.groups(rt.queues, list(shops))
     busy = [
         (shops[g], rows)
@@ -223,7 +228,16 @@ async def terminal_page(
     if queue not in rt.queues.names or which not in queues.TERMINAL:
         raise HTTPException(404, f"no {which!r} set of queue {queue!r}")
     jobs = await queues.terminal_jobs(rt.queues, queue, which, 100, offset)
-    return page(request, "terminal.html", who, queue=queue, which=which, jobs=jobs, offset=offset)
+    return page(
+        request,
+        "terminal.html",
+        who,
+        queue=queue,
+        which=which,
+        jobs=jobs,
+        offset=offset,
+        domains=await _domains(request, who),
+    )
 
 
 @router.get("/admin/queues/{queue}/jobs/{job_id}", include_in_schema=False)
@@ -234,7 +248,7 @@ async def job_page(request: Request, who: Who, queue: str, job_id: str) -> Respo
     job = await queues.job(rt.queues, queue, job_id)
     if job is None:
         raise HTTPException(404, f"no job {job_id!r} on queue {queue!r}")
-    return page(request, "job.html", who, job=job)
+    return page(request, "job.html", who, job=job, domains=await _domains(request, who))
 
 
 @router.get("/admin/audit", include_in_schema=False)
