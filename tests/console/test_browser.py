@@ -276,6 +276,25 @@ def test_pause_and_resume_a_shop(page: Any, stack: Stack) -> None:
     check(page, "shop-resumed")
 
 
+def test_a_parity_check_runs_from_the_shop_page(page: Any, stack: Stack) -> None:
+    sign_in(page, stack)
+    shop_id = stack.shop_id
+    page.goto(f"{stack.api_url}/admin/shops/{shop_id}")
+    page.fill("#parity-sample", "20")
+    page.click("text=Run parity check")
+    assert "Parity check queued" in page.get_by_role("status").inner_text()
+
+    def finished() -> bool:
+        return stack.sql("SELECT status FROM parity_checks")[0][0] not in ("queued", "running")
+
+    wait_for(finished, "the parity check", timeout=120)
+    page.reload()
+    row = page.locator("#parity tbody tr").first
+    assert row.locator(".badge").inner_text() == "matches"
+    assert "20 / 20" in row.inner_text()
+    check(page, "shop-parity")
+
+
 def test_browse_the_catalog(page: Any, stack: Stack) -> None:
     sign_in(page, stack)
     shop_id = stack.shop_id

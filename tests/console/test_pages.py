@@ -178,3 +178,29 @@ async def test_static_files_are_served_with_an_etag(signed_in: SignedIn) -> None
     )
     assert again.status_code == 304
     assert (await signed_in.client.get("/admin/static/../app.py")).status_code == 404
+
+
+async def test_a_parity_check_is_queued_with_its_row_and_audit(
+    runtime: Runtime, signed_in: SignedIn
+) -> None:
+    shop_id = await create_shop(runtime.pool)
+    c = signed_in.client
+    for bad in ("0", "abc", "10001"):
+        refused = await c.post(
+            f"/admin/shops/{shop_id}/parity", data={"csrf_token": signed_in.csrf, "sample": bad}
+        )
+        assert refused.status_code == 400 and "sample must be" in refused.text
+    ok = await c.post(
+        f"/admin/shops/{shop_id}/parity", data={"csrf_token": signed_in.csrf, "sample": "25"}
+    )
+    assert ok.status_code == 303
+    async with global_scope(runtime.pool) as conn:
+        cur = await conn.execute("SELECT task, group_id, payload->>'check_id' FROM outbox")
+        ((task, group, check_id),) = await cur.fetchall()
+        assert (task, group) == ("sync.parity", str(shop_id))
+        cur = await conn.execute(
+            "SELECT detail->>'check_id' FROM console_audit WHERE action = 'shop.parity_check'"
+        )
+        assert await cur.fetchall() == [(check_id,)]
+    page = await c.get(f"/admin/shops/{shop_id}")
+    assert "parity-queued" in page.text and "0 / 25" in page.text

@@ -22,6 +22,7 @@ TENANT_TABLES = (
     "sync_quarantine",
     "webhook_inbox",
     "owner_apps",
+    "parity_checks",
 )
 
 

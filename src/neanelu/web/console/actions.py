@@ -11,13 +11,15 @@ from fastapi.responses import RedirectResponse, Response
 from neanelu.db.pool import global_scope, tenant_scope
 from neanelu.shops import repository as shops
 from neanelu.shops.sync_link import enqueue_full_sync
+from neanelu.sync.parity import DEFAULT_SAMPLE, request_parity
 from neanelu.web.console import audit, queues
-from neanelu.web.console.deps import checked_form, client_address, runtime
+from neanelu.web.console.deps import checked_form, client_address, first, runtime
 from neanelu.web.console.render import SECURITY_HEADERS
 from neanelu.web.console.sessions import Operator
 
 router = APIRouter()
 MAX_IDS = 1000
+MAX_PARITY_SAMPLE = 10_000
 
 
 def _back(to: str, notice: str, n: int = 0) -> Response:
@@ -75,6 +77,28 @@ async def start_full_sync(request: Request, shop_id: UUID) -> Response:
             remote_addr=client_address(request),
         )
     return _back(f"/admin/shops/{shop_id}", "sync")
+
+
+@router.post("/admin/shops/{shop_id}/parity", include_in_schema=False)
+async def start_parity(request: Request, shop_id: UUID) -> Response:
+    who, fields = await checked_form(request)
+    raw = first(fields, "sample") or str(DEFAULT_SAMPLE)
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PARITY_SAMPLE:
+        raise HTTPException(400, f"sample must be a whole number from 1 to {MAX_PARITY_SAMPLE}")
+    rt = runtime(request)
+    domain = await _installed(request, shop_id)
+    async with tenant_scope(rt.pool, shop_id) as conn:
+        check_id = await request_parity(conn, shop_id, sample=int(raw), requested_by=who.username)
+        await audit.record(
+            conn,
+            operator_id=who.id,
+            username=who.username,
+            action="shop.parity_check",
+            target=domain,
+            detail={"check_id": str(check_id), "sample": int(raw)},
+            remote_addr=client_address(request),
+        )
+    return _back(f"/admin/shops/{shop_id}", "parity")
 
 
 @router.post("/admin/shops/{shop_id}/pause", include_in_schema=False)

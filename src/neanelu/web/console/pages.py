@@ -90,6 +90,7 @@ async def shop_page(request: Request, who: Who, shop_id: UUID) -> Response:
             raise HTTPException(404, f"no shop {shop_id}")
         webhooks = await reads.webhooks(conn, shop_id)
         apps = await reads.owner_apps(conn, shop_id)
+        parity = await reads.parity(conn, shop_id)
     groups = (await queues.groups(rt.queues, [str(shop_id)]))[str(shop_id)]
     shop["paused"] = all(g.paused for g in groups)
     return page(
@@ -100,6 +101,7 @@ async def shop_page(request: Request, who: Who, shop_id: UUID) -> Response:
         webhooks=webhooks,
         owner_apps=apps,
         groups=groups,
+        parity=parity,
         **await _live(request, who, shop_id),
     )
 

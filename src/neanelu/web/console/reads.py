@@ -68,6 +68,10 @@ async def webhooks(conn: Conn, shop_id: UUID, limit: int = 25) -> list[dict[str,
     return await _rows(conn, "SELECT * FROM console_webhooks(%s, %s)", (shop_id, limit))
 
 
+async def parity(conn: Conn, shop_id: UUID, limit: int = 10) -> list[dict[str, Any]]:
+    return await _rows(conn, "SELECT * FROM console_parity(%s, %s)", (shop_id, limit))
+
+
 async def owner_apps(conn: Conn, shop_id: UUID) -> list[dict[str, Any]]:
     return await _rows(conn, "SELECT * FROM console_owner_apps(%s)", (shop_id,))
 

@@ -28,6 +28,7 @@ SECURITY_HEADERS = {
 }
 NOTICES = {
     "sync": "Full sync queued.",
+    "parity": "Parity check queued: its result appears below when a worker has run it.",
     "paused": "Paused: running jobs finish, no new job of this shop starts.",
     "resumed": "Resumed.",
     "retried": "{n} job(s) retried.",

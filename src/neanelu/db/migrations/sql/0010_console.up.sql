@@ -241,6 +241,45 @@ BEGIN
 END
 $$;
 
+-- Parity checks asked for from the console: a sample of stored products compared with Shopify by
+-- the `sync.parity` task, which records what it found here (a tenant table like the runs).
+CREATE TABLE parity_checks (
+  id uuid PRIMARY KEY DEFAULT uuidv7(),
+  shop_id uuid NOT NULL REFERENCES shops (id) ON DELETE CASCADE,
+  status text NOT NULL DEFAULT 'queued'
+    CHECK (status IN ('queued', 'running', 'matches', 'differs', 'failed')),
+  requested_by text NOT NULL DEFAULT '',
+  sample integer NOT NULL CHECK (sample BETWEEN 1 AND 10000),
+  sampled integer NOT NULL DEFAULT 0,
+  compared integer NOT NULL DEFAULT 0,
+  difference_count integer NOT NULL DEFAULT 0,
+  -- The first differences found (field, stored, shopify), capped by the task.
+  differences jsonb NOT NULL DEFAULT '[]',
+  error text,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  finished_at timestamptz
+);
+CREATE INDEX parity_checks_shop_created_idx ON parity_checks (shop_id, created_at DESC);
+ALTER TABLE parity_checks ENABLE ROW LEVEL SECURITY;
+ALTER TABLE parity_checks FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON parity_checks USING (shop_id = app_current_shop_id())
+  WITH CHECK (shop_id = app_current_shop_id());
+GRANT SELECT, INSERT, UPDATE ON parity_checks TO {app_role};
+
+CREATE FUNCTION console_parity(p_shop uuid, p_limit integer) RETURNS SETOF jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = public, pg_temp AS $$
+DECLARE
+  prev text := current_setting('app.current_shop_id', true);
+BEGIN
+  PERFORM console_operator();
+  PERFORM set_config('app.current_shop_id', p_shop::text, true);
+  RETURN QUERY SELECT to_jsonb(c) - 'shop_id' FROM parity_checks c
+    ORDER BY c.created_at DESC LIMIT least(greatest(p_limit, 1), 50);
+  PERFORM set_config('app.current_shop_id', coalesce(prev, ''), true);
+END
+$$;
+
 DO $body$
 DECLARE f text;
 BEGIN
@@ -248,7 +287,7 @@ BEGIN
       'console_run(uuid, uuid)', 'console_quarantine(uuid, uuid, integer)',
       'console_webhooks(uuid, integer)', 'console_owner_apps(uuid)',
       'console_products(uuid, bigint, integer, text, text, text)',
-      'console_product(uuid, bigint)'] LOOP
+      'console_product(uuid, bigint)', 'console_parity(uuid, integer)'] LOOP
     EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
     EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO {app_role}', f);
   END LOOP;
