@@ -7,7 +7,7 @@ ARGS   ?=
 
 .PHONY: install lock demo dev db-up db-down db-studio db-seed migrate test test-unit test-integration \
         lint typecheck importlint audit all emulator serve worker \
-        console-assets bench-emulator bench-queue bench-ratelimit bench-ingest bench-webhooks clean
+        console-assets bench-console bench-emulator bench-queue bench-ratelimit bench-ingest bench-webhooks clean
 
 install: $(STAMP)
 
@@ -100,6 +100,9 @@ bench-ingest: install
 
 bench-webhooks: install
 	$(BIN)/python bench/bench_webhooks.py $(ARGS)
+
+bench-console: install
+	$(BIN)/python bench/bench_console.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache

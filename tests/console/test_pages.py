@@ -9,6 +9,7 @@ import psycopg
 from neanelu.db.pool import global_scope
 from neanelu.queue.client import JobSpec
 from neanelu.shops.runtime import Runtime
+from neanelu.web.console import reads
 from tests.conftest import TestDatabase
 from tests.console.conftest import SignedIn
 from tests.factories import create_shop
@@ -204,3 +205,28 @@ async def test_a_parity_check_is_queued_with_its_row_and_audit(
         assert await cur.fetchall() == [(check_id,)]
     page = await c.get(f"/admin/shops/{shop_id}")
     assert "parity-queued" in page.text and "0 / 25" in page.text
+
+
+async def test_a_sparse_filter_searches_a_bounded_window_per_page(
+    runtime: Runtime, signed_in: SignedIn, database: TestDatabase
+) -> None:
+    shop_id = await create_shop(runtime.pool)
+    seed_catalog(database, shop_id, 120)
+    async with global_scope(runtime.pool) as conn:
+        cur = await conn.execute("SELECT token_hash FROM console_sessions")
+        row = await cur.fetchone()
+    assert row is not None
+    title = reads.ProductFilter(title="Product 11")
+    async with reads.console_scope(runtime.pool, bytes(row[0])) as conn:
+        first = await reads.products(conn, shop_id, None, title, window=30)
+        empty = await reads.products(conn, shop_id, 30, title, window=30)
+        rest = await reads.products(conn, shop_id, 90, title, window=30)
+        plain = await reads.products(conn, shop_id, 100, reads.ProductFilter(), window=30)
+    assert [r["shopify_id"] for r in first.rows] == [11]
+    assert (first.next_after, first.searched_on) == (30, True)
+    assert (empty.rows, empty.next_after, empty.searched_on) == ([], 60, True)
+    assert [r["shopify_id"] for r in rest.rows] == list(range(110, 120))
+    assert (rest.next_after, rest.searched_on) == (120, True)
+    # Without a filter the window never runs dry before the page is full; the end is the end.
+    assert [r["shopify_id"] for r in plain.rows] == list(range(101, 121))
+    assert plain.next_after is None

@@ -440,13 +440,22 @@ END
 $$;
 
 -- One page of a shop's products by Shopify id (keyset on the (shop_id, shopify_id) index).
--- Filters: status and vendor exactly, title by case-insensitive substring.
+-- Filters: status and vendor exactly, title by case-insensitive substring. A page looks at no
+-- more than p_window products past p_after, so a filter that matches little costs a bounded scan,
+-- never the whole catalog: when the window ran out before the page filled, a last element
+-- {"scanned_to": id} says where the next page should carry on searching.
 CREATE FUNCTION console_products(p_shop uuid, p_after bigint, p_limit integer, p_status text,
-                                 p_vendor text, p_title text) RETURNS SETOF jsonb
+                                 p_vendor text, p_title text, p_window integer DEFAULT 10000)
+RETURNS SETOF jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = public, pg_temp AS $$
 DECLARE
   prev text := current_setting('app.current_shop_id', true);
+  n integer := least(greatest(p_limit, 1), 201);
+  w integer := least(greatest(p_window, 1), 100000);
+  found integer;
+  window_end bigint;
+  window_rows integer;
 BEGIN
   PERFORM console_operator();
   PERFORM set_config('app.current_shop_id', p_shop::text, true);
@@ -454,13 +463,24 @@ BEGIN
       'title', p.title, 'vendor', p.vendor, 'product_type', p.product_type,
       'status', p.status, 'tags', to_jsonb(p.tags), 'shopify_updated_at', p.shopify_updated_at,
       'synced_at', p.synced_at, 'deleted_at', p.deleted_at)
-    FROM products p
-    WHERE p.shop_id = p_shop AND p.shopify_id > coalesce(p_after, 0)
-      AND (p_status IS NULL OR p.status = p_status)
+    FROM (SELECT * FROM products x
+          WHERE x.shop_id = p_shop AND x.shopify_id > coalesce(p_after, 0)
+          ORDER BY x.shopify_id LIMIT w) p
+    WHERE (p_status IS NULL OR p.status = p_status)
       AND (p_vendor IS NULL OR p.vendor = p_vendor)
       AND (p_title IS NULL OR p.title ILIKE '%' || replace(replace(replace(p_title, '\', '\\'),
                                                    '%', '\%'), '_', '\_') || '%')
-    ORDER BY p.shopify_id LIMIT least(greatest(p_limit, 1), 200);
+    ORDER BY p.shopify_id LIMIT n;
+  GET DIAGNOSTICS found = ROW_COUNT;
+  IF found < n THEN
+    SELECT max(x.shopify_id), count(*) INTO window_end, window_rows
+    FROM (SELECT shopify_id FROM products
+          WHERE shop_id = p_shop AND shopify_id > coalesce(p_after, 0)
+          ORDER BY shopify_id LIMIT w) x;
+    IF window_rows = w THEN
+      RETURN NEXT jsonb_build_object('scanned_to', window_end);
+    END IF;
+  END IF;
   PERFORM set_config('app.current_shop_id', coalesce(prev, ''), true);
 END
 $$;
@@ -537,7 +557,7 @@ BEGIN
   FOREACH f IN ARRAY ARRAY['console_operator()', 'console_shops(uuid)', 'console_runs(uuid, integer)',
       'console_run(uuid, uuid)', 'console_quarantine(uuid, uuid, integer)',
       'console_webhooks(uuid, integer)', 'console_owner_apps(uuid)',
-      'console_products(uuid, bigint, integer, text, text, text)',
+      'console_products(uuid, bigint, integer, text, text, text, integer)',
       'console_product(uuid, bigint)', 'console_parity(uuid, integer)'] LOOP
     EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
     EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO {app_role}', f);

@@ -142,19 +142,17 @@ async def products_page(
         shop = await reads.shop(conn, shop_id)
         if shop is None:
             raise HTTPException(404, f"no shop {shop_id}")
-        # One more than a page tells whether there is a next one, without counting.
-        rows = await reads.products(conn, shop_id, after, filters, reads.PAGE + 1)
-    more = len(rows) > reads.PAGE
-    rows = rows[: reads.PAGE]
+        found = await reads.products(conn, shop_id, after, filters)
     return page(
         request,
         "products.html",
         who,
         shop=shop,
-        products=rows,
+        products=found.rows,
         filters=filters,
         after=after,
-        next_after=rows[-1]["shopify_id"] if more else None,
+        next_after=found.next_after,
+        searched_on=found.searched_on,
     )
 
 

@@ -15,6 +15,8 @@ from psycopg_pool import AsyncConnectionPool
 from neanelu.db.pool import Conn
 
 PAGE = 50
+# Products one catalog page may look at past its start (a filter that matches little).
+SCAN_WINDOW = 10_000
 
 
 @asynccontextmanager
@@ -83,14 +85,36 @@ class ProductFilter:
     title: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ProductPage:
+    rows: list[dict[str, Any]]
+    # Where the next page starts: after the last row shown, or after the window a sparse filter
+    # searched without filling the page (None: the end of the catalog).
+    next_after: int | None
+    searched_on: bool = False
+
+
 async def products(
-    conn: Conn, shop_id: UUID, after: int | None, filters: ProductFilter, limit: int = PAGE
-) -> list[dict[str, Any]]:
-    return await _rows(
+    conn: Conn,
+    shop_id: UUID,
+    after: int | None,
+    filters: ProductFilter,
+    limit: int = PAGE,
+    window: int = SCAN_WINDOW,
+) -> ProductPage:
+    # One more than a page tells whether there is a next one, without counting.
+    found = await _rows(
         conn,
-        "SELECT * FROM console_products(%s, %s, %s, %s, %s, %s)",
-        (shop_id, after, limit, filters.status, filters.vendor, filters.title),
+        "SELECT * FROM console_products(%s, %s, %s, %s, %s, %s, %s)",
+        (shop_id, after, limit + 1, filters.status, filters.vendor, filters.title, window),
     )
+    marker = found[-1].get("scanned_to") if found else None
+    rows = [r for r in found if "scanned_to" not in r]
+    if len(rows) > limit:
+        return ProductPage(rows[:limit], int(rows[limit - 1]["shopify_id"]))
+    if marker is not None:
+        return ProductPage(rows, int(marker), searched_on=True)
+    return ProductPage(rows, None)
 
 
 async def product(conn: Conn, shop_id: UUID, shopify_id: int) -> dict[str, Any] | None:

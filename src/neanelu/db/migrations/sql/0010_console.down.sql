@@ -1,6 +1,6 @@
 DROP FUNCTION IF EXISTS console_parity(uuid, integer);
 DROP FUNCTION IF EXISTS console_product(uuid, bigint);
-DROP FUNCTION IF EXISTS console_products(uuid, bigint, integer, text, text, text);
+DROP FUNCTION IF EXISTS console_products(uuid, bigint, integer, text, text, text, integer);
 DROP FUNCTION IF EXISTS console_owner_apps(uuid);
 DROP FUNCTION IF EXISTS console_webhooks(uuid, integer);
 DROP FUNCTION IF EXISTS console_quarantine(uuid, uuid, integer);
