@@ -359,6 +359,16 @@ BEGIN
 END
 $$;
 
+-- Shop ids and domains alone, for naming queue groups (one per shop) on the queue pages.
+CREATE FUNCTION console_shop_domains() RETURNS TABLE (id uuid, domain text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = public, pg_temp AS $$
+BEGIN
+  PERFORM console_operator();
+  RETURN QUERY SELECT s.id, s.domain FROM shops s ORDER BY s.domain;
+END
+$$;
+
 CREATE FUNCTION console_runs(p_shop uuid, p_limit integer) RETURNS SETOF jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = public, pg_temp AS $$
@@ -554,7 +564,7 @@ $$;
 DO $body$
 DECLARE f text;
 BEGIN
-  FOREACH f IN ARRAY ARRAY['console_operator()', 'console_shops(uuid)', 'console_runs(uuid, integer)',
+  FOREACH f IN ARRAY ARRAY['console_operator()', 'console_shops(uuid)', 'console_shop_domains()', 'console_runs(uuid, integer)',
       'console_run(uuid, uuid)', 'console_quarantine(uuid, uuid, integer)',
       'console_webhooks(uuid, integer)', 'console_owner_apps(uuid)',
       'console_products(uuid, bigint, integer, text, text, text, integer)',

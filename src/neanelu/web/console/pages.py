@@ -25,6 +25,7 @@ Who = Annotated[Operator, Depends(operator)]
 ACTIVE = ("queued", "running")
 BUDGET_EVERY_S = 2.0
 BUDGET_KEPT = 900
+OVERVIEW_JOBS = 10  # per dead/failed set on the queues page; the set's own page lists more
 
 
 def _text(value: bytes | str) -> str:
@@ -183,7 +184,7 @@ def _rates(points: list[timeseries.Point], metric: str) -> dict[str, list[float]
 async def _domains(request: Request, who: Operator) -> dict[str, str]:
     """Shop id -> domain, to name the groups (one per shop) of the queues."""
     async with console_scope(runtime(request).pool, who.session_hash) as conn:
-        return {row["id"]: row["domain"] for row in await reads.shops(conn)}
+        return await reads.shop_domains(conn)
 
 
 @router.get("/admin/queues", include_in_schema=False)
@@ -200,7 +201,7 @@ async def queues_page(request: Request, who: Who) -> Response:
         if any(r.waiting or r.active or r.paused for r in rows)
     ]
     terminal = {
-        (name, which): await queues.terminal_jobs(rt.queues, name, which, 20, 0)
+        (name, which): await queues.terminal_jobs(rt.queues, name, which, OVERVIEW_JOBS, 0)
         for name in rt.queues.names
         for which in queues.TERMINAL
     }

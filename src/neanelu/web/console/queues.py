@@ -4,13 +4,14 @@ redacted), scheduled work, and throughput sampled over time. Reads are pipelined
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from neanelu.queue import keys
-from neanelu.queue.admin import list_dead, purge_dead, retry_dead
+from neanelu.queue.admin import purge_dead, retry_dead
 from neanelu.queue.client import QueueClient
 from neanelu.queue.jobs import JobInfo, QueueCounts
 from neanelu.telemetry.redact import redact
@@ -124,13 +125,19 @@ def view(queue: str, info: JobInfo) -> JobView:
     )
 
 
+async def _infos(client: QueueClient, queue: str, ids: list[str]) -> list[JobInfo]:
+    """Several jobs' hashes at once (concurrent reads, not one round trip after another)."""
+    q = client.queue(queue)
+    found = await asyncio.gather(*(q.job_info(i) for i in ids))
+    return [info for info in found if info is not None]
+
+
 async def terminal_jobs(
     client: QueueClient, queue: str, which: str, limit: int, offset: int
 ) -> list[JobView]:
-    return [
-        view(queue, info)
-        for info in await list_dead(client, queue, which=which, limit=limit, offset=offset)
-    ]
+    """Oldest first, as the dead-letter set orders them."""
+    ids = await client.queue(queue).terminal_ids(which, limit=limit, offset=offset)
+    return [view(queue, info) for info in await _infos(client, queue, ids)]
 
 
 async def job(client: QueueClient, queue: str, job_id: str) -> JobView | None:
@@ -147,19 +154,18 @@ async def scheduled(client: QueueClient, limit: int = 50) -> list[dict[str, Any]
         due: list[Any] = await client.redis.zrange(
             q.key(keys.DELAYED), 0, limit - 1, withscores=True
         )
-        for raw_id, score in due:
-            info = await q.job_info(_text(raw_id))
-            if info is not None:
-                found.append(
-                    {
-                        "queue": name,
-                        "id": info.id,
-                        "task": info.task,
-                        "group": info.group,
-                        "attempts": info.attempts,
-                        "due_ms": int(score),
-                    }
-                )
+        when = {_text(raw_id): int(score) for raw_id, score in due}
+        for info in await _infos(client, name, list(when)):
+            found.append(
+                {
+                    "queue": name,
+                    "id": info.id,
+                    "task": info.task,
+                    "group": info.group,
+                    "attempts": info.attempts,
+                    "due_ms": when[info.id],
+                }
+            )
     found.sort(key=lambda j: j["due_ms"])
     return found[:limit]
 

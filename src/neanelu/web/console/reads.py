@@ -45,6 +45,11 @@ async def shops(conn: Conn) -> list[dict[str, Any]]:
     return await _rows(conn, "SELECT * FROM console_shops()")
 
 
+async def shop_domains(conn: Conn) -> dict[str, str]:
+    cur = await conn.execute("SELECT id, domain FROM console_shop_domains()")
+    return {str(r[0]): r[1] for r in await cur.fetchall()}
+
+
 async def shop(conn: Conn, shop_id: UUID) -> dict[str, Any] | None:
     found = await _rows(conn, "SELECT * FROM console_shops(%s)", (shop_id,))
     return found[0] if found else None

@@ -6,6 +6,7 @@ DROP FUNCTION IF EXISTS console_webhooks(uuid, integer);
 DROP FUNCTION IF EXISTS console_quarantine(uuid, uuid, integer);
 DROP FUNCTION IF EXISTS console_runs(uuid, integer);
 DROP FUNCTION IF EXISTS console_run(uuid, uuid);
+DROP FUNCTION IF EXISTS console_shop_domains();
 DROP FUNCTION IF EXISTS console_shops(uuid);
 DROP FUNCTION IF EXISTS console_operator();
 DROP TABLE IF EXISTS parity_checks;
