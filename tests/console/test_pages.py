@@ -230,3 +230,20 @@ async def test_a_sparse_filter_searches_a_bounded_window_per_page(
     # Without a filter the window never runs dry before the page is full; the end is the end.
     assert [r["shopify_id"] for r in plain.rows] == list(range(101, 121))
     assert plain.next_after is None
+
+
+async def test_the_queues_page_lists_only_shops_with_work_or_paused(
+    runtime: Runtime, signed_in: SignedIn
+) -> None:
+    busy = await create_shop(runtime.pool, "busy.myshopify.com")
+    paused = await create_shop(runtime.pool, "paused.myshopify.com")
+    await create_shop(runtime.pool, "idle.myshopify.com")
+    await runtime.queues.queue("webhook").enqueue(
+        JobSpec(task="test.waits", group=str(busy), payload=b"{}", job_id="waiting-1")
+    )
+    await runtime.queues.queue("bulk").pause_group(str(paused))
+    page = await signed_in.client.get("/admin/queues")
+    per_shop = page.text.split('id="per-shop"')[1].split("</table>")[0]
+    assert "busy.myshopify.com" in per_shop and "paused.myshopify.com" in per_shop
+    assert "idle.myshopify.com" not in per_shop
+    assert "1 other shops are idle" in page.text

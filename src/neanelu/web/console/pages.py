@@ -194,12 +194,13 @@ async def queues_page(request: Request, who: Who) -> Response:
     points = await queues.throughput(rt.queues, figures)
     xs = [p.at for p in points]
     shops = await _domains(request, who)
-    groups = await queues.groups(rt.queues, list(shops))
-    busy = [
-        (shops[g], rows)
+    groups = await queues.groups(rt.queues, sorted(await queues.busy_groups(rt.queues)))
+    active = {
+        g: rows
         for g, rows in groups.items()
         if any(r.waiting or r.active or r.paused for r in rows)
-    ]
+    }
+    busy = [(shops.get(g, g), rows) for g, rows in active.items()]
     terminal = {
         (name, which): await queues.terminal_jobs(rt.queues, name, which, OVERVIEW_JOBS, 0)
         for name in rt.queues.names
@@ -214,7 +215,7 @@ async def queues_page(request: Request, who: Who) -> Response:
         completed_chart=line_chart("Jobs completed per minute", xs, _rates(points, "completed")),
         failed_chart=line_chart("Jobs failed or dead per minute", xs, _rates(points, "failed")),
         busy=sorted(busy),
-        idle_shops=len(shops) - len(busy),
+        idle_shops=len(set(shops) - set(active)),
         terminal=terminal,
         scheduled=await queues.scheduled(rt.queues),
         domains=shops,

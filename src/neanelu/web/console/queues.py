@@ -21,6 +21,7 @@ from neanelu.web.console.timeseries import Point
 SAMPLE_EVERY_S = 10
 SAMPLES_KEPT = 360  # an hour at one sample per 10 s
 TERMINAL = ("dead", "failed")
+INFO_CONCURRENCY = 8
 
 __all__ = ["GroupRow", "JobView", "purge_dead", "retry_dead"]
 
@@ -57,6 +58,22 @@ def _text(value: Any) -> str:
 
 async def counts(client: QueueClient) -> dict[str, QueueCounts]:
     return {name: await client.queue(name).counts() for name in client.names}
+
+
+async def busy_groups(client: QueueClient) -> set[str]:
+    """Groups with unfinished jobs or paused on some queue: the only ones worth a row. Read
+    from each queue's group-size hash and paused set, not by asking every shop."""
+    prefix = client.prefix
+    async with client.redis.pipeline(transaction=False) as pipe:
+        for name in client.names:
+            pipe.hgetall(keys.queue_key(prefix, name, keys.GROUP_SIZE))
+            pipe.smembers(keys.queue_key(prefix, name, keys.PAUSED))
+        raw = await pipe.execute()
+    found: set[str] = set()
+    for sizes, paused in zip(raw[::2], raw[1::2], strict=True):
+        found.update(_text(g) for g, n in sizes.items() if int(n) > 0)
+        found.update(_text(g) for g in paused)
+    return found
 
 
 async def groups(client: QueueClient, group_ids: Sequence[str]) -> dict[str, list[GroupRow]]:
@@ -128,7 +145,11 @@ def view(queue: str, info: JobInfo) -> JobView:
 async def _infos(client: QueueClient, queue: str, ids: list[str]) -> list[JobInfo]:
     """Several jobs' hashes at once (concurrent reads, not one round trip after another)."""
     q = client.queue(queue)
-    found = await asyncio.gather(*(q.job_info(i) for i in ids))
+    found: list[JobInfo | None] = []
+    # A few at a time: the process's Redis pool is shared with every other request.
+    for start in range(0, len(ids), INFO_CONCURRENCY):
+        chunk = ids[start : start + INFO_CONCURRENCY]
+        found += await asyncio.gather(*(q.job_info(i) for i in chunk))
     return [info for info in found if info is not None]
 
 
