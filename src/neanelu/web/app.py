@@ -29,6 +29,7 @@ from neanelu.shops.runtime import open_runtime
 from neanelu.shops.tasks import schedule_reconciliation
 from neanelu.shops.token_sweep import schedule_token_sweep
 from neanelu.telemetry import Metrics, MetricsServer, instrument_app, serve_metrics, setup_telemetry
+from neanelu.web import console
 from neanelu.web.health import router as health_router
 from neanelu.web.limits import BodyLimitMiddleware
 from neanelu.webhooks.routes import router as webhooks_router
@@ -109,6 +110,7 @@ def create_app(settings: Settings, services: ServiceUrls) -> FastAPI:
     app.include_router(webhooks_router)
     app.include_router(catalog_router)
     app.include_router(search_router)
+    console.install(app)
     # Inside the metrics middleware (added after it), so refusals are counted.
     app.add_middleware(
         BodyLimitMiddleware, limit=settings.http_max_body_bytes, exempt=WEBHOOK_PATHS

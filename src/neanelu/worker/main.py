@@ -14,6 +14,7 @@ from neanelu.semantic import tasks as search_tasks
 from neanelu.shops import tasks as shop_tasks
 from neanelu.shops import token_sweep
 from neanelu.shops.runtime import bind_runtime
+from neanelu.sync.parity import parity_check
 from neanelu.sync.tasks import full_sync
 from neanelu.telemetry import (
     Metrics,
@@ -50,6 +51,7 @@ def build_registry() -> Registry:
     """Every task of every domain, listed once."""
     registry = Registry()
     registry.add(full_sync)
+    registry.add(parity_check)
     shop_tasks.register(registry)
     token_sweep.register(registry)
     webhook_tasks.register(registry)

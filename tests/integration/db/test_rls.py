@@ -27,6 +27,7 @@ TENANT_TABLES = (
     "embeddings",
     "search_documents",
     "embedding_runs",
+    "parity_checks",
 )
 
 

@@ -1,0 +1,15 @@
+DROP FUNCTION IF EXISTS console_parity(uuid, integer);
+DROP FUNCTION IF EXISTS console_product(uuid, bigint);
+DROP FUNCTION IF EXISTS console_products(uuid, bigint, integer, text, text, text, integer);
+DROP FUNCTION IF EXISTS console_owner_apps(uuid);
+DROP FUNCTION IF EXISTS console_webhooks(uuid, integer);
+DROP FUNCTION IF EXISTS console_quarantine(uuid, uuid, integer);
+DROP FUNCTION IF EXISTS console_runs(uuid, integer);
+DROP FUNCTION IF EXISTS console_run(uuid, uuid);
+DROP FUNCTION IF EXISTS console_shop_domains();
+DROP FUNCTION IF EXISTS console_shops(uuid);
+DROP FUNCTION IF EXISTS console_operator();
+DROP TABLE IF EXISTS parity_checks;
+DROP TABLE IF EXISTS console_audit;
+DROP TABLE IF EXISTS console_sessions;
+DROP TABLE IF EXISTS console_operators;
