@@ -41,6 +41,9 @@ DEFAULT_SCOPES = ("read_products", "read_inventory", "read_locations")
 
 class Mode(StrEnum):
     LOCAL = "local"
+    # Every production check, but Admin API calls may go to SHOPIFY_BASE_URL (a Shopify emulator
+    # or a recording proxy): a staging install, or the deployment drill on a host without Shopify.
+    STAGING = "staging"
     PRODUCTION = "production"
 
 
@@ -242,9 +245,10 @@ class Settings(BaseSettings):
         _check_encryption_key(decode_key(self.encryption_key_256.get_secret_value()))
         if not self.app_host.startswith("https://"):
             raise ValueError("APP_HOST must be an https:// URL in production")
-        if self.shopify_base_url is not None:
+        if self.shopify_base_url is not None and self.mode is Mode.PRODUCTION:
             raise ValueError(
-                "SHOPIFY_BASE_URL is for development against the emulator; unset it in production"
+                "SHOPIFY_BASE_URL is for development and staging against the emulator; unset it in"
+                " production"
             )
         return self
 

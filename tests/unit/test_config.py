@@ -185,3 +185,17 @@ def test_missing_env_file_stops_startup_naming_it(
     assert str(err.value) == (
         f"invalid configuration: NEANELU_ENV_FILE: {missing} is not a readable file"
     )
+
+
+def test_staging_keeps_every_production_check_but_may_point_at_an_emulator(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The deployment drill runs the production image against the emulator: `staging`."""
+    _production(monkeypatch, NEANELU_MODE="staging", SHOPIFY_BASE_URL="http://127.0.0.1:18500")
+    settings = load_settings()
+    assert settings.mode is Mode.STAGING
+    assert settings.shopify_base_url == "http://127.0.0.1:18500"
+    monkeypatch.setenv("SHOPIFY_API_SECRET", "shpss_short")
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert "SHOPIFY_API_SECRET" in str(info.value) and "shorter" in str(info.value)
