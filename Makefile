@@ -7,7 +7,8 @@ ARGS   ?=
 
 .PHONY: install lock demo dev db-up db-down db-studio db-seed migrate test test-unit test-integration \
         lint typecheck importlint audit all emulator serve worker \
-        bench-emulator bench-queue bench-ratelimit bench-ingest bench-webhooks clean
+        bench-emulator bench-queue bench-ratelimit bench-ingest bench-webhooks clean \
+        chaos test-load soak
 
 install: $(STAMP)
 
@@ -95,3 +96,9 @@ bench-webhooks: install
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache
+
+# Drills on real processes and servers (never part of `make test`): DRILL=name for one, ARGS for
+# durations and the seed (see bench/drills/chaos.py --help).
+DRILL ?=
+chaos: install
+	PYTHONPATH=bench $(BIN)/python -m drills.chaos $(if $(DRILL),--drill $(DRILL)) $(ARGS)
