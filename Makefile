@@ -102,3 +102,11 @@ clean:
 DRILL ?=
 chaos: install
 	PYTHONPATH=bench $(BIN)/python -m drills.chaos $(if $(DRILL),--drill $(DRILL)) $(ARGS)
+
+# The load profile (short: under 10 minutes; ARGS="--profile full" for 100,000 products).
+test-load: install
+	PYTHONPATH=bench $(BIN)/python -m drills.load $(ARGS)
+
+MINUTES ?= 30
+soak: install
+	PYTHONPATH=bench $(BIN)/python -m drills.soak --minutes $(MINUTES) $(ARGS)

@@ -205,13 +205,12 @@ async def _tablespace(stack: Stack, size_mb: int) -> tuple[Path | None, str]:
     plain directory with `temp_file_limit` when nothing can be mounted here."""
     mount = DATA / "small-temp"
     mount.mkdir(parents=True, exist_ok=True)
-    mounted = (
-        subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(mount)],
-            capture_output=True,
-        ).returncode
-        == 0
+    mounting = await asyncio.to_thread(
+        subprocess.run,
+        ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(mount)],
+        capture_output=True,
     )
+    mounted = mounting.returncode == 0
     spot = mount / "pg"
     spot.mkdir(exist_ok=True)
     owner = stack.pg.data_dir.stat()
@@ -249,8 +248,8 @@ async def pg_temp_full(
         fig["first_error"] = str(errors[0][0])[:120] if errors else ""
     finally:
         if mount_or_none is not None:
-            subprocess.run(
-                ["mount", "-o", "remount,size=512m", str(mount_or_none)], check=True
+            await asyncio.to_thread(
+                subprocess.run, ["mount", "-o", "remount,size=512m", str(mount_or_none)], check=True
             )
         else:
             await stack.query(f"ALTER DATABASE {stack.database} RESET temp_file_limit")
@@ -295,13 +294,13 @@ async def api_restart(
 
 
 DRILLS: dict[str, DrillSpec] = {
-    "redis_restart": DrillSpec(redis_restart, {"products": 3000}),
-    "redis_lost": DrillSpec(redis_lost, {"products": 3000}),
-    "pg_restart_fast": DrillSpec(pg_restart_fast, {"shops": 2, "products": 15000}),
-    "pg_restart_immediate": DrillSpec(pg_restart_immediate, {"shops": 2, "products": 15000}),
-    "worker_kill": DrillSpec(worker_kill, {"products": 1500, "workers": 3, "concurrency": 2}),
-    "emulator_faults": DrillSpec(emulator_faults, {"products": 1500}),
-    "pg_temp_full": DrillSpec(pg_temp_full, {"shops": 2, "products": 8000}),
+    "redis_restart": DrillSpec(redis_restart, {"products": 1500}),
+    "redis_lost": DrillSpec(redis_lost, {"products": 1500}),
+    "pg_restart_fast": DrillSpec(pg_restart_fast, {"shops": 2, "products": 4000}),
+    "pg_restart_immediate": DrillSpec(pg_restart_immediate, {"shops": 2, "products": 4000}),
+    "worker_kill": DrillSpec(worker_kill, {"products": 800, "workers": 3, "concurrency": 2}),
+    "emulator_faults": DrillSpec(emulator_faults, {"products": 800}),
+    "pg_temp_full": DrillSpec(pg_temp_full, {"shops": 2, "products": 3000}),
     "api_restart": DrillSpec(api_restart, {"products": 500}),
 }
 # Drills that install their shops themselves (after preparing something the install needs).

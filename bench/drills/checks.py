@@ -51,7 +51,10 @@ class Outcome:
 
 
 async def deliveries(stack: Stack) -> dict[str, list[dict[str, Any]]]:
-    return {s.name: await stack.control("GET", f"/shops/{s.name}/webhooks/deliveries") for s in stack.shops}
+    return {
+        s.name: await stack.control("GET", f"/shops/{s.name}/webhooks/deliveries")
+        for s in stack.shops
+    }
 
 
 async def drain(stack: Stack, timeout: float = 600) -> None:
@@ -103,8 +106,10 @@ async def drain(stack: Stack, timeout: float = 600) -> None:
 
 
 async def check_catalog(stack: Stack, out: Outcome) -> None:
+    truths = {}
     for shop in stack.shops:
         truth = await stack.control("GET", f"/shops/{shop.name}/counts")
+        truths[shop.name] = truth
         rows = await stack.query(
             "SELECT (SELECT count(*) FROM products WHERE shop_id = %s AND deleted_at IS NULL),"
             " (SELECT count(*) FROM variants WHERE shop_id = %s AND deleted_at IS NULL),"
@@ -127,41 +132,65 @@ async def check_catalog(stack: Stack, out: Outcome) -> None:
             bool(status) and status[0][0] == "completed",
             f"{shop.name}: last full sync is {status[0][0] if status else 'missing'}",
         )
-        compared, sampled, differences, text = verify(stack, shop.domain, truth["products"])
+    # Every shop's parity at once: one product per query, so the checks wait on Shopify's
+    # answers far more than on a core.
+    results = await asyncio.gather(
+        *(verify_async(stack, s.domain, truths[s.name]["products"]) for s in stack.shops)
+    )
+    for shop, (compared, sampled, differences, text) in zip(stack.shops, results, strict=True):
+        total = truths[shop.name]["products"]
         out.check(
-            compared == sampled == truth["products"] and differences == 0,
-            f"{shop.name}: parity {compared}/{sampled} of {truth['products']} with "
+            compared == sampled == total and differences == 0,
+            f"{shop.name}: parity {compared}/{sampled} of {total} with "
             f"{differences} differences: {text[-500:]}",
         )
-        out.figures.setdefault("parity_products", 0)
-        out.figures["parity_products"] += compared
+        out.figures["parity_products"] = out.figures.get("parity_products", 0) + compared
+
+
+def _verify_argv(domain: str, products: int) -> list[str]:
+    return [
+        str(ROOT / ".venv/bin/neanelu"),
+        "sync",
+        "verify",
+        "--shop",
+        domain,
+        "--sample",
+        str(max(products, 1)),
+    ]
+
+
+def _parity(stack: Stack, domain: str, code: int, text: str) -> tuple[int, int, int, str]:
+    with (stack.run_dir / "verify.log").open("a") as log:
+        log.write(f"--- {domain} exit {code}\n{text}")
+    found = PARITY.search(text)
+    if not found:
+        return 0, 0, -1, text
+    return int(found[1]), int(found[2]), int(found[3]), text
+
+
+async def verify_async(stack: Stack, domain: str, products: int) -> tuple[int, int, int, str]:
+    """`neanelu sync verify` over every product of the shop, as an operator runs it."""
+    proc = await asyncio.create_subprocess_exec(
+        *_verify_argv(domain, products),
+        env={**stack.env, "LOG_LEVEL": "WARNING", "COLUMNS": "200"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        cwd=ROOT,
+    )
+    data, _ = await proc.communicate()
+    return _parity(stack, domain, proc.returncode or 0, data.decode(errors="replace"))
 
 
 def verify(stack: Stack, domain: str, products: int) -> tuple[int, int, int, str]:
-    """`neanelu sync verify` over every product of the shop."""
     done = subprocess.run(
-        [
-            str(ROOT / ".venv/bin/neanelu"),
-            "sync",
-            "verify",
-            "--shop",
-            domain,
-            "--sample",
-            str(max(products, 1)),
-        ],
-        env={**stack.env, "LOG_LEVEL": "WARNING"},
+        _verify_argv(domain, products),
+        env={**stack.env, "LOG_LEVEL": "WARNING", "COLUMNS": "200"},
         capture_output=True,
         text=True,
         timeout=1800,
         cwd=ROOT,
     )
-    text = done.stdout + done.stderr
-    with (stack.run_dir / "verify.log").open("a") as log:
-        log.write(f"--- {domain} exit {done.returncode}\n{text}")
-    found = PARITY.search(text)
-    if not found:
-        return 0, 0, -1, text
-    return int(found[1]), int(found[2]), int(found[3]), text
+    return _parity(stack, domain, done.returncode, done.stdout + done.stderr)
 
 
 async def check_webhooks(stack: Stack, out: Outcome) -> None:
@@ -208,7 +237,7 @@ async def check_isolation(stack: Stack, out: Outcome) -> None:
     known = [s.id for s in stack.shops]
     for table in ("products", "variants", "inventory_levels", "webhook_inbox", "sync_runs"):
         rows = await stack.query(
-            f"SELECT count(*) FROM {table} WHERE NOT (shop_id = ANY(%s::uuid[]))",  # noqa: S608
+            f"SELECT count(*) FROM {table} WHERE NOT (shop_id = ANY(%s::uuid[]))",
             (known,),
         )
         out.check(rows[0][0] == 0, f"{table}: {rows[0][0]} rows of no installed shop")
@@ -243,7 +272,7 @@ async def secrets_of(stack: Stack) -> dict[str, str]:
 
 async def check_logs(stack: Stack, out: Outcome, extra: dict[str, str] | None = None) -> None:
     leaks = {**(await secrets_of(stack)), **(extra or {})}
-    logs = sorted(stack.run_dir.glob("*.log")) + [stack.pg.log_path, stack.redis.log_path]
+    logs = [*sorted(stack.run_dir.glob("*.log")), stack.pg.log_path, stack.redis.log_path]
     scanned = 0
     for path in logs:
         if not path.exists():

@@ -336,11 +336,15 @@ def _fresh_database(pg: EmbeddedPostgres, name: str) -> None:
     migrate.upgrade(pg.url(OWNER_ROLE, name), APP_ROLE)
 
 
-async def open_stack(config: StackConfig, run_dir: Path) -> Stack:
-    """Servers, a fresh database, the emulator, the API and the workers; shops not yet installed."""
+def _fresh_run_dir(run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     for old in run_dir.glob("*.log"):
         old.unlink()
+
+
+async def open_stack(config: StackConfig, run_dir: Path) -> Stack:
+    """Servers, a fresh database, the emulator, the API and the workers; shops not yet installed."""
+    _fresh_run_dir(run_dir)
     pg = start_postgres(DATA)
     redis = start_redis(DATA)
     import redis as redis_sync
@@ -365,8 +369,7 @@ async def open_stack(config: StackConfig, run_dir: Path) -> Stack:
         for i in range(config.shops)
     ]
     spec = ",".join(
-        f"{s.name}:{s.products}:{config.seed * 1000 + i}:{config.plan}"
-        for i, s in enumerate(shops)
+        f"{s.name}:{s.products}:{config.seed * 1000 + i}:{config.plan}" for i, s in enumerate(shops)
     )
     env = {
         k: v
