@@ -205,6 +205,8 @@ async def _tablespace(stack: Stack, size_mb: int) -> tuple[Path | None, str]:
     plain directory with `temp_file_limit` when nothing can be mounted here."""
     mount = DATA / "small-temp"
     mount.mkdir(parents=True, exist_ok=True)
+    # A mount left by an earlier run that did not end green: start from a fresh one.
+    await asyncio.to_thread(subprocess.run, ["umount", str(mount)], capture_output=True)
     mounting = await asyncio.to_thread(
         subprocess.run,
         ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(mount)],
@@ -222,6 +224,14 @@ async def _tablespace(stack: Stack, size_mb: int) -> tuple[Path | None, str]:
     if not mounted:
         await stack.query(f"ALTER DATABASE {stack.database} SET temp_file_limit = '{size_mb}MB'")
     return (mount if mounted else None), ("tmpfs" if mounted else "temp_file_limit")
+
+
+def _drop_tablespace(stack: Stack) -> None:
+    import psycopg
+
+    with psycopg.connect(stack.pg.url(database="postgres"), autocommit=True) as conn:
+        conn.execute("DROP TABLESPACE IF EXISTS drill_small")
+    subprocess.run(["umount", str(DATA / "small-temp")], capture_output=True, check=False)
 
 
 async def pg_temp_full(
@@ -336,6 +346,8 @@ async def run_drill(name: str, params: Params, *, keep: bool = False) -> Outcome
         await stack.close()
         if outcome.green and not keep:
             stack.drop_database()
+            if name == "pg_temp_full":
+                _drop_tablespace(stack)
     outcome.figures = {**fig, **outcome.figures, "seconds": round(time.monotonic() - started)}
     return outcome
 

@@ -40,7 +40,8 @@ from neanelu.db.embedded import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / ".data" / "drills"
+# Servers of their own (a drill restarts and empties them); DRILL_DATA_DIR runs two at once.
+DATA = Path(os.environ.get("DRILL_DATA_DIR") or ROOT / ".data" / "drills").resolve()
 COOKIE = "neanelu_oauth_state"
 CLIENT_ID = "drill-client-id"
 

@@ -225,12 +225,20 @@ async def test_a_product_a_webhook_made_newer_still_gets_its_metafields(
     assert truth["metafields"], "the drill needs a product with metafields"
     newer = "2030-01-01T00:00:00+00:00"
     variants = [
-        {"id": int(v["id"].rsplit("/", 1)[1]), "sku": v["sku"], "price": v["price"],
-         "updated_at": newer}
+        {
+            "id": int(v["id"].rsplit("/", 1)[1]),
+            "sku": v["sku"],
+            "price": v["price"],
+            "updated_at": newer,
+        }
         for v in truth["variants"]
     ]
-    payload = {"id": 8000000000005, "title": "edited mid-sync", "updated_at": newer,
-               "variants": variants}
+    payload = {
+        "id": 8000000000005,
+        "title": "edited mid-sync",
+        "updated_at": newer,
+        "variants": variants,
+    }
     import json
 
     async with tenant_scope(harness.pool, harness.shop_id) as conn:
