@@ -317,6 +317,10 @@ async def _ingest(
         summary.marked_deleted = await merge.mark_deleted(
             catalog, run.shop_id, _started(run), variants
         )
+    if summary.complete:
+        # Needs both the variants and the levels merged: a stock change during the sync is in
+        # the levels, not in the file's variant quantities.
+        await merge.settle_variant_quantities(variants, run.shop_id)
     summary.merged_at = time.perf_counter()
     # Levels were analyzed as their merge ended (run_inventory); products and variants now, side
     # by side (during the merges it would only slow them down).
