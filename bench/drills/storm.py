@@ -38,6 +38,9 @@ RESULT: dict[str, Any] = {
     "forged_accepted": 0,
     "errors": 0,
     "read_errors": 0,
+    # Deliveries sent whose answer had not come back when the run stopped (their greenlets are
+    # killed): the API may have accepted them, so they count as neither accepted nor refused.
+    "pending": {},
 }
 _rng = random.Random(1)
 
@@ -87,7 +90,6 @@ class Storm(FastHttpUser):
         if roll < 0.10 and accepted:
             shop, webhook_id, _pid, _at, _title, body = _rng.choice(accepted[-500:])
             domain = next(s["domain"] for s in PLAN["shops"] if s["name"] == shop)
-            RESULT["duplicates_sent"] += 1
             status = self._post(
                 "webhook-duplicate",
                 domain,
@@ -95,6 +97,7 @@ class Storm(FastHttpUser):
                 _sign(body.encode(), PLAN["secret"]),
                 webhook_id,
             )
+            RESULT["duplicates_sent"] += 1
             RESULT["duplicates_accepted"] += status == 200
             return
         shop = _shop_now()
@@ -125,7 +128,9 @@ class Storm(FastHttpUser):
             RESULT["forged_accepted"] += status == 200
             return
         RESULT["sent"] += 1
+        RESULT["pending"][webhook_id] = (shop["name"], webhook_id, product, at, title)
         status = self._post("webhook", shop["domain"], body.encode(), signature, webhook_id)
+        del RESULT["pending"][webhook_id]
         if status == 200:
             accepted.append((shop["name"], webhook_id, product, at, title, body))
         else:
@@ -204,6 +209,7 @@ def main() -> None:
     RESULT["read_page"] = _percentiles(env, "read-page", "GET")
     RESULT["read_one"] = _percentiles(env, "read-one", "GET")
     RESULT["accepted"] = [list(a[:5]) for a in RESULT["accepted"]]
+    RESULT["unanswered"] = [list(a) for a in RESULT.pop("pending").values()]
     with open(result_path, "w") as out:
         json.dump(RESULT, out)
 
