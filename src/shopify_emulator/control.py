@@ -356,9 +356,11 @@ class ControlApi:
                         count=body.get("count"),
                         duration_s=body.get("duration_s"),
                         params=dict(body.get("params") or {}),
+                        ratio=_ratio(body.get("ratio")),
+                        seed=int(body.get("seed") or 0),
                     )
                 )
-            except ValueError as exc:
+            except (TypeError, ValueError) as exc:
                 return _error(str(exc))
         elif request.method == "DELETE":
             shop.faults.clear(request.query_params.get("kind"))
@@ -459,3 +461,11 @@ class ControlApi:
                 for f in shop.served_files
             ]
         )
+
+
+def _ratio(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"ratio must be a number in (0, 1], not {value!r}")
+    return float(value)

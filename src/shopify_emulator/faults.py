@@ -7,6 +7,7 @@ unrelated path.
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,8 +39,18 @@ class Fault:
     count: int | None = None
     duration_s: float | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    # Share of the calls it may apply to that it fires on (None: every one), drawn from a
+    # generator seeded per fault, so a drill that sets the same faults sees the same pattern.
+    ratio: float | None = None
+    seed: int = 0
     set_at: float = field(default_factory=time.monotonic)
     fired: int = 0
+    _draws: random.Random = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.ratio is not None and not 0.0 < self.ratio <= 1.0:
+            raise ValueError(f"fault {self.kind}: ratio must be in (0, 1], not {self.ratio}")
+        self._draws = random.Random(f"{self.kind}:{self.seed}")
 
     def live(self, now: float) -> bool:
         if self.count is not None and self.fired >= self.count:
@@ -52,6 +63,7 @@ class Fault:
             "count": self.count,
             "duration_s": self.duration_s,
             "params": self.params,
+            "ratio": self.ratio,
             "fired": self.fired,
         }
 
@@ -80,8 +92,11 @@ class FaultBoard:
     def take(self, kind: str) -> Fault | None:
         """The live fault of this kind, counted as fired; None when it does not apply."""
         fault = self.peek(kind)
-        if fault is not None:
-            fault.fired += 1
+        if fault is None:
+            return None
+        if fault.ratio is not None and fault._draws.random() >= fault.ratio:
+            return None
+        fault.fired += 1
         return fault
 
     def listing(self) -> list[dict[str, Any]]:

@@ -136,3 +136,24 @@ def test_operation_in_progress_and_access_denied(shop) -> None:  # type: ignore[
     _fault(shop, "access_denied", count=1)
     denied = shop.gql("{ products(first: 1) { nodes { id } } }")
     assert denied["errors"][0]["extensions"]["code"] == "ACCESS_DENIED"
+
+
+def test_a_ratio_fires_on_that_share_of_calls_the_same_way_for_the_same_seed(shop) -> None:  # type: ignore[no-untyped-def]
+    def pattern(seed: int) -> list[int]:
+        _fault(shop, "http_5xx", ratio=0.2, seed=seed)
+        statuses = [_post(shop).status_code for _ in range(200)]
+        shop.control("DELETE", "/faults?kind=http_5xx")
+        return statuses
+
+    first = pattern(7)
+    assert set(first) == {200, 503}
+    assert 20 <= first.count(503) <= 60  # 20% of 200 calls, give or take the draw
+    assert pattern(7) == first and pattern(8) != first
+    refused = shop.http.post(
+        "/_emulator/shops/faulty/faults", json={"kind": "http_5xx", "ratio": 1.5}
+    )
+    assert refused.status_code == 400 and "ratio" in refused.text
+    refused = shop.http.post(
+        "/_emulator/shops/faulty/faults", json={"kind": "http_5xx", "ratio": "often"}
+    )
+    assert refused.status_code == 400 and "ratio" in refused.text

@@ -261,3 +261,28 @@ async def test_quiet_shop_starts_on_next_free_slot(queues: QueueClient) -> None:
     await q.complete(running[0])
     (nxt,) = (await q.reserve(5)).jobs
     assert nxt.id == "q1"
+
+
+async def test_audit_balances_the_books_and_names_overdue_leases(queues: QueueClient) -> None:
+    q = queues.queue("sync")  # lease 1 s
+    for i in range(5):
+        await q.enqueue(spec(f"g{i}", f"j{i}", max_attempts=1))
+    await q.enqueue(spec("g0", "later", delay_s=60))
+    jobs = {j.id: j for j in (await q.reserve(5)).jobs}
+    assert await q.complete(jobs["j0"])
+    assert await q.fail(jobs["j1"], "bad", fatal=True) is FailResult.FAILED
+    assert await q.fail(jobs["j2"], "boom") is FailResult.DEAD
+    audit = await q.audit()
+    # j3 and j4 leased, "later" delayed: five settled or not, six enqueued.
+    assert (audit.enqueued, audit.completed, audit.failed, audit.dead) == (6, 1, 1, 1)
+    assert (audit.unfinished, audit.leased) == (3, 2)
+    assert audit.balanced and audit.holds
+    # Their workers stop renewing: past deadline, the leases are named until a reserve reclaims them.
+    queues.clock_offset_ms += 1500
+    audit = await q.audit(grace_ms=200)
+    assert sorted(audit.overdue_leases) == ["j3", "j4"] and audit.balanced and not audit.holds
+    assert (await q.audit(grace_ms=5000)).holds
+    await q.reserve(0)
+    reclaimed = await q.audit()
+    assert reclaimed.overdue_leases == [] and reclaimed.unfinished == 3 and reclaimed.holds
+    assert "unfinished=3" in reclaimed.describe()

@@ -286,3 +286,59 @@ async def test_the_dead_hook_runs_for_a_job_whose_workers_kept_dying(
     assert "stopped renewing its lease" in entry
     info = await q.job_info("killer")
     assert info is not None and info.state == "dead" and info.error == entry.split(":", 4)[4]
+
+
+async def test_a_job_that_ends_while_redis_restarts_is_acked_once_redis_is_back(
+    tmp_path: Path, redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    """Found by the redis_restart drill: the ack of a job that finished while Redis was down
+    raised, the job stayed leased, and once its lease ran out it ran again (a whole second full
+    sync). The ack now waits for Redis, within the lease."""
+    from neanelu.db.embedded import start_redis, stop_redis
+
+    own = start_redis(tmp_path)  # AOF on: a restart keeps the queue
+    redis = aioredis.Redis(unix_socket_path=str(own.socket_path))
+    Recorder.redis = redis_client
+    Recorder.key = f"{key_prefix}:log"
+    client = QueueClient(
+        redis,
+        {"sync": QueueSettings(name="sync", lease_ms=20_000, max_attempts=3)},
+        prefix=key_prefix,
+    )
+    q = client.queue("sync")
+    try:
+        await work.enqueue(client, Work(mode="sleep", sleep_s=5.0), group="g", job_id="j")
+        stop, task = await start_worker(client)
+
+        async def started() -> bool:
+            return len(await log(redis_client)) == 1
+
+        await wait_for(started)
+        await asyncio.to_thread(stop_redis, tmp_path)
+
+        async def ended() -> bool:
+            return len(await log(redis_client)) == 2
+
+        await wait_for(ended)  # the job ended while Redis is down: its ack finds no Redis
+        await asyncio.sleep(8)  # longer than the client's own few quick retries
+        await asyncio.to_thread(start_redis, tmp_path)
+
+        async def completed() -> bool:
+            try:
+                return (await q.counts()).completed == 1
+            except Exception:
+                return False
+
+        await wait_for(completed, timeout=30)
+        # Past the lease: a job left leased is reclaimed by the next reserve and runs again.
+        client.clock_offset_ms += 25_000
+        await q.reserve(0)
+        await asyncio.sleep(1)
+        stop.set()
+        await task
+        assert [line.split(":")[-1] for line in await log(redis_client)] == ["start", "end"]
+        audit = await q.audit()
+        assert (audit.completed, audit.unfinished, audit.leased) == (1, 0, 0)
+    finally:
+        await redis.aclose()
+        await asyncio.to_thread(stop_redis, tmp_path)

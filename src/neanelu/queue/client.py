@@ -23,6 +23,7 @@ from neanelu.queue.jobs import (
     FailResult,
     Job,
     JobInfo,
+    QueueAudit,
     QueueCounts,
     headers_decoder,
     headers_encoder,
@@ -339,6 +340,27 @@ class Queue:
             ready_groups=int(ready),
             dead_letter=int(dead_n),
             failed_set=int(failed_n),
+        )
+
+    async def audit(self, grace_ms: int = 0) -> QueueAudit:
+        """The queue's books in one MULTI (all its keys share one slot), with Redis' own clock
+        (moved by the client's offset, as the scripts see it) for the lease deadlines."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.time()
+            pipe.hgetall(self.key(keys.STATS))
+            pipe.hvals(self.key(keys.GROUP_SIZE))
+            pipe.zrange(self.key(keys.ACTIVE), 0, -1, withscores=True)
+            (seconds, micros), stats, sizes, leases = await pipe.execute()
+        now = int(seconds) * 1000 + int(micros) // 1000 + self._offset
+        totals = {_text(k): int(v) for k, v in stats.items()}
+        return QueueAudit(
+            enqueued=totals.get("enqueued", 0),
+            completed=totals.get("completed", 0),
+            failed=totals.get("failed", 0),
+            dead=totals.get("dead", 0),
+            unfinished=sum(int(v) for v in sizes),
+            leased=len(leases),
+            overdue_leases=[_text(j) for j, deadline in leases if deadline + grace_ms < now],
         )
 
     async def job_info(self, job_id: str) -> JobInfo | None:

@@ -78,5 +78,34 @@ class QueueCounts(msgspec.Struct, frozen=True, kw_only=True):
     failed_set: int
 
 
+class QueueAudit(msgspec.Struct, frozen=True, kw_only=True):
+    """One consistent read of a queue's books (taken in one MULTI): every job ever enqueued is
+    completed, failed, dead or still unfinished (waiting, delayed or leased), and no lease is
+    past its deadline by more than the grace a reserve needs to reclaim it."""
+
+    enqueued: int
+    completed: int
+    failed: int
+    dead: int
+    unfinished: int  # the per-group sizes summed: waiting + delayed + leased
+    leased: int
+    overdue_leases: list[str]  # ids of jobs leased past deadline + grace
+
+    @property
+    def balanced(self) -> bool:
+        return self.enqueued == self.completed + self.failed + self.dead + self.unfinished
+
+    @property
+    def holds(self) -> bool:
+        return self.balanced and not self.overdue_leases
+
+    def describe(self) -> str:
+        return (
+            f"enqueued={self.enqueued} completed={self.completed} failed={self.failed} "
+            f"dead={self.dead} unfinished={self.unfinished} leased={self.leased} "
+            f"overdue_leases={len(self.overdue_leases)}"
+        )
+
+
 headers_encoder = msgspec.json.Encoder()
 headers_decoder = msgspec.json.Decoder(dict[str, str])

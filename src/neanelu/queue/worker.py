@@ -22,6 +22,8 @@ from typing import Any
 import msgspec
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from neanelu.config import Settings
 from neanelu.db.embedded import start_redis
@@ -274,12 +276,27 @@ class Worker:
                 run.failed(await self._fail(handle, payload, job, error), exc)
             else:
                 running.settling = True
-                acked = await self._acks.complete(queue, job)
+                acked = await self._ack_patiently(queue, job)
                 run.completed(acked)
                 if not acked:
                     log.warning(
                         "job %s finished after its lease was lost; it may run again", job.id
                     )
+
+    async def _ack_patiently(self, queue: Queue, job: Job) -> bool:
+        """The job's work is done: its ack waits out a Redis restart (within the lease), since an
+        ack lost there leaves the job leased, and once the lease runs out it runs again, whole."""
+        deadline = time.monotonic() + queue.settings.lease_ms / 1000
+        delay = 0.1
+        while True:
+            try:
+                return await self._acks.complete(queue, job)
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("job %s done; ack waits for Redis (%s)", job.id, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     async def _fail(
         self,

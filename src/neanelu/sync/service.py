@@ -337,6 +337,10 @@ async def _ingest(
         f"{'product' if k == 'P' else 'variant'}_metafields" for k in staged.partial
     ]
     _report_kept(run, summary)
+    if summary.complete:
+        # Needs both the variants and the levels merged: a stock change during the sync is in
+        # the levels, not in the file's variant quantities.
+        await merge.settle_variant_quantities(variants, run.shop_id)
     summary.merged_at = time.perf_counter()
     # Levels were analyzed as their merge ended (run_inventory); products and variants now, side
     # by side (during the merges it would only slow them down).

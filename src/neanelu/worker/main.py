@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from neanelu.config import Settings
 from neanelu.db.services import ServiceUrls
 from neanelu.queue import Registry
+from neanelu.queue.settings import BULK
 from neanelu.queue.worker import run_worker
 from neanelu.semantic import tasks as search_tasks
 from neanelu.shops import tasks as shop_tasks
@@ -24,6 +25,7 @@ from neanelu.telemetry import (
     shutdown_tracing,
 )
 from neanelu.webhooks import tasks as webhook_tasks
+from neanelu.worker.rebuild import resume_delay_s, watch_books
 from neanelu.worker.resources import open_resources
 
 log = logging.getLogger(__name__)
@@ -72,17 +74,33 @@ async def serve_worker(
     metrics_server = worker_metrics(telemetry.metrics, settings)
     try:
         async with open_resources(settings, services, concurrency=concurrency) as resources:
-            with bind_runtime(resources.runtime):
-                await run_worker(
-                    settings,
-                    build_registry(),
-                    queues,
-                    concurrency,
-                    stop,
-                    pool=resources.runtime.pool,
-                    resources=resources.by_type(),
-                    redis=resources.runtime.redis,
+            rt = resources.runtime
+            with bind_runtime(rt):
+                # An emptied Redis is refilled from PostgreSQL (worker/rebuild.py).
+                watcher = asyncio.create_task(
+                    watch_books(
+                        rt.redis,
+                        rt.pool,
+                        rt.queues.prefix,
+                        stop,
+                        sync_delay_s=resume_delay_s(rt.queues.queue(BULK).settings),
+                    ),
+                    name="queue-books",
                 )
+                try:
+                    await run_worker(
+                        settings,
+                        build_registry(),
+                        queues,
+                        concurrency,
+                        stop,
+                        pool=rt.pool,
+                        resources=resources.by_type(),
+                        redis=rt.redis,
+                    )
+                finally:
+                    stop.set()
+                    await watcher
     finally:
         if metrics_server is not None:
             metrics_server.close()

@@ -208,3 +208,96 @@ async def test_an_error_in_the_inventory_process_fails_the_attempt_and_resumes(
             assert exc.retryable and "cut-off line" in str(exc)
     assert (await _run_row(harness, run_id)).status == "completed"
     await _assert_matches_shop(harness)
+
+
+async def test_a_product_a_webhook_made_newer_still_gets_its_metafields(
+    harness: SyncHarness,
+) -> None:
+    """A product edited while the first full sync runs: its products/update webhook lands
+    before the merge and is newer than the bulk snapshot. Newer-wins keeps the webhook's fields,
+    but the webhook carries no metafields (Shopify's REST payload has none), so the sync's
+    metafields must land all the same (they were skipped with the row: found by the drills)."""
+    from neanelu.catalog import apply
+    from neanelu.catalog.records import product_from_rest
+
+    gid = "gid://shopify/Product/8000000000005"
+    truth = (await harness.control("GET", f"/products/{gid}")).json()
+    assert truth["metafields"], "the drill needs a product with metafields"
+    newer = "2030-01-01T00:00:00+00:00"
+    variants = [
+        {
+            "id": int(v["id"].rsplit("/", 1)[1]),
+            "sku": v["sku"],
+            "price": v["price"],
+            "updated_at": newer,
+        }
+        for v in truth["variants"]
+    ]
+    payload = {
+        "id": 8000000000005,
+        "title": "edited mid-sync",
+        "updated_at": newer,
+        "variants": variants,
+    }
+    import json
+
+    async with tenant_scope(harness.pool, harness.shop_id) as conn:
+        await apply.apply_product(conn, harness.shop_id, product_from_rest(json.dumps(payload)))
+    await harness.full_sync()
+    async with tenant_scope(harness.pool, harness.shop_id) as conn:
+        cur = await conn.execute(
+            "SELECT title, metafields FROM products WHERE shopify_id = 8000000000005"
+        )
+        title, metafields = await cur.fetchone()  # type: ignore[misc]
+        cur = await conn.execute(
+            "SELECT count(*) FILTER (WHERE metafields <> '{}'::jsonb) FROM variants"
+            " WHERE product_shopify_id = 8000000000005"
+        )
+        (with_metafields,) = await cur.fetchone()  # type: ignore[misc]
+    assert title == "edited mid-sync"  # newer-wins still holds for the row's own fields
+    product_owned = [m for m in truth["metafields"] if not m.get("appOwned")]
+    assert set(metafields) >= {f"{m['namespace']}.{m['key']}" for m in product_owned}
+    expected_variants = sum(1 for v in truth["variants"] if v.get("metafields"))
+    assert with_metafields == expected_variants
+    await _assert_matches_shop(harness)
+
+
+async def test_a_stock_change_during_the_sync_is_in_the_variant_quantity_too(
+    harness: SyncHarness,
+) -> None:
+    """An inventory_levels/update applied while the full sync runs: the level is newer than the
+    file and stays, but inventory changes do not move the variant's updatedAt, so the file's
+    older inventoryQuantity rewrote the variant's (found by the drills: 1-2 variants per run)."""
+    from datetime import UTC, datetime
+
+    from neanelu.catalog import apply
+    from neanelu.catalog.records import InventoryLevelRecord
+
+    truth = (await harness.control("GET", "/products/gid://shopify/Product/8000000000005")).json()
+    variant = truth["variants"][0]
+    levels = variant["inventoryLevels"]
+    assert len(levels) >= 2, "the test needs an item stocked at two locations"
+    item = int(variant["inventoryItem"]["id"].rsplit("/", 1)[1])
+    first = levels[0]
+    newer = InventoryLevelRecord(
+        shopify_id=int(first["id"].rsplit("/", 1)[1].split("?")[0]),
+        inventory_item_id=item,
+        location_id=int(first["location"]["id"].rsplit("/", 1)[1]),
+        available=first["available"] + 500,
+        shopify_updated_at=datetime(2030, 1, 1, tzinfo=UTC),
+    )
+    async with tenant_scope(harness.pool, harness.shop_id) as conn:
+        await apply.apply_inventory_level(conn, harness.shop_id, newer)
+    await harness.full_sync()
+    expected = first["available"] + 500 + sum(level["available"] for level in levels[1:])
+    async with tenant_scope(harness.pool, harness.shop_id) as conn:
+        cur = await conn.execute(
+            "SELECT inventory_quantity FROM variants WHERE inventory_item_id = %s", (item,)
+        )
+        assert await cur.fetchone() == (expected,)
+        cur = await conn.execute(
+            "SELECT available FROM inventory_levels WHERE inventory_item_id = %s"
+            " AND location_id = %s",
+            (item, newer.location_id),
+        )
+        assert await cur.fetchone() == (newer.available,)

@@ -14,28 +14,44 @@ FROM stg_core s
 LEFT JOIN stg_meta_agg m ON m.owner_kind = 'V' AND m.owner_id = s.shopify_id
 WHERE s.kind = 'V' AND s.ctid >= %(lo)s::tid AND s.ctid < %(hi)s::tid
 ORDER BY s.shopify_id, s.updated DESC NULLS LAST
+-- Each field keeps the stored value when the stored row is newer (a webhook applied after this
+-- file was written: the row is rewritten only for its metafields, which only syncs write).
 ON CONFLICT (shop_id, shopify_id) DO UPDATE SET
-  product_shopify_id = excluded.product_shopify_id,
-  sku = excluded.sku,
-  title = excluded.title,
-  price = excluded.price,
-  compare_at_price = excluded.compare_at_price,
-  barcode = excluded.barcode,
-  position = excluded.position,
-  inventory_quantity = excluded.inventory_quantity,
-  inventory_item_id = excluded.inventory_item_id,
-  selected_options = excluded.selected_options,
-  -- A complete metafields file replaces the object (see merge_products.sql), except for owners a
-  -- quarantined line names: theirs may have lost a member, so the file's are merged over them.
+  product_shopify_id = CASE WHEN t.shopify_updated_at > coalesce(excluded.shopify_updated_at, '-infinity')
+    THEN t.product_shopify_id ELSE excluded.product_shopify_id END,
+  sku = CASE WHEN t.shopify_updated_at > coalesce(excluded.shopify_updated_at, '-infinity')
+    THEN t.sku ELSE excluded.sku END,
+  title = CASE WHEN t.shopify_updated_at > coalesce(excluded.shopify_updated_at, '-infinity')
+    THEN t.title ELSE excluded.title END,
+  price = CASE WHEN t.shopify_updated_at > coalesce(excluded.shopify_updated_at, '-infinity')
+    THEN t.price ELSE excluded.price END,
+  compare_at_price = CASE WHEN t.shopify_updated_at > coalesce(excluded.shopify_updated_at, '-infinity')
+    THEN t.compare_at_price ELSE excluded.compare_at_price END,
+  barcode = CASE WHEN t.shopify_updated_at > coalesce(excluded.shopify_updated_at, '-infinity')
+    THEN t.barcode ELSE excluded.barcode END,
+  position = CASE WHEN t.shopify_updated_at > coalesce(excluded.shopify_updated_at, '-infinity')
+    THEN t.position ELSE excluded.position END,
+  inventory_quantity = CASE WHEN t.shopify_updated_at > coalesce(excluded.shopify_updated_at, '-infinity')
+    THEN t.inventory_quantity ELSE excluded.inventory_quantity END,
+  inventory_item_id = CASE WHEN t.shopify_updated_at > coalesce(excluded.shopify_updated_at, '-infinity')
+    THEN t.inventory_item_id ELSE excluded.inventory_item_id END,
+  selected_options = CASE WHEN t.shopify_updated_at > coalesce(excluded.shopify_updated_at, '-infinity')
+    THEN t.selected_options ELSE excluded.selected_options END,
+  shopify_created_at = CASE WHEN t.shopify_updated_at > coalesce(excluded.shopify_updated_at, '-infinity')
+    THEN t.shopify_created_at ELSE excluded.shopify_created_at END,
+  shopify_updated_at = CASE WHEN t.shopify_updated_at > coalesce(excluded.shopify_updated_at, '-infinity')
+    THEN t.shopify_updated_at ELSE excluded.shopify_updated_at END,
+  -- A partial metafields file only adds what it saw; a complete one replaces the object, but
+  -- keeps the members of owner apps that could not be read (the kept patterns), and merges over
+  -- the stored object of an owner a quarantined line names (it may have lost a member).
   metafields = CASE WHEN (%(metafields_complete)s AND NOT (%(protected_owners)s AND EXISTS (
                      SELECT 1 FROM stg_protected q
                      WHERE q.kind = 'MV' AND q.shopify_id = excluded.shopify_id)))
                     THEN app_kept_metafields(t.metafields, %(kept)s::text[]) || excluded.metafields
                     ELSE t.metafields || excluded.metafields END,
-  shopify_created_at = excluded.shopify_created_at,
-  shopify_updated_at = excluded.shopify_updated_at,
   synced_at = excluded.synced_at,
-  deleted_at = NULL
+  deleted_at = CASE WHEN t.shopify_updated_at > coalesce(excluded.shopify_updated_at, '-infinity')
+    THEN t.deleted_at ELSE NULL END
 WHERE t.shopify_updated_at IS NULL
    OR excluded.shopify_updated_at > t.shopify_updated_at
    OR (excluded.shopify_updated_at = t.shopify_updated_at
@@ -47,11 +63,15 @@ WHERE t.shopify_updated_at IS NULL
                (excluded.product_shopify_id, excluded.sku, excluded.title, excluded.price,
                 excluded.compare_at_price, excluded.barcode, excluded.position,
                 excluded.inventory_quantity, excluded.inventory_item_id,
-                excluded.selected_options, excluded.shopify_created_at)
-            OR t.metafields IS DISTINCT FROM
-               CASE WHEN %(metafields_complete)s
-                         AND NOT (%(protected_owners)s AND EXISTS (
-                           SELECT 1 FROM stg_protected q
-                           WHERE q.kind = 'MV' AND q.shopify_id = excluded.shopify_id))
-                    THEN app_kept_metafields(t.metafields, %(kept)s::text[]) || excluded.metafields
-                    ELSE t.metafields || excluded.metafields END));
+                excluded.selected_options, excluded.shopify_created_at)))
+   -- Metafields apart: a webhook never carries them, so a row a webhook made newer than this
+   -- file still takes the file's metafields (its own fields stay the newer ones above).
+   OR ((%(metafields_complete)s AND NOT (%(protected_owners)s AND EXISTS (
+           SELECT 1 FROM stg_protected q
+           WHERE q.kind = 'MV' AND q.shopify_id = excluded.shopify_id)))
+       AND t.metafields IS DISTINCT FROM
+           app_kept_metafields(t.metafields, %(kept)s::text[]) || excluded.metafields)
+   OR (NOT (%(metafields_complete)s AND NOT (%(protected_owners)s AND EXISTS (
+           SELECT 1 FROM stg_protected q
+           WHERE q.kind = 'MV' AND q.shopify_id = excluded.shopify_id)))
+       AND NOT t.metafields @> excluded.metafields);

@@ -1,0 +1,1 @@
+"""Load, failure and soak drills against a whole installation (not collected by pytest)."""
