@@ -53,10 +53,8 @@ async def handle_full_sync(ctx: JobContext, job: FullSyncJob) -> None:
         # The shop's bucket is empty: the whole group waits, this job first, attempts unchanged.
         raise Defer(exc.retry_after, block_group=True, reason=str(exc)) from None
     except (BulkOperationError, TransientError, InvalidToken) as exc:
-        if ctx.attempt >= ctx.max_attempts:
-            async with tenant_scope(deps.pool, shop_id) as conn:
-                await runs.fail_unfinished(conn, run_id, f"gave up: {exc}")
-            raise Fatal(str(exc)) from None
+        # Retried until its attempts run out; then the queue dead-letters the job (an operator
+        # may retry it from the console) and its dead hook fails the run with the reason.
         raise Retry(reason=str(exc)) from None
     except SyncFailed as exc:
         raise Fatal(str(exc)) from None
