@@ -548,7 +548,8 @@ class Traffic:
             "dest": f"https://{DOMAIN}",
             "aud": self.s.values["client_id"],
             "sub": "1",
-            "exp": now + 300,
+            # Shopify's session tokens live one minute; the API refuses longer ones.
+            "exp": now + 60,
             "nbf": now - 5,
             "iat": now,
             "jti": str(uuid.uuid4()),
