@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 
 from neanelu.config import Settings
-from neanelu.search.local.model import LocalOptions, LocalProvider
 from neanelu.search.provider import EmbeddingProvider
 
 _lock = threading.Lock()
@@ -17,6 +16,11 @@ def provider_for(settings: Settings) -> EmbeddingProvider:
     with _lock:
         found = _built.get(key)
         if found is None:
+            # Imported here, not at the top: the model module pulls in onnx and onnxruntime
+            # (about 0.5 s and tens of MB), which every process and CLI command would otherwise
+            # load at start-up, `neanelu db migrate` included, whether it embeds or not.
+            from neanelu.search.local.model import LocalOptions, LocalProvider
+
             found = LocalProvider(
                 LocalOptions(threads=settings.search_threads, batch_size=settings.search_batch_size)
             )
