@@ -111,6 +111,25 @@ def _filters(f: SearchFilter) -> tuple[sql.Composable, list[Any]]:
     return (sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("true")), params
 
 
+_ITERATIVE_SCANS: bool | None = None
+
+
+async def _iterative_scans(conn: Conn) -> bool:
+    """pgvector 0.8 scans an HNSW index on until a filtered query has its k rows; older releases
+    (PostgreSQL 16's packages often carry 0.6) reject the setting, and there a filtered search may
+    return fewer than k neighbours (the text side still fills the fused list). Asked once a process:
+    every connection of a process talks to the same database."""
+    global _ITERATIVE_SCANS
+    if _ITERATIVE_SCANS is None:
+        cur = await conn.execute(
+            "SELECT string_to_array(extversion, '.')::int[] >= ARRAY[0, 8] FROM pg_extension "
+            "WHERE extname = 'vector'"
+        )
+        found = await cur.fetchone()
+        _ITERATIVE_SCANS = bool(found and found[0])
+    return _ITERATIVE_SCANS
+
+
 async def _vector_side(
     conn: Conn, shop_id: UUID, model: str, vector: str, dimension: int, f: SearchFilter, k: int
 ) -> list[tuple[int, float]]:
@@ -125,7 +144,8 @@ async def _vector_side(
         "ORDER BY e.embedding::{t} <=> %s::{t} LIMIT %s"
     ).format(t=typ, w=where, m=sql.Literal(model), d=sql.Literal(dimension))
     await conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(EF_SEARCH)))
-    await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+    if await _iterative_scans(conn):
+        await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
     cur = await conn.execute(query, [vector, shop_id, *params, vector, k])
     rows = [(int(r[0]), float(r[1])) for r in await cur.fetchall()]
     # relaxed_order may hand back neighbours slightly out of order: the ranks are ours.
