@@ -247,3 +247,21 @@ async def test_the_queues_page_lists_only_shops_with_work_or_paused(
     assert "busy.myshopify.com" in per_shop and "paused.myshopify.com" in per_shop
     assert "idle.myshopify.com" not in per_shop
     assert "1 other shops are idle" in page.text
+
+
+async def test_errors_under_admin_are_pages_and_the_api_keeps_json(signed_in: SignedIn) -> None:
+    c = signed_in.client
+    missing = await c.get("/admin/shops/01a23332-f726-79d1-95ea-405508a06465")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("text/html")
+    assert "no shop 01a23332-f726-79d1-95ea-405508a06465" in missing.text
+    assert "<h1>404 Not Found</h1>" in missing.text
+    bad = await c.get("/admin/shops/not-a-uuid/products?after=-1")
+    assert bad.status_code == 422
+    assert bad.headers["content-type"].startswith("text/html")
+    assert "shop_id:" in bad.text
+    assert "after:" in bad.text
+    # Outside /admin, FastAPI's JSON answers as before.
+    api = await c.get("/api/products?limit=0")
+    assert api.headers["content-type"].startswith("application/json")
+    assert "detail" in api.json()

@@ -7,6 +7,8 @@ come from the domains; nothing here knows a topic or a table.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -30,6 +32,7 @@ from neanelu.shops.tasks import schedule_reconciliation
 from neanelu.shops.token_sweep import schedule_token_sweep
 from neanelu.telemetry import Metrics, MetricsServer, instrument_app, serve_metrics, setup_telemetry
 from neanelu.web import console
+from neanelu.web.console.sampler import sample_forever
 from neanelu.web.health import router as health_router
 from neanelu.web.limits import BodyLimitMiddleware
 from neanelu.webhooks.routes import router as webhooks_router
@@ -82,9 +85,13 @@ def create_app(settings: Settings, services: ServiceUrls) -> FastAPI:
             gc.collect()
             gc.freeze()
             metrics_server = _serve_api_metrics(settings, telemetry.metrics)
+            sampling = asyncio.create_task(sample_forever(runtime), name="console-sampler")
             try:
                 yield
             finally:
+                sampling.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sampling
                 if metrics_server is not None:
                     metrics_server.close()
 

@@ -4,9 +4,12 @@ operator accounts, signed sessions, CSRF checks, rate-limited logins and an audi
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
+from starlette.exceptions import HTTPException
 
 from neanelu.web.console.deps import LoginRequired
+from neanelu.web.console.errors import http_error, validation_error
 from neanelu.web.console.routes import router
 
 
@@ -18,6 +21,9 @@ async def _to_login(request: Request, exc: Exception) -> Response:
 def install(app: FastAPI) -> None:
     app.include_router(router)
     app.add_exception_handler(LoginRequired, _to_login)
+    # Pages under /admin only; every other path keeps FastAPI's JSON answers.
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
 
 
 __all__ = ["install", "router"]

@@ -13,7 +13,7 @@ from neanelu.db.pool import global_scope
 from neanelu.queue.ratelimit import CostLimiter
 from neanelu.queue.settings import QUEUE_NAMES
 from neanelu.sync.progress import progress_key
-from neanelu.web.console import audit, catalog_search, queues, reads, timeseries
+from neanelu.web.console import audit, catalog_search, queues, reads, sampler, timeseries
 from neanelu.web.console.charts import line_chart
 from neanelu.web.console.deps import operator, runtime
 from neanelu.web.console.reads import ProductFilter, console_scope
@@ -66,7 +66,7 @@ async def _live(request: Request, who: Operator, shop_id: UUID) -> dict[str, Any
     state = await CostLimiter(rt.redis).state(str(shop_id))
     points = await timeseries.record(
         rt.redis,
-        f"{rt.queues.prefix}:console:budget:{shop_id}",
+        sampler.budget_key(rt.queues.prefix, shop_id),
         {"used": state.used, "capacity": state.capacity},
         every_s=BUDGET_EVERY_S,
         keep=BUDGET_KEPT,

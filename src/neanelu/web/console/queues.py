@@ -192,8 +192,9 @@ async def scheduled(client: QueueClient, limit: int = 50) -> list[dict[str, Any]
 
 
 async def throughput(client: QueueClient, figures: dict[str, QueueCounts]) -> list[Point]:
-    """The queues' running totals, sampled every SAMPLE_EVERY_S while someone watches; the
-    charts plot the differences between neighbouring points."""
+    """The queues' running totals, sampled every SAMPLE_EVERY_S (in the background by every API
+    process, and when the page is opened); the charts plot the differences between neighbouring
+    points."""
     values: dict[str, float] = {}
     for name, c in figures.items():
         values[f"{name}:completed"] = c.completed

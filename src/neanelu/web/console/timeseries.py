@@ -1,5 +1,6 @@
-"""Figures sampled while an operator looks (the queue totals, a shop's cost budget), kept in a
-capped Redis list so the console can chart the last hour without a metrics store."""
+"""Figures sampled in the background by every API process and while an operator looks (the queue
+totals, a shop's cost budget), kept in a capped Redis list so the console can chart the last hour
+without a metrics store."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import time
 
 import msgspec
 from redis.asyncio import Redis
+
+CLAIM_MS = 1000
 
 
 class Point(msgspec.Struct, array_like=True):
@@ -20,7 +23,10 @@ async def record(
     """Append `values` unless the last point is younger than `every_s`; return every point kept."""
     now = time.time()
     last = await redis.lindex(key, -1)
-    if last is None or now - msgspec.json.decode(last, type=Point).at >= every_s:
+    due = last is None or now - msgspec.json.decode(last, type=Point).at >= every_s
+    # Several processes sample the same list: a claim keeps two points from landing within a
+    # second of each other (their difference over a millisecond would chart as a huge rate).
+    if due and await redis.set(f"{key}:claim", b"1", nx=True, px=CLAIM_MS):
         async with redis.pipeline(transaction=True) as pipe:
             pipe.rpush(key, msgspec.json.encode(Point(now, values)))
             pipe.ltrim(key, -keep, -1)
