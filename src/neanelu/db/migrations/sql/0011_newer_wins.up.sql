@@ -1,4 +1,4 @@
--- Migration 0010: the newer-wins rule (docs/newer-wins.md) as one function, called by the bulk
+-- Migration 0011: the newer-wins rule (docs/newer-wins.md) as one function, called by the bulk
 -- merges (db/sql/ingest/merge_*.sql) and the webhook upserts (catalog/sql/upsert_*.sql) alike.
 -- Whether an incoming version (Shopify's updated_at) replaces the stored row: not older than the
 -- stored version, newer than the stored row's deletion, and an undated one only over an undated
