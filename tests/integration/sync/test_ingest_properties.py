@@ -330,8 +330,10 @@ def apply(
     metafields: dict[int, dict[str, Any]],
     partial: Any,
 ) -> None:
-    """Newer-wins: a line at least as new as the stored row replaces it; its metafields replace
-    the stored ones unless `partial(key)` (then they are merged over them)."""
+    """Newer-wins (docs/newer-wins.md): a line at least as new as the stored row replaces it; its
+    metafields replace the stored ones unless `partial(key)` (then they are merged over them).
+    A row an earlier run swept stays deleted: the sweep recorded its deletion when that sync
+    ended, later than every generated updatedAt; only its metafields are the file's."""
     for key, obj in incoming.items():
         stored, updated = table.get(key), seconds(obj["updatedAt"])
         if stored is not None and updated < stored.updated:
@@ -339,6 +341,9 @@ def apply(
         mf = metafields.get(key, {})
         if stored is not None and partial(key):
             mf = {**stored.metafields, **mf}
+        if stored is not None and stored.deleted:
+            table[key] = replace(stored, metafields=mf)
+            continue
         table[key] = Row(fields(obj), updated, mf)
 
 
@@ -545,7 +550,8 @@ def test_tables_equal_the_valid_lines_applied_newer_wins(ingest_db: Database, da
     alive = set(PRODUCTS)
     for run in range(draw(st.integers(2, 3))):
         if run:
-            # Deletions between runs: some products leave Shopify, some come back.
+            # Deletions between runs: some products leave Shopify, some come back (with versions
+            # older than their deletion: they stay deleted).
             alive = set(draw(st.lists(st.sampled_from(list(PRODUCTS)), unique=True, max_size=5)))
         files = build_run(draw, run, alive)
         bodies, ordered = {}, {}

@@ -1,3 +1,5 @@
+-- Newer wins by Shopify's updated_at (app_newer_wins, docs/newer-wins.md). Levels have no
+-- tombstone: a deleted level is gone, and a later delivery inserts it again.
 INSERT INTO inventory_levels AS l (
   shop_id, shopify_id, inventory_item_id, location_id, available, shopify_updated_at, synced_at
 ) VALUES (
@@ -9,4 +11,4 @@ ON CONFLICT (shop_id, inventory_item_id, location_id) DO UPDATE SET
   available = excluded.available,
   shopify_updated_at = excluded.shopify_updated_at,
   synced_at = now()
-WHERE l.shopify_updated_at IS NULL OR excluded.shopify_updated_at >= l.shopify_updated_at
+WHERE app_newer_wins(l.shopify_updated_at, NULL, excluded.shopify_updated_at)

@@ -1,5 +1,6 @@
--- Newer wins by Shopify's updated_at; a product deleted earlier comes back only when this
--- version is newer than its deletion. Returns a row only when this version was applied.
+-- Newer wins by Shopify's updated_at (app_newer_wins, docs/newer-wins.md): a version older than
+-- the stored one, or not newer than the product's deletion, changes nothing; one that wins revives
+-- a deleted product. Returns a row only when this version was applied.
 INSERT INTO products AS p (
   shop_id, shopify_id, handle, title, vendor, product_type, status, tags, description,
   shopify_created_at, shopify_updated_at, synced_at, deleted_at
@@ -15,12 +16,10 @@ ON CONFLICT (shop_id, shopify_id) DO UPDATE SET
   status = excluded.status,
   tags = excluded.tags,
   description = excluded.description,
-  shopify_created_at = coalesce(excluded.shopify_created_at, p.shopify_created_at),
+  -- Shopify's createdAt never changes: the first sighting that carried one is kept.
+  shopify_created_at = coalesce(p.shopify_created_at, excluded.shopify_created_at),
   shopify_updated_at = excluded.shopify_updated_at,
   synced_at = now(),
-  deleted_at = CASE
-    WHEN p.deleted_at IS NOT NULL AND excluded.shopify_updated_at > p.deleted_at THEN NULL
-    ELSE p.deleted_at
-  END
-WHERE p.shopify_updated_at IS NULL OR excluded.shopify_updated_at >= p.shopify_updated_at
+  deleted_at = NULL
+WHERE app_newer_wins(p.shopify_updated_at, p.deleted_at, excluded.shopify_updated_at)
 RETURNING deleted_at IS NULL AS live

@@ -1,4 +1,6 @@
--- One variant of a product version that won; each variant is itself newer-wins.
+-- One variant of a product version that won; each variant is itself newer-wins (app_newer_wins,
+-- docs/newer-wins.md): older than the stored variant, or not newer than its deletion, it changes
+-- nothing.
 INSERT INTO variants AS v (
   shop_id, shopify_id, product_shopify_id, sku, title, price, compare_at_price, barcode,
   position, inventory_quantity, inventory_item_id, selected_options, shopify_created_at,
@@ -19,9 +21,9 @@ ON CONFLICT (shop_id, shopify_id) DO UPDATE SET
   inventory_quantity = excluded.inventory_quantity,
   inventory_item_id = excluded.inventory_item_id,
   selected_options = excluded.selected_options,
-  shopify_created_at = coalesce(excluded.shopify_created_at, v.shopify_created_at),
-  shopify_updated_at = coalesce(excluded.shopify_updated_at, v.shopify_updated_at),
+  -- Shopify's createdAt never changes: the first sighting that carried one is kept.
+  shopify_created_at = coalesce(v.shopify_created_at, excluded.shopify_created_at),
+  shopify_updated_at = excluded.shopify_updated_at,
   synced_at = now(),
   deleted_at = NULL
-WHERE v.shopify_updated_at IS NULL OR excluded.shopify_updated_at IS NULL
-   OR excluded.shopify_updated_at >= v.shopify_updated_at
+WHERE app_newer_wins(v.shopify_updated_at, v.deleted_at, excluded.shopify_updated_at)

@@ -54,6 +54,19 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
      FROM jsonb_each(metafields) AS e WHERE e.key LIKE ANY (patterns)) END
 $$;
 
+-- The newer-wins rule (docs/newer-wins.md), shared by the bulk merges and the webhook upserts:
+-- whether an incoming version (Shopify's updated_at) replaces the stored row. Not older than the
+-- stored version, newer than the stored row's deletion; an undated one only over an undated live
+-- row. A plain SQL expression, so the planner inlines it into each statement.
+CREATE FUNCTION app_newer_wins(stored_updated timestamptz, stored_deleted timestamptz,
+                               incoming_updated timestamptz) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT CASE WHEN incoming_updated IS NULL
+    THEN stored_updated IS NULL AND stored_deleted IS NULL
+    ELSE incoming_updated >= coalesce(stored_updated, '-infinity')
+         AND incoming_updated > coalesce(stored_deleted, '-infinity') END
+$$;
+
 CREATE TABLE shops (
   id uuid PRIMARY KEY DEFAULT uuidv7(),
   domain text NOT NULL UNIQUE CHECK (domain ~ '^[a-z0-9][a-z0-9-]*\.myshopify\.com$'),
@@ -425,6 +438,7 @@ GRANT USAGE, SELECT ON SEQUENCE sync_quarantine_id_seq, webhook_inbox_id_seq, ou
 GRANT EXECUTE ON FUNCTION app_current_shop_id() TO {app_role};
 GRANT EXECUTE ON FUNCTION app_batch_uuidv7(bigint, bigint, bigint) TO {app_role};
 GRANT EXECUTE ON FUNCTION app_kept_metafields(jsonb, text[]) TO {app_role};
+GRANT EXECUTE ON FUNCTION app_newer_wins(timestamptz, timestamptz, timestamptz) TO {app_role};
 -- These run as the owner: only the application role may call them (the trigger functions only
 -- as triggers).
 REVOKE ALL ON FUNCTION app_check_catalog_shops(), app_keep_catalog_shop(),

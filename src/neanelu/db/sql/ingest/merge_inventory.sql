@@ -1,4 +1,6 @@
--- One batch of inventory levels, newer-wins per (item, location).
+-- One batch of inventory levels, newer-wins per (item, location) (app_newer_wins,
+-- docs/newer-wins.md). Levels have no tombstone: a deleted level is gone, and any later sighting
+-- inserts it again. An equal version with equal content is a replay: left as is.
 INSERT INTO inventory_levels AS t (id, shop_id, shopify_id, inventory_item_id, location_id,
                                    available, shopify_updated_at, synced_at)
 SELECT DISTINCT ON (s.item_id, s.location_id)
@@ -12,7 +14,6 @@ ON CONFLICT (shop_id, inventory_item_id, location_id) DO UPDATE SET
   available = excluded.available,
   shopify_updated_at = excluded.shopify_updated_at,
   synced_at = excluded.synced_at
-WHERE t.shopify_updated_at IS NULL
-   OR excluded.shopify_updated_at > t.shopify_updated_at
-   OR (excluded.shopify_updated_at = t.shopify_updated_at
-       AND (t.available, t.shopify_id) IS DISTINCT FROM (excluded.available, excluded.shopify_id));
+WHERE app_newer_wins(t.shopify_updated_at, NULL, excluded.shopify_updated_at)
+  AND (t.available, t.shopify_id, t.shopify_updated_at)
+      IS DISTINCT FROM (excluded.available, excluded.shopify_id, excluded.shopify_updated_at);

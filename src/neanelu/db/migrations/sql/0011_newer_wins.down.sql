@@ -1,0 +1,1 @@
+DROP FUNCTION app_newer_wins(timestamptz, timestamptz, timestamptz);
