@@ -9,7 +9,7 @@ from neanelu.config import Settings
 from neanelu.db.pool import PoolSizes, create_pool
 from neanelu.db.services import resolve_services
 from neanelu.shops.keys import RotationReport, rotate_keys
-from neanelu.shops.vault import TokenVault
+from neanelu.vault import TokenVault
 
 app = typer.Typer(help="Token encryption keys.", no_args_is_help=True)
 

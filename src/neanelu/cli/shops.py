@@ -29,7 +29,7 @@ from neanelu.db.pool import Conn, PoolSizes, create_pool, global_scope, tenant_s
 from neanelu.db.services import resolve_services
 from neanelu.shops import owner_apps
 from neanelu.shops import repository as shops
-from neanelu.shops.vault import TokenVault
+from neanelu.vault import TokenVault
 
 app = typer.Typer(help="Shops installed here.", no_args_is_help=True)
 owner_app = typer.Typer(

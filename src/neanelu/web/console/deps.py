@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, quote
 from fastapi import HTTPException, Request
 
 from neanelu.db.pool import global_scope
-from neanelu.shops.runtime import Runtime
+from neanelu.runtime import Runtime
 from neanelu.web.console import sessions
 from neanelu.web.console.sessions import CSRF_FIELD, CSRF_HEADER, Operator
 

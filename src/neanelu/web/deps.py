@@ -1,4 +1,9 @@
-"""Request dependencies shared by the domain routes: the process runtime and its parts."""
+"""Request dependencies as `Annotated` aliases: a route says `rt: RuntimeDep` and gets the process
+kernel the app's lifespan opened (`neanelu.runtime`), with no global look-up.
+
+The domains' routers use these, so this module imports nothing above the kernel (import-linter
+holds it below the domains; the rest of `web` is the composition root above them).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from neanelu.shops.runtime import Runtime
+from neanelu.runtime import Runtime
 
 
 async def get_runtime(request: Request) -> Runtime:
