@@ -14,12 +14,17 @@ from fastapi import Depends, Request
 from neanelu.runtime import Runtime
 
 
-async def get_runtime(request: Request) -> Runtime:
-    # async: a plain def dependency would hop to a worker thread on every request.
+def request_runtime(request: Request) -> Runtime:
+    """The kernel the app's lifespan put on `app.state`, for code that holds the request."""
     runtime = getattr(request.app.state, "runtime", None)
     if not isinstance(runtime, Runtime):
         raise RuntimeError("the app's lifespan did not set up a Runtime")
     return runtime
+
+
+async def get_runtime(request: Request) -> Runtime:
+    # async: a plain def dependency would hop to a worker thread on every request.
+    return request_runtime(request)
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
