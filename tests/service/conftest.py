@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import httpx
@@ -90,7 +90,7 @@ async def runtime(
     await close_runtime(rt)
 
 
-RunJob = Callable[[Runtime, TaskHandle[Any], msgspec.Struct], Awaitable[None]]
+RunJob = Callable[[Runtime, TaskHandle[Any], msgspec.Struct], Coroutine[Any, Any, None]]
 
 
 @pytest.fixture
