@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 
 from neanelu.queue.client import JobSpec, QueueClient
 from neanelu.queue.context import JobContext
-from neanelu.queue.registry import Registry
+from neanelu.queue.registry import Registry, TaskHandle
 from neanelu.queue.settings import QueueSettings
 from neanelu.queue.worker import Worker
 
@@ -41,11 +41,16 @@ class Target:
     reached = asyncio.Event()
 
 
-@registry.task(queue="sync", name="bench.noop")
-async def noop(ctx: JobContext, payload: NoOp) -> None:
+noop: TaskHandle[NoOp] = TaskHandle(name="bench.noop", queue="sync", payload_type=NoOp)
+
+
+async def run_noop(ctx: JobContext, payload: NoOp) -> None:
     completions.append(ctx.group)
     if len(completions) >= Target.count:
         Target.reached.set()
+
+
+registry.bind(noop, run_noop)
 
 
 def expect(count: int) -> asyncio.Event:

@@ -28,7 +28,7 @@ from drills.stack import ROOT, DrillFailed, Stack, eventually, say
 from neanelu.config import load_settings
 from neanelu.queue.client import QueueClient
 from neanelu.queue.settings import QUEUE_NAMES, default_queues
-from neanelu.shops.vault import Sealed, TokenVault
+from neanelu.vault import Sealed, TokenVault
 
 PARITY = re.compile(r"parity: (\d+)/(\d+) products compared, (\d+) differences")
 

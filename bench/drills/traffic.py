@@ -13,7 +13,7 @@ from uuid import UUID
 import psycopg
 
 from drills.stack import Shop, Stack, say
-from neanelu.shops.sync_link import enqueue_full_sync
+from neanelu.handles import enqueue_full_sync
 
 PRODUCT_BASE = 8_000_000_000_000
 

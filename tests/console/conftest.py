@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from neanelu.db.pool import global_scope
-from neanelu.shops.runtime import Runtime
+from neanelu.runtime import Runtime
 from neanelu.web.console import operators
 from tests.service.conftest import client, runtime, settings  # noqa: F401 - fixtures
 

@@ -14,7 +14,7 @@ from neanelu.cli.main import app as cli
 from neanelu.config import Mode, Settings
 from neanelu.db.pool import global_scope
 from neanelu.queue.settings import QUEUE_NAMES
-from neanelu.shops.runtime import Runtime
+from neanelu.runtime import Runtime
 from neanelu.web.console import ratelimit, sessions
 from tests.conftest import TestDatabase
 from tests.console.conftest import PASSWORD, USERNAME, SignedIn, create_operator, csrf_of, sign_in

@@ -210,7 +210,7 @@ def _bulk_queue(stack: Stack) -> Any:
 
 
 def test_a_dead_job_is_retried_from_the_console(page: Any, stack: Stack) -> None:
-    from neanelu.sync.tasks import FullSyncJob
+    from neanelu.handles import FullSyncJob
 
     shop_id = stack.shop_id
     job_id = f"console-dead-{uuid.uuid4().hex[:8]}"

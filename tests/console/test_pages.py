@@ -8,7 +8,7 @@ import psycopg
 
 from neanelu.db.pool import global_scope
 from neanelu.queue.client import JobSpec
-from neanelu.shops.runtime import Runtime
+from neanelu.runtime import Runtime
 from neanelu.web.console import reads
 from tests.conftest import TestDatabase
 from tests.console.conftest import SignedIn

@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from neanelu.queue.context import JobContext, Resources
 from neanelu.queue.errors import Fatal
 from neanelu.queue.jobs import DeadJob
-from neanelu.queue.registry import Registry
+from neanelu.queue.registry import Registry, TaskHandle
 
 registry = Registry()
 
@@ -32,8 +32,10 @@ class Work(msgspec.Struct, frozen=True):
     sleep_s: float = 0.0
 
 
-@registry.task(queue="sync", name="test.work")
-async def work(ctx: JobContext, payload: Work) -> None:
+work: TaskHandle[Work] = TaskHandle(name="test.work", queue="sync", payload_type=Work)
+
+
+async def run_work(ctx: JobContext, payload: Work) -> None:
     await Recorder.log(ctx, "start")
     if payload.mode == "sleep":
         await asyncio.sleep(payload.sleep_s)
@@ -64,10 +66,16 @@ async def record_death(resources: Resources, payload: Doomed, dead: DeadJob) -> 
     )
 
 
-@registry.task(queue="sync", name="test.doomed", on_dead=record_death)
-async def doomed(ctx: JobContext, payload: Doomed) -> None:
+doomed: TaskHandle[Doomed] = TaskHandle(name="test.doomed", queue="sync", payload_type=Doomed)
+
+
+async def run_doomed(ctx: JobContext, payload: Doomed) -> None:
     """Never succeeds; its dead hook writes `<id>:<state>:<attempts>:<fatal>:<error>`."""
     await Recorder.log(ctx, "start")
     if payload.fatal:
         raise Fatal(f"refused at attempt {ctx.attempt}")
     raise RuntimeError(f"boom at attempt {ctx.attempt}")
+
+
+registry.bind(work, run_work)
+registry.bind(doomed, run_doomed, on_dead=record_death)

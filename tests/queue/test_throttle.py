@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from neanelu.queue.client import QueueClient
 from neanelu.queue.context import JobContext
 from neanelu.queue.ratelimit import ThrottleStatus
-from neanelu.queue.registry import Registry
+from neanelu.queue.registry import Registry, TaskHandle
 from neanelu.queue.settings import QueueSettings
 from neanelu.queue.worker import Worker
 from shopify_emulator import EmulatorConfig, ShopConfig, start_in_thread
@@ -38,8 +38,10 @@ class Call(msgspec.Struct, frozen=True):
     shop: str
 
 
-@registry.task(queue="sync", name="throttle.call")
-async def shopify_call(ctx: JobContext, payload: Call) -> None:
+shopify_call: TaskHandle[Call] = TaskHandle(name="throttle.call", queue="sync", payload_type=Call)
+
+
+async def call_shopify(ctx: JobContext, payload: Call) -> None:
     assert Env.http is not None
     Env.events.append((ctx.job_id, ctx.attempt, "start", time.monotonic()))
     await ctx.limiter.acquire(REQUESTED)
@@ -60,6 +62,9 @@ async def shopify_call(ctx: JobContext, payload: Call) -> None:
     actual = body["extensions"]["cost"]["actualQueryCost"]
     await ctx.limiter.settle(REQUESTED, actual, status)
     Env.events.append((ctx.job_id, ctx.attempt, "end", time.monotonic()))
+
+
+registry.bind(shopify_call, call_shopify)
 
 
 @pytest.fixture(scope="module")

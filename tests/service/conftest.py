@@ -6,22 +6,25 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from redis.asyncio import Redis
 
 from neanelu.config import Settings, load_settings
 from neanelu.db.pool import PoolSizes, create_pool, global_scope
 from neanelu.db.services import ServiceUrls
+from neanelu.queue import CostLimiter, Job, JobContext, ShopBudget, TaskHandle
 from neanelu.queue.client import QueueClient
 from neanelu.queue.settings import default_queues
+from neanelu.runtime import Runtime
 from neanelu.shopify.hmac import sign_webhook
-from neanelu.shops.runtime import Runtime, bind_runtime
-from neanelu.shops.vault import TokenVault
+from neanelu.vault import TokenVault
 from neanelu.web.app import create_app
+from neanelu.worker.main import build_registry
 from tests.conftest import DATA_DIR, TestDatabase
 
 CLIENT_ID = "test-client-id"
@@ -83,9 +86,43 @@ async def runtime(
     settings: Settings, database: TestDatabase, redis_url: str, key_prefix: str
 ) -> AsyncIterator[Runtime]:
     rt = await build_runtime(settings, database, redis_url, key_prefix)
-    with bind_runtime(rt):
-        yield rt
+    yield rt
     await close_runtime(rt)
+
+
+RunJob = Callable[[Runtime, TaskHandle[Any], msgspec.Struct], Coroutine[Any, Any, None]]
+
+
+@pytest.fixture
+def run_job() -> RunJob:
+    """Run one job's handler as the worker binds it (`build_registry`), in a process whose kernel
+    is `rt`, without a queue: the handler reaches the Runtime through its context, as in a
+    worker."""
+    registry = build_registry()
+
+    async def run(rt: Runtime, handle: TaskHandle[Any], payload: msgspec.Struct) -> None:
+        bound = registry.get(handle.name)
+        assert bound is not None, f"the worker binds no handler to {handle.name}"
+        job = Job(
+            id=f"test-{uuid.uuid4().hex}",
+            queue=handle.queue,
+            group="test",
+            task=handle.name,
+            payload=msgspec.json.encode(payload),
+            headers={},
+            attempt=1,
+            max_attempts=handle.max_attempts,
+            token="",
+            lease_deadline_ms=0,
+        )
+
+        async def extend(seconds: float | None) -> bool:
+            return True
+
+        limiter = ShopBudget(CostLimiter(rt.redis, prefix=rt.queues.prefix), job.group, 1.0)
+        await bound.handler(JobContext(job, limiter, extend, {Runtime: rt}), payload)
+
+    return run
 
 
 def app_for(rt: Runtime, database: TestDatabase, redis_url: str) -> Any:

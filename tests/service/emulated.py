@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from neanelu.shops.runtime import Runtime, bind_runtime
+from neanelu.runtime import Runtime
 from shopify_emulator.config import EmulatorConfig, ShopConfig
 from shopify_emulator.server import RunningEmulator, start_in_thread
 from shopify_emulator.state import ShopState
@@ -64,9 +64,8 @@ async def emulated_service(
             settings, database, redis_url, key_prefix, transport=httpx.AsyncHTTPTransport()
         )
         transport = httpx.ASGITransport(app=app_for(rt, database, redis_url))
-        with bind_runtime(rt):
-            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-                yield Emulated(emulator, rt, c)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            yield Emulated(emulator, rt, c)
         await close_runtime(rt)
     finally:
         emulator.stop()

@@ -16,8 +16,8 @@ from neanelu.db.pool import global_scope, tenant_scope
 from neanelu.queue import CostLimiter
 from neanelu.queue.settings import BULK
 from neanelu.queue.worker import Worker
+from neanelu.runtime import Runtime
 from neanelu.shopify.bulk import BulkPolling
-from neanelu.shops.runtime import Runtime
 from neanelu.sync.finish_signal import RedisFinishSignal, announce_finished
 from neanelu.sync.service import SyncDeps
 from neanelu.telemetry import current_metrics

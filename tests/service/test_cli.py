@@ -9,7 +9,7 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from neanelu.cli.main import app
-from neanelu.shops.vault import Sealed, TokenVault, VaultKey, key_id_of
+from neanelu.vault import Sealed, TokenVault, VaultKey, key_id_of
 from tests.conftest import TestDatabase
 
 OLD = b"O" * 32

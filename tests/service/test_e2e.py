@@ -26,14 +26,14 @@ from neanelu.queue.outbox import run_outbox_relay
 from neanelu.queue.registry import Registry
 from neanelu.queue.settings import AI_BATCH, BULK, SYNC, WEBHOOK, default_queues
 from neanelu.queue.worker import Worker
+from neanelu.runtime import Runtime
 from neanelu.semantic import tasks as search_tasks
 from neanelu.shops import repository as shops
 from neanelu.shops import tasks as shop_tasks
 from neanelu.shops.oauth_state import COOKIE_NAME
-from neanelu.shops.runtime import Runtime, bind_runtime
 from neanelu.shops.tokens import access_token
-from neanelu.shops.vault import TokenVault
-from neanelu.sync.tasks import full_sync
+from neanelu.sync import tasks as sync_tasks
+from neanelu.vault import TokenVault
 from neanelu.web.app import create_app
 from neanelu.webhooks import tasks as webhook_tasks
 from shopify_emulator.config import EmulatorConfig, ShopConfig
@@ -102,40 +102,40 @@ async def open_stack(
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
     )
-    with bind_runtime(runtime):
-        serving = asyncio.create_task(server.serve())
+    serving = asyncio.create_task(server.serve())
 
-        async def started() -> bool:
-            return bool(server.started)
+    async def started() -> bool:
+        return bool(server.started)
 
-        await eventually(started, "the service to listen")
-        async with httpx.AsyncClient(base_url=emulator.base_url, timeout=10) as control:
-            # Cleaned up in the `finally` below, the test's failure or not.
-            stack = Stack(emulator, control, app_url, runtime)
-            stack.registry.add(full_sync)
-            shop_tasks.register(stack.registry)
-            webhook_tasks.register(stack.registry)
-            search_tasks.register(stack.registry)
-            worker = Worker(
-                runtime.queues,
-                stack.registry,
-                [WEBHOOK, SYNC, AI_BATCH],
-                concurrency=4,
-                idle_max_s=0.05,
-            )
-            stack.spawn(worker.run(stack.stop))
-            stack.spawn(run_outbox_relay(pool, runtime.queues, stack.stop, interval_s=0.05))
-            try:
-                yield stack
-            finally:
-                stack.stop.set()
-                await asyncio.gather(*stack.background)
-                server.should_exit = True
-                await serving
-                emulator.stop()
-                await runtime.http.aclose()
-                await redis.aclose()
-                await pool.close()
+    await eventually(started, "the service to listen")
+    async with httpx.AsyncClient(base_url=emulator.base_url, timeout=10) as control:
+        # Cleaned up in the `finally` below, the test's failure or not.
+        stack = Stack(emulator, control, app_url, runtime)
+        sync_tasks.register(stack.registry)
+        shop_tasks.register(stack.registry)
+        webhook_tasks.register(stack.registry)
+        search_tasks.register(stack.registry)
+        worker = Worker(
+            runtime.queues,
+            stack.registry,
+            [WEBHOOK, SYNC, AI_BATCH],
+            concurrency=4,
+            idle_max_s=0.05,
+            resources={Runtime: runtime},
+        )
+        stack.spawn(worker.run(stack.stop))
+        stack.spawn(run_outbox_relay(pool, runtime.queues, stack.stop, interval_s=0.05))
+        try:
+            yield stack
+        finally:
+            stack.stop.set()
+            await asyncio.gather(*stack.background)
+            server.should_exit = True
+            await serving
+            emulator.stop()
+            await runtime.http.aclose()
+            await redis.aclose()
+            await pool.close()
 
 
 @pytest.fixture

@@ -17,9 +17,9 @@ import pytest
 
 from neanelu.db.pool import tenant_scope
 from neanelu.db.services import ServiceUrls
+from neanelu.runtime import Runtime
 from neanelu.shopify.hmac import sign_webhook
 from neanelu.shops import repository as shops
-from neanelu.shops.runtime import Runtime, bind_runtime
 from neanelu.web.app import create_app
 from tests.conftest import TestDatabase
 from tests.factories import create_shop
@@ -52,9 +52,8 @@ async def example_env_client(
         make_settings(SHOPIFY_API_SECRET_PREVIOUS=""), database, redis_url, key_prefix
     )
     transport = httpx.ASGITransport(app=app_for(rt, database, redis_url))
-    with bind_runtime(rt):
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            yield c, rt
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c, rt
     await close_runtime(rt)
 
 

@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 from neanelu.config import Settings
 from neanelu.db.pool import global_scope, tenant_scope
+from neanelu.runtime import Runtime
 from neanelu.shopify.oauth import (
     ID_TOKEN_TYPE,
     OFFLINE_TOKEN_TYPE,
@@ -26,7 +27,6 @@ from neanelu.shopify.oauth import (
 )
 from neanelu.shops import oauth_state
 from neanelu.shops import repository as shops
-from neanelu.shops.runtime import Runtime, bind_runtime
 from tests.conftest import TestDatabase
 from tests.service.conftest import (
     PREVIOUS_SECRET,
@@ -132,9 +132,8 @@ async def oauth_client(
         settings, database, redis_url, key_prefix, transport=httpx.MockTransport(fake_shopify)
     )
     transport = httpx.ASGITransport(app=app_for(rt, database, redis_url))
-    with bind_runtime(rt):
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            yield c, rt
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c, rt
     await close_runtime(rt)
 
 

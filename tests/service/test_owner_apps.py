@@ -22,13 +22,13 @@ from typer.testing import CliRunner
 from neanelu.cli.main import app as cli
 from neanelu.db.pool import bind_tenant, global_scope, tenant_scope
 from neanelu.queue import CostLimiter
+from neanelu.runtime import Runtime
 from neanelu.shops import owner_apps
 from neanelu.shops import repository as shops
-from neanelu.shops.runtime import Runtime
-from neanelu.shops.vault import Sealed, TokenVault, VaultKey, key_id_of
 from neanelu.sync import repository as runs
 from neanelu.sync.service import SyncDeps, SyncSummary, request_full_sync, run_sync
 from neanelu.sync.verify import verify_sample
+from neanelu.vault import Sealed, TokenVault, VaultKey, key_id_of
 from neanelu.worker.resources import RuntimeShopAccess
 from shopify_emulator.config import EmulatorConfig, ShopConfig
 from shopify_emulator.server import RunningEmulator, start_in_thread

@@ -14,9 +14,9 @@ import pytest
 from neanelu.catalog import apply
 from neanelu.catalog.records import ProductRecord, VariantRecord
 from neanelu.db.pool import tenant_scope
+from neanelu.runtime import Runtime
 from neanelu.shopify.session_token import InvalidSessionToken, verify_session_token
 from neanelu.shops import service
-from neanelu.shops.runtime import Runtime
 from tests.factories import create_shop
 from tests.service.conftest import CLIENT_ID, PREVIOUS_SECRET, SECRET
 

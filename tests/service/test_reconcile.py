@@ -6,14 +6,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from neanelu.db.pool import global_scope, tenant_scope
-from neanelu.shops.runtime import Runtime
-from neanelu.shops.tasks import (
-    RECONCILE_OVERLAP,
-    ReconcileTick,
-    reconcile_shops,
-    schedule_reconciliation,
-)
+from neanelu.handles import ReconcileTick, reconcile_shops
+from neanelu.runtime import Runtime
+from neanelu.shops.tasks import RECONCILE_OVERLAP, schedule_reconciliation
 from tests.factories import create_shop
+from tests.service.conftest import RunJob
 
 
 async def outbox(rt: Runtime) -> list[tuple[str, str, dict[str, Any]]]:
@@ -22,14 +19,16 @@ async def outbox(rt: Runtime) -> list[tuple[str, str, dict[str, Any]]]:
         return [(r[0], r[1], r[2]) for r in await cur.fetchall()]
 
 
-async def test_tick_queues_incremental_syncs_and_the_next_tick(runtime: Runtime) -> None:
+async def test_tick_queues_incremental_syncs_and_the_next_tick(
+    runtime: Runtime, run_job: RunJob
+) -> None:
     synced = await create_shop(runtime.pool, "synced.myshopify.com")
     await create_shop(runtime.pool, "fresh.myshopify.com")  # never synced: left alone
     last = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
     async with tenant_scope(runtime.pool, synced) as conn:
         await conn.execute("UPDATE shops SET last_full_sync_at = %s WHERE id = %s", (last, synced))
-    await reconcile_shops.handler(None, ReconcileTick(period=7))  # type: ignore[arg-type]
-    await reconcile_shops.handler(None, ReconcileTick(period=7))  # type: ignore[arg-type]
+    await run_job(runtime, reconcile_shops, ReconcileTick(period=7))
+    await run_job(runtime, reconcile_shops, ReconcileTick(period=7))
     rows = await outbox(runtime)
     syncs = [r for r in rows if r[0] == "sync.full"]
     # One job id per shop and period: the queue ignores the repeat when the relay pushes it.

@@ -12,8 +12,8 @@ import psycopg
 import pytest
 
 from neanelu.db.pool import global_scope, tenant_scope
+from neanelu.runtime import Runtime
 from neanelu.shops import repository as shops
-from neanelu.shops.runtime import Runtime
 from tests.conftest import TestDatabase
 from tests.factories import create_shop
 from tests.service import test_e2e

@@ -8,10 +8,10 @@ import httpx
 import pytest
 
 from neanelu.db.pool import tenant_scope
+from neanelu.runtime import Runtime
 from neanelu.search.providers import provider_for
 from neanelu.semantic.service import embed_products
 from neanelu.shops import service
-from neanelu.shops.runtime import Runtime
 from tests.factories import create_shop
 from tests.integration.search.catalog import insert_catalog
 from tests.service.test_read_api import session_token

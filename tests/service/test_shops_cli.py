@@ -10,7 +10,7 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from neanelu.cli.main import app
-from neanelu.shops.vault import TokenVault
+from neanelu.vault import TokenVault
 from tests.conftest import TestDatabase
 from tests.service.conftest import make_settings
 

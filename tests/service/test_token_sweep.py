@@ -16,22 +16,31 @@ import pytest
 from pydantic import SecretStr
 
 from neanelu.db.pool import global_scope, tenant_scope
+from neanelu.handles import DueToken, TokenSweepTick, refresh_token
+from neanelu.handles import token_sweep as token_sweep_task
 from neanelu.queue.errors import Retry
 from neanelu.queue.outbox import run_outbox_relay
 from neanelu.queue.registry import Registry
 from neanelu.queue.settings import SYNC
 from neanelu.queue.worker import Worker
+from neanelu.runtime import Runtime
 from neanelu.shopify.oauth import TokenGrant
 from neanelu.shops import repository, service, token_sweep
 from neanelu.shops import tasks as shop_tasks
-from neanelu.shops.runtime import Runtime, bind_runtime
-from neanelu.shops.token_sweep import SweepTick, sweep_tokens
+from neanelu.shops.token_sweep import sweep_tokens
 from neanelu.telemetry import current_metrics
 from shopify_emulator.config import EmulatorConfig, ShopConfig
 from shopify_emulator.server import RunningEmulator, free_port, start_in_thread
 from shopify_emulator.state import ShopState
 from tests.conftest import TestDatabase
-from tests.service.conftest import CLIENT_ID, SECRET, build_runtime, close_runtime, make_settings
+from tests.service.conftest import (
+    CLIENT_ID,
+    SECRET,
+    RunJob,
+    build_runtime,
+    close_runtime,
+    make_settings,
+)
 
 SHOP = "sweep"
 DOMAIN = f"{SHOP}.myshopify.com"
@@ -126,35 +135,40 @@ async def sweeper(
     shop_tasks.register(registry)
     token_sweep.register(registry)
     stop = asyncio.Event()
-    with bind_runtime(runtime):
-        worker = Worker(runtime.queues, registry, [SYNC], concurrency=4, idle_max_s=0.05)
-        background = [
-            asyncio.create_task(worker.run(stop)),
-            asyncio.create_task(
-                run_outbox_relay(runtime.pool, runtime.queues, stop, interval_s=0.05)
-            ),
-        ]
-        try:
-            yield Sweeper(emulator, runtime, make_runtime)
-        finally:
-            stop.set()
-            await asyncio.gather(*background)
-            for rt in opened:
-                await close_runtime(rt)
-            emulator.stop()
+    worker = Worker(
+        runtime.queues,
+        registry,
+        [SYNC],
+        concurrency=4,
+        idle_max_s=0.05,
+        resources={Runtime: runtime},
+    )
+    background = [
+        asyncio.create_task(worker.run(stop)),
+        asyncio.create_task(run_outbox_relay(runtime.pool, runtime.queues, stop, interval_s=0.05)),
+    ]
+    try:
+        yield Sweeper(emulator, runtime, make_runtime)
+    finally:
+        stop.set()
+        await asyncio.gather(*background)
+        for rt in opened:
+            await close_runtime(rt)
+        emulator.stop()
 
 
-async def sweep(rt: Runtime, period: int) -> None:
+async def sweep(run_job: RunJob, rt: Runtime, period: int) -> None:
     """One tick as the worker runs it, in `rt`'s process."""
-    with bind_runtime(rt):
-        await token_sweep.token_sweep.handler(None, SweepTick(period=period))  # type: ignore[arg-type]
+    await run_job(rt, token_sweep_task, TokenSweepTick(period=period))
 
 
-async def test_expiring_token_is_refreshed_by_the_sweep_without_any_use(sweeper: Sweeper) -> None:
+async def test_expiring_token_is_refreshed_by_the_sweep_without_any_use(
+    sweeper: Sweeper, run_job: RunJob
+) -> None:
     shop_id = await sweeper.install()
     before = await sweeper.row(shop_id)
     ok_sweep, ok_use = refresh_count("ok", "sweep"), refresh_count("ok", "use")
-    await sweep(sweeper.runtime, 1)
+    await sweep(run_job, sweeper.runtime, 1)
 
     async def refreshed() -> bool:
         row = await sweeper.row(shop_id)
@@ -181,21 +195,18 @@ async def test_expiring_token_is_refreshed_by_the_sweep_without_any_use(sweeper:
     assert tick is not None and tick.state == "delayed"
 
 
-async def test_two_concurrent_sweeps_refresh_once(sweeper: Sweeper) -> None:
+async def test_two_concurrent_sweeps_refresh_once(sweeper: Sweeper, run_job: RunJob) -> None:
     shop_id = await sweeper.install()
     before = await sweeper.row(shop_id)
     other = await sweeper.make_runtime()  # a second worker process, its own pools
     ok_before = refresh_count("ok", "sweep")
-    await asyncio.gather(sweep(sweeper.runtime, 2), sweep(other, 2))
+    await asyncio.gather(sweep(run_job, sweeper.runtime, 2), sweep(run_job, other, 2))
     # Even two refresh jobs for the token running at once in two processes (jobs of two
     # periods) meet at the shop's lock: one refreshes, the other finds it done.
     assert before.access_token_expires_at is not None
-    due = token_sweep.DueToken(
-        shop_id=str(shop_id), expires_at=before.access_token_expires_at.isoformat()
-    )
-    with bind_runtime(other):
-        second = asyncio.create_task(token_sweep.refresh_token.handler(None, due))  # type: ignore[arg-type]
-    await asyncio.gather(token_sweep.refresh_token.handler(None, due), second)  # type: ignore[arg-type]
+    due = DueToken(shop_id=str(shop_id), expires_at=before.access_token_expires_at.isoformat())
+    second = asyncio.create_task(run_job(other, refresh_token, due))
+    await asyncio.gather(run_job(sweeper.runtime, refresh_token, due), second)
 
     async def refreshed() -> bool:
         row = await sweeper.row(shop_id)
@@ -213,7 +224,7 @@ async def test_two_concurrent_sweeps_refresh_once(sweeper: Sweeper) -> None:
 
 
 async def test_refused_refresh_is_alerted_and_not_retried(
-    sweeper: Sweeper, caplog: pytest.LogCaptureFixture
+    sweeper: Sweeper, run_job: RunJob, caplog: pytest.LogCaptureFixture
 ) -> None:
     shop_id = await sweeper.install()
     async with httpx.AsyncClient() as http:
@@ -223,7 +234,7 @@ async def test_refused_refresh_is_alerted_and_not_retried(
     assert revoked.status_code == 200
     failed_before = refresh_count("failed", "sweep")
     caplog.set_level(logging.INFO)
-    await sweep(sweeper.runtime, 3)
+    await sweep(run_job, sweeper.runtime, 3)
 
     async def marked() -> bool:
         return (await sweeper.row(shop_id)).status == repository.NEEDS_REAUTH
@@ -254,7 +265,11 @@ async def test_refused_refresh_is_alerted_and_not_retried(
 
 
 async def test_unreachable_shopify_is_alerted_and_retried(
-    database: TestDatabase, redis_url: str, key_prefix: str, caplog: pytest.LogCaptureFixture
+    database: TestDatabase,
+    redis_url: str,
+    key_prefix: str,
+    run_job: RunJob,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Nothing listens on this port: the token endpoint cannot be reached at all.
     settings = make_settings(SHOPIFY_BASE_URL=f"http://127.0.0.1:{free_port()}")
@@ -274,13 +289,11 @@ async def test_unreachable_shopify_is_alerted_and_retried(
             shop_id, _ = await service.store_install(conn, rt.vault, DOMAIN, grant)
             row = await repository.get(conn, shop_id)
         assert row is not None and row.access_token_expires_at is not None
-        due = token_sweep.DueToken(
-            shop_id=str(shop_id), expires_at=row.access_token_expires_at.isoformat()
-        )
+        due = DueToken(shop_id=str(shop_id), expires_at=row.access_token_expires_at.isoformat())
         failed = refresh_count("failed", "sweep")
         caplog.set_level(logging.INFO)
-        with bind_runtime(rt), pytest.raises(Retry):
-            await token_sweep.refresh_token.handler(None, due)  # type: ignore[arg-type]
+        with pytest.raises(Retry):
+            await run_job(rt, refresh_token, due)
         assert refresh_count("failed", "sweep") == failed + 1
         assert any(
             r.levelno == logging.WARNING

@@ -14,9 +14,9 @@ from pydantic import SecretStr
 
 from neanelu.config import Settings
 from neanelu.db.pool import global_scope, tenant_scope
+from neanelu.runtime import Runtime
 from neanelu.shopify.oauth import TokenGrant
 from neanelu.shops import repository, service
-from neanelu.shops.runtime import Runtime, bind_runtime
 from neanelu.shops.tokens import ShopUnavailable, access_token
 from tests.conftest import TestDatabase
 from tests.service.conftest import build_runtime, close_runtime
@@ -64,8 +64,7 @@ async def rt(
     runtime = await build_runtime(
         settings, database, redis_url, key_prefix, transport=httpx.MockTransport(endpoint)
     )
-    with bind_runtime(runtime):
-        yield runtime
+    yield runtime
     await close_runtime(runtime)
 
 

@@ -10,11 +10,11 @@ import pytest
 from pydantic import SecretStr
 
 from neanelu.db.pool import global_scope, tenant_scope
+from neanelu.runtime import Runtime
 from neanelu.shopify.oauth import TokenGrant
 from neanelu.shops import repository, service
 from neanelu.shops.keys import rotate_keys
-from neanelu.shops.runtime import Runtime
-from neanelu.shops.vault import Sealed, TokenVault, VaultError, key_id_of, parse_previous_keys
+from neanelu.vault import Sealed, TokenVault, VaultError, key_id_of, parse_previous_keys
 from tests.service.conftest import make_settings
 
 OLD_KEY = base64.b64encode(b"o" * 32).decode()

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from neanelu.db.pool import global_scope, tenant_scope
+from neanelu.runtime import Runtime
 from neanelu.shops import repository as shops
-from neanelu.shops.runtime import Runtime
 from neanelu.webhooks.tasks import process_delivery_now
 from tests.factories import create_shop
 from tests.service.conftest import PREVIOUS_SECRET, count, encode, webhook_headers

@@ -12,7 +12,7 @@ from neanelu.catalog import repository
 from neanelu.catalog.schemas import Product, ProductPage, ProductSummary, SelectedOption, Variant
 from neanelu.db.pool import tenant_scope
 from neanelu.shops.auth import CurrentShop
-from neanelu.shops.deps import RuntimeDep
+from neanelu.web.deps import RuntimeDep
 
 router = APIRouter(prefix="/api/products", tags=["catalog"])
 MAX_ID = (1 << 63) - 1

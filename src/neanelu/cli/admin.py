@@ -8,10 +8,9 @@ from typing import Annotated
 
 import typer
 
-from neanelu.cli.common import console, err_console, run, settings_from
+from neanelu.cli.common import console, err_console, open_cli_runtime, run, settings_from
 from neanelu.config import Settings
-from neanelu.db.pool import PoolSizes, create_pool, global_scope
-from neanelu.db.services import resolve_services
+from neanelu.db.pool import global_scope
 from neanelu.web.console import operators
 from neanelu.web.console.passwords import PasswordRejected, check_new
 
@@ -39,25 +38,15 @@ def _read_password() -> str:
 
 
 async def _create(settings: Settings, username: str, password: str, replace: bool) -> None:
-    services = resolve_services(settings)
-    pool = create_pool(services.postgres_app, PoolSizes(1, 1), name="neanelu-admin")
-    await pool.open(wait=True)
-    try:
-        async with global_scope(pool) as conn:
+    async with open_cli_runtime(settings, name="neanelu-admin", pool_max=1) as rt:
+        async with global_scope(rt.pool) as conn:
             await operators.create(conn, username, password, replace=replace)
-    finally:
-        await pool.close()
 
 
 async def _disable(settings: Settings, username: str) -> bool:
-    services = resolve_services(settings)
-    pool = create_pool(services.postgres_app, PoolSizes(1, 1), name="neanelu-admin")
-    await pool.open(wait=True)
-    try:
-        async with global_scope(pool) as conn:
+    async with open_cli_runtime(settings, name="neanelu-admin", pool_max=1) as rt:
+        async with global_scope(rt.pool) as conn:
             return await operators.disable(conn, username)
-    finally:
-        await pool.close()
 
 
 def _username(raw: str) -> str:

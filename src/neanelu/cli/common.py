@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
+import httpx
 import typer
 from psycopg_pool import AsyncConnectionPool
 from rich.console import Console
@@ -14,8 +16,13 @@ from rich.console import Console
 from neanelu.config import Settings, SettingsError, load_settings
 from neanelu.db.embedded import EmbeddedServiceError
 from neanelu.db.pool import Conn, global_scope
+from neanelu.db.services import resolve_services
+from neanelu.runtime import Runtime, open_runtime
 from neanelu.shopify.oauth import InvalidShopDomain, normalize_shop_domain
 from neanelu.shops import repository as shops
+
+# A command's own calls out (a token refresh, an embedding provider): bounded like the worker's.
+CLI_HTTP_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
 console = Console()
 err_console = Console(stderr=True)
@@ -45,6 +52,23 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     except EmbeddedServiceError as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
+
+
+@asynccontextmanager
+async def open_cli_runtime(
+    settings: Settings, *, name: str, pool_max: int
+) -> AsyncIterator[Runtime]:
+    """The process kernel for one command, opened once and closed when the command ends: the
+    pool (as the application role, at most `pool_max` connections), Redis, the HTTP client and
+    the vault, the same `Runtime` the API and the worker open."""
+    async with open_runtime(
+        settings,
+        resolve_services(settings),
+        name=name,
+        pool_max=max(pool_max, settings.db_pool_min),
+        http_timeout=CLI_HTTP_TIMEOUT,
+    ) as runtime:
+        yield runtime
 
 
 def text_of(value: bytes | str) -> str:

@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from neanelu.cli.common import console, err_console, run, settings_from
+from neanelu.cli.common import console, err_console, open_cli_runtime, run, settings_from
 from neanelu.config import Settings
-from neanelu.db.pool import PoolSizes, create_pool
-from neanelu.db.services import resolve_services
 from neanelu.shops.keys import RotationReport, rotate_keys
-from neanelu.shops.vault import TokenVault
+from neanelu.vault import TokenVault
 
 app = typer.Typer(help="Token encryption keys.", no_args_is_help=True)
 
 
 async def _rotate(settings: Settings) -> RotationReport:
-    services = resolve_services(settings)
-    pool = create_pool(services.postgres_app, PoolSizes(1, 2), name="neanelu-keys")
-    await pool.open(wait=True)
-    try:
-        return await rotate_keys(pool, TokenVault.from_settings(settings))
-    finally:
-        await pool.close()
+    async with open_cli_runtime(settings, name="neanelu-keys", pool_max=2) as rt:
+        return await rotate_keys(rt.pool, rt.vault)
 
 
 @app.command()

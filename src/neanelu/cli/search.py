@@ -19,12 +19,13 @@ from neanelu.cli.common import (
     console,
     err_console,
     installed_shop_id,
+    open_cli_runtime,
     run,
     settings_from,
     shop_domain,
 )
 from neanelu.config import Settings
-from neanelu.db.pool import Conn, PoolSizes, create_pool, tenant_scope
+from neanelu.db.pool import Conn, tenant_scope
 from neanelu.db.services import resolve_services
 from neanelu.search import store
 from neanelu.search.provider import EmbeddingError, EmbeddingProvider
@@ -42,15 +43,8 @@ async def _with_shop(
     shop: str,
     work: Callable[[AsyncConnectionPool[Conn], Redis, UUID], Awaitable[T]],
 ) -> T:
-    services = resolve_services(settings)
-    pool = create_pool(services.postgres_app, PoolSizes(1, 2), name="neanelu-search")
-    redis = Redis.from_url(services.redis)
-    await pool.open(wait=True)
-    try:
-        return await work(pool, redis, await installed_shop_id(pool, shop_domain(shop)))
-    finally:
-        await pool.close()
-        await redis.aclose()
+    async with open_cli_runtime(settings, name="neanelu-search", pool_max=2) as rt:
+        return await work(rt.pool, rt.redis, await installed_shop_id(rt.pool, shop_domain(shop)))
 
 
 def _provider(settings: Settings) -> EmbeddingProvider:

@@ -20,16 +20,16 @@ from neanelu.cli.common import (
     console,
     err_console,
     installed_shop_id,
+    open_cli_runtime,
     run,
     settings_from,
     shop_domain,
 )
 from neanelu.config import Settings
-from neanelu.db.pool import Conn, PoolSizes, create_pool, global_scope, tenant_scope
-from neanelu.db.services import resolve_services
+from neanelu.db.pool import Conn, global_scope, tenant_scope
 from neanelu.shops import owner_apps
 from neanelu.shops import repository as shops
-from neanelu.shops.vault import TokenVault
+from neanelu.vault import TokenVault
 
 app = typer.Typer(help="Shops installed here.", no_args_is_help=True)
 owner_app = typer.Typer(
@@ -68,15 +68,10 @@ def _read_token() -> SecretStr:
 @asynccontextmanager
 async def _shop_scope(settings: Settings, domain: str) -> AsyncIterator[tuple[Conn, UUID]]:
     """One transaction in the shop's tenant scope."""
-    services = resolve_services(settings)
-    pool = create_pool(services.postgres_app, PoolSizes(1, 2), name="neanelu-shops")
-    await pool.open(wait=True)
-    try:
-        shop_id = await installed_shop_id(pool, domain)
-        async with tenant_scope(pool, shop_id) as conn:
+    async with open_cli_runtime(settings, name="neanelu-shops", pool_max=2) as rt:
+        shop_id = await installed_shop_id(rt.pool, domain)
+        async with tenant_scope(rt.pool, shop_id) as conn:
             yield conn, shop_id
-    finally:
-        await pool.close()
 
 
 async def _set(
@@ -98,14 +93,9 @@ async def _list(settings: Settings, domain: str) -> list[owner_apps.OwnerAppRow]
 
 
 async def _all_shops(settings: Settings) -> list[shops.ShopRow]:
-    services = resolve_services(settings)
-    pool = create_pool(services.postgres_app, PoolSizes(1, 1), name="neanelu-shops")
-    await pool.open(wait=True)
-    try:
-        async with global_scope(pool) as conn:
+    async with open_cli_runtime(settings, name="neanelu-shops", pool_max=1) as rt:
+        async with global_scope(rt.pool) as conn:
             return await shops.list_all(conn)
-    finally:
-        await pool.close()
 
 
 def _when(at: datetime | None, now: datetime) -> str:

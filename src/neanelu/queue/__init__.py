@@ -8,7 +8,7 @@ from neanelu.queue.context import JobContext, Resources
 from neanelu.queue.errors import Defer, Fatal, GroupFull, Retry
 from neanelu.queue.jobs import DeadJob, EnqueueResult, FailResult, Job, JobInfo, QueueCounts
 from neanelu.queue.ratelimit import CostLimiter, ShopBudget, ThrottleStatus, throttle_delay
-from neanelu.queue.registry import Registry, TaskHandle
+from neanelu.queue.registry import BoundTask, Registry, TaskHandle
 from neanelu.queue.settings import (
     AI_BATCH,
     BULK,
@@ -25,6 +25,7 @@ __all__ = [
     "QUEUE_NAMES",
     "SYNC",
     "WEBHOOK",
+    "BoundTask",
     "CostLimiter",
     "DeadJob",
     "Defer",

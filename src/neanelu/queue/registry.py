@@ -1,16 +1,19 @@
-"""Typed task handles, registered in one explicit registry.
+"""Typed task handles, and the one registry that binds them to their handlers.
 
-Call sites enqueue through the handle (`await sync_full.enqueue(client, SyncFull(...), group=...)`),
-so a task name never appears as a bare string outside its definition and the payload type is checked
-by mypy at every call.
+A handle (name, queue, payload type, options) is declared apart from its handler, in
+`neanelu.handles`, so any service can enqueue a task without importing the code that runs it
+(`await full_sync.enqueue_in_tx(conn, FullSyncJob(...), group=shop_id)`): a task name never
+appears as a bare string outside its declaration and mypy checks the payload type at every call.
+The worker's composition root binds each handle to its handler, once: `registry.bind(handle,
+handler, on_dead=...)`.
 """
 
 from __future__ import annotations
 
-import inspect
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar, get_type_hints
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
@@ -29,22 +32,20 @@ DeadHook = Callable[[Resources, P, DeadJob], Awaitable[None]]
 
 
 class TaskHandle(Generic[P]):
+    """What callers know of a task: enough to enqueue it, nothing of the code that runs it."""
+
     def __init__(
         self,
         *,
         name: str,
         queue: str,
         payload_type: type[P],
-        handler: Handler[P],
         max_attempts: int = 0,
-        on_dead: DeadHook[P] | None = None,
     ) -> None:
         self.name = name
         self.queue = queue
         self.payload_type = payload_type
-        self.handler = handler
         self.max_attempts = max_attempts
-        self.on_dead = on_dead
         self._decoder = msgspec.json.Decoder(payload_type)
 
     def decode(self, raw: bytes) -> P:
@@ -111,59 +112,45 @@ class TaskHandle(Generic[P]):
         return spec.job_id
 
 
+@dataclass(frozen=True, slots=True)
+class BoundTask(Generic[P]):
+    """A handle with the handler (and dead hook) the worker runs for it."""
+
+    handle: TaskHandle[P]
+    handler: Handler[P]
+    on_dead: DeadHook[P] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.handle.name
+
+    @property
+    def queue(self) -> str:
+        return self.handle.queue
+
+    def decode(self, raw: bytes) -> P:
+        return self.handle.decode(raw)
+
+
 class Registry:
     def __init__(self) -> None:
-        self._tasks: dict[str, TaskHandle[Any]] = {}
+        self._tasks: dict[str, BoundTask[Any]] = {}
 
-    def task(
-        self,
-        *,
-        queue: str,
-        name: str,
-        max_attempts: int = 0,
-        on_dead: DeadHook[Any] | None = None,
-    ) -> Callable[[Handler[P]], TaskHandle[P]]:
-        """Register `async def handler(ctx: JobContext, payload: SomeStruct) -> None`; the payload
-        type is read from the annotation."""
-
-        def register(handler: Handler[P]) -> TaskHandle[P]:
-            if name in self._tasks:
-                raise ValueError(f"task {name!r} is registered twice")
-            handle = TaskHandle(
-                name=name,
-                queue=queue,
-                payload_type=_payload_type(handler),
-                handler=handler,
-                max_attempts=max_attempts,
-                on_dead=on_dead,
-            )
-            self._tasks[name] = handle
-            return handle
-
-        return register
-
-    def add(self, handle: TaskHandle[Any]) -> TaskHandle[Any]:
-        """Register a handle a domain defined (the composition root lists them all here)."""
+    def bind(
+        self, handle: TaskHandle[P], handler: Handler[P], *, on_dead: DeadHook[P] | None = None
+    ) -> BoundTask[P]:
+        """Run `handler` for the jobs of `handle` (and `on_dead` when the queue gives one up)."""
         if handle.name in self._tasks:
             raise ValueError(f"task {handle.name!r} is registered twice")
-        self._tasks[handle.name] = handle
-        return handle
+        bound = BoundTask(handle, handler, on_dead)
+        self._tasks[handle.name] = bound
+        return bound
 
-    def get(self, name: str) -> TaskHandle[Any] | None:
+    def get(self, name: str) -> BoundTask[Any] | None:
         return self._tasks.get(name)
 
-    def tasks(self) -> list[TaskHandle[Any]]:
+    def tasks(self) -> list[BoundTask[Any]]:
         return list(self._tasks.values())
 
     def queues(self) -> set[str]:
         return {t.queue for t in self._tasks.values()}
-
-
-def _payload_type(handler: Callable[..., Any]) -> Any:
-    params = list(inspect.signature(handler).parameters)
-    if len(params) != 2:
-        raise TypeError(f"{handler.__qualname__} must take (ctx, payload)")
-    hint = get_type_hints(handler).get(params[1])
-    if not (isinstance(hint, type) and issubclass(hint, msgspec.Struct)):
-        raise TypeError(f"{handler.__qualname__}: annotate the payload with a msgspec.Struct")
-    return hint

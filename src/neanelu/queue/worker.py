@@ -36,7 +36,7 @@ from neanelu.queue.jobs import DeadJob, FailResult, Job
 from neanelu.queue.observe import QueueSampler, job_run
 from neanelu.queue.outbox import run_outbox_relay
 from neanelu.queue.ratelimit import CostLimiter, ShopBudget
-from neanelu.queue.registry import Registry, TaskHandle
+from neanelu.queue.registry import BoundTask, Registry
 from neanelu.queue.settings import default_queues
 
 log = logging.getLogger(__name__)
@@ -300,7 +300,7 @@ class Worker:
 
     async def _fail(
         self,
-        handle: TaskHandle[Any],
+        handle: BoundTask[Any],
         payload: Any,
         job: Job,
         error: str,
@@ -364,7 +364,7 @@ class Worker:
         self._hooks.add(task)
         task.add_done_callback(self._hooks.discard)
 
-    async def _dead_hook(self, handle: TaskHandle[Any], payload: Any, dead: DeadJob) -> None:
+    async def _dead_hook(self, handle: BoundTask[Any], payload: Any, dead: DeadJob) -> None:
         assert handle.on_dead is not None
         try:
             await handle.on_dead(Resources(self.resources), payload, dead)

@@ -21,7 +21,7 @@ from neanelu.semantic.schemas import (
 )
 from neanelu.semantic.search import Hit, SearchFilter, SearchResult, hybrid_search
 from neanelu.shops.auth import CurrentShop
-from neanelu.shops.deps import RuntimeDep
+from neanelu.web.deps import RuntimeDep
 
 router = APIRouter(prefix="/api/search", tags=["search"])
 _ERRORS: dict[int | str, dict[str, Any]] = {

@@ -1,45 +1,38 @@
-"""Embedding jobs on the `ai-batch` queue, one group per shop, from three sources: the end of a
-full sync, product webhooks, and a periodic sweep that catches anything missed. Every job compares
-content hashes first, so a repeated or overlapping job embeds nothing twice."""
+"""Handlers of the embedding jobs on the `ai-batch` queue (their handles: `neanelu.handles`), one
+group per shop, from three sources: the end of a full sync, product webhooks, and a periodic sweep
+that catches anything missed. Every job compares content hashes first, so a repeated or
+overlapping job embeds nothing twice."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from datetime import UTC, datetime
 from uuid import UUID
 
-import msgspec
-
 from neanelu.db.pool import Conn, global_scope
-from neanelu.queue import AI_BATCH, Fatal, JobContext, Registry, TaskHandle
+from neanelu.handles import (
+    EmbedJob,
+    SearchSweepTick,
+    embed_job,
+    queue_shop_embedding,
+    search_sweep,
+)
+from neanelu.queue import Fatal, JobContext, Registry
+from neanelu.runtime import Runtime
 from neanelu.search.provider import EmbeddingError
 from neanelu.search.providers import provider_for
 from neanelu.semantic.hotcache import hot_index_for
 from neanelu.semantic.service import SOURCES, embed_products
 from neanelu.shops import repository as shops
-from neanelu.shops.runtime import current_runtime
 
 log = logging.getLogger(__name__)
 
 SWEEP_GROUP = "search-sweep"
 
 
-class EmbedJob(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """`product_ids` empty: every product of the shop."""
-
-    shop_id: str
-    source: str
-    product_ids: list[int] = []
-
-
-class SweepTick(msgspec.Struct, frozen=True, kw_only=True):
-    period: int  # which sweep interval since the epoch this tick is for
-
-
 async def _embed(ctx: JobContext, job: EmbedJob) -> None:
-    rt = current_runtime()
+    rt = ctx.resource(Runtime)
     try:
         shop_id = UUID(job.shop_id)
     except ValueError:
@@ -62,9 +55,9 @@ async def _embed(ctx: JobContext, job: EmbedJob) -> None:
         raise Fatal(str(exc)) from None
 
 
-async def _sweep(ctx: JobContext, tick: SweepTick) -> None:
+async def _sweep(ctx: JobContext, tick: SearchSweepTick) -> None:
     """Every installed shop that finished a sync gets a sweep run; then the next tick is queued."""
-    rt = current_runtime()
+    rt = ctx.resource(Runtime)
     queued = 0
     async with global_scope(rt.pool) as conn:
         for shop_id, last in await shops.last_synced(conn):
@@ -78,43 +71,18 @@ async def _sweep(ctx: JobContext, tick: SweepTick) -> None:
     log.info("search sweep tick %d: %d shop(s) queued", tick.period, queued)
 
 
-embed_job: TaskHandle[EmbedJob] = TaskHandle(
-    name="search.embed", queue=AI_BATCH, payload_type=EmbedJob, handler=_embed
-)
-sweep_tick: TaskHandle[SweepTick] = TaskHandle(
-    name="search.sweep", queue=AI_BATCH, payload_type=SweepTick, handler=_sweep
-)
-
-
 def register(registry: Registry) -> None:
-    registry.add(embed_job)
-    registry.add(sweep_tick)
-
-
-async def queue_shop_embedding(conn: Conn, shop_id: UUID, *, source: str, job_id: str) -> str:
-    """Every product of the shop, in the caller's transaction (the outbox)."""
-    return await embed_job.enqueue_in_tx(
-        conn, EmbedJob(shop_id=str(shop_id), source=source), group=shop_id, job_id=job_id
-    )
-
-
-async def queue_product_embedding(conn: Conn, shop_id: UUID, product_ids: list[int]) -> str:
-    """Products a webhook changed or deleted, in the caller's transaction."""
-    return await embed_job.enqueue_in_tx(
-        conn,
-        EmbedJob(shop_id=str(shop_id), source="webhook", product_ids=sorted(set(product_ids))),
-        group=shop_id,
-        job_id=f"embed-{uuid.uuid4().hex}",
-    )
+    registry.bind(embed_job, _embed)
+    registry.bind(search_sweep, _sweep)
 
 
 async def schedule_sweep(conn: Conn, interval_s: int, *, now: datetime | None = None) -> str:
     """Queue the next sweep tick (one job id per period: every process may call this)."""
     current = now or datetime.now(UTC)
     period = int(current.timestamp() // interval_s) + 1
-    return await sweep_tick.enqueue_in_tx(
+    return await search_sweep.enqueue_in_tx(
         conn,
-        SweepTick(period=period),
+        SearchSweepTick(period=period),
         group=SWEEP_GROUP,
         job_id=f"search-sweep-tick-{period}",
         delay_s=max(0.0, period * interval_s - current.timestamp()),

@@ -14,11 +14,11 @@ from fastapi import Depends, HTTPException, Security, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from neanelu.db.pool import global_scope
+from neanelu.runtime import app_secrets
 from neanelu.shopify.session_token import InvalidSessionToken, verify_session_token
 from neanelu.shops import repository
-from neanelu.shops.deps import RuntimeDep
-from neanelu.shops.runtime import app_secrets
 from neanelu.shops.service import API_KEY_PREFIX, hash_api_key
+from neanelu.web.deps import RuntimeDep
 
 _bearer = HTTPBearer(
     auto_error=False,

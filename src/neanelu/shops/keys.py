@@ -13,7 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from neanelu.db.pool import Conn, global_scope, tenant_scope
 from neanelu.shops import owner_apps, repository
-from neanelu.shops.vault import TokenVault, VaultError
+from neanelu.vault import TokenVault, VaultError
 
 log = logging.getLogger(__name__)
 

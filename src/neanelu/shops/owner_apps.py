@@ -18,7 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import SecretStr
 
 from neanelu.db.pool import Conn, global_scope, tenant_scope
-from neanelu.shops.vault import Sealed, TokenVault, VaultError
+from neanelu.vault import Sealed, TokenVault, VaultError
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from neanelu.db.pool import Conn
-from neanelu.shops.vault import Sealed
+from neanelu.vault import Sealed
 
 INSTALLED = "installed"
 NEEDS_REAUTH = "needs_reauth"

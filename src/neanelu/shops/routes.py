@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from neanelu.db.pool import global_scope
+from neanelu.runtime import app_secrets
 from neanelu.shopify.errors import ShopifyError
 from neanelu.shopify.oauth import (
     InvalidShopDomain,
@@ -22,10 +23,9 @@ from neanelu.shopify.oauth import (
     verify_callback_hmac,
 )
 from neanelu.shopify.session_token import InvalidSessionToken, verify_session_token
-from neanelu.shops import flows, oauth_state, repository, service
-from neanelu.shops.deps import RuntimeDep
-from neanelu.shops.runtime import app_secrets
+from neanelu.shops import oauth_state, repository, service
 from neanelu.shops.tokens import shop_endpoint
+from neanelu.web.deps import RuntimeDep
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/auth", tags=["install"])
@@ -123,7 +123,7 @@ async def callback(
             status.HTTP_502_BAD_GATEWAY, "Shopify refused the code exchange"
         ) from None
     async with global_scope(rt.pool) as conn:
-        result = await flows.complete_install(conn, rt.vault, domain, grant)
+        result = await service.complete_install(conn, rt.vault, domain, grant)
     await service.resume_shop_queues(rt, result.shop_id)
     log.info(
         "shop %s (%s) installed%s", result.shop_id, domain, "" if result.new_shop else " again"
@@ -195,7 +195,7 @@ async def token_exchange(
             status.HTTP_502_BAD_GATEWAY, "Shopify refused the token exchange"
         ) from None
     async with global_scope(rt.pool) as conn:
-        result = await flows.complete_token_exchange(conn, rt.vault, domain, grant)
+        result = await service.complete_token_exchange(conn, rt.vault, domain, grant)
     await service.resume_shop_queues(rt, result.shop_id)
     fresh = result.full_sync_job_id is not None
     log.info(

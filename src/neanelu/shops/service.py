@@ -1,4 +1,5 @@
-"""Shop lifecycle: install, scopes update, uninstall, per-shop API keys (purges: `purge`).
+"""Shop lifecycle: install, scopes update, uninstall, per-shop API keys (purges: `purge`); the
+install and the uninstall queue their follow-up jobs in the same transaction.
 
 Services take the open connection as their first argument and never commit: the route or the
 task wrapper owns the transaction.
@@ -8,16 +9,24 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from neanelu.db.pool import Conn, bind_tenant
+from neanelu.handles import (
+    MAINTENANCE_GROUP,
+    ShopRef,
+    enqueue_full_sync,
+    purge_shop,
+    subscribe_webhooks,
+)
 from neanelu.queue.settings import QUEUE_NAMES
+from neanelu.runtime import Runtime
 from neanelu.shopify.oauth import TokenGrant
 from neanelu.shops import repository
-from neanelu.shops.runtime import Runtime
 from neanelu.shops.tokens import seal_grant
-from neanelu.shops.vault import TokenVault
+from neanelu.vault import TokenVault
 
 # Shopify sends shop/redact 48 h after an uninstall; the purge waits for the same window so a
 # quick reinstall finds its catalog still there.
@@ -105,3 +114,60 @@ async def issue_api_key(conn: Conn, shop_id: UUID) -> str:
     key = API_KEY_PREFIX + secrets.token_urlsafe(32)
     await repository.set_api_key_hash(conn, shop_id, hash_api_key(key))
     return key
+
+
+# -- steps that write and enqueue in one transaction (the caller's) -----------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InstallResult:
+    shop_id: UUID
+    domain: str
+    new_shop: bool
+    # Subscriptions and the first full sync were queued (the job's id), or nothing was: the
+    # shop was installed already.
+    full_sync_job_id: str | None
+
+
+async def complete_install(
+    conn: Conn, vault: TokenVault, domain: str, grant: TokenGrant
+) -> InstallResult:
+    """Tokens stored sealed; webhook subscriptions and the first full sync queued with them."""
+    shop_id, new_shop = await store_install(conn, vault, domain, grant)
+    job_id = await _queue_first_sync(conn, shop_id)
+    return InstallResult(shop_id, domain, new_shop, job_id)
+
+
+async def complete_token_exchange(
+    conn: Conn, vault: TokenVault, domain: str, grant: TokenGrant
+) -> InstallResult:
+    """An embedded app's install: tokens stored as the OAuth callback stores them; webhook
+    subscriptions and the first full sync queued only when this installs the app afresh (an
+    exchange repeated for an installed shop, or a re-authorization, queues nothing)."""
+    shop_id, new_shop, fresh = await store_exchanged_install(conn, vault, domain, grant)
+    job_id = await _queue_first_sync(conn, shop_id) if fresh else None
+    return InstallResult(shop_id, domain, new_shop, job_id)
+
+
+async def _queue_first_sync(conn: Conn, shop_id: UUID) -> str:
+    await subscribe_webhooks.enqueue_in_tx(
+        conn,
+        ShopRef(shop_id=str(shop_id)),
+        group=shop_id,
+        job_id=f"subscribe-{shop_id}-{secrets.token_hex(6)}",
+    )
+    return await enqueue_full_sync(conn, shop_id, reason="install")
+
+
+async def uninstall(conn: Conn, shop_id: UUID, *, shopify_shop_id: int | None = None) -> datetime:
+    """Tokens dropped, purge queued for when Shopify's redact window ends."""
+    purge_after = await mark_uninstalled(conn, shop_id, shopify_shop_id=shopify_shop_id)
+    await purge_shop.enqueue_in_tx(
+        conn,
+        ShopRef(shop_id=str(shop_id)),
+        # Not the shop's own group: uninstall pauses that one.
+        group=MAINTENANCE_GROUP,
+        job_id=f"purge-{shop_id}-{int(purge_after.timestamp())}",
+        delay_s=PURGE_DELAY.total_seconds(),
+    )
+    return purge_after

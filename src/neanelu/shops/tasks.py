@@ -1,23 +1,28 @@
-"""Jobs of the shops domain: webhook subscriptions after an install, the delayed purge."""
+"""Handlers of the shops domain's jobs: webhook subscriptions after an install, the delayed purge,
+the reconciliation tick (their handles: `neanelu.handles`)."""
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID
-
-import msgspec
 
 from neanelu.db.pool import Conn, global_scope, tenant_scope
+from neanelu.handles import (
+    MAINTENANCE_GROUP,
+    ReconcileTick,
+    ShopRef,
+    enqueue_full_sync,
+    purge_shop,
+    reconcile_shops,
+    subscribe_webhooks,
+)
 from neanelu.queue.context import JobContext
 from neanelu.queue.errors import Fatal
-from neanelu.queue.registry import Registry, TaskHandle
-from neanelu.queue.settings import SYNC
+from neanelu.queue.registry import Registry
+from neanelu.runtime import Runtime
 from neanelu.shopify.errors import AccessDenied, QueryError, Throttled
 from neanelu.shops import purge, repository
-from neanelu.shops.runtime import current_runtime
-from neanelu.shops.sync_link import enqueue_full_sync
 from neanelu.shops.tokens import ShopUnavailable, admin_client
 
 log = logging.getLogger(__name__)
@@ -34,8 +39,6 @@ WEBHOOK_TOPICS = (
     "BULK_OPERATIONS_FINISH",
 )
 WEBHOOK_PATH = "/api/webhooks"
-# Jobs about no single shop (or about a shop whose own group is paused) share this group.
-MAINTENANCE_GROUP = "maintenance"
 RECONCILE_INTERVAL = timedelta(hours=1)
 # Changes made while the previous sync ran may be older than its end: re-read a margin before it
 # (newer-wins makes the overlap harmless).
@@ -58,24 +61,13 @@ mutation Subscribe($topic: WebhookSubscriptionTopic!, $sub: WebhookSubscriptionI
 """
 
 
-class ShopRef(msgspec.Struct, frozen=True, kw_only=True):
-    shop_id: str
-
-    @property
-    def id(self) -> UUID:
-        try:
-            return UUID(self.shop_id)
-        except ValueError:
-            raise Fatal(f"payload shop_id {self.shop_id!r} is not a UUID") from None
-
-
 def callback_url(app_host: str) -> str:
     return app_host.rstrip("/") + WEBHOOK_PATH
 
 
 async def _subscribe_webhooks(ctx: JobContext, payload: ShopRef) -> None:
     """Create the subscriptions this app needs that the shop does not have yet (idempotent)."""
-    rt = current_runtime()
+    rt = ctx.resource(Runtime)
     shop_id = payload.id
     async with global_scope(rt.pool) as conn:
         row = await repository.get(conn, shop_id)
@@ -114,10 +106,6 @@ def _nodes(connection: Any) -> list[dict[str, Any]]:
     return [n for n in connection.get("nodes") or [] if isinstance(n, dict)]
 
 
-class ReconcileTick(msgspec.Struct, frozen=True, kw_only=True):
-    period: int  # which RECONCILE_INTERVAL since the epoch this tick is for
-
-
 def next_period(interval: timedelta, now: datetime | None = None) -> tuple[int, float]:
     """The `interval` after the one `now` falls in (counted from the epoch), and the seconds
     until it begins: what a periodic tick is named and delayed by."""
@@ -143,7 +131,7 @@ async def schedule_reconciliation(conn: Conn, *, now: datetime | None = None) ->
 async def _reconcile_shops(ctx: JobContext, tick: ReconcileTick) -> None:
     """Every installed shop that finished a sync gets an incremental one (`updated_at:>` its last
     sync, with an overlap), catching what webhooks missed; then the next tick is queued."""
-    rt = current_runtime()
+    rt = ctx.resource(Runtime)
     queued = 0
     async with global_scope(rt.pool) as conn:
         for shop_id, last in await repository.last_synced(conn):
@@ -163,29 +151,13 @@ async def _reconcile_shops(ctx: JobContext, tick: ReconcileTick) -> None:
 
 async def _purge_shop(ctx: JobContext, payload: ShopRef) -> None:
     """The delayed purge after an uninstall; a reinstall in between makes it a no-op."""
-    rt = current_runtime()
+    rt = ctx.resource(Runtime)
     async with tenant_scope(rt.pool, payload.id) as conn:
         await purge.purge_if_due(conn, payload.id)
 
 
-subscribe_webhooks: TaskHandle[ShopRef] = TaskHandle(
-    name="shops.subscribe_webhooks",
-    queue=SYNC,
-    payload_type=ShopRef,
-    handler=_subscribe_webhooks,
-)
-purge_shop: TaskHandle[ShopRef] = TaskHandle(
-    name="shops.purge", queue=SYNC, payload_type=ShopRef, handler=_purge_shop
-)
-reconcile_shops: TaskHandle[ReconcileTick] = TaskHandle(
-    name="shops.reconcile", queue=SYNC, payload_type=ReconcileTick, handler=_reconcile_shops
-)
-HANDLES: tuple[TaskHandle[Any], ...] = (subscribe_webhooks, purge_shop, reconcile_shops)
-
-
 def register(registry: Registry) -> None:
-    """Add this domain's tasks to the worker's registry."""
-    for handle in HANDLES:
-        registry.task(queue=handle.queue, name=handle.name, max_attempts=handle.max_attempts)(
-            handle.handler
-        )
+    """Bind this domain's handles to their handlers in the worker's registry."""
+    registry.bind(subscribe_webhooks, _subscribe_webhooks)
+    registry.bind(purge_shop, _purge_shop)
+    registry.bind(reconcile_shops, _reconcile_shops)

@@ -15,19 +15,22 @@ from __future__ import annotations
 import logging
 import random
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-import msgspec
 
 from neanelu.db.pool import Conn, global_scope
+from neanelu.handles import (
+    MAINTENANCE_GROUP,
+    DueToken,
+    TokenSweepTick,
+    refresh_token,
+    token_sweep,
+)
 from neanelu.queue.context import JobContext
-from neanelu.queue.errors import Fatal, Retry
-from neanelu.queue.registry import Registry, TaskHandle
-from neanelu.queue.settings import SYNC
+from neanelu.queue.errors import Retry
+from neanelu.queue.registry import Registry
+from neanelu.runtime import Runtime
 from neanelu.shopify.errors import TransientError
 from neanelu.shops import repository
-from neanelu.shops.runtime import current_runtime
-from neanelu.shops.tasks import MAINTENANCE_GROUP, ShopRef, next_period
+from neanelu.shops.tasks import next_period
 from neanelu.shops.tokens import REFRESH_MARGIN, ShopUnavailable, refresh_if_due
 from neanelu.telemetry import current_metrics
 
@@ -38,24 +41,6 @@ SWEEP_INTERVAL = timedelta(minutes=5)
 # margin, so a token is never left for a job to refresh in its path.
 SWEEP_LEAD = timedelta(minutes=15)
 MAX_JITTER_S = 60.0
-REFRESH_ATTEMPTS = 3
-
-
-class SweepTick(msgspec.Struct, frozen=True, kw_only=True):
-    period: int  # which SWEEP_INTERVAL since the epoch this tick is for
-
-
-class DueToken(ShopRef, frozen=True, kw_only=True):
-    """A shop's token as the sweep saw it: the job refreshes that token, not a newer one."""
-
-    expires_at: str  # ISO 8601, exactly as stored
-
-    @property
-    def seen_expiry(self) -> datetime:
-        try:
-            return datetime.fromisoformat(self.expires_at)
-        except ValueError:
-            raise Fatal(f"payload expires_at {self.expires_at!r} is not a time") from None
 
 
 async def schedule_token_sweep(conn: Conn, *, now: datetime | None = None) -> str:
@@ -63,7 +48,7 @@ async def schedule_token_sweep(conn: Conn, *, now: datetime | None = None) -> st
     period, delay_s = next_period(SWEEP_INTERVAL, now)
     return await token_sweep.enqueue_in_tx(
         conn,
-        SweepTick(period=period),
+        TokenSweepTick(period=period),
         group=MAINTENANCE_GROUP,
         job_id=f"token-sweep-{period}",
         delay_s=delay_s,
@@ -96,8 +81,8 @@ async def sweep_tokens(conn: Conn, period: int, *, now: datetime | None = None) 
     return len(due)
 
 
-async def _sweep(ctx: JobContext, tick: SweepTick) -> None:
-    rt = current_runtime()
+async def _sweep(ctx: JobContext, tick: TokenSweepTick) -> None:
+    rt = ctx.resource(Runtime)
     async with global_scope(rt.pool) as conn:
         queued = await sweep_tokens(conn, tick.period)
         await schedule_token_sweep(conn)
@@ -105,7 +90,7 @@ async def _sweep(ctx: JobContext, tick: SweepTick) -> None:
 
 
 async def _refresh(ctx: JobContext, payload: DueToken) -> None:
-    rt = current_runtime()
+    rt = ctx.resource(Runtime)
     shop_id = payload.id
     try:
         await refresh_if_due(rt, shop_id, seen_expiry=payload.seen_expiry)
@@ -117,19 +102,6 @@ async def _refresh(ctx: JobContext, payload: DueToken) -> None:
         raise Retry(reason=str(exc)) from None
 
 
-token_sweep: TaskHandle[SweepTick] = TaskHandle(
-    name="shops.token_sweep", queue=SYNC, payload_type=SweepTick, handler=_sweep
-)
-refresh_token: TaskHandle[DueToken] = TaskHandle(
-    name="shops.refresh_token",
-    queue=SYNC,
-    payload_type=DueToken,
-    handler=_refresh,
-    max_attempts=REFRESH_ATTEMPTS,
-)
-HANDLES: tuple[TaskHandle[Any], ...] = (token_sweep, refresh_token)
-
-
 def register(registry: Registry) -> None:
-    for handle in HANDLES:
-        registry.add(handle)
+    registry.bind(token_sweep, _sweep)
+    registry.bind(refresh_token, _refresh)

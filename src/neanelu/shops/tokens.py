@@ -21,14 +21,14 @@ from pydantic import SecretStr
 from neanelu.config import Settings
 from neanelu.db.pool import tenant_scope
 from neanelu.queue.keys import DEFAULT_PREFIX
+from neanelu.runtime import Runtime
 from neanelu.shopify.budget import CostBudget, UnlimitedBudget
 from neanelu.shopify.errors import AccessDenied, TransientError
 from neanelu.shopify.graphql import AdminClient, ShopEndpoint
 from neanelu.shopify.oauth import OAuthError, TokenGrant
 from neanelu.shops import repository
-from neanelu.shops.runtime import Runtime
-from neanelu.shops.vault import Sealed, TokenVault
 from neanelu.telemetry import current_metrics
+from neanelu.vault import Sealed, TokenVault
 
 log = logging.getLogger(__name__)
 

@@ -7,25 +7,19 @@ import logging
 from dataclasses import asdict
 from uuid import UUID, uuid4
 
-import msgspec
 from psycopg.types.json import Jsonb
 
 from neanelu.db.pool import Conn, tenant_scope
-from neanelu.queue import SYNC, Defer, Fatal, JobContext, Retry, TaskHandle
+from neanelu.handles import PARITY_ATTEMPTS, ParityJob, parity_check
+from neanelu.queue import Defer, Fatal, JobContext, Registry, Retry
 from neanelu.shopify.errors import AccessDenied, InvalidToken, Throttled, TransientError
 from neanelu.sync.service import SyncDeps
 from neanelu.sync.verify import verify_sample
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 5
 DEFAULT_SAMPLE = 100
 KEPT_DIFFERENCES = 200  # the rest are counted, not stored
-
-
-class ParityJob(msgspec.Struct, frozen=True, kw_only=True):
-    shop_id: str
-    check_id: str
 
 
 async def request_parity(conn: Conn, shop_id: UUID, *, sample: int, requested_by: str) -> UUID:
@@ -81,7 +75,7 @@ async def handle_parity(ctx: JobContext, job: ParityJob) -> None:
     except Throttled as exc:
         raise Defer(exc.retry_after, block_group=True, reason=str(exc)) from None
     except (TransientError, InvalidToken) as exc:
-        if ctx.attempt >= MAX_ATTEMPTS:
+        if ctx.attempt >= PARITY_ATTEMPTS:
             await _finish(deps, shop_id, check_id, "failed", f"gave up: {exc}")
             raise Fatal(str(exc)) from None
         raise Retry(reason=str(exc)) from None
@@ -119,10 +113,5 @@ async def handle_parity(ctx: JobContext, job: ParityJob) -> None:
     )
 
 
-parity_check: TaskHandle[ParityJob] = TaskHandle(
-    name="sync.parity",
-    queue=SYNC,
-    payload_type=ParityJob,
-    handler=handle_parity,
-    max_attempts=MAX_ATTEMPTS,
-)
+def register(registry: Registry) -> None:
+    registry.bind(parity_check, handle_parity)

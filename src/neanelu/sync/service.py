@@ -27,11 +27,11 @@ from redis.asyncio import Redis
 
 from neanelu.db.pool import Conn, tenant_scope
 from neanelu.db.sql_files import load_sql
+from neanelu.handles import queue_shop_embedding
 from neanelu.ingest import merge, stage
 from neanelu.ingest.queries import Phase
 from neanelu.ingest.rows import METAFIELD_FILES, metafields_builder
 from neanelu.ingest.stage import PhaseStats, TooManyBadLines
-from neanelu.semantic.tasks import queue_shop_embedding
 from neanelu.shopify.bulk import DEFAULT_POLLING, BulkPolling, BulkResult
 from neanelu.shopify.errors import AccessDenied, BulkOperationError, InvalidToken
 from neanelu.shopify.graphql import AdminClient

@@ -1,7 +1,8 @@
-"""The full sync as a job on the `bulk` queue, one group per shop.
+"""The full sync's handler and dead hook: a job on the `bulk` queue, one group per shop.
 
-Typed handle: call sites write `await full_sync.enqueue_in_tx(conn, FullSyncJob(...), group=shop)`.
-The worker's composition root provides `SyncDeps` as a resource.
+Its handle lives in `neanelu.handles`: call sites write
+`await full_sync.enqueue_in_tx(conn, FullSyncJob(...), group=shop)`. The worker's composition root
+provides `SyncDeps` as a resource.
 """
 
 from __future__ import annotations
@@ -10,30 +11,15 @@ import logging
 from datetime import datetime
 from uuid import UUID
 
-import msgspec
-
 from neanelu.db.pool import tenant_scope
-from neanelu.queue import BULK, DeadJob, Defer, Fatal, JobContext, Resources, Retry, TaskHandle
+from neanelu.handles import FullSyncJob, full_sync
+from neanelu.queue import DeadJob, Defer, Fatal, JobContext, Registry, Resources, Retry
 from neanelu.shopify.errors import BulkOperationError, InvalidToken, Throttled, TransientError
 from neanelu.sync import repository as runs
 from neanelu.sync.service import SyncDeps, SyncFailed, open_run, run_sync, unfinished_run
 from neanelu.telemetry.redact import scrub
 
 log = logging.getLogger(__name__)
-
-# Long enough for a bulk operation that Shopify keeps busy for hours to be retried a few times.
-MAX_ATTEMPTS = 8
-
-
-class FullSyncJob(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """`updated_since` (ISO 8601) makes it an incremental reconciliation; `run_id` resumes a run
-    created by the caller (the CLI); without one, the shop's active run is resumed or a new one
-    begins, so a retried job continues its own run."""
-
-    shop_id: str
-    reason: str = ""
-    updated_since: str | None = None
-    run_id: str | None = None
 
 
 async def handle_full_sync(ctx: JobContext, job: FullSyncJob) -> None:
@@ -92,11 +78,5 @@ async def fail_dead_sync(resources: Resources, job: FullSyncJob, dead: DeadJob) 
         log.error("full sync %s of shop %s failed: %s", run_id, shop_id, reason)
 
 
-full_sync: TaskHandle[FullSyncJob] = TaskHandle(
-    name="sync.full",
-    queue=BULK,
-    payload_type=FullSyncJob,
-    handler=handle_full_sync,
-    max_attempts=MAX_ATTEMPTS,
-    on_dead=fail_dead_sync,
-)
+def register(registry: Registry) -> None:
+    registry.bind(full_sync, handle_full_sync, on_dead=fail_dead_sync)

@@ -24,10 +24,10 @@ from neanelu.config import Settings
 from neanelu.db.migrate import head_revision
 from neanelu.db.pool import global_scope
 from neanelu.db.services import ServiceUrls
+from neanelu.runtime import open_runtime
 from neanelu.semantic.routes import router as search_router
 from neanelu.semantic.tasks import schedule_sweep
 from neanelu.shops.routes import router as auth_router
-from neanelu.shops.runtime import open_runtime
 from neanelu.shops.tasks import schedule_reconciliation
 from neanelu.shops.token_sweep import schedule_token_sweep
 from neanelu.telemetry import Metrics, MetricsServer, instrument_app, serve_metrics, setup_telemetry

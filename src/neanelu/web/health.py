@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from neanelu.shops.deps import RuntimeDep
+from neanelu.web.deps import RuntimeDep
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/health", tags=["health"])

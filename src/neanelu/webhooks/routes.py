@@ -14,11 +14,11 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
+from neanelu.runtime import app_secrets
 from neanelu.shopify.hmac import verify_webhook
 from neanelu.shopify.oauth import InvalidShopDomain, normalize_shop_domain
 from neanelu.shops import repository as shops
-from neanelu.shops.deps import get_runtime
-from neanelu.shops.runtime import app_secrets
+from neanelu.web.deps import get_runtime
 from neanelu.webhooks import headers, topics
 from neanelu.webhooks.repository import NewDelivery
 from neanelu.webhooks.service import InboxWriter, ShopDirectory

@@ -18,11 +18,11 @@ from uuid import UUID
 from psycopg_pool import AsyncConnectionPool
 
 from neanelu.db.pool import Conn, global_scope
+from neanelu.handles import DeliveryBatch, process_deliveries
 from neanelu.shops import repository as shops
 from neanelu.webhooks import repository as inbox
 from neanelu.webhooks import topics
 from neanelu.webhooks.repository import NewDelivery
-from neanelu.webhooks.tasks import DeliveryBatch, process_deliveries
 
 log = logging.getLogger(__name__)
 

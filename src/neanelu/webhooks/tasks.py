@@ -27,14 +27,13 @@ from neanelu.catalog.records import (
     product_from_rest,
 )
 from neanelu.db.pool import global_scope, tenant_scope
+from neanelu.handles import DeliveryBatch, process_deliveries, queue_product_embedding
 from neanelu.queue.context import JobContext
 from neanelu.queue.errors import Fatal
-from neanelu.queue.registry import Registry, TaskHandle
-from neanelu.queue.settings import WEBHOOK
-from neanelu.semantic.tasks import queue_product_embedding
+from neanelu.queue.registry import Registry
+from neanelu.runtime import Runtime
 from neanelu.shopify.errors import AccessDenied, Throttled
-from neanelu.shops import flows, purge, repository, service
-from neanelu.shops.runtime import Runtime, current_runtime
+from neanelu.shops import purge, repository, service
 from neanelu.shops.tokens import ShopUnavailable, admin_client
 from neanelu.sync.finish_signal import announce_finished
 from neanelu.webhooks import repository as inbox
@@ -45,13 +44,6 @@ log = logging.getLogger(__name__)
 # A delivery that reached us this long after Shopify triggered it was retried: its payload may be
 # older than the product now, so the product's current state is fetched instead.
 STALE_AFTER = timedelta(seconds=30)
-
-
-class DeliveryBatch(msgspec.Struct, frozen=True, kw_only=True):
-    """Deliveries of one shop recorded in one transaction, applied in inbox order."""
-
-    shop_id: str
-    inbox_ids: list[int]
 
 
 class _Unverifiable(Exception):
@@ -86,7 +78,7 @@ def _bulk_finish(payload: str) -> _BulkFinish:
 
 
 async def _process(ctx: JobContext, payload: DeliveryBatch) -> None:
-    rt = current_runtime()
+    rt = ctx.resource(Runtime)
     try:
         shop_id = UUID(payload.shop_id)
     except ValueError:
@@ -209,7 +201,9 @@ async def _apply(
         if shop is not None and shop.status != repository.UNINSTALLED:
             installed_after = await _installed_after(conn, shop_id, at)
             if not installed_after:
-                await flows.uninstall(conn, shop_id, shopify_shop_id=_shopify_shop_id(row.payload))
+                await service.uninstall(
+                    conn, shop_id, shopify_shop_id=_shopify_shop_id(row.payload)
+                )
                 log.info("shop %s uninstalled; purge scheduled", shop_id)
                 return service.pause_shop_queues(rt, shop_id)
     elif topic == topics.APP_SCOPES_UPDATE:
@@ -268,14 +262,5 @@ async def _installed_after(conn: Any, shop_id: UUID, at: datetime) -> bool:
     return installed_at is not None and installed_at > at.astimezone(UTC) + timedelta(seconds=1)
 
 
-process_deliveries: TaskHandle[DeliveryBatch] = TaskHandle(
-    name="webhooks.process", queue=WEBHOOK, payload_type=DeliveryBatch, handler=_process
-)
-HANDLES: tuple[TaskHandle[Any], ...] = (process_deliveries,)
-
-
 def register(registry: Registry) -> None:
-    for handle in HANDLES:
-        registry.task(queue=handle.queue, name=handle.name, max_attempts=handle.max_attempts)(
-            handle.handler
-        )
+    registry.bind(process_deliveries, _process)

@@ -14,9 +14,8 @@ from neanelu.queue.worker import run_worker
 from neanelu.semantic import tasks as search_tasks
 from neanelu.shops import tasks as shop_tasks
 from neanelu.shops import token_sweep
-from neanelu.shops.runtime import bind_runtime
-from neanelu.sync.parity import parity_check
-from neanelu.sync.tasks import full_sync
+from neanelu.sync import parity
+from neanelu.sync import tasks as sync_tasks
 from neanelu.telemetry import (
     Metrics,
     MetricsServer,
@@ -50,10 +49,10 @@ def worker_metrics(metrics: Metrics, settings: Settings) -> MetricsServer | None
 
 
 def build_registry() -> Registry:
-    """Every task of every domain, listed once."""
+    """Every task of every domain (`neanelu.handles`), bound to its handler once."""
     registry = Registry()
-    registry.add(full_sync)
-    registry.add(parity_check)
+    sync_tasks.register(registry)
+    parity.register(registry)
     shop_tasks.register(registry)
     token_sweep.register(registry)
     webhook_tasks.register(registry)
@@ -75,32 +74,31 @@ async def serve_worker(
     try:
         async with open_resources(settings, services, concurrency=concurrency) as resources:
             rt = resources.runtime
-            with bind_runtime(rt):
-                # An emptied Redis is refilled from PostgreSQL (worker/rebuild.py).
-                watcher = asyncio.create_task(
-                    watch_books(
-                        rt.redis,
-                        rt.pool,
-                        rt.queues.prefix,
-                        stop,
-                        sync_delay_s=resume_delay_s(rt.queues.queue(BULK).settings),
-                    ),
-                    name="queue-books",
+            # An emptied Redis is refilled from PostgreSQL (worker/rebuild.py).
+            watcher = asyncio.create_task(
+                watch_books(
+                    rt.redis,
+                    rt.pool,
+                    rt.queues.prefix,
+                    stop,
+                    sync_delay_s=resume_delay_s(rt.queues.queue(BULK).settings),
+                ),
+                name="queue-books",
+            )
+            try:
+                await run_worker(
+                    settings,
+                    build_registry(),
+                    queues,
+                    concurrency,
+                    stop,
+                    pool=rt.pool,
+                    resources=resources.by_type(),
+                    redis=rt.redis,
                 )
-                try:
-                    await run_worker(
-                        settings,
-                        build_registry(),
-                        queues,
-                        concurrency,
-                        stop,
-                        pool=rt.pool,
-                        resources=resources.by_type(),
-                        redis=rt.redis,
-                    )
-                finally:
-                    stop.set()
-                    await watcher
+            finally:
+                stop.set()
+                await watcher
     finally:
         if metrics_server is not None:
             metrics_server.close()

@@ -25,11 +25,10 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from neanelu.db.pool import Conn, global_scope, tenant_scope
+from neanelu.handles import DeliveryBatch, FullSyncJob, full_sync, process_deliveries
 from neanelu.queue.settings import QueueSettings
 from neanelu.shops.tasks import schedule_reconciliation
 from neanelu.shops.token_sweep import schedule_token_sweep
-from neanelu.sync.tasks import FullSyncJob, full_sync
-from neanelu.webhooks.tasks import DeliveryBatch, process_deliveries
 
 log = logging.getLogger(__name__)
 

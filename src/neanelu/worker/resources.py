@@ -15,17 +15,17 @@ from neanelu.config import Settings
 from neanelu.db.pool import global_scope, tenant_scope
 from neanelu.db.services import ServiceUrls
 from neanelu.queue import CostLimiter
+from neanelu.runtime import Runtime, open_runtime
 from neanelu.shopify.bulk import BulkPolling
 from neanelu.shopify.errors import AccessDenied
 from neanelu.shopify.graphql import AdminClient
 from neanelu.shops import owner_apps
 from neanelu.shops import repository as shops
-from neanelu.shops.runtime import Runtime, open_runtime
 from neanelu.shops.tokens import ShopUnavailable, admin_client, shop_endpoint
-from neanelu.shops.vault import VaultError
 from neanelu.sync.finish_signal import RedisFinishSignal
 from neanelu.sync.owner_apps import OwnerApp
 from neanelu.sync.service import SyncDeps
+from neanelu.vault import VaultError
 from neanelu.worker.budget import LimiterBudget
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 from neanelu.db.pool import Conn, global_scope, tenant_scope
 from neanelu.shops import repository as shops
 from neanelu.shops.service import hash_api_key
-from neanelu.shops.vault import Sealed
+from neanelu.vault import Sealed
 from tests.conftest import TestDatabase
 from tests.factories import create_shop
 

@@ -11,12 +11,12 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from neanelu.db.pool import Conn, tenant_scope
+from neanelu.handles import queue_product_embedding, queue_shop_embedding
 from neanelu.queue import AI_BATCH
 from neanelu.search import store
 from neanelu.search.local.model import LocalProvider
 from neanelu.semantic.search import SearchFilter, hybrid_search
 from neanelu.semantic.service import embed_products
-from neanelu.semantic.tasks import queue_product_embedding, queue_shop_embedding
 from tests.factories import create_shop
 from tests.integration.search.catalog import CATALOG, insert_catalog
 

@@ -22,11 +22,12 @@ from typer.testing import CliRunner
 
 from neanelu.cli.main import app
 from neanelu.db.pool import tenant_scope
+from neanelu.handles import FullSyncJob, full_sync
 from neanelu.queue import BULK, QueueClient, QueueSettings, Registry
 from neanelu.queue.worker import Worker
 from neanelu.sync import repository as runs
+from neanelu.sync import tasks as sync_tasks
 from neanelu.sync.service import SyncDeps, request_full_sync, run_sync
-from neanelu.sync.tasks import FullSyncJob, full_sync
 from tests.conftest import TestDatabase
 from tests.integration.sync.helpers import SyncHarness
 
@@ -77,7 +78,7 @@ async def test_a_dead_lettered_sync_job_fails_its_run_and_the_next_sync_starts_a
     with psycopg.connect(database.superuser_url, autocommit=True) as admin:
         admin.execute(REFUSE_PRODUCTS)
     registry = Registry()
-    registry.add(full_sync)
+    sync_tasks.register(registry)
     spec = full_sync.spec(FullSyncJob(shop_id=str(harness.shop_id)), group=harness.shop_id)
     await bulk_queue.queue(BULK).enqueue(msgspec.structs.replace(spec, max_attempts=2))
     stop = asyncio.Event()
@@ -227,7 +228,7 @@ async def test_a_sync_job_whose_workers_kept_dying_fails_its_run(
         assert [j.id for j in (await queue.reserve()).jobs] == [spec.job_id]
         bulk_queue.clock_offset_ms += 5001
     registry = Registry()
-    registry.add(full_sync)
+    sync_tasks.register(registry)
     stop = asyncio.Event()
     worker = Worker(bulk_queue, registry, [BULK], concurrency=1, resources={SyncDeps: harness.deps})
     task = asyncio.create_task(worker.run(stop))

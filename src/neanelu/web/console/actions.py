@@ -9,8 +9,8 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
 from neanelu.db.pool import global_scope, tenant_scope
+from neanelu.handles import enqueue_full_sync
 from neanelu.shops import repository as shops
-from neanelu.shops.sync_link import enqueue_full_sync
 from neanelu.sync.parity import DEFAULT_SAMPLE, request_parity
 from neanelu.web.console import audit, queues
 from neanelu.web.console.deps import checked_form, client_address, first, runtime

@@ -7,9 +7,10 @@ from urllib.parse import parse_qs, quote
 from fastapi import HTTPException, Request
 
 from neanelu.db.pool import global_scope
-from neanelu.shops.runtime import Runtime
+from neanelu.runtime import Runtime
 from neanelu.web.console import sessions
 from neanelu.web.console.sessions import CSRF_FIELD, CSRF_HEADER, Operator
+from neanelu.web.deps import request_runtime
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 
@@ -20,8 +21,7 @@ class LoginRequired(Exception):
 
 
 def runtime(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
-    return rt
+    return request_runtime(request)
 
 
 def client_address(request: Request) -> str:

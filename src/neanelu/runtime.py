@@ -1,15 +1,17 @@
-"""What task handlers reach besides their payload: the process's pools and clients.
+"""The process kernel: settings, the PostgreSQL pool, Redis, the outbound HTTP client, the token
+vault and the queue client, opened once per process and closed when it ends.
 
-The queue calls handlers as `handler(ctx, payload)`; the composition root (`neanelu worker`, or a
-test) builds one `Runtime` per process and binds it with `bind_runtime` before starting the worker,
-so every job task inherits it through its context. Nothing is created at import time.
+A composition root opens it: the API's lifespan (`neanelu serve`, reached by requests through
+`neanelu.web.deps`), the worker (`neanelu worker`, reached by tasks through
+`JobContext.resource(Runtime)`) and the CLI commands that need it. It sits below the domains, so
+any of them may take it as a parameter; nothing here is created at import time and nothing looks
+it up from a global.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from contextvars import ContextVar
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import httpx
@@ -22,7 +24,7 @@ from neanelu.db.services import ServiceUrls
 from neanelu.queue.client import QueueClient
 from neanelu.queue.settings import default_queues
 from neanelu.shopify.oauth import TokenClient
-from neanelu.shops.vault import TokenVault
+from neanelu.vault import TokenVault
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,27 +77,6 @@ async def open_runtime(
         await http.aclose()
         await redis.aclose()
         await pool.close()
-
-
-_current: ContextVar[Runtime] = ContextVar("neanelu_runtime")
-
-
-@contextmanager
-def bind_runtime(runtime: Runtime) -> Iterator[Runtime]:
-    token = _current.set(runtime)
-    try:
-        yield runtime
-    finally:
-        _current.reset(token)
-
-
-def current_runtime() -> Runtime:
-    try:
-        return _current.get()
-    except LookupError:
-        raise RuntimeError(
-            "no Runtime is bound: call bind_runtime() before running tasks"
-        ) from None
 
 
 def app_secrets(settings: Settings) -> tuple[str, ...]:
