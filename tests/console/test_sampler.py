@@ -6,7 +6,7 @@ import asyncio
 from datetime import UTC, datetime
 
 from neanelu.db.pool import tenant_scope
-from neanelu.shops.runtime import Runtime
+from neanelu.runtime import Runtime
 from neanelu.web.console import sampler, timeseries
 from tests.factories import create_shop
 

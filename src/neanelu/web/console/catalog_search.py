@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from neanelu.db.pool import tenant_scope
+from neanelu.runtime import Runtime
 from neanelu.search.provider import EmbeddingError
 from neanelu.search.providers import provider_for
 from neanelu.semantic.hotcache import hot_index_for
 from neanelu.semantic.search import Hit, SearchFilter, hybrid_search
-from neanelu.shops.runtime import Runtime
 from neanelu.web.console.reads import ProductFilter
 
 LIMIT = 25

@@ -12,8 +12,8 @@ from redis.exceptions import RedisError
 
 from neanelu.db.pool import global_scope
 from neanelu.queue.ratelimit import CostLimiter
+from neanelu.runtime import Runtime
 from neanelu.shops import repository as shops
-from neanelu.shops.runtime import Runtime
 from neanelu.web.console import queues, timeseries
 
 log = logging.getLogger(__name__)
