@@ -178,6 +178,30 @@ def inventory_total(shape: CatalogShape, seed: int, index: int) -> int:
     return total
 
 
+def variant_sort_values(
+    shape: CatalogShape, seed: int, index: int
+) -> list[tuple[int, str, str, int]]:
+    """(variant id, sku or "", title, inventory quantity) of each generated variant of product
+    `index`, from the draws of `_variant` alone (no product is built): the variant sort orders'
+    values (see variant_index)."""
+    count = _variant_count(shape, product_hash(seed, index))
+    names = _option_names(count)
+    locations = shape.locations
+    out = []
+    for position in range(count):
+        number = ids.VARIANT_BASE + index * ids.VARIANT_SLOTS + position
+        h = mix(number)
+        sku = "" if (h >> 24) % 50 == 0 else f"SKU-{index}-{position}"
+        if locations <= 8:
+            stock = h ^ (h >> 17)
+            quantity = sum(((stock >> (7 * loc)) & 127) - 10 for loc in range(locations))
+        else:
+            item_id = ids.INVENTORY_ITEM_BASE + index * ids.VARIANT_SLOTS + position
+            quantity = sum((mix(item_id + loc) & 127) - 10 for loc in range(locations))
+        out.append((number, sku, _options_and_title(position, names)[1], quantity))
+    return out
+
+
 def variant_count(shape: CatalogShape, seed: int, index: int) -> int:
     h = product_hash(seed, index)
     return _variant_count(shape, h)
