@@ -66,8 +66,8 @@ class VariantIndex:
     def value(self, column: int, number: int) -> Any:
         """The sort value of generated variant `number` under `column`."""
         index, position = divmod(number - ids.VARIANT_BASE, ids.VARIANT_SLOTS)
-        rows = generator.variant_sort_values(self.catalog.shape, self.catalog.seed, index)
-        return rows[position][column]
+        row = generator.variant_sort_value(self.catalog.shape, self.catalog.seed, index, position)
+        return row[column]
 
     def order(self, column: int) -> array[int]:
         """Generated variant ids sorted by (value, id)."""
@@ -85,12 +85,17 @@ class VariantIndex:
         # id order (the tie-break), then the buckets in value order. No sort of every variant.
         buckets: dict[Any, array[int]] = {}
         for index in range(size):
-            for row in generator.variant_sort_values(shape, seed, index):
-                value = row[column]
+            count = generator.variant_count(shape, seed, index)
+            base = ids.VARIANT_BASE + index * ids.VARIANT_SLOTS
+            if column == _TITLE:
+                values: list[Any] = generator.variant_titles(count)
+            else:
+                values = [generator.variant_quantity(shape, index, p) for p in range(count)]
+            for position, value in enumerate(values):
                 bucket = buckets.get(value)
                 if bucket is None:
                     bucket = buckets[value] = array("q")
-                bucket.append(row[0])
+                bucket.append(base + position)
         out = array("q")
         for value in sorted(buckets):
             out.extend(buckets[value])
@@ -101,17 +106,23 @@ class VariantIndex:
         # products' indexes in string order, then each product's positions in string order, so two
         # small sorts of numbers replace a sort of every SKU string.
         shape, seed, size = self.catalog.shape, self.catalog.seed, self.catalog.generated
+        counts = array("q", (generator.variant_count(shape, seed, i) for i in range(size)))
         without = array("q")
         for index in range(size):
-            for number, sku, _, _ in generator.variant_sort_values(shape, seed, index):
-                if not sku:
-                    without.append(number)
+            base = ids.VARIANT_BASE + index * ids.VARIANT_SLOTS
+            for position in range(counts[index]):
+                if generator.variant_sku(index, position) is None:
+                    without.append(base + position)
+        skipped = set(without)
         out = array("q", without)
+        by_string: dict[int, list[int]] = {}
         for index in sorted(range(size), key=str):
-            rows = generator.variant_sort_values(shape, seed, index)
-            with_sku = [position for position, row in enumerate(rows) if row[_SKU]]
-            for position in sorted(with_sku, key=str):
-                out.append(rows[position][0])
+            count = counts[index]
+            positions = by_string.get(count)
+            if positions is None:
+                positions = by_string[count] = sorted(range(count), key=str)
+            base = ids.VARIANT_BASE + index * ids.VARIANT_SLOTS
+            out.extend(base + p for p in positions if base + p not in skipped)
         return out
 
 
