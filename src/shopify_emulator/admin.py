@@ -13,8 +13,8 @@ from starlette.responses import JSONResponse, Response
 from shopify_emulator import graphql_api
 from shopify_emulator.bulk import BulkRunner
 from shopify_emulator.config import RELEASE_CANDIDATE
+from shopify_emulator.context import Context
 from shopify_emulator.oauth import authenticate, not_found
-from shopify_emulator.resolvers import Context
 from shopify_emulator.state import AccessToken, EmulatorState, ShopState
 from shopify_emulator.webhooks import Dispatcher
 

@@ -16,7 +16,6 @@ import base64
 import hashlib
 import hmac
 import os
-import secrets
 import shutil
 import threading
 import time
@@ -24,9 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from shopify_emulator import bulk_mutation, bulk_plan, bulk_shards, graphql_api, ids
+from shopify_emulator import bulk_mutation, bulk_plan, bulk_shards, graphql_api
 from shopify_emulator.catalog import now_iso
-from shopify_emulator.resolvers import Context, ResolveError
+from shopify_emulator.context import Context, ResolveError
+from shopify_emulator.model import BulkOperation
 from shopify_emulator.staged import StagedFiles
 from shopify_emulator.state import EmulatorState, ShopState
 from shopify_emulator.webhooks import Dispatcher
@@ -34,43 +34,6 @@ from shopify_emulator.webhooks import Dispatcher
 CONCURRENCY_VERSION = "2026-01"
 ACTIVE = ("CREATED", "RUNNING", "CANCELING")
 FLUSH_BYTES = 1 << 20
-
-
-@dataclass(slots=True)
-class BulkOperation:
-    number: int
-    client_id: str
-    shop: str
-    query: str
-    path: str
-    group_objects: bool
-    status: str = "CREATED"
-    type: str = "QUERY"
-    error_code: str | None = None
-    created_at: str = field(default_factory=now_iso)
-    completed_at: str | None = None
-    object_count: int = 0
-    root_object_count: int = 0
-    file_size: int | None = None
-    null_url: bool = False
-    expired: bool = False
-    # The storage object's name, as opaque as Shopify's (`bulk-operation-outputs/<key>-final`).
-    key: str = field(default_factory=lambda: secrets.token_hex(14))
-    finished_at: float | None = None
-    cancel: threading.Event = field(default_factory=threading.Event)
-
-    @property
-    def gid(self) -> str:
-        return ids.gid("BulkOperation", self.number)
-
-    def status_now(self, url_ttl_s: float) -> str:
-        """The status a poll sees: a completed run whose file has outlived its links is EXPIRED."""
-        if self.status == "COMPLETED" and (
-            self.expired
-            or (self.finished_at is not None and time.time() - self.finished_at > url_ttl_s)
-        ):
-            return "EXPIRED"
-        return self.status
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +115,7 @@ class BulkRunner:
         )
         os.makedirs(self.directory, exist_ok=True)
         self.threads: list[threading.Thread] = []
-        self.staged = StagedFiles(self.directory, state.signing_key)
+        self.staged = StagedFiles(self.directory, state.signing_key, state.clock)
 
     def cleanup(self) -> None:
         for op_state in self.state.shops.values():
@@ -216,6 +179,7 @@ class BulkRunner:
             query=query,
             path=os.path.join(self.directory, f"{shop.config.name}-{number}.jsonl"),
             group_objects=grouped,
+            created_at=now_iso(self.state.clock),
         )
         shop.bulk_operations[number] = op
         outcome = Outcome.from_faults(shop, query)
@@ -286,6 +250,7 @@ class BulkRunner:
             query=mutation,
             path=os.path.join(self.directory, f"{shop.config.name}-{number}.jsonl"),
             group_objects=False,
+            created_at=now_iso(self.state.clock),
             type="MUTATION",
         )
         shop.bulk_operations[number] = op
@@ -299,7 +264,7 @@ class BulkRunner:
                 app=ctx.app,
                 scopes=ctx.scopes,
                 api_version=ctx.api_version,
-                dispatcher=bulk_mutation.LoopDispatcher(self.dispatcher, loop),  # type: ignore[arg-type]
+                dispatcher=bulk_mutation.LoopDispatcher(self.dispatcher, loop),
                 base_url=ctx.base_url,
             ),
         )
@@ -358,7 +323,8 @@ class BulkRunner:
 
     def url_for(self, op: BulkOperation, *, partial: bool, base_url: str) -> str | None:
         ttl = self.state.config.bulk_url_ttl_s
-        status = op.status_now(ttl)
+        now = self.state.clock.time()
+        status = op.status_now(ttl, now)
         if partial:
             if status != "FAILED" or op.object_count == 0:
                 return None
@@ -368,7 +334,7 @@ class BulkRunner:
         shop = self.state.shops[op.shop]
         if shop.faults.take("expired_url") is not None:
             ttl = -60.0
-        expires = int(time.time() + ttl)
+        expires = int(now + ttl)
         path = object_path(op, partial)
         return f"{base_url}{path}?{signed_query(self.state.signing_key, path, expires, op)}"
 
@@ -413,8 +379,8 @@ class BulkRunner:
     ) -> None:
         """The one place a run ends: status, completion time, and the `bulk_operations/finish` webhook."""
         op.error_code = error_code
-        op.completed_at = now_iso()
-        op.finished_at = time.time()
+        op.finished_at = self.state.clock.time()
+        op.completed_at = now_iso(self.state.clock)
         op.status = status
         if not loop.is_closed():
             loop.call_soon_threadsafe(self.dispatcher.bulk_finished, self.state.shops[op.shop], op)

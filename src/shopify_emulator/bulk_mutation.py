@@ -23,8 +23,8 @@ from graphql import (
 )
 
 from shopify_emulator import graphql_api
+from shopify_emulator.context import Context
 from shopify_emulator.mutations import MUTATIONS
-from shopify_emulator.resolvers import Context
 from shopify_emulator.webhooks import Dispatcher
 
 FLUSH_BYTES = 1 << 20

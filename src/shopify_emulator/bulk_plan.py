@@ -33,6 +33,7 @@ from graphql import (
 from shopify_emulator import bulk_fast, graphql_api
 from shopify_emulator import catalog_fields as cf
 from shopify_emulator import resolvers as r
+from shopify_emulator.context import Context
 from shopify_emulator.cost import is_connection
 from shopify_emulator.model import InventoryItem
 
@@ -288,11 +289,11 @@ def _within(nested: ObjectPlan | None, allowed: frozenset[str] | None) -> bool:
     return all(name in allowed for _, _, name, _, _ in nested.fields)
 
 
-Builder = Callable[[Any, r.Context], dict[str, Any]]
+Builder = Callable[[Any, Context], dict[str, Any]]
 
 
-def _nested(sub: Builder) -> Callable[[Any, r.Context], Any]:
-    def apply(value: Any, ctx: r.Context) -> Any:
+def _nested(sub: Builder) -> Callable[[Any, Context], Any]:
+    def apply(value: Any, ctx: Context) -> Any:
         if value is None:
             return None
         if isinstance(value, list):
@@ -325,7 +326,7 @@ def compile_builder(plan: ObjectPlan, add_typename: bool) -> Builder:
             name: compile_builder(alt, add_typename) for name, alt in plan.alternatives.items()
         }
 
-        def build_one_of(o: Any, ctx: r.Context) -> dict[str, Any]:
+        def build_one_of(o: Any, ctx: Context) -> dict[str, Any]:
             return builders[str(cf.type_name_of(o))](o, ctx)
 
         return build_one_of
@@ -360,12 +361,12 @@ def compile_builder(plan: ObjectPlan, add_typename: bool) -> Builder:
     return builder
 
 
-def _gid_of(plan: ObjectPlan, obj: Any, ctx: r.Context) -> str:
+def _gid_of(plan: ObjectPlan, obj: Any, ctx: Context) -> str:
     return str(cf.FIELDS[plan.type_name]["id"](obj, {}, ctx))
 
 
 def _lines(
-    plan: ObjectPlan, obj: Any, parent_gid: str | None, ctx: r.Context, children_first: bool
+    plan: ObjectPlan, obj: Any, parent_gid: str | None, ctx: Context, children_first: bool
 ) -> Iterator[dict[str, Any]]:
     assert plan.builder is not None
     line = plan.builder(obj, ctx)
@@ -393,7 +394,7 @@ class Stop(Exception):
     """Raised inside the writer loop to stop early (cancel or injected failure)."""
 
 
-def root_objects(plan: BulkPlan, ctx: r.Context) -> Iterator[Any]:
+def root_objects(plan: BulkPlan, ctx: Context) -> Iterator[Any]:
     for _, obj in plan.root.source(None, plan.root.args, ctx, -1):
         yield obj
 
@@ -403,13 +404,13 @@ Group = tuple[
 ]  # one root object's lines (each ending in a newline), root lines among them
 
 
-def _encoded(plan: ObjectPlan, obj: Any, ctx: r.Context, children_first: bool) -> list[bytes]:
+def _encoded(plan: ObjectPlan, obj: Any, ctx: Context, children_first: bool) -> list[bytes]:
     encode = ENCODER.encode
     return [encode(line) + b"\n" for line in _lines(plan, obj, None, ctx, children_first)]
 
 
 def object_groups(
-    plan: BulkPlan, ctx: r.Context, order: str, objects: Iterator[Any] | None = None
+    plan: BulkPlan, ctx: Context, order: str, objects: Iterator[Any] | None = None
 ) -> Iterator[Group]:
     node = plan.root.node
     children_first = order == "children_first"
@@ -418,7 +419,7 @@ def object_groups(
 
 
 def product_groups(
-    plan: BulkPlan, ctx: r.Context, order: str, start: int, end: int
+    plan: BulkPlan, ctx: Context, order: str, start: int, end: int
 ) -> Iterator[Group] | None:
     """Products [start, end) in id order, generated ones through the fast emitter; None when the plan
     is not a plain `products` export the emitter can write."""
@@ -433,7 +434,7 @@ def product_groups(
 
 
 def _product_groups(
-    plan: BulkPlan, ctx: r.Context, order: str, emit: bulk_fast.Emitter, start: int, end: int
+    plan: BulkPlan, ctx: Context, order: str, emit: bulk_fast.Emitter, start: int, end: int
 ) -> Iterator[Group]:
     catalog = ctx.catalog
     overlay, generated = catalog.overlay, catalog.generated
@@ -452,7 +453,7 @@ def _product_groups(
 
 def root_lines(
     plan: BulkPlan,
-    ctx: r.Context,
+    ctx: Context,
     order: str,
     seed: int,
     groups: Iterator[Group] | None = None,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shopify_emulator import bulk_plan, ids
-from shopify_emulator.resolvers import Context
+from shopify_emulator.context import Context
 
 REPORT = struct.Struct("<qqqq")  # lines, root lines, bytes, done (1) / failed (-1) / running (0)
 FLUSH_BYTES = 1 << 20

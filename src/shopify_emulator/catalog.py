@@ -16,8 +16,10 @@ from dataclasses import dataclass
 
 from shopify_emulator import generator, ids
 from shopify_emulator.catalog_index import GeneratedIndex
+from shopify_emulator.clock import Clock, SystemClock
 from shopify_emulator.config import CatalogShape
 from shopify_emulator.model import Location, Metafield, Product, Variant
+from shopify_emulator.variant_index import VariantIndex
 
 LOCATION_NAMES = ("Main Warehouse", "Lager Zürich", "東京倉庫", "Pop-up Store", "Returns Depot")
 
@@ -66,12 +68,20 @@ def visible_to(namespace: str, api_client_id: int) -> bool:
     return owner == str(api_client_id)
 
 
-def now_iso() -> str:
-    return generator.iso(time.time())
+def now_iso(clock: Clock) -> str:
+    return generator.iso(clock.time())
 
 
 class Catalog:
-    def __init__(self, shape: CatalogShape, seed: int, size: int, owner_app_id: int) -> None:
+    def __init__(
+        self,
+        shape: CatalogShape,
+        seed: int,
+        size: int,
+        owner_app_id: int,
+        clock: Clock | None = None,
+    ) -> None:
+        self.clock: Clock = clock or SystemClock()
         self.shape = shape
         self.seed = seed
         self.generated = size
@@ -81,6 +91,7 @@ class Catalog:
         self._base_counts: CatalogCounts | None = None
         # Timestamps and sort orders of the generated products, built on first use.
         self.index = GeneratedIndex(self)
+        self.variant_index = VariantIndex(self)
         self.locations = [
             Location(index=n, id=ids.location_id(n), name=LOCATION_NAMES[n % len(LOCATION_NAMES)])
             for n in range(shape.locations)
@@ -214,7 +225,7 @@ class Catalog:
         index = self.upper
         # A new product is a generated template at a fresh index, stamped with the current time.
         template = generator.generate_product(self.shape, self.seed, index)
-        stamp = now_iso()
+        stamp = now_iso(self.clock)
         template.created_at = stamp
         template.updated_at = stamp
         for variant in template.variants:
@@ -240,7 +251,7 @@ class Catalog:
             return None
         for key, value in fields.items():
             _apply_field(product, key, value)
-        stamp = _later_than(product.updated_at)
+        stamp = _later_than(product.updated_at, self.clock)
         product.updated_at = stamp
         for variant in product.variants:
             variant.updated_at = stamp
@@ -268,15 +279,15 @@ class Catalog:
             if variant.inventory_item_id == item_id:
                 variant.available[location_index] = available
                 variant.level_updated_at[location_index] = _later_than(
-                    variant.level_updated_at[location_index]
+                    variant.level_updated_at[location_index], self.clock
                 )
                 self.overlay[split[0]] = product
                 return variant
         return None
 
 
-def _later_than(previous: str) -> str:
-    stamp = now_iso()
+def _later_than(previous: str, clock: Clock) -> str:
+    stamp = now_iso(clock)
     if stamp <= previous:
         # Two changes inside one second must still order newer-wins; step past the previous stamp.
         parsed = calendar.timegm(time.strptime(previous, "%Y-%m-%dT%H:%M:%SZ"))

@@ -18,6 +18,7 @@ from typing import Any
 
 from shopify_emulator import ids
 from shopify_emulator import resolvers as r
+from shopify_emulator.context import Context
 from shopify_emulator.model import (
     Image,
     InventoryItem,
@@ -27,7 +28,7 @@ from shopify_emulator.model import (
     Product,
     Variant,
 )
-from shopify_emulator.resolvers import Context, Resolver, Source
+from shopify_emulator.resolvers import Resolver, Source
 
 CURRENCY = "EUR"
 # The one sales channel of an emulated store; active products are published to it when created.

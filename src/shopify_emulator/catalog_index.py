@@ -17,14 +17,12 @@ import threading
 import time
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from shopify_emulator import generator, ids, query_filter
+from shopify_emulator.config import CatalogShape
 from shopify_emulator.generator import mix
-
-if TYPE_CHECKING:
-    from shopify_emulator.catalog import Catalog
-    from shopify_emulator.model import Product
+from shopify_emulator.model import Product
 
 # Shopify's ProductSortKeys; RELEVANCE without a search term and PUBLISHED_AT (products are published when
 # created) fall back to the orders they equal here.
@@ -47,6 +45,30 @@ SortValue = Any
 Entry = tuple[SortValue, int]  # (sort value, product index)
 
 
+class SeededCatalog(Protocol):
+    """What the index reads of its catalog (catalog.Catalog, which owns the index, imports this
+    module, so the index names the catalog by what it needs, not by its class)."""
+
+    @property
+    def shape(self) -> CatalogShape: ...
+
+    @property
+    def seed(self) -> int: ...
+
+    @property
+    def generated(self) -> int: ...
+
+
+class IndexedCatalog(SeededCatalog, Protocol):
+    """A catalog with its index and its overlay of created, changed (and, as None, deleted) products."""
+
+    @property
+    def index(self) -> GeneratedIndex: ...
+
+    @property
+    def overlay(self) -> dict[int, Product | None]: ...
+
+
 def epoch(stamp: str) -> int:
     return calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
 
@@ -54,7 +76,7 @@ def epoch(stamp: str) -> int:
 class GeneratedIndex:
     """Timestamps and sort orders of a catalog's generated products (indexes 0..size-1)."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: SeededCatalog) -> None:
         self.catalog = catalog
         self.size = catalog.generated
         self._lock = threading.Lock()
@@ -243,7 +265,7 @@ def normalise_sort_key(key: str | None) -> str:
 
 
 def ordered_indexes(
-    catalog: Catalog,
+    catalog: IndexedCatalog,
     terms: list[query_filter.Term],
     sort_key: str,
     reverse: bool,
@@ -324,7 +346,7 @@ def _walk_order(
 
 
 def _overlay_entries(
-    catalog: Catalog, sort_key: str, reverse: bool, after: Entry | None
+    catalog: IndexedCatalog, sort_key: str, reverse: bool, after: Entry | None
 ) -> list[Entry]:
     entries = []
     for i, product in list(catalog.overlay.items()):

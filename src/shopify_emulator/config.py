@@ -12,6 +12,8 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Literal
 
+from shopify_emulator.clock import Clock, SystemClock
+
 PlanName = Literal["standard", "advanced", "plus", "enterprise"]
 ChildOrder = Literal["grouped", "shuffled", "children_first"]
 
@@ -152,6 +154,8 @@ class EmulatorConfig:
     # Absolute base of result-file URLs, as a storage host would be (`https://storage.googleapis.com`);
     # the emulator's own address when empty, so the links resolve to it over loopback.
     public_base_url: str = ""
+    # What "now" is for expiry, refills and stamps: real time unless a test injects a ManualClock.
+    clock: Clock = field(default_factory=SystemClock, compare=False, repr=False)
 
     def primary_app(self) -> AppCredentials:
         return AppCredentials(

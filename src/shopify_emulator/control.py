@@ -264,7 +264,7 @@ class ControlApi:
             "shop_id": shop.shop_id,
             "previous": previous,
             "current": list(current),
-            "updated_at": now_iso().replace("Z", "+00:00"),
+            "updated_at": now_iso(self.state.clock).replace("Z", "+00:00"),
         }
         event_id = self.dispatcher.fire(shop, "APP_SCOPES_UPDATE", payload, client_id=app.client_id)
         return _json({"event_id": event_id, **payload})
@@ -402,7 +402,7 @@ class ControlApi:
                     uri=str(body["uri"]),
                     client_id=app.client_id,
                     api_version=str(body.get("api_version", self.state.config.default_api_version)),
-                    created_at=now_iso(),
+                    created_at=now_iso(self.state.clock),
                 )
                 shop.subscriptions[sub.id] = sub
         return _json(
@@ -426,7 +426,9 @@ class ControlApi:
                 {
                     "id": op.gid,
                     # What a poll sees now (a completed run whose result is gone reads EXPIRED).
-                    "status": op.status_now(self.state.config.bulk_url_ttl_s),
+                    "status": op.status_now(
+                        self.state.config.bulk_url_ttl_s, self.state.clock.time()
+                    ),
                     "error_code": op.error_code,
                     "object_count": op.object_count,
                     "root_object_count": op.root_object_count,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shopify_emulator import resolvers as r
-from shopify_emulator.resolvers import Context
+from shopify_emulator.context import Context
 
 DEFAULT_LIMIT = 10_000
 

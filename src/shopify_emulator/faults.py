@@ -8,9 +8,10 @@ unrelated path.
 from __future__ import annotations
 
 import random
-import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from shopify_emulator.clock import Clock, SystemClock
 
 FAULT_KINDS: dict[str, str] = {
     "http_429": "Admin API answers 429 with Retry-After (params: retry_after)",
@@ -43,7 +44,7 @@ class Fault:
     # generator seeded per fault, so a drill that sets the same faults sees the same pattern.
     ratio: float | None = None
     seed: int = 0
-    set_at: float = field(default_factory=time.monotonic)
+    set_at: float = 0.0  # the board's monotonic reading when it took the fault
     fired: int = 0
     _draws: random.Random = field(init=False, repr=False)
 
@@ -69,12 +70,15 @@ class Fault:
 
 
 class FaultBoard:
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
         self._faults: dict[str, Fault] = {}
+        self._clock: Clock = clock or SystemClock()
 
     def set(self, fault: Fault) -> None:
         if fault.kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {fault.kind!r}; known: {', '.join(FAULT_KINDS)}")
+        # A fault's window opens when the board takes it, on the board's clock.
+        fault.set_at = self._clock.monotonic()
         self._faults[fault.kind] = fault
 
     def clear(self, kind: str | None = None) -> None:
@@ -85,7 +89,7 @@ class FaultBoard:
 
     def peek(self, kind: str) -> Fault | None:
         fault = self._faults.get(kind)
-        if fault is None or not fault.live(time.monotonic()):
+        if fault is None or not fault.live(self._clock.monotonic()):
             return None
         return fault
 

@@ -8,7 +8,6 @@ then drops the connection, which is what a client sees when a download dies midw
 from __future__ import annotations
 
 import hmac
-import time
 
 import anyio
 from starlette.requests import Request
@@ -92,7 +91,7 @@ async def serve_file(
             "The request signature we calculated does not match the signature you provided.",
             "Check your Google secret key and signing method.",
         )
-    if expires < time.time():
+    if expires < state.clock.time():
         return gcs_error(
             "ExpiredToken",
             "The provided token has expired.",

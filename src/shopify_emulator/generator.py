@@ -178,6 +178,62 @@ def inventory_total(shape: CatalogShape, seed: int, index: int) -> int:
     return total
 
 
+def variant_sort_values(
+    shape: CatalogShape, seed: int, index: int
+) -> list[tuple[int, str, str, int]]:
+    """(variant id, sku or "", title, inventory quantity) of each generated variant of product
+    `index`, from the draws of `_variant` alone (no product is built): the variant sort orders'
+    values (see variant_index)."""
+    count = _variant_count(shape, product_hash(seed, index))
+    return [variant_sort_value(shape, seed, index, position, count) for position in range(count)]
+
+
+def variant_sort_value(
+    shape: CatalogShape, seed: int, index: int, position: int, count: int | None = None
+) -> tuple[int, str, str, int]:
+    """One row of `variant_sort_values`, without the product's other variants (a huge product has
+    2048 of them)."""
+    if count is None:
+        count = _variant_count(shape, product_hash(seed, index))
+    number = ids.VARIANT_BASE + index * ids.VARIANT_SLOTS + position
+    sku = variant_sku(index, position)
+    return (
+        number,
+        sku or "",
+        variant_titles(count)[position],
+        variant_quantity(shape, index, position),
+    )
+
+
+def variant_sku(index: int, position: int) -> str | None:
+    """The sku `_variant` draws for the variant at `position` of product `index`."""
+    h = mix(ids.VARIANT_BASE + index * ids.VARIANT_SLOTS + position)
+    return None if (h >> 24) % 50 == 0 else f"SKU-{index}-{position}"
+
+
+def variant_quantity(shape: CatalogShape, index: int, position: int) -> int:
+    """`inventory_quantity` of the variant at `position` of product `index` (the draws of `_variant`)."""
+    locations = shape.locations
+    if locations <= 8:
+        h = mix(ids.VARIANT_BASE + index * ids.VARIANT_SLOTS + position)
+        stock = h ^ (h >> 17)
+        return sum(((stock >> (7 * loc)) & 127) - 10 for loc in range(locations))
+    item_id = ids.INVENTORY_ITEM_BASE + index * ids.VARIANT_SLOTS + position
+    return sum((mix(item_id + loc) & 127) - 10 for loc in range(locations))
+
+
+_TITLES: dict[int, list[str]] = {}
+
+
+def variant_titles(count: int) -> list[str]:
+    """The titles of a product's variants by position: they depend only on how many it has."""
+    found = _TITLES.get(count)
+    if found is None:
+        names = _option_names(count)
+        found = _TITLES[count] = [_options_and_title(p, names)[1] for p in range(count)]
+    return found
+
+
 def variant_count(shape: CatalogShape, seed: int, index: int) -> int:
     h = product_hash(seed, index)
     return _variant_count(shape, h)

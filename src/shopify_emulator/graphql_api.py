@@ -31,8 +31,8 @@ from graphql import (
 from shopify_emulator import catalog_fields, counts, mutations
 from shopify_emulator import resolvers as r
 from shopify_emulator.catalog import now_iso
+from shopify_emulator.context import Context, ResolveError
 from shopify_emulator.cost import CostCalculator, is_connection
-from shopify_emulator.resolvers import Context, ResolveError
 from shopify_emulator.state import WebhookSubscription
 
 MAX_PAGE = 250
@@ -65,33 +65,81 @@ def _object_field(fn: r.Resolver, counts: bool) -> Callable[..., Any]:
     return resolve
 
 
+def _page_size(args: dict[str, Any]) -> tuple[int, bool]:
+    """(page size, whether the page runs backward) from first/after or last/before, Shopify's errors
+    otherwise."""
+    first, last = args.get("first"), args.get("last")
+    if first is None and last is None:
+        raise GraphQLError(
+            "you must provide one of first or last", extensions={"code": "BAD_REQUEST"}
+        )
+    if first is not None and last is not None:
+        raise GraphQLError(
+            "Passing both `first` and `last` to paginate the connection is not supported.",
+            extensions={"code": "BAD_REQUEST"},
+        )
+    name, size = ("first", first) if first is not None else ("last", last)
+    assert size is not None
+    if size > MAX_PAGE or size < 0:
+        raise GraphQLError(f"The {name} argument must be between 0 and {MAX_PAGE}.")
+    backward = last is not None
+    # A page is a run of rows on one side of one cursor: `after` bounds a forward page, `before` a
+    # backward one. The emulator does not cut a page from both ends.
+    if args.get("before" if not backward else "after") is not None:
+        raise GraphQLError(
+            "The emulator pages with first/after or last/before, not first/before or last/after.",
+            extensions={"code": "BAD_REQUEST"},
+        )
+    return size, backward
+
+
+def _backward(
+    source: r.Source, obj: Any, args: dict[str, Any], ctx: Context, size: int
+) -> list[tuple[Any, Any]]:
+    """Up to `size + 1` rows immediately before the `before` cursor (all rows from the end without
+    it), in the connection's own order. A source whose order `reverse` flips is read flipped from
+    the cursor, so a backward page costs what a forward one does; the short per-object lists (a
+    product's variants, images, metafields, an item's levels, subscriptions) are read whole."""
+    before = r.decode_cursor(args.get("before"))
+    if source in r.REVERSIBLE:
+        flipped = {**args, "reverse": not args.get("reverse")}
+        items = list(itertools.islice(source(obj, flipped, ctx, before), size + 1))
+        items.reverse()
+        return items
+    items = [
+        (key, node) for key, node in source(obj, args, ctx, -1) if before == -1 or key < before
+    ]
+    return items[-(size + 1) :]
+
+
 def _connection_field(source: r.Source) -> Callable[..., Any]:
     def resolve(obj: Any, info: Any, **args: Any) -> Any:
         ctx: Context = info.context
-        first = args.get("first")
-        if args.get("last") is not None or args.get("before") is not None:
-            raise GraphQLError("The emulator pages forward only: use first/after.")
-        if first is None:
-            raise GraphQLError(
-                "you must provide one of first or last", extensions={"code": "BAD_REQUEST"}
-            )
-        if first > MAX_PAGE or first < 0:
-            raise GraphQLError(f"The first argument must be between 0 and {MAX_PAGE}.")
+        size, backward = _page_size(args)
         try:
-            after = r.decode_cursor(args.get("after"))
-            items = list(itertools.islice(source(obj, args, ctx, after), first + 1))
+            if backward:
+                items = _backward(source, obj, args, ctx, size)
+                more = len(items) > size
+                items = items[max(0, len(items) - size) :]
+            else:
+                after = r.decode_cursor(args.get("after"))
+                items = list(itertools.islice(source(obj, args, ctx, after), size + 1))
+                more = len(items) > size
+                items = items[:size]
         except ResolveError as exc:
             raise _as_graphql_error(exc) from exc
-        has_next = len(items) > first
-        items = items[:first]
         ctx.actual_cost += 2 + len(items)
         edges = [{"cursor": r.encode_cursor(key), "node": node} for key, node in items]
+        # The side the page was read towards is known exactly; the side it came from is known to
+        # hold rows when a cursor was given (the cursor's own row, at least, as Shopify reports it).
+        has_next = (args.get("before") is not None) if backward else more
+        has_previous = more if backward else args.get("after") is not None
         return {
             "edges": edges,
             "nodes": [node for _, node in items],
             "pageInfo": {
                 "hasNextPage": has_next,
-                "hasPreviousPage": args.get("after") is not None,
+                "hasPreviousPage": has_previous,
                 "startCursor": edges[0]["cursor"] if edges else None,
                 "endCursor": edges[-1]["cursor"] if edges else None,
             },
@@ -261,7 +309,7 @@ def _subscription_create(_: Any, args: dict[str, Any], ctx: Context) -> dict[str
         uri=str(uri),
         client_id=ctx.app.client_id,
         api_version=ctx.api_version,
-        created_at=now_iso(),
+        created_at=now_iso(ctx.state.clock),
         format=endpoint.get("format") or "JSON",
     )
     ctx.shop.subscriptions[sub.id] = sub

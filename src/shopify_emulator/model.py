@@ -1,12 +1,18 @@
 """The catalog's shapes as plain slotted records.
 
 Generated products and overlay products share these types, so every reader (GraphQL, bulk, webhooks,
-control API) sees one model whatever the product's origin.
+control API) sees one model whatever the product's origin. The bulk operation is here too: the shop's
+state holds them, resolvers answer for them and webhooks report them, none of which may depend on the
+runner that writes their files (that would be an import circle; see the emulator's layers contract).
 """
 
 from __future__ import annotations
 
+import secrets
+import threading
 from dataclasses import dataclass, field
+
+from shopify_emulator import ids
 
 
 @dataclass(slots=True)
@@ -90,3 +96,40 @@ class InventoryLevel:
 @dataclass(frozen=True, slots=True)
 class InventoryItem:
     variant: Variant
+
+
+@dataclass(slots=True)
+class BulkOperation:
+    number: int
+    client_id: str
+    shop: str
+    query: str
+    path: str
+    group_objects: bool
+    created_at: str
+    status: str = "CREATED"
+    type: str = "QUERY"
+    error_code: str | None = None
+    completed_at: str | None = None
+    object_count: int = 0
+    root_object_count: int = 0
+    file_size: int | None = None
+    null_url: bool = False
+    expired: bool = False
+    # The storage object's name, as opaque as Shopify's (`bulk-operation-outputs/<key>-final`).
+    key: str = field(default_factory=lambda: secrets.token_hex(14))
+    finished_at: float | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def gid(self) -> str:
+        return ids.gid("BulkOperation", self.number)
+
+    def status_now(self, url_ttl_s: float, now: float) -> str:
+        """The status a poll sees at `now`: a completed run whose file has outlived its links is
+        EXPIRED."""
+        if self.status == "COMPLETED" and (
+            self.expired or (self.finished_at is not None and now - self.finished_at > url_ttl_s)
+        ):
+            return "EXPIRED"
+        return self.status

@@ -11,8 +11,8 @@ from typing import Any
 
 from shopify_emulator import ids
 from shopify_emulator import resolvers as r
+from shopify_emulator.context import Context, ResolveError
 from shopify_emulator.model import Product
-from shopify_emulator.resolvers import Context, ResolveError
 from shopify_emulator.webhooks import product_payload
 
 _PRODUCT_INPUTS = {

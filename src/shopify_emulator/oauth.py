@@ -6,7 +6,6 @@ import base64
 import hashlib
 import hmac
 import secrets
-import time
 from typing import Any
 from urllib.parse import urlencode
 
@@ -83,7 +82,7 @@ async def authorize(request: Request, state: EmulatorState, shop: ShopState) -> 
     requested = tuple(s for s in query.get("scope", "").split(",") if s) or app.scopes
     online = "per-user" in query.getlist("grant_options[]")
     code = secrets.token_hex(16)
-    shop.codes[code] = (app.client_id, time.time() + CODE_TTL_S, requested, online)
+    shop.codes[code] = (app.client_id, state.clock.time() + CODE_TTL_S, requested, online)
     params = {
         "code": code,
         "host": base64.b64encode(f"admin.shopify.com/store/{shop.config.name}".encode())
@@ -91,7 +90,7 @@ async def authorize(request: Request, state: EmulatorState, shop: ShopState) -> 
         .rstrip("="),
         "shop": shop.domain,
         "state": query.get("state", ""),
-        "timestamp": str(int(time.time())),
+        "timestamp": str(int(state.clock.time())),
     }
     params["hmac"] = callback_hmac(params, app.client_secret)
     separator = "&" if "?" in redirect_uri else "?"
@@ -155,7 +154,7 @@ async def access_token(request: Request, state: EmulatorState, shop: ShopState) 
         return _exchange(state, shop, app, body, expiring)
     code = str(body.get("code", ""))
     entry = shop.codes.pop(code, None)
-    if entry is None or entry[0] != app.client_id or entry[1] < time.time():
+    if entry is None or entry[0] != app.client_id or entry[1] < state.clock.time():
         return oauth_error(
             400, "invalid_request", "The authorization code was not found or was already used"
         )
@@ -167,7 +166,7 @@ def _refresh(state: EmulatorState, shop: ShopState, app: AppCredentials, value: 
     refresh = shop.refresh_tokens.get(value)
     if refresh is None or refresh.revoked or refresh.app.client_id != app.client_id:
         return oauth_error(400, "invalid_grant", "The refresh token is invalid or has been revoked")
-    if refresh.expires_at < time.time():
+    if refresh.expires_at < state.clock.time():
         return oauth_error(400, "invalid_grant", "The refresh token has expired")
     # The previous refresh token stays valid until its successor is first used: that is now.
     if refresh.parent is not None and refresh.parent in shop.refresh_tokens:
@@ -188,7 +187,7 @@ def _exchange(
         old = shop.tokens.get(subject)
         if (
             old is None
-            or not old.valid()
+            or not old.valid(state.clock.time())
             or old.app.client_id != app.client_id
             or old.expires_at is not None
         ):
@@ -229,7 +228,7 @@ def _session_token_valid(token: str, app: AppCredentials, shop: ShopState) -> bo
 def authenticate(request: Request, shop: ShopState) -> AccessToken | Response:
     value = request.headers.get("x-shopify-access-token", "")
     token = shop.tokens.get(value)
-    if token is None or not token.valid():
+    if token is None or not token.valid(shop.clock.time()):
         return JSONResponse({"errors": INVALID_TOKEN}, status_code=401)
     return token
 

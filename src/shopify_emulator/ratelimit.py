@@ -1,12 +1,14 @@
 """Shopify's leaky bucket, one per (app, shop), on a monotonic clock.
 
 GraphQL deducts the requested cost up front and refunds `requested - actual` after the query ran; REST
-counts calls. Wall-clock jumps must not refill a bucket, hence `time.monotonic`.
+counts calls. Wall-clock jumps must not refill a bucket, hence a monotonic reading (the emulator's clock's,
+so a test can refill a bucket by advancing it).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -15,14 +17,17 @@ class LeakyBucket:
     size: float
     restore_rate: float
     available: float = -1.0
-    stamp: float = field(default_factory=time.monotonic)
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    stamp: float = -1.0
 
     def __post_init__(self) -> None:
+        if self.stamp < 0:
+            self.stamp = self.clock()
         if self.available < 0:
             self.available = self.size
 
     def refill(self) -> float:
-        now = time.monotonic()
+        now = self.clock()
         self.available = min(self.size, self.available + (now - self.stamp) * self.restore_rate)
         self.stamp = now
         return self.available

@@ -10,15 +10,15 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
-from shopify_emulator import catalog_index, ids, query_filter
-from shopify_emulator.catalog import Catalog, visible_to
-from shopify_emulator.config import AppCredentials
+from shopify_emulator import catalog_index, ids, query_filter, variant_index
+from shopify_emulator.catalog import visible_to
+from shopify_emulator.context import Context, ResolveError
 from shopify_emulator.model import (
+    BulkOperation,
     Image,
     InventoryItem,
     InventoryLevel,
@@ -27,38 +27,8 @@ from shopify_emulator.model import (
     Product,
     Variant,
 )
-from shopify_emulator.state import TOPICS, EmulatorState, ShopState, WebhookSubscription
-
-if TYPE_CHECKING:
-    from shopify_emulator.bulk import BulkOperation, BulkRunner
-    from shopify_emulator.webhooks import Dispatcher
-
-
-class ResolveError(Exception):
-    """A GraphQL error with Shopify's `extensions.code`."""
-
-    def __init__(self, message: str, code: str = "BAD_REQUEST") -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass(slots=True)
-class Context:
-    state: EmulatorState
-    shop: ShopState
-    app: AppCredentials
-    scopes: tuple[str, ...]
-    api_version: str
-    bulk: BulkRunner | None = None
-    dispatcher: Dispatcher | None = None
-    actual_cost: int = 0
-    base_url: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def catalog(self) -> Catalog:
-        return self.shop.catalog
-
+from shopify_emulator.state import TOPICS, ShopState, WebhookSubscription
+from shopify_emulator.variant_index import VARIANT_SORT_VALUES
 
 Resolver = Callable[[Any, dict[str, Any], Context], Any]
 Source = Callable[[Any, dict[str, Any], Context, int], Iterator[tuple[int, Any]]]
@@ -191,13 +161,22 @@ def _matches(terms: list[query_filter.Term], values: dict[str, Any]) -> bool:
 
 # Product-level terms that hold for every variant of a generated product: they narrow the products read.
 _PRODUCT_LEVEL = ("updated_at", "created_at")
-VARIANT_SORT_VALUES: dict[str, Callable[[Variant], Any]] = {
-    "SKU": lambda v: v.sku or "",
-    "TITLE": lambda v: v.title,
-    "NAME": lambda v: v.title,
-    "INVENTORY_QUANTITY": lambda v: v.inventory_quantity,
-    "INVENTORY_LEVELS_AVAILABLE": lambda v: v.inventory_quantity,
-}
+
+
+def _variant_values(product: Product, variant: Variant) -> dict[str, Any]:
+    return {
+        "updated_at": variant.updated_at,
+        "created_at": variant.created_at,
+        "product_id": product.id,
+        "product_ids": product.id,
+        "sku": variant.sku or "",
+        "id": variant.id,
+        "title": variant.title,
+        "barcode": variant.barcode or "",
+        "status": product.status,
+        "product_status": product.status,
+        "inventory_quantity": variant.inventory_quantity,
+    }
 
 
 def _variant_rows(
@@ -214,20 +193,7 @@ def _variant_rows(
     for _, product in products:
         variants = reversed(product.variants) if reverse else product.variants
         for variant in variants:
-            values = {
-                "updated_at": variant.updated_at,
-                "created_at": variant.created_at,
-                "product_id": product.id,
-                "product_ids": product.id,
-                "sku": variant.sku or "",
-                "id": variant.id,
-                "title": variant.title,
-                "barcode": variant.barcode or "",
-                "status": product.status,
-                "product_status": product.status,
-                "inventory_quantity": variant.inventory_quantity,
-            }
-            if not terms or _matches(terms, values):
+            if not terms or _matches(terms, _variant_values(product, variant)):
                 yield variant
 
 
@@ -263,7 +229,7 @@ def variants_root_source(
     reverse = bool(args.get("reverse"))
     sort_key = args.get("sortKey") or "ID"
     if sort_key in VARIANT_SORT_VALUES:
-        return _sorted_variants(ctx, args, after, VARIANT_SORT_VALUES[sort_key], reverse)
+        return _sorted_variants(ctx, args, after, sort_key, reverse)
     product_after, number = _variant_after(after, reverse)
     return (
         (v.id, v)
@@ -273,24 +239,24 @@ def variants_root_source(
 
 
 def _sorted_variants(
-    ctx: Context,
-    args: dict[str, Any],
-    after: Any,
-    value_of: Callable[[Variant], Any],
-    reverse: bool,
+    ctx: Context, args: dict[str, Any], after: Any, sort_key: str, reverse: bool
 ) -> Iterator[tuple[Any, Any]]:
-    # Variant orders other than id are sorted in memory: each matching variant's (value, id).
+    # Variant orders other than id walk the catalog's variant index from the cursor; each variant
+    # read is still checked against the query's terms.
     if after != -1 and not isinstance(after, tuple):
         raise ResolveError("Invalid cursor for current pagination sort.")
-    entries = sorted(
-        ((value_of(v), v.id) for v in _variant_rows(ctx, args, -1, False)), reverse=reverse
-    )
-    for value, number in entries:
-        if after != -1 and not ((value, number) < after if reverse else (value, number) > after):
+    terms = _terms(args)
+    entry = None if after == -1 else (after[0], after[1])
+    catalog = ctx.catalog
+    for value, number in variant_index.ordered_variants(catalog, sort_key, reverse, entry):
+        variant = catalog.variant_by_number(number)
+        if variant is None:
             continue
-        variant = ctx.catalog.variant_by_number(number)
-        if variant is not None:
-            yield (value, number), variant
+        if terms:
+            product = catalog.product(variant.product_index)
+            if product is None or not _matches(terms, _variant_values(product, variant)):
+                continue
+        yield (value, number), variant
 
 
 def inventory_items_source(
@@ -447,6 +413,19 @@ SOURCES: dict[str, dict[str, Source]] = {
     "ProductVariant": {"metafields": variant_metafields_source},
     "InventoryItem": {"inventoryLevels": levels_source},
 }
+
+# Sources whose `reverse` argument flips their order with the cursor still naming a row, so a backward
+# page (`last`/`before`) is the flipped order read from the cursor. The others are short per-object
+# lists whose cursors are positions (paged backward by reading them whole).
+REVERSIBLE: frozenset[Source] = frozenset(
+    {
+        products_source,
+        variants_root_source,
+        inventory_items_source,
+        locations_source,
+        bulk_operations_source,
+    }
+)
 
 # -- object fields -----------------------------------------------------------------------------------
 
@@ -662,7 +641,7 @@ def _bulk_url(op: BulkOperation, partial: bool, ctx: Context) -> str | None:
 
 BULK_FIELDS: dict[str, Resolver] = {
     "id": lambda o, a, c: o.gid,
-    "status": lambda o, a, c: o.status_now(c.state.config.bulk_url_ttl_s),
+    "status": lambda o, a, c: o.status_now(c.state.config.bulk_url_ttl_s, c.state.clock.time()),
     "errorCode": lambda o, a, c: o.error_code,
     "createdAt": lambda o, a, c: o.created_at,
     "completedAt": lambda o, a, c: o.completed_at,
@@ -710,14 +689,12 @@ TYPE_NAMES: dict[type, str] = {
     Image: "Image",
     ShopState: "Shop",
     WebhookSubscription: "WebhookSubscription",
+    BulkOperation: "BulkOperation",
 }
 
 
 def type_name_of(obj: Any) -> str | None:
-    name = TYPE_NAMES.get(type(obj))
-    if name is None and type(obj).__name__ == "BulkOperation":
-        return "BulkOperation"
-    return name
+    return TYPE_NAMES.get(type(obj))
 
 
 # -- lookups by id ------------------------------------------------------------------------------------

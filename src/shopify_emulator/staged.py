@@ -24,7 +24,8 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shopify_emulator.resolvers import Context
+from shopify_emulator.clock import Clock
+from shopify_emulator.context import Context
 from shopify_emulator.storage_errors import gcs_error
 
 STAGING_BUCKET = "shopify-staged-uploads"
@@ -35,10 +36,11 @@ MAX_UPLOAD_BYTES = 100 * 1024 * 1024  # Shopify's limit for bulk mutation variab
 class StagedFiles:
     """Where uploaded files live, by storage key."""
 
-    def __init__(self, directory: str, key: bytes) -> None:
+    def __init__(self, directory: str, key: bytes, clock: Clock) -> None:
         self.directory = os.path.join(directory, "staged")
         os.makedirs(self.directory, exist_ok=True)
         self.key = key
+        self.clock = clock
 
     def path(self, storage_key: str) -> str:
         return os.path.join(self.directory, hashlib.sha256(storage_key.encode()).hexdigest())
@@ -66,7 +68,7 @@ class StagedFiles:
 
     def _target(self, ctx: Context, item: dict[str, Any]) -> dict[str, Any]:
         storage_key = f"tmp/{ctx.shop.shop_id}/bulk/{secrets.token_hex(16)}/{os.path.basename(item['filename'])}"
-        expires = int(time.time()) + UPLOAD_TTL_S
+        expires = int(self.clock.time()) + UPLOAD_TTL_S
         signature = self.signature(storage_key, expires)
         base = f"{ctx.base_url}/{STAGING_BUCKET}"
         if item.get("httpMethod") == "POST":
@@ -78,7 +80,7 @@ class StagedFiles:
                 ("success_action_status", "201"),
                 ("acl", "private"),
                 ("key", storage_key),
-                ("x-goog-date", time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())),
+                ("x-goog-date", time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.clock.time()))),
                 ("x-goog-credential", "merchant-assets@shopify-tiers.iam.gserviceaccount.com"),
                 ("x-goog-algorithm", "GOOG4-HMAC-SHA256"),
                 ("x-goog-expires", str(expires)),
@@ -148,7 +150,7 @@ class StagedFiles:
                 "The request signature we calculated does not match the signature you provided.",
                 "Check your Google secret key and signing method.",
             )
-        if int(expires) < time.time():
+        if int(expires) < self.clock.time():
             return gcs_error("ExpiredToken", "The provided token has expired.", expires)
         if len(body) > MAX_UPLOAD_BYTES:
             return Response(

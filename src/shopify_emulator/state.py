@@ -6,18 +6,16 @@ Everything lives in one process; there is no persistence because every run start
 from __future__ import annotations
 
 import secrets
-import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shopify_emulator import ids
 from shopify_emulator.catalog import Catalog
+from shopify_emulator.clock import Clock, SystemClock
 from shopify_emulator.config import REST_LIMITS, AppCredentials, EmulatorConfig, ShopConfig
 from shopify_emulator.faults import FaultBoard
+from shopify_emulator.model import BulkOperation
 from shopify_emulator.ratelimit import LeakyBucket
-
-if TYPE_CHECKING:
-    from shopify_emulator.bulk import BulkOperation
 
 # Webhook topics as GraphQL enum values and as header strings.
 TOPICS: dict[str, str] = {
@@ -42,8 +40,8 @@ class AccessToken:
     online: bool = False
     revoked: bool = False
 
-    def valid(self) -> bool:
-        return not self.revoked and (self.expires_at is None or time.time() < self.expires_at)
+    def valid(self, now: float) -> bool:
+        return not self.revoked and (self.expires_at is None or now < self.expires_at)
 
 
 @dataclass(slots=True)
@@ -81,7 +79,8 @@ class ShopState:
     config: ShopConfig
     shop_id: int
     catalog: Catalog
-    faults: FaultBoard = field(default_factory=FaultBoard)
+    clock: Clock = field(default_factory=SystemClock)
+    faults: FaultBoard = field(init=False)
     tokens: dict[str, AccessToken] = field(default_factory=dict)
     refresh_tokens: dict[str, RefreshToken] = field(default_factory=dict)
     codes: dict[str, tuple[str, float, tuple[str, ...], bool]] = field(default_factory=dict)
@@ -93,6 +92,9 @@ class ShopState:
     webhook_mode: str = "normal"
     deliveries: list[dict[str, Any]] = field(default_factory=list)
     served_files: list[ServedFile] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.faults = FaultBoard(self.clock)
 
     def take_served_file(self, query: str) -> ServedFile | None:
         """The first pending served file whose text the query contains, taken off the list."""
@@ -109,7 +111,7 @@ class ShopState:
         bucket = self.buckets.get(client_id)
         if bucket is None:
             rate, size = self.config.limits()
-            bucket = LeakyBucket(size=size, restore_rate=rate)
+            bucket = LeakyBucket(size=size, restore_rate=rate, clock=self.clock.monotonic)
             self.buckets[client_id] = bucket
         return bucket
 
@@ -117,7 +119,7 @@ class ShopState:
         bucket = self.rest_buckets.get(client_id)
         if bucket is None:
             rate, size = REST_LIMITS[self.config.plan]
-            bucket = LeakyBucket(size=size, restore_rate=rate)
+            bucket = LeakyBucket(size=size, restore_rate=rate, clock=self.clock.monotonic)
             self.rest_buckets[client_id] = bucket
         return bucket
 
@@ -143,6 +145,7 @@ class ShopState:
 class EmulatorState:
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
+        self.clock = config.clock
         self.apps: dict[str, AppCredentials] = {app.client_id: app for app in config.apps()}
         self.signing_key = config.file_signing_key or secrets.token_bytes(32)
         self.shops: dict[str, ShopState] = {}
@@ -157,8 +160,15 @@ class EmulatorState:
     def add_shop(self, shop: ShopConfig) -> ShopState:
         if shop.domain in self.shops:
             raise ValueError(f"shop {shop.name!r} exists")
-        catalog = Catalog(self.config.catalog, shop.seed, shop.products, self.config.api_client_id)
-        state = ShopState(config=shop, shop_id=ids.SHOP_BASE + len(self.shops) + 1, catalog=catalog)
+        catalog = Catalog(
+            self.config.catalog, shop.seed, shop.products, self.config.api_client_id, self.clock
+        )
+        state = ShopState(
+            config=shop,
+            shop_id=ids.SHOP_BASE + len(self.shops) + 1,
+            catalog=catalog,
+            clock=self.clock,
+        )
         self.shops[shop.domain] = state
         return state
 
@@ -181,12 +191,13 @@ class EmulatorState:
         online: bool = False,
     ) -> tuple[AccessToken, RefreshToken | None]:
         ttl = self.config.access_token_ttl_s
+        now = self.clock.time()
         access = AccessToken(
             value=f"shpat_{secrets.token_hex(16)}",
             app=app,
             shop=shop.domain,
             scopes=scopes,
-            expires_at=time.time() + ttl if (expiring or online) else None,
+            expires_at=now + ttl if (expiring or online) else None,
             online=online,
         )
         shop.tokens[access.value] = access
@@ -198,7 +209,7 @@ class EmulatorState:
                 app=app,
                 shop=shop.domain,
                 scopes=scopes,
-                expires_at=time.time() + self.config.refresh_token_ttl_s,
+                expires_at=now + self.config.refresh_token_ttl_s,
             )
             shop.refresh_tokens[refresh.value] = refresh
         return access, refresh

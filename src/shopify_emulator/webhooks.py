@@ -14,7 +14,7 @@ import hmac
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 import msgspec
@@ -22,11 +22,8 @@ import msgspec
 from shopify_emulator import ids
 from shopify_emulator.catalog import now_iso
 from shopify_emulator.config import AppCredentials
-from shopify_emulator.model import Product, Variant
+from shopify_emulator.model import BulkOperation, Product, Variant
 from shopify_emulator.state import COMPLIANCE_TOPICS, TOPICS, EmulatorState, ShopState
-
-if TYPE_CHECKING:
-    from shopify_emulator.bulk import BulkOperation
 
 MODES = ("normal", "duplicate", "reorder")
 LOG_LIMIT = 10_000
@@ -153,7 +150,7 @@ class Dispatcher:
         """Deliver `payload` to every subscription of `topic` (enum form); returns the event id."""
         event_id = str(uuid.uuid4())
         body = msgspec.json.encode(payload)
-        stamp = now_iso()
+        stamp = now_iso(self.state.clock)
         for sub in list(shop.subscriptions.values()):
             if sub.topic != topic or (client_id is not None and sub.client_id != client_id):
                 continue
@@ -189,7 +186,7 @@ class Dispatcher:
                 api_version=self.state.config.default_api_version,
                 webhook_id=str(uuid.uuid4()),
                 event_id=str(uuid.uuid4()),
-                triggered_at=now_iso(),
+                triggered_at=now_iso(self.state.clock),
                 subscription_id=None,
             )
         )
@@ -278,7 +275,7 @@ class Dispatcher:
                 "error": error,
                 "ok": ok,
                 "elapsed_s": round(time.monotonic() - started, 4),
-                "at": now_iso(),
+                "at": now_iso(self.state.clock),
             }
         )
         if len(log) > LOG_LIMIT:

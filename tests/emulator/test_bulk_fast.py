@@ -14,7 +14,7 @@ from graphql import parse
 
 from shopify_emulator import EmulatorConfig, ShopConfig, bulk_plan
 from shopify_emulator.config import CatalogShape
-from shopify_emulator.resolvers import Context
+from shopify_emulator.context import Context
 from shopify_emulator.state import EmulatorState
 
 CORE = (

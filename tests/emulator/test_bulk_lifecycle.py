@@ -12,6 +12,7 @@ import pytest
 
 from shopify_emulator import EmulatorConfig, ShopConfig
 from shopify_emulator.__main__ import build_config, parser
+from shopify_emulator.clock import ManualClock
 
 CORE = "{ products { edges { node { id title variants { edges { node { id sku } } } } } } }"
 RUN = """mutation($q: String!) { bulkOperationRunQuery(query: $q) {
@@ -94,13 +95,19 @@ def test_expired_on_request(fresh) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_results_expire_with_their_links(make_emulator, connect) -> None:  # type: ignore[no-untyped-def]
+    clock = ManualClock()
     emulator = make_emulator(
-        EmulatorConfig(shops=[ShopConfig(name="short", products=5)], bulk_url_ttl_s=0.5)
+        EmulatorConfig(
+            shops=[ShopConfig(name="short", products=5)], bulk_url_ttl_s=3600, clock=clock
+        )
     )
     shop = connect(emulator, "short")
     op_id = shop.run_bulk(CORE)
     assert shop.wait_bulk(op_id)["status"] == "COMPLETED"
-    time.sleep(0.8)
+    clock.advance(3600)
+    # Exactly at the links' lifetime the result is still there; a second later it is gone.
+    assert shop.wait_bulk(op_id)["status"] == "COMPLETED"
+    clock.advance(1)
     later = shop.wait_bulk(op_id)
     assert later["status"] == "EXPIRED" and later["url"] is None
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 from shopify_emulator import EmulatorConfig, ShopConfig
+from shopify_emulator.clock import ManualClock
 
 
 def test_validation_errors_come_from_the_schema(alpha) -> None:  # type: ignore[no-untyped-def]
@@ -93,9 +92,11 @@ def test_max_cost_exceeded(alpha) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_bucket_drains_throttles_and_restores(make_emulator, connect) -> None:  # type: ignore[no-untyped-def]
+    clock = ManualClock()
     emulator = make_emulator(
         EmulatorConfig(
-            shops=[ShopConfig(name="tight", products=30, bucket_size=100, restore_rate=50)]
+            shops=[ShopConfig(name="tight", products=30, bucket_size=100, restore_rate=50)],
+            clock=clock,
         )
     )
     shop = connect(emulator, "tight")
@@ -111,7 +112,7 @@ def test_bucket_drains_throttles_and_restores(make_emulator, connect) -> None:  
     assert throttled["errors"][0]["extensions"]["code"] == "THROTTLED"
     assert throttled["extensions"]["cost"]["actualQueryCost"] is None
     assert throttled["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"] < 30
-    time.sleep(0.5)  # 50 points/s restores 25 points
+    clock.advance(0.5)  # 50 points/s restores 25 points
     assert "errors" not in shop.gql(query)
     # Buckets are per app: the other app's token still has a full bucket.
     other = shop.mint(client_id="other-client-id")

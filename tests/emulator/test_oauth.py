@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl, urlsplit
 import jwt
 
 from shopify_emulator import EmulatorConfig, ShopConfig
+from shopify_emulator.clock import ManualClock
 from tests.shopify_library import library_hmac, library_message
 
 SECRET = "shpss_emulator_client_secret_0123456789"
@@ -155,15 +156,19 @@ def test_token_exchange_grants(alpha) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_expired_and_revoked_tokens_get_shopify_401(make_emulator, connect) -> None:  # type: ignore[no-untyped-def]
+    clock = ManualClock()
     emulator = make_emulator(
-        EmulatorConfig(shops=[ShopConfig(name="short", products=3)], access_token_ttl_s=0.3)
+        EmulatorConfig(
+            shops=[ShopConfig(name="short", products=3)], access_token_ttl_s=3600, clock=clock
+        )
     )
     shop = connect(emulator, "short")
     expiring = shop.mint(expiring=True)
+    clock.advance(3599)
     assert shop.gql("{ shop { id } }", token=expiring)["data"]["shop"]["id"].startswith(
         "gid://shopify/Shop/"
     )
-    time.sleep(0.4)
+    clock.advance(1)
     expired = shop.http.post(
         "/admin/api/2026-01/graphql.json",
         json={"query": "{ shop { id } }"},

@@ -186,7 +186,7 @@ async def test_expiring_token_is_refreshed_by_the_sweep_without_any_use(
     new = sweeper.runtime.vault.open(after.access_token, shop_id=shop_id, kind="access")
     assert new.get_secret_value() != old.get_secret_value()
     # The new token is the one the emulator now accepts; the refresh came from the sweep.
-    assert sweeper.shop.tokens[new.get_secret_value()].valid()
+    assert sweeper.shop.tokens[new.get_secret_value()].valid(sweeper.shop.clock.time())
     assert refresh_count("ok", "sweep") == ok_sweep + 1
     assert refresh_count("ok", "use") == ok_use
     # The tick queued the next one (a later period, delayed until it begins).
