@@ -14,6 +14,7 @@ from psycopg import sql
 
 from neanelu.db.pool import Conn
 from neanelu.db.rows import fetch_all, fetch_scalars
+from neanelu.db.sql_files import load_sql
 from neanelu.search import store
 from neanelu.search.fusion import reciprocal_rank_fusion
 from neanelu.search.hot import HotIndex
@@ -73,6 +74,10 @@ class _HitProduct:
     tags: list[str] | None
     deleted: bool
     min_price: Decimal | None
+
+
+def _sql(name: str) -> str:
+    return load_sql(name, "neanelu.semantic")
 
 
 def _by_score(candidate: tuple[int, float]) -> tuple[float, int]:
@@ -153,13 +158,9 @@ async def _vector_side(
     typ = sql.SQL("vector({})").format(sql.Literal(dimension))
     # Model and dimension as literals: the HNSW indexes are partial per model, and a generic
     # (prepared) plan over parameters could not prove their predicate and would not use them.
-    query = sql.SQL(
-        "SELECT e.product_shopify_id, 1 - (e.embedding::{t} <=> %s::{t}) AS similarity "
-        "FROM embeddings e "
-        "JOIN products p ON p.shop_id = e.shop_id AND p.shopify_id = e.product_shopify_id "
-        "WHERE e.shop_id = %s AND e.model = {m} AND e.dimension = {d} AND {w} "
-        "ORDER BY e.embedding::{t} <=> %s::{t} LIMIT %s"
-    ).format(t=typ, w=where, m=sql.Literal(model), d=sql.Literal(dimension))
+    query = sql.SQL(_sql("vector_candidates.sql")).format(
+        t=typ, w=where, m=sql.Literal(model), d=sql.Literal(dimension)
+    )
     await conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(EF_SEARCH)))
     await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
     found = await fetch_all(conn, _VectorCandidate, query, [vector, shop_id, *params, vector, k])
@@ -173,19 +174,7 @@ async def _text_side(
 ) -> list[_TextCandidate]:
     where, params = _filters(f)
     deleted = sql.SQL("true") if f.include_deleted else sql.SQL("NOT d.deleted")
-    query = sql.SQL(
-        "SELECT d.product_shopify_id, ts_rank_cd(d.document, q.tsq) AS score, "
-        "  ARRAY(SELECT u.lexeme FROM unnest(d.document) u "
-        "        WHERE u.lexeme = ANY(q.terms) ORDER BY u.lexeme) AS terms, "
-        "  ARRAY(SELECT DISTINCT w FROM unnest(d.document) u, unnest(u.weights) w "
-        "        WHERE u.lexeme = ANY(q.terms) ORDER BY w) AS weights "
-        "FROM (SELECT websearch_to_tsquery(%s::regconfig, %s) AS tsq, "
-        "             tsvector_to_array(to_tsvector(%s::regconfig, %s)) AS terms) q, "
-        "     search_documents d "
-        "JOIN products p ON p.shop_id = d.shop_id AND p.shopify_id = d.product_shopify_id "
-        "WHERE d.shop_id = %s AND d.document @@ q.tsq AND {deleted} AND {w} "
-        "ORDER BY 2 DESC, d.product_shopify_id LIMIT %s"
-    ).format(deleted=deleted, w=where)
+    query = sql.SQL(_sql("text_candidates.sql")).format(deleted=deleted, w=where)
     found = await fetch_all(
         conn, _TextCandidate, query, [config, text, config, text, shop_id, *params, k]
     )
