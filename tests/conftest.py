@@ -1,5 +1,8 @@
 """Real servers for every test: the embedded PostgreSQL 18 and Redis (REDIS_URL when set).
 
+`NEANELU_TEST_POSTGRES=16` runs them on PostgreSQL 16 from the `pgserver` wheel instead (`make test-pg16`),
+in a data dir of its own.
+
 Each test that needs PostgreSQL gets its own database cloned from a migrated template, so tests that
 commit (COPY, RLS roles, workers in other processes) never see each other's rows.
 """
@@ -48,6 +51,11 @@ class TestDatabase:
 
 @pytest.fixture(scope="session")
 def pg_server() -> EmbeddedPostgres:
+    release = os.environ.get("NEANELU_TEST_POSTGRES", "18")
+    if release == "16":
+        return start_postgres(DATA_DIR / "pg16", distribution="pgserver")
+    if release != "18":
+        raise pytest.UsageError(f"NEANELU_TEST_POSTGRES must be 16 or 18, not {release!r}")
     return start_postgres(DATA_DIR)
 
 

@@ -317,6 +317,36 @@ def test_browse_the_catalog(page: Any, stack: Stack) -> None:
     check(page, "catalog-product")
 
 
+def test_search_the_catalog_by_meaning(page: Any, stack: Stack) -> None:
+    # The first full sync queued an embedding run for the whole shop; the worker commits it a
+    # page at a time, so the first embedded products are searchable long before the last.
+    wait_for(
+        lambda: int(str(stack.sql("SELECT count(*) FROM embeddings")[0][0])) > 0,
+        "the first products' embeddings",
+        timeout=240,
+    )
+    shopify_id, title = stack.sql(
+        "SELECT p.shopify_id, p.title FROM embeddings e JOIN products p"
+        " ON p.shop_id = e.shop_id AND p.shopify_id = e.product_shopify_id"
+        " ORDER BY p.shopify_id LIMIT 1"
+    )[0]
+    sign_in(page, stack)
+    page.goto(f"{stack.api_url}/admin/shops/{stack.shop_id}/products")
+    page.fill("#f-q", str(title))
+    page.click("form[role=search] button")
+    assert "model" in page.locator("#search-info").inner_text()
+    row = page.locator("#search-hits tbody tr", has=page.locator(f"text={shopify_id}")).first
+    why = row.locator("td").last.inner_text()
+    # Its own title: found by its words and by its meaning.
+    assert "words #" in why
+    assert "meaning #" in why
+    check(page, "catalog-search")
+    row.locator("a").first.click()
+    assert page.locator("#variants tbody tr").count() >= 1
+    page.goto(f"{stack.api_url}/admin/shops/{stack.shop_id}/products?q=%20%20")
+    assert "more than spaces" in page.locator("#search-error").inner_text()
+
+
 def test_a_post_without_the_csrf_token_is_refused(page: Any, stack: Stack) -> None:
     sign_in(page, stack)
     shop_id = stack.shop_id

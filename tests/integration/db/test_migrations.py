@@ -67,3 +67,24 @@ def test_migrated_schema_matches_the_declared_one(
     migrated, built = _dump_schema(database.owner_url), _dump_schema(empty_database.owner_url)
     assert "CREATE POLICY tenant_isolation ON public.products" in migrated
     assert migrated == built
+
+
+def test_uuidv7_gives_time_ordered_version_7_ids(database: TestDatabase) -> None:
+    """PostgreSQL 18 has uuidv7(); older servers get migration 0001's fallback (`make test-pg16`)."""
+    with psycopg.connect(database.owner_url) as conn:
+        version = conn.info.server_version
+        schema = conn.execute(
+            "SELECT n.nspname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE p.proname = 'uuidv7' AND p.pronargs = 0"
+        ).fetchall()
+        ids = []
+        for _ in range(3):
+            ids += [r for (r,) in conn.execute("SELECT uuidv7() FROM generate_series(1, 50)")]
+            conn.execute("SELECT pg_sleep(0.002)")  # the next batch falls in a later millisecond
+    assert [s for (s,) in schema] == (["pg_catalog"] if version >= 180000 else ["public"])
+    assert {u.version for u in ids} == {7}
+    assert {u.variant for u in ids} == {"specified in RFC 4122"}
+    millis = [u.int >> 80 for u in ids]
+    assert millis == sorted(millis)
+    assert millis[-1] > millis[0]
+    assert len(set(ids)) == len(ids)

@@ -13,7 +13,7 @@ from neanelu.db.pool import global_scope
 from neanelu.queue.ratelimit import CostLimiter
 from neanelu.queue.settings import QUEUE_NAMES
 from neanelu.sync.progress import progress_key
-from neanelu.web.console import audit, queues, reads, timeseries
+from neanelu.web.console import audit, catalog_search, queues, reads, timeseries
 from neanelu.web.console.charts import line_chart
 from neanelu.web.console.deps import operator, runtime
 from neanelu.web.console.reads import ProductFilter, console_scope
@@ -136,6 +136,7 @@ async def products_page(
     status: Annotated[str | None, Query(max_length=40)] = None,
     vendor: Annotated[str | None, Query(max_length=200)] = None,
     title: Annotated[str | None, Query(max_length=200)] = None,
+    q: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Response:
     rt = runtime(request)
     filters = ProductFilter(status or None, vendor or None, title or None)
@@ -143,7 +144,11 @@ async def products_page(
         shop = await reads.shop(conn, shop_id)
         if shop is None:
             raise HTTPException(404, f"no shop {shop_id}")
-        found = await reads.products(conn, shop_id, after, filters)
+        found = None if q else await reads.products(conn, shop_id, after, filters)
+    if q:
+        outcome = await catalog_search.by_meaning(rt, shop_id, q, filters)
+        return page(request, "products.html", who, shop=shop, filters=filters, q=q, search=outcome)
+    assert found is not None
     return page(
         request,
         "products.html",
