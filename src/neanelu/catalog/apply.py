@@ -6,25 +6,39 @@ delivery twice, or two deliveries in either order, leaves the same rows.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
-from importlib import resources
 from uuid import UUID
 
 import msgspec
 
 from neanelu.catalog.records import InventoryLevelRecord, ProductRecord
 from neanelu.db.pool import Conn
+from neanelu.db.rows import fetch_all, fetch_one, fetch_scalar
+from neanelu.db.sql_files import load_sql
 
 
-@cache
 def _sql(name: str) -> str:
-    return resources.files("neanelu.catalog").joinpath("sql", name).read_text(encoding="utf-8")
+    return load_sql(name, "neanelu.catalog")
+
+
+@dataclass(frozen=True, slots=True)
+class _Applied:
+    """What `upsert_product.sql` answers when the version was written."""
+
+    live: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Retired:
+    inventory_item_id: int | None
 
 
 async def apply_product(conn: Conn, shop_id: UUID, product: ProductRecord) -> bool:
     """Write the product version if it is not older than the stored one; True when applied."""
-    cur = await conn.execute(
+    row = await fetch_one(
+        conn,
+        _Applied,
         _sql("upsert_product.sql"),
         {
             "shop_id": shop_id,
@@ -40,11 +54,9 @@ async def apply_product(conn: Conn, shop_id: UUID, product: ProductRecord) -> bo
             "updated_at": product.shopify_updated_at,
         },
     )
-    row = await cur.fetchone()
     if row is None:
         return False  # a newer version (or a later deletion) is already stored
-    live = bool(row[0])
-    if not live:
+    if not row.live:
         return True  # still deleted: its variants stay retired
     if product.variants:
         async with conn.cursor() as vcur:
@@ -96,11 +108,13 @@ async def _retire_variants(
     conn: Conn, shop_id: UUID, product_id: int, keep: list[int], at: datetime
 ) -> None:
     """Mark the product's variants not in `keep` deleted, and drop their inventory levels."""
-    cur = await conn.execute(
+    retired = await fetch_all(
+        conn,
+        _Retired,
         _sql("retire_variants.sql"),
         {"shop_id": shop_id, "product_shopify_id": product_id, "keep": keep, "at": at},
     )
-    items = [row[0] for row in await cur.fetchall() if row[0] is not None]
+    items = [r.inventory_item_id for r in retired if r.inventory_item_id is not None]
     if items:
         await conn.execute(_sql("drop_retired_levels.sql"), {"shop_id": shop_id, "items": items})
 
@@ -125,8 +139,10 @@ async def apply_inventory_level(conn: Conn, shop_id: UUID, level: InventoryLevel
 
 async def is_deleted(conn: Conn, shopify_id: int) -> bool:
     """Whether the stored product (tenant-scoped) is marked deleted."""
-    cur = await conn.execute(
-        "SELECT deleted_at IS NOT NULL FROM products WHERE shopify_id = %s", (shopify_id,)
+    deleted = await fetch_scalar(
+        conn,
+        bool,
+        "SELECT deleted_at IS NOT NULL FROM products WHERE shopify_id = %s",
+        (shopify_id,),
     )
-    row = await cur.fetchone()
-    return bool(row and row[0])
+    return bool(deleted)

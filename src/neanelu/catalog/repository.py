@@ -4,16 +4,53 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from psycopg import sql
 
 from neanelu.db.pool import Conn
+from neanelu.db.rows import fetch_all, fetch_one
 
-_SUMMARY = (
+_SUMMARY = sql.SQL(
     "shopify_id, handle, title, vendor, product_type, status, tags, shopify_updated_at, "
-    "deleted_at IS NOT NULL"
+    "deleted_at IS NOT NULL AS deleted"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class ProductSummaryRow:
+    shopify_id: int
+    handle: str | None
+    title: str | None
+    vendor: str | None
+    product_type: str | None
+    status: str | None
+    tags: list[str] | None
+    shopify_updated_at: datetime | None
+    deleted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ProductRow(ProductSummaryRow):
+    description: str | None
+    metafields: dict[str, Any] | None
+    shopify_created_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class VariantRow:
+    shopify_id: int
+    sku: str | None
+    title: str | None
+    price: Decimal | None
+    compare_at_price: Decimal | None
+    barcode: str | None
+    position: int | None
+    inventory_quantity: int | None
+    inventory_item_id: int | None
+    selected_options: list[dict[str, str]] | None
+    shopify_updated_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +65,7 @@ class ProductFilter:
 
 async def list_products(
     conn: Conn, filters: ProductFilter, *, after: int | None, limit: int
-) -> list[tuple[Any, ...]]:
+) -> list[ProductSummaryRow]:
     """One page in Shopify id order (keyset: `shopify_id > after`), `limit + 1` rows at most so
     the caller knows whether another page exists."""
     clauses: list[sql.Composable] = []
@@ -54,27 +91,25 @@ async def list_products(
         params.append(after)
     where = sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("true")
     query = sql.SQL("SELECT {} FROM products WHERE {} ORDER BY shopify_id LIMIT %s").format(
-        sql.SQL(_SUMMARY), where
+        _SUMMARY, where
     )
-    cur = await conn.execute(query, [*params, limit + 1])
-    return await cur.fetchall()
+    return await fetch_all(conn, ProductSummaryRow, query, [*params, limit + 1])
 
 
-async def get_product(conn: Conn, shopify_id: int) -> tuple[Any, ...] | None:
-    cur = await conn.execute(
-        f"SELECT {_SUMMARY}, description, metafields, shopify_created_at FROM products "
-        "WHERE shopify_id = %s",
-        (shopify_id,),
-    )
-    return await cur.fetchone()
+async def get_product(conn: Conn, shopify_id: int) -> ProductRow | None:
+    query = sql.SQL(
+        "SELECT {}, description, metafields, shopify_created_at FROM products WHERE shopify_id = %s"
+    ).format(_SUMMARY)
+    return await fetch_one(conn, ProductRow, query, (shopify_id,))
 
 
-async def product_variants(conn: Conn, product_shopify_id: int) -> list[tuple[Any, ...]]:
-    cur = await conn.execute(
+async def product_variants(conn: Conn, product_shopify_id: int) -> list[VariantRow]:
+    return await fetch_all(
+        conn,
+        VariantRow,
         "SELECT shopify_id, sku, title, price, compare_at_price, barcode, position, "
         "inventory_quantity, inventory_item_id, selected_options, shopify_updated_at "
         "FROM variants WHERE product_shopify_id = %s AND deleted_at IS NULL "
         "ORDER BY position NULLS LAST, shopify_id",
         (product_shopify_id,),
     )
-    return await cur.fetchall()

@@ -22,17 +22,17 @@ _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _summary(row: tuple[Any, ...]) -> ProductSummary:
+def _summary(row: repository.ProductSummaryRow) -> ProductSummary:
     return ProductSummary(
-        id=str(row[0]),
-        handle=row[1],
-        title=row[2],
-        vendor=row[3],
-        product_type=row[4],
-        status=row[5],
-        tags=list(row[6] or []),
-        updated_at=row[7],
-        deleted=bool(row[8]),
+        id=str(row.shopify_id),
+        handle=row.handle,
+        title=row.title,
+        vendor=row.vendor,
+        product_type=row.product_type,
+        status=row.status,
+        tags=list(row.tags or []),
+        updated_at=row.shopify_updated_at,
+        deleted=bool(row.deleted),
     )
 
 
@@ -101,22 +101,22 @@ async def get_product(
     summary = _summary(row)
     return Product(
         **summary.model_dump(),
-        description=row[9],
-        metafields=row[10] or {},
-        created_at=row[11],
+        description=row.description,
+        metafields=row.metafields or {},
+        created_at=row.shopify_created_at,
         variants=[
             Variant(
-                id=str(v[0]),
-                sku=v[1],
-                title=v[2],
-                price=v[3],
-                compare_at_price=v[4],
-                barcode=v[5],
-                position=v[6],
-                inventory_quantity=v[7],
-                inventory_item_id=None if v[8] is None else str(v[8]),
-                selected_options=[SelectedOption(**o) for o in v[9] or []],
-                updated_at=v[10],
+                id=str(v.shopify_id),
+                sku=v.sku,
+                title=v.title,
+                price=v.price,
+                compare_at_price=v.compare_at_price,
+                barcode=v.barcode,
+                position=v.position,
+                inventory_quantity=v.inventory_quantity,
+                inventory_item_id=None if v.inventory_item_id is None else str(v.inventory_item_id),
+                selected_options=[SelectedOption(**o) for o in v.selected_options or []],
+                updated_at=v.shopify_updated_at,
             )
             for v in variant_rows
         ],

@@ -13,6 +13,7 @@ from uuid import UUID
 from faker import Faker
 
 from neanelu.db.pool import Conn, bind_tenant
+from neanelu.db.rows import fetch_one
 from neanelu.shops import repository as shops
 
 SEED_SHOP_DOMAIN = "neanelu-seed.myshopify.com"
@@ -120,13 +121,25 @@ async def seed_catalog(conn: Conn, shop_id: UUID, products: int, seed: int = 42)
     return SeedResult(products, variant_count, time.perf_counter() - started)
 
 
+@dataclass(frozen=True, slots=True)
+class _Counts:
+    products: int
+    variants: int
+    inventory_levels: int
+
+
 async def catalog_counts(conn: Conn) -> dict[str, int]:
     """Live rows of the current tenant's catalog."""
-    cur = await conn.execute(
-        "SELECT (SELECT count(*) FROM products WHERE deleted_at IS NULL),"
-        " (SELECT count(*) FROM variants WHERE deleted_at IS NULL),"
-        " (SELECT count(*) FROM inventory_levels)"
+    row = await fetch_one(
+        conn,
+        _Counts,
+        "SELECT (SELECT count(*) FROM products WHERE deleted_at IS NULL) AS products,"
+        " (SELECT count(*) FROM variants WHERE deleted_at IS NULL) AS variants,"
+        " (SELECT count(*) FROM inventory_levels) AS inventory_levels",
     )
-    row = await cur.fetchone()
     assert row is not None
-    return {"products": int(row[0]), "variants": int(row[1]), "inventory_levels": int(row[2])}
+    return {
+        "products": int(row.products),
+        "variants": int(row.variants),
+        "inventory_levels": int(row.inventory_levels),
+    }

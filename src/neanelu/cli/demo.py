@@ -40,6 +40,7 @@ from neanelu.db.embedded import (
     stop_redis,
 )
 from neanelu.db.pool import global_scope, tenant_scope
+from neanelu.db.rows import fetch_all, fetch_one, fetch_scalar, fetch_scalars
 from neanelu.db.services import ServiceUrls, resolve_services
 from neanelu.shops.oauth_state import COOKIE_NAME
 from neanelu.sync import repository as runs
@@ -272,9 +273,7 @@ async def _install(demo: DemoRun, http: httpx.AsyncClient) -> None:
 
 async def _shop_id(res: WorkerResources) -> UUID | None:
     async with global_scope(res.runtime.pool) as conn:
-        cur = await conn.execute("SELECT id FROM shops WHERE domain = %s", (DOMAIN,))
-        row = await cur.fetchone()
-    return row[0] if row else None
+        return await fetch_scalar(conn, UUID, "SELECT id FROM shops WHERE domain = %s", (DOMAIN,))
 
 
 async def _forget_previous_demo(owner_url: str) -> bool:
@@ -326,42 +325,70 @@ async def _watch_sync(demo: DemoRun, res: WorkerResources, shop_id: UUID) -> run
             await asyncio.sleep(0.25)
 
 
+@dataclass(frozen=True, slots=True)
+class _StoredCounts:
+    products: int
+    variants: int
+    metafields: int
+    inventory_levels: int
+    webhooks: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Level:
+    inventory_item_id: int
+    location_id: int
+    available: int
+
+
 async def _stored_counts(res: WorkerResources, shop_id: UUID) -> dict[str, int]:
     async with tenant_scope(res.runtime.pool, shop_id) as conn:
-        cur = await conn.execute(
-            "SELECT (SELECT count(*) FROM products WHERE deleted_at IS NULL),"
-            " (SELECT count(*) FROM variants WHERE deleted_at IS NULL),"
-            " (SELECT coalesce(sum((SELECT count(*) FROM jsonb_object_keys(metafields))), 0)"
+        row = await fetch_one(
+            conn,
+            _StoredCounts,
+            "SELECT (SELECT count(*) FROM products WHERE deleted_at IS NULL) AS products,"
+            " (SELECT count(*) FROM variants WHERE deleted_at IS NULL) AS variants,"
+            " ((SELECT coalesce(sum((SELECT count(*) FROM jsonb_object_keys(metafields))), 0)"
             "  FROM products WHERE deleted_at IS NULL)"
             " + (SELECT coalesce(sum((SELECT count(*) FROM jsonb_object_keys(metafields))), 0)"
-            "  FROM variants WHERE deleted_at IS NULL),"
-            " (SELECT count(*) FROM inventory_levels),"
-            " (SELECT count(*) FROM webhook_inbox)"
+            "  FROM variants WHERE deleted_at IS NULL))::bigint AS metafields,"
+            " (SELECT count(*) FROM inventory_levels) AS inventory_levels,"
+            " (SELECT count(*) FROM webhook_inbox) AS webhooks",
         )
-        row = await cur.fetchone()
     assert row is not None
-    keys = ("products", "variants", "metafields", "inventory_levels", "webhooks")
-    return dict(zip(keys, (int(v) for v in row), strict=True))
+    return {
+        "products": int(row.products),
+        "variants": int(row.variants),
+        "metafields": int(row.metafields),
+        "inventory_levels": int(row.inventory_levels),
+        "webhooks": int(row.webhooks),
+    }
 
 
 async def _make_changes(
     demo: DemoRun, http: httpx.AsyncClient, res: WorkerResources, shop_id: UUID
 ) -> tuple[list[int], list[tuple[int, int, int]], list[int]]:
     async with tenant_scope(res.runtime.pool, shop_id) as conn:
-        cur = await conn.execute(
+        ids = await fetch_scalars(
+            conn,
+            int,
             "SELECT shopify_id FROM products ORDER BY md5(shopify_id::text) LIMIT %s",
             (CHANGED_PRODUCTS + DELETED_PRODUCTS,),
         )
-        ids = [int(r[0]) for r in await cur.fetchall()]
         # Levels of changed products that stay (a deleted product takes its levels with it),
         # found through the variants' product index, whatever the planner's statistics say.
-        cur = await conn.execute(
-            "SELECT l.inventory_item_id, l.location_id, coalesce(l.available, 0)"
+        stored = await fetch_all(
+            conn,
+            _Level,
+            "SELECT l.inventory_item_id, l.location_id, coalesce(l.available, 0) AS available"
             " FROM variants v JOIN inventory_levels l ON l.inventory_item_id = v.inventory_item_id"
             " WHERE v.product_shopify_id = ANY(%s) ORDER BY md5(l.shopify_id::text) LIMIT %s",
             (ids[:CHANGED_PRODUCTS], CHANGED_LEVELS),
         )
-        levels = [(int(a), int(b), int(c) + 17) for a, b, c in await cur.fetchall()]
+        levels = [
+            (int(lv.inventory_item_id), int(lv.location_id), int(lv.available) + 17)
+            for lv in stored
+        ]
     changed, deleted = ids[:CHANGED_PRODUCTS], ids[CHANGED_PRODUCTS:]
     semaphore = asyncio.Semaphore(16)
 
@@ -397,24 +424,31 @@ async def _changes_arrived(
     deleted: list[int],
 ) -> bool:
     async with tenant_scope(res.runtime.pool, shop_id) as conn:
-        cur = await conn.execute(
+        titles = await fetch_scalar(
+            conn,
+            int,
             "SELECT count(*) FROM products WHERE shopify_id = ANY(%s) AND title = 'Demo change ' || shopify_id",
             (changed,),
         )
-        titles = (await cur.fetchone() or (0,))[0]
-        cur = await conn.execute(
+        stock = await fetch_scalar(
+            conn,
+            int,
             "SELECT count(*) FROM inventory_levels l JOIN unnest(%s::bigint[], %s::bigint[], %s::int[])"
             " AS x(item, loc, qty) ON l.inventory_item_id = x.item AND l.location_id = x.loc"
             " AND l.available = x.qty",
             ([a for a, _, _ in levels], [b for _, b, _ in levels], [c for _, _, c in levels]),
         )
-        stock = (await cur.fetchone() or (0,))[0]
-        cur = await conn.execute(
+        gone = await fetch_scalar(
+            conn,
+            int,
             "SELECT count(*) FROM products WHERE shopify_id = ANY(%s) AND deleted_at IS NOT NULL",
             (deleted,),
         )
-        gone = (await cur.fetchone() or (0,))[0]
-    return bool(titles == len(changed) and stock == len(levels) and gone == len(deleted))
+    return bool(
+        (titles or 0) == len(changed)
+        and (stock or 0) == len(levels)
+        and (gone or 0) == len(deleted)
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from neanelu.cli.common import (
 )
 from neanelu.config import Settings
 from neanelu.db.pool import Conn, tenant_scope
+from neanelu.db.rows import fetch_scalar
 from neanelu.db.services import resolve_services
 from neanelu.search import store
 from neanelu.search.provider import EmbeddingError, EmbeddingProvider
@@ -199,13 +200,15 @@ def search_partition(
     async def work(pool: AsyncConnectionPool[Conn], redis: Redis, shop_id: UUID) -> str:
         # DDL runs as the owner role, outside the app role's reach.
         async with await psycopg.AsyncConnection.connect(services.postgres_owner) as owner:
-            cur = await owner.execute(
-                "SELECT app_embeddings_own_partition(%s, %s)", (shop_id, maintenance_work_mem)
+            part = await fetch_scalar(
+                owner,
+                str,
+                "SELECT app_embeddings_own_partition(%s, %s)",
+                (shop_id, maintenance_work_mem),
             )
-            row = await cur.fetchone()
             await owner.commit()
-        assert row is not None
-        return str(row[0])
+        assert part is not None
+        return part
 
     try:
         part = run(_with_shop(settings, shop, work))

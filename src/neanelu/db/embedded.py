@@ -124,24 +124,34 @@ def start_postgres(data_dir: Path, distribution: str = DEFAULT_DISTRIBUTION) -> 
 def _bootstrap(pg: EmbeddedPostgres) -> None:
     """Idempotent: a bootstrap cut short is simply run again on the next start."""
     import psycopg
+    from psycopg import sql
+    from psycopg.rows import scalar_row
 
+    owner, app = sql.Identifier(OWNER_ROLE), sql.Identifier(APP_ROLE)
     with psycopg.connect(pg.url(database="postgres"), autocommit=True) as conn:
         for key, value in _SERVER_SETTINGS.items():
             conn.execute(f"ALTER SYSTEM SET {key} = '{value}'")
-        roles = {r for (r,) in conn.execute("SELECT rolname FROM pg_roles").fetchall()}
+        with conn.cursor(row_factory=scalar_row) as cur:
+            roles = set(cur.execute("SELECT rolname FROM pg_roles").fetchall())
         if OWNER_ROLE not in roles:
-            conn.execute(f"CREATE ROLE {OWNER_ROLE} LOGIN")
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(owner))
         if APP_ROLE not in roles:
             conn.execute(
-                f"CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"
+                sql.SQL(
+                    "CREATE ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"
+                ).format(app)
             )
         # Older releases let this role turn foreign keys off (session_replication_role); catalog
         # rows are now checked once per statement by triggers no role can skip that way.
-        conn.execute(f"REVOKE SET ON PARAMETER session_replication_role FROM {APP_ROLE}")
+        conn.execute(
+            sql.SQL("REVOKE SET ON PARAMETER session_replication_role FROM {}").format(app)
+        )
         # Server-side COPY FROM a file (the ingest benchmark's ceiling) is allowed to this role only.
-        conn.execute(f"GRANT pg_read_server_files TO {OWNER_ROLE}")
+        conn.execute(sql.SQL("GRANT pg_read_server_files TO {}").format(owner))
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone():
-            conn.execute(f"CREATE DATABASE {DATABASE} OWNER {OWNER_ROLE}")
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(DATABASE), owner)
+            )
     # Extensions need a superuser; migrations then find them present. template1 gets them too, so
     # every database the tests create already has them.
     for database in (DATABASE, "template1"):

@@ -1,4 +1,9 @@
-"""Hand-written SQL shipped with the package, loaded by name."""
+"""Hand-written SQL shipped with the package, loaded by name: the one loader of `.sql` files.
+
+Each package keeps its statements in its own `sql/` folder (`neanelu/db/sql`, the catalog's
+webhook upserts in `neanelu/catalog/sql`, the migrations' in `neanelu/db/migrations/sql`, ...);
+`package` names the folder's owner.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +13,16 @@ from importlib import resources
 
 
 @cache
-def load_sql(name: str) -> str:
-    """The text of `neanelu/db/sql/<name>`, e.g. `schema.sql` or `ingest/merge_products.sql`."""
-    return resources.files("neanelu.db").joinpath("sql", name).read_text(encoding="utf-8")
+def load_sql(name: str, package: str = "neanelu.db") -> str:
+    """The text of `<package>/sql/<name>`, e.g. `schema.sql` or `ingest/merge_products.sql`."""
+    return resources.files(package).joinpath("sql", name).read_text(encoding="utf-8")
 
 
 @cache
-def load_statements(name: str) -> tuple[str, ...]:
+def load_statements(name: str, package: str = "neanelu.db") -> tuple[str, ...]:
     """A file's statements one by one, for files whose statements take parameters (the extended
     protocol runs one statement per call). Statements end with ';' at the end of a line."""
-    return tuple(s.strip() for s in re.split(r";\s*\n", load_sql(name)) if _has_code(s))
+    return tuple(s.strip() for s in re.split(r";\s*\n", load_sql(name, package)) if _has_code(s))
 
 
 def _has_code(statement: str) -> bool:

@@ -18,8 +18,10 @@ from datetime import datetime
 from uuid import UUID
 
 import psycopg
+from psycopg import sql
 
 from neanelu.db.pool import Conn, connection_tenant_scope
+from neanelu.db.rows import exists, fetch_scalar, fetch_scalars
 from neanelu.db.sql_files import load_sql, load_statements
 from neanelu.ingest.rows import METAFIELD_FILES
 
@@ -50,8 +52,7 @@ async def _begin_batch(conn: Conn, settings: str, shop_id: UUID) -> None:
     # The batch's rows are checked against their shop once per statement, by the tables' own
     # triggers (which lock the shop too). Locking it here first turns a shop purged under the
     # sync into ShopGone before any work, and keeps it from being purged until the batch commits.
-    cur = await conn.execute("SELECT 1 FROM shops WHERE id = %s FOR KEY SHARE", (shop_id,))
-    if await cur.fetchone() is None:
+    if not await exists(conn, "SELECT 1 FROM shops WHERE id = %s FOR KEY SHARE", (shop_id,)):
         raise ShopGone(f"shop {shop_id} was deleted during its sync")
 
 
@@ -123,18 +124,20 @@ async def prepare(conn: Conn) -> None:
 
 
 async def _pages(conn: Conn, table: str) -> int:
-    cur = await conn.execute(
-        "SELECT pg_relation_size(%s::regclass) / current_setting('block_size')::int", (table,)
+    pages = await fetch_scalar(
+        conn,
+        int,
+        "SELECT pg_relation_size(%s::regclass) / current_setting('block_size')::int",
+        (table,),
     )
-    row = await cur.fetchone()
-    return int(row[0]) if row else 0
+    return pages or 0
 
 
 async def _holds_rows(conn: Conn, shop_id: UUID, table: str) -> bool:
+    query = sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table))
     async with connection_tenant_scope(conn, shop_id):
-        cur = await conn.execute(f"SELECT EXISTS (SELECT 1 FROM {table})")
-        row = await cur.fetchone()
-    return bool(row and row[0])
+        held = await fetch_scalar(conn, bool, query)
+    return bool(held)
 
 
 async def merge_target(
@@ -206,13 +209,15 @@ async def merge_catalog(
     stats = MergeStats()
 
     async def params(session: Conn, kind: str) -> dict[str, object]:
-        cur = await session.execute(
-            "SELECT EXISTS (SELECT 1 FROM stg_protected WHERE kind = %s)", (f"M{kind}",)
+        protected = await fetch_scalar(
+            session,
+            bool,
+            "SELECT EXISTS (SELECT 1 FROM stg_protected WHERE kind = %s)",
+            (f"M{kind}",),
         )
-        row = await cur.fetchone()
         return {
             "metafields_complete": metafields_complete and kind not in partial_metafields,
-            "protected_owners": bool(row and row[0]),
+            "protected_owners": bool(protected),
             "kept": kept_patterns or [],
         }
 
@@ -308,7 +313,9 @@ async def refresh_statistics(conn: Conn, tables: tuple[str, ...]) -> bool:
         if conn.info.server_version < 170000:
             await conn.execute("SELECT app_analyze_catalog(%s)", (list(tables),))
         else:
-            await conn.execute(f"ANALYZE {', '.join(tables)}")
+            await conn.execute(
+                sql.SQL("ANALYZE {}").format(sql.SQL(", ").join(map(sql.Identifier, tables)))
+            )
     except psycopg.errors.InsufficientPrivilege:
         return False
     return True
@@ -349,16 +356,16 @@ async def kept_catalog(
     tables = ("products", "product_metafields", "variants", "variant_metafields")
     for session, table, statement in zip(sides, tables, statements, strict=True):
         async with connection_tenant_scope(session, shop_id):
-            cur = await session.execute(statement, {"started": started})
-            kept.rows[table] = [int(r[0]) for r in await cur.fetchall()]
+            kept.rows[table] = await fetch_scalars(session, int, statement, {"started": started})
     return kept
 
 
 async def kept_levels(conn: Conn, shop_id: UUID, started: datetime) -> list[int]:
     """Stored inventory levels missing from the file that quarantined lines name."""
     async with connection_tenant_scope(conn, shop_id):
-        cur = await conn.execute(load_sql("ingest/kept_levels.sql"), {"started": started})
-        return [int(r[0]) for r in await cur.fetchall()]
+        return await fetch_scalars(
+            conn, int, load_sql("ingest/kept_levels.sql"), {"started": started}
+        )
 
 
 async def settle_variant_quantities(conn: Conn, shop_id: UUID) -> int:

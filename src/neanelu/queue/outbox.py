@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from typing import Any
+from dataclasses import dataclass
 
 import msgspec
 from psycopg_pool import AsyncConnectionPool
 
 from neanelu.db.pool import Conn, global_scope
+from neanelu.db.rows import fetch_all
 from neanelu.queue.client import JobSpec, QueueClient
 from neanelu.queue.jobs import EnqueueResult
 
@@ -55,6 +56,17 @@ async def write_outbox(conn: Conn, queue: str, spec: JobSpec) -> None:
 _options_decoder = msgspec.json.Decoder(OutboxOptions)
 
 
+@dataclass(frozen=True, slots=True)
+class _OutboxRow:
+    id: int
+    queue: str
+    job_id: str
+    group_id: str
+    task: str
+    payload: str
+    options: str
+
+
 async def relay_once(
     pool: AsyncConnectionPool[Conn], client: QueueClient, *, batch: int = 500
 ) -> int:
@@ -64,17 +76,18 @@ async def relay_once(
     whose group is full stays for a later pass: backpressure reaches the outbox, not a lost job.
     """
     async with global_scope(pool) as conn:
-        cur = await conn.execute(
+        rows = await fetch_all(
+            conn,
+            _OutboxRow,
             "SELECT id, queue, job_id, group_id, task, payload::text, options::text FROM outbox "
             "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
             (batch,),
         )
-        rows = await cur.fetchall()
         if not rows:
             return 0
         by_queue: dict[str, list[tuple[int, JobSpec]]] = defaultdict(list)
         for row in rows:
-            by_queue[row[1]].append((row[0], _spec(row)))
+            by_queue[row.queue].append((row.id, _spec(row)))
         done: list[int] = []
         for name, items in by_queue.items():
             if name not in client.names:
@@ -91,13 +104,13 @@ async def relay_once(
         return len(done)
 
 
-def _spec(row: tuple[Any, ...]) -> JobSpec:
-    options = _options_decoder.decode(row[6])
+def _spec(row: _OutboxRow) -> JobSpec:
+    options = _options_decoder.decode(row.options)
     return JobSpec(
-        task=row[4],
-        group=row[3],
-        payload=row[5].encode(),
-        job_id=row[2],
+        task=row.task,
+        group=row.group_id,
+        payload=row.payload.encode(),
+        job_id=row.job_id,
         delay_s=options.delay_s,
         priority=options.priority,
         headers=options.headers,

@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from neanelu.db.pool import Conn
+from neanelu.db.rows import fetch_all, fetch_scalar
 from neanelu.search.provider import Vectors
 
 DEFAULT_TEXT_CONFIG = "simple"
@@ -38,12 +39,25 @@ class DocumentRow:
     rest: str
 
 
+@dataclass(frozen=True, slots=True)
+class _StoredHash:
+    product_shopify_id: int
+    content_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _StoredDocument:
+    product_shopify_id: int
+    content_hash: bytes
+    text_config: str
+    deleted: bool
+
+
 async def text_config(conn: Conn, shop_id: UUID) -> str:
-    cur = await conn.execute(
-        "SELECT text_config::text FROM search_settings WHERE shop_id = %s", (shop_id,)
+    config = await fetch_scalar(
+        conn, str, "SELECT text_config::text FROM search_settings WHERE shop_id = %s", (shop_id,)
     )
-    row = await cur.fetchone()
-    return str(row[0]) if row else DEFAULT_TEXT_CONFIG
+    return config if config is not None else DEFAULT_TEXT_CONFIG
 
 
 async def set_text_config(conn: Conn, shop_id: UUID, config: str) -> None:
@@ -59,23 +73,30 @@ async def set_text_config(conn: Conn, shop_id: UUID, config: str) -> None:
 async def vector_hashes(
     conn: Conn, shop_id: UUID, model: str, product_ids: Sequence[int]
 ) -> dict[int, bytes]:
-    cur = await conn.execute(
+    found = await fetch_all(
+        conn,
+        _StoredHash,
         "SELECT product_shopify_id, content_hash FROM embeddings "
         "WHERE shop_id = %s AND model = %s AND product_shopify_id = ANY(%s)",
         (shop_id, model, list(product_ids)),
     )
-    return {int(r[0]): bytes(r[1]) for r in await cur.fetchall()}
+    return {int(r.product_shopify_id): bytes(r.content_hash) for r in found}
 
 
 async def document_hashes(
     conn: Conn, shop_id: UUID, product_ids: Sequence[int]
 ) -> dict[int, tuple[bytes, str, bool]]:
-    cur = await conn.execute(
-        "SELECT product_shopify_id, content_hash, text_config::text, deleted "
+    found = await fetch_all(
+        conn,
+        _StoredDocument,
+        "SELECT product_shopify_id, content_hash, text_config::text AS text_config, deleted "
         "FROM search_documents WHERE shop_id = %s AND product_shopify_id = ANY(%s)",
         (shop_id, list(product_ids)),
     )
-    return {int(r[0]): (bytes(r[1]), str(r[2]), bool(r[3])) for r in await cur.fetchall()}
+    return {
+        int(r.product_shopify_id): (bytes(r.content_hash), str(r.text_config), bool(r.deleted))
+        for r in found
+    }
 
 
 async def upsert_vectors(

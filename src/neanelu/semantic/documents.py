@@ -7,11 +7,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg import sql
+
 from neanelu.search.text import DocumentText, document_text, strip_html
 
-PRODUCT_COLUMNS = (
-    "shopify_id, title, vendor, product_type, tags, description, metafields, deleted_at IS NOT NULL"
+PRODUCT_COLUMNS = sql.SQL(
+    "shopify_id, title, vendor, product_type, tags, description, metafields, "
+    "deleted_at IS NOT NULL AS deleted"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class ProductSource:
+    """A product as PRODUCT_COLUMNS reads it."""
+
+    shopify_id: int
+    title: str | None
+    vendor: str | None
+    product_type: str | None
+    tags: list[str] | None
+    description: str | None
+    metafields: Any
+    deleted: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +46,10 @@ def _metafield_value(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def product_text(row: Sequence[Any], metafield_keys: Sequence[str], max_tokens: int) -> ProductText:
+def product_text(row: ProductSource, metafield_keys: Sequence[str], max_tokens: int) -> ProductText:
     """From a row of PRODUCT_COLUMNS."""
-    shopify_id, title, vendor, product_type, tags, description, metafields, deleted = row
+    title, vendor, product_type, tags = row.title, row.vendor, row.product_type, row.tags
+    description, metafields = row.description, row.metafields
     metas = metafields if isinstance(metafields, dict) else {}
     body = [
         f"{key.rsplit('.', 1)[-1]}: {_metafield_value(metas[key])}"
@@ -45,4 +63,4 @@ def product_text(row: Sequence[Any], metafield_keys: Sequence[str], max_tokens: 
         body,
         max_tokens=max_tokens,
     )
-    return ProductText(int(shopify_id), bool(deleted), text)
+    return ProductText(int(row.shopify_id), bool(row.deleted), text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from uuid import UUID
 
 import numpy as np
@@ -9,10 +10,17 @@ from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
 from neanelu.db.pool import Conn, tenant_scope
+from neanelu.db.rows import fetch_all
 from neanelu.search.hot import HotIndex
 from neanelu.search.provider import EmbeddingProvider
 
 PAGE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class _StoredVector:
+    product_shopify_id: int
+    embedding: list[float]
 
 
 async def warm_shop(
@@ -27,20 +35,23 @@ async def warm_shop(
     after, loaded = -1, 0
     while True:
         async with tenant_scope(pool, shop_id) as conn:
-            cur = await conn.execute(
-                "SELECT product_shopify_id, embedding::real[] FROM embeddings "
+            rows = await fetch_all(
+                conn,
+                _StoredVector,
+                "SELECT product_shopify_id, embedding::real[] AS embedding FROM embeddings "
                 "WHERE shop_id = %s AND model = %s AND product_shopify_id > %s "
                 "ORDER BY product_shopify_id LIMIT %s",
                 (shop_id, model, after, PAGE),
             )
-            rows = await cur.fetchall()
         if not rows:
             break
         await hot.put(
-            shop_id, [int(r[0]) for r in rows], np.array([r[1] for r in rows], np.float32)
+            shop_id,
+            [int(r.product_shopify_id) for r in rows],
+            np.array([r.embedding for r in rows], np.float32),
         )
         loaded += len(rows)
-        after = int(rows[-1][0])
+        after = int(rows[-1].product_shopify_id)
     return loaded if await hot.mark_hot(shop_id) else None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -13,6 +13,8 @@ from uuid import UUID
 from psycopg import sql
 
 from neanelu.db.pool import Conn
+from neanelu.db.rows import fetch_all, fetch_scalar, fetch_scalars
+from neanelu.db.sql_files import load_sql
 from neanelu.search import store
 from neanelu.search.fusion import reciprocal_rank_fusion
 from neanelu.search.hot import HotIndex
@@ -43,6 +45,44 @@ class SearchFilter:
     price_min: Decimal | None = None
     price_max: Decimal | None = None
     include_deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _VectorCandidate:
+    product_shopify_id: int
+    similarity: float
+
+
+@dataclass(frozen=True, slots=True)
+class _TextCandidate:
+    product_shopify_id: int
+    score: float
+    terms: list[str]
+    weights: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class _HitProduct:
+    """A hit's product as the answer shows it (`asdict` keeps these names)."""
+
+    id: int
+    handle: str | None
+    title: str | None
+    vendor: str | None
+    product_type: str | None
+    status: str | None
+    tags: list[str] | None
+    deleted: bool
+    min_price: Decimal | None
+
+
+def _sql(name: str) -> str:
+    return load_sql(name, "neanelu.semantic")
+
+
+def _by_score(candidate: tuple[int, float]) -> tuple[float, int]:
+    product, score = candidate
+    return (-score, product)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,12 +161,13 @@ async def _iterative_scans(conn: Conn) -> bool:
     every connection of a process talks to the same database."""
     global _ITERATIVE_SCANS
     if _ITERATIVE_SCANS is None:
-        cur = await conn.execute(
+        found = await fetch_scalar(
+            conn,
+            bool,
             "SELECT string_to_array(extversion, '.')::int[] >= ARRAY[0, 8] FROM pg_extension "
-            "WHERE extname = 'vector'"
+            "WHERE extname = 'vector'",
         )
-        found = await cur.fetchone()
-        _ITERATIVE_SCANS = bool(found and found[0])
+        _ITERATIVE_SCANS = bool(found)
     return _ITERATIVE_SCANS
 
 
@@ -137,63 +178,45 @@ async def _vector_side(
     typ = sql.SQL("vector({})").format(sql.Literal(dimension))
     # Model and dimension as literals: the HNSW indexes are partial per model, and a generic
     # (prepared) plan over parameters could not prove their predicate and would not use them.
-    query = sql.SQL(
-        "SELECT e.product_shopify_id, 1 - (e.embedding::{t} <=> %s::{t}) FROM embeddings e "
-        "JOIN products p ON p.shop_id = e.shop_id AND p.shopify_id = e.product_shopify_id "
-        "WHERE e.shop_id = %s AND e.model = {m} AND e.dimension = {d} AND {w} "
-        "ORDER BY e.embedding::{t} <=> %s::{t} LIMIT %s"
-    ).format(t=typ, w=where, m=sql.Literal(model), d=sql.Literal(dimension))
+    query = sql.SQL(_sql("vector_candidates.sql")).format(
+        t=typ, w=where, m=sql.Literal(model), d=sql.Literal(dimension)
+    )
     await conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(EF_SEARCH)))
     if await _iterative_scans(conn):
         await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-    cur = await conn.execute(query, [vector, shop_id, *params, vector, k])
-    rows = [(int(r[0]), float(r[1])) for r in await cur.fetchall()]
+    found = await fetch_all(conn, _VectorCandidate, query, [vector, shop_id, *params, vector, k])
+    rows = [(int(r.product_shopify_id), float(r.similarity)) for r in found]
     # relaxed_order may hand back neighbours slightly out of order: the ranks are ours.
-    return sorted(rows, key=lambda r: (-r[1], r[0]))
+    return sorted(rows, key=_by_score)
 
 
 async def _text_side(
     conn: Conn, shop_id: UUID, config: str, text: str, f: SearchFilter, k: int
-) -> list[tuple[int, float, list[str], list[str]]]:
+) -> list[_TextCandidate]:
     where, params = _filters(f)
     deleted = sql.SQL("true") if f.include_deleted else sql.SQL("NOT d.deleted")
-    query = sql.SQL(
-        "SELECT d.product_shopify_id, ts_rank_cd(d.document, q.tsq), "
-        "  ARRAY(SELECT u.lexeme FROM unnest(d.document) u "
-        "        WHERE u.lexeme = ANY(q.terms) ORDER BY u.lexeme), "
-        "  ARRAY(SELECT DISTINCT w FROM unnest(d.document) u, unnest(u.weights) w "
-        "        WHERE u.lexeme = ANY(q.terms) ORDER BY w) "
-        "FROM (SELECT websearch_to_tsquery(%s::regconfig, %s) AS tsq, "
-        "             tsvector_to_array(to_tsvector(%s::regconfig, %s)) AS terms) q, "
-        "     search_documents d "
-        "JOIN products p ON p.shop_id = d.shop_id AND p.shopify_id = d.product_shopify_id "
-        "WHERE d.shop_id = %s AND d.document @@ q.tsq AND {deleted} AND {w} "
-        "ORDER BY 2 DESC, d.product_shopify_id LIMIT %s"
-    ).format(deleted=deleted, w=where)
-    cur = await conn.execute(query, [config, text, config, text, shop_id, *params, k])
-    return [(int(r[0]), float(r[1]), list(r[2]), list(r[3])) for r in await cur.fetchall()]
+    query = sql.SQL(_sql("text_candidates.sql")).format(deleted=deleted, w=where)
+    found = await fetch_all(
+        conn, _TextCandidate, query, [config, text, config, text, shop_id, *params, k]
+    )
+    return [
+        _TextCandidate(int(r.product_shopify_id), float(r.score), list(r.terms), list(r.weights))
+        for r in found
+    ]
 
 
 async def _products(conn: Conn, shop_id: UUID, ids: list[int]) -> dict[int, dict[str, Any]]:
-    cur = await conn.execute(
-        "SELECT p.shopify_id, p.handle, p.title, p.vendor, p.product_type, p.status, p.tags, "
-        "p.deleted_at IS NOT NULL, (SELECT min(v.price) FROM variants v WHERE v.shop_id = "
-        "p.shop_id AND v.product_shopify_id = p.shopify_id AND v.deleted_at IS NULL) "
+    found = await fetch_all(
+        conn,
+        _HitProduct,
+        "SELECT p.shopify_id AS id, p.handle, p.title, p.vendor, p.product_type, p.status, "
+        "p.tags, p.deleted_at IS NOT NULL AS deleted, (SELECT min(v.price) FROM variants v "
+        "WHERE v.shop_id = p.shop_id AND v.product_shopify_id = p.shopify_id "
+        "AND v.deleted_at IS NULL) AS min_price "
         "FROM products p WHERE p.shop_id = %s AND p.shopify_id = ANY(%s)",
         (shop_id, ids),
     )
-    keys = (
-        "id",
-        "handle",
-        "title",
-        "vendor",
-        "product_type",
-        "status",
-        "tags",
-        "deleted",
-        "min_price",
-    )
-    return {int(r[0]): dict(zip(keys, r, strict=True)) for r in await cur.fetchall()}
+    return {int(r.id): asdict(r) for r in found}
 
 
 async def hybrid_search(
@@ -227,20 +250,23 @@ async def hybrid_search(
             )
         by_text = await _text_side(conn, shop_id, config, text, filters, k)
         fused = reciprocal_rank_fusion(
-            {"text": [r[0] for r in by_text], "vector": [r[0] for r in by_vector]}
+            {
+                "text": [r.product_shopify_id for r in by_text],
+                "vector": [product for product, _ in by_vector],
+            }
         )[:limit]
-        text_info = {r[0]: r for r in by_text}
-        vector_info = {r[0]: r for r in by_vector}
+        text_info = {r.product_shopify_id: r for r in by_text}
+        vector_scores = dict(by_vector)
         products = await _products(conn, shop_id, [item for item, _, _ in fused])
     hits: list[Hit] = []
     for item, score, ranks in fused:
         hit = Hit(item, score, products.get(item, {"id": item}))
         if "text" in ranks:
-            _, rank_score, terms, weights = text_info[item]
-            fields = tuple(_WEIGHT_FIELDS.get(w, w) for w in weights)
-            hit.text = TextMatch(ranks["text"], rank_score, tuple(terms), fields)
+            matched = text_info[item]
+            fields = tuple(_WEIGHT_FIELDS.get(w, w) for w in matched.weights)
+            hit.text = TextMatch(ranks["text"], matched.score, tuple(matched.terms), fields)
         if "vector" in ranks:
-            hit.vector = VectorMatch(ranks["vector"], vector_info[item][1])
+            hit.vector = VectorMatch(ranks["vector"], vector_scores[item])
         hits.append(hit)
     took = time.perf_counter() - started
     current_metrics().search_seconds.labels(vector_store).observe(took)
@@ -255,10 +281,13 @@ async def _live(
     conn: Conn, shop_id: UUID, found: list[tuple[int, float]]
 ) -> list[tuple[int, float]]:
     """Redis candidates still live in the catalog (a deletion not yet processed drops out)."""
-    cur = await conn.execute(
-        "SELECT shopify_id FROM products WHERE shop_id = %s AND shopify_id = ANY(%s) "
-        "AND deleted_at IS NULL",
-        (shop_id, [p for p, _ in found]),
+    live = set(
+        await fetch_scalars(
+            conn,
+            int,
+            "SELECT shopify_id FROM products WHERE shop_id = %s AND shopify_id = ANY(%s) "
+            "AND deleted_at IS NULL",
+            (shop_id, [p for p, _ in found]),
+        )
     )
-    live = {int(r[0]) for r in await cur.fetchall()}
     return [(p, s) for p, s in found if p in live]

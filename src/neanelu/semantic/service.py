@@ -9,16 +9,17 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 from uuid import UUID
 
+from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from neanelu.db.pool import Conn, tenant_scope
+from neanelu.db.rows import fetch_all, fetch_scalar
 from neanelu.search import store
 from neanelu.search.hot import HotIndex
 from neanelu.search.provider import EmbeddingProvider
-from neanelu.semantic.documents import PRODUCT_COLUMNS, ProductText, product_text
+from neanelu.semantic.documents import PRODUCT_COLUMNS, ProductSource, ProductText, product_text
 from neanelu.telemetry import current_metrics, span
 
 log = logging.getLogger(__name__)
@@ -54,14 +55,15 @@ async def embed_products(
         raise ValueError(f"embedding run source must be one of {', '.join(SOURCES)}")
     figures = RunFigures()
     async with tenant_scope(pool, shop_id) as conn:
-        cur = await conn.execute(
+        run_id = await fetch_scalar(
+            conn,
+            UUID,
             "INSERT INTO embedding_runs (shop_id, source, provider, model) VALUES (%s, %s, %s, %s) "
             "RETURNING id",
             (shop_id, source, provider.name, provider.model),
         )
-        row = await cur.fetchone()
-        assert row is not None
-        figures.run_id = row[0]
+        assert run_id is not None
+        figures.run_id = run_id
     try:
         with span("search.embed_run", {"neanelu.shop_id": str(shop_id), "neanelu.source": source}):
             if product_ids is None:
@@ -71,14 +73,14 @@ async def embed_products(
                     if not rows:
                         break
                     await _apply_page(pool, provider, shop_id, rows, metafield_keys, figures, hot)
-                    after = int(rows[-1][0])
+                    after = int(rows[-1].shopify_id)
             else:
                 wanted = sorted(set(product_ids))
                 for start in range(0, len(wanted), page):
                     chunk = wanted[start : start + page]
                     rows = await _page(pool, shop_id, 0, chunk, page)
                     await _apply_page(pool, provider, shop_id, rows, metafield_keys, figures, hot)
-                    missing = set(chunk) - {int(r[0]) for r in rows}
+                    missing = set(chunk) - {int(r.shopify_id) for r in rows}
                     if missing:
                         async with tenant_scope(pool, shop_id) as conn:
                             await store.forget(conn, shop_id, sorted(missing))
@@ -108,28 +110,24 @@ async def _page(
     after: int,
     ids: Sequence[int] | None,
     limit: int,
-) -> list[tuple[Any, ...]]:
+) -> list[ProductSource]:
     async with tenant_scope(pool, shop_id) as conn:
         if ids is None:
-            cur = await conn.execute(
-                f"SELECT {PRODUCT_COLUMNS} FROM products WHERE shopify_id > %s "
-                "ORDER BY shopify_id LIMIT %s",
-                (after, limit),
-            )
-        else:
-            cur = await conn.execute(
-                f"SELECT {PRODUCT_COLUMNS} FROM products WHERE shopify_id = ANY(%s) "
-                "ORDER BY shopify_id",
-                (list(ids),),
-            )
-        return await cur.fetchall()
+            query = sql.SQL(
+                "SELECT {} FROM products WHERE shopify_id > %s ORDER BY shopify_id LIMIT %s"
+            ).format(PRODUCT_COLUMNS)
+            return await fetch_all(conn, ProductSource, query, (after, limit))
+        query = sql.SQL(
+            "SELECT {} FROM products WHERE shopify_id = ANY(%s) ORDER BY shopify_id"
+        ).format(PRODUCT_COLUMNS)
+        return await fetch_all(conn, ProductSource, query, (list(ids),))
 
 
 async def _apply_page(
     pool: AsyncConnectionPool[Conn],
     provider: EmbeddingProvider,
     shop_id: UUID,
-    rows: Sequence[tuple[Any, ...]],
+    rows: Sequence[ProductSource],
     metafield_keys: Sequence[str],
     figures: RunFigures,
     hot: HotIndex | None,

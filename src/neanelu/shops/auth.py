@@ -51,7 +51,7 @@ async def current_shop(
             found = await repository.find_by_api_key_hash(conn, hash_api_key(token))
         if found is None:
             raise _unauthorized("API key is not valid")
-        shop_id, domain, shop_status = found
+        shop_id, domain, shop_status = found.id, found.domain, found.status
         via = "api_key"
     else:
         try:
@@ -66,7 +66,7 @@ async def current_shop(
             looked_up = await repository.lookup_status(conn, claims.shop)
         if looked_up is None:
             raise _unauthorized("the session token's shop has not installed the app")
-        shop_id, shop_status = looked_up
+        shop_id, shop_status = looked_up.id, looked_up.status
         domain, via = claims.shop, "session_token"
     if shop_status == repository.UNINSTALLED:
         raise _unauthorized("the shop has uninstalled the app")

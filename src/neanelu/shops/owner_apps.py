@@ -18,6 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import SecretStr
 
 from neanelu.db.pool import Conn, global_scope, tenant_scope
+from neanelu.db.rows import fetch_all, fetch_scalars
 from neanelu.vault import Sealed, TokenVault, VaultError
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,22 @@ class OwnerAppRow:
     name: str
     token: Sealed | None = field(repr=False)
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _OwnerAppColumns:
+    api_client_id: int
+    name: str
+    access_token_ct: bytes | None = field(repr=False)
+    access_token_key_id: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _SealedToken:
+    api_client_id: int
+    access_token_ct: bytes = field(repr=False)
+    access_token_key_id: str
 
 
 def validate(api_client_id: int, name: str) -> None:
@@ -84,39 +101,46 @@ async def remove(conn: Conn, api_client_id: int) -> bool:
 
 async def list_apps(conn: Conn) -> list[OwnerAppRow]:
     """The current shop's owner apps (row-level security picks the shop)."""
-    cur = await conn.execute(
+    rows = await fetch_all(
+        conn,
+        _OwnerAppColumns,
         "SELECT api_client_id, name, access_token_ct, access_token_key_id, updated_at"
-        " FROM owner_apps ORDER BY api_client_id"
+        " FROM owner_apps ORDER BY api_client_id",
     )
     return [
         OwnerAppRow(
-            int(r[0]),
-            r[1],
-            Sealed(bytes(r[2]), r[3]) if r[2] is not None and r[3] is not None else None,
-            r[4],
+            int(r.api_client_id),
+            r.name,
+            Sealed(bytes(r.access_token_ct), r.access_token_key_id)
+            if r.access_token_ct is not None and r.access_token_key_id is not None
+            else None,
+            r.updated_at,
         )
-        for r in await cur.fetchall()
+        for r in rows
     ]
 
 
 async def reseal_all(pool: AsyncConnectionPool[Conn], vault: TokenVault) -> tuple[int, int]:
     """Key rotation for owner app tokens: (re-sealed, failed to open). One shop per transaction."""
     async with global_scope(pool) as conn:
-        cur = await conn.execute("SELECT id FROM shops ORDER BY id")
-        shop_ids = [r[0] for r in await cur.fetchall()]
+        shop_ids = await fetch_scalars(conn, UUID, "SELECT id FROM shops ORDER BY id")
     resealed = failed = 0
     for shop_id in shop_ids:
         async with tenant_scope(pool, shop_id) as conn:
-            cur = await conn.execute(
+            stale = await fetch_all(
+                conn,
+                _SealedToken,
                 "SELECT api_client_id, access_token_ct, access_token_key_id FROM owner_apps"
                 " WHERE access_token_key_id IS DISTINCT FROM %s AND access_token_ct IS NOT NULL"
                 " FOR UPDATE",
                 (vault.current_key_id,),
             )
-            for api_client_id, ct, key_id in await cur.fetchall():
+            for app in stale:
+                api_client_id = app.api_client_id
                 kind = token_kind(int(api_client_id))
+                stored = Sealed(bytes(app.access_token_ct), app.access_token_key_id)
                 try:
-                    sealed = vault.reseal(Sealed(bytes(ct), key_id), shop_id=shop_id, kind=kind)
+                    sealed = vault.reseal(stored, shop_id=shop_id, kind=kind)
                 except VaultError as exc:
                     log.error(
                         "shop %s: owner app %s token not re-sealed: %s", shop_id, api_client_id, exc

@@ -9,7 +9,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from psycopg import sql
+
 from neanelu.db.pool import Conn
+from neanelu.db.rows import fetch_all, fetch_one, fetch_scalar, fetch_scalars
 from neanelu.vault import Sealed
 
 INSTALLED = "installed"
@@ -18,12 +21,17 @@ UNINSTALLED = "uninstalled"
 
 # The sealed tokens are not readable columns for the application role: they come from
 # app_shop_sealed_tokens(), which answers in the shop's own tenant scope only (NULL elsewhere).
-_COLUMNS = (
+_COLUMNS = sql.SQL(
     "s.id, s.domain, s.status, s.scopes, t.access_token_ct, s.access_token_key_id, "
     "s.access_token_expires_at, t.refresh_token_ct, s.refresh_token_key_id, "
     "s.refresh_token_expires_at, s.last_full_sync_at, s.last_incremental_sync_at, s.purge_after"
 )
-_FROM = "FROM shops s LEFT JOIN LATERAL app_shop_sealed_tokens(s.id) t ON true"
+_FROM = sql.SQL("FROM shops s LEFT JOIN LATERAL app_shop_sealed_tokens(s.id) t ON true")
+
+
+def _select(rest: sql.SQL) -> sql.Composed:
+    """A read of whole shops: the columns and joins above, then `rest` (filter, order, lock)."""
+    return sql.SQL("SELECT {} {} {}").format(_COLUMNS, _FROM, rest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,22 +57,76 @@ def _sealed(ct: bytes | None, key_id: str | None) -> Sealed | None:
     return Sealed(bytes(ct), key_id) if ct is not None and key_id is not None else None
 
 
-def _row(r: tuple[Any, ...]) -> ShopRow:
+@dataclass(frozen=True, slots=True)
+class _ShopColumns:
+    """The columns of `_COLUMNS` as they come back, before the tokens are paired with their keys."""
+
+    id: UUID
+    domain: str
+    status: str
+    scopes: list[str] | None
+    access_token_ct: bytes | None = field(repr=False)
+    access_token_key_id: str | None
+    access_token_expires_at: datetime | None
+    refresh_token_ct: bytes | None = field(repr=False)
+    refresh_token_key_id: str | None
+    refresh_token_expires_at: datetime | None
+    last_full_sync_at: datetime | None
+    last_incremental_sync_at: datetime | None
+    purge_after: datetime | None
+
+
+def _row(r: _ShopColumns) -> ShopRow:
     return ShopRow(
-        id=r[0],
-        domain=r[1],
-        status=r[2],
-        scopes=tuple(r[3] or ()),
-        access_token=_sealed(r[4], r[5]),
-        access_token_expires_at=r[6],
-        refresh_token=_sealed(r[7], r[8]),
-        refresh_token_expires_at=r[9],
-        last_full_sync_at=r[10],
-        last_incremental_sync_at=r[11],
-        purge_after=r[12],
-        has_access_token=r[5] is not None,
-        has_refresh_token=r[8] is not None,
+        id=r.id,
+        domain=r.domain,
+        status=r.status,
+        scopes=tuple(r.scopes or ()),
+        access_token=_sealed(r.access_token_ct, r.access_token_key_id),
+        access_token_expires_at=r.access_token_expires_at,
+        refresh_token=_sealed(r.refresh_token_ct, r.refresh_token_key_id),
+        refresh_token_expires_at=r.refresh_token_expires_at,
+        last_full_sync_at=r.last_full_sync_at,
+        last_incremental_sync_at=r.last_incremental_sync_at,
+        purge_after=r.purge_after,
+        has_access_token=r.access_token_key_id is not None,
+        has_refresh_token=r.refresh_token_key_id is not None,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ShopStatus:
+    """What webhook ingress and authentication need of a shop: its id and status."""
+
+    id: UUID
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyHolder:
+    """The shop an API key belongs to."""
+
+    id: UUID
+    domain: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Ensured:
+    shop_id: UUID
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _LastSynced:
+    id: UUID
+    last_synced_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Expiring:
+    id: UUID
+    access_token_expires_at: datetime
 
 
 class ShopNotWritten(RuntimeError):
@@ -81,38 +143,37 @@ async def _update(conn: Conn, shop_id: UUID, statement: str, params: tuple[Any, 
 async def get(conn: Conn, shop_id: UUID, *, for_update: bool = False) -> ShopRow | None:
     """The shop; its sealed tokens only in its own tenant scope, where alone it can be locked
     (`for_update`) too: elsewhere the tokens are None and a locking read finds no row."""
-    lock = " FOR UPDATE OF s" if for_update else ""
-    cur = await conn.execute(f"SELECT {_COLUMNS} {_FROM} WHERE s.id = %s{lock}", (shop_id,))
-    row = await cur.fetchone()
+    rest = sql.SQL("WHERE s.id = %s FOR UPDATE OF s" if for_update else "WHERE s.id = %s")
+    row = await fetch_one(conn, _ShopColumns, _select(rest), (shop_id,))
     return _row(row) if row else None
 
 
 async def list_all(conn: Conn) -> list[ShopRow]:
     """Every shop known here, by domain (the operator's listing)."""
-    cur = await conn.execute(f"SELECT {_COLUMNS} {_FROM} ORDER BY s.domain")
-    return [_row(r) for r in await cur.fetchall()]
+    query = _select(sql.SQL("ORDER BY s.domain"))
+    return [_row(r) for r in await fetch_all(conn, _ShopColumns, query)]
 
 
 async def get_by_domain(conn: Conn, domain: str) -> ShopRow | None:
-    cur = await conn.execute(f"SELECT {_COLUMNS} {_FROM} WHERE s.domain = %s", (domain,))
-    row = await cur.fetchone()
+    row = await fetch_one(conn, _ShopColumns, _select(sql.SQL("WHERE s.domain = %s")), (domain,))
     return _row(row) if row else None
 
 
-async def lookup_status(conn: Conn, domain: str) -> tuple[UUID, str] | None:
+async def lookup_status(conn: Conn, domain: str) -> ShopStatus | None:
     """The hot path of webhook ingress: id and status only."""
-    cur = await conn.execute("SELECT id, status FROM shops WHERE domain = %s", (domain,))
-    row = await cur.fetchone()
-    return (row[0], row[1]) if row else None
+    return await fetch_one(
+        conn, ShopStatus, "SELECT id, status FROM shops WHERE domain = %s", (domain,)
+    )
 
 
 async def ensure(conn: Conn, domain: str) -> tuple[UUID, bool]:
     """The shop's id, creating its row on first install (locked either way, until the caller's
     transaction ends); True when the row is new. The one write not in a shop's tenant scope."""
-    cur = await conn.execute("SELECT shop_id, created FROM app_ensure_shop(%s)", (domain,))
-    row = await cur.fetchone()
+    row = await fetch_one(
+        conn, _Ensured, "SELECT shop_id, created FROM app_ensure_shop(%s)", (domain,)
+    )
     assert row is not None  # the function always answers one row
-    return row[0], row[1]
+    return row.shop_id, row.created
 
 
 async def store_install(
@@ -225,49 +286,53 @@ async def set_api_key_hash(conn: Conn, shop_id: UUID, digest: bytes) -> None:
     )
 
 
-async def find_by_api_key_hash(conn: Conn, digest: bytes) -> tuple[UUID, str, str] | None:
-    cur = await conn.execute("SELECT id, domain, status FROM app_shop_by_api_key(%s)", (digest,))
-    row = await cur.fetchone()
-    return (row[0], row[1], row[2]) if row else None
+async def find_by_api_key_hash(conn: Conn, digest: bytes) -> KeyHolder | None:
+    return await fetch_one(
+        conn, KeyHolder, "SELECT id, domain, status FROM app_shop_by_api_key(%s)", (digest,)
+    )
 
 
 async def tokens_not_under(conn: Conn, key_id: str, limit: int) -> list[UUID]:
     """Shops with a token sealed under another key (the work list of a key rotation)."""
-    cur = await conn.execute(
+    return await fetch_scalars(
+        conn,
+        UUID,
         "SELECT id FROM shops WHERE (access_token_key_id IS NOT NULL "
         "AND access_token_key_id <> %s) OR (refresh_token_key_id IS NOT NULL "
         "AND refresh_token_key_id <> %s) ORDER BY id LIMIT %s",
         (key_id, key_id, limit),
     )
-    return [r[0] for r in await cur.fetchall()]
 
 
 async def last_synced(conn: Conn) -> list[tuple[UUID, datetime | None]]:
     """Installed shops with the end of their latest (full or incremental) sync."""
-    cur = await conn.execute(
-        "SELECT id, greatest(last_full_sync_at, last_incremental_sync_at) FROM shops "
-        "WHERE status = 'installed' ORDER BY id"
+    rows = await fetch_all(
+        conn,
+        _LastSynced,
+        "SELECT id, greatest(last_full_sync_at, last_incremental_sync_at) AS last_synced_at "
+        "FROM shops WHERE status = 'installed' ORDER BY id",
     )
-    return [(r[0], r[1]) for r in await cur.fetchall()]
+    return [(r.id, r.last_synced_at) for r in rows]
 
 
 async def tokens_expiring_before(conn: Conn, before: datetime) -> list[tuple[UUID, datetime]]:
     """Installed shops whose access token expires before `before` and can be refreshed (the work
     list of the token sweep), soonest first. The sealed refresh token is no column the
     application role reads: its key id says one is there."""
-    cur = await conn.execute(
+    rows = await fetch_all(
+        conn,
+        _Expiring,
         "SELECT id, access_token_expires_at FROM shops WHERE status = 'installed' "
         "AND refresh_token_key_id IS NOT NULL AND access_token_expires_at < %s "
         "ORDER BY access_token_expires_at",
         (before,),
     )
-    return [(r[0], r[1]) for r in await cur.fetchall()]
+    return [(r.id, r.access_token_expires_at) for r in rows]
 
 
 async def count_by_status(conn: Conn, status: str) -> int:
-    cur = await conn.execute("SELECT count(*) FROM shops WHERE status = %s", (status,))
-    row = await cur.fetchone()
-    return int(row[0]) if row else 0
+    found = await fetch_scalar(conn, int, "SELECT count(*) FROM shops WHERE status = %s", (status,))
+    return found or 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,10 +349,10 @@ class PurgeState:
 
 async def lock_for_purge(conn: Conn, shop_id: UUID) -> PurgeState | None:
     """The shop's lifecycle state, its row locked (the caller's tenant scope) until commit."""
-    cur = await conn.execute(
+    return await fetch_one(
+        conn,
+        PurgeState,
         "SELECT domain, status, shopify_shop_id, installed_at, uninstalled_at, purge_after "
         "FROM shops WHERE id = %s FOR UPDATE",
         (shop_id,),
     )
-    r = await cur.fetchone()
-    return PurgeState(r[0], r[1], r[2], r[3], r[4], r[5]) if r else None

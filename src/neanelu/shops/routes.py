@@ -181,8 +181,8 @@ async def token_exchange(
     domain = _storable_shop(claims.shop)
     async with global_scope(rt.pool) as conn:
         known = await repository.lookup_status(conn, domain)
-    if known is not None and known[1] == repository.INSTALLED:
-        return _exchange_answer(domain, known[0], new_install=False, exchanged=False)
+    if known is not None and known.status == repository.INSTALLED:
+        return _exchange_answer(domain, known.id, new_install=False, exchanged=False)
     try:
         grant = await rt.token_client.exchange_session_token(domain, credentials.credentials)
     except ShopifyError as exc:

@@ -10,6 +10,7 @@ from uuid import UUID, uuid4
 from psycopg.types.json import Jsonb
 
 from neanelu.db.pool import Conn, tenant_scope
+from neanelu.db.rows import fetch_scalar
 from neanelu.handles import PARITY_ATTEMPTS, ParityJob, parity_check
 from neanelu.queue import Defer, Fatal, JobContext, Registry, Retry
 from neanelu.shopify.errors import AccessDenied, InvalidToken, Throttled, TransientError
@@ -24,13 +25,13 @@ KEPT_DIFFERENCES = 200  # the rest are counted, not stored
 
 async def request_parity(conn: Conn, shop_id: UUID, *, sample: int, requested_by: str) -> UUID:
     """A queued check and its job, in the caller's tenant-scoped transaction."""
-    cur = await conn.execute(
+    check_id = await fetch_scalar(
+        conn,
+        UUID,
         "INSERT INTO parity_checks (shop_id, sample, requested_by) VALUES (%s, %s, %s) RETURNING id",
         (shop_id, sample, requested_by),
     )
-    row = await cur.fetchone()
-    assert row is not None
-    check_id = UUID(str(row[0]))
+    assert check_id is not None
     await parity_check.enqueue_in_tx(
         conn,
         ParityJob(shop_id=str(shop_id), check_id=str(check_id)),
@@ -55,12 +56,13 @@ async def handle_parity(ctx: JobContext, job: ParityJob) -> None:
     except ValueError:
         raise Fatal(f"bad parity job payload: {job!r}") from None
     async with tenant_scope(deps.pool, shop_id) as conn:
-        cur = await conn.execute(
+        sample = await fetch_scalar(
+            conn,
+            int,
             "UPDATE parity_checks SET status = 'running' WHERE id = %s RETURNING sample",
             (check_id,),
         )
-        row = await cur.fetchone()
-    if row is None:
+    if sample is None:
         raise Fatal(f"no parity check {check_id} for shop {shop_id}")
     try:
         client = await deps.shops.admin_client(shop_id)
@@ -69,7 +71,7 @@ async def handle_parity(ctx: JobContext, job: ParityJob) -> None:
             deps.pool,
             client,
             shop_id,
-            int(row[0]),
+            sample,
             owner_namespaces=tuple(o.namespace for o in owners),
         )
     except Throttled as exc:

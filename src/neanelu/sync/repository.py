@@ -7,10 +7,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from psycopg.rows import dict_row
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from neanelu.db.pool import Conn
+from neanelu.db.rows import fetch_all, fetch_one
 
 
 @dataclass(slots=True)
@@ -32,7 +33,7 @@ class SyncRun:
     created_at: datetime | None = None
 
 
-_COLUMNS = (
+_COLUMNS = sql.SQL(
     "id, shop_id, kind, status, phase, bulk_operations, counts, bytes, bad_lines, attempts, error,"
     " updated_since, started_at, finished_at, created_at"
 )
@@ -41,40 +42,30 @@ _COLUMNS = (
 async def create_run(
     conn: Conn, shop_id: UUID, kind: str, updated_since: datetime | None
 ) -> SyncRun:
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            f"INSERT INTO sync_runs (shop_id, kind, updated_since) VALUES (%s, %s, %s) RETURNING {_COLUMNS}",
-            (shop_id, kind, updated_since),
-        )
-        row = await cur.fetchone()
+    query = sql.SQL(
+        "INSERT INTO sync_runs (shop_id, kind, updated_since) VALUES (%s, %s, %s) RETURNING {}"
+    ).format(_COLUMNS)
+    row = await fetch_one(conn, SyncRun, query, (shop_id, kind, updated_since))
     assert row is not None
-    return SyncRun(**row)
+    return row
 
 
 async def active_run(conn: Conn, kind: str) -> SyncRun | None:
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            f"SELECT {_COLUMNS} FROM sync_runs WHERE kind = %s AND status IN ('queued', 'running')"
-            " ORDER BY created_at LIMIT 1",
-            (kind,),
-        )
-        row = await cur.fetchone()
-    return SyncRun(**row) if row else None
+    query = sql.SQL(
+        "SELECT {} FROM sync_runs WHERE kind = %s AND status IN ('queued', 'running')"
+        " ORDER BY created_at LIMIT 1"
+    ).format(_COLUMNS)
+    return await fetch_one(conn, SyncRun, query, (kind,))
 
 
 async def get_run(conn: Conn, run_id: UUID) -> SyncRun | None:
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(f"SELECT {_COLUMNS} FROM sync_runs WHERE id = %s", (run_id,))
-        row = await cur.fetchone()
-    return SyncRun(**row) if row else None
+    query = sql.SQL("SELECT {} FROM sync_runs WHERE id = %s").format(_COLUMNS)
+    return await fetch_one(conn, SyncRun, query, (run_id,))
 
 
 async def latest_runs(conn: Conn, limit: int = 10) -> list[SyncRun]:
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            f"SELECT {_COLUMNS} FROM sync_runs ORDER BY created_at DESC LIMIT %s", (limit,)
-        )
-        return [SyncRun(**row) for row in await cur.fetchall()]
+    query = sql.SQL("SELECT {} FROM sync_runs ORDER BY created_at DESC LIMIT %s").format(_COLUMNS)
+    return await fetch_all(conn, SyncRun, query, (limit,))
 
 
 @dataclass(slots=True)
@@ -100,7 +91,7 @@ class RunAttempt:
         return self.ended_at is None
 
 
-_ATTEMPT_COLUMNS = (
+_ATTEMPT_COLUMNS = sql.SQL(
     "run_id, attempt, holder, job_id, started_at, heartbeat_at, lease_until, ended_at, outcome,"
     " error, extract(epoch FROM now() - heartbeat_at)::float8 AS heartbeat_age_s,"
     " extract(epoch FROM now() - lease_until)::float8 AS lease_expired_s"
@@ -118,9 +109,22 @@ _ABANDON = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class _Abandoned:
+    attempt: int
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Started:
+    shop_id: UUID
+    attempts: int
+
+
 async def _abandon(conn: Conn, run_id: UUID, *, but: int = 0, expired_only: bool) -> list[str]:
-    cur = await conn.execute(_ABANDON, (run_id, but, expired_only))
-    return [row[1] for row in sorted(await cur.fetchall())]
+    """The errors written on the attempts closed, in attempt order."""
+    rows = await fetch_all(conn, _Abandoned, _ABANDON, (run_id, but, expired_only))
+    return [row.error for row in sorted(rows, key=lambda row: row.attempt)]
 
 
 async def start_attempt(
@@ -130,15 +134,16 @@ async def start_attempt(
     last error stays until the run ends (each attempt's own error is in its attempt row)."""
     # An attempt whose lease still runs may be alive (a CLI run beside a worker's): left open.
     abandoned = await _abandon(conn, run_id, expired_only=True)
-    cur = await conn.execute(
+    row = await fetch_one(
+        conn,
+        _Started,
         "UPDATE sync_runs SET status = 'running', attempts = attempts + 1,"
         " error = coalesce(%s, error), started_at = coalesce(started_at, now()),"
         " updated_at = now() WHERE id = %s RETURNING shop_id, attempts",
         (abandoned[-1] if abandoned else None, run_id),
     )
-    row = await cur.fetchone()
     assert row is not None, f"sync run {run_id} does not exist"
-    shop_id, attempt = row
+    shop_id, attempt = row.shop_id, row.attempts
     await conn.execute(
         "INSERT INTO sync_run_attempts (shop_id, run_id, attempt, holder, job_id, lease_until)"
         " VALUES (%s, %s, %s, %s, %s, now() + make_interval(secs => %s))",
@@ -188,12 +193,10 @@ async def fail_unfinished(conn: Conn, run_id: UUID, reason: str) -> bool:
 
 
 async def attempts_of(conn: Conn, run_id: UUID) -> list[RunAttempt]:
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            f"SELECT {_ATTEMPT_COLUMNS} FROM sync_run_attempts WHERE run_id = %s ORDER BY attempt",
-            (run_id,),
-        )
-        return [RunAttempt(**row) for row in await cur.fetchall()]
+    query = sql.SQL("SELECT {} FROM sync_run_attempts WHERE run_id = %s ORDER BY attempt").format(
+        _ATTEMPT_COLUMNS
+    )
+    return await fetch_all(conn, RunAttempt, query, (run_id,))
 
 
 async def record_operation(conn: Conn, run_id: UUID, phase: str, operation_id: str) -> None:
@@ -236,4 +239,7 @@ async def finish_run(
 
 async def mark_shop_synced(conn: Conn, shop_id: UUID, kind: str) -> None:
     column = "last_full_sync_at" if kind == "full" else "last_incremental_sync_at"
-    await conn.execute(f"UPDATE shops SET {column} = now() WHERE id = %s", (shop_id,))
+    await conn.execute(
+        sql.SQL("UPDATE shops SET {} = now() WHERE id = %s").format(sql.Identifier(column)),
+        (shop_id,),
+    )

@@ -13,10 +13,10 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from neanelu.db.pool import Conn, tenant_scope
+from neanelu.db.rows import fetch_all, fetch_one, fetch_scalars
 from neanelu.shopify.errors import Throttled
 from neanelu.shopify.graphql import AdminClient, GraphQLResult
 from neanelu.sync.owner_apps import owned_by
@@ -66,12 +66,13 @@ class ParityReport:
 
 
 async def sample_ids(conn: Conn, size: int) -> list[int]:
-    cur = await conn.execute(
+    return await fetch_scalars(
+        conn,
+        int,
         "SELECT shopify_id FROM products WHERE deleted_at IS NULL"
         " ORDER BY md5(shopify_id::text), shopify_id LIMIT %s",
         (size,),
     )
-    return [int(r[0]) for r in await cur.fetchall()]
 
 
 async def verify_sample(
@@ -119,24 +120,53 @@ async def _execute_patiently(client: AdminClient, variables: dict[str, Any]) -> 
     raise Throttled(1.0, f"still throttled after {MAX_THROTTLED_WAITS} waits")
 
 
+@dataclass(frozen=True, slots=True)
+class _StoredProduct:
+    handle: str | None
+    title: str | None
+    vendor: str | None
+    product_type: str | None
+    status: str | None
+    tags: list[str]
+    description: str | None
+    metafields: dict[str, Any]
+    shopify_updated_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class _StoredVariant:
+    shopify_id: int
+    sku: str | None
+    title: str | None
+    price: Decimal | None
+    compare_at_price: Decimal | None
+    barcode: str | None
+    position: int | None
+    inventory_quantity: int | None
+    metafields: dict[str, Any]
+    shopify_updated_at: datetime | None
+
+
 async def _compare(
     conn: Conn, shopify_id: int, node: dict[str, Any], owner_namespaces: tuple[str, ...]
 ) -> list[Difference]:
     diffs: list[Difference] = []
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            "SELECT handle, title, vendor, product_type, status, tags, description, metafields,"
-            " shopify_updated_at FROM products WHERE shopify_id = %s",
-            (shopify_id,),
-        )
-        product = await cur.fetchone()
-        await cur.execute(
-            "SELECT shopify_id, sku, title, price, compare_at_price, barcode, position,"
-            " inventory_quantity, metafields, shopify_updated_at FROM variants"
-            " WHERE product_shopify_id = %s AND deleted_at IS NULL",
-            (shopify_id,),
-        )
-        variants = {int(v["shopify_id"]): v for v in await cur.fetchall()}
+    product = await fetch_one(
+        conn,
+        _StoredProduct,
+        "SELECT handle, title, vendor, product_type, status, tags, description, metafields,"
+        " shopify_updated_at FROM products WHERE shopify_id = %s",
+        (shopify_id,),
+    )
+    stored_variants = await fetch_all(
+        conn,
+        _StoredVariant,
+        "SELECT shopify_id, sku, title, price, compare_at_price, barcode, position,"
+        " inventory_quantity, metafields, shopify_updated_at FROM variants"
+        " WHERE product_shopify_id = %s AND deleted_at IS NULL",
+        (shopify_id,),
+    )
+    variants = {int(v.shopify_id): v for v in stored_variants}
     assert product is not None
 
     def check(name: str, stored: Any, remote: Any) -> None:
@@ -153,8 +183,9 @@ async def _compare(
         ("description", "descriptionHtml"),
         ("shopify_updated_at", "updatedAt"),
     ):
-        check(column, product[column], node.get(key))
-    check("metafields", _visible(product["metafields"], owner_namespaces), _metafields(node))
+        # Columns by name: each is a field of the stored row.
+        check(column, getattr(product, column), node.get(key))
+    check("metafields", _visible(product.metafields, owner_namespaces), _metafields(node))
     count = (node.get("variantsCount") or {}).get("count")
     if count is not None:
         check("variants.count", len(variants), count)
@@ -175,10 +206,10 @@ async def _compare(
             ("inventory_quantity", "inventoryQuantity"),
             ("shopify_updated_at", "updatedAt"),
         ):
-            check(f"variant {vid}.{column}", stored[column], remote_variant.get(key))
+            check(f"variant {vid}.{column}", getattr(stored, column), remote_variant.get(key))
         check(
             f"variant {vid}.metafields",
-            _visible(stored["metafields"], owner_namespaces),
+            _visible(stored.metafields, owner_namespaces),
             _metafields(remote_variant),
         )
     return diffs

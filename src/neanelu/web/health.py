@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from neanelu.db.rows import fetch_scalar
 from neanelu.web.deps import RuntimeDep
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,8 @@ async def ready(request: Request, rt: RuntimeDep) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_S), rt.pool.connection() as conn:
-            cur = await conn.execute("SELECT version_num FROM alembic_version")
-            row = await cur.fetchone()
+            current = await fetch_scalar(conn, str, "SELECT version_num FROM alembic_version")
         checks["postgres"] = "ok"
-        current = row[0] if row else None
         checks["migrations"] = "ok" if current == head else f"at {current}, head is {head}"
     except Exception as exc:
         checks["postgres"] = f"unavailable ({type(exc).__name__})"

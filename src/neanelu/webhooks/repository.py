@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
-from importlib import resources
 from uuid import UUID
 
 import msgspec
 
 from neanelu.db.pool import Conn
+from neanelu.db.rows import fetch_all, fetch_one
+from neanelu.db.sql_files import load_sql
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,9 +26,10 @@ class InboxRow:
     processed_at: datetime | None
 
 
-@cache
-def _sql(name: str) -> str:
-    return resources.files("neanelu.webhooks").joinpath("sql", name).read_text(encoding="utf-8")
+@dataclass(frozen=True, slots=True)
+class _Inserted:
+    webhook_id: str
+    id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +58,10 @@ async def insert_many(
     conn: Conn, shop_id: UUID, deliveries: Sequence[NewDelivery]
 ) -> dict[str, int]:
     """Inbox ids of the deliveries that were new, by webhook id (the caller's tenant scope)."""
-    cur = await conn.execute(
-        _sql("insert_inbox_batch.sql"),
+    inserted = await fetch_all(
+        conn,
+        _Inserted,
+        load_sql("insert_inbox_batch.sql", "neanelu.webhooks"),
         {
             "shop_id": shop_id,
             "deliveries": _rows_encoder.encode(
@@ -76,19 +79,17 @@ async def insert_many(
             ).decode(),
         },
     )
-    return {row[0]: row[1] for row in await cur.fetchall()}
+    return {row.webhook_id: row.id for row in inserted}
 
 
 async def get_for_update(conn: Conn, inbox_id: int) -> InboxRow | None:
-    cur = await conn.execute(
+    return await fetch_one(
+        conn,
+        InboxRow,
         "SELECT id, webhook_id, event_id, topic, triggered_at, received_at, payload::text, "
         "processed_at FROM webhook_inbox WHERE id = %s FOR UPDATE",
         (inbox_id,),
     )
-    r = await cur.fetchone()
-    if r is None:
-        return None
-    return InboxRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7])
 
 
 async def mark_processed(conn: Conn, inbox_id: int) -> None:

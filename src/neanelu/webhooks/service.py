@@ -50,10 +50,10 @@ class ShopDirectory:
             self._entries.clear()
         self._entries[domain] = (
             now + self.ttl_s,
-            found[0] if found else None,
-            found[1] if found else "",
+            found.id if found else None,
+            found.status if found else "",
         )
-        return found
+        return (found.id, found.status) if found else None
 
     def forget(self, domain: str) -> None:
         self._entries.pop(domain, None)

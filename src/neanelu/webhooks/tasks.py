@@ -27,6 +27,7 @@ from neanelu.catalog.records import (
     product_from_rest,
 )
 from neanelu.db.pool import global_scope, tenant_scope
+from neanelu.db.rows import fetch_scalar
 from neanelu.handles import DeliveryBatch, process_deliveries, queue_product_embedding
 from neanelu.queue.context import JobContext
 from neanelu.queue.errors import Fatal
@@ -141,9 +142,10 @@ async def _shop_takes(conn: Any, shop_id: UUID, topic: str) -> bool:
     is skipped): never a catalog write after the uninstall."""
     if topic in topics.AFTER_UNINSTALL:
         return True
-    cur = await conn.execute("SELECT status FROM shops WHERE id = %s FOR SHARE", (shop_id,))
-    row = await cur.fetchone()
-    return row is not None and row[0] != repository.UNINSTALLED
+    shop_status = await fetch_scalar(
+        conn, str, "SELECT status FROM shops WHERE id = %s FOR SHARE", (shop_id,)
+    )
+    return shop_status is not None and shop_status != repository.UNINSTALLED
 
 
 def _may_be_stale(triggered_at: datetime | None, received_at: datetime) -> bool:
@@ -254,9 +256,9 @@ def _shopify_shop_id(payload: str) -> int | None:
 
 async def _installed_after(conn: Any, shop_id: UUID, at: datetime) -> bool:
     """A retried app/uninstalled that predates the latest install must not undo it."""
-    cur = await conn.execute("SELECT installed_at FROM shops WHERE id = %s", (shop_id,))
-    found = await cur.fetchone()
-    installed_at = found[0] if found else None
+    installed_at = await fetch_scalar(
+        conn, datetime, "SELECT installed_at FROM shops WHERE id = %s", (shop_id,)
+    )
     # The header has whole seconds: a second of slack keeps a genuine uninstall that came within
     # the install's own second from being mistaken for an old one.
     return installed_at is not None and installed_at > at.astimezone(UTC) + timedelta(seconds=1)

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 from psycopg_pool import AsyncConnectionPool
@@ -25,6 +26,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from neanelu.db.pool import Conn, global_scope, tenant_scope
+from neanelu.db.rows import fetch_all, fetch_scalars
 from neanelu.handles import DeliveryBatch, FullSyncJob, full_sync, process_deliveries
 from neanelu.queue.settings import QueueSettings
 from neanelu.shops.tasks import schedule_reconciliation
@@ -46,6 +48,12 @@ class Rebuilt:
     runs: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class _UnfinishedRun:
+    id: UUID
+    updated_since: datetime | None
+
+
 async def rebuild(pool: AsyncConnectionPool[Conn], *, epoch: str, sync_delay_s: float) -> Rebuilt:
     """Queue again, through the outbox, everything PostgreSQL says is unfinished. `epoch` makes
     the job ids this rebuild's own (the lost jobs' tombstones went with Redis). Sync runs wait
@@ -54,15 +62,15 @@ async def rebuild(pool: AsyncConnectionPool[Conn], *, epoch: str, sync_delay_s: 
     async with global_scope(pool) as conn:
         await schedule_reconciliation(conn)
         await schedule_token_sweep(conn)
-        cur = await conn.execute("SELECT id FROM shops WHERE status <> 'uninstalled'")
-        shops = [UUID(str(r[0])) for r in await cur.fetchall()]
+        shops = await fetch_scalars(
+            conn, UUID, "SELECT id FROM shops WHERE status <> 'uninstalled'"
+        )
     deliveries = runs = 0
     for shop_id in shops:
         async with tenant_scope(pool, shop_id) as conn:
-            cur = await conn.execute(
-                "SELECT id FROM webhook_inbox WHERE processed_at IS NULL ORDER BY id"
+            ids = await fetch_scalars(
+                conn, int, "SELECT id FROM webhook_inbox WHERE processed_at IS NULL ORDER BY id"
             )
-            ids = [int(r[0]) for r in await cur.fetchall()]
             for start in range(0, len(ids), BATCH):
                 batch = ids[start : start + BATCH]
                 await process_deliveries.enqueue_in_tx(
@@ -72,10 +80,13 @@ async def rebuild(pool: AsyncConnectionPool[Conn], *, epoch: str, sync_delay_s: 
                     job_id=f"webhook-{shop_id}-{batch[0]}-rebuilt-{epoch}",
                 )
             deliveries += len(ids)
-            cur = await conn.execute(
-                "SELECT id, updated_since FROM sync_runs WHERE status IN ('queued', 'running')"
+            unfinished = await fetch_all(
+                conn,
+                _UnfinishedRun,
+                "SELECT id, updated_since FROM sync_runs WHERE status IN ('queued', 'running')",
             )
-            for run_id, since in await cur.fetchall():
+            for run in unfinished:
+                run_id, since = run.id, run.updated_since
                 await full_sync.enqueue_in_tx(
                     conn,
                     FullSyncJob(

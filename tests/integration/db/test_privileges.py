@@ -80,7 +80,7 @@ async def test_app_role_reads_no_other_shops_sealed_tokens(
         row = await shops.get(conn, a)
         assert row is not None and row.access_token is None
         # API keys authenticate without the hashes being readable.
-        assert await shops.find_by_api_key_hash(conn, hash_api_key("nk_tok-b")) == (
+        assert await shops.find_by_api_key_hash(conn, hash_api_key("nk_tok-b")) == shops.KeyHolder(
             b,
             "tok-b.myshopify.com",
             "installed",

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from importlib import resources
-
 from alembic import op
 from psycopg import sql
 
+from neanelu.db.sql_files import load_sql
+
 
 def run_sql_file(name: str) -> None:
-    text = resources.files("neanelu.db.migrations").joinpath("sql", name).read_text("utf-8")
+    text = load_sql(name, "neanelu.db.migrations")
     config = op.get_context().config
     app_role = config.get_main_option("neanelu.app_role") if config is not None else None
     raw = op.get_bind().connection.driver_connection

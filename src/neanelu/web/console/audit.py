@@ -3,13 +3,26 @@ application role (INSERT and SELECT are its only rights on the table)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from neanelu.db.pool import Conn
+from neanelu.db.rows import fetch_all
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    username: str
+    action: str
+    target: str
+    detail: dict[str, Any]
+    remote_addr: str | None
+    at: datetime
 
 
 async def record(
@@ -29,13 +42,11 @@ async def record(
     )
 
 
-async def recent(
-    conn: Conn, limit: int = 100, before_id: int | None = None
-) -> list[dict[str, Any]]:
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            "SELECT id, username, action, target, detail, remote_addr, at FROM console_audit"
-            " WHERE id < coalesce(%s, 9223372036854775807) ORDER BY id DESC LIMIT %s",
-            (before_id, limit),
-        )
-        return list(await cur.fetchall())
+async def recent(conn: Conn, limit: int = 100, before_id: int | None = None) -> list[AuditEntry]:
+    return await fetch_all(
+        conn,
+        AuditEntry,
+        "SELECT id, username, action, target, detail, remote_addr, at FROM console_audit"
+        " WHERE id < coalesce(%s, 9223372036854775807) ORDER BY id DESC LIMIT %s",
+        (before_id, limit),
+    )

@@ -88,7 +88,7 @@ async def login(request: Request) -> Response:
         )
     async with global_scope(rt.pool) as conn:
         found = await operators.credentials(conn, username)
-        if not verify(found[1] if found else None, password) or found is None:
+        if not verify(found.password_hash if found else None, password) or found is None:
             await audit.record(
                 conn,
                 operator_id=None,
@@ -98,7 +98,7 @@ async def login(request: Request) -> Response:
             )
             failed = True
         else:
-            operator_id, stored = found
+            operator_id, stored = found.id, found.password_hash
             await operators.logged_in(conn, operator_id, password, stored)
             token, _ = await sessions.open_session(conn, operator_id)
             await audit.record(

@@ -270,5 +270,5 @@ async def audit_page(
         "audit.html",
         who,
         rows=rows,
-        next_before=rows[-1]["id"] if len(rows) == 100 else None,
+        next_before=rows[-1].id if len(rows) == 100 else None,
     )

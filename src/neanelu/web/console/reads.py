@@ -13,6 +13,7 @@ from uuid import UUID
 from psycopg_pool import AsyncConnectionPool
 
 from neanelu.db.pool import Conn
+from neanelu.db.rows import fetch_all, fetch_scalar, fetch_scalars
 
 PAGE = 50
 # Products one catalog page may look at past its start (a filter that matches little).
@@ -30,15 +31,19 @@ async def console_scope(
         yield conn
 
 
+# The console_* functions answer one jsonb document per row (a dict here), shaped in SQL.
 async def _rows(conn: Conn, query: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-    cur = await conn.execute(query, params)
-    return [row[0] for row in await cur.fetchall()]
+    return await fetch_scalars(conn, dict, query, params)
 
 
 async def _one(conn: Conn, query: str, params: tuple[Any, ...]) -> dict[str, Any] | None:
-    cur = await conn.execute(query, params)
-    row = await cur.fetchone()
-    return row[0] if row and row[0] is not None else None
+    return await fetch_scalar(conn, dict, query, params)
+
+
+@dataclass(frozen=True, slots=True)
+class _ShopDomain:
+    id: UUID
+    domain: str
 
 
 async def shops(conn: Conn) -> list[dict[str, Any]]:
@@ -46,8 +51,8 @@ async def shops(conn: Conn) -> list[dict[str, Any]]:
 
 
 async def shop_domains(conn: Conn) -> dict[str, str]:
-    cur = await conn.execute("SELECT id, domain FROM console_shop_domains()")
-    return {str(r[0]): r[1] for r in await cur.fetchall()}
+    found = await fetch_all(conn, _ShopDomain, "SELECT id, domain FROM console_shop_domains()")
+    return {str(r.id): r.domain for r in found}
 
 
 async def shop(conn: Conn, shop_id: UUID) -> dict[str, Any] | None:

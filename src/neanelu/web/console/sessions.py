@@ -17,6 +17,7 @@ from uuid import UUID
 
 from neanelu.config import Mode, Settings, decode_key
 from neanelu.db.pool import Conn
+from neanelu.db.rows import fetch_one
 
 COOKIE = "neanelu_console"
 LOGIN_CSRF_COOKIE = "neanelu_console_login"
@@ -31,6 +32,13 @@ class Operator:
     username: str
     csrf_token: str
     session_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _SessionRow:
+    id: UUID
+    username: str
+    csrf_token: str
 
 
 def signing_key(settings: Settings) -> bytes:
@@ -87,14 +95,15 @@ async def open_session(conn: Conn, operator_id: UUID) -> tuple[bytes, str]:
 
 async def find_session(conn: Conn, token: bytes) -> Operator | None:
     digest = token_hash(token)
-    cur = await conn.execute(
+    row = await fetch_one(
+        conn,
+        _SessionRow,
         "SELECT o.id, o.username, s.csrf_token FROM console_sessions s"
         " JOIN console_operators o ON o.id = s.operator_id"
         " WHERE s.token_hash = %s AND s.expires_at > now() AND o.disabled_at IS NULL",
         (digest,),
     )
-    row = await cur.fetchone()
-    return Operator(row[0], row[1], row[2], digest) if row else None
+    return Operator(row.id, row.username, row.csrf_token, digest) if row else None
 
 
 async def close_session(conn: Conn, digest: bytes) -> None:
