@@ -70,6 +70,28 @@ local function maybe_ready(g, default_cap)
   redis.call('ZADD', K_READY, num(math.min(active, 4000) * TICKET + ticket), g)
 end
 
+-- After a job joined its group's queue (enqueue): a group already in line stays eligible with the
+-- same score (its running count did not change), so only a group not yet in line needs the check.
+local function ready_after_enqueue(g, default_cap)
+  if not redis.call('ZSCORE', K_READY, g) then
+    maybe_ready(g, default_cap)
+  end
+end
+
+-- After one of the group's leases ended and nothing else changed (an ack): a group in line stays
+-- eligible (one fewer running is still under its cap) and moves up by its running count; one out
+-- of line may have been at its cap and needs the whole check.
+local function ready_after_release(g, default_cap)
+  local current = redis.call('ZSCORE', K_READY, g)
+  if not current then
+    maybe_ready(g, default_cap)
+    return
+  end
+  local active = redis.call('ZCARD', gkey(g, 'active'))
+  local ticket = math.fmod(tonumber(current), TICKET)
+  redis.call('ZADD', K_READY, num(math.min(active, 4000) * TICKET + ticket), g)
+end
+
 local function event(maxlen, kind, id, g)
   if tonumber(maxlen) > 0 then
     redis.call('XADD', K_EVENTS, 'MAXLEN', '~', maxlen, '*', 'e', kind, 'id', id, 'g', g)
@@ -92,6 +114,28 @@ local function to_wait(id, g)
   local score = redis.call('HGET', jkey(id), 'score')
   redis.call('ZADD', gkey(g, 'wait'), score, id)
   redis.call('HSET', jkey(id), 'state', 'waiting')
+end
+
+-- One ack: 1, or 0 when the token no longer holds the lease (a late ack from a stalled worker).
+-- Shared by complete (acks alone) and reserve (a worker's acks ride on its next reserve).
+local function complete_one(now, id, token, default_cap, maxlen, keep)
+  local job = jkey(id)
+  local f = redis.call('HMGET', job, 'state', 'tok', 'g')
+  if f[1] ~= 'active' or f[2] ~= token then
+    return 0
+  end
+  local g = f[3]
+  release(id, g)
+  leave_group(g)
+  redis.call('DEL', job)
+  if keep > 0 then
+    redis.call('HSET', job, 'state', 'completed', 'g', g, 'ended', num(now))
+    redis.call('PEXPIRE', job, keep)
+  end
+  redis.call('HINCRBY', K_STATS, 'completed', 1)
+  ready_after_release(g, default_cap)
+  event(maxlen, 'completed', id, g)
+  return 1
 end
 
 local function to_terminal(id, g, now, which, maxlen)
