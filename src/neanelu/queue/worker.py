@@ -73,6 +73,7 @@ class Worker:
         limiter: CostLimiter | None = None,
         shutdown_grace_s: float = 25.0,
         idle_max_s: float = 0.2,
+        ack_delay_s: float = 0.002,
         health_path: Path | None = None,
         worker_id: str | None = None,
         resources: Mapping[type, Any] | None = None,
@@ -86,6 +87,8 @@ class Worker:
         self.limiter = limiter or CostLimiter(client.redis, prefix=client.prefix)
         self.shutdown_grace_s = shutdown_grace_s
         self.idle_max_s = idle_max_s
+        # While the queues are dry, how long an ack may wait to share a round trip with others.
+        self.ack_delay_s = ack_delay_s
         self.health_path = health_path
         self.resources = dict(resources or {})
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -96,6 +99,7 @@ class Worker:
         # A slot freed up outside the ack path (a failure, a deferral): reserve again at once.
         self._poll_now = False
         self._acks: list[tuple[_Running, asyncio.Future[bool]]] = []
+        self._acks_since = 0.0  # loop time of the oldest ack waiting
         self._turn = 0
         self._hooks: set[asyncio.Task[None]] = set()
 
@@ -121,44 +125,44 @@ class Worker:
     async def _settle_loop(self, stop: asyncio.Event) -> None:
         """The one loop that talks to Redis for acks and reserves. Acks gathered while the last
         call was out go in the next one, together with a reserve for the slots they free: with
-        many short jobs the round trips, not the scripts, limit throughput. With nothing to ack it
-        polls, backing off while the queues are empty. After stop it only acks, lets running jobs
+        many short jobs the round trips, not the scripts, limit throughput. While the queues are
+        dry (the last reserve came back short) acks wait up to `ack_delay_s` for the next poll,
+        so a trickle of jobs is acked and replaced a few at a time. With nothing to ack it polls,
+        backing off while the queues stay empty. After stop it only acks, lets running jobs
         finish within the grace period, then hands back the rest."""
         loop = asyncio.get_running_loop()
         idle = 0.001
         next_poll = 0.0
+        dry = False
         grace_end: float | None = None
         while True:
             self._wake.clear()
             now = loop.time()
-            if stop.is_set():
+            stopping = stop.is_set()
+            if stopping:
                 if not self._running and not self._acks:
                     return
-                if grace_end is None:
-                    grace_end = now + self.shutdown_grace_s
-                    log.info(
-                        "waiting up to %.0fs for %d running jobs",
-                        self.shutdown_grace_s,
-                        len(self._running),
-                    )
-                elif now >= grace_end:
-                    for running in self._running.values():
-                        if running.task is not None and not running.task.cancelling():
-                            running.task.cancel()
+                grace_end = self._wind_down(now, grace_end)
             if self._poll_now:
                 self._poll_now = False
                 next_poll = 0.0
-            acks, self._acks = self._acks, []
-            free = 0 if stop.is_set() else self.concurrency - len(self._running) + len(acks)
-            if not acks and (free <= 0 or now < next_poll):
-                timeout: float | None = None
+            pending = len(self._acks)
+            free = 0 if stopping else self.concurrency - len(self._running) + pending
+            ack_due = self._acks_since + self.ack_delay_s
+            flush = pending > 0 and (stopping or not dry or now >= ack_due or now >= next_poll)
+            if not flush and (free <= 0 or now < next_poll):
+                deadlines = []
+                if pending:
+                    deadlines.append(min(ack_due, next_poll))
                 if grace_end is not None:
                     # Until the grace period ends; past it, until the cancelled jobs end.
-                    timeout = grace_end - now + 0.001 if now < grace_end else None
+                    if now < grace_end:
+                        deadlines.append(grace_end + 0.001)
                 elif free > 0:
-                    timeout = next_poll - now
-                await _wait_event(self._wake, timeout)
+                    deadlines.append(next_poll)
+                await self._sleep(min(deadlines) - now if deadlines else None)
                 continue
+            acks, self._acks = self._acks, []
             try:
                 got, wake = await self._settle(acks, free)
             except Exception:
@@ -168,13 +172,44 @@ class Worker:
                 idle = self.idle_max_s
                 next_poll = loop.time() + idle
                 continue
-            if got or free <= 0:
+            dry = got < free
+            if not dry:
+                # Everything asked for came: there may be more.
                 idle = 0.001
                 next_poll = 0.0
+            elif got:
+                # Work is flowing but this worker has drained what was there.
+                idle = 0.001
+                next_poll = loop.time() + idle
             else:
                 timeout = min(idle, wake) if wake is not None else idle
                 next_poll = loop.time() + max(timeout, 0.001)
                 idle = min(idle * 2, self.idle_max_s)
+
+    def _wind_down(self, now: float, grace_end: float | None) -> float:
+        """Stopping: start the grace period, or once it is over cancel the jobs still running
+        (each hands its job back). Returns the end of the grace period."""
+        if grace_end is None:
+            log.info(
+                "waiting up to %.0fs for %d running jobs", self.shutdown_grace_s, len(self._running)
+            )
+            return now + self.shutdown_grace_s
+        if now >= grace_end:
+            for running in self._running.values():
+                if running.task is not None and not running.task.cancelling():
+                    running.task.cancel()
+        return grace_end
+
+    async def _sleep(self, timeout: float | None) -> None:
+        """Until something wakes the settle loop, or `timeout` seconds."""
+        if timeout is None:
+            await self._wake.wait()
+            return
+        timer = asyncio.get_running_loop().call_later(max(timeout, 0.0), self._wake.set)
+        try:
+            await self._wake.wait()
+        finally:
+            timer.cancel()
 
     async def _settle(
         self, acks: list[tuple[_Running, asyncio.Future[bool]]], free: int
@@ -225,7 +260,10 @@ class Worker:
         return got, wake
 
     async def _complete(self, running: _Running) -> bool:
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        if not self._acks:
+            self._acks_since = loop.time()
         self._acks.append((running, future))
         self._wake.set()
         return await future
@@ -440,11 +478,6 @@ class Worker:
             except Exception:
                 log.exception("heartbeat failed")
             await _wait_either(stop, None, HEARTBEAT_S)
-
-
-async def _wait_event(event: asyncio.Event, timeout: float | None) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), timeout)
 
 
 async def _relay(stop: asyncio.Event, wake: asyncio.Event) -> None:

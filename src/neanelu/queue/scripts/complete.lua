@@ -6,6 +6,8 @@ local default_cap = tonumber(ARGV[2])
 local keep = tonumber(ARGV[4])
 local out = {}
 for i = 5, #ARGV, 2 do
-  out[#out + 1] = complete_one(now, ARGV[i], ARGV[i + 1], default_cap, ARGV[3], keep)
+  out[#out + 1] = complete_one(now, ARGV[i], ARGV[i + 1], default_cap, keep)
 end
+count_completed(out)
+events_flush(ARGV[3])
 return out

@@ -14,14 +14,17 @@ local maxlen = ARGV[7]
 local keep = tonumber(ARGV[8])
 local acked = {}
 for i = 9, #ARGV, 2 do
-  acked[#acked + 1] = complete_one(now, ARGV[i], ARGV[i + 1], default_cap, maxlen, keep)
+  acked[#acked + 1] = complete_one(now, ARGV[i], ARGV[i + 1], default_cap, keep)
 end
+count_completed(acked)
+events_flush(maxlen)
 local dead = housekeeping(now, default_cap, ARGV[6], maxlen)
 local out = {}
 local taken = 0
 local guard = 0
 -- Counted once: only this loop adds leases from here on.
 local leased = redis.call('ZCARD', K_ACTIVE)
+local tok_base = false
 while taken < count and guard < count * 4 + 16 do
   guard = guard + 1
   if leased >= global_cap then
@@ -44,7 +47,11 @@ while taken < count and guard < count * 4 + 16 do
   if w[1] then
     local id = w[1]
     local job = jkey(id)
-    local token = redis.call('INCR', base .. ':tok')
+    if not tok_base then
+      tok_base = redis.call('INCR', base .. ':tok')
+    end
+    -- Unique per reservation: one counter step per call, numbered within it.
+    local token = tok_base .. '.' .. taken
     local deadline = now + lease
     redis.call('ZADD', K_ACTIVE, num(deadline), id)
     redis.call('ZADD', gkey(g, 'active'), num(deadline), id)
@@ -62,7 +69,7 @@ while taken < count and guard < count * 4 + 16 do
     out[#out + 1] = num(deadline)
     taken = taken + 1
     leased = leased + 1
-    event(maxlen, 'active', id, g)
+    events_add('active', id, g)
     -- Back of the line if it still has runnable work: that is the round-robin. It was just checked
     -- (not paused, not blocked) and popped from the line, so it re-enters with a new ticket.
     if running + 1 < cap and redis.call('ZCARD', gkey(g, 'wait')) > 0 then
@@ -73,6 +80,7 @@ while taken < count and guard < count * 4 + 16 do
     maybe_ready(g, default_cap)
   end
 end
+events_flush(maxlen)
 local wake = 0
 if taken == 0 then
   wake = next_wake(now)
