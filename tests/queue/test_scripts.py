@@ -10,6 +10,7 @@ from neanelu.queue import keys
 from neanelu.queue.client import JobSpec, QueueClient
 from neanelu.queue.errors import GroupFull
 from neanelu.queue.jobs import EnqueueResult, FailResult
+from neanelu.queue.scripts import script_source
 
 
 def spec(group: str, job_id: str, **kw: object) -> JobSpec:
@@ -332,3 +333,12 @@ async def test_acks_ride_on_reserve_and_free_their_slots_in_the_same_call(
     assert await q.complete_many([second, reservation.jobs[0]]) == [False, True]
     counts = await q.counts()
     assert (counts.completed, counts.active, counts.ready_groups) == (3, 0, 0)
+
+
+def test_each_script_carries_only_the_helpers_it_uses() -> None:
+    enqueue = script_source("enqueue")
+    assert "local function maybe_ready(" in enqueue  # through ready_after_enqueue
+    assert "local function housekeeping(" not in enqueue
+    reserve = script_source("reserve")
+    for helper in ("housekeeping", "to_terminal", "complete_one", "events_flush", "next_wake"):
+        assert f"local function {helper}(" in reserve
