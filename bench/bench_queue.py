@@ -97,7 +97,14 @@ async def run_until(worker: Worker, done: asyncio.Event) -> None:
     await task
 
 
-async def queue_throughput(redis: aioredis.Redis, prefix: str, n: int) -> float:
+async def script_calls(redis: aioredis.Redis) -> int:
+    """Scripts run by this Redis so far: the queue's round trips (each call is one EVALSHA)."""
+    stats = await redis.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+async def queue_throughput(redis: aioredis.Redis, prefix: str, n: int) -> tuple[float, float]:
+    """Jobs per second, and script calls per job (enqueue, reserve with its acks, renewals)."""
     client = client_for(redis, prefix)
     q = client.queue("sync")
     done = expect(n)
@@ -108,12 +115,14 @@ async def queue_throughput(redis: aioredis.Redis, prefix: str, n: int) -> float:
             await noop.enqueue(client, NoOp(i), group=f"shop-{i % 100}")
 
     worker = Worker(client, registry, ["sync"], concurrency=50)
+    calls = await script_calls(redis)
     start = time.perf_counter()
     await asyncio.gather(produce(), run_until(worker, done))
     elapsed = time.perf_counter() - start
+    calls = await script_calls(redis) - calls
     counts = await q.counts()
     assert counts.completed == n, counts
-    return n / elapsed
+    return n / elapsed, calls / n
 
 
 async def fairness(redis: aioredis.Redis, prefix: str) -> float:
@@ -169,8 +178,12 @@ async def main() -> None:
         print(f"redis {info['redis_version']} at {url}; {JOBS} no-op jobs", flush=True)
         raw = await raw_brpop(redis, f"{prefix}a", JOBS)
         print(f"raw LPUSH/BRPOP: {raw:,.0f} jobs/s", flush=True)
-        ours = await queue_throughput(redis, f"{prefix}b", JOBS)
-        print(f"queue (enqueue + reserve + ack, 100 shops): {ours:,.0f} jobs/s", flush=True)
+        ours, calls = await queue_throughput(redis, f"{prefix}b", JOBS)
+        print(
+            f"queue (enqueue + reserve + ack, 100 shops): {ours:,.0f} jobs/s,"
+            f" {calls:.2f} script calls per job",
+            flush=True,
+        )
         jain = await fairness(redis, f"{prefix}c")
         print(f"Jain's index, {SHOPS_FAIR} backlogged shops: {jain:.4f}", flush=True)
         p50, p99 = await reserve_latency(redis, f"{prefix}d")
@@ -182,7 +195,10 @@ async def main() -> None:
         for suffix in "abcd":
             await cleanup(redis, f"{prefix}{suffix}")
         await redis.aclose()
-    print(f"throughput_vs_brpop={ours / raw:.3f} jain={jain:.4f} reserve_p99_ms={p99:.3f}")
+    print(
+        f"throughput_vs_brpop={ours / raw:.3f} jain={jain:.4f} reserve_p99_ms={p99:.3f}"
+        f" script_calls_per_job={calls:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import redis.asyncio as aioredis
 
 from neanelu.queue import keys
 from neanelu.queue.client import JobSpec, QueueClient
 from neanelu.queue.errors import GroupFull
 from neanelu.queue.jobs import EnqueueResult, FailResult
+from neanelu.queue.scripts import script_source
 
 
 def spec(group: str, job_id: str, **kw: object) -> JobSpec:
@@ -235,6 +238,31 @@ async def test_events_stream_records_state_changes(
     await q.complete(job)
     entries = await redis_client.xrange(q.key(keys.EVENTS))
     assert [e[1][b"e"] for e in entries] == [b"waiting", b"active", b"completed"]
+    assert entries[0][1][b"id"] == b"j" and entries[0][1][b"g"] == b"a"
+    for _, fields in entries[1:]:
+        assert (fields[b"n"], json.loads(fields[b"ids"]), json.loads(fields[b"gs"])) == (
+            b"1",
+            ["j"],
+            ["a"],
+        )
+
+
+async def test_starts_and_completions_are_one_event_per_call(
+    queues: QueueClient, redis_client: aioredis.Redis
+) -> None:
+    """A reserve of three jobs and an ack of three write one entry each, naming every job."""
+    q = queues.queue("sync")
+    for group, job_id in (("a", "x1"), ("b", "x2"), ("c", "x3")):
+        await q.enqueue(spec(group, job_id))
+    jobs = (await q.reserve(3)).jobs
+    assert sorted(j.id for j in jobs) == ["x1", "x2", "x3"]
+    assert await q.complete_many(jobs) == [True, True, True]
+    entries = [fields for _, fields in await redis_client.xrange(q.key(keys.EVENTS))]
+    assert [e[b"e"] for e in entries] == [b"waiting"] * 3 + [b"active", b"completed"]
+    for batch in entries[3:]:
+        ids, groups = json.loads(batch[b"ids"]), json.loads(batch[b"gs"])
+        assert batch[b"n"] == b"3" and sorted(ids) == ["x1", "x2", "x3"]
+        assert {i: g for i, g in zip(ids, groups, strict=True)} == {"x1": "a", "x2": "b", "x3": "c"}
 
 
 async def test_keys_share_one_hash_tag(queues: QueueClient, redis_client: aioredis.Redis) -> None:
@@ -286,3 +314,31 @@ async def test_audit_balances_the_books_and_names_overdue_leases(queues: QueueCl
     reclaimed = await q.audit()
     assert reclaimed.overdue_leases == [] and reclaimed.unfinished == 3 and reclaimed.holds
     assert "unfinished=3" in reclaimed.describe()
+
+
+async def test_acks_ride_on_reserve_and_free_their_slots_in_the_same_call(
+    queues: QueueClient,
+) -> None:
+    q = queues.queue("sync")  # group cap 2
+    for i in range(3):
+        await q.enqueue(spec("a", f"a{i}"))
+    first, second = (await q.reserve(5)).jobs
+    assert (await q.reserve(5)).jobs == []  # the group is at its cap
+    reservation = await q.reserve(5, ack=[first])
+    assert reservation.acked == [True]
+    assert [j.id for j in reservation.jobs] == ["a2"]  # the ack's slot, filled at once
+    # A repeated (stale) ack changes nothing and is reported per job, beside a good one.
+    again = await q.reserve(5, ack=[first, second])
+    assert again.acked == [False, True] and again.jobs == []
+    assert await q.complete_many([second, reservation.jobs[0]]) == [False, True]
+    counts = await q.counts()
+    assert (counts.completed, counts.active, counts.ready_groups) == (3, 0, 0)
+
+
+def test_each_script_carries_only_the_helpers_it_uses() -> None:
+    enqueue = script_source("enqueue")
+    assert "local function maybe_ready(" in enqueue  # through ready_after_enqueue
+    assert "local function housekeeping(" not in enqueue
+    reserve = script_source("reserve")
+    for helper in ("housekeeping", "to_terminal", "complete_one", "events_flush", "next_wake"):
+        assert f"local function {helper}(" in reserve

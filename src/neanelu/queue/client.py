@@ -55,6 +55,8 @@ class Reservation(msgspec.Struct, frozen=True):
     # Jobs this reserve dead-lettered because they stalled too often (their worker kept dying):
     # the reserving worker runs their tasks' dead hooks, as it does for jobs it fails itself.
     dead: list[DeadJob] = msgspec.field(default_factory=list)
+    # One result per job acked by this call (`reserve(ack=...)`), as `complete` returns them.
+    acked: list[bool] = msgspec.field(default_factory=list)
 
 
 def _text(value: Any) -> str:
@@ -155,20 +157,23 @@ class Queue:
 
     # -- worker side ---------------------------------------------------------------------------
 
-    async def reserve(self, count: int = 1) -> Reservation:
+    async def reserve(self, count: int = 1, *, ack: Sequence[Job] = ()) -> Reservation:
+        """Lease up to `count` jobs. Jobs in `ack` are completed first, in the same script (as
+        `complete_many` would), so a worker fills the slots its acks free in one round trip."""
         s = self.settings
-        raw = await self.client.scripts.reserve(
-            [self._base],
-            [
-                self._offset,
-                count,
-                s.global_concurrency,
-                s.group_concurrency,
-                s.lease_ms,
-                s.max_stalls,
-                s.events_maxlen,
-            ],
-        )
+        args: list[str | int] = [
+            self._offset,
+            count,
+            s.global_concurrency,
+            s.group_concurrency,
+            s.lease_ms,
+            s.max_stalls,
+            s.events_maxlen,
+            s.keep_completed_ms,
+        ]
+        for job in ack:
+            args += [job.id, job.token]
+        raw = await self.client.scripts.reserve([self._base], args)
         wake_ms, n = int(raw[0]), int(raw[1])
         jobs = []
         for i in range(n):
@@ -190,7 +195,7 @@ class Queue:
         wake = None if n or wake_ms < 0 else wake_ms / 1000
         at = 2 + 9 * n
         dead = []
-        for i in range(int(raw[at]) if len(raw) > at else 0):
+        for i in range(int(raw[at])):
             f = raw[at + 1 + 6 * i : at + 7 + 6 * i]
             dead.append(
                 DeadJob(
@@ -203,32 +208,29 @@ class Queue:
                     error=_text(f[5]),
                 )
             )
-        return Reservation(jobs, wake, dead)
+        at += 1 + 6 * len(dead)
+        acked = [bool(int(r)) for r in raw[at : at + len(ack)]]
+        return Reservation(jobs, wake, dead, acked)
 
-    def _complete_args(self, job: Job) -> list[str | int]:
+    async def complete(self, job: Job) -> bool:
+        """False when the lease was lost: the job was (or will be) run by someone else."""
+        (ok,) = await self.complete_many([job])
+        return ok
+
+    async def complete_many(self, jobs: Sequence[Job]) -> list[bool]:
+        """Several acks in one script call (each stands alone: a stale token fails only its own)."""
+        if not jobs:
+            return []
         s = self.settings
-        return [
+        args: list[str | int] = [
             self._offset,
-            job.id,
-            job.token,
             s.group_concurrency,
             s.events_maxlen,
             s.keep_completed_ms,
         ]
-
-    async def complete(self, job: Job) -> bool:
-        """False when the lease was lost: the job was (or will be) run by someone else."""
-        raw = await self.client.scripts.complete([self._base], self._complete_args(job))
-        return bool(int(raw))
-
-    async def complete_many(self, jobs: Sequence[Job]) -> list[bool]:
-        """Several acks in one round trip (each still its own atomic script)."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for job in jobs:
-                await self.client.scripts.complete(
-                    [self._base], self._complete_args(job), client=pipe
-                )
-            raw = await pipe.execute()
+        for job in jobs:
+            args += [job.id, job.token]
+        raw = await self.client.scripts.complete([self._base], args)
         return [bool(int(r)) for r in raw]
 
     def backoff_s(self, attempt: int) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from importlib import resources
 from typing import Final
@@ -21,15 +22,56 @@ QUEUE_SCRIPTS: Final = (
 )
 
 
+_DEFINITION = re.compile(r"local (?:function )?([A-Za-z_]\w*)")
+_NAME = re.compile(r"[A-Za-z_]\w*")
+
+
 @cache
 def script_source(name: str) -> str:
-    """A queue script is lib.lua followed by its own file, so shared helpers exist exactly once
-    in the repository yet every script stays self-contained for EVALSHA."""
+    """A queue script is the part of lib.lua it uses followed by its own file, so shared helpers
+    exist exactly once in the repository yet every script stays self-contained for EVALSHA.
+
+    Redis runs a script's whole text on every call, and each helper defined is a closure built
+    anew each time: a script carries only the definitions it refers to (directly or through
+    another helper), not all of lib.lua."""
     folder = resources.files("neanelu.queue").joinpath("scripts")
     own = folder.joinpath(f"{name}.lua").read_text(encoding="utf-8")
     if name == "budget":
         return own
-    return folder.joinpath("lib.lua").read_text(encoding="utf-8") + "\n" + own
+    blocks = _definitions(folder.joinpath("lib.lua").read_text(encoding="utf-8"))
+    wanted = set(_NAME.findall(own)) & blocks.keys()
+    todo = list(wanted)
+    while todo:
+        for used in set(_NAME.findall(blocks[todo.pop()])) & blocks.keys():
+            if used not in wanted:
+                wanted.add(used)
+                todo.append(used)
+    # lib.lua defines each name before its first use, so its own order is a valid order.
+    return "".join(text for n, text in blocks.items() if n in wanted) + "\n" + own
+
+
+def _definitions(lib: str) -> dict[str, str]:
+    """lib.lua's top-level definitions by name, each with the comment lines just above it, in
+    file order. Every top-level statement of lib.lua is a `local` definition."""
+    blocks: dict[str, str] = {}
+    current: str | None = None
+    pending: list[str] = []  # comments and blank lines at the top level, not yet placed
+    for line in lib.splitlines(keepends=True):
+        definition = _DEFINITION.match(line)
+        if definition:
+            current = definition.group(1)
+            if current in blocks:
+                raise ValueError(f"lib.lua defines {current} twice")
+            blocks[current] = "".join(pending) + line
+            pending = []
+        elif line.startswith("--") or not line.strip():
+            pending.append(line)
+        elif current is None:
+            raise ValueError(f"lib.lua: a statement before any definition: {line.strip()}")
+        else:
+            blocks[current] += "".join(pending) + line
+            pending = []
+    return blocks
 
 
 class QueueScripts:

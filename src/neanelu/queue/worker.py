@@ -47,7 +47,7 @@ HEARTBEAT_S = 5.0
 
 
 class _Running:
-    __slots__ = ("job", "lost", "queue", "settling", "task")
+    __slots__ = ("acked", "job", "lost", "queue", "settling", "task")
 
     def __init__(self, queue: Queue, job: Job) -> None:
         self.queue = queue
@@ -57,44 +57,9 @@ class _Running:
         # The handler has returned and its outcome is being written: renewal leaves it alone (a
         # refused renewal then only means the ack got there first).
         self.settling = False
-
-
-class _AckBatcher:
-    """Acks that arrive in the same turn of the event loop go to Redis in one pipeline: with many
-    short jobs the round trip per ack, not the script, is what limits throughput."""
-
-    def __init__(self) -> None:
-        self._pending: list[tuple[Queue, Job, asyncio.Future[bool]]] = []
-        self._flusher: asyncio.Task[None] | None = None
-
-    async def complete(self, queue: Queue, job: Job) -> bool:
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((queue, job, future))
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush())
-        return await future
-
-    async def _flush(self) -> None:
-        try:
-            await asyncio.sleep(0)  # let the other jobs finishing in this turn join the batch
-            while self._pending:
-                batch, self._pending = self._pending, []
-                by_queue: dict[str, list[tuple[Queue, Job, asyncio.Future[bool]]]] = {}
-                for item in batch:
-                    by_queue.setdefault(item[0].name, []).append(item)
-                for items in by_queue.values():
-                    try:
-                        results = await items[0][0].complete_many([job for _, job, _ in items])
-                    except Exception as exc:
-                        for _, _, future in items:
-                            if not future.done():
-                                future.set_exception(exc)
-                        continue
-                    for (_, _, future), ok in zip(items, results, strict=True):
-                        if not future.done():
-                            future.set_result(ok)
-        finally:
-            self._flusher = None
+        # Its ack went out with a reserve that already tried to fill its slot: its end need not
+        # trigger another reserve.
+        self.acked = False
 
 
 class Worker:
@@ -108,6 +73,7 @@ class Worker:
         limiter: CostLimiter | None = None,
         shutdown_grace_s: float = 25.0,
         idle_max_s: float = 0.2,
+        ack_delay_s: float = 0.002,
         health_path: Path | None = None,
         worker_id: str | None = None,
         resources: Mapping[type, Any] | None = None,
@@ -121,23 +87,30 @@ class Worker:
         self.limiter = limiter or CostLimiter(client.redis, prefix=client.prefix)
         self.shutdown_grace_s = shutdown_grace_s
         self.idle_max_s = idle_max_s
+        # While the queues are dry, how long an ack may wait to share a round trip with others.
+        self.ack_delay_s = ack_delay_s
         self.health_path = health_path
         self.resources = dict(resources or {})
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._running: dict[tuple[str, str], _Running] = {}
-        self._slot_freed = asyncio.Event()
+        # Set when there is something for the settle loop to do: an ack waits, a slot freed up,
+        # or the worker is stopping.
+        self._wake = asyncio.Event()
+        # A slot freed up outside the ack path (a failure, a deferral): reserve again at once.
+        self._poll_now = False
+        self._acks: list[tuple[_Running, asyncio.Future[bool]]] = []
+        self._acks_since = 0.0  # loop time of the oldest ack waiting
         self._turn = 0
-        self._acks = _AckBatcher()
         self._hooks: set[asyncio.Task[None]] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         side = [
             asyncio.create_task(self._renew_loop(stop), name="lease-renewal"),
             asyncio.create_task(self._heartbeat_loop(stop), name="heartbeat"),
+            asyncio.create_task(_relay(stop, self._wake), name="stop-relay"),
         ]
         try:
-            await self._fetch_loop(stop)
-            await self._drain()
+            await self._settle_loop(stop)
             if self._hooks:
                 await asyncio.gather(*self._hooks, return_exceptions=True)
         finally:
@@ -147,41 +120,126 @@ class Worker:
             with contextlib.suppress(Exception):
                 await self.client.redis.zrem(keys.workers_key(self.client.prefix), self.worker_id)
 
-    # -- fetching ------------------------------------------------------------------------------
+    # -- acking and fetching -------------------------------------------------------------------
 
-    async def _fetch_loop(self, stop: asyncio.Event) -> None:
+    async def _settle_loop(self, stop: asyncio.Event) -> None:
+        """The one loop that talks to Redis for acks and reserves. Acks gathered while the last
+        call was out go in the next one, together with a reserve for the slots they free: with
+        many short jobs the round trips, not the scripts, limit throughput. While the queues are
+        dry (the last reserve came back short) acks wait up to `ack_delay_s` for the next poll,
+        so a trickle of jobs is acked and replaced a few at a time. With nothing to ack it polls,
+        backing off while the queues stay empty. After stop it only acks, lets running jobs
+        finish within the grace period, then hands back the rest."""
+        loop = asyncio.get_running_loop()
         idle = 0.001
-        while not stop.is_set():
-            free = self.concurrency - len(self._running)
-            if free <= 0:
-                self._slot_freed.clear()
-                await _wait_either(stop, self._slot_freed, None)
+        next_poll = 0.0
+        dry = False
+        grace_end: float | None = None
+        while True:
+            self._wake.clear()
+            now = loop.time()
+            stopping = stop.is_set()
+            if stopping:
+                if not self._running and not self._acks:
+                    return
+                grace_end = self._wind_down(now, grace_end)
+            if self._poll_now:
+                self._poll_now = False
+                next_poll = 0.0
+            pending = len(self._acks)
+            free = 0 if stopping else self.concurrency - len(self._running) + pending
+            ack_due = self._acks_since + self.ack_delay_s
+            flush = pending > 0 and (stopping or not dry or now >= ack_due or now >= next_poll)
+            if not flush and (free <= 0 or now < next_poll):
+                deadlines = []
+                if pending:
+                    deadlines.append(min(ack_due, next_poll))
+                if grace_end is not None:
+                    # Until the grace period ends; past it, until the cancelled jobs end.
+                    if now < grace_end:
+                        deadlines.append(grace_end + 0.001)
+                elif free > 0:
+                    deadlines.append(next_poll)
+                await self._sleep(min(deadlines) - now if deadlines else None)
                 continue
+            acks, self._acks = self._acks, []
             try:
-                got, wake = await self._fetch(free)
+                got, wake = await self._settle(acks, free)
             except Exception:
-                # Redis unreachable: running jobs continue, fetching retries with backoff.
+                # Redis unreachable: running jobs continue, fetching retries with backoff, acks
+                # retry on their own (see _ack_patiently).
                 log.exception("reserve failed")
-                got, wake = 0, None
                 idle = self.idle_max_s
-            if got:
-                idle = 0.001
+                next_poll = loop.time() + idle
                 continue
-            timeout = min(idle, wake) if wake is not None else idle
-            self._slot_freed.clear()
-            await _wait_either(stop, self._slot_freed, max(timeout, 0.001))
-            idle = min(idle * 2, self.idle_max_s)
+            dry = got < free
+            if not dry:
+                # Everything asked for came: there may be more.
+                idle = 0.001
+                next_poll = 0.0
+            elif got:
+                # Work is flowing but this worker has drained what was there.
+                idle = 0.001
+                next_poll = loop.time() + idle
+            else:
+                timeout = min(idle, wake) if wake is not None else idle
+                next_poll = loop.time() + max(timeout, 0.001)
+                idle = min(idle * 2, self.idle_max_s)
 
-    async def _fetch(self, free: int) -> tuple[int, float | None]:
+    def _wind_down(self, now: float, grace_end: float | None) -> float:
+        """Stopping: start the grace period, or once it is over cancel the jobs still running
+        (each hands its job back). Returns the end of the grace period."""
+        if grace_end is None:
+            log.info(
+                "waiting up to %.0fs for %d running jobs", self.shutdown_grace_s, len(self._running)
+            )
+            return now + self.shutdown_grace_s
+        if now >= grace_end:
+            for running in self._running.values():
+                if running.task is not None and not running.task.cancelling():
+                    running.task.cancel()
+        return grace_end
+
+    async def _sleep(self, timeout: float | None) -> None:
+        """Until something wakes the settle loop, or `timeout` seconds."""
+        if timeout is None:
+            await self._wake.wait()
+            return
+        timer = asyncio.get_running_loop().call_later(max(timeout, 0.0), self._wake.set)
+        try:
+            await self._wake.wait()
+        finally:
+            timer.cancel()
+
+    async def _settle(
+        self, acks: list[tuple[_Running, asyncio.Future[bool]]], free: int
+    ) -> tuple[int, float | None]:
         got = 0
         wake: float | None = None
+        by_queue: dict[str, list[tuple[_Running, asyncio.Future[bool]]]] = {}
+        for item in acks:
+            by_queue.setdefault(item[0].queue.name, []).append(item)
         # Start from a different queue each time so one busy queue cannot starve the others.
         order = self.queues[self._turn :] + self.queues[: self._turn]
         self._turn = (self._turn + 1) % len(self.queues)
+        error: Exception | None = None
         for queue in order:
-            if free <= 0:
-                break
-            reservation = await queue.reserve(free)
+            items = by_queue.pop(queue.name, [])
+            if not items and (free <= 0 or error is not None):
+                continue
+            want = max(free, 0) if error is None else 0
+            try:
+                reservation = await queue.reserve(want, ack=[r.job for r, _ in items])
+            except Exception as exc:
+                for _, future in items:
+                    if not future.done():
+                        future.set_exception(exc)
+                error = exc
+                continue
+            for (running, future), ok in zip(items, reservation.acked, strict=True):
+                running.acked = True
+                if not future.done():
+                    future.set_result(ok)
             for dead in reservation.dead:
                 log.error(
                     "job %s (%s) of group %s dead-lettered: %s",
@@ -197,7 +255,18 @@ class Worker:
             free -= len(reservation.jobs)
             if reservation.wake_s is not None:
                 wake = reservation.wake_s if wake is None else min(wake, reservation.wake_s)
+        if error is not None:
+            raise error
         return got, wake
+
+    async def _complete(self, running: _Running) -> bool:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        if not self._acks:
+            self._acks_since = loop.time()
+        self._acks.append((running, future))
+        self._wake.set()
+        return await future
 
     def _start(self, queue: Queue, job: Job) -> None:
         running = _Running(queue, job)
@@ -225,7 +294,9 @@ class Worker:
             raise
         finally:
             self._running.pop((queue.name, job.id), None)
-            self._slot_freed.set()
+            if not running.acked:
+                self._poll_now = True
+            self._wake.set()
 
     async def _run_handler(self, running: _Running) -> None:
         queue, job = running.queue, running.job
@@ -276,21 +347,22 @@ class Worker:
                 run.failed(await self._fail(handle, payload, job, error), exc)
             else:
                 running.settling = True
-                acked = await self._ack_patiently(queue, job)
+                acked = await self._ack_patiently(running)
                 run.completed(acked)
                 if not acked:
                     log.warning(
                         "job %s finished after its lease was lost; it may run again", job.id
                     )
 
-    async def _ack_patiently(self, queue: Queue, job: Job) -> bool:
+    async def _ack_patiently(self, running: _Running) -> bool:
         """The job's work is done: its ack waits out a Redis restart (within the lease), since an
         ack lost there leaves the job leased, and once the lease runs out it runs again, whole."""
+        queue, job = running.queue, running.job
         deadline = time.monotonic() + queue.settings.lease_ms / 1000
         delay = 0.1
         while True:
             try:
-                return await self._acks.complete(queue, job)
+                return await self._complete(running)
             except (RedisConnectionError, RedisTimeoutError) as exc:
                 if time.monotonic() + delay > deadline:
                     raise
@@ -407,16 +479,11 @@ class Worker:
                 log.exception("heartbeat failed")
             await _wait_either(stop, None, HEARTBEAT_S)
 
-    async def _drain(self) -> None:
-        """After stop: let running jobs finish within the grace period, then hand back the rest."""
-        tasks = [r.task for r in self._running.values() if r.task is not None]
-        if not tasks:
-            return
-        log.info("waiting up to %.0fs for %d running jobs", self.shutdown_grace_s, len(tasks))
-        _, pending = await asyncio.wait(tasks, timeout=self.shutdown_grace_s)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+
+async def _relay(stop: asyncio.Event, wake: asyncio.Event) -> None:
+    """Stopping is one more reason for the settle loop to wake."""
+    await stop.wait()
+    wake.set()
 
 
 async def _wait_either(

@@ -14,18 +14,22 @@ end
 local priority = tonumber(ARGV[7])
 -- Priority first (higher runs sooner), then arrival order; exact in a double up to 2^53.
 local score = (1000 - priority) * 1099511627776 + redis.call('INCR', base .. ':seq')
+local delay = tonumber(ARGV[9])
+local state = 'waiting'
+if delay > 0 then
+  state = 'delayed'
+end
 redis.call('HSET', job, 'id', id, 'g', g, 'task', ARGV[4], 'p', ARGV[5], 'h', ARGV[6],
-  'pri', priority, 'att', 0, 'max', ARGV[8], 'st', 0, 'score', num(score), 'ct', num(now))
+  'pri', priority, 'att', 0, 'max', ARGV[8], 'st', 0, 'score', num(score), 'ct', num(now),
+  'state', state)
 redis.call('HINCRBY', K_GSIZE, g, 1)
 redis.call('HINCRBY', K_STATS, 'enqueued', 1)
-local delay = tonumber(ARGV[9])
 if delay > 0 then
-  redis.call('HSET', job, 'state', 'delayed')
   redis.call('ZADD', K_DELAYED, num(now + delay), id)
   event(ARGV[12], 'delayed', id, g)
 else
-  to_wait(id, g)
-  maybe_ready(g, tonumber(ARGV[11]))
+  redis.call('ZADD', gkey(g, 'wait'), num(score), id)
+  ready_after_enqueue(g, tonumber(ARGV[11]))
   event(ARGV[12], 'waiting', id, g)
 end
 return 1

@@ -1,4 +1,5 @@
--- Shared by every queue script (prepended at load time). KEYS[1] is the queue base
+-- Shared by every queue script: each gets the definitions it uses prepended at load time (see
+-- scripts.py), so every top-level statement here is a `local` definition. KEYS[1] is the queue base
 -- "<prefix>:{<queue>}"; all other keys are derived from it and share its hash tag, so each script
 -- stays inside one cluster slot. Suffixes mirror neanelu/queue/keys.py.
 local base = KEYS[1]
@@ -48,13 +49,19 @@ end
 -- and shops with equal load take turns. A group keeps its ticket (its place among equals) while it
 -- waits; it draws a new one, at the back, only when it re-enters the line.
 local TICKET = 1099511627776 -- 2^40
-local function maybe_ready(g, default_cap)
-  local active = redis.call('ZCARD', gkey(g, 'active'))
+local function maybe_ready(g, default_cap, current)
+  -- `current`: the group's score in the line when the caller already looked (false: not in it).
+  if current == nil then
+    current = redis.call('ZSCORE', K_READY, g)
+  end
   local eligible = redis.call('ZCARD', gkey(g, 'wait')) > 0
     and redis.call('SISMEMBER', K_PAUSED, g) == 0
     and not redis.call('ZSCORE', K_BLOCKED, g)
-    and active < group_cap(g, default_cap)
-  local current = redis.call('ZSCORE', K_READY, g)
+  local active = 0
+  if eligible then
+    active = redis.call('ZCARD', gkey(g, 'active'))
+    eligible = active < group_cap(g, default_cap)
+  end
   if not eligible then
     if current then
       redis.call('ZREM', K_READY, g)
@@ -70,9 +77,61 @@ local function maybe_ready(g, default_cap)
   redis.call('ZADD', K_READY, num(math.min(active, 4000) * TICKET + ticket), g)
 end
 
+-- After a job joined its group's queue (enqueue): a group already in line stays eligible with the
+-- same score (its running count did not change), so only a group not yet in line needs the check.
+local function ready_after_enqueue(g, default_cap)
+  if not redis.call('ZSCORE', K_READY, g) then
+    maybe_ready(g, default_cap, false)
+  end
+end
+
+-- After one of the group's leases ended and nothing else changed (an ack): a group in line stays
+-- eligible (one fewer running is still under its cap) and moves up by its running count; one out
+-- of line may have been at its cap and needs the whole check.
+local function ready_after_release(g, default_cap)
+  local current = redis.call('ZSCORE', K_READY, g)
+  if not current then
+    maybe_ready(g, default_cap, false)
+    return
+  end
+  local active = redis.call('ZCARD', gkey(g, 'active'))
+  local ticket = math.fmod(tonumber(current), TICKET)
+  redis.call('ZADD', K_READY, num(math.min(active, 4000) * TICKET + ticket), g)
+end
+
+-- The event stream: one entry per job for what someone may act on (waiting, delayed, deferred,
+-- retry, stalled, dead, failed, revived): e=<kind> id=<job> g=<group>.
 local function event(maxlen, kind, id, g)
   if tonumber(maxlen) > 0 then
     redis.call('XADD', K_EVENTS, 'MAXLEN', '~', maxlen, '*', 'e', kind, 'id', id, 'g', g)
+  end
+end
+
+-- Starts and completions, nearly all of the stream's volume, are one entry per script call and
+-- kind instead: e=active|completed n=<count> ids=<JSON list> gs=<JSON list, the groups in the
+-- same order>. `events_add` collects them, `events_flush` writes them.
+local batched = {}
+local function events_add(kind, id, g)
+  local b = batched[kind]
+  if not b then
+    b = {ids = {}, gs = {}}
+    batched[kind] = b
+  end
+  b.ids[#b.ids + 1] = id
+  b.gs[#b.gs + 1] = g
+end
+
+local function events_flush(maxlen)
+  if tonumber(maxlen) <= 0 then
+    return
+  end
+  for _, kind in ipairs({'completed', 'active'}) do
+    local b = batched[kind]
+    if b then
+      redis.call('XADD', K_EVENTS, 'MAXLEN', '~', maxlen, '*', 'e', kind, 'n', #b.ids,
+        'ids', cjson.encode(b.ids), 'gs', cjson.encode(b.gs))
+      batched[kind] = nil
+    end
   end
 end
 
@@ -87,11 +146,43 @@ local function leave_group(g)
   end
 end
 
+local function count_completed(results)
+  local n = 0
+  for _, r in ipairs(results) do
+    n = n + r
+  end
+  if n > 0 then
+    redis.call('HINCRBY', K_STATS, 'completed', n)
+  end
+end
+
 -- Back into its group at its original score: a retried or stalled job keeps its place in line.
 local function to_wait(id, g)
   local score = redis.call('HGET', jkey(id), 'score')
   redis.call('ZADD', gkey(g, 'wait'), score, id)
   redis.call('HSET', jkey(id), 'state', 'waiting')
+end
+
+-- One ack: 1, or 0 when the token no longer holds the lease (a late ack from a stalled worker).
+-- Shared by complete (acks alone) and reserve (a worker's acks ride on its next reserve); the
+-- caller adds the acks up into the completed total, once per call.
+local function complete_one(now, id, token, default_cap, keep)
+  local job = jkey(id)
+  local f = redis.call('HMGET', job, 'state', 'tok', 'g')
+  if f[1] ~= 'active' or f[2] ~= token then
+    return 0
+  end
+  local g = f[3]
+  release(id, g)
+  leave_group(g)
+  redis.call('DEL', job)
+  if keep > 0 then
+    redis.call('HSET', job, 'state', 'completed', 'g', g, 'ended', num(now))
+    redis.call('PEXPIRE', job, keep)
+  end
+  ready_after_release(g, default_cap)
+  events_add('completed', id, g)
+  return 1
 end
 
 local function to_terminal(id, g, now, which, maxlen)
