@@ -18,7 +18,7 @@ import multiprocessing
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from multiprocessing.connection import Connection
@@ -33,8 +33,9 @@ from neanelu.ingest.queries import Phase
 from neanelu.shopify.bulk import BulkResult
 from neanelu.shopify.errors import BulkOperationError
 from neanelu.sync import repository as runs
+from neanelu.sync.figures import PhaseFigures, PhaseObserver, ToMetrics, ToProgress, ToRun, publish
 from neanelu.sync.progress import PhaseProgress, ProgressReporter
-from neanelu.sync.staging import StageDeps, SyncSummary, count_phase, stage_and_record
+from neanelu.sync.staging import StageDeps, Stager, SyncSummary
 from neanelu.telemetry import span
 from neanelu.telemetry.tracing import SHOP_ID
 
@@ -67,15 +68,26 @@ class InventoryOutcome:
     unswept: bool = False
 
 
+# Where the inventory's figures go besides the run's record, in the process that merges the
+# catalog: the reporter and the metrics (a child's are lost when it exits).
+def parent_observers(reporter: ProgressReporter) -> tuple[PhaseObserver, ...]:
+    return (ToProgress(reporter), ToMetrics())
+
+
 async def run_inventory(
     deps: StageDeps,
     plan: InventoryPlan,
     reporter: ProgressReporter,
     on_batch: BatchCallback,
+    observers: Sequence[PhaseObserver],
 ) -> InventoryOutcome:
-    """The whole phase on a session of this process's pool."""
+    """The whole phase on a session of this process's pool; the staged file's figures go to the
+    run's record and to `observers`."""
     run = plan.run
     summary = SyncSummary(run.id, "running")
+    stager = Stager(
+        deps, run, reporter, summary, (ToRun(deps.pool, run.shop_id, run.id, summary), *observers)
+    )
     kept: list[int] = []
     unswept = False
     async with deps.pool.connection() as conn:
@@ -83,9 +95,7 @@ async def run_inventory(
         await stage.make_room(conn)
         try:
             await conn.execute(load_sql("ingest/staging_inventory.sql"))
-            stats = await stage_and_record(
-                deps, conn, run, Phase.INVENTORY, plan.result, reporter, summary
-            )
+            stats = await stager.stage(conn, Phase.INVENTORY, plan.result)
             with span("ingest.merge inventory", {SHOP_ID: str(run.shop_id)}) as levels_span:
                 levels, first_load = await merge.merge_inventory(
                     conn, run.shop_id, on_batch, plan.batch_pages
@@ -148,16 +158,15 @@ async def inventory_in_child(
         while True:
             message = await inbox.get()
             if message[0] == "progress":
-                await reporter.update(message[1], force=message[1].done)
+                await reporter.update(message[1])
+            elif message[0] == "phase":
+                await publish(message[1], parent_observers(reporter))
             elif message[0] == "merged":
                 await on_batch(message[1], message[2])
             elif message[0] == "renew":
                 ours.send(("url", await _renewed(renew)))
             elif message[0] == "done":
                 outcome: InventoryOutcome = message[1]
-                # The child's metrics die with it: count the phase here.
-                p = outcome.progress
-                count_phase(p.phase, p.lines, p.rows, p.bytes, p.bad_lines, p.seconds)
                 return outcome
             elif message[0] == "error":
                 raise _rebuilt(message[1], message[2], message[3])
@@ -193,6 +202,16 @@ def _rebuilt(kind: str, message: str, retryable: bool) -> BaseException:
     if kind == "shop_gone":
         return merge.ShopGone(message)
     return RuntimeError(f"inventory process failed: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class ToParent:
+    """The child's figures, published again by the parent (to its reporter and metrics)."""
+
+    pipe: Connection
+
+    async def phase_done(self, figures: PhaseFigures) -> None:
+        self.pipe.send(("phase", figures))
 
 
 def _die_with_parent() -> None:
@@ -248,6 +267,6 @@ async def _child(
         async with httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0)) as http:
             deps = StageDeps(pool, http, plan.max_bad_share)
             reporter = ProgressReporter(None, plan.run.shop_id, plan.run.id, forward)
-            return await run_inventory(deps, plan, reporter, merged)
+            return await run_inventory(deps, plan, reporter, merged, (ToParent(pipe),))
     finally:
         await pool.close()
