@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from neanelu.db.pool import Conn
     from neanelu.sync.staging import SyncSummary
 
+
 @dataclass(frozen=True, slots=True)
 class PhaseFigures:
     """What one phase did: its file's lines, the rows they gave, the bytes read, bad lines, and

@@ -29,7 +29,6 @@ from neanelu.db.pool import Conn, tenant_scope
 from neanelu.ingest import merge, stage
 from neanelu.ingest.queries import Phase
 from neanelu.ingest.stage import TooManyBadLines
-from neanelu.semantic.tasks import queue_shop_embedding
 from neanelu.shopify.bulk import DEFAULT_POLLING, BulkPolling
 from neanelu.shopify.errors import AccessDenied, BulkOperationError, InvalidToken
 from neanelu.shopify.graphql import AdminClient
@@ -167,6 +166,10 @@ async def _attempt(
         await runs.finish_run(conn, run_id, "completed", None, attempt=attempt)
         await runs.mark_shop_synced(conn, shop_id, run.kind)
         if run.kind == "full":
+            # Imported here: the embeddings' task module loads the queue, its settings and
+            # numpy, which the sync itself never needs (resident memory of every sync process).
+            from neanelu.semantic.tasks import queue_shop_embedding
+
             # Embeddings follow the synced catalog; one job per run, committed with it.
             await queue_shop_embedding(
                 conn, shop_id, source="full_sync", job_id=f"embed-sync-{run_id}"
