@@ -22,7 +22,6 @@ import httpx
 import psutil
 import psycopg
 
-from neanelu.db import migrate
 from neanelu.db.embedded import APP_ROLE, OWNER_ROLE, EmbeddedPostgres, start_postgres
 from neanelu.db.pool import PoolSizes, create_pool, tenant_scope
 from neanelu.shopify.graphql import AdminClient, ShopEndpoint
@@ -36,11 +35,13 @@ TABLES = ("products", "variants", "inventory_levels")
 
 class PeakRss:
     """Samples the resident memory of this process plus its children (the sync's inventory
-    process), leaving out the emulator, in a thread (the event loop stays undisturbed)."""
+    process), leaving out the emulator and every process it forks (its export writers), in a
+    thread (the event loop stays undisturbed). Also keeps each process's own peak."""
 
     def __init__(self, exclude: int) -> None:
         self.exclude = exclude
         self.peak = 0
+        self.peaks: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -48,12 +49,25 @@ class PeakRss:
         proc = psutil.Process()
         while not self._stop.is_set():
             total = proc.memory_info().rss
-            for child in proc.children(recursive=True):
-                if child.pid != self.exclude:
-                    with contextlib.suppress(psutil.Error):
-                        total += child.memory_info().rss
+            self._keep("sync", total)
+            for child in self._ours(proc):
+                with contextlib.suppress(psutil.Error):
+                    rss = child.memory_info().rss
+                    total += rss
+                    self._keep(child.name(), rss)
             self.peak = max(self.peak, total)
             time.sleep(0.05)
+
+    def _ours(self, proc: psutil.Process) -> list[psutil.Process]:
+        children = proc.children(recursive=True)
+        with contextlib.suppress(psutil.Error):
+            emulator = psutil.Process(self.exclude)
+            theirs = {self.exclude} | {c.pid for c in emulator.children(recursive=True)}
+            return [c for c in children if c.pid not in theirs]
+        return [c for c in children if c.pid != self.exclude]
+
+    def _keep(self, name: str, rss: int) -> None:
+        self.peaks[name] = max(self.peaks.get(name, 0), rss)
 
     def __enter__(self) -> PeakRss:
         self._thread.start()
@@ -81,7 +95,12 @@ def fresh_database(pg: EmbeddedPostgres, name: str) -> None:
     with psycopg.connect(pg.url(database="postgres"), autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {name} OWNER {OWNER_ROLE}")
-    migrate.upgrade(pg.url(OWNER_ROLE, name), APP_ROLE)
+    # In a process of its own: alembic and SQLAlchemy (about 20 MB resident) are the bench's
+    # tooling, not the sync's, and would otherwise count in this process's peak RSS.
+    subprocess.run([sys.executable, "-c", _MIGRATE, pg.url(OWNER_ROLE, name), APP_ROLE], check=True)
+
+
+_MIGRATE = "import sys; from neanelu.db import migrate; migrate.upgrade(sys.argv[1], sys.argv[2])"
 
 
 def start_emulator(bulk_dir: str) -> tuple[subprocess.Popen[str], str]:
@@ -144,6 +163,8 @@ async def ingest(
         # The issue's window: first downloaded byte -> last merge commit. The statistics refresh
         # that follows is reported apart (the ceiling's COPY does not analyze either).
         print(f"  statistics refresh after the merges: {finished - summary.merged_at:.2f} s")
+        peaks = ", ".join(f"{name} {rss / 2**20:.1f}" for name, rss in rss.peaks.items())
+        print(f"  peak RSS by process (MiB): {peaks}")
         return summary.merged_at - summary.first_byte_at, counts, rss.peak
     finally:
         await pool.close()

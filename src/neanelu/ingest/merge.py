@@ -183,29 +183,38 @@ async def merge_target(
     return merged, first_load
 
 
+@dataclass(frozen=True, slots=True)
+class CatalogMerge:
+    """How the catalog merges (see `merge_catalog`)."""
+
+    metafields_complete: bool
+    partial_metafields: Collection[str] = ()
+    metafield_files: Sequence[str] = METAFIELD_FILES
+    kept_patterns: Sequence[str] = ()
+    batch_pages: int = PAGES_PER_BATCH
+
+
 async def merge_catalog(
     conn: Conn,
     shop_id: UUID,
     run_id: UUID,
+    plan: CatalogMerge,
     *,
-    metafields_complete: bool,
-    partial_metafields: Collection[str] = (),
-    metafield_files: Sequence[str] = METAFIELD_FILES,
-    kept_patterns: list[str] | None = None,
     on_batch: BatchCallback | None = None,
-    batch_pages: int = PAGES_PER_BATCH,
     variants_conn: Conn | None = None,
 ) -> MergeStats:
     """Products (with their metafields) and variants joined by __parentId, orphans aside; each
     session folds its own metafields first. With `variants_conn` (staged split by
-    `stage_phase(variants_to=...)`) the variants merge there, side by side with the products.
+    `StageOptions.variants_to`) the variants merge there, side by side with the products.
 
     A complete metafields file replaces each stored object, except for keys matching
-    `kept_patterns` (LIKE patterns of owner apps that could not be read), which stay, and for
-    owners named by a quarantined metafield line, whose stored object the file's is merged over.
-    `partial_metafields` holds the owner kinds ('P', 'V') whose metafield files had a quarantined
-    line naming no owner: all of theirs are merged that way. Metafields whose owner has no row in
-    the core file are quarantined under `metafield_files` (the files' labels by source)."""
+    `plan.kept_patterns` (LIKE patterns of owner apps that could not be read), which stay, and
+    for owners named by a quarantined metafield line, whose stored object the file's is merged
+    over. `plan.partial_metafields` holds the owner kinds ('P', 'V') whose metafield files had a
+    quarantined line naming no owner: all of theirs are merged that way. Metafields whose owner
+    has no row in the core file are quarantined under `plan.metafield_files` (the files' labels
+    by source)."""
+    batch_pages, metafield_files = plan.batch_pages, plan.metafield_files
     stats = MergeStats()
 
     async def params(session: Conn, kind: str) -> dict[str, object]:
@@ -216,9 +225,9 @@ async def merge_catalog(
             (f"M{kind}",),
         )
         return {
-            "metafields_complete": metafields_complete and kind not in partial_metafields,
+            "metafields_complete": plan.metafields_complete and kind not in plan.partial_metafields,
             "protected_owners": bool(protected),
-            "kept": kept_patterns or [],
+            "kept": list(plan.kept_patterns),
         }
 
     async def orphan_metafields(session: Conn) -> int:

@@ -139,23 +139,34 @@ def _sinks(
     return split
 
 
+@dataclass(frozen=True, slots=True)
+class StageOptions:
+    """How one file is staged: the bad-line share allowed (of `expected_lines` while it streams,
+    of the lines read at the end), progress every `progress_every` lines, the row builder (the
+    phase's own by default) and, for catalog files, the session variants go to."""
+
+    max_bad_share: float
+    expected_lines: int = 0
+    on_progress: ProgressCallback | None = None
+    progress_every: int = 200_000
+    build: RowBuilder | None = None
+    variants_to: Conn | None = None
+
+
 async def stage_phase(
     conn: Conn,
     phase: Phase,
     chunks: AsyncIterator[bytes],
     quarantine: QuarantineSink,
-    *,
-    max_bad_share: float,
-    expected_lines: int = 0,
-    on_progress: ProgressCallback | None = None,
-    progress_every: int = 200_000,
-    build: RowBuilder | None = None,
-    variants_to: Conn | None = None,
+    options: StageOptions,
 ) -> PhaseStats:
     """COPY every good line of one bulk file into the phase's staging table (which must exist),
-    each line made a row by `build` (the phase's own builder by default). With `variants_to`,
-    catalog rows are split: products into `conn`'s staging, variants (and the ids of the core
-    file's products) into that session's, so that the two merge side by side."""
+    each line made a row by `options.build`. With `options.variants_to`, catalog rows are split:
+    products into `conn`'s staging, variants (and the ids of the core file's products) into that
+    session's, so that the two merge side by side."""
+    max_bad_share, expected_lines = options.max_bad_share, options.expected_lines
+    on_progress, progress_every = options.on_progress, options.progress_every
+    build, variants_to = options.build, options.variants_to
     table, columns, types = COLUMNS[phase]
     statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
     stats = PhaseStats(phase)

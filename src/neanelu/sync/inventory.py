@@ -12,29 +12,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import multiprocessing
-import os
-import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from multiprocessing.connection import Connection
 from typing import Any
 
-import httpx
-
-from neanelu.db.pool import PoolSizes, create_pool
 from neanelu.db.sql_files import load_sql
 from neanelu.ingest import merge, stage
 from neanelu.ingest.queries import Phase
 from neanelu.shopify.bulk import BulkResult
 from neanelu.shopify.errors import BulkOperationError
 from neanelu.sync import repository as runs
+from neanelu.sync.figures import PhaseObserver, ToMetrics, ToProgress, ToRun, publish
 from neanelu.sync.progress import PhaseProgress, ProgressReporter
-from neanelu.sync.staging import StageDeps, SyncSummary, count_phase, stage_and_record
+from neanelu.sync.staging import StageDeps, Stager, SyncSummary
 from neanelu.telemetry import span
 from neanelu.telemetry.tracing import SHOP_ID
 
@@ -67,15 +61,26 @@ class InventoryOutcome:
     unswept: bool = False
 
 
+# Where the inventory's figures go besides the run's record, in the process that merges the
+# catalog: the reporter and the metrics (a child's are lost when it exits).
+def parent_observers(reporter: ProgressReporter) -> tuple[PhaseObserver, ...]:
+    return (ToProgress(reporter), ToMetrics())
+
+
 async def run_inventory(
     deps: StageDeps,
     plan: InventoryPlan,
     reporter: ProgressReporter,
     on_batch: BatchCallback,
+    observers: Sequence[PhaseObserver],
 ) -> InventoryOutcome:
-    """The whole phase on a session of this process's pool."""
+    """The whole phase on a session of this process's pool; the staged file's figures go to the
+    run's record and to `observers`."""
     run = plan.run
     summary = SyncSummary(run.id, "running")
+    stager = Stager(
+        deps, run, reporter, summary, (ToRun(deps.pool, run.shop_id, run.id, summary), *observers)
+    )
     kept: list[int] = []
     unswept = False
     async with deps.pool.connection() as conn:
@@ -83,9 +88,7 @@ async def run_inventory(
         await stage.make_room(conn)
         try:
             await conn.execute(load_sql("ingest/staging_inventory.sql"))
-            stats = await stage_and_record(
-                deps, conn, run, Phase.INVENTORY, plan.result, reporter, summary
-            )
+            stats = await stager.stage(conn, Phase.INVENTORY, plan.result)
             with span("ingest.merge inventory", {SHOP_ID: str(run.shop_id)}) as levels_span:
                 levels, first_load = await merge.merge_inventory(
                     conn, run.shop_id, on_batch, plan.batch_pages
@@ -122,12 +125,17 @@ async def inventory_in_child(
     on_batch: BatchCallback,
 ) -> InventoryOutcome:
     """The phase in a child process; its messages drive this process's reporter and callbacks."""
-    context = multiprocessing.get_context("spawn")
-    ours, theirs = context.Pipe()
-    child = context.Process(
-        target=_child_main, args=(theirs,), name="neanelu-inventory", daemon=True
+    ours, theirs = multiprocessing.Pipe()
+    # Its own small entry point, not multiprocessing's spawn (which imports the parent's main
+    # module again: a worker's whole CLI, tens of MB resident for nothing).
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "neanelu.sync.inventory_child",
+        str(theirs.fileno()),
+        pass_fds=(theirs.fileno(),),
+        stdin=asyncio.subprocess.DEVNULL,
     )
-    child.start()
     theirs.close()
     # The connection string may hold a password: it goes over the pipe, never into argv. The
     # URL renewer asks Shopify with this process's client: the child asks it over the pipe.
@@ -148,28 +156,31 @@ async def inventory_in_child(
         while True:
             message = await inbox.get()
             if message[0] == "progress":
-                await reporter.update(message[1], force=message[1].done)
+                await reporter.update(message[1])
+            elif message[0] == "phase":
+                await publish(message[1], parent_observers(reporter))
             elif message[0] == "merged":
                 await on_batch(message[1], message[2])
             elif message[0] == "renew":
                 ours.send(("url", await _renewed(renew)))
             elif message[0] == "done":
                 outcome: InventoryOutcome = message[1]
-                # The child's metrics die with it: count the phase here.
-                p = outcome.progress
-                count_phase(p.phase, p.lines, p.rows, p.bytes, p.bad_lines, p.seconds)
                 return outcome
             elif message[0] == "error":
                 raise _rebuilt(message[1], message[2], message[3])
             else:
-                child.join(1)
-                raise RuntimeError(f"inventory process exited (code {child.exitcode})")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(child.wait(), 1)
+                raise RuntimeError(f"inventory process exited (code {child.returncode})")
     finally:
         with contextlib.suppress(ValueError, OSError):
             loop.remove_reader(ours.fileno())
-        if child.is_alive():
-            child.kill()  # cancelled, or failed on this side: the child must not write on
-        await asyncio.to_thread(child.join, 10)
+        if child.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                child.kill()  # cancelled, or failed on this side: the child must not write on
+        with contextlib.suppress(TimeoutError):
+            # Shielded: a cancelled sync still reaps its child.
+            await asyncio.shield(asyncio.wait_for(child.wait(), 10))
         ours.close()
 
 
@@ -193,61 +204,3 @@ def _rebuilt(kind: str, message: str, retryable: bool) -> BaseException:
     if kind == "shop_gone":
         return merge.ShopGone(message)
     return RuntimeError(f"inventory process failed: {message}")
-
-
-def _die_with_parent() -> None:
-    """Linux: the kernel SIGKILLs this process when its parent dies (PR_SET_PDEATHSIG)."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)
-
-
-def _child_main(pipe: Connection) -> None:
-    _die_with_parent()
-    parent = os.getppid()
-    conninfo, plan, renewable = pipe.recv()
-    try:
-        outcome = asyncio.run(_child(conninfo, plan, renewable, pipe, parent))
-    except stage.TooManyBadLines as exc:
-        pipe.send(("error", "too_many_bad_lines", str(exc), False))
-    except BulkOperationError as exc:
-        pipe.send(("error", "bulk", str(exc), exc.retryable))
-    except merge.ShopGone as exc:
-        pipe.send(("error", "shop_gone", str(exc), False))
-    except Exception as exc:  # anything else: the parent's job retries the run
-        pipe.send(("error", "other", f"{type(exc).__name__}: {exc}", True))
-    else:
-        pipe.send(("done", outcome))
-    finally:
-        pipe.close()
-
-
-async def _child(
-    conninfo: str, plan: InventoryPlan, renewable: bool, pipe: Connection, parent: int
-) -> Any:
-    if os.getppid() != parent:
-        raise RuntimeError("parent exited before the inventory phase began")
-
-    async def ask_parent() -> str | None:
-        pipe.send(("renew",))
-        reply = await asyncio.to_thread(pipe.recv)
-        return reply[1] if isinstance(reply, tuple) and reply[0] == "url" else None
-
-    if renewable:
-        plan = replace(plan, result=replace(plan.result, renew=ask_parent))
-
-    async def forward(progress: PhaseProgress) -> None:
-        pipe.send(("progress", progress))
-
-    async def merged(table: str, rows: int) -> None:
-        pipe.send(("merged", table, rows))
-
-    pool = create_pool(conninfo, PoolSizes(1, 3), name="neanelu-inventory")
-    await pool.open(wait=True)
-    try:
-        async with httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0)) as http:
-            deps = StageDeps(pool, http, plan.max_bad_share)
-            reporter = ProgressReporter(None, plan.run.shop_id, plan.run.id, forward)
-            return await run_inventory(deps, plan, reporter, merged)
-    finally:
-        await pool.close()

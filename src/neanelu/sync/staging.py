@@ -4,8 +4,8 @@ this process or in the inventory's child process (sync/inventory.py)."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field, replace
 from uuid import UUID
 
 import httpx
@@ -15,13 +15,14 @@ from neanelu.db.pool import Conn, tenant_scope
 from neanelu.ingest.quarantine import QuarantineSink
 from neanelu.ingest.queries import Phase
 from neanelu.ingest.rows import RowBuilder
-from neanelu.ingest.stage import PhaseStats, stage_phase
+from neanelu.ingest.stage import PhaseStats, StageOptions, stage_phase
 from neanelu.shopify.bulk import BulkResult
 from neanelu.shopify.download import DownloadProgress, stream_file
 from neanelu.shopify.errors import BulkOperationError
 from neanelu.sync import repository as runs
+from neanelu.sync.figures import PhaseFigures, PhaseObserver, ToSpan, publish
 from neanelu.sync.progress import PhaseProgress, ProgressReporter
-from neanelu.telemetry import current_metrics, span
+from neanelu.telemetry import span
 from neanelu.telemetry.tracing import SHOP_ID
 
 
@@ -64,140 +65,111 @@ class SyncSummary:
     unavailable_metafields: dict[str, str] = field(default_factory=dict)
 
 
-async def stage_and_record(
-    deps: StageDeps,
-    conn: Conn,
-    run: runs.SyncRun,
-    phase: Phase,
-    result: BulkResult,
-    reporter: ProgressReporter,
-    summary: SyncSummary,
-    *,
-    label: str | None = None,
-    build: RowBuilder | None = None,
-    variants_to: Conn | None = None,
-) -> PhaseStats:
-    """Stage one file (catalog files split to `variants_to` when given) and record its figures."""
-    name = label or phase.value
-    stats = await _stage(
-        deps, conn, run, phase, name, result, reporter, summary, build, variants_to
-    )
-    summary.bad_lines += stats.bad_lines
-    async with tenant_scope(deps.pool, run.shop_id) as side:
-        await runs.record_progress(
-            side,
-            run.id,
-            name,
-            {
-                f"{name}_lines": stats.lines,
-                f"{name}_rows": stats.rows,
-                f"{name}_bytes": stats.bytes,
-                f"{name}_seconds": round(summary.phases[name].seconds, 3),
-            },
-            sum(p.bytes for p in summary.phases.values()),
-            summary.bad_lines,
+@dataclass(frozen=True, slots=True)
+class Stager:
+    """Stages the files of one attempt, in this process or the inventory's child: each file
+    streamed into its staging table, live progress on `reporter` while it runs, and its figures
+    published once to `observers` (and to the phase's span) when it ends."""
+
+    deps: StageDeps
+    run: runs.SyncRun
+    reporter: ProgressReporter
+    summary: SyncSummary
+    observers: Sequence[PhaseObserver]
+
+    async def stage(
+        self,
+        conn: Conn,
+        phase: Phase,
+        result: BulkResult,
+        *,
+        label: str | None = None,
+        build: RowBuilder | None = None,
+        variants_to: Conn | None = None,
+    ) -> PhaseStats:
+        """Stage one file (catalog files split to `variants_to` when given)."""
+        name = label or phase.value
+        expected = result.operation
+        if result.url is None:
+            await publish(
+                PhaseFigures(
+                    name,
+                    expected_lines=expected.object_count,
+                    expected_bytes=expected.file_size,
+                    read=False,
+                ),
+                self.observers,
+            )
+            return PhaseStats(phase)
+        options = StageOptions(max_bad_share=self.deps.max_bad_share, build=build)
+        options = replace(options, expected_lines=expected.object_count, variants_to=variants_to)
+        # Download, decode, stitch and COPY are one stream (no step holds the file), so they share
+        # one span per phase that carries each step's figures.
+        with span(f"ingest.stage {name}", {SHOP_ID: str(self.run.shop_id)}) as stage_span:
+            stats, figures = await self._stream(conn, phase, name, result, options)
+            await publish(figures, (ToSpan(stage_span), *self.observers))
+        await self._check_length(name, result, stats, figures.bytes)
+        return stats
+
+    async def _stream(
+        self, conn: Conn, phase: Phase, name: str, result: BulkResult, options: StageOptions
+    ) -> tuple[PhaseStats, PhaseFigures]:
+        expected = result.operation
+        progress = PhaseProgress(
+            name, expected_lines=expected.object_count, expected_bytes=expected.file_size
         )
-    return stats
+        started = time.perf_counter()
+        download = DownloadProgress()
+        summary, url = self.summary, result.url or ""
 
+        async def chunks() -> AsyncIterator[bytes]:
+            async for chunk in stream_file(
+                self.deps.http, url, progress=download, renew=result.renew
+            ):
+                if summary.first_byte_at is None:
+                    summary.first_byte_at = time.perf_counter()
+                yield chunk
 
-async def _stage(
-    deps: StageDeps,
-    conn: Conn,
-    run: runs.SyncRun,
-    phase: Phase,
-    name: str,
-    result: BulkResult,
-    reporter: ProgressReporter,
-    summary: SyncSummary,
-    build: RowBuilder | None,
-    variants_to: Conn | None,
-) -> PhaseStats:
-    progress = PhaseProgress(
-        name,
-        expected_lines=result.operation.object_count,
-        expected_bytes=result.operation.file_size,
-    )
-    summary.phases[name] = progress
-    if result.url is None:
-        progress.done = True
-        await reporter.update(progress, force=True)
-        return PhaseStats(phase)
-    started = time.perf_counter()
-    download = DownloadProgress()
+        async def on_progress(stats: PhaseStats) -> None:
+            progress.lines, progress.rows = stats.lines, stats.rows
+            progress.bad_lines, progress.bytes = stats.bad_lines, download.bytes_read
+            progress.seconds = time.perf_counter() - started
+            await self.reporter.update(progress)
 
-    async def chunks() -> AsyncIterator[bytes]:
-        async for chunk in stream_file(
-            deps.http, result.url or "", progress=download, renew=result.renew
-        ):
-            if summary.first_byte_at is None:
-                summary.first_byte_at = time.perf_counter()
-            yield chunk
-
-    async def on_progress(stats: PhaseStats) -> None:
-        progress.lines, progress.rows, progress.bad_lines = stats.lines, stats.rows, stats.bad_lines
-        progress.bytes = download.bytes_read
-        progress.seconds = time.perf_counter() - started
-        await reporter.update(progress)
-
-    quarantine = QuarantineSink(deps.pool, run.shop_id, run.id, name)
-    # Download, decode, stitch and COPY are one stream (no step holds the file), so they share
-    # one span per phase that carries each step's figures.
-    with span(f"ingest.stage {name}", {SHOP_ID: str(run.shop_id)}) as stage_span:
+        quarantine = QuarantineSink(self.deps.pool, self.run.shop_id, self.run.id, name)
         async with conn.transaction():
             stats = await stage_phase(
-                conn,
-                phase,
-                chunks(),
-                quarantine,
-                max_bad_share=deps.max_bad_share,
-                expected_lines=result.operation.object_count,
-                on_progress=on_progress,
-                build=build,
-                variants_to=variants_to,
+                conn, phase, chunks(), quarantine, replace(options, on_progress=on_progress)
             )
-        stage_span.set_attributes(
-            {
-                "neanelu.phase": name,
-                "neanelu.bytes": download.bytes_read,
-                "neanelu.lines": stats.lines,
-                "neanelu.rows": stats.rows,
-                "neanelu.bad_lines": stats.bad_lines,
-            }
+        figures = PhaseFigures(
+            name,
+            lines=stats.lines,
+            rows=stats.rows,
+            bytes=download.bytes_read,
+            bad_lines=stats.bad_lines,
+            seconds=time.perf_counter() - started,
+            expected_lines=expected.object_count,
+            expected_bytes=expected.file_size,
         )
-    progress.lines, progress.rows, progress.bad_lines = stats.lines, stats.rows, stats.bad_lines
-    progress.bytes, progress.done = download.bytes_read, True
-    progress.seconds = time.perf_counter() - started
-    count_phase(
-        name, stats.lines, stats.rows, download.bytes_read, stats.bad_lines, progress.seconds
-    )
-    summary.download_seconds += progress.seconds
-    await reporter.update(progress, force=True)
-    short = stats.lines < result.operation.object_count or (
-        stats.truncated and download.bytes_read < result.operation.file_size
-    )
-    if result.complete and short:
-        # A file shorter than Shopify's count (of lines, or of bytes when it ends mid-line) is
-        # damaged: the next attempt asks for a new one. A file of the promised size that ends
-        # in a cut-off line is what Shopify wrote: that line is quarantined like any bad one.
-        async with tenant_scope(deps.pool, run.shop_id) as side:
-            await runs.forget_operation(side, run.id, name)
-        raise BulkOperationError(
-            f"{name}: file held {stats.lines} lines"
-            f"{' ending in a cut-off line' if stats.truncated else ''}, Shopify counted "
-            f"{result.operation.object_count}",
-            retryable=True,
+        return stats, figures
+
+    async def _check_length(
+        self, name: str, result: BulkResult, stats: PhaseStats, bytes_read: int
+    ) -> None:
+        expected = result.operation
+        short = stats.lines < expected.object_count or (
+            stats.truncated and bytes_read < expected.file_size
         )
-    return stats
-
-
-def count_phase(
-    phase: str, lines: int, rows: int, nbytes: int, bad_lines: int, seconds: float
-) -> None:
-    m = current_metrics()
-    m.ingest_lines.labels(phase).inc(lines)
-    m.ingest_rows.labels(phase).inc(rows)
-    m.ingest_bytes.labels(phase).inc(nbytes)
-    m.ingest_bad_lines.labels(phase).inc(bad_lines)
-    m.ingest_phase_seconds.labels(phase).observe(seconds)
-    if seconds > 0:
-        m.ingest_rows_per_second.labels(phase).set(rows / seconds)
+        if result.complete and short:
+            # A file shorter than Shopify's count (of lines, or of bytes when it ends mid-line)
+            # is damaged: the next attempt asks for a new one. A file of the promised size that
+            # ends in a cut-off line is what Shopify wrote: that line is quarantined like any
+            # bad one.
+            async with tenant_scope(self.deps.pool, self.run.shop_id) as side:
+                await runs.forget_operation(side, self.run.id, name)
+            raise BulkOperationError(
+                f"{name}: file held {stats.lines} lines"
+                f"{' ending in a cut-off line' if stats.truncated else ''}, Shopify counted "
+                f"{expected.object_count}",
+                retryable=True,
+            )

@@ -6,29 +6,73 @@ settings; everything else reads what it set up (the tracer provider, the process
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SpanExporter
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
 
-from neanelu.config import Settings
-from neanelu.telemetry.instrument import instrument_app, instrument_libraries
-from neanelu.telemetry.logging import bind_job, bind_request, bind_shop, get_logger, setup_logging
-from neanelu.telemetry.metrics import (
-    Metrics,
-    MetricsServer,
-    current_metrics,
-    install_metrics,
-    serve_metrics,
-    setup_metrics,
-)
-from neanelu.telemetry.tracing import (
-    extract_context,
-    inject_headers,
-    setup_tracing,
-    shutdown_tracing,
-    span,
-)
+    from neanelu.config import Settings
+    from neanelu.telemetry.instrument import instrument_app, instrument_libraries
+    from neanelu.telemetry.logging import (
+        bind_job,
+        bind_request,
+        bind_shop,
+        get_logger,
+        setup_logging,
+    )
+    from neanelu.telemetry.metrics import (
+        Metrics,
+        MetricsServer,
+        current_metrics,
+        install_metrics,
+        serve_metrics,
+        setup_metrics,
+    )
+    from neanelu.telemetry.tracing import (
+        extract_context,
+        inject_headers,
+        setup_tracing,
+        shutdown_tracing,
+        span,
+    )
+
+# Each name is imported from its module when first used: a process that only counts and traces
+# (a sync, the inventory's child) never loads FastAPI's and the libraries' instrumentation, which
+# `instrument` pulls in (tens of MB resident).
+_WHERE = {
+    "instrument_app": "instrument",
+    "instrument_libraries": "instrument",
+    **dict.fromkeys(
+        ("bind_job", "bind_request", "bind_shop", "get_logger", "setup_logging"), "logging"
+    ),
+    **dict.fromkeys(
+        (
+            "Metrics",
+            "MetricsServer",
+            "current_metrics",
+            "install_metrics",
+            "serve_metrics",
+            "setup_metrics",
+        ),
+        "metrics",
+    ),
+    **dict.fromkeys(
+        ("extract_context", "inject_headers", "setup_tracing", "shutdown_tracing", "span"),
+        "tracing",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +91,11 @@ def setup_telemetry(
 ) -> Telemetry:
     """Tracing, library instrumentation, metrics and (unless `logs=False`) logging for this
     process. Safe to call again: each part is built once."""
+    from neanelu.telemetry.instrument import instrument_libraries
+    from neanelu.telemetry.logging import setup_logging
+    from neanelu.telemetry.metrics import setup_metrics
+    from neanelu.telemetry.tracing import setup_tracing
+
     provider = setup_tracing(settings, service_name, exporter=exporter)
     instrument_libraries()
     if logs:

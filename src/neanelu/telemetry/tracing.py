@@ -12,11 +12,11 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -36,7 +36,8 @@ from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import Attributes, AttributeValue
 
-from neanelu.config import Settings
+if TYPE_CHECKING:
+    from neanelu.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,9 @@ def _otlp_exporter(endpoint: str) -> SpanExporter:
     url = endpoint.rstrip("/")
     if not url.endswith("/v1/traces"):
         url += "/v1/traces"
+    # Imported here: only a process that exports loads the OTLP client (protobuf, requests).
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
     return QuietExporter(OTLPSpanExporter(endpoint=url, timeout=EXPORT_TIMEOUT_S), url)
 
 

@@ -29,9 +29,9 @@ from neanelu.db.sql_files import load_sql
 from neanelu.ingest import merge
 from neanelu.ingest.quarantine import QuarantineSink
 from neanelu.ingest.queries import Phase
-from neanelu.ingest.stage import PhaseStats, stage_phase
+from neanelu.ingest.stage import PhaseStats, StageOptions, stage_phase
 from neanelu.sync import repository as runs
-from neanelu.sync.service import CatalogStaged
+from neanelu.sync.attempt import CatalogStaged
 from tests.conftest import TestDatabase
 from tests.factories import create_shop
 
@@ -454,8 +454,7 @@ async def ingest(
                         phase,
                         chunks(bodies[phase], chunk),
                         sink,
-                        max_bad_share=1.0,
-                        variants_to=split,
+                        StageOptions(max_bad_share=1.0, variants_to=split),
                     )
 
             for phase in (Phase.METAFIELDS, Phase.VARIANT_METAFIELDS, Phase.CORE):
@@ -464,9 +463,11 @@ async def ingest(
                 catalog,
                 shop,
                 run.id,
-                metafields_complete=True,
-                partial_metafields=staged.partial,
-                metafield_files=staged.files,
+                merge.CatalogMerge(
+                    metafields_complete=True,
+                    partial_metafields=staged.partial,
+                    metafield_files=staged.files,
+                ),
                 variants_conn=variants,
             )
             if not merged.first_load and not staged.core_unidentified:

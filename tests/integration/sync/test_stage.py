@@ -15,7 +15,7 @@ from neanelu.db.sql_files import load_sql
 from neanelu.ingest import merge
 from neanelu.ingest.quarantine import QuarantineSink
 from neanelu.ingest.queries import Phase
-from neanelu.ingest.stage import TooManyBadLines, stage_phase
+from neanelu.ingest.stage import StageOptions, TooManyBadLines, stage_phase
 from neanelu.sync import repository as runs
 from tests.conftest import TestDatabase
 from tests.factories import create_shop
@@ -80,9 +80,11 @@ async def _stage_core(
             sink = QuarantineSink(pool, shop, run_id, "core")
             async with conn.transaction():
                 stats = await stage_phase(
-                    conn, Phase.CORE, chunks(data), sink, max_bad_share=max_bad_share
+                    conn, Phase.CORE, chunks(data), sink, StageOptions(max_bad_share)
                 )
-            merged = await merge.merge_catalog(conn, shop, run_id, metafields_complete=True)
+            merged = await merge.merge_catalog(
+                conn, shop, run_id, merge.CatalogMerge(metafields_complete=True)
+            )
         finally:
             await conn.execute(f"DROP TABLE IF EXISTS {merge.CATALOG_STAGING}")
             await conn.set_autocommit(False)
@@ -212,12 +214,14 @@ async def test_a_shop_deleted_under_its_sync_stops_the_merge(
             sink = QuarantineSink(app_pool, shop, run_id, "core")
             async with conn.transaction():
                 await stage_phase(
-                    conn, Phase.CORE, chunks(jsonl(product(1))), sink, max_bad_share=0.5
+                    conn, Phase.CORE, chunks(jsonl(product(1))), sink, StageOptions(0.5)
                 )
             with psycopg.connect(database.owner_url, autocommit=True) as owner:
                 owner.execute("DELETE FROM shops WHERE id = %s", (shop,))
             with pytest.raises(merge.ShopGone):
-                await merge.merge_catalog(conn, shop, run_id, metafields_complete=True)
+                await merge.merge_catalog(
+                    conn, shop, run_id, merge.CatalogMerge(metafields_complete=True)
+                )
         finally:
             await conn.execute(f"DROP TABLE IF EXISTS {merge.CATALOG_STAGING}")
             await conn.set_autocommit(False)
