@@ -160,7 +160,8 @@ async def ingest(
                 f"  {phase:<20} lines={progress.lines:>10,} rows={progress.rows:>10,} "
                 f"bytes={progress.bytes:>13,} seconds={progress.seconds:7.2f}"
             )
-        # The window: first downloaded byte -> last merge commit. The statistics refresh
+        # The window: first downloaded byte -> last merge commit (products and variants are
+        # analyzed before the settle of variant quantities, inside it). The statistics refresh
         # that follows is reported apart (the ceiling's COPY does not analyze either).
         print(f"  statistics refresh after the merges: {finished - summary.merged_at:.2f} s")
         peaks = ", ".join(f"{name} {rss / 2**20:.1f}" for name, rss in rss.peaks.items())

@@ -279,13 +279,9 @@ class SyncAttempt:
 
     async def _settle(self, sessions: tuple[Conn, Conn]) -> None:
         (products, variants), summary = sessions, self.summary
-        if summary.complete:
-            # Needs both the variants and the levels merged: a stock change during the sync is
-            # in the levels, not in the file's variant quantities.
-            await merge.settle_variant_quantities(variants, self.run.shop_id)
-        summary.merged_at = time.perf_counter()
         # Levels were analyzed as their merge ended (run_inventory); products and variants now,
-        # side by side (during the merges it would only slow them down).
+        # side by side (during the merges it would only slow them down), and before the settle,
+        # which joins variants to levels and otherwise plans on an empty-table picture.
         await asyncio.gather(
             *(
                 merge.refresh_statistics(session, (table,))
@@ -296,6 +292,11 @@ class SyncAttempt:
                 if rows >= merge.ANALYZE_AFTER_ROWS
             )
         )
+        if summary.complete:
+            # Needs both the variants and the levels merged: a stock change during the sync is
+            # in the levels, not in the file's variant quantities.
+            await merge.settle_variant_quantities(variants, self.run.shop_id)
+        summary.merged_at = time.perf_counter()
 
     def _merge_figures(self, started: float) -> PhaseFigures:
         summary = self.summary
