@@ -78,8 +78,9 @@ tests/console/axe.min.js:
 test-unit: install
 	$(BIN)/pytest -q tests/unit $(ARGS)
 
+# The integration and service tests (what CI runs again against a Redis service container).
 test-integration: install
-	$(BIN)/pytest -q tests/integration tests/e2e $(ARGS)
+	$(BIN)/pytest -q tests/integration tests/service $(ARGS)
 
 lint: install
 	$(BIN)/ruff check src tests bench

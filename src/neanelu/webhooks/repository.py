@@ -10,6 +10,7 @@ from importlib import resources
 from uuid import UUID
 
 import msgspec
+from psycopg.rows import scalar_row
 
 from neanelu.db.pool import Conn
 
@@ -96,3 +97,10 @@ async def mark_processed(conn: Conn, inbox_id: int) -> None:
         "UPDATE webhook_inbox SET processed_at = now() WHERE id = %s AND processed_at IS NULL",
         (inbox_id,),
     )
+
+
+async def count_inbox(conn: Conn) -> int:
+    """Deliveries received for the caller's tenant scope, processed or not."""
+    async with conn.cursor(row_factory=scalar_row) as cur:
+        await cur.execute("SELECT count(*) FROM webhook_inbox")
+        return int(await cur.fetchone() or 0)
