@@ -78,7 +78,10 @@ async def run_demo(settings: Settings, products: int, keep: bool) -> DemoOutcome
         async with open_resources(local, services, concurrency=2) as res:
             if await forget_previous_demo(services.postgres_owner):
                 console.print("  removed the previous demo shop (the emulator starts fresh)")
-            async with httpx.AsyncClient(timeout=60) as http:
+            # A fresh connection per call: the emulator closes a keep-alive connection idle for
+            # 5 s, and a request sent as it does is reset (seen on a loaded machine, mid-changes).
+            no_reuse = httpx.Limits(max_keepalive_connections=0)
+            async with httpx.AsyncClient(timeout=60, limits=no_reuse) as http:
                 figures = await Scenario(procs, endpoints, http, res).run(started)
         print_report(figures)
         if keep and figures.ok:

@@ -78,6 +78,7 @@ class Processes:
                 proc.wait(20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()
             if proc.stdout is not None:
                 proc.stdout.close()
 
