@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from neanelu.cli.demo import run_demo
@@ -22,7 +23,9 @@ from neanelu.cli.demo.scenario import (
     CHANGED_PRODUCTS,
     DELETED_PRODUCTS,
     PARITY_SAMPLE,
+    forget_previous_demo,
 )
+from neanelu.cli.demo.supervise import DOMAIN
 from neanelu.config import load_settings
 from neanelu.db.embedded import (
     postgres_running,
@@ -31,6 +34,7 @@ from neanelu.db.embedded import (
     stop_postgres,
     stop_redis,
 )
+from neanelu.shops import repository as shops
 from tests.conftest import DATA_DIR, TestDatabase
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,3 +168,15 @@ async def test_a_small_demo_stores_exactly_what_the_store_holds(
     # The printed report says the same.
     assert "demo ok" in report
     assert f"{SMALL_STORE - DELETED_PRODUCTS:,}" in report
+
+
+async def test_a_second_demo_first_removes_the_previous_demo_shop(database: TestDatabase) -> None:
+    """The emulator regenerates its store on restart, so the previous demo's rows must go."""
+    async with await psycopg.AsyncConnection.connect(database.owner_url, autocommit=True) as conn:
+        await shops.ensure(conn, DOMAIN)
+        await shops.ensure(conn, "other.myshopify.com")
+    assert await forget_previous_demo(database.owner_url) is True
+    assert await forget_previous_demo(database.owner_url) is False
+    async with await psycopg.AsyncConnection.connect(database.owner_url, autocommit=True) as conn:
+        assert await shops.lookup_status(conn, DOMAIN) is None
+        assert await shops.lookup_status(conn, "other.myshopify.com") is not None
