@@ -78,12 +78,13 @@ tests/console/axe.min.js:
 test-unit: install
 	$(BIN)/pytest -q tests/unit $(ARGS)
 
+# The integration and service tests (what CI runs again against a Redis service container).
 test-integration: install
-	$(BIN)/pytest -q tests/integration tests/e2e $(ARGS)
+	$(BIN)/pytest -q tests/integration tests/service $(ARGS)
 
-# The database, sync, search and service tests again on PostgreSQL 16 (the pgserver wheel, pgvector
+# The database, sync, catalog and search tests (and the API over them) again on PostgreSQL 16 (the pgserver wheel, pgvector
 # 0.6): the code paths for servers older than 18 run on a real one. `.ci/run` runs it after `make test`.
-PG16_TESTS ?= tests/integration tests/service
+PG16_TESTS ?= tests/integration/db tests/integration/sync tests/integration/catalog tests/integration/search tests/service/test_webhooks.py tests/service/test_read_api.py tests/service/test_search_api.py
 test-pg16: install
 	NEANELU_TEST_POSTGRES=16 $(BIN)/pytest -q -p no:cacheprovider $(PG16_TESTS) $(ARGS)
 

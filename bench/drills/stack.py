@@ -22,7 +22,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import psycopg
@@ -38,11 +37,11 @@ from neanelu.db.embedded import (
     start_postgres,
     start_redis,
 )
+from neanelu.shops.merchant_install import InstallFailed, install_as_merchant
 
 ROOT = Path(__file__).resolve().parents[2]
 # Servers of their own (a drill restarts and empties them); DRILL_DATA_DIR runs two at once.
 DATA = Path(os.environ.get("DRILL_DATA_DIR") or ROOT / ".data" / "drills").resolve()
-COOKIE = "neanelu_oauth_state"
 CLIENT_ID = "drill-client-id"
 
 
@@ -248,24 +247,13 @@ class Stack:
 
     async def install(self, shop: Shop, browser: httpx.AsyncClient) -> str:
         """The merchant's OAuth round trip: install, the emulator's authorize page, the callback."""
-        start = await browser.get(f"{self.api_url}/auth/install", params={"shop": shop.domain})
-        if start.status_code != 302:
-            raise DrillFailed(f"install of {shop.domain}: {start.status_code} {start.text[:200]}")
-        authorize = urlsplit(start.headers["location"])
-        cookie = start.cookies[COOKIE]
-        approved = await browser.get(
-            f"{self.emulator_url}{authorize.path}?{authorize.query}",
-            headers={"Host": shop.domain},
-        )
-        if approved.status_code != 302:
-            raise DrillFailed(f"authorize of {shop.domain}: {approved.status_code}")
-        browser.cookies.clear()
-        done = await browser.get(
-            approved.headers["location"], headers={"Cookie": f"{COOKIE}={cookie}"}
-        )
-        if done.status_code != 302:
-            raise DrillFailed(f"callback of {shop.domain}: {done.status_code} {done.text[:200]}")
-        shop.id = str(done.json()["shop_id"])
+        try:
+            installed = await install_as_merchant(
+                browser, app_url=self.api_url, shopify_url=self.emulator_url, domain=shop.domain
+            )
+        except InstallFailed as exc:
+            raise DrillFailed(f"install of {shop.domain}: {exc}") from None
+        shop.id = str(installed.shop_id)
         return shop.id
 
     async def install_all(self, shops: Sequence[Shop] | None = None, parallel: int = 8) -> float:

@@ -4,21 +4,22 @@ real OAuth flow (which queues its first full sync)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import psycopg
 
-from neanelu.shops.oauth_state import COOKIE_NAME
+from neanelu.shops.merchant_install import install_as_merchant
 from tests.conftest import TestDatabase
 from tests.service.conftest import CLIENT_ID, SECRET
 
@@ -101,20 +102,15 @@ class Stack:
         return self.sql("SELECT id, status, phase FROM sync_runs ORDER BY created_at")
 
     def _install(self) -> None:
-        with httpx.Client(timeout=10) as http:
-            start = http.get(f"{self.api_url}/auth/install", params={"shop": DOMAIN})
-            assert start.status_code == 302, start.text
-            authorize = urlsplit(start.headers["location"])
-            cookie = start.cookies.get(COOKIE_NAME)
-            approved = http.get(
-                f"{self.emulator_url}{authorize.path}?{authorize.query}", headers={"Host": DOMAIN}
-            )
-            assert approved.status_code == 302, approved.text
-            http.cookies.clear()
-            done = http.get(
-                approved.headers["location"], headers={"Cookie": f"{COOKIE_NAME}={cookie}"}
-            )
-            assert done.status_code in (200, 302), done.text
+        async def install() -> None:
+            async with httpx.AsyncClient(timeout=10) as browser:
+                await install_as_merchant(
+                    browser, app_url=self.api_url, shopify_url=self.emulator_url, domain=DOMAIN
+                )
+
+        # On a thread of its own: Playwright's sync API may keep an event loop on this one.
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, install()).result()
 
     def create_operator(self, username: str, password: str) -> None:
         result = subprocess.run(

@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -30,7 +29,7 @@ from neanelu.runtime import Runtime
 from neanelu.semantic import tasks as search_tasks
 from neanelu.shops import repository as shops
 from neanelu.shops import tasks as shop_tasks
-from neanelu.shops.oauth_state import COOKIE_NAME
+from neanelu.shops.merchant_install import install_as_merchant
 from neanelu.shops.tokens import access_token
 from neanelu.sync import tasks as sync_tasks
 from neanelu.vault import TokenVault
@@ -154,21 +153,10 @@ async def stack(database: TestDatabase, redis_url: str, key_prefix: str) -> Asyn
 
 
 async def install(stack: Stack, client: httpx.AsyncClient) -> str:
-    start = await client.get(f"{stack.app_url}/auth/install", params={"shop": SHOP})
-    assert start.status_code == 302
-    authorize = urlsplit(start.headers["location"])
-    cookie = start.cookies[COOKIE_NAME]
-    # The browser at Shopify's authorize page (the emulator approves at once).
-    approved = await client.get(
-        f"{stack.emulator.base_url}{authorize.path}?{authorize.query}", headers={"Host": SHOP}
+    installed = await install_as_merchant(
+        client, app_url=stack.app_url, shopify_url=stack.emulator.base_url, domain=SHOP
     )
-    assert approved.status_code == 302, approved.text
-    callback = approved.headers["location"]
-    assert callback.startswith(f"{stack.app_url}/auth/callback?")
-    client.cookies.clear()
-    done = await client.get(callback, headers={"Cookie": f"{COOKIE_NAME}={cookie}"})
-    assert done.status_code == 302, done.text
-    return str(done.json()["shop_id"])
+    return str(installed.shop_id)
 
 
 async def db_product(rt: Runtime, shop_id: Any, shopify_id: int) -> tuple[Any, ...] | None:

@@ -8,6 +8,7 @@ from datetime import datetime
 from uuid import UUID
 
 import msgspec
+from psycopg.rows import scalar_row
 
 from neanelu.db.pool import Conn
 from neanelu.db.rows import fetch_all, fetch_one
@@ -97,3 +98,10 @@ async def mark_processed(conn: Conn, inbox_id: int) -> None:
         "UPDATE webhook_inbox SET processed_at = now() WHERE id = %s AND processed_at IS NULL",
         (inbox_id,),
     )
+
+
+async def count_inbox(conn: Conn) -> int:
+    """Deliveries received for the caller's tenant scope, processed or not."""
+    async with conn.cursor(row_factory=scalar_row) as cur:
+        await cur.execute("SELECT count(*) FROM webhook_inbox")
+        return int(await cur.fetchone() or 0)
