@@ -383,17 +383,6 @@ def _lines(
         yield line
 
 
-@dataclass(slots=True)
-class WriteResult:
-    object_count: int = 0
-    root_object_count: int = 0
-    file_size: int = 0
-
-
-class Stop(Exception):
-    """Raised inside the writer loop to stop early (cancel or injected failure)."""
-
-
 def root_objects(plan: BulkPlan, ctx: Context) -> Iterator[Any]:
     for _, obj in plan.root.source(None, plan.root.args, ctx, -1):
         yield obj

@@ -24,19 +24,6 @@ from shopify_emulator.config import CatalogShape
 from shopify_emulator.generator import mix
 from shopify_emulator.model import Product
 
-# Shopify's ProductSortKeys; RELEVANCE without a search term and PUBLISHED_AT (products are published when
-# created) fall back to the orders they equal here.
-PRODUCT_SORT_KEYS = (
-    "ID",
-    "TITLE",
-    "UPDATED_AT",
-    "CREATED_AT",
-    "PRODUCT_TYPE",
-    "VENDOR",
-    "INVENTORY_TOTAL",
-    "PUBLISHED_AT",
-    "RELEVANCE",
-)
 _ALIASES = {"RELEVANCE": "ID", "PUBLISHED_AT": "CREATED_AT"}
 # Above this share of the catalog a window is cheaper to scan than to sort.
 WINDOW_SHARE = 0.5

@@ -32,7 +32,7 @@ from shopify_emulator import catalog_fields, counts, mutations
 from shopify_emulator import resolvers as r
 from shopify_emulator.catalog import now_iso
 from shopify_emulator.context import Context, ResolveError
-from shopify_emulator.cost import CostCalculator, is_connection
+from shopify_emulator.cost import CostCalculator
 from shopify_emulator.state import WebhookSubscription
 
 MAX_PAGE = 250
@@ -457,9 +457,3 @@ def run(ctx: Context, body: dict[str, Any], max_cost: int) -> dict[str, Any]:
 
 def _cost_block(requested: int, actual: int | None, status: dict[str, float]) -> dict[str, Any]:
     return {"requestedQueryCost": requested, "actualQueryCost": actual, "throttleStatus": status}
-
-
-def connection_fields_of(type_name: str) -> set[str]:
-    gtype = schema().type_map[type_name]
-    assert isinstance(gtype, GraphQLObjectType)
-    return {name for name, f in gtype.fields.items() if is_connection(get_named_type(f.type).name)}

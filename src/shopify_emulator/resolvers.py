@@ -27,7 +27,7 @@ from shopify_emulator.model import (
     Product,
     Variant,
 )
-from shopify_emulator.state import TOPICS, ShopState, WebhookSubscription
+from shopify_emulator.state import ShopState, WebhookSubscription
 from shopify_emulator.variant_index import VARIANT_SORT_VALUES
 
 Resolver = Callable[[Any, dict[str, Any], Context], Any]
@@ -759,7 +759,3 @@ def find_typed(gid_value: str, kind: str, ctx: Context) -> Any:
     if parsed is None or parsed[0] != kind:
         raise ResolveError(f"Invalid id: {gid_value}", "BAD_REQUEST")
     return find_node(gid_value, ctx)
-
-
-def topic_header(topic: str) -> str:
-    return TOPICS[topic]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from functools import partial
 from importlib import resources
 
 from alembic import command
@@ -51,7 +49,3 @@ def current_revision(owner_url: str) -> str | None:
             return MigrationContext.configure(conn).get_current_revision()
     finally:
         engine.dispose()
-
-
-async def upgrade_async(owner_url: str, app_role: str) -> None:
-    await asyncio.to_thread(partial(upgrade, owner_url, app_role))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from neanelu.queue.client import QueueClient
-from neanelu.queue.jobs import JobInfo, QueueCounts
+from neanelu.queue.jobs import JobInfo
 
 BATCH = 500
 
@@ -32,10 +32,6 @@ async def purge_dead(
 ) -> int:
     """Delete jobs from the set for good (all of it when `job_ids` is None)."""
     return await _apply(client, queue, "purge", which, job_ids)
-
-
-async def queue_counts(client: QueueClient) -> dict[str, QueueCounts]:
-    return {name: await client.queue(name).counts() for name in client.names}
 
 
 async def _apply(

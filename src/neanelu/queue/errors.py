@@ -16,10 +16,6 @@ class GroupFull(QueueError):
         self.group = group
 
 
-class UnknownTask(QueueError):
-    """A job names a task no handler is registered for in this worker."""
-
-
 class Defer(Exception):
     """Run this job again after `seconds` without using an attempt (throttling, a busy resource).
 

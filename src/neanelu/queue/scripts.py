@@ -5,22 +5,9 @@ from __future__ import annotations
 import re
 from functools import cache
 from importlib import resources
-from typing import Final
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-
-QUEUE_SCRIPTS: Final = (
-    "enqueue",
-    "reserve",
-    "complete",
-    "fail",
-    "defer",
-    "extend",
-    "group",
-    "terminal",
-)
-
 
 _DEFINITION = re.compile(r"local (?:function )?([A-Za-z_]\w*)")
 _NAME = re.compile(r"[A-Za-z_]\w*")

@@ -32,13 +32,6 @@ GET_OPERATION = f"""
 query BulkOp($id: ID!) {{ bulkOperation(id: $id) {{ {OPERATION_FIELDS} }} }}
 """
 
-CANCEL = """
-mutation Cancel($id: ID!) {
-  bulkOperationCancel(id: $id) { bulkOperation { id status } userErrors { field message } }
-}
-"""
-
-
 # From API 2026-01 an app runs up to five bulk queries per shop at once; before, one at a time.
 CONCURRENT_FROM_VERSION = "2026-01"
 
@@ -178,10 +171,6 @@ async def wait_for_operation(
             log.debug("bulk operation %s: woken by bulk_operations/finish", operation_id)
         wakeups.labels("webhook" if woken else "poll").inc()
         delay = min(delay * 1.5, polling.max_poll)
-
-
-async def cancel_operation(client: AdminClient, operation_id: str) -> None:
-    await client.execute(CANCEL, {"id": operation_id}, estimated_cost=10)
 
 
 def judge(operation: BulkOperation) -> BulkResult:

@@ -32,7 +32,6 @@ WEBHOOK_PATH = "/api/webhooks"
 READY_PATH = "/health/ready"
 # Polled every few seconds by the orchestrator: a span each would drown real traces.
 UNTRACED_URLS = "/health/live,/health/ready"
-REQUEST_ID_HEADER = "x-request-id"
 _MAX_REQUEST_ID = 128
 
 # What each refusal of POST /api/webhooks means (see webhooks.routes).

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
@@ -173,8 +173,3 @@ def bind_request(request_id: str, *, shop_id: str | None = None) -> Iterator[Non
 def bind_shop(shop_id: str) -> Iterator[None]:
     with structlog.contextvars.bound_contextvars(shop_id=shop_id):
         yield
-
-
-def log_context() -> MutableMapping[str, Any]:
-    """The ids bound now (for spans that want the same attributes as the logs)."""
-    return structlog.contextvars.get_contextvars()

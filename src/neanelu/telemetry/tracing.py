@@ -14,7 +14,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
@@ -227,15 +226,6 @@ def inject_headers(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 def extract_context(headers: Mapping[str, str]) -> Context:
     """The context a job's headers carry (an empty context when they carry none)."""
     return _propagator.extract(dict(headers))
-
-
-@contextmanager
-def attached(ctx: Context) -> Iterator[None]:
-    token = otel_context.attach(ctx)
-    try:
-        yield
-    finally:
-        otel_context.detach(token)
 
 
 @contextmanager
