@@ -19,8 +19,8 @@ import httpx
 import psycopg
 
 from neanelu.shops.oauth_state import COOKIE_NAME
-from tests.conftest import TestDatabase
-from tests.service.conftest import CLIENT_ID, SECRET
+from tests.databases import TestDatabase
+from tests.service.support import CLIENT_ID, SECRET
 
 SHOP = "console"
 DOMAIN = f"{SHOP}.myshopify.com"

@@ -123,7 +123,9 @@ class Shop:
         self.http.close()
 
 
-@pytest.fixture(scope="session")
+# Module scope: a module's emulators stop when it ends, so no test sees state (tokens, shops,
+# faults, webhook subscriptions) another module left behind; starting one takes milliseconds.
+@pytest.fixture(scope="module")
 def make_emulator() -> Iterator[Callable[..., RunningEmulator]]:
     started: list[RunningEmulator] = []
 
@@ -140,7 +142,7 @@ def make_emulator() -> Iterator[Callable[..., RunningEmulator]]:
         running.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def emulator(make_emulator: Callable[..., RunningEmulator]) -> RunningEmulator:
     """A shared emulator for read-only tests: shop `alpha` (40 products) and `beta` (plus, 25 products)."""
     return make_emulator(
@@ -161,7 +163,7 @@ def alpha(emulator: RunningEmulator) -> Iterator[Shop]:
     shop.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def receiver_factory() -> Iterator[Callable[[], Receiver]]:
     servers: list[tuple[uvicorn.Server, threading.Thread]] = []
 

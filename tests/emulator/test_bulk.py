@@ -37,7 +37,9 @@ def _lines(url: str) -> list[dict]:  # type: ignore[type-arg]
 
 def test_core_query_grouped_matches_counts_and_truth(alpha) -> None:  # type: ignore[no-untyped-def]
     op = alpha.wait_bulk(alpha.run_bulk(CORE, group=True))
-    assert op["status"] == "COMPLETED" and op["errorCode"] is None and op["completedAt"]
+    assert op["status"] == "COMPLETED"
+    assert op["errorCode"] is None
+    assert op["completedAt"]
     lines = _lines(op["url"])
     counts = alpha.control("GET", "/counts")
     assert int(op["objectCount"]) == len(lines) == counts["products"] + counts["variants"]
@@ -128,17 +130,16 @@ def test_metafield_queries_and_nesting_limit(alpha) -> None:  # type: ignore[no-
         "mutation($q: String!) { bulkOperationRunQuery(query: $q) { bulkOperation { id } userErrors { field message code } } }",
         {"q": NESTED_METAFIELDS},
     )["data"]["bulkOperationRunQuery"]
-    assert rejected["bulkOperation"] is None and rejected["userErrors"][0]["code"] == "INVALID"
+    assert rejected["bulkOperation"] is None
+    assert rejected["userErrors"][0]["code"] == "INVALID"
     assert "nesting depth" in rejected["userErrors"][0]["message"]
     counts = alpha.control("GET", "/counts")
     products = _lines(alpha.wait_bulk(alpha.run_bulk(PRODUCT_METAFIELDS))["url"])
     variants = _lines(alpha.wait_bulk(alpha.run_bulk(VARIANT_METAFIELDS))["url"])
     product_mf = [line for line in products if line["__typename"] == "Metafield"]
     variant_mf = [line for line in variants if line["__typename"] == "Metafield"]
-    assert (
-        len(product_mf) == counts["product_metafields"]
-        and len(variant_mf) == counts["variant_metafields"]
-    )
+    assert len(product_mf) == counts["product_metafields"]
+    assert len(variant_mf) == counts["variant_metafields"]
     assert all(
         line["__parentId"].startswith("gid://shopify/ProductVariant/") for line in variant_mf
     )
@@ -168,14 +169,14 @@ def test_inventory_query(alpha) -> None:  # type: ignore[no-untyped-def]
     counts = alpha.control("GET", "/counts")
     items = [line for line in lines if line["__typename"] == "InventoryItem"]
     levels = [line for line in lines if line["__typename"] == "InventoryLevel"]
-    assert len(items) == counts["inventory_items"] and len(levels) == counts["inventory_levels"]
+    assert len(items) == counts["inventory_items"]
+    assert len(levels) == counts["inventory_levels"]
     assert int(op["rootObjectCount"]) == len(items)
     assert items[0]["variant"]["id"].startswith("gid://shopify/ProductVariant/")
     level = levels[0]
     assert level["__parentId"].startswith("gid://shopify/InventoryItem/")
-    assert level["quantities"][0]["name"] == "available" and isinstance(
-        level["quantities"][0]["quantity"], int
-    )
+    assert level["quantities"][0]["name"] == "available"
+    assert isinstance(level["quantities"][0]["quantity"], int)
     assert level["location"]["id"].startswith("gid://shopify/Location/")
 
 
@@ -218,7 +219,8 @@ def test_concurrency_limits_by_version_and_cancel(make_emulator, connect) -> Non
     current = shop.gql("{ currentBulkOperation { id status } }", version="2025-10")["data"][
         "currentBulkOperation"
     ]
-    assert current["id"] == old_first and current["status"] == "RUNNING"
+    assert current["id"] == old_first
+    assert current["status"] == "RUNNING"
     polled = shop.gql(
         "query($id: ID!) { bulkOperation(id: $id) { id } }", {"id": old_first}, version="2025-10"
     )
@@ -246,7 +248,8 @@ def test_file_url_is_a_signed_storage_url_expiring_with_range(alpha) -> None:  #
         "response-content-type",
     }
     disposition = query["response-content-disposition"][0]
-    assert f'filename="bulk-{number}.jsonl"' in disposition and disposition.startswith("attachment")
+    assert f'filename="bulk-{number}.jsonl"' in disposition
+    assert disposition.startswith("attachment")
     assert query["response-content-type"] == ["application/jsonl"]
     assert "response-content-type=application%2Fjsonl" in url
     response = httpx.get(url)
@@ -254,11 +257,13 @@ def test_file_url_is_a_signed_storage_url_expiring_with_range(alpha) -> None:  #
     assert response.headers["content-type"].startswith("application/jsonl")
     assert response.headers["content-disposition"] == disposition
     tail = httpx.get(url, headers={"Range": "bytes=1000-"})
-    assert tail.status_code == 206 and tail.content == full[1000:]
+    assert tail.status_code == 206
+    assert tail.content == full[1000:]
     assert tail.headers["content-range"] == f"bytes 1000-{len(full) - 1}/{len(full)}"
     tampered = url.replace("Signature=", "Signature=0")
     bad = httpx.get(tampered)
-    assert bad.status_code == 403 and b"<Code>SignatureDoesNotMatch</Code>" in bad.content
+    assert bad.status_code == 403
+    assert b"<Code>SignatureDoesNotMatch</Code>" in bad.content
     # The file name is signed too: a client cannot rename the download.
     renamed = url.replace(f"bulk-{number}.jsonl", "other.jsonl")
     assert httpx.get(renamed).status_code == 403
@@ -270,7 +275,9 @@ def test_empty_result_completes_with_null_url(alpha) -> None:  # type: ignore[no
     op = alpha.wait_bulk(
         alpha.run_bulk('{ products(query: "updated_at:>2030-01-01") { edges { node { id } } } }')
     )
-    assert op["status"] == "COMPLETED" and op["objectCount"] == "0" and op["url"] is None
+    assert op["status"] == "COMPLETED"
+    assert op["objectCount"] == "0"
+    assert op["url"] is None
 
 
 def test_finish_webhook(make_emulator, connect, receiver_factory) -> None:  # type: ignore[no-untyped-def]
@@ -281,19 +288,16 @@ def test_finish_webhook(make_emulator, connect, receiver_factory) -> None:  # ty
         "mutation($u: URL!) { webhookSubscriptionCreate(topic: BULK_OPERATIONS_FINISH, webhookSubscription: {callbackUrl: $u, format: JSON}) { webhookSubscription { id topic } userErrors { message } } }",
         {"u": receiver.url},
     )["data"]["webhookSubscriptionCreate"]
-    assert (
-        created["userErrors"] == []
-        and created["webhookSubscription"]["topic"] == "BULK_OPERATIONS_FINISH"
-    )
+    assert created["userErrors"] == []
+    assert created["webhookSubscription"]["topic"] == "BULK_OPERATIONS_FINISH"
     op_id = shop.run_bulk(CORE)
     shop.wait_bulk(op_id)
     body = json.loads(receiver.wait_for(1)[0].body)
-    assert (
-        body["admin_graphql_api_id"] == op_id
-        and body["status"] == "completed"
-        and body["type"] == "query"
-    )
-    assert body["error_code"] is None and body["completed_at"]
+    assert body["admin_graphql_api_id"] == op_id
+    assert body["status"] == "completed"
+    assert body["type"] == "query"
+    assert body["error_code"] is None
+    assert body["completed_at"]
 
 
 def test_served_file_replaces_the_next_matching_result_exactly(alpha) -> None:  # type: ignore[no-untyped-def]
@@ -307,7 +311,8 @@ def test_served_file_replaces_the_next_matching_result_exactly(alpha) -> None:  
         "/_emulator/shops/alpha/bulk/served-files",
         json={"query_contains": "descriptionHtml", "content_base64": "not base64!"},
     )
-    assert bad.status_code == 400 and "base64" in bad.json()["error"]
+    assert bad.status_code == 400
+    assert "base64" in bad.json()["error"]
     listed = alpha.control(
         "POST",
         "/bulk/served-files",

@@ -44,7 +44,9 @@ def test_created_then_running_with_growing_count_then_completed(slow) -> None:  
     run = slow.gql(RUN, {"q": CORE})["data"]["bulkOperationRunQuery"]
     op = run["bulkOperation"]
     # Shopify's answer: the new operation is CREATED, with nothing counted and no file.
-    assert op["status"] == "CREATED" and op["objectCount"] == "0" and op["url"] is None
+    assert op["status"] == "CREATED"
+    assert op["objectCount"] == "0"
+    assert op["url"] is None
     counts = []
     statuses = []
     deadline = time.monotonic() + 30
@@ -57,9 +59,12 @@ def test_created_then_running_with_growing_count_then_completed(slow) -> None:  
         if now["status"] == "COMPLETED":
             break
         time.sleep(0.1)
-    assert statuses[-1] == "COMPLETED" and "RUNNING" in statuses
+    assert statuses[-1] == "COMPLETED"
+    assert "RUNNING" in statuses
     running = [c for s, c in zip(statuses, counts, strict=True) if s == "RUNNING"]
-    assert running == sorted(running) and len(set(running)) > 2 and running[-1] <= counts[-1]
+    assert running == sorted(running)
+    assert len(set(running)) > 2
+    assert running[-1] <= counts[-1]
 
 
 def test_cancel_before_the_writer_starts(fresh) -> None:  # type: ignore[no-untyped-def]
@@ -80,17 +85,22 @@ def test_timeout_on_request(fresh) -> None:  # type: ignore[no-untyped-def]
         "POST", "/faults", json={"kind": "bulk_timeout", "count": 1, "params": {"after_lines": 5}}
     )
     op = fresh.wait_bulk(fresh.run_bulk(CORE))
-    assert op["status"] == "FAILED" and op["errorCode"] == "TIMEOUT"
-    assert op["url"] is None and op["objectCount"] == "5"
+    assert op["status"] == "FAILED"
+    assert op["errorCode"] == "TIMEOUT"
+    assert op["url"] is None
+    assert op["objectCount"] == "5"
     assert len(httpx.get(op["partialDataUrl"]).text.splitlines()) == 5
 
 
 def test_expired_on_request(fresh) -> None:  # type: ignore[no-untyped-def]
     fresh.control("POST", "/faults", json={"kind": "bulk_expired", "count": 1})
     op = fresh.wait_bulk(fresh.run_bulk(CORE))
-    assert op["status"] == "EXPIRED" and op["url"] is None and int(op["objectCount"]) > 30
+    assert op["status"] == "EXPIRED"
+    assert op["url"] is None
+    assert int(op["objectCount"]) > 30
     again = fresh.wait_bulk(fresh.run_bulk(CORE))
-    assert again["status"] == "COMPLETED" and again["url"]
+    assert again["status"] == "COMPLETED"
+    assert again["url"]
 
 
 def test_results_expire_with_their_links(make_emulator, connect) -> None:  # type: ignore[no-untyped-def]
@@ -102,7 +112,8 @@ def test_results_expire_with_their_links(make_emulator, connect) -> None:  # typ
     assert shop.wait_bulk(op_id)["status"] == "COMPLETED"
     time.sleep(0.8)
     later = shop.wait_bulk(op_id)
-    assert later["status"] == "EXPIRED" and later["url"] is None
+    assert later["status"] == "EXPIRED"
+    assert later["url"] is None
 
 
 def _stage(shop: Any, lines: list[dict[str, Any]], method: str) -> str:
@@ -147,10 +158,12 @@ def test_bulk_mutation_over_a_staged_upload(fresh, method: str) -> None:  # type
     lines.append({"product": {"id": "gid://shopify/Product/1", "title": "nobody"}})
     path = _stage(fresh, lines, method)
     run = fresh.gql(RUN_MUTATION, {"m": UPDATE, "path": path})["data"]["bulkOperationRunMutation"]
-    assert run["userErrors"] == [] and run["bulkOperation"]["status"] == "CREATED"
+    assert run["userErrors"] == []
+    assert run["bulkOperation"]["status"] == "CREATED"
     assert run["bulkOperation"]["type"] == "MUTATION"
     op = fresh.wait_bulk(run["bulkOperation"]["id"])
-    assert op["status"] == "COMPLETED" and op["objectCount"] == "4"
+    assert op["status"] == "COMPLETED"
+    assert op["objectCount"] == "4"
     results = [json.loads(line) for line in httpx.get(op["url"]).text.splitlines()]
     assert [r["__lineNumber"] for r in results] == [0, 1, 2, 3]
     assert [r["data"]["productUpdate"]["product"]["title"] for r in results[:3]] == [
@@ -228,7 +241,8 @@ def test_staged_upload_refuses_a_forged_key(fresh) -> None:  # type: ignore[no-u
     params = {p["name"]: p["value"] for p in target["parameters"]}
     params["key"] = params["key"].replace("v.jsonl", "other.jsonl")
     response = httpx.post(target["url"], data=params, files={"file": ("v.jsonl", b"{}\n")})
-    assert response.status_code == 403 and b"SignatureDoesNotMatch" in response.content
+    assert response.status_code == 403
+    assert b"SignatureDoesNotMatch" in response.content
 
 
 def test_public_base_url_from_the_command_line(make_emulator, connect) -> None:  # type: ignore[no-untyped-def]

@@ -177,7 +177,8 @@ def test_airbyte_style_products_bulk_stream(shop) -> None:  # type: ignore[no-un
             assert p["featuredMedia"]["image"]["url"] == p["featuredImage"]["url"]
         assert "<" not in p["description"]
     media = [line for line in lines if line["__typename"] == "MediaImage"]
-    assert media and all(m["__parentId"].startswith("gid://shopify/Product/") for m in media)
+    assert media
+    assert all(m["__parentId"].startswith("gid://shopify/Product/") for m in media)
     variants = [line for line in lines if line["__typename"] == "ProductVariant"]
     assert sum(p["variantsCount"]["count"] for p in products) == len(variants)
 
@@ -187,7 +188,8 @@ def test_airbyte_style_variants_bulk_stream(shop) -> None:  # type: ignore[no-un
     variants = [line for line in lines if line["__typename"] == "ProductVariant"]
     assert variants
     for v in variants:
-        assert v["inventoryPolicy"] == "DENY" and v["taxable"] is True
+        assert v["inventoryPolicy"] == "DENY"
+        assert v["taxable"] is True
         item = v["inventoryItem"]
         assert item["requiresShipping"] is True
         # A unit cost below the price, in the shop's currency.
@@ -216,8 +218,10 @@ def test_metafields_bulk_stream_with_owner(shop) -> None:  # type: ignore[no-unt
     metafields = [line for line in lines if line["__typename"] == "Metafield"]
     assert metafields
     for m in metafields:
-        assert m["owner"]["id"] == m["__parentId"] and m["ownerType"] == "PRODUCT"
-        assert m["description"] is None and m["definition"] is None
+        assert m["owner"]["id"] == m["__parentId"]
+        assert m["ownerType"] == "PRODUCT"
+        assert m["description"] is None
+        assert m["definition"] is None
         assert len(m["compareDigest"]) == 64
 
 
@@ -247,16 +251,19 @@ def test_singer_style_incremental_pages(shop) -> None:  # type: ignore[no-untype
 def test_shop_settings_query(shop) -> None:  # type: ignore[no-untyped-def]
     data = _answer(shop, SHOP)["shop"]
     assert data["myshopifyDomain"] == "compat.myshopify.com"
-    assert data["timezoneOffsetMinutes"] == 120 and data["ianaTimezone"] == "Europe/Bucharest"
+    assert data["timezoneOffsetMinutes"] == 120
+    assert data["ianaTimezone"] == "Europe/Bucharest"
     assert data["primaryDomain"]["url"] == "https://compat.myshopify.com"
 
 
 def test_locations_page_with_levels_and_counts(shop) -> None:  # type: ignore[no-untyped-def]
     data = _answer(shop, LOCATIONS_PAGE)
     names = [node["name"] for node in data["locations"]["nodes"]]
-    assert names == sorted(names) and data["locationsCount"]["count"] == len(names) == 2
+    assert names == sorted(names)
+    assert data["locationsCount"]["count"] == len(names) == 2
     level = next(n["inventoryLevel"] for n in data["locations"]["nodes"])
-    assert level is not None and isinstance(level["quantities"][0]["quantity"], int)
+    assert level is not None
+    assert isinstance(level["quantities"][0]["quantity"], int)
 
 
 def test_webhook_registration_listing(shop) -> None:  # type: ignore[no-untyped-def]
@@ -267,7 +274,8 @@ def test_webhook_registration_listing(shop) -> None:  # type: ignore[no-untyped-
     assert created["userErrors"] == []
     data = _answer(shop, WEBHOOKS)
     node = data["webhookSubscriptions"]["edges"][0]["node"]
-    assert node["apiVersion"]["handle"] == "2026-10" and node["uri"] == "https://hooks.example/p"
+    assert node["apiVersion"]["handle"] == "2026-10"
+    assert node["uri"] == "https://hooks.example/p"
     assert data["webhookSubscriptionsCount"]["count"] >= 1
 
 
@@ -276,7 +284,8 @@ def test_bulk_operation_polling_fields(shop) -> None:  # type: ignore[no-untyped
     shop.wait_bulk(op_id)
     data = _answer(shop, BULK_POLL, {"id": op_id})
     assert data["bulkOperation"]["status"] == "COMPLETED"
-    assert data["bulkOperation"]["objectCount"] == "60" and data["bulkOperation"]["type"] == "QUERY"
+    assert data["bulkOperation"]["objectCount"] == "60"
+    assert data["bulkOperation"]["type"] == "QUERY"
 
 
 @pytest.mark.parametrize("version", ["2026-01", "2026-04", "2026-07", "2026-10"])

@@ -9,9 +9,11 @@ from shopify_emulator import EmulatorConfig, ShopConfig
 
 def test_validation_errors_come_from_the_schema(alpha) -> None:  # type: ignore[no-untyped-def]
     out = alpha.gql("{ products(first: 1) { nodes { noSuchField } } }")
-    assert "data" not in out and "noSuchField" in out["errors"][0]["message"]
+    assert "data" not in out
+    assert "noSuchField" in out["errors"][0]["message"]
     missing = alpha.gql("{ products { nodes { id } } }")
-    assert missing["data"] is None and "first" in missing["errors"][0]["message"]
+    assert missing["data"] is None
+    assert "first" in missing["errors"][0]["message"]
 
 
 def test_pagination_walks_every_product_once(alpha) -> None:  # type: ignore[no-untyped-def]
@@ -62,7 +64,8 @@ def test_calculated_cost_and_refund(alpha) -> None:  # type: ignore[no-untyped-d
     )
     assert cost["actualQueryCost"] == 2 + 10 + 10 * 2 + variants
     status = cost["throttleStatus"]
-    assert status["maximumAvailable"] == 2000.0 and status["restoreRate"] == 100.0
+    assert status["maximumAvailable"] == 2000.0
+    assert status["restoreRate"] == 100.0
     assert (
         alpha.gql("{ shop { id plan { displayName } } }")["extensions"]["cost"][
             "requestedQueryCost"
@@ -78,7 +81,8 @@ def test_calculated_cost_and_refund(alpha) -> None:  # type: ignore[no-untyped-d
 def test_plus_plan_bucket(emulator, connect) -> None:  # type: ignore[no-untyped-def]
     beta = connect(emulator, "beta")
     status = beta.gql("{ shop { id } }")["extensions"]["cost"]["throttleStatus"]
-    assert status["maximumAvailable"] == 20000.0 and status["restoreRate"] == 1000.0
+    assert status["maximumAvailable"] == 20000.0
+    assert status["restoreRate"] == 1000.0
 
 
 def test_max_cost_exceeded(alpha) -> None:  # type: ignore[no-untyped-def]
@@ -86,10 +90,8 @@ def test_max_cost_exceeded(alpha) -> None:  # type: ignore[no-untyped-def]
         "{ products(first: 250) { nodes { id variants(first: 10) { nodes { id } } } } }"
     )
     assert out["errors"][0]["extensions"]["code"] == "MAX_COST_EXCEEDED"
-    assert (
-        out["extensions"]["cost"]["requestedQueryCost"] == 2 + 250 * (1 + 2 + 10)
-        and "data" not in out
-    )
+    assert out["extensions"]["cost"]["requestedQueryCost"] == 2 + 250 * (1 + 2 + 10)
+    assert "data" not in out
 
 
 def test_bucket_drains_throttles_and_restores(make_emulator, connect) -> None:  # type: ignore[no-untyped-def]
@@ -101,10 +103,8 @@ def test_bucket_drains_throttles_and_restores(make_emulator, connect) -> None:  
     shop = connect(emulator, "tight")
     query = "{ products(first: 28) { nodes { id } } }"  # requested 30, actual 30
     first = shop.gql(query)["extensions"]["cost"]
-    assert (
-        first["requestedQueryCost"] == 30
-        and 69 <= first["throttleStatus"]["currentlyAvailable"] <= 71
-    )
+    assert first["requestedQueryCost"] == 30
+    assert 69 <= first["throttleStatus"]["currentlyAvailable"] <= 71
     shop.gql(query)
     shop.gql(query)
     throttled = shop.gql(query)
@@ -152,9 +152,8 @@ def test_node_lookups_and_shopify_gid_formats(alpha) -> None:  # type: ignore[no
     )["data"]["product"]["variants"]["nodes"][0]["inventoryItem"]
     level = item["inventoryLevels"]["nodes"][1]
     item_number = item["id"].rsplit("/", 1)[1]
-    assert level["id"].endswith(f"?inventory_item_id={item_number}") and level["id"].startswith(
-        "gid://shopify/InventoryLevel/"
-    )
+    assert level["id"].endswith(f"?inventory_item_id={item_number}")
+    assert level["id"].startswith("gid://shopify/InventoryLevel/")
     assert level["location"]["id"] == "gid://shopify/Location/70000000001"
     assert level["quantities"][0]["quantity"] == level["quantities"][1]["quantity"]
     node = alpha.gql("query($id: ID!) { node(id: $id) { __typename id } }", {"id": level["id"]})[

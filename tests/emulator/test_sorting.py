@@ -93,8 +93,10 @@ def test_cursor_names_a_row_not_a_position(shop) -> None:  # type: ignore[no-unt
         rest += [edge["node"] for edge in page["edges"]]
         after = page["pageInfo"]["endCursor"] if page["pageInfo"]["hasNextPage"] else None
     ids = [n["id"] for n in rest]
-    assert ids[-1] == moved and len(ids) == len(set(ids))
-    assert seen.isdisjoint(ids[:-1]) and len(seen) + len(ids) - 1 == 45
+    assert ids[-1] == moved
+    assert len(ids) == len(set(ids))
+    assert seen.isdisjoint(ids[:-1])
+    assert len(seen) + len(ids) - 1 == 45
     wrong = shop.gql(PAGE, {"sort": "ID", "after": cursor})
     assert "Invalid cursor" in wrong["errors"][0]["message"]
 
@@ -119,7 +121,8 @@ def test_variant_and_item_orders(shop) -> None:  # type: ignore[no-untyped-def]
         "data"
     ]["inventoryItems"]["nodes"]
     numbers = [int(n["id"].rsplit("/", 1)[1]) for n in reverse_items]
-    assert numbers == sorted(numbers, reverse=True) and len(numbers) == len(by_sku)
+    assert numbers == sorted(numbers, reverse=True)
+    assert len(numbers) == len(by_sku)
     # Paging reversed items with a cursor continues below it.
     page = shop.gql("{ inventoryItems(first: 5, reverse: true) { pageInfo { endCursor } } }")
     cursor = page["data"]["inventoryItems"]["pageInfo"]["endCursor"]

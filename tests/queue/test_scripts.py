@@ -88,7 +88,8 @@ async def test_delayed_job_waits_for_its_time(queues: QueueClient) -> None:
     await q.enqueue(spec("a", "later", delay_s=30))
     reservation = await q.reserve()
     assert reservation.jobs == []
-    assert reservation.wake_s is not None and 29 < reservation.wake_s <= 30
+    assert reservation.wake_s is not None
+    assert 29 < reservation.wake_s <= 30
     queues.clock_offset_ms = 30_001
     assert [j.id for j in (await q.reserve()).jobs] == ["later"]
 
@@ -108,7 +109,9 @@ async def test_retries_back_off_then_dead_letter(queues: QueueClient) -> None:
     counts = await q.counts()
     assert (counts.dead, counts.dead_letter) == (1, 1)
     info = await q.job_info("j")
-    assert info is not None and info.state == "dead" and info.error == "boom"
+    assert info is not None
+    assert info.state == "dead"
+    assert info.error == "boom"
 
 
 async def test_fatal_goes_to_failed_set(queues: QueueClient) -> None:
@@ -186,7 +189,9 @@ async def test_late_ack_from_stalled_worker_changes_nothing(queues: QueueClient)
     (stale,) = (await q.reserve()).jobs
     queues.clock_offset_ms += 1001
     (fresh,) = (await q.reserve()).jobs
-    assert fresh.id == "j" and fresh.token != stale.token and fresh.attempt == 1
+    assert fresh.id == "j"
+    assert fresh.token != stale.token
+    assert fresh.attempt == 1
     assert not await q.complete(stale)
     assert await q.fail(stale, "late") is FailResult.STALE
     assert not await q.defer(stale, 1)
@@ -204,7 +209,8 @@ async def test_stalls_then_dead_letter(queues: QueueClient) -> None:
     assert (await q.reserve()).jobs == []
     assert await q.terminal_ids("dead") == ["j"]
     info = await q.job_info("j")
-    assert info is not None and info.stalls == 4
+    assert info is not None
+    assert info.stalls == 4
 
 
 async def test_dead_letter_retry_and_purge(queues: QueueClient) -> None:
@@ -242,7 +248,8 @@ async def test_keys_share_one_hash_tag(queues: QueueClient, redis_client: aiored
     await q.enqueue(spec("a", "j"))
     assert len((await q.reserve()).jobs) == 1
     found = [k.decode() async for k in redis_client.scan_iter(match=f"{queues.prefix}:*")]
-    assert found and all("{sync}" in k for k in found)
+    assert found
+    assert all("{sync}" in k for k in found)
 
 
 async def test_quiet_shop_starts_on_next_free_slot(queues: QueueClient) -> None:
@@ -256,7 +263,8 @@ async def test_quiet_shop_starts_on_next_free_slot(queues: QueueClient) -> None:
         )
         assert all(r is EnqueueResult.ENQUEUED for r in results)
     running = (await q.reserve(5)).jobs
-    assert len(running) == 5 and {j.group for j in running} == {"noisy"}
+    assert len(running) == 5
+    assert {j.group for j in running} == {"noisy"}
     await q.enqueue(spec("quiet", "q1"))
     await q.complete(running[0])
     (nxt,) = (await q.reserve(5)).jobs
@@ -276,13 +284,18 @@ async def test_audit_balances_the_books_and_names_overdue_leases(queues: QueueCl
     # j3 and j4 leased, "later" delayed: five settled or not, six enqueued.
     assert (audit.enqueued, audit.completed, audit.failed, audit.dead) == (6, 1, 1, 1)
     assert (audit.unfinished, audit.leased) == (3, 2)
-    assert audit.balanced and audit.holds
+    assert audit.balanced
+    assert audit.holds
     # Their workers stop renewing: past deadline, the leases are named until a reserve reclaims them.
     queues.clock_offset_ms += 1500
     audit = await q.audit(grace_ms=200)
-    assert sorted(audit.overdue_leases) == ["j3", "j4"] and audit.balanced and not audit.holds
+    assert sorted(audit.overdue_leases) == ["j3", "j4"]
+    assert audit.balanced
+    assert not audit.holds
     assert (await q.audit(grace_ms=5000)).holds
     await q.reserve(0)
     reclaimed = await q.audit()
-    assert reclaimed.overdue_leases == [] and reclaimed.unfinished == 3 and reclaimed.holds
+    assert reclaimed.overdue_leases == []
+    assert reclaimed.unfinished == 3
+    assert reclaimed.holds
     assert "unfinished=3" in reclaimed.describe()

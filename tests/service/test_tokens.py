@@ -18,8 +18,8 @@ from neanelu.shopify.oauth import TokenGrant
 from neanelu.shops import repository, service
 from neanelu.shops.runtime import Runtime, bind_runtime
 from neanelu.shops.tokens import ShopUnavailable, access_token
-from tests.conftest import TestDatabase
-from tests.service.conftest import build_runtime, close_runtime
+from tests.databases import TestDatabase
+from tests.service.support import build_runtime, close_runtime
 
 
 class TokenEndpoint:
@@ -86,7 +86,8 @@ async def install(rt: Runtime, expires_in: timedelta) -> tuple[object, str]:
 async def test_fresh_token_is_used_as_is(rt: Runtime, endpoint: TokenEndpoint) -> None:
     shop_id, _ = await install(rt, timedelta(hours=1))
     token = await access_token(rt, shop_id)  # type: ignore[arg-type]
-    assert token.get_secret_value() == "shpat_old" and endpoint.calls == 0
+    assert token.get_secret_value() == "shpat_old"
+    assert endpoint.calls == 0
 
 
 async def test_expiring_token_refreshed_once_for_many_callers(
@@ -99,7 +100,8 @@ async def test_expiring_token_refreshed_once_for_many_callers(
     assert {t.get_secret_value() for t in tokens} == {"shpat_new_1"}
     async with tenant_scope(rt.pool, shop_id) as conn:  # type: ignore[arg-type]
         row = await repository.get(conn, shop_id)  # type: ignore[arg-type]
-    assert row is not None and row.refresh_token is not None
+    assert row is not None
+    assert row.refresh_token is not None
     # The replaced refresh token is stored with the new access token, so the next refresh uses it.
     opened = rt.vault.open(row.refresh_token, shop_id=shop_id, kind="refresh")  # type: ignore[arg-type]
     assert opened.get_secret_value() == "shprt_new_1"
@@ -114,9 +116,12 @@ async def test_refused_refresh_marks_shop_for_reauth(
     endpoint.refuse = True
     with caplog.at_level(logging.INFO), pytest.raises(ShopUnavailable) as info:
         await access_token(rt, shop_id)  # type: ignore[arg-type]
-    assert "shprt" not in str(info.value) and "shpat" not in str(info.value)
+    assert "shprt" not in str(info.value)
+    assert "shpat" not in str(info.value)
     async with tenant_scope(rt.pool, shop_id) as conn:  # type: ignore[arg-type]
         row = await repository.get(conn, shop_id)  # type: ignore[arg-type]
-    assert row is not None and row.status == "needs_reauth"
+    assert row is not None
+    assert row.status == "needs_reauth"
     assert any("needs re-authorization" in r.getMessage() for r in caplog.records)
-    assert "shprt_old" not in caplog.text and "shpat_old" not in caplog.text
+    assert "shprt_old" not in caplog.text
+    assert "shpat_old" not in caplog.text

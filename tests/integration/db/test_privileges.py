@@ -18,7 +18,7 @@ from neanelu.db.pool import Conn, global_scope, tenant_scope
 from neanelu.shops import repository as shops
 from neanelu.shops.service import hash_api_key
 from neanelu.shops.vault import Sealed
-from tests.conftest import TestDatabase
+from tests.databases import TestDatabase
 from tests.factories import create_shop
 
 SECRET_COLUMNS = ("access_token_ct", "refresh_token_ct", "api_key_hash")
@@ -70,15 +70,20 @@ async def test_app_role_reads_no_other_shops_sealed_tokens(
         own, other = await shops.get(conn, a), await shops.get(conn, b)
         cur = await conn.execute("SELECT * FROM app_shop_sealed_tokens(%s)", (b,))
         assert await cur.fetchall() == []
-    assert own is not None and own.access_token is not None and own.refresh_token is not None
+    assert own is not None
+    assert own.access_token is not None
+    assert own.refresh_token is not None
     assert own.access_token.ciphertext == b"sealed-access-tok-a"
-    assert other is not None and other.access_token is None and other.refresh_token is None
+    assert other is not None
+    assert other.access_token is None
+    assert other.refresh_token is None
     # Without a tenant: nobody's.
     async with global_scope(app_pool) as conn:
         cur = await conn.execute("SELECT * FROM app_shop_sealed_tokens(%s)", (a,))
         assert await cur.fetchall() == []
         row = await shops.get(conn, a)
-        assert row is not None and row.access_token is None
+        assert row is not None
+        assert row.access_token is None
         # API keys authenticate without the hashes being readable.
         assert await shops.find_by_api_key_hash(conn, hash_api_key("nk_tok-b")) == (
             b,

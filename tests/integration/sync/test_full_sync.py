@@ -38,7 +38,8 @@ async def _run_row(harness: SyncHarness, run_id: UUID) -> runs.SyncRun:
 async def test_full_sync_stores_every_object_the_shop_has(harness: SyncHarness) -> None:
     summary = await harness.full_sync()
     assert summary.status == "completed"
-    assert summary.bad_lines == 0 and summary.orphans == 0
+    assert summary.bad_lines == 0
+    assert summary.orphans == 0
     await _assert_matches_shop(harness)
     assert (await harness.stored())["products"] >= 100
     # One product compared field by field with the emulator's own truth.
@@ -181,7 +182,8 @@ async def test_inventory_in_its_child_process_gives_the_same_tables(harness: Syn
     )
     summary = await harness.full_sync()
     assert summary.inventory_levels == (await harness.expected_counts())["inventory_levels"]
-    assert summary.phases["inventory"].done and summary.phases["inventory"].lines > 0
+    assert summary.phases["inventory"].done
+    assert summary.phases["inventory"].lines > 0
     await _assert_matches_shop(harness)
     by_child = await harness.snapshot()
     # The same shop synced again in this process changes nothing.
@@ -205,7 +207,8 @@ async def test_an_error_in_the_inventory_process_fails_the_attempt_and_resumes(
             await run_sync(harness.deps, harness.shop_id, run_id)
             break
         except BulkOperationError as exc:
-            assert exc.retryable and "cut-off line" in str(exc)
+            assert exc.retryable
+            assert "cut-off line" in str(exc)
     assert (await _run_row(harness, run_id)).status == "completed"
     await _assert_matches_shop(harness)
 

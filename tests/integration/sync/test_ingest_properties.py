@@ -32,7 +32,7 @@ from neanelu.ingest.queries import Phase
 from neanelu.ingest.stage import PhaseStats, stage_phase
 from neanelu.sync import repository as runs
 from neanelu.sync.service import CatalogStaged
-from tests.conftest import TestDatabase
+from tests.databases import TestDatabase
 from tests.factories import create_shop
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
