@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -75,12 +76,12 @@ class Stack:
                 proc.kill()
                 proc.wait()
 
-    def control(self, method: str, path: str, **kw: object) -> httpx.Response:
+    def control(self, method: str, path: str, **kw: Any) -> httpx.Response:
         response = httpx.request(
             method,
             f"{self.emulator_url}/_emulator/shops/{SHOP}{path}",
             timeout=10,
-            **kw,  # type: ignore[arg-type]
+            **kw,
         )
         response.raise_for_status()
         return response
@@ -91,7 +92,7 @@ class Stack:
             row = conn.execute("SELECT id FROM shops WHERE domain = %s", (DOMAIN,)).fetchone()
             if row is not None:
                 conn.execute("SELECT set_config('app.current_shop_id', %s, false)", (str(row[0]),))
-            return conn.execute(query, params).fetchall()  # type: ignore[arg-type]
+            return conn.execute(query, params).fetchall()
 
     @property
     def shop_id(self) -> str:

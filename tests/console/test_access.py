@@ -207,7 +207,9 @@ async def test_each_read_sees_one_shop_under_rls_and_no_tokens(
         conn.execute("SELECT set_config('app.current_shop_id', %s, true)", (str(b),))
         async with global_scope(runtime.pool) as side:
             cur = await side.execute("SELECT token_hash FROM console_sessions")
-            digest = bytes((await cur.fetchone())[0])  # type: ignore[index]
+            found = await cur.fetchone()
+            assert found is not None
+            digest = bytes(found[0])
         conn.execute("SELECT set_config('app.console_session', %s, true)", (digest.hex(),))
         conn.execute("SELECT * FROM console_products(%s, NULL, 10, NULL, NULL, NULL)", (a,))
         row = conn.execute("SELECT current_setting('app.current_shop_id')").fetchone()

@@ -6,11 +6,13 @@ import base64
 import json
 import time
 from collections import Counter
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
 from shopify_emulator import EmulatorConfig, ShopConfig
+from tests.emulator.clients import Connect, MakeEmulator, ReceiverFactory, Shop
 
 CORE = (
     "{ products { edges { node { id handle title vendor productType status tags descriptionHtml createdAt updatedAt "
@@ -29,13 +31,13 @@ INVENTORY = (
 )
 
 
-def _lines(url: str) -> list[dict]:  # type: ignore[type-arg]
+def _lines(url: str) -> list[dict[str, Any]]:
     body = httpx.get(url, timeout=30).content
     assert body.endswith(b"\n")
     return [json.loads(line) for line in body.splitlines()]
 
 
-def test_core_query_grouped_matches_counts_and_truth(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_core_query_grouped_matches_counts_and_truth(alpha: Shop) -> None:
     op = alpha.wait_bulk(alpha.run_bulk(CORE, group=True))
     assert op["status"] == "COMPLETED"
     assert op["errorCode"] is None
@@ -85,7 +87,7 @@ def test_core_query_grouped_matches_counts_and_truth(alpha) -> None:  # type: ig
         assert variant[key] == truth["variants"][0][key]
 
 
-def test_bulk_lines_equal_graphql_answers(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_bulk_lines_equal_graphql_answers(alpha: Shop) -> None:
     """The bulk writer's compiled fast path must mean what the GraphQL resolvers mean."""
     lines = _lines(alpha.wait_bulk(alpha.run_bulk(CORE, group=True))["url"])
     page = alpha.gql(
@@ -104,7 +106,9 @@ def test_bulk_lines_equal_graphql_answers(alpha) -> None:  # type: ignore[no-unt
             } == variant
 
 
-def test_ungrouped_orders_are_joinable_by_parent_id(make_emulator, connect) -> None:  # type: ignore[no-untyped-def]
+def test_ungrouped_orders_are_joinable_by_parent_id(
+    make_emulator: MakeEmulator, connect: Connect
+) -> None:
     for order in ("shuffled", "children_first"):
         emulator = make_emulator(
             EmulatorConfig(shops=[ShopConfig(name="order", products=120)], bulk_child_order=order)
@@ -125,7 +129,7 @@ def test_ungrouped_orders_are_joinable_by_parent_id(make_emulator, connect) -> N
             assert 0 < before_parent < len(children)
 
 
-def test_metafield_queries_and_nesting_limit(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_metafield_queries_and_nesting_limit(alpha: Shop) -> None:
     rejected = alpha.gql(
         "mutation($q: String!) { bulkOperationRunQuery(query: $q) { bulkOperation { id } userErrors { field message code } } }",
         {"q": NESTED_METAFIELDS},
@@ -163,7 +167,7 @@ def test_metafield_queries_and_nesting_limit(alpha) -> None:  # type: ignore[no-
     assert not any(line["namespace"].startswith("app--") for line in their_mf)
 
 
-def test_inventory_query(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_inventory_query(alpha: Shop) -> None:
     op = alpha.wait_bulk(alpha.run_bulk(INVENTORY))
     lines = _lines(op["url"])
     counts = alpha.control("GET", "/counts")
@@ -180,7 +184,7 @@ def test_inventory_query(alpha) -> None:  # type: ignore[no-untyped-def]
     assert level["location"]["id"].startswith("gid://shopify/Location/")
 
 
-def test_incremental_filter_in_bulk(make_emulator, connect) -> None:  # type: ignore[no-untyped-def]
+def test_incremental_filter_in_bulk(make_emulator: MakeEmulator, connect: Connect) -> None:
     emulator = make_emulator(EmulatorConfig(shops=[ShopConfig(name="incr", products=50)]))
     shop = connect(emulator, "incr")
     shop.control("PATCH", "/products/8000000000007", json={"title": "Changed"})
@@ -193,7 +197,9 @@ def test_incremental_filter_in_bulk(make_emulator, connect) -> None:  # type: ig
     ]
 
 
-def test_concurrency_limits_by_version_and_cancel(make_emulator, connect) -> None:  # type: ignore[no-untyped-def]
+def test_concurrency_limits_by_version_and_cancel(
+    make_emulator: MakeEmulator, connect: Connect
+) -> None:
     emulator = make_emulator(
         EmulatorConfig(shops=[ShopConfig(name="busy", products=400)], bulk_lines_per_s=200)
     )
@@ -231,7 +237,7 @@ def test_concurrency_limits_by_version_and_cancel(make_emulator, connect) -> Non
     )
 
 
-def test_file_url_is_a_signed_storage_url_expiring_with_range(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_file_url_is_a_signed_storage_url_expiring_with_range(alpha: Shop) -> None:
     op_id = alpha.run_bulk(CORE)
     url = alpha.wait_bulk(op_id)["url"]
     parsed = urlsplit(url)
@@ -271,7 +277,7 @@ def test_file_url_is_a_signed_storage_url_expiring_with_range(alpha) -> None:  #
     assert 6 * 24 * 3600 < expires - time.time() <= 7 * 24 * 3600
 
 
-def test_empty_result_completes_with_null_url(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_empty_result_completes_with_null_url(alpha: Shop) -> None:
     op = alpha.wait_bulk(
         alpha.run_bulk('{ products(query: "updated_at:>2030-01-01") { edges { node { id } } } }')
     )
@@ -280,7 +286,9 @@ def test_empty_result_completes_with_null_url(alpha) -> None:  # type: ignore[no
     assert op["url"] is None
 
 
-def test_finish_webhook(make_emulator, connect, receiver_factory) -> None:  # type: ignore[no-untyped-def]
+def test_finish_webhook(
+    make_emulator: MakeEmulator, connect: Connect, receiver_factory: ReceiverFactory
+) -> None:
     emulator = make_emulator(EmulatorConfig(shops=[ShopConfig(name="fin", products=5)]))
     shop = connect(emulator, "fin")
     receiver = receiver_factory()
@@ -300,7 +308,7 @@ def test_finish_webhook(make_emulator, connect, receiver_factory) -> None:  # ty
     assert body["completed_at"]
 
 
-def test_served_file_replaces_the_next_matching_result_exactly(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_served_file_replaces_the_next_matching_result_exactly(alpha: Shop) -> None:
     content = (
         b'{"__typename":"Product","id":"gid://shopify/Product/1","title":"\xff"}\n'
         b'{"__typename":"ProductVariant","id":"gid://shopify/ProductVariant/2",'

@@ -12,6 +12,7 @@ import pytest
 
 from shopify_emulator import EmulatorConfig, ShopConfig
 from shopify_emulator.__main__ import build_config, parser
+from tests.emulator.clients import Connect, MakeEmulator, Shop
 
 CORE = "{ products { edges { node { id title variants { edges { node { id sku } } } } } } }"
 RUN = """mutation($q: String!) { bulkOperationRunQuery(query: $q) {
@@ -27,7 +28,7 @@ METAFIELDS = """mutation call($metafields: [MetafieldsSetInput!]!) { metafieldsS
 
 
 @pytest.fixture
-def slow(make_emulator, connect):  # type: ignore[no-untyped-def]
+def slow(make_emulator: MakeEmulator, connect: Connect) -> Shop:
     emulator = make_emulator(
         EmulatorConfig(shops=[ShopConfig(name="slow", products=400)], bulk_lines_per_s=1500)
     )
@@ -35,12 +36,12 @@ def slow(make_emulator, connect):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def fresh(make_emulator, connect):  # type: ignore[no-untyped-def]
+def fresh(make_emulator: MakeEmulator, connect: Connect) -> Shop:
     emulator = make_emulator(EmulatorConfig(shops=[ShopConfig(name="fresh", products=30)]))
     return connect(emulator, "fresh")
 
 
-def test_created_then_running_with_growing_count_then_completed(slow) -> None:  # type: ignore[no-untyped-def]
+def test_created_then_running_with_growing_count_then_completed(slow: Shop) -> None:
     run = slow.gql(RUN, {"q": CORE})["data"]["bulkOperationRunQuery"]
     op = run["bulkOperation"]
     # Shopify's answer: the new operation is CREATED, with nothing counted and no file.
@@ -67,7 +68,7 @@ def test_created_then_running_with_growing_count_then_completed(slow) -> None:  
     assert running[-1] <= counts[-1]
 
 
-def test_cancel_before_the_writer_starts(fresh) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_before_the_writer_starts(fresh: Shop) -> None:
     out = fresh.gql(
         "mutation($q: String!) { a: bulkOperationRunQuery(query: $q) { bulkOperation { id status } } }",
         {"q": CORE},
@@ -80,7 +81,7 @@ def test_cancel_before_the_writer_starts(fresh) -> None:  # type: ignore[no-unty
     assert fresh.wait_bulk(op_id)["status"] in ("CANCELED", "COMPLETED")
 
 
-def test_timeout_on_request(fresh) -> None:  # type: ignore[no-untyped-def]
+def test_timeout_on_request(fresh: Shop) -> None:
     fresh.control(
         "POST", "/faults", json={"kind": "bulk_timeout", "count": 1, "params": {"after_lines": 5}}
     )
@@ -92,7 +93,7 @@ def test_timeout_on_request(fresh) -> None:  # type: ignore[no-untyped-def]
     assert len(httpx.get(op["partialDataUrl"]).text.splitlines()) == 5
 
 
-def test_expired_on_request(fresh) -> None:  # type: ignore[no-untyped-def]
+def test_expired_on_request(fresh: Shop) -> None:
     fresh.control("POST", "/faults", json={"kind": "bulk_expired", "count": 1})
     op = fresh.wait_bulk(fresh.run_bulk(CORE))
     assert op["status"] == "EXPIRED"
@@ -103,7 +104,7 @@ def test_expired_on_request(fresh) -> None:  # type: ignore[no-untyped-def]
     assert again["url"]
 
 
-def test_results_expire_with_their_links(make_emulator, connect) -> None:  # type: ignore[no-untyped-def]
+def test_results_expire_with_their_links(make_emulator: MakeEmulator, connect: Connect) -> None:
     emulator = make_emulator(
         EmulatorConfig(shops=[ShopConfig(name="short", products=5)], bulk_url_ttl_s=0.5)
     )
@@ -149,7 +150,7 @@ def _stage(shop: Any, lines: list[dict[str, Any]], method: str) -> str:
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT"])
-def test_bulk_mutation_over_a_staged_upload(fresh, method: str) -> None:  # type: ignore[no-untyped-def]
+def test_bulk_mutation_over_a_staged_upload(fresh: Shop, method: str) -> None:
     products = fresh.gql("{ products(first: 3) { nodes { id } } }")["data"]["products"]["nodes"]
     lines = [
         {"product": {"id": p["id"], "title": f"Bulk {n}", "tags": ["bulk"]}}
@@ -180,7 +181,7 @@ def test_bulk_mutation_over_a_staged_upload(fresh, method: str) -> None:  # type
     assert now["data"]["product"] == {"title": "Bulk 1", "tags": ["bulk"]}
 
 
-def test_bulk_metafields_set_and_errors(fresh) -> None:  # type: ignore[no-untyped-def]
+def test_bulk_metafields_set_and_errors(fresh: Shop) -> None:
     product = fresh.gql("{ products(first: 1) { nodes { id } } }")["data"]["products"]["nodes"][0][
         "id"
     ]
@@ -224,7 +225,7 @@ def test_bulk_metafields_set_and_errors(fresh) -> None:  # type: ignore[no-untyp
     )
 
 
-def test_staged_upload_refuses_a_forged_key(fresh) -> None:  # type: ignore[no-untyped-def]
+def test_staged_upload_refuses_a_forged_key(fresh: Shop) -> None:
     target = fresh.gql(
         STAGE,
         {
@@ -245,7 +246,9 @@ def test_staged_upload_refuses_a_forged_key(fresh) -> None:  # type: ignore[no-u
     assert b"SignatureDoesNotMatch" in response.content
 
 
-def test_public_base_url_from_the_command_line(make_emulator, connect) -> None:  # type: ignore[no-untyped-def]
+def test_public_base_url_from_the_command_line(
+    make_emulator: MakeEmulator, connect: Connect
+) -> None:
     config = build_config(
         parser().parse_args(
             ["--shops", "cli:5", "--public-base-url", "https://storage.googleapis.com/"]
@@ -262,7 +265,7 @@ def test_public_base_url_from_the_command_line(make_emulator, connect) -> None: 
     assert httpx.get(local).status_code == 200
 
 
-def test_rest_shop_created_at_in_the_shop_offset(fresh) -> None:  # type: ignore[no-untyped-def]
+def test_rest_shop_created_at_in_the_shop_offset(fresh: Shop) -> None:
     shop = fresh.http.get(
         "/admin/api/2026-01/shop.json", headers={"X-Shopify-Access-Token": fresh.token}
     )

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from shopify_emulator import CatalogShape, EmulatorConfig, RunningEmulator, ShopConfig, ids
+from shopify_emulator import CatalogShape, EmulatorConfig, ShopConfig, ids
 from shopify_emulator.catalog import Catalog
 from shopify_emulator.generator import generate_product
+from tests.emulator.clients import Connect, MakeEmulator
 
 
 def test_product_is_a_pure_function_of_seed_and_index() -> None:
@@ -45,9 +44,7 @@ def test_shapes_are_realistic() -> None:
     assert all(len({v.id for v in p.variants}) == len(p.variants) for p in products)
 
 
-def test_counts_match_the_served_catalog(
-    make_emulator: Callable[..., RunningEmulator], connect
-) -> None:  # type: ignore[no-untyped-def]
+def test_counts_match_the_served_catalog(make_emulator: MakeEmulator, connect: Connect) -> None:
     emulator = make_emulator(
         EmulatorConfig(shops=[ShopConfig(name="counted", products=23, seed=11)])
     )
@@ -79,7 +76,9 @@ def test_counts_match_the_served_catalog(
     assert counts["inventory_levels"] == counts["variants"] * counts["locations"]
 
 
-def test_overlay_changes_are_reflected_in_counts_and_state(make_emulator, connect) -> None:  # type: ignore[no-untyped-def]
+def test_overlay_changes_are_reflected_in_counts_and_state(
+    make_emulator: MakeEmulator, connect: Connect
+) -> None:
     emulator = make_emulator(EmulatorConfig(shops=[ShopConfig(name="overlay", products=10)]))
     shop = connect(emulator, "overlay")
     before = shop.control("GET", "/counts")

@@ -3,26 +3,28 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import httpx
 import pytest
 
 from shopify_emulator import EmulatorConfig, ShopConfig
+from tests.emulator.clients import Connect, MakeEmulator, ReceiverFactory, Shop
 
 CORE = "{ products { edges { node { id title variants { edges { node { id sku } } } } } } }"
 
 
 @pytest.fixture
-def shop(make_emulator, connect):  # type: ignore[no-untyped-def]
+def shop(make_emulator: MakeEmulator, connect: Connect) -> Shop:
     emulator = make_emulator(EmulatorConfig(shops=[ShopConfig(name="faulty", products=60)]))
     return connect(emulator, "faulty")
 
 
-def _fault(shop, kind: str, **body) -> None:  # type: ignore[no-untyped-def]
+def _fault(shop: Shop, kind: str, **body: Any) -> None:
     shop.control("POST", "/faults", json={"kind": kind, **body})
 
 
-def _post(shop):  # type: ignore[no-untyped-def]
+def _post(shop: Shop) -> httpx.Response:
     return shop.http.post(
         "/admin/api/2026-01/graphql.json",
         json={"query": "{ shop { id } }"},
@@ -30,7 +32,7 @@ def _post(shop):  # type: ignore[no-untyped-def]
     )
 
 
-def test_http_429_with_retry_after_then_recovers(shop) -> None:  # type: ignore[no-untyped-def]
+def test_http_429_with_retry_after_then_recovers(shop: Shop) -> None:
     _fault(shop, "http_429", count=2, params={"retry_after": "1.5"})
     first, second, third = _post(shop), _post(shop), _post(shop)
     assert first.status_code == second.status_code == 429
@@ -39,7 +41,7 @@ def test_http_429_with_retry_after_then_recovers(shop) -> None:  # type: ignore[
     assert shop.control("GET", "/faults")["faults"][0]["fired"] == 2
 
 
-def test_5xx_burst_and_duration(shop) -> None:  # type: ignore[no-untyped-def]
+def test_5xx_burst_and_duration(shop: Shop) -> None:
     _fault(shop, "http_5xx", duration_s=0.3, params={"status": 502})
     assert _post(shop).status_code == 502
     assert _post(shop).status_code == 502
@@ -47,7 +49,7 @@ def test_5xx_burst_and_duration(shop) -> None:  # type: ignore[no-untyped-def]
     assert _post(shop).status_code == 200
 
 
-def test_throttled_and_slow(shop) -> None:  # type: ignore[no-untyped-def]
+def test_throttled_and_slow(shop: Shop) -> None:
     _fault(shop, "throttled", count=1)
     out = shop.gql("{ shop { id } }")
     assert out["errors"][0]["extensions"]["code"] == "THROTTLED"
@@ -59,7 +61,7 @@ def test_throttled_and_slow(shop) -> None:  # type: ignore[no-untyped-def]
     assert time.monotonic() - started >= 0.3
 
 
-def test_clear_faults(shop) -> None:  # type: ignore[no-untyped-def]
+def test_clear_faults(shop: Shop) -> None:
     _fault(shop, "http_5xx")
     assert _post(shop).status_code == 503
     shop.http.delete("/_emulator/shops/faulty/faults", params={"kind": "http_5xx"})
@@ -68,7 +70,7 @@ def test_clear_faults(shop) -> None:  # type: ignore[no-untyped-def]
     assert bad.status_code == 400
 
 
-def test_reset_mid_download_then_range_resume(shop) -> None:  # type: ignore[no-untyped-def]
+def test_reset_mid_download_then_range_resume(shop: Shop) -> None:
     url = shop.wait_bulk(shop.run_bulk(CORE))["url"]
     full = httpx.get(url).content
     _fault(shop, "reset_download", count=1, params={"after_bytes": 1000})
@@ -83,7 +85,7 @@ def test_reset_mid_download_then_range_resume(shop) -> None:  # type: ignore[no-
     assert bytes(received) + resumed.content == full
 
 
-def test_truncated_jsonl(shop) -> None:  # type: ignore[no-untyped-def]
+def test_truncated_jsonl(shop: Shop) -> None:
     _fault(shop, "truncated_jsonl", count=1)
     op = shop.wait_bulk(shop.run_bulk(CORE))
     body = httpx.get(op["url"]).content
@@ -93,7 +95,7 @@ def test_truncated_jsonl(shop) -> None:  # type: ignore[no-untyped-def]
     assert len(body) < int(op["fileSize"])
 
 
-def test_failed_with_partial_data(shop) -> None:  # type: ignore[no-untyped-def]
+def test_failed_with_partial_data(shop: Shop) -> None:
     _fault(
         shop,
         "bulk_failed",
@@ -108,7 +110,7 @@ def test_failed_with_partial_data(shop) -> None:  # type: ignore[no-untyped-def]
     assert partial.count(b"\n") == int(op["objectCount"]) == 25
 
 
-def test_completed_with_null_url(shop, receiver_factory) -> None:  # type: ignore[no-untyped-def]
+def test_completed_with_null_url(shop: Shop, receiver_factory: ReceiverFactory) -> None:
     _fault(shop, "null_url", count=1)
     op = shop.wait_bulk(shop.run_bulk(CORE))
     assert op["status"] == "COMPLETED"
@@ -116,7 +118,7 @@ def test_completed_with_null_url(shop, receiver_factory) -> None:  # type: ignor
     assert op["url"] is None
 
 
-def test_expired_url(shop) -> None:  # type: ignore[no-untyped-def]
+def test_expired_url(shop: Shop) -> None:
     op_id = shop.run_bulk(CORE)
     shop.wait_bulk(op_id)
     _fault(shop, "expired_url", count=1)
@@ -127,7 +129,7 @@ def test_expired_url(shop) -> None:  # type: ignore[no-untyped-def]
     assert httpx.get(shop.wait_bulk(op_id)["url"]).status_code == 200
 
 
-def test_operation_in_progress_and_access_denied(shop) -> None:  # type: ignore[no-untyped-def]
+def test_operation_in_progress_and_access_denied(shop: Shop) -> None:
     _fault(shop, "operation_in_progress", count=1)
     out = shop.gql(
         "mutation($q: String!) { bulkOperationRunQuery(query: $q) { bulkOperation { id } userErrors { code } } }",
@@ -143,7 +145,7 @@ def test_operation_in_progress_and_access_denied(shop) -> None:  # type: ignore[
     assert denied["errors"][0]["extensions"]["code"] == "ACCESS_DENIED"
 
 
-def test_a_ratio_fires_on_that_share_of_calls_the_same_way_for_the_same_seed(shop) -> None:  # type: ignore[no-untyped-def]
+def test_a_ratio_fires_on_that_share_of_calls_the_same_way_for_the_same_seed(shop: Shop) -> None:
     def pattern(seed: int) -> list[int]:
         _fault(shop, "http_5xx", ratio=0.2, seed=seed)
         statuses = [_post(shop).status_code for _ in range(200)]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 
-from shopify_emulator import EmulatorConfig, ShopConfig
+from shopify_emulator import EmulatorConfig, RunningEmulator, ShopConfig
+from tests.emulator.clients import Connect, MakeEmulator, Shop
 
 
-def test_validation_errors_come_from_the_schema(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_validation_errors_come_from_the_schema(alpha: Shop) -> None:
     out = alpha.gql("{ products(first: 1) { nodes { noSuchField } } }")
     assert "data" not in out
     assert "noSuchField" in out["errors"][0]["message"]
@@ -16,7 +17,7 @@ def test_validation_errors_come_from_the_schema(alpha) -> None:  # type: ignore[
     assert "first" in missing["errors"][0]["message"]
 
 
-def test_pagination_walks_every_product_once(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_pagination_walks_every_product_once(alpha: Shop) -> None:
     seen: list[str] = []
     after = None
     while True:
@@ -32,7 +33,7 @@ def test_pagination_walks_every_product_once(alpha) -> None:  # type: ignore[no-
     assert seen[0] == "gid://shopify/Product/8000000000000"
 
 
-def test_updated_at_filter_matches_generated_timestamps(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_updated_at_filter_matches_generated_timestamps(alpha: Shop) -> None:
     all_nodes = alpha.gql("{ products(first: 40) { nodes { id updatedAt } } }")["data"]["products"][
         "nodes"
     ]
@@ -50,7 +51,7 @@ def test_updated_at_filter_matches_generated_timestamps(alpha) -> None:  # type:
     assert future["data"]["products"]["nodes"] == []
 
 
-def test_calculated_cost_and_refund(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_calculated_cost_and_refund(alpha: Shop) -> None:
     # 2 + 10 * (1 node + variants connection (2 + 5 * 1 node)) = 82; `inventoryItem` adds 1 per variant.
     query = "{ products(first: 10) { edges { node { id variants(first: 5) { edges { node { id } } } } } } }"
     cost = alpha.gql(query)["extensions"]["cost"]
@@ -78,14 +79,14 @@ def test_calculated_cost_and_refund(alpha) -> None:  # type: ignore[no-untyped-d
     assert mutation["extensions"]["cost"]["requestedQueryCost"] == 10
 
 
-def test_plus_plan_bucket(emulator, connect) -> None:  # type: ignore[no-untyped-def]
+def test_plus_plan_bucket(emulator: RunningEmulator, connect: Connect) -> None:
     beta = connect(emulator, "beta")
     status = beta.gql("{ shop { id } }")["extensions"]["cost"]["throttleStatus"]
     assert status["maximumAvailable"] == 20000.0
     assert status["restoreRate"] == 1000.0
 
 
-def test_max_cost_exceeded(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_max_cost_exceeded(alpha: Shop) -> None:
     out = alpha.gql(
         "{ products(first: 250) { nodes { id variants(first: 10) { nodes { id } } } } }"
     )
@@ -94,7 +95,9 @@ def test_max_cost_exceeded(alpha) -> None:  # type: ignore[no-untyped-def]
     assert "data" not in out
 
 
-def test_bucket_drains_throttles_and_restores(make_emulator, connect) -> None:  # type: ignore[no-untyped-def]
+def test_bucket_drains_throttles_and_restores(
+    make_emulator: MakeEmulator, connect: Connect
+) -> None:
     emulator = make_emulator(
         EmulatorConfig(
             shops=[ShopConfig(name="tight", products=30, bucket_size=100, restore_rate=50)]
@@ -121,7 +124,7 @@ def test_bucket_drains_throttles_and_restores(make_emulator, connect) -> None:  
     )
 
 
-def test_rest_shop_json_with_call_limit(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_rest_shop_json_with_call_limit(alpha: Shop) -> None:
     token = alpha.mint()
     headers = {"X-Shopify-Access-Token": token}
     first = alpha.http.get("/admin/api/2026-01/shop.json", headers=headers)
@@ -131,7 +134,7 @@ def test_rest_shop_json_with_call_limit(alpha) -> None:  # type: ignore[no-untyp
     assert second.headers["x-shopify-shop-api-call-limit"] == "2/40"
 
 
-def test_versions_fall_forward(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_versions_fall_forward(alpha: Shop) -> None:
     response = alpha.http.post(
         "/admin/api/2023-01/graphql.json",
         json={"query": "{ shop { id } }"},
@@ -146,7 +149,7 @@ def test_versions_fall_forward(alpha) -> None:  # type: ignore[no-untyped-def]
     )
 
 
-def test_node_lookups_and_shopify_gid_formats(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_node_lookups_and_shopify_gid_formats(alpha: Shop) -> None:
     item = alpha.gql(
         '{ product(id: "gid://shopify/Product/8000000000001") { variants(first: 1) { nodes { inventoryItem { id inventoryLevels(first: 2) { nodes { id location { id } quantities(names: ["available", "on_hand"]) { name quantity } } } } } } } }'
     )["data"]["product"]["variants"]["nodes"][0]["inventoryItem"]
@@ -166,7 +169,7 @@ def test_node_lookups_and_shopify_gid_formats(alpha) -> None:  # type: ignore[no
     )
 
 
-def test_app_owned_metafields_are_private_to_the_owner(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_app_owned_metafields_are_private_to_the_owner(alpha: Shop) -> None:
     query = '{ product(id: "gid://shopify/Product/8000000000000") { metafields(first: 20) { nodes { namespace key } } } }'
     owner = alpha.gql(query)["data"]["product"]["metafields"]["nodes"]
     other = alpha.gql(query, token=alpha.mint(client_id="other-client-id"))["data"]["product"][
@@ -182,7 +185,7 @@ def test_app_owned_metafields_are_private_to_the_owner(alpha) -> None:  # type: 
     assert by_alias["data"]["product"]["metafields"]["nodes"] == [{"key": "fingerprint"}]
 
 
-def test_scope_is_required(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_scope_is_required(alpha: Shop) -> None:
     token = alpha.mint(scopes=["read_products"])
     out = alpha.gql("{ inventoryItems(first: 1) { nodes { id } } }", token=token)
     assert out["errors"][0]["extensions"]["code"] == "ACCESS_DENIED"

@@ -8,13 +8,14 @@ from urllib.parse import parse_qsl, urlsplit
 import jwt
 
 from shopify_emulator import EmulatorConfig, ShopConfig
+from tests.emulator.clients import Connect, MakeEmulator, Shop
 from tests.shopify_library import library_hmac, library_message
 
 SECRET = "shpss_emulator_client_secret_0123456789"
 CLIENT = "emulator-client-id"
 
 
-def _authorize(shop, **extra):  # type: ignore[no-untyped-def]
+def _authorize(shop: Shop, **extra: str) -> dict[str, str]:
     params = {
         "client_id": CLIENT,
         "scope": "read_products,read_inventory",
@@ -29,7 +30,7 @@ def _authorize(shop, **extra):  # type: ignore[no-untyped-def]
     return dict(parse_qsl(location.query))
 
 
-def test_unknown_host_is_404_and_known_host_routes(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_host_is_404_and_known_host_routes(alpha: Shop) -> None:
     response = alpha.http.post(
         "/admin/api/2026-01/graphql.json",
         json={"query": "{ shop { id } }"},
@@ -42,7 +43,7 @@ def test_unknown_host_is_404_and_known_host_routes(alpha) -> None:  # type: igno
     )
 
 
-def test_callback_is_signed_as_the_official_library_checks_it(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_callback_is_signed_as_the_official_library_checks_it(alpha: Shop) -> None:
     params = _authorize(alpha, state="nonce 123~*")
     assert set(params) == {"code", "hmac", "host", "shop", "state", "timestamp"}
     assert params["shop"] == "alpha.myshopify.com"
@@ -52,7 +53,7 @@ def test_callback_is_signed_as_the_official_library_checks_it(alpha) -> None:  #
     assert params["hmac"] == library_hmac(params, SECRET)
 
 
-def test_code_exchange_with_expiring_tokens_and_refresh_rotation(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_code_exchange_with_expiring_tokens_and_refresh_rotation(alpha: Shop) -> None:
     code = _authorize(alpha)["code"]
     url = "/admin/oauth/access_token"
     body = alpha.http.post(
@@ -91,7 +92,7 @@ def test_code_exchange_with_expiring_tokens_and_refresh_rotation(alpha) -> None:
     assert bad_client.status_code == 401
 
 
-def test_token_exchange_grants(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_token_exchange_grants(alpha: Shop) -> None:
     url = "/admin/oauth/access_token"
     legacy = alpha.mint()
     offline = "urn:shopify:params:oauth:token-type:offline-access-token"
@@ -155,7 +156,9 @@ def test_token_exchange_grants(alpha) -> None:  # type: ignore[no-untyped-def]
     assert rejected.status_code == 400
 
 
-def test_expired_and_revoked_tokens_get_shopify_401(make_emulator, connect) -> None:  # type: ignore[no-untyped-def]
+def test_expired_and_revoked_tokens_get_shopify_401(
+    make_emulator: MakeEmulator, connect: Connect
+) -> None:
     emulator = make_emulator(
         EmulatorConfig(shops=[ShopConfig(name="short", products=3)], access_token_ttl_s=0.3)
     )

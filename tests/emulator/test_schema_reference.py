@@ -7,10 +7,10 @@ import re
 
 import pytest
 from graphql import GraphQLField, GraphQLObjectType
-from reference_fields import MUTATIONS, REFERENCE, ROOT
 
 from shopify_emulator import catalog_fields
 from shopify_emulator.graphql_api import schema
+from tests.emulator.reference_fields import MUTATIONS, REFERENCE, ROOT
 
 ENTRY = re.compile(r"^(\w+)(?:\(([^)]*)\))?: (.+)$")
 

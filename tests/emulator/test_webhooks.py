@@ -7,8 +7,10 @@ import hashlib
 import hmac
 import itertools
 import json
+from typing import Any
 
 from shopify_emulator import AppCredentials, EmulatorConfig, ShopConfig
+from tests.emulator.clients import Connect, MakeEmulator, Received, Receiver, ReceiverFactory, Shop
 
 SECRET = "shpss_emulator_client_secret_0123456789"
 ALL_TOPICS = [
@@ -21,14 +23,20 @@ ALL_TOPICS = [
 ]
 
 
-def _valid(received, secret: str = SECRET) -> bool:  # type: ignore[no-untyped-def]
+def _valid(received: Received, secret: str = SECRET) -> bool:
     digest = hmac.new(secret.encode(), received.body, hashlib.sha256).digest()
     return hmac.compare_digest(
         base64.b64encode(digest).decode(), received.headers["x-shopify-hmac-sha256"]
     )
 
 
-def _setup(make_emulator, connect, receiver_factory, name: str, **config):  # type: ignore[no-untyped-def]
+def _setup(
+    make_emulator: MakeEmulator,
+    connect: Connect,
+    receiver_factory: ReceiverFactory,
+    name: str,
+    **config: Any,
+) -> tuple[Shop, Receiver]:
     emulator = make_emulator(
         EmulatorConfig(shops=[ShopConfig(name=name, products=10)], time_scale=0.0002, **config)
     )
@@ -40,7 +48,9 @@ def _setup(make_emulator, connect, receiver_factory, name: str, **config):  # ty
     return shop, receiver
 
 
-def test_catalog_changes_fire_signed_webhooks(make_emulator, connect, receiver_factory) -> None:  # type: ignore[no-untyped-def]
+def test_catalog_changes_fire_signed_webhooks(
+    make_emulator: MakeEmulator, connect: Connect, receiver_factory: ReceiverFactory
+) -> None:
     shop, receiver = _setup(make_emulator, connect, receiver_factory, "hooks")
     created = shop.control("POST", "/products", json={"title": "Fresh"})
     updated = shop.control("PATCH", "/products/8000000000001", json={"tags": ["a"]})
@@ -83,7 +93,9 @@ def test_catalog_changes_fire_signed_webhooks(make_emulator, connect, receiver_f
     assert not _valid(got[0])
 
 
-def test_retries_with_backoff_then_success(make_emulator, connect, receiver_factory) -> None:  # type: ignore[no-untyped-def]
+def test_retries_with_backoff_then_success(
+    make_emulator: MakeEmulator, connect: Connect, receiver_factory: ReceiverFactory
+) -> None:
     shop, receiver = _setup(make_emulator, connect, receiver_factory, "retry")
     receiver.statuses = [500, 503, 404]
     shop.control("PATCH", "/products/8000000000001", json={"title": "Again"})
@@ -99,7 +111,9 @@ def test_retries_with_backoff_then_success(make_emulator, connect, receiver_fact
     assert [e["attempt"] for e in log] == [0, 1, 2, 3]
 
 
-def test_failing_endpoint_loses_its_subscription(make_emulator, connect, receiver_factory) -> None:  # type: ignore[no-untyped-def]
+def test_failing_endpoint_loses_its_subscription(
+    make_emulator: MakeEmulator, connect: Connect, receiver_factory: ReceiverFactory
+) -> None:
     shop, receiver = _setup(make_emulator, connect, receiver_factory, "gone", webhook_retries=3)
     receiver.statuses = [500] * 10
     shop.control("PATCH", "/products/8000000000001", json={"title": "x"})
@@ -116,7 +130,9 @@ def test_failing_endpoint_loses_its_subscription(make_emulator, connect, receive
     )
 
 
-def test_timeout_counts_as_failure(make_emulator, connect, receiver_factory) -> None:  # type: ignore[no-untyped-def]
+def test_timeout_counts_as_failure(
+    make_emulator: MakeEmulator, connect: Connect, receiver_factory: ReceiverFactory
+) -> None:
     shop, receiver = _setup(
         make_emulator, connect, receiver_factory, "slowhook", webhook_timeout_s=0.2
     )
@@ -129,7 +145,9 @@ def test_timeout_counts_as_failure(make_emulator, connect, receiver_factory) -> 
     assert log[0]["error"] == "ReadTimeout"
 
 
-def test_duplicate_and_reorder_modes(make_emulator, connect, receiver_factory) -> None:  # type: ignore[no-untyped-def]
+def test_duplicate_and_reorder_modes(
+    make_emulator: MakeEmulator, connect: Connect, receiver_factory: ReceiverFactory
+) -> None:
     shop, receiver = _setup(make_emulator, connect, receiver_factory, "modes")
     shop.control("PUT", "/webhooks/mode", json={"mode": "duplicate"})
     shop.control("PATCH", "/products/8000000000001", json={"title": "dup"})
@@ -146,7 +164,9 @@ def test_duplicate_and_reorder_modes(make_emulator, connect, receiver_factory) -
     assert stamps == sorted(stamps, reverse=True)  # newer-wins by updated_at recovers the order
 
 
-def test_uninstall_scopes_and_compliance(make_emulator, connect, receiver_factory) -> None:  # type: ignore[no-untyped-def]
+def test_uninstall_scopes_and_compliance(
+    make_emulator: MakeEmulator, connect: Connect, receiver_factory: ReceiverFactory
+) -> None:
     compliance = receiver_factory()
     shop, receiver = _setup(
         make_emulator,
@@ -190,7 +210,9 @@ def test_uninstall_scopes_and_compliance(make_emulator, connect, receiver_factor
     }
 
 
-def test_other_app_signs_with_its_own_secret(make_emulator, connect, receiver_factory) -> None:  # type: ignore[no-untyped-def]
+def test_other_app_signs_with_its_own_secret(
+    make_emulator: MakeEmulator, connect: Connect, receiver_factory: ReceiverFactory
+) -> None:
     other = AppCredentials(
         client_id="second", client_secret="shpss_second_app_secret_00000000000000", api_client_id=3
     )

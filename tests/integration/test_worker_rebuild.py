@@ -42,9 +42,9 @@ async def test_an_empty_redis_gets_back_what_postgres_says_is_unfinished(
         )
         waiting = [r[0] for r in await cur.fetchall()]
 
-    done = await check_books(redis_client, app_pool, key_prefix, sync_delay_s=0)
-    assert done is not None
-    assert (done.deliveries, done.runs) == (2, 1)
+    rebuilt = await check_books(redis_client, app_pool, key_prefix, sync_delay_s=0)
+    assert rebuilt is not None
+    assert (rebuilt.deliveries, rebuilt.runs) == (2, 1)
     jobs = await _outbox(app_pool)
     deliveries = [p for q, t, p in jobs if t == "webhooks.process"]
     syncs = [p for q, t, p in jobs if t == "sync.full"]

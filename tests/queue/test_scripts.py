@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis.asyncio as aioredis
 
 from neanelu.queue import keys
@@ -10,8 +12,8 @@ from neanelu.queue.errors import GroupFull
 from neanelu.queue.jobs import EnqueueResult, FailResult
 
 
-def spec(group: str, job_id: str, **kw: object) -> JobSpec:
-    return JobSpec(task="t", group=group, payload=b"{}", job_id=job_id, **kw)  # type: ignore[arg-type]
+def spec(group: str, job_id: str, **kw: Any) -> JobSpec:
+    return JobSpec(task="t", group=group, payload=b"{}", job_id=job_id, **kw)
 
 
 async def test_enqueue_is_idempotent_by_job_id(queues: QueueClient) -> None:
@@ -240,7 +242,12 @@ async def test_events_stream_records_state_changes(
     (job,) = (await q.reserve()).jobs
     await q.complete(job)
     entries = await redis_client.xrange(q.key(keys.EVENTS))
-    assert [e[1][b"e"] for e in entries] == [b"waiting", b"active", b"completed"]
+    assert entries is not None
+    assert [fields[b"e"] for _, fields in entries if fields is not None] == [
+        b"waiting",
+        b"active",
+        b"completed",
+    ]
 
 
 async def test_keys_share_one_hash_tag(queues: QueueClient, redis_client: aioredis.Redis) -> None:

@@ -8,14 +8,15 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
 from neanelu.config import Settings
-from neanelu.queue.client import QueueClient
+from neanelu.queue.client import Queue, QueueClient
 from neanelu.queue.settings import QueueSettings
 from neanelu.queue.worker import Worker, check_worker, run_worker
 from tests.queue.tasks import Doomed, Recorder, Work, doomed, registry, work
@@ -45,23 +46,24 @@ async def client(redis_client: aioredis.Redis, key_prefix: str) -> AsyncIterator
 
 
 async def log(redis_client: aioredis.Redis) -> list[str]:
-    return [x.decode() for x in await redis_client.lrange(Recorder.key, 0, -1)]
+    return [
+        x.decode() if isinstance(x, bytes) else x
+        for x in await redis_client.lrange(Recorder.key, 0, -1)
+    ]
 
 
-async def wait_for(predicate: object, timeout: float = 15.0) -> None:
+async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:
     async def poll() -> None:
         # Polling is the point: the condition lives in Redis, written by other processes.
-        while not await predicate():  # type: ignore[operator]  # noqa: ASYNC110
+        while not await predicate():  # noqa: ASYNC110
             await asyncio.sleep(0.02)
 
     await asyncio.wait_for(poll(), timeout)
 
 
-async def start_worker(
-    client: QueueClient, **kw: object
-) -> tuple[asyncio.Event, asyncio.Task[None]]:
+async def start_worker(client: QueueClient, **kw: Any) -> tuple[asyncio.Event, asyncio.Task[None]]:
     stop = asyncio.Event()
-    worker = Worker(client, registry, ["sync"], concurrency=4, **kw)  # type: ignore[arg-type]
+    worker = Worker(client, registry, ["sync"], concurrency=4, **kw)
     return stop, asyncio.create_task(worker.run(stop))
 
 
@@ -104,8 +106,8 @@ async def test_lease_is_renewed_for_long_jobs(
     assert info.state == "completed"
 
 
-async def _completed(q: object, n: int) -> bool:
-    return (await q.counts()).completed >= n  # type: ignore[attr-defined]
+async def _completed(q: Queue, n: int) -> bool:
+    return (await q.counts()).completed >= n
 
 
 async def test_shutdown_hands_back_unfinished_jobs(
@@ -205,7 +207,7 @@ async def test_run_worker_and_health_check(
 ) -> None:
     Recorder.redis = redis_client
     Recorder.key = f"{key_prefix}:log"
-    settings = Settings(REDIS_URL=redis_url, NEANELU_DATA_DIR=tmp_path)  # type: ignore[call-arg]
+    settings = Settings(REDIS_URL=redis_url, NEANELU_DATA_DIR=tmp_path)
     assert not await check_worker(settings)
     stop = asyncio.Event()
     task = asyncio.create_task(run_worker(settings, registry, ["sync"], 2, stop, prefix=key_prefix))

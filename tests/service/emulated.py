@@ -36,9 +36,9 @@ class Emulated:
     def shop_state(self, name: str) -> ShopState:
         """The emulator's own record of a shop (what Shopify knows), for assertions."""
         state = self.emulator.app.state.emulator
-        shop = state.shop_named(name)
+        shop: ShopState | None = state.shop_named(name)
         assert shop is not None
-        return shop  # type: ignore[no-any-return]
+        return shop
 
 
 @asynccontextmanager

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
@@ -100,7 +101,7 @@ async def test_finish_webhook_wakes_the_waiting_sync(
     start_bulk_worker(stack, signal)  # the install's full sync starts now
 
     async def synced() -> bool:
-        async with tenant_scope(rt.pool, shop_id) as conn:  # type: ignore[arg-type]
+        async with tenant_scope(rt.pool, uuid.UUID(shop_id)) as conn:
             cur = await conn.execute("SELECT status FROM sync_runs WHERE kind = 'full'")
             row = await cur.fetchone()
         return row is not None and row[0] == "completed"
@@ -114,7 +115,7 @@ async def test_finish_webhook_wakes_the_waiting_sync(
     assert finished
     assert all(d["ok"] for d in finished)
     # The deliveries were recorded in the inbox (and applied) like any other topic.
-    async with tenant_scope(rt.pool, shop_id) as conn:  # type: ignore[arg-type]
+    async with tenant_scope(rt.pool, uuid.UUID(shop_id)) as conn:
         cur = await conn.execute(
             "SELECT count(*) FROM webhook_inbox WHERE topic = 'bulk_operations/finish' "
             "AND processed_at IS NOT NULL"

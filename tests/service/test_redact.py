@@ -181,7 +181,7 @@ async def test_redact_naming_another_shop_is_skipped_then_the_right_one_purges(
     await deliver(client, domain, "app/uninstalled", {"id": 77, "domain": domain})
     await drain(runtime, shop_id)
 
-    wrong = [
+    wrong: list[dict[str, Any]] = [
         {"shop_id": 77, "shop_domain": "someone-else.myshopify.com"},
         {"shop_id": 78, "shop_domain": domain},
         {"shop_domain": domain},

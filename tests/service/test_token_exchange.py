@@ -140,7 +140,7 @@ async def test_reauthorization_and_reinstall(svc: Emulated) -> None:
     assert await outbox_tasks(svc) == [("sync", "shops.subscribe_webhooks"), ("bulk", "sync.full")]
 
 
-def _expired() -> dict[str, int]:
+def _expired() -> dict[str, Any]:
     now = int(time.time())
     return {"iat": now - 180, "nbf": now - 180, "exp": now - 120}
 

@@ -48,7 +48,8 @@ class Sweeper:
 
     @property
     def shop(self) -> ShopState:
-        return self.emulator.app.state.emulator.shops[DOMAIN]  # type: ignore[no-any-return]
+        shop: ShopState = self.emulator.app.state.emulator.shops[DOMAIN]
+        return shop
 
     def refreshes(self) -> int:
         """Refresh grants the emulator answered (each one issues a refresh token with a parent)."""
@@ -197,7 +198,9 @@ async def test_two_concurrent_sweeps_refresh_once(sweeper: Sweeper) -> None:
         shop_id=str(shop_id), expires_at=before.access_token_expires_at.isoformat()
     )
     with bind_runtime(other):
-        second = asyncio.create_task(token_sweep.refresh_token.handler(None, due))  # type: ignore[arg-type]
+        second: asyncio.Future[None] = asyncio.ensure_future(
+            token_sweep.refresh_token.handler(None, due)  # type: ignore[arg-type]
+        )
     await asyncio.gather(token_sweep.refresh_token.handler(None, due), second)  # type: ignore[arg-type]
 
     async def refreshed() -> bool:

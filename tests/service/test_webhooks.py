@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from neanelu.db.pool import global_scope, tenant_scope
 from neanelu.shops import repository as shops
@@ -244,7 +245,10 @@ async def test_lifecycle_topics(
     state = await runtime.queues.queue("webhook").group_state(str(shop_id))
     assert state.get("paused")
 
-    runtime_dir = client._transport.app.state.shop_directory  # type: ignore[attr-defined]
+    transport = client._transport
+    assert isinstance(transport, httpx.ASGITransport)
+    assert isinstance(transport.app, FastAPI)
+    runtime_dir = transport.app.state.shop_directory
     runtime_dir.forget(domain)
     # A shop/redact right after the uninstall is not due (Shopify sends it 48 h later): it is
     # recorded and skipped, and the shop's data stays for the scheduled purge.

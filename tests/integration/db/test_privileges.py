@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime
+from typing import Any
 
 import psycopg
 import pytest
@@ -243,9 +244,9 @@ async def test_shop_deleted_with_its_catalog_and_never_under_a_batch(
             await conn.execute(
                 "INSERT INTO products (shop_id, shopify_id) VALUES (%s, 99)", (gone,)
             )
-    with psycopg.connect(database.superuser_url) as conn:
+    with psycopg.connect(database.superuser_url) as admin:
         for table in CATALOG:
-            by_shop = dict(
-                conn.execute(f"SELECT shop_id, count(*) FROM {table} GROUP BY 1").fetchall()
+            by_shop: dict[Any, int] = dict(
+                admin.execute(f"SELECT shop_id, count(*) FROM {table} GROUP BY 1").fetchall()
             )
             assert by_shop == {kept: 1}, table

@@ -165,7 +165,7 @@ def build_run(draw: Any, run: int, alive: set[int]) -> Files:
 
     def stamp() -> int:
         nonlocal version
-        version += draw(st.integers(1, 3))
+        version += int(draw(st.integers(1, 3)))
         return version
 
     for product in sorted(alive):
@@ -426,7 +426,9 @@ async def ingest(
     async with tenant_scope(pool, shop) as conn:
         run = await runs.create_run(conn, shop, "full", None)
         await runs.start_attempt(conn, run.id, "property-test", None, 60.0)
-        started = (await runs.get_run(conn, run.id)).started_at  # type: ignore[union-attr]
+        stored = await runs.get_run(conn, run.id)
+    assert stored is not None
+    started = stored.started_at
     assert started is not None
     async with (
         pool.connection() as catalog,

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from uuid import UUID
 
@@ -53,9 +53,9 @@ async def bulk_queue(redis_client: aioredis.Redis, key_prefix: str) -> AsyncIter
     )
 
 
-async def _wait_for(predicate: object, timeout: float = 120.0) -> None:
+async def _wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float = 120.0) -> None:
     async def poll() -> None:
-        while not await predicate():  # type: ignore[operator]  # noqa: ASYNC110
+        while not await predicate():  # noqa: ASYNC110
             await asyncio.sleep(0.05)
 
     await asyncio.wait_for(poll(), timeout)
