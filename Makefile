@@ -67,8 +67,9 @@ worker: install
 # Line coverage of src/ (settings in pyproject.toml, the processes the tests start included),
 # printed at the end, with a gate at what the whole suite reaches (a subset of it, ARGS=tests/unit,
 # falls short: pass COV_MIN=0). Per file: .venv/bin/coverage report -m --skip-covered.
-# Measured 2026-12-01: tests/service, tests/integration and tests/emulator alone reach 85.7%.
-COV_MIN ?= 85
+# Measured 2026-12-01: every directory but tests/console reaches 88.0% (the gate keeps a point
+# for paths that depend on timing).
+COV_MIN ?= 87
 test: install console-assets
 	rm -rf .data/coverage
 	$(BIN)/pytest -q -p no:cacheprovider --cov --cov-report= --cov-fail-under=$(COV_MIN) $(ARGS)
