@@ -64,8 +64,15 @@ serve: install
 worker: install
 	$(BIN)/neanelu worker $(ARGS)
 
+# Line coverage of src/ (settings in pyproject.toml, the processes the tests start included),
+# printed at the end, with a gate at what the whole suite reaches (a subset of it, ARGS=tests/unit,
+# falls short: pass COV_MIN=0). Per file: .venv/bin/coverage report -m --skip-covered.
+# Measured 2026-12-01: every directory but tests/console reaches 88.0% (the gate keeps a point
+# for paths that depend on timing).
+COV_MIN ?= 87
 test: install console-assets
-	$(BIN)/pytest -q -p no:cacheprovider $(ARGS)
+	rm -rf .data/coverage
+	$(BIN)/pytest -q -p no:cacheprovider --cov --cov-report= --cov-fail-under=$(COV_MIN) $(ARGS)
 
 # axe-core for the console's accessibility checks, from the npm registry (never a CDN), pinned.
 AXE_VERSION := 4.14.1

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Any
 
 import httpx
 import psutil
@@ -73,9 +74,7 @@ def cpu_seconds(process: psutil.Process) -> float:
     return float(times.user + times.system + times.children_user + times.children_system)
 
 
-def export(
-    client: httpx.Client, query: str, poll_s: float = 0.1
-) -> tuple[dict[str, object], float]:
+def export(client: httpx.Client, query: str, poll_s: float = 0.1) -> tuple[dict[str, Any], float]:
     """Run a bulk query and poll it to the end: (final operation, seconds from request to end)."""
     url = "/admin/api/2026-01/graphql.json"
     started = time.monotonic()

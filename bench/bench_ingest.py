@@ -149,7 +149,8 @@ async def ingest(
             with PeakRss(exclude=emulator_pid) as rss:
                 summary = await run_sync(deps, shop_id, run.id)
                 finished = time.perf_counter()
-        assert summary.first_byte_at is not None and summary.merged_at is not None
+        assert summary.first_byte_at is not None
+        assert summary.merged_at is not None
         counts = {
             "products": summary.products,
             "variants": summary.variants,

@@ -100,7 +100,8 @@ async def main() -> None:
     finally:
         await redis.delete(f"{prefix}:rl:{{{shop}}}")
         await redis.aclose()
-    assert Tally.first is not None and Tally.last is not None
+    assert Tally.first is not None
+    assert Tally.last is not None
     drained = Tally.first.currently_available + REQUESTED - Tally.last.currently_available
     restored = Tally.last.restore_rate * elapsed
     utilisation = (Tally.spent - drained) / restored

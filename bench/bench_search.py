@@ -52,7 +52,8 @@ def zipf_sizes(total: int, tenants: int) -> list[int]:
 def vectors(rng: np.random.Generator, n: int, centers: np.ndarray) -> np.ndarray:
     picks = centers[rng.integers(0, len(centers), n)]
     v = picks + rng.normal(0, 0.35, (n, DIM)).astype(np.float32)
-    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+    unit: np.ndarray = (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+    return unit
 
 
 def copy_rows(shop: uuid.UUID, vecs: np.ndarray, first_id: int) -> bytes:

@@ -1,4 +1,7 @@
-"""Real servers for every test: the embedded PostgreSQL 18 and Redis (REDIS_URL when set).
+"""Real servers for every test: the embedded PostgreSQL 18 and Redis (REDIS_URL when set), and the
+fixtures shared across test directories (the service's runtime and ASGI client, the end-to-end
+stack). Plain helpers live in modules (tests/databases.py, tests/service/support.py,
+tests/service/e2e_stack.py); fixtures live here and in the conftest files under it.
 
 `NEANELU_TEST_POSTGRES=16` runs them on PostgreSQL 16 from the `pgserver` wheel instead (`make test-pg16`),
 in a data dir of its own.
@@ -12,41 +15,25 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
+import httpx
+import msgspec
 import psycopg
 import pytest
 import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
+from neanelu.config import Settings
 from neanelu.db import migrate
 from neanelu.db.embedded import APP_ROLE, OWNER_ROLE, EmbeddedPostgres, start_postgres, start_redis
 from neanelu.db.pool import Conn, PoolSizes, create_pool
-
-ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("NEANELU_TEST_DATA_DIR", ROOT / ".data"))
-TEMPLATE = "neanelu_test_template"
-
-
-@dataclass(frozen=True, slots=True)
-class TestDatabase:
-    __test__ = False  # a fixture value, not a test class
-
-    server: EmbeddedPostgres
-    name: str
-
-    @property
-    def app_url(self) -> str:
-        return self.server.url(APP_ROLE, self.name)
-
-    @property
-    def owner_url(self) -> str:
-        return self.server.url(OWNER_ROLE, self.name)
-
-    @property
-    def superuser_url(self) -> str:
-        return self.server.url("postgres", self.name)
+from neanelu.queue import CostLimiter, Job, JobContext, ShopBudget, TaskHandle
+from neanelu.runtime import Runtime
+from neanelu.worker.main import build_registry
+from tests.databases import DATA_DIR, TEMPLATE, TestDatabase, create_database, drop_database
+from tests.service.e2e_stack import Stack, e2e_config, open_stack
+from tests.service.support import RunJob, app_for, build_runtime, close_runtime, make_settings
 
 
 @pytest.fixture(scope="session")
@@ -68,32 +55,20 @@ def pg_template(pg_server: EmbeddedPostgres) -> str:
     return TEMPLATE
 
 
-def _create_database(server: EmbeddedPostgres, template: str) -> TestDatabase:
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(server.url(database="postgres"), autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name} TEMPLATE {template} OWNER {OWNER_ROLE}")
-    return TestDatabase(server, name)
-
-
-def _drop_database(db: TestDatabase) -> None:
-    with psycopg.connect(db.server.url(database="postgres"), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {db.name} WITH (FORCE)")
-
-
 @pytest.fixture
 def database(pg_server: EmbeddedPostgres, pg_template: str) -> Iterator[TestDatabase]:
     """A fresh, migrated database for this test alone."""
-    db = _create_database(pg_server, pg_template)
+    db = create_database(pg_server, pg_template)
     yield db
-    _drop_database(db)
+    drop_database(db)
 
 
 @pytest.fixture
 def empty_database(pg_server: EmbeddedPostgres) -> Iterator[TestDatabase]:
     """A fresh database with no migrations applied (owned by the owner role)."""
-    db = _create_database(pg_server, "template1")
+    db = create_database(pg_server, "template1")
     yield db
-    _drop_database(db)
+    drop_database(db)
 
 
 @pytest.fixture
@@ -121,3 +96,67 @@ async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
 def key_prefix() -> str:
     """A Redis key namespace no other test shares."""
     return f"t{uuid.uuid4().hex[:12]}"
+
+
+# The service (tests/service, tests/console): settings, a Runtime on this test's database and
+# Redis namespace, and the app over ASGI.
+@pytest.fixture
+def settings() -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+async def runtime(
+    settings: Settings, database: TestDatabase, redis_url: str, key_prefix: str
+) -> AsyncIterator[Runtime]:
+    rt = await build_runtime(settings, database, redis_url, key_prefix)
+    yield rt
+    await close_runtime(rt)
+
+
+@pytest.fixture
+def run_job() -> RunJob:
+    """Run one job's handler as the worker binds it (`build_registry`), in a process whose kernel
+    is `rt`, without a queue: the handler reaches the Runtime through its context, as in a
+    worker."""
+    registry = build_registry()
+
+    async def run(rt: Runtime, handle: TaskHandle[Any], payload: msgspec.Struct) -> None:
+        bound = registry.get(handle.name)
+        assert bound is not None, f"the worker binds no handler to {handle.name}"
+        job = Job(
+            id=f"test-{uuid.uuid4().hex}",
+            queue=handle.queue,
+            group="test",
+            task=handle.name,
+            payload=msgspec.json.encode(payload),
+            headers={},
+            attempt=1,
+            max_attempts=handle.max_attempts,
+            token="",
+            lease_deadline_ms=0,
+        )
+
+        async def extend(seconds: float | None) -> bool:
+            return True
+
+        limiter = ShopBudget(CostLimiter(rt.redis, prefix=rt.queues.prefix), job.group, 1.0)
+        await bound.handler(JobContext(job, limiter, extend, {Runtime: rt}), payload)
+
+    return run
+
+
+@pytest.fixture
+async def client(
+    runtime: Runtime, database: TestDatabase, redis_url: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app_for(runtime, database, redis_url))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+async def stack(database: TestDatabase, redis_url: str, key_prefix: str) -> AsyncIterator[Stack]:
+    """The end-to-end stack (tests/service, tests/telemetry): emulator, API on uvicorn, worker."""
+    async with open_stack(database, redis_url, key_prefix, e2e_config()) as running:
+        yield running

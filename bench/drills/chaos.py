@@ -141,7 +141,8 @@ async def worker_kill(
         if alive:
             victim = rng.choice(alive)
             victim.kill()
-            victim.popen.wait()  # type: ignore[union-attr]
+            assert victim.popen is not None  # alive: it has a process
+            victim.popen.wait()
             kills += 1
         stack.add_worker()
         if time.monotonic() > next_sync:
@@ -273,7 +274,7 @@ async def _resync_failed(stack: Stack, fig: dict[str, Any]) -> None:
         rows = await stack.query(
             "SELECT count(*) FROM sync_runs WHERE status IN ('queued', 'running')"
         )
-        return rows[0][0] == 0
+        return int(rows[0][0]) == 0
 
     await eventually(none_unfinished, "the runs to end", 900, every=1)
     asked = 0

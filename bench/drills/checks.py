@@ -71,13 +71,13 @@ async def drain(stack: Stack, timeout: float = 600) -> None:
 
     async def inbox_applied() -> bool:
         rows = await stack.query("SELECT count(*) FROM webhook_inbox WHERE processed_at IS NULL")
-        return rows[0][0] == 0
+        return int(rows[0][0]) == 0
 
     async def syncs_done() -> bool:
         rows = await stack.query(
             "SELECT count(*) FROM sync_runs WHERE status IN ('queued', 'running')"
         )
-        return rows[0][0] == 0
+        return int(rows[0][0]) == 0
 
     async def queues_idle() -> bool:
         redis = Redis.from_url(stack.redis.url)
@@ -204,7 +204,7 @@ async def check_webhooks(stack: Stack, out: Outcome) -> None:
             "SELECT webhook_id, processed_at IS NOT NULL FROM webhook_inbox WHERE shop_id = %s",
             (shop.id,),
         )
-        inbox = defaultdict(int)
+        inbox: defaultdict[str, int] = defaultdict(int)
         for webhook_id, _ in rows:
             inbox[webhook_id] += 1
         unprocessed = sum(1 for _, done in rows if not done)

@@ -55,7 +55,7 @@ async def first_syncs_done(stack: Stack, timeout: float) -> None:
             "SELECT count(*) FROM shops s WHERE NOT EXISTS (SELECT 1 FROM sync_runs r"
             " WHERE r.shop_id = s.id AND r.status = 'completed')"
         )
-        return rows[0][0] == 0
+        return int(rows[0][0]) == 0
 
     await eventually(done, "every shop's first sync", timeout, every=2)
 
@@ -103,7 +103,7 @@ async def run(profile: dict[str, Any], seed: int) -> Outcome:
             return bool(rows[0][0])
 
         await eventually(big_running, "the large shop's sync to run", 300)
-        readers = []
+        readers: list[dict[str, Any]] = []
         async with await psycopg.AsyncConnection.connect(stack.super_url) as conn:
             for shop in small[:5]:
                 key = await issue_api_key(conn, UUID(shop.id))
@@ -180,7 +180,7 @@ async def storm_checks(stack: Stack, result: dict[str, Any], out: Outcome) -> No
 
     async def applied() -> bool:
         rows = await stack.query("SELECT count(*) FROM webhook_inbox WHERE processed_at IS NULL")
-        return rows[0][0] == 0
+        return int(rows[0][0]) == 0
 
     await eventually(applied, "every storm delivery to be applied", 600, every=1)
     rows = await stack.query(

@@ -195,7 +195,7 @@ class Stack:
 
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         async with await psycopg.AsyncConnection.connect(self.super_url, autocommit=True) as conn:
-            cur = await conn.execute(sql, params)  # type: ignore[arg-type]
+            cur = await conn.execute(sql, params)
             return list(await cur.fetchall()) if cur.description is not None else []
 
     # -- servers ------------------------------------------------------------------------------

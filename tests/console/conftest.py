@@ -1,4 +1,5 @@
-"""The console's tests: the service fixtures (runtime, ASGI client) and a signed-in operator."""
+"""The console's tests: a signed-in operator, on the service fixtures (`runtime`, the ASGI
+`client`) of tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import pytest
 from neanelu.db.pool import global_scope
 from neanelu.runtime import Runtime
 from neanelu.web.console import operators
-from tests.service.conftest import client, runtime, settings  # noqa: F401 - fixtures
 
 USERNAME = "ops@example.com"
 PASSWORD = "correct horse battery staple"
@@ -47,7 +47,7 @@ async def sign_in(
 
 
 @pytest.fixture
-async def signed_in(runtime: Runtime, client: httpx.AsyncClient) -> SignedIn:  # noqa: F811
+async def signed_in(runtime: Runtime, client: httpx.AsyncClient) -> SignedIn:
     await create_operator(runtime)
     response = await sign_in(client)
     assert response.status_code == 303, response.text

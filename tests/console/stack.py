@@ -15,13 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
 
 from neanelu.shops.merchant_install import install_as_merchant
-from tests.conftest import TestDatabase
-from tests.service.conftest import CLIENT_ID, SECRET
+from tests.databases import TestDatabase
+from tests.service.support import CLIENT_ID, SECRET
 
 SHOP = "console"
 DOMAIN = f"{SHOP}.myshopify.com"
@@ -76,12 +77,12 @@ class Stack:
                 proc.kill()
                 proc.wait()
 
-    def control(self, method: str, path: str, **kw: object) -> httpx.Response:
+    def control(self, method: str, path: str, **kw: Any) -> httpx.Response:
         response = httpx.request(
             method,
             f"{self.emulator_url}/_emulator/shops/{SHOP}{path}",
             timeout=10,
-            **kw,  # type: ignore[arg-type]
+            **kw,
         )
         response.raise_for_status()
         return response
@@ -92,7 +93,7 @@ class Stack:
             row = conn.execute("SELECT id FROM shops WHERE domain = %s", (DOMAIN,)).fetchone()
             if row is not None:
                 conn.execute("SELECT set_config('app.current_shop_id', %s, false)", (str(row[0]),))
-            return conn.execute(query, params).fetchall()  # type: ignore[arg-type]
+            return conn.execute(query, params).fetchall()
 
     @property
     def shop_id(self) -> str:

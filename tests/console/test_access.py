@@ -16,8 +16,8 @@ from neanelu.db.pool import global_scope
 from neanelu.queue.settings import QUEUE_NAMES
 from neanelu.runtime import Runtime
 from neanelu.web.console import ratelimit, sessions
-from tests.conftest import TestDatabase
 from tests.console.conftest import PASSWORD, USERNAME, SignedIn, create_operator, csrf_of, sign_in
+from tests.databases import TestDatabase
 from tests.factories import create_shop
 
 
@@ -47,10 +47,13 @@ async def test_sign_in_sets_a_signed_http_only_strict_cookie_and_is_audited(
         h for h in response.headers.get_list("set-cookie") if h.startswith(sessions.COOKIE + "=")
     )
     flags = cookie.lower()
-    assert "httponly" in flags and "samesite=strict" in flags and "path=/admin" in flags
+    assert "httponly" in flags
+    assert "samesite=strict" in flags
+    assert "path=/admin" in flags
     assert "secure" not in flags  # local mode runs on plain http
     page = await client.get("/admin/shops")
-    assert page.status_code == 200 and USERNAME in page.text
+    assert page.status_code == 200
+    assert USERNAME in page.text
     assert "default-src 'none'" in page.headers["content-security-policy"]
     assert (USERNAME, "login", "") in await audit_actions(runtime)
     # The database keeps a hash of the session token, never the token itself.
@@ -194,15 +197,19 @@ async def test_each_read_sees_one_shop_under_rls_and_no_tokens(
         conn.execute("UPDATE shops SET access_token_ct = '\\xdeadbeef', access_token_key_id = 'k1'")
     page = await signed_in.client.get(f"/admin/shops/{a}/products")
     assert page.status_code == 200
-    assert "Alpha" in page.text and "Beta" not in page.text
+    assert "Alpha" in page.text
+    assert "Beta" not in page.text
     shops_page = await signed_in.client.get("/admin/shops")
-    assert "deadbeef" not in shops_page.text and "\\xde" not in shops_page.text
+    assert "deadbeef" not in shops_page.text
+    assert "\\xde" not in shops_page.text
     # Whatever the caller's tenant was, a console read leaves it as it found it.
     with psycopg.connect(database.app_url) as conn:
         conn.execute("SELECT set_config('app.current_shop_id', %s, true)", (str(b),))
         async with global_scope(runtime.pool) as side:
             cur = await side.execute("SELECT token_hash FROM console_sessions")
-            digest = bytes((await cur.fetchone())[0])  # type: ignore[index]
+            found = await cur.fetchone()
+            assert found is not None
+            digest = bytes(found[0])
         conn.execute("SELECT set_config('app.console_session', %s, true)", (digest.hex(),))
         conn.execute("SELECT * FROM console_products(%s, NULL, 10, NULL, NULL, NULL)", (a,))
         row = conn.execute("SELECT current_setting('app.current_shop_id')").fetchone()
@@ -218,7 +225,8 @@ async def test_the_audit_log_is_append_only_for_the_service(
                 async with conn.transaction():
                     await conn.execute(statement)
     page = await signed_in.client.get("/admin/audit")
-    assert page.status_code == 200 and "login" in page.text
+    assert page.status_code == 200
+    assert "login" in page.text
 
 
 def test_create_user_takes_the_password_from_env_or_stdin_never_argv(
@@ -238,11 +246,13 @@ def test_create_user_takes_the_password_from_env_or_stdin_never_argv(
     short = CliRunner().invoke(
         cli, ["admin", "create-user", "-u", name + "c"], env=env, input="short\n"
     )
-    assert short.exit_code == 2 and "at least 12 characters" in short.output
+    assert short.exit_code == 2
+    assert "at least 12 characters" in short.output
     again = CliRunner().invoke(
         cli, ["admin", "create-user", "-u", name], env=env, input=PASSWORD + "\n"
     )
-    assert again.exit_code == 1 and "exists" in again.output
+    assert again.exit_code == 1
+    assert "exists" in again.output
     argv = CliRunner().invoke(
         cli, ["admin", "create-user", "-u", name + "d", "--password", "x" * 20], env=env
     )

@@ -18,8 +18,8 @@ import pytest
 import redis
 
 from neanelu.queue.client import JobSpec, QueueClient
-from tests.conftest import DATA_DIR, TestDatabase, _create_database, _drop_database
 from tests.console.stack import DOMAIN, Stack, running_stack, wait_for
+from tests.databases import DATA_DIR, TestDatabase, create_database, drop_database
 
 T = TypeVar("T")
 CHROMIUM = Path("/usr/bin/chromium")
@@ -58,7 +58,7 @@ sync_api = pytest.importorskip("playwright.sync_api")
 def stack(
     pg_server: Any, pg_template: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    database: TestDatabase = _create_database(pg_server, pg_template)
+    database: TestDatabase = create_database(pg_server, pg_template)
     from neanelu.db.embedded import start_redis
 
     # A Redis of its own: these processes use the default queue prefix.
@@ -70,7 +70,7 @@ def stack(
             running.create_operator(USERNAME, PASSWORD)
             yield running
     finally:
-        _drop_database(database)
+        drop_database(database)
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +190,8 @@ def test_a_full_sync_is_followed_live_on_the_shop_page(page: Any, stack: Stack) 
     first_row = page.locator("#runs tbody tr").first
     assert first_row.locator(".run-status").inner_text() == "completed"
     runs = stack.runs()
-    assert len(runs) == before + 1 and runs[-1][1] == "completed"
+    assert len(runs) == before + 1
+    assert runs[-1][1] == "completed"
     check(page, "sync-completed")
 
 
@@ -310,7 +311,8 @@ def test_browse_the_catalog(page: Any, stack: Stack) -> None:
     page.fill("#f-vendor", str(vendor))
     page.click("text=Filter")
     vendors = page.locator("#products tbody tr td:nth-child(3)").all_inner_texts()
-    assert vendors and set(vendors) == {vendor}
+    assert vendors
+    assert set(vendors) == {vendor}
     check(page, "catalog-filtered")
     page.locator("#products tbody tr").first.locator("a").click()
     assert page.locator("#variants tbody tr").count() >= 1
@@ -366,7 +368,8 @@ def test_a_post_without_the_csrf_token_is_refused(page: Any, stack: Stack) -> No
     response = page.request.post(
         f"{stack.api_url}/admin/shops/{shop_id}/sync", form={"csrf_token": "guess"}
     )
-    assert response.status == 403 and "CSRF" in response.text()
+    assert response.status == 403
+    assert "CSRF" in response.text()
     # Nothing happened and nothing was recorded as done.
     assert not redis.Redis.from_url(stack.redis_url).sismember("neanelu:{bulk}:paused", shop_id)
     assert stack.sql("SELECT count(*) FROM console_audit") == audited

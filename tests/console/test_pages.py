@@ -10,8 +10,8 @@ from neanelu.db.pool import global_scope
 from neanelu.queue.client import JobSpec
 from neanelu.runtime import Runtime
 from neanelu.web.console import reads
-from tests.conftest import TestDatabase
 from tests.console.conftest import SignedIn
+from tests.databases import TestDatabase
 from tests.factories import create_shop
 
 SECRET = "shpat_0123456789abcdef0123456789abcdef"
@@ -33,7 +33,8 @@ async def make_dead_job(rt: Runtime, group: str) -> str:
     (job,) = reserved.jobs
     await q.fail(job, f"boom: upstream said access_token={SECRET}")
     info = await q.job_info("dead-1")
-    assert info is not None and info.state == "dead"
+    assert info is not None
+    assert info.state == "dead"
     return job.id
 
 
@@ -70,12 +71,15 @@ async def test_shops_and_shop_pages_show_recorded_figures(
     shop_id = await create_shop(runtime.pool, "figures.myshopify.com")
     seed_catalog(database, shop_id, 120)
     shops = await signed_in.client.get("/admin/shops")
-    assert "figures.myshopify.com" in shops.text and ">120<" in shops.text
+    assert "figures.myshopify.com" in shops.text
+    assert ">120<" in shops.text
     shop = await signed_in.client.get(f"/admin/shops/{shop_id}")
     assert shop.status_code == 200
-    assert "completed" in shop.text and "Start full sync" in shop.text
+    assert "completed" in shop.text
+    assert "Start full sync" in shop.text
     live = await signed_in.client.get(f"/admin/shops/{shop_id}/live")
-    assert 'id="live-fragment"' in live.text and 'data-active="0"' in live.text
+    assert 'id="live-fragment"' in live.text
+    assert 'data-active="0"' in live.text
     missing = await signed_in.client.get("/admin/shops/00000000-0000-0000-0000-000000000000")
     assert missing.status_code == 404
 
@@ -87,28 +91,28 @@ async def test_catalog_pages_by_keyset_with_filters_and_a_product_detail(
     seed_catalog(database, shop_id, 120)
     c = signed_in.client
     first = await c.get(f"/admin/shops/{shop_id}/products")
-    assert "Product 50<" in first.text and "Product 51<" not in first.text
+    assert "Product 50<" in first.text
+    assert "Product 51<" not in first.text
     assert f"/admin/shops/{shop_id}/products?after=50" in first.text
     second = await c.get(f"/admin/shops/{shop_id}/products?after=50")
-    assert "Product 51<" in second.text and "Product 100<" in second.text
+    assert "Product 51<" in second.text
+    assert "Product 100<" in second.text
     last = await c.get(f"/admin/shops/{shop_id}/products?after=100")
-    assert "Product 120<" in last.text and "Next page" not in last.text
+    assert "Product 120<" in last.text
+    assert "Next page" not in last.text
     even = await c.get(f"/admin/shops/{shop_id}/products?vendor=Even")
-    assert "Product 2<" in even.text and "Product 3<" not in even.text
+    assert "Product 2<" in even.text
+    assert "Product 3<" not in even.text
     titled = await c.get(f"/admin/shops/{shop_id}/products?title=roduct%2011")
-    assert (
-        "Product 11<" in titled.text
-        and "Product 110<" in titled.text
-        and "Product 12<" not in titled.text
-    )
+    assert "Product 11<" in titled.text
+    assert "Product 110<" in titled.text
+    assert "Product 12<" not in titled.text
     # LIKE's wildcards in the filter are literal.
     assert "No products match" in (await c.get(f"/admin/shops/{shop_id}/products?title=%25")).text
     detail = await c.get(f"/admin/shops/{shop_id}/products/1")
-    assert (
-        "SKU-1" in detail.text
-        and "location 42: 17" in detail.text
-        and "custom.colour" in detail.text
-    )
+    assert "SKU-1" in detail.text
+    assert "location 42: 17" in detail.text
+    assert "custom.colour" in detail.text
     assert (await c.get(f"/admin/shops/{shop_id}/products/99999")).status_code == 404
     bad = await c.get(f"/admin/shops/{shop_id}/products?after=-1")
     assert bad.status_code == 422
@@ -121,17 +125,22 @@ async def test_a_dead_job_is_shown_redacted_and_retried_from_the_console(
     await make_dead_job(runtime, str(shop_id))
     c = signed_in.client
     queues = await c.get("/admin/queues")
-    assert queues.status_code == 200 and "dead-1" in queues.text
+    assert queues.status_code == 200
+    assert "dead-1" in queues.text
     job = await c.get("/admin/queues/sync/jobs/dead-1")
-    assert "[REDACTED]" in job.text and SECRET not in job.text and "boom" in job.text
+    assert "[REDACTED]" in job.text
+    assert SECRET not in job.text
+    assert "boom" in job.text
     dead = await c.get("/admin/queues/sync/dead")
     assert 'value="dead-1"' in dead.text
     retried = await c.post(
         "/admin/queues/sync/dead/retry", data={"csrf_token": signed_in.csrf, "job_id": "dead-1"}
     )
-    assert retried.status_code == 303 and "notice=retried&n=1" in retried.headers["location"]
+    assert retried.status_code == 303
+    assert "notice=retried&n=1" in retried.headers["location"]
     info = await runtime.queues.queue("sync").job_info("dead-1")
-    assert info is not None and info.state == "waiting"
+    assert info is not None
+    assert info.state == "waiting"
     assert "1 job(s) retried." in (await c.get(retried.headers["location"])).text
 
 
@@ -140,7 +149,8 @@ async def test_purge_all_and_refusals(runtime: Runtime, signed_in: SignedIn) -> 
     await make_dead_job(runtime, str(shop_id))
     c = signed_in.client
     nothing = await c.post("/admin/queues/sync/dead/purge", data={"csrf_token": signed_in.csrf})
-    assert nothing.status_code == 400 and "tick at least one job" in nothing.text
+    assert nothing.status_code == 400
+    assert "tick at least one job" in nothing.text
     unknown = await c.post(
         "/admin/queues/nope/dead/purge", data={"csrf_token": signed_in.csrf, "all": "1"}
     )
@@ -173,7 +183,8 @@ async def test_start_full_sync_queues_the_job_with_its_audit_row(
 
 async def test_static_files_are_served_with_an_etag(signed_in: SignedIn) -> None:
     css = await signed_in.client.get("/admin/static/console.css")
-    assert css.status_code == 200 and "prefers-color-scheme: dark" in css.text
+    assert css.status_code == 200
+    assert "prefers-color-scheme: dark" in css.text
     again = await signed_in.client.get(
         "/admin/static/console.css", headers={"If-None-Match": css.headers["etag"]}
     )
@@ -190,7 +201,8 @@ async def test_a_parity_check_is_queued_with_its_row_and_audit(
         refused = await c.post(
             f"/admin/shops/{shop_id}/parity", data={"csrf_token": signed_in.csrf, "sample": bad}
         )
-        assert refused.status_code == 400 and "sample must be" in refused.text
+        assert refused.status_code == 400
+        assert "sample must be" in refused.text
     ok = await c.post(
         f"/admin/shops/{shop_id}/parity", data={"csrf_token": signed_in.csrf, "sample": "25"}
     )
@@ -204,7 +216,8 @@ async def test_a_parity_check_is_queued_with_its_row_and_audit(
         )
         assert await cur.fetchall() == [(check_id,)]
     page = await c.get(f"/admin/shops/{shop_id}")
-    assert "parity-queued" in page.text and "0 / 25" in page.text
+    assert "parity-queued" in page.text
+    assert "0 / 25" in page.text
 
 
 async def test_a_sparse_filter_searches_a_bounded_window_per_page(
@@ -244,7 +257,8 @@ async def test_the_queues_page_lists_only_shops_with_work_or_paused(
     await runtime.queues.queue("bulk").pause_group(str(paused))
     page = await signed_in.client.get("/admin/queues")
     per_shop = page.text.split('id="per-shop"')[1].split("</table>")[0]
-    assert "busy.myshopify.com" in per_shop and "paused.myshopify.com" in per_shop
+    assert "busy.myshopify.com" in per_shop
+    assert "paused.myshopify.com" in per_shop
     assert "idle.myshopify.com" not in per_shop
     assert "1 other shops are idle" in page.text
 

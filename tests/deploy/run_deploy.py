@@ -413,6 +413,8 @@ def stack_up(s: Secrets) -> None:
         app_role = conn.execute(
             "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = 'neanelu_app'"
         ).fetchone()
+    if app_role is None:
+        raise Failed("the database has no neanelu_app role after the migration")
     print(
         f"schema at {rev[0] if rev else None}; tables owned by {sorted(o for (o,) in owners)}; "
         f"neanelu_app superuser={app_role[0]} bypassrls={app_role[1]}"
@@ -453,9 +455,10 @@ def install_and_sync(s: Secrets) -> str:
         f"installed {DOMAIN} through {PROXY}/auth/install -> emulator authorize -> /auth/callback"
     )
     with owner_conn(s) as conn:
-        shop_id = str(
-            conn.execute("SELECT id FROM shops WHERE domain = %s", (DOMAIN,)).fetchone()[0]
-        )
+        found = conn.execute("SELECT id FROM shops WHERE domain = %s", (DOMAIN,)).fetchone()
+    if found is None:
+        raise Failed(f"{DOMAIN} is not in the shops table after its install")
+    shop_id = str(found[0])
     t = time.monotonic()
     deadline = t + 1200
     while True:
@@ -518,6 +521,7 @@ def counts(s: Secrets, shop_id: str) -> dict[str, int]:
             "  FROM variants WHERE deleted_at IS NULL),"
             " (SELECT count(*) FROM inventory_levels), (SELECT count(*) FROM webhook_inbox)"
         ).fetchone()
+    assert row is not None  # a SELECT of aggregates has one row
     keys = ("products", "variants", "metafields", "inventory_levels", "webhooks")
     return dict(zip(keys, (int(x) for x in row), strict=True))
 

@@ -42,13 +42,16 @@ def check(schema: GraphQLSchema, type_: Any, value: Any, path: str = "data") -> 
         if type_.name in STRING_SCALARS:
             assert isinstance(value, str), f"{path}: {value!r} is not a {type_.name} string"
         elif type_.name == "Int":
-            assert isinstance(value, int) and not isinstance(value, bool), f"{path}: {value!r}"
+            assert isinstance(value, int), f"{path}: {value!r}"
+            assert not isinstance(value, bool), f"{path}: {value!r}"
         elif type_.name == "Float":
-            assert isinstance(value, (int, float)) and not isinstance(value, bool), f"{path}"
+            assert isinstance(value, (int, float)), f"{path}"
+            assert not isinstance(value, bool), f"{path}"
         elif type_.name == "Boolean":
             assert isinstance(value, bool), f"{path}: {value!r} is not a Boolean"
         if type_.name == "DateTime":
-            assert value.endswith("Z") and "T" in value, f"{path}: {value!r} is not UTC ISO 8601"
+            assert value.endswith("Z"), f"{path}: {value!r} is not UTC ISO 8601"
+            assert "T" in value, f"{path}: {value!r} is not UTC ISO 8601"
         if type_.name == "Decimal":
             float(value)
         return 1

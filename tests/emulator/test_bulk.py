@@ -6,11 +6,13 @@ import base64
 import json
 import time
 from collections import Counter
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
 from shopify_emulator import EmulatorConfig, ShopConfig
+from tests.emulator.clients import Connect, MakeEmulator, ReceiverFactory, Shop
 
 CORE = (
     "{ products { edges { node { id handle title vendor productType status tags descriptionHtml createdAt updatedAt "
@@ -29,15 +31,17 @@ INVENTORY = (
 )
 
 
-def _lines(url: str) -> list[dict]:  # type: ignore[type-arg]
+def _lines(url: str) -> list[dict[str, Any]]:
     body = httpx.get(url, timeout=30).content
     assert body.endswith(b"\n")
     return [json.loads(line) for line in body.splitlines()]
 
 
-def test_core_query_grouped_matches_counts_and_truth(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_core_query_grouped_matches_counts_and_truth(alpha: Shop) -> None:
     op = alpha.wait_bulk(alpha.run_bulk(CORE, group=True))
-    assert op["status"] == "COMPLETED" and op["errorCode"] is None and op["completedAt"]
+    assert op["status"] == "COMPLETED"
+    assert op["errorCode"] is None
+    assert op["completedAt"]
     lines = _lines(op["url"])
     counts = alpha.control("GET", "/counts")
     assert int(op["objectCount"]) == len(lines) == counts["products"] + counts["variants"]
@@ -83,7 +87,7 @@ def test_core_query_grouped_matches_counts_and_truth(alpha) -> None:  # type: ig
         assert variant[key] == truth["variants"][0][key]
 
 
-def test_bulk_lines_equal_graphql_answers(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_bulk_lines_equal_graphql_answers(alpha: Shop) -> None:
     """The bulk writer's compiled fast path must mean what the GraphQL resolvers mean."""
     lines = _lines(alpha.wait_bulk(alpha.run_bulk(CORE, group=True))["url"])
     page = alpha.gql(
@@ -102,7 +106,9 @@ def test_bulk_lines_equal_graphql_answers(alpha) -> None:  # type: ignore[no-unt
             } == variant
 
 
-def test_ungrouped_orders_are_joinable_by_parent_id(make_emulator, connect) -> None:  # type: ignore[no-untyped-def]
+def test_ungrouped_orders_are_joinable_by_parent_id(
+    make_emulator: MakeEmulator, connect: Connect
+) -> None:
     for order in ("shuffled", "children_first"):
         emulator = make_emulator(
             EmulatorConfig(shops=[ShopConfig(name="order", products=120)], bulk_child_order=order)
@@ -123,22 +129,21 @@ def test_ungrouped_orders_are_joinable_by_parent_id(make_emulator, connect) -> N
             assert 0 < before_parent < len(children)
 
 
-def test_metafield_queries_and_nesting_limit(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_metafield_queries_and_nesting_limit(alpha: Shop) -> None:
     rejected = alpha.gql(
         "mutation($q: String!) { bulkOperationRunQuery(query: $q) { bulkOperation { id } userErrors { field message code } } }",
         {"q": NESTED_METAFIELDS},
     )["data"]["bulkOperationRunQuery"]
-    assert rejected["bulkOperation"] is None and rejected["userErrors"][0]["code"] == "INVALID"
+    assert rejected["bulkOperation"] is None
+    assert rejected["userErrors"][0]["code"] == "INVALID"
     assert "nesting depth" in rejected["userErrors"][0]["message"]
     counts = alpha.control("GET", "/counts")
     products = _lines(alpha.wait_bulk(alpha.run_bulk(PRODUCT_METAFIELDS))["url"])
     variants = _lines(alpha.wait_bulk(alpha.run_bulk(VARIANT_METAFIELDS))["url"])
     product_mf = [line for line in products if line["__typename"] == "Metafield"]
     variant_mf = [line for line in variants if line["__typename"] == "Metafield"]
-    assert (
-        len(product_mf) == counts["product_metafields"]
-        and len(variant_mf) == counts["variant_metafields"]
-    )
+    assert len(product_mf) == counts["product_metafields"]
+    assert len(variant_mf) == counts["variant_metafields"]
     assert all(
         line["__parentId"].startswith("gid://shopify/ProductVariant/") for line in variant_mf
     )
@@ -162,24 +167,24 @@ def test_metafield_queries_and_nesting_limit(alpha) -> None:  # type: ignore[no-
     assert not any(line["namespace"].startswith("app--") for line in their_mf)
 
 
-def test_inventory_query(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_inventory_query(alpha: Shop) -> None:
     op = alpha.wait_bulk(alpha.run_bulk(INVENTORY))
     lines = _lines(op["url"])
     counts = alpha.control("GET", "/counts")
     items = [line for line in lines if line["__typename"] == "InventoryItem"]
     levels = [line for line in lines if line["__typename"] == "InventoryLevel"]
-    assert len(items) == counts["inventory_items"] and len(levels) == counts["inventory_levels"]
+    assert len(items) == counts["inventory_items"]
+    assert len(levels) == counts["inventory_levels"]
     assert int(op["rootObjectCount"]) == len(items)
     assert items[0]["variant"]["id"].startswith("gid://shopify/ProductVariant/")
     level = levels[0]
     assert level["__parentId"].startswith("gid://shopify/InventoryItem/")
-    assert level["quantities"][0]["name"] == "available" and isinstance(
-        level["quantities"][0]["quantity"], int
-    )
+    assert level["quantities"][0]["name"] == "available"
+    assert isinstance(level["quantities"][0]["quantity"], int)
     assert level["location"]["id"].startswith("gid://shopify/Location/")
 
 
-def test_incremental_filter_in_bulk(make_emulator, connect) -> None:  # type: ignore[no-untyped-def]
+def test_incremental_filter_in_bulk(make_emulator: MakeEmulator, connect: Connect) -> None:
     emulator = make_emulator(EmulatorConfig(shops=[ShopConfig(name="incr", products=50)]))
     shop = connect(emulator, "incr")
     shop.control("PATCH", "/products/8000000000007", json={"title": "Changed"})
@@ -192,7 +197,9 @@ def test_incremental_filter_in_bulk(make_emulator, connect) -> None:  # type: ig
     ]
 
 
-def test_concurrency_limits_by_version_and_cancel(make_emulator, connect) -> None:  # type: ignore[no-untyped-def]
+def test_concurrency_limits_by_version_and_cancel(
+    make_emulator: MakeEmulator, connect: Connect
+) -> None:
     emulator = make_emulator(
         EmulatorConfig(shops=[ShopConfig(name="busy", products=400)], bulk_lines_per_s=200)
     )
@@ -218,7 +225,8 @@ def test_concurrency_limits_by_version_and_cancel(make_emulator, connect) -> Non
     current = shop.gql("{ currentBulkOperation { id status } }", version="2025-10")["data"][
         "currentBulkOperation"
     ]
-    assert current["id"] == old_first and current["status"] == "RUNNING"
+    assert current["id"] == old_first
+    assert current["status"] == "RUNNING"
     polled = shop.gql(
         "query($id: ID!) { bulkOperation(id: $id) { id } }", {"id": old_first}, version="2025-10"
     )
@@ -229,7 +237,7 @@ def test_concurrency_limits_by_version_and_cancel(make_emulator, connect) -> Non
     )
 
 
-def test_file_url_is_a_signed_storage_url_expiring_with_range(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_file_url_is_a_signed_storage_url_expiring_with_range(alpha: Shop) -> None:
     op_id = alpha.run_bulk(CORE)
     url = alpha.wait_bulk(op_id)["url"]
     parsed = urlsplit(url)
@@ -246,7 +254,8 @@ def test_file_url_is_a_signed_storage_url_expiring_with_range(alpha) -> None:  #
         "response-content-type",
     }
     disposition = query["response-content-disposition"][0]
-    assert f'filename="bulk-{number}.jsonl"' in disposition and disposition.startswith("attachment")
+    assert f'filename="bulk-{number}.jsonl"' in disposition
+    assert disposition.startswith("attachment")
     assert query["response-content-type"] == ["application/jsonl"]
     assert "response-content-type=application%2Fjsonl" in url
     response = httpx.get(url)
@@ -254,11 +263,13 @@ def test_file_url_is_a_signed_storage_url_expiring_with_range(alpha) -> None:  #
     assert response.headers["content-type"].startswith("application/jsonl")
     assert response.headers["content-disposition"] == disposition
     tail = httpx.get(url, headers={"Range": "bytes=1000-"})
-    assert tail.status_code == 206 and tail.content == full[1000:]
+    assert tail.status_code == 206
+    assert tail.content == full[1000:]
     assert tail.headers["content-range"] == f"bytes 1000-{len(full) - 1}/{len(full)}"
     tampered = url.replace("Signature=", "Signature=0")
     bad = httpx.get(tampered)
-    assert bad.status_code == 403 and b"<Code>SignatureDoesNotMatch</Code>" in bad.content
+    assert bad.status_code == 403
+    assert b"<Code>SignatureDoesNotMatch</Code>" in bad.content
     # The file name is signed too: a client cannot rename the download.
     renamed = url.replace(f"bulk-{number}.jsonl", "other.jsonl")
     assert httpx.get(renamed).status_code == 403
@@ -266,14 +277,18 @@ def test_file_url_is_a_signed_storage_url_expiring_with_range(alpha) -> None:  #
     assert 6 * 24 * 3600 < expires - time.time() <= 7 * 24 * 3600
 
 
-def test_empty_result_completes_with_null_url(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_empty_result_completes_with_null_url(alpha: Shop) -> None:
     op = alpha.wait_bulk(
         alpha.run_bulk('{ products(query: "updated_at:>2030-01-01") { edges { node { id } } } }')
     )
-    assert op["status"] == "COMPLETED" and op["objectCount"] == "0" and op["url"] is None
+    assert op["status"] == "COMPLETED"
+    assert op["objectCount"] == "0"
+    assert op["url"] is None
 
 
-def test_finish_webhook(make_emulator, connect, receiver_factory) -> None:  # type: ignore[no-untyped-def]
+def test_finish_webhook(
+    make_emulator: MakeEmulator, connect: Connect, receiver_factory: ReceiverFactory
+) -> None:
     emulator = make_emulator(EmulatorConfig(shops=[ShopConfig(name="fin", products=5)]))
     shop = connect(emulator, "fin")
     receiver = receiver_factory()
@@ -281,22 +296,19 @@ def test_finish_webhook(make_emulator, connect, receiver_factory) -> None:  # ty
         "mutation($u: URL!) { webhookSubscriptionCreate(topic: BULK_OPERATIONS_FINISH, webhookSubscription: {callbackUrl: $u, format: JSON}) { webhookSubscription { id topic } userErrors { message } } }",
         {"u": receiver.url},
     )["data"]["webhookSubscriptionCreate"]
-    assert (
-        created["userErrors"] == []
-        and created["webhookSubscription"]["topic"] == "BULK_OPERATIONS_FINISH"
-    )
+    assert created["userErrors"] == []
+    assert created["webhookSubscription"]["topic"] == "BULK_OPERATIONS_FINISH"
     op_id = shop.run_bulk(CORE)
     shop.wait_bulk(op_id)
     body = json.loads(receiver.wait_for(1)[0].body)
-    assert (
-        body["admin_graphql_api_id"] == op_id
-        and body["status"] == "completed"
-        and body["type"] == "query"
-    )
-    assert body["error_code"] is None and body["completed_at"]
+    assert body["admin_graphql_api_id"] == op_id
+    assert body["status"] == "completed"
+    assert body["type"] == "query"
+    assert body["error_code"] is None
+    assert body["completed_at"]
 
 
-def test_served_file_replaces_the_next_matching_result_exactly(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_served_file_replaces_the_next_matching_result_exactly(alpha: Shop) -> None:
     content = (
         b'{"__typename":"Product","id":"gid://shopify/Product/1","title":"\xff"}\n'
         b'{"__typename":"ProductVariant","id":"gid://shopify/ProductVariant/2",'
@@ -307,7 +319,8 @@ def test_served_file_replaces_the_next_matching_result_exactly(alpha) -> None:  
         "/_emulator/shops/alpha/bulk/served-files",
         json={"query_contains": "descriptionHtml", "content_base64": "not base64!"},
     )
-    assert bad.status_code == 400 and "base64" in bad.json()["error"]
+    assert bad.status_code == 400
+    assert "base64" in bad.json()["error"]
     listed = alpha.control(
         "POST",
         "/bulk/served-files",

@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import time
+from typing import Any
 
 import httpx
 import psutil
@@ -13,9 +14,10 @@ import pytest
 from graphql import parse
 
 from shopify_emulator import EmulatorConfig, ShopConfig, bulk_plan
-from shopify_emulator.config import CatalogShape
+from shopify_emulator.config import CatalogShape, ChildOrder
 from shopify_emulator.context import Context
 from shopify_emulator.state import EmulatorState
+from tests.emulator.clients import Connect, MakeEmulator
 
 CORE = (
     "{ products { edges { node { id handle title vendor productType status tags descriptionHtml createdAt "
@@ -81,12 +83,14 @@ def test_plans_the_emitter_does_not_write_use_the_general_path() -> None:
         )
 
 
-def _lines(url: str) -> list[dict]:  # type: ignore[type-arg]
+def _lines(url: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in httpx.get(url).text.splitlines()]
 
 
 @pytest.mark.parametrize("order", ["grouped", "shuffled"])
-def test_sharded_export_equals_one_writer(make_emulator, connect, order: str) -> None:  # type: ignore[no-untyped-def]
+def test_sharded_export_equals_one_writer(
+    make_emulator: MakeEmulator, connect: Connect, order: ChildOrder
+) -> None:
     shops = [
         ShopConfig(name="one", products=300, seed=2),
         ShopConfig(name="many", products=300, seed=2),
@@ -121,7 +125,9 @@ def test_sharded_export_equals_one_writer(make_emulator, connect, order: str) ->
         assert roots == sorted(roots, key=lambda gid: int(gid.rsplit("/", 1)[1]))
 
 
-def test_writer_processes_do_not_hold_the_servers_connections(make_emulator, connect) -> None:  # type: ignore[no-untyped-def]
+def test_writer_processes_do_not_hold_the_servers_connections(
+    make_emulator: MakeEmulator, connect: Connect
+) -> None:
     # A forked writer that kept copies of the server's sockets kept every connection the server closed
     # meanwhile (keep-alive timeout, `Connection: close`) open to its client, which then sent requests
     # nobody read and got an EOF once the writer exited. The writers must hold no socket at all.

@@ -13,6 +13,7 @@ import pytest
 from shopify_emulator import EmulatorConfig, ShopConfig
 from shopify_emulator.__main__ import build_config, parser
 from shopify_emulator.clock import ManualClock
+from tests.emulator.clients import Connect, MakeEmulator, Shop
 
 CORE = "{ products { edges { node { id title variants { edges { node { id sku } } } } } } }"
 RUN = """mutation($q: String!) { bulkOperationRunQuery(query: $q) {
@@ -28,7 +29,7 @@ METAFIELDS = """mutation call($metafields: [MetafieldsSetInput!]!) { metafieldsS
 
 
 @pytest.fixture
-def slow(make_emulator, connect):  # type: ignore[no-untyped-def]
+def slow(make_emulator: MakeEmulator, connect: Connect) -> Shop:
     emulator = make_emulator(
         EmulatorConfig(shops=[ShopConfig(name="slow", products=400)], bulk_lines_per_s=1500)
     )
@@ -36,16 +37,18 @@ def slow(make_emulator, connect):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def fresh(make_emulator, connect):  # type: ignore[no-untyped-def]
+def fresh(make_emulator: MakeEmulator, connect: Connect) -> Shop:
     emulator = make_emulator(EmulatorConfig(shops=[ShopConfig(name="fresh", products=30)]))
     return connect(emulator, "fresh")
 
 
-def test_created_then_running_with_growing_count_then_completed(slow) -> None:  # type: ignore[no-untyped-def]
+def test_created_then_running_with_growing_count_then_completed(slow: Shop) -> None:
     run = slow.gql(RUN, {"q": CORE})["data"]["bulkOperationRunQuery"]
     op = run["bulkOperation"]
     # Shopify's answer: the new operation is CREATED, with nothing counted and no file.
-    assert op["status"] == "CREATED" and op["objectCount"] == "0" and op["url"] is None
+    assert op["status"] == "CREATED"
+    assert op["objectCount"] == "0"
+    assert op["url"] is None
     counts = []
     statuses = []
     deadline = time.monotonic() + 30
@@ -58,12 +61,15 @@ def test_created_then_running_with_growing_count_then_completed(slow) -> None:  
         if now["status"] == "COMPLETED":
             break
         time.sleep(0.1)
-    assert statuses[-1] == "COMPLETED" and "RUNNING" in statuses
+    assert statuses[-1] == "COMPLETED"
+    assert "RUNNING" in statuses
     running = [c for s, c in zip(statuses, counts, strict=True) if s == "RUNNING"]
-    assert running == sorted(running) and len(set(running)) > 2 and running[-1] <= counts[-1]
+    assert running == sorted(running)
+    assert len(set(running)) > 2
+    assert running[-1] <= counts[-1]
 
 
-def test_cancel_before_the_writer_starts(fresh) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_before_the_writer_starts(fresh: Shop) -> None:
     out = fresh.gql(
         "mutation($q: String!) { a: bulkOperationRunQuery(query: $q) { bulkOperation { id status } } }",
         {"q": CORE},
@@ -76,25 +82,30 @@ def test_cancel_before_the_writer_starts(fresh) -> None:  # type: ignore[no-unty
     assert fresh.wait_bulk(op_id)["status"] in ("CANCELED", "COMPLETED")
 
 
-def test_timeout_on_request(fresh) -> None:  # type: ignore[no-untyped-def]
+def test_timeout_on_request(fresh: Shop) -> None:
     fresh.control(
         "POST", "/faults", json={"kind": "bulk_timeout", "count": 1, "params": {"after_lines": 5}}
     )
     op = fresh.wait_bulk(fresh.run_bulk(CORE))
-    assert op["status"] == "FAILED" and op["errorCode"] == "TIMEOUT"
-    assert op["url"] is None and op["objectCount"] == "5"
+    assert op["status"] == "FAILED"
+    assert op["errorCode"] == "TIMEOUT"
+    assert op["url"] is None
+    assert op["objectCount"] == "5"
     assert len(httpx.get(op["partialDataUrl"]).text.splitlines()) == 5
 
 
-def test_expired_on_request(fresh) -> None:  # type: ignore[no-untyped-def]
+def test_expired_on_request(fresh: Shop) -> None:
     fresh.control("POST", "/faults", json={"kind": "bulk_expired", "count": 1})
     op = fresh.wait_bulk(fresh.run_bulk(CORE))
-    assert op["status"] == "EXPIRED" and op["url"] is None and int(op["objectCount"]) > 30
+    assert op["status"] == "EXPIRED"
+    assert op["url"] is None
+    assert int(op["objectCount"]) > 30
     again = fresh.wait_bulk(fresh.run_bulk(CORE))
-    assert again["status"] == "COMPLETED" and again["url"]
+    assert again["status"] == "COMPLETED"
+    assert again["url"]
 
 
-def test_results_expire_with_their_links(make_emulator, connect) -> None:  # type: ignore[no-untyped-def]
+def test_results_expire_with_their_links(make_emulator: MakeEmulator, connect: Connect) -> None:
     clock = ManualClock()
     emulator = make_emulator(
         EmulatorConfig(
@@ -109,7 +120,8 @@ def test_results_expire_with_their_links(make_emulator, connect) -> None:  # typ
     assert shop.wait_bulk(op_id)["status"] == "COMPLETED"
     clock.advance(1)
     later = shop.wait_bulk(op_id)
-    assert later["status"] == "EXPIRED" and later["url"] is None
+    assert later["status"] == "EXPIRED"
+    assert later["url"] is None
 
 
 def _stage(shop: Any, lines: list[dict[str, Any]], method: str) -> str:
@@ -145,7 +157,7 @@ def _stage(shop: Any, lines: list[dict[str, Any]], method: str) -> str:
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT"])
-def test_bulk_mutation_over_a_staged_upload(fresh, method: str) -> None:  # type: ignore[no-untyped-def]
+def test_bulk_mutation_over_a_staged_upload(fresh: Shop, method: str) -> None:
     products = fresh.gql("{ products(first: 3) { nodes { id } } }")["data"]["products"]["nodes"]
     lines = [
         {"product": {"id": p["id"], "title": f"Bulk {n}", "tags": ["bulk"]}}
@@ -154,10 +166,12 @@ def test_bulk_mutation_over_a_staged_upload(fresh, method: str) -> None:  # type
     lines.append({"product": {"id": "gid://shopify/Product/1", "title": "nobody"}})
     path = _stage(fresh, lines, method)
     run = fresh.gql(RUN_MUTATION, {"m": UPDATE, "path": path})["data"]["bulkOperationRunMutation"]
-    assert run["userErrors"] == [] and run["bulkOperation"]["status"] == "CREATED"
+    assert run["userErrors"] == []
+    assert run["bulkOperation"]["status"] == "CREATED"
     assert run["bulkOperation"]["type"] == "MUTATION"
     op = fresh.wait_bulk(run["bulkOperation"]["id"])
-    assert op["status"] == "COMPLETED" and op["objectCount"] == "4"
+    assert op["status"] == "COMPLETED"
+    assert op["objectCount"] == "4"
     results = [json.loads(line) for line in httpx.get(op["url"]).text.splitlines()]
     assert [r["__lineNumber"] for r in results] == [0, 1, 2, 3]
     assert [r["data"]["productUpdate"]["product"]["title"] for r in results[:3]] == [
@@ -174,7 +188,7 @@ def test_bulk_mutation_over_a_staged_upload(fresh, method: str) -> None:  # type
     assert now["data"]["product"] == {"title": "Bulk 1", "tags": ["bulk"]}
 
 
-def test_bulk_metafields_set_and_errors(fresh) -> None:  # type: ignore[no-untyped-def]
+def test_bulk_metafields_set_and_errors(fresh: Shop) -> None:
     product = fresh.gql("{ products(first: 1) { nodes { id } } }")["data"]["products"]["nodes"][0][
         "id"
     ]
@@ -218,7 +232,7 @@ def test_bulk_metafields_set_and_errors(fresh) -> None:  # type: ignore[no-untyp
     )
 
 
-def test_staged_upload_refuses_a_forged_key(fresh) -> None:  # type: ignore[no-untyped-def]
+def test_staged_upload_refuses_a_forged_key(fresh: Shop) -> None:
     target = fresh.gql(
         STAGE,
         {
@@ -235,10 +249,13 @@ def test_staged_upload_refuses_a_forged_key(fresh) -> None:  # type: ignore[no-u
     params = {p["name"]: p["value"] for p in target["parameters"]}
     params["key"] = params["key"].replace("v.jsonl", "other.jsonl")
     response = httpx.post(target["url"], data=params, files={"file": ("v.jsonl", b"{}\n")})
-    assert response.status_code == 403 and b"SignatureDoesNotMatch" in response.content
+    assert response.status_code == 403
+    assert b"SignatureDoesNotMatch" in response.content
 
 
-def test_public_base_url_from_the_command_line(make_emulator, connect) -> None:  # type: ignore[no-untyped-def]
+def test_public_base_url_from_the_command_line(
+    make_emulator: MakeEmulator, connect: Connect
+) -> None:
     config = build_config(
         parser().parse_args(
             ["--shops", "cli:5", "--public-base-url", "https://storage.googleapis.com/"]
@@ -255,7 +272,7 @@ def test_public_base_url_from_the_command_line(make_emulator, connect) -> None: 
     assert httpx.get(local).status_code == 200
 
 
-def test_rest_shop_created_at_in_the_shop_offset(fresh) -> None:  # type: ignore[no-untyped-def]
+def test_rest_shop_created_at_in_the_shop_offset(fresh: Shop) -> None:
     shop = fresh.http.get(
         "/admin/api/2026-01/shop.json", headers={"X-Shopify-Access-Token": fresh.token}
     )

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from shopify_emulator import CatalogShape, EmulatorConfig, RunningEmulator, ShopConfig, ids
+from shopify_emulator import CatalogShape, EmulatorConfig, ShopConfig, ids
 from shopify_emulator.catalog import Catalog
 from shopify_emulator.generator import generate_product
+from tests.emulator.clients import Connect, MakeEmulator
 
 
 def test_product_is_a_pure_function_of_seed_and_index() -> None:
@@ -33,23 +32,19 @@ def test_shapes_are_realistic() -> None:
     products = [generate_product(shape, 1, i) for i in range(400)]
     assert any(len(p.variants) == 2048 for p in products), "huge products appear"
     assert any(any(ord(c) > 127 for c in p.title) for p in products), "unicode titles"
-    assert any(p.description_html == "" for p in products) and any(
-        len(p.description_html) > 5000 for p in products
-    )
+    assert any(p.description_html == "" for p in products)
+    assert any(len(p.description_html) > 5000 for p in products)
     assert any(len(p.tags) >= 50 for p in products)
     variants = [v for p in products for v in p.variants]
-    assert any(v.sku is None for v in variants) and any(
-        v.compare_at_price is None for v in variants
-    )
+    assert any(v.sku is None for v in variants)
+    assert any(v.compare_at_price is None for v in variants)
     assert all(len(v.available) == shape.locations for v in variants)
     normal = [len(p.variants) for p in products if len(p.variants) < 2048]
     assert 2.5 < sum(normal) / len(normal) < 3.5
     assert all(len({v.id for v in p.variants}) == len(p.variants) for p in products)
 
 
-def test_counts_match_the_served_catalog(
-    make_emulator: Callable[..., RunningEmulator], connect
-) -> None:  # type: ignore[no-untyped-def]
+def test_counts_match_the_served_catalog(make_emulator: MakeEmulator, connect: Connect) -> None:
     emulator = make_emulator(
         EmulatorConfig(shops=[ShopConfig(name="counted", products=23, seed=11)])
     )
@@ -81,7 +76,9 @@ def test_counts_match_the_served_catalog(
     assert counts["inventory_levels"] == counts["variants"] * counts["locations"]
 
 
-def test_overlay_changes_are_reflected_in_counts_and_state(make_emulator, connect) -> None:  # type: ignore[no-untyped-def]
+def test_overlay_changes_are_reflected_in_counts_and_state(
+    make_emulator: MakeEmulator, connect: Connect
+) -> None:
     emulator = make_emulator(EmulatorConfig(shops=[ShopConfig(name="overlay", products=10)]))
     shop = connect(emulator, "overlay")
     before = shop.control("GET", "/counts")
@@ -96,8 +93,10 @@ def test_overlay_changes_are_reflected_in_counts_and_state(make_emulator, connec
         created["variants"]
     )
     assert created["id"] == "gid://shopify/Product/8000000000010"
-    assert created["title"] == "Brand new ☕" and created["tags"] == ["x", "y"]
+    assert created["title"] == "Brand new ☕"
+    assert created["tags"] == ["x", "y"]
     assert shop.http.get("/_emulator/shops/overlay/products/8000000000002").status_code == 404
     updated = shop.control("PATCH", "/products/8000000000003", json={"title": "Renamed"})["product"]
     original = shop.control("GET", "/products/8000000000004")
-    assert updated["title"] == "Renamed" and updated["updatedAt"] > original["updatedAt"]
+    assert updated["title"] == "Renamed"
+    assert updated["updatedAt"] > original["updatedAt"]

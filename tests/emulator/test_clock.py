@@ -9,6 +9,7 @@ import pytest
 
 from shopify_emulator import EmulatorConfig, ShopConfig
 from shopify_emulator.clock import ManualClock, SystemClock
+from tests.emulator.clients import Connect, MakeEmulator, Shop
 
 START = 1_900_000_000.0  # 2030-03-17T17:46:40Z
 SECRET = "shpss_emulator_client_secret_0123456789"
@@ -29,7 +30,7 @@ def test_a_manual_clock_moves_only_when_told() -> None:
 
 
 @pytest.fixture
-def timed(make_emulator, connect):  # type: ignore[no-untyped-def]
+def timed(make_emulator: MakeEmulator, connect: Connect) -> tuple[ManualClock, Shop]:
     clock = ManualClock(start=START)
     emulator = make_emulator(
         EmulatorConfig(shops=[ShopConfig(name="timed", products=5)], clock=clock)
@@ -37,7 +38,7 @@ def timed(make_emulator, connect):  # type: ignore[no-untyped-def]
     return clock, connect(emulator, "timed")
 
 
-def _authorize(shop) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _authorize(shop: Shop) -> dict[str, str]:
     response = shop.http.get(
         "/admin/oauth/authorize",
         params={"client_id": CLIENT, "redirect_uri": "https://app.example/cb", "state": "s"},
@@ -46,7 +47,7 @@ def _authorize(shop) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return dict(parse_qsl(urlsplit(response.headers["location"]).query))
 
 
-def test_oauth_codes_expire_on_the_clock(timed) -> None:  # type: ignore[no-untyped-def]
+def test_oauth_codes_expire_on_the_clock(timed: tuple[ManualClock, Shop]) -> None:
     clock, shop = timed
     kept, lapsed = _authorize(shop), _authorize(shop)
     assert kept["timestamp"] == lapsed["timestamp"] == str(int(START))
@@ -55,15 +56,17 @@ def test_oauth_codes_expire_on_the_clock(timed) -> None:  # type: ignore[no-unty
     ok = shop.http.post(
         url, json={"client_id": CLIENT, "client_secret": SECRET, "code": kept["code"]}
     )
-    assert ok.status_code == 200 and ok.json()["access_token"].startswith("shpat_")
+    assert ok.status_code == 200
+    assert ok.json()["access_token"].startswith("shpat_")
     clock.advance(2)  # past the codes' ten minutes
     late = shop.http.post(
         url, json={"client_id": CLIENT, "client_secret": SECRET, "code": lapsed["code"]}
     )
-    assert late.status_code == 400 and late.json()["error"] == "invalid_request"
+    assert late.status_code == 400
+    assert late.json()["error"] == "invalid_request"
 
 
-def test_changed_products_are_stamped_by_the_clock(timed) -> None:  # type: ignore[no-untyped-def]
+def test_changed_products_are_stamped_by_the_clock(timed: tuple[ManualClock, Shop]) -> None:
     clock, shop = timed
     clock.advance(61)
     changed = shop.control("PATCH", "/products/8000000000002", json={"title": "Renamed"})
@@ -72,7 +75,7 @@ def test_changed_products_are_stamped_by_the_clock(timed) -> None:  # type: igno
     assert read["data"]["product"] == {"title": "Renamed", "updatedAt": "2030-03-17T17:47:41Z"}
 
 
-def test_staged_upload_targets_expire_on_the_clock(timed) -> None:  # type: ignore[no-untyped-def]
+def test_staged_upload_targets_expire_on_the_clock(timed: tuple[ManualClock, Shop]) -> None:
     clock, shop = timed
     target = shop.gql(
         STAGE,
@@ -90,4 +93,5 @@ def test_staged_upload_targets_expire_on_the_clock(timed) -> None:  # type: igno
     params = {p["name"]: p["value"] for p in target["parameters"]}
     clock.advance(3601)  # the targets live an hour
     response = httpx.post(target["url"], data=params, files={"file": ("v.jsonl", b"{}\n")})
-    assert response.status_code >= 400 and b"ExpiredToken" in response.content
+    assert response.status_code >= 400
+    assert b"ExpiredToken" in response.content

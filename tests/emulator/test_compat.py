@@ -16,10 +16,11 @@ from typing import Any
 import httpx
 import pytest
 from graphql import GraphQLObjectType
-from shapes import check
 
-from shopify_emulator import EmulatorConfig, ShopConfig
+from shopify_emulator import EmulatorConfig, RunningEmulator, ShopConfig
 from shopify_emulator.graphql_api import schema
+from tests.emulator.clients import Connect, MakeEmulator, Shop
+from tests.emulator.shapes import check
 
 # Airbyte-style products stream: product fields, media, options, then variants as child lines.
 BULK_PRODUCTS = """{ products(query: "updated_at:>='2019-01-01T00:00:00+00:00'", sortKey: UPDATED_AT) {
@@ -120,12 +121,12 @@ RUN = """mutation($q: String!) { bulkOperationRunQuery(query: $q) { bulkOperatio
 
 
 @pytest.fixture(scope="module")
-def compat(make_emulator):  # type: ignore[no-untyped-def]
+def compat(make_emulator: MakeEmulator) -> RunningEmulator:
     return make_emulator(EmulatorConfig(shops=[ShopConfig(name="compat", products=60, seed=11)]))
 
 
 @pytest.fixture
-def shop(compat, connect):  # type: ignore[no-untyped-def]
+def shop(compat: RunningEmulator, connect: Connect) -> Shop:
     return connect(compat, "compat")
 
 
@@ -157,7 +158,7 @@ def _bulk(shop: Any, query: str, node_types: dict[str, str]) -> list[dict[str, A
     return lines
 
 
-def test_airbyte_style_products_bulk_stream(shop) -> None:  # type: ignore[no-untyped-def]
+def test_airbyte_style_products_bulk_stream(shop: Shop) -> None:
     lines = _bulk(shop, BULK_PRODUCTS, {})
     products = [line for line in lines if line["__typename"] == "Product"]
     assert len(products) == 60
@@ -177,17 +178,19 @@ def test_airbyte_style_products_bulk_stream(shop) -> None:  # type: ignore[no-un
             assert p["featuredMedia"]["image"]["url"] == p["featuredImage"]["url"]
         assert "<" not in p["description"]
     media = [line for line in lines if line["__typename"] == "MediaImage"]
-    assert media and all(m["__parentId"].startswith("gid://shopify/Product/") for m in media)
+    assert media
+    assert all(m["__parentId"].startswith("gid://shopify/Product/") for m in media)
     variants = [line for line in lines if line["__typename"] == "ProductVariant"]
     assert sum(p["variantsCount"]["count"] for p in products) == len(variants)
 
 
-def test_airbyte_style_variants_bulk_stream(shop) -> None:  # type: ignore[no-untyped-def]
+def test_airbyte_style_variants_bulk_stream(shop: Shop) -> None:
     lines = _bulk(shop, BULK_VARIANTS, {})
     variants = [line for line in lines if line["__typename"] == "ProductVariant"]
     assert variants
     for v in variants:
-        assert v["inventoryPolicy"] == "DENY" and v["taxable"] is True
+        assert v["inventoryPolicy"] == "DENY"
+        assert v["taxable"] is True
         item = v["inventoryItem"]
         assert item["requiresShipping"] is True
         # A unit cost below the price, in the shop's currency.
@@ -200,7 +203,7 @@ def test_airbyte_style_variants_bulk_stream(shop) -> None:  # type: ignore[no-un
     assert any(line["__typename"] == "Metafield" for line in lines)
 
 
-def test_inventory_by_location_bulk_stream(shop) -> None:  # type: ignore[no-untyped-def]
+def test_inventory_by_location_bulk_stream(shop: Shop) -> None:
     lines = _bulk(shop, BULK_LOCATIONS, {})
     locations = [line for line in lines if line["__typename"] == "Location"]
     levels = [line for line in lines if line["__typename"] == "InventoryLevel"]
@@ -211,17 +214,19 @@ def test_inventory_by_location_bulk_stream(shop) -> None:  # type: ignore[no-unt
     assert {line["__parentId"] for line in levels} == {loc["id"] for loc in locations}
 
 
-def test_metafields_bulk_stream_with_owner(shop) -> None:  # type: ignore[no-untyped-def]
+def test_metafields_bulk_stream_with_owner(shop: Shop) -> None:
     lines = _bulk(shop, BULK_METAFIELDS, {})
     metafields = [line for line in lines if line["__typename"] == "Metafield"]
     assert metafields
     for m in metafields:
-        assert m["owner"]["id"] == m["__parentId"] and m["ownerType"] == "PRODUCT"
-        assert m["description"] is None and m["definition"] is None
+        assert m["owner"]["id"] == m["__parentId"]
+        assert m["ownerType"] == "PRODUCT"
+        assert m["description"] is None
+        assert m["definition"] is None
         assert len(m["compareDigest"]) == 64
 
 
-def test_singer_style_incremental_pages(shop) -> None:  # type: ignore[no-untyped-def]
+def test_singer_style_incremental_pages(shop: Shop) -> None:
     seen: list[dict[str, Any]] = []
     after = None
     query = "updated_at:>='2019-06-01T00:00:00Z'"
@@ -244,22 +249,25 @@ def test_singer_style_incremental_pages(shop) -> None:  # type: ignore[no-untype
         assert node["collections"]["nodes"] == []
 
 
-def test_shop_settings_query(shop) -> None:  # type: ignore[no-untyped-def]
+def test_shop_settings_query(shop: Shop) -> None:
     data = _answer(shop, SHOP)["shop"]
     assert data["myshopifyDomain"] == "compat.myshopify.com"
-    assert data["timezoneOffsetMinutes"] == 120 and data["ianaTimezone"] == "Europe/Bucharest"
+    assert data["timezoneOffsetMinutes"] == 120
+    assert data["ianaTimezone"] == "Europe/Bucharest"
     assert data["primaryDomain"]["url"] == "https://compat.myshopify.com"
 
 
-def test_locations_page_with_levels_and_counts(shop) -> None:  # type: ignore[no-untyped-def]
+def test_locations_page_with_levels_and_counts(shop: Shop) -> None:
     data = _answer(shop, LOCATIONS_PAGE)
     names = [node["name"] for node in data["locations"]["nodes"]]
-    assert names == sorted(names) and data["locationsCount"]["count"] == len(names) == 2
+    assert names == sorted(names)
+    assert data["locationsCount"]["count"] == len(names) == 2
     level = next(n["inventoryLevel"] for n in data["locations"]["nodes"])
-    assert level is not None and isinstance(level["quantities"][0]["quantity"], int)
+    assert level is not None
+    assert isinstance(level["quantities"][0]["quantity"], int)
 
 
-def test_webhook_registration_listing(shop) -> None:  # type: ignore[no-untyped-def]
+def test_webhook_registration_listing(shop: Shop) -> None:
     created = shop.gql(
         'mutation { webhookSubscriptionCreate(topic: PRODUCTS_UPDATE, webhookSubscription: {uri: "https://hooks.example/p", format: JSON}) { webhookSubscription { id } userErrors { message } } }',
         version="2026-10",
@@ -267,20 +275,22 @@ def test_webhook_registration_listing(shop) -> None:  # type: ignore[no-untyped-
     assert created["userErrors"] == []
     data = _answer(shop, WEBHOOKS)
     node = data["webhookSubscriptions"]["edges"][0]["node"]
-    assert node["apiVersion"]["handle"] == "2026-10" and node["uri"] == "https://hooks.example/p"
+    assert node["apiVersion"]["handle"] == "2026-10"
+    assert node["uri"] == "https://hooks.example/p"
     assert data["webhookSubscriptionsCount"]["count"] >= 1
 
 
-def test_bulk_operation_polling_fields(shop) -> None:  # type: ignore[no-untyped-def]
+def test_bulk_operation_polling_fields(shop: Shop) -> None:
     op_id = shop.run_bulk("{ products { edges { node { id } } } }", version="2026-10")
     shop.wait_bulk(op_id)
     data = _answer(shop, BULK_POLL, {"id": op_id})
     assert data["bulkOperation"]["status"] == "COMPLETED"
-    assert data["bulkOperation"]["objectCount"] == "60" and data["bulkOperation"]["type"] == "QUERY"
+    assert data["bulkOperation"]["objectCount"] == "60"
+    assert data["bulkOperation"]["type"] == "QUERY"
 
 
 @pytest.mark.parametrize("version", ["2026-01", "2026-04", "2026-07", "2026-10"])
-def test_issue_fields_validate_in_every_served_version(shop, version: str) -> None:  # type: ignore[no-untyped-def]
+def test_issue_fields_validate_in_every_served_version(shop: Shop, version: str) -> None:
     # The fields the issue names as INVALID before, in one query per served version.
     query = """{ products(first: 2) { nodes { publishedAt seo { title } priceRangeV2 { minVariantPrice { amount } }
       featuredMedia { __typename id } variants(first: 2) { nodes { inventoryPolicy taxable

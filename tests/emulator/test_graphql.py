@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from shopify_emulator import EmulatorConfig, ShopConfig
+from shopify_emulator import EmulatorConfig, RunningEmulator, ShopConfig
 from shopify_emulator.clock import ManualClock
+from tests.emulator.clients import Connect, MakeEmulator, Shop
 
 
-def test_validation_errors_come_from_the_schema(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_validation_errors_come_from_the_schema(alpha: Shop) -> None:
     out = alpha.gql("{ products(first: 1) { nodes { noSuchField } } }")
-    assert "data" not in out and "noSuchField" in out["errors"][0]["message"]
+    assert "data" not in out
+    assert "noSuchField" in out["errors"][0]["message"]
     missing = alpha.gql("{ products { nodes { id } } }")
-    assert missing["data"] is None and "first" in missing["errors"][0]["message"]
+    assert missing["data"] is None
+    assert "first" in missing["errors"][0]["message"]
 
 
-def test_pagination_walks_every_product_once(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_pagination_walks_every_product_once(alpha: Shop) -> None:
     seen: list[str] = []
     after = None
     while True:
@@ -29,7 +32,7 @@ def test_pagination_walks_every_product_once(alpha) -> None:  # type: ignore[no-
     assert seen[0] == "gid://shopify/Product/8000000000000"
 
 
-def test_updated_at_filter_matches_generated_timestamps(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_updated_at_filter_matches_generated_timestamps(alpha: Shop) -> None:
     all_nodes = alpha.gql("{ products(first: 40) { nodes { id updatedAt } } }")["data"]["products"][
         "nodes"
     ]
@@ -47,7 +50,7 @@ def test_updated_at_filter_matches_generated_timestamps(alpha) -> None:  # type:
     assert future["data"]["products"]["nodes"] == []
 
 
-def test_calculated_cost_and_refund(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_calculated_cost_and_refund(alpha: Shop) -> None:
     # 2 + 10 * (1 node + variants connection (2 + 5 * 1 node)) = 82; `inventoryItem` adds 1 per variant.
     query = "{ products(first: 10) { edges { node { id variants(first: 5) { edges { node { id } } } } } } }"
     cost = alpha.gql(query)["extensions"]["cost"]
@@ -61,7 +64,8 @@ def test_calculated_cost_and_refund(alpha) -> None:  # type: ignore[no-untyped-d
     )
     assert cost["actualQueryCost"] == 2 + 10 + 10 * 2 + variants
     status = cost["throttleStatus"]
-    assert status["maximumAvailable"] == 2000.0 and status["restoreRate"] == 100.0
+    assert status["maximumAvailable"] == 2000.0
+    assert status["restoreRate"] == 100.0
     assert (
         alpha.gql("{ shop { id plan { displayName } } }")["extensions"]["cost"][
             "requestedQueryCost"
@@ -74,24 +78,25 @@ def test_calculated_cost_and_refund(alpha) -> None:  # type: ignore[no-untyped-d
     assert mutation["extensions"]["cost"]["requestedQueryCost"] == 10
 
 
-def test_plus_plan_bucket(emulator, connect) -> None:  # type: ignore[no-untyped-def]
+def test_plus_plan_bucket(emulator: RunningEmulator, connect: Connect) -> None:
     beta = connect(emulator, "beta")
     status = beta.gql("{ shop { id } }")["extensions"]["cost"]["throttleStatus"]
-    assert status["maximumAvailable"] == 20000.0 and status["restoreRate"] == 1000.0
+    assert status["maximumAvailable"] == 20000.0
+    assert status["restoreRate"] == 1000.0
 
 
-def test_max_cost_exceeded(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_max_cost_exceeded(alpha: Shop) -> None:
     out = alpha.gql(
         "{ products(first: 250) { nodes { id variants(first: 10) { nodes { id } } } } }"
     )
     assert out["errors"][0]["extensions"]["code"] == "MAX_COST_EXCEEDED"
-    assert (
-        out["extensions"]["cost"]["requestedQueryCost"] == 2 + 250 * (1 + 2 + 10)
-        and "data" not in out
-    )
+    assert out["extensions"]["cost"]["requestedQueryCost"] == 2 + 250 * (1 + 2 + 10)
+    assert "data" not in out
 
 
-def test_bucket_drains_throttles_and_restores(make_emulator, connect) -> None:  # type: ignore[no-untyped-def]
+def test_bucket_drains_throttles_and_restores(
+    make_emulator: MakeEmulator, connect: Connect
+) -> None:
     clock = ManualClock()
     emulator = make_emulator(
         EmulatorConfig(
@@ -102,10 +107,8 @@ def test_bucket_drains_throttles_and_restores(make_emulator, connect) -> None:  
     shop = connect(emulator, "tight")
     query = "{ products(first: 28) { nodes { id } } }"  # requested 30, actual 30
     first = shop.gql(query)["extensions"]["cost"]
-    assert (
-        first["requestedQueryCost"] == 30
-        and 69 <= first["throttleStatus"]["currentlyAvailable"] <= 71
-    )
+    assert first["requestedQueryCost"] == 30
+    assert 69 <= first["throttleStatus"]["currentlyAvailable"] <= 71
     shop.gql(query)
     shop.gql(query)
     throttled = shop.gql(query)
@@ -122,7 +125,7 @@ def test_bucket_drains_throttles_and_restores(make_emulator, connect) -> None:  
     )
 
 
-def test_rest_shop_json_with_call_limit(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_rest_shop_json_with_call_limit(alpha: Shop) -> None:
     token = alpha.mint()
     headers = {"X-Shopify-Access-Token": token}
     first = alpha.http.get("/admin/api/2026-01/shop.json", headers=headers)
@@ -132,7 +135,7 @@ def test_rest_shop_json_with_call_limit(alpha) -> None:  # type: ignore[no-untyp
     assert second.headers["x-shopify-shop-api-call-limit"] == "2/40"
 
 
-def test_versions_fall_forward(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_versions_fall_forward(alpha: Shop) -> None:
     response = alpha.http.post(
         "/admin/api/2023-01/graphql.json",
         json={"query": "{ shop { id } }"},
@@ -147,15 +150,14 @@ def test_versions_fall_forward(alpha) -> None:  # type: ignore[no-untyped-def]
     )
 
 
-def test_node_lookups_and_shopify_gid_formats(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_node_lookups_and_shopify_gid_formats(alpha: Shop) -> None:
     item = alpha.gql(
         '{ product(id: "gid://shopify/Product/8000000000001") { variants(first: 1) { nodes { inventoryItem { id inventoryLevels(first: 2) { nodes { id location { id } quantities(names: ["available", "on_hand"]) { name quantity } } } } } } } }'
     )["data"]["product"]["variants"]["nodes"][0]["inventoryItem"]
     level = item["inventoryLevels"]["nodes"][1]
     item_number = item["id"].rsplit("/", 1)[1]
-    assert level["id"].endswith(f"?inventory_item_id={item_number}") and level["id"].startswith(
-        "gid://shopify/InventoryLevel/"
-    )
+    assert level["id"].endswith(f"?inventory_item_id={item_number}")
+    assert level["id"].startswith("gid://shopify/InventoryLevel/")
     assert level["location"]["id"] == "gid://shopify/Location/70000000001"
     assert level["quantities"][0]["quantity"] == level["quantities"][1]["quantity"]
     node = alpha.gql("query($id: ID!) { node(id: $id) { __typename id } }", {"id": level["id"]})[
@@ -168,7 +170,7 @@ def test_node_lookups_and_shopify_gid_formats(alpha) -> None:  # type: ignore[no
     )
 
 
-def test_app_owned_metafields_are_private_to_the_owner(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_app_owned_metafields_are_private_to_the_owner(alpha: Shop) -> None:
     query = '{ product(id: "gid://shopify/Product/8000000000000") { metafields(first: 20) { nodes { namespace key } } } }'
     owner = alpha.gql(query)["data"]["product"]["metafields"]["nodes"]
     other = alpha.gql(query, token=alpha.mint(client_id="other-client-id"))["data"]["product"][
@@ -184,7 +186,7 @@ def test_app_owned_metafields_are_private_to_the_owner(alpha) -> None:  # type: 
     assert by_alias["data"]["product"]["metafields"]["nodes"] == [{"key": "fingerprint"}]
 
 
-def test_scope_is_required(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_scope_is_required(alpha: Shop) -> None:
     token = alpha.mint(scopes=["read_products"])
     out = alpha.gql("{ inventoryItems(first: 1) { nodes { id } } }", token=token)
     assert out["errors"][0]["extensions"]["code"] == "ACCESS_DENIED"

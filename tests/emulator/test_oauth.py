@@ -9,13 +9,14 @@ import jwt
 
 from shopify_emulator import EmulatorConfig, ShopConfig
 from shopify_emulator.clock import ManualClock
+from tests.emulator.clients import Connect, MakeEmulator, Shop
 from tests.shopify_library import library_hmac, library_message
 
 SECRET = "shpss_emulator_client_secret_0123456789"
 CLIENT = "emulator-client-id"
 
 
-def _authorize(shop, **extra):  # type: ignore[no-untyped-def]
+def _authorize(shop: Shop, **extra: str) -> dict[str, str]:
     params = {
         "client_id": CLIENT,
         "scope": "read_products,read_inventory",
@@ -30,7 +31,7 @@ def _authorize(shop, **extra):  # type: ignore[no-untyped-def]
     return dict(parse_qsl(location.query))
 
 
-def test_unknown_host_is_404_and_known_host_routes(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_host_is_404_and_known_host_routes(alpha: Shop) -> None:
     response = alpha.http.post(
         "/admin/api/2026-01/graphql.json",
         json={"query": "{ shop { id } }"},
@@ -43,30 +44,30 @@ def test_unknown_host_is_404_and_known_host_routes(alpha) -> None:  # type: igno
     )
 
 
-def test_callback_is_signed_as_the_official_library_checks_it(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_callback_is_signed_as_the_official_library_checks_it(alpha: Shop) -> None:
     params = _authorize(alpha, state="nonce 123~*")
     assert set(params) == {"code", "hmac", "host", "shop", "state", "timestamp"}
-    assert params["shop"] == "alpha.myshopify.com" and params["state"] == "nonce 123~*"
+    assert params["shop"] == "alpha.myshopify.com"
+    assert params["state"] == "nonce 123~*"
     assert abs(int(params["timestamp"]) - time.time()) < 5
     assert "&state=nonce%20123%7E*&" in library_message(params)
     assert params["hmac"] == library_hmac(params, SECRET)
 
 
-def test_code_exchange_with_expiring_tokens_and_refresh_rotation(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_code_exchange_with_expiring_tokens_and_refresh_rotation(alpha: Shop) -> None:
     code = _authorize(alpha)["code"]
     url = "/admin/oauth/access_token"
     body = alpha.http.post(
         url, json={"client_id": CLIENT, "client_secret": SECRET, "code": code, "expiring": "1"}
     ).json()
     assert body["scope"] == "read_products,read_inventory"
-    assert (
-        body["expires_in"] == 3600
-        and body["refresh_token"]
-        and body["refresh_token_expires_in"] > 0
-    )
+    assert body["expires_in"] == 3600
+    assert body["refresh_token"]
+    assert body["refresh_token_expires_in"] > 0
     # The code is single use.
     again = alpha.http.post(url, json={"client_id": CLIENT, "client_secret": SECRET, "code": code})
-    assert again.status_code == 400 and again.json()["error"] == "invalid_request"
+    assert again.status_code == 400
+    assert again.json()["error"] == "invalid_request"
     scopes = alpha.http.get(
         "/admin/oauth/access_scopes.json", headers={"X-Shopify-Access-Token": body["access_token"]}
     )
@@ -77,20 +78,22 @@ def test_code_exchange_with_expiring_tokens_and_refresh_rotation(alpha) -> None:
     refresh = {"client_id": CLIENT, "client_secret": SECRET, "grant_type": "refresh_token"}
     second = alpha.http.post(url, json={**refresh, "refresh_token": r1}).json()
     r2 = second["refresh_token"]
-    assert r2 != r1 and second["access_token"] != body["access_token"]
+    assert r2 != r1
+    assert second["access_token"] != body["access_token"]
     # R1 stays valid until R2 is first used.
     third = alpha.http.post(url, json={**refresh, "refresh_token": r1})
     assert third.status_code == 200
     assert alpha.http.post(url, json={**refresh, "refresh_token": r2}).status_code == 200
     dead = alpha.http.post(url, json={**refresh, "refresh_token": r1})
-    assert dead.status_code == 400 and dead.json()["error"] == "invalid_grant"
+    assert dead.status_code == 400
+    assert dead.json()["error"] == "invalid_grant"
     bad_client = alpha.http.post(
         url, json={"client_id": CLIENT, "client_secret": "wrong", "code": "x"}
     )
     assert bad_client.status_code == 401
 
 
-def test_token_exchange_grants(alpha) -> None:  # type: ignore[no-untyped-def]
+def test_token_exchange_grants(alpha: Shop) -> None:
     url = "/admin/oauth/access_token"
     legacy = alpha.mint()
     offline = "urn:shopify:params:oauth:token-type:offline-access-token"
@@ -106,7 +109,8 @@ def test_token_exchange_grants(alpha) -> None:  # type: ignore[no-untyped-def]
             "expiring": "1",
         },
     ).json()
-    assert migrated["expires_in"] == 3600 and "refresh_token" in migrated
+    assert migrated["expires_in"] == 3600
+    assert "refresh_token" in migrated
     old = alpha.http.post(
         "/admin/api/2026-01/graphql.json",
         json={"query": "{ shop { id } }"},
@@ -137,10 +141,8 @@ def test_token_exchange_grants(alpha) -> None:  # type: ignore[no-untyped-def]
             "requested_token_type": "urn:shopify:params:oauth:token-type:online-access-token",
         },
     ).json()
-    assert (
-        exchanged["associated_user"]["email"].endswith("alpha.myshopify.com")
-        and exchanged["expires_in"] == 3600
-    )
+    assert exchanged["associated_user"]["email"].endswith("alpha.myshopify.com")
+    assert exchanged["expires_in"] == 3600
     forged = jwt.encode(claims, "shpss_not_the_secret_at_all_0000000000", algorithm="HS256")
     rejected = alpha.http.post(
         url,
@@ -155,7 +157,9 @@ def test_token_exchange_grants(alpha) -> None:  # type: ignore[no-untyped-def]
     assert rejected.status_code == 400
 
 
-def test_expired_and_revoked_tokens_get_shopify_401(make_emulator, connect) -> None:  # type: ignore[no-untyped-def]
+def test_expired_and_revoked_tokens_get_shopify_401(
+    make_emulator: MakeEmulator, connect: Connect
+) -> None:
     clock = ManualClock()
     emulator = make_emulator(
         EmulatorConfig(

@@ -3,11 +3,13 @@ HTTP: a backward walk is the forward walk reversed, whatever the order or the co
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from shopify_emulator import EmulatorConfig, ShopConfig
+from shopify_emulator import EmulatorConfig, RunningEmulator, ShopConfig
+from tests.emulator.clients import Connect, MakeEmulator, Shop
 
 SHAPES = {
     "products": ("ProductSortKeys", "id title"),
@@ -18,12 +20,12 @@ SHAPES = {
 
 
 @pytest.fixture(scope="module")
-def paged(make_emulator):  # type: ignore[no-untyped-def]
+def paged(make_emulator: MakeEmulator) -> RunningEmulator:
     return make_emulator(EmulatorConfig(shops=[ShopConfig(name="paged", products=23, seed=3)]))
 
 
 @pytest.fixture
-def shop(paged, connect):  # type: ignore[no-untyped-def]
+def shop(paged: RunningEmulator, connect: Connect) -> Shop:
     return connect(paged, "paged")
 
 
@@ -82,13 +84,14 @@ def _backward(shop: Any, field: str, size: int, **variables: Any) -> list[str]:
     ],
 )
 def test_backward_walk_is_the_forward_walk(
-    shop, field: str, sort: str | None, reverse: bool
-) -> None:  # type: ignore[no-untyped-def]
+    shop: Shop, field: str, sort: str | None, reverse: bool
+) -> None:
     variables: dict[str, Any] = {"reverse": reverse}
     if sort is not None:
         variables["sort"] = sort
     forward = _forward(shop, field, 4, **variables)
-    assert len(forward) == len(set(forward)) and len(forward) >= 2
+    assert len(forward) == len(set(forward))
+    assert len(forward) >= 2
     assert _backward(shop, field, 4, **variables) == forward
     # One big page each way holds the same rows in the same order.
     everything = _page(shop, field, "backward", n=250, **variables)
@@ -96,7 +99,7 @@ def test_backward_walk_is_the_forward_walk(
     assert everything["pageInfo"]["hasPreviousPage"] is False
 
 
-def test_last_before_is_the_rows_just_before_the_cursor(shop) -> None:  # type: ignore[no-untyped-def]
+def test_last_before_is_the_rows_just_before_the_cursor(shop: Shop) -> None:
     forward = _page(shop, "products", "forward", n=12, sort="TITLE")
     edges = forward["edges"]
     before = _page(shop, "products", "backward", n=3, c=edges[9]["cursor"], sort="TITLE")
@@ -113,7 +116,7 @@ def test_last_before_is_the_rows_just_before_the_cursor(shop) -> None:  # type: 
     assert first_rows["pageInfo"]["hasPreviousPage"] is False
 
 
-def test_last_pages_a_products_own_lists(shop) -> None:  # type: ignore[no-untyped-def]
+def test_last_pages_a_products_own_lists(shop: Shop) -> None:
     query = """query($after: String, $before: String, $first: Int, $last: Int) {
       products(first: 10) { nodes { id variants(first: $first, after: $after, last: $last,
         before: $before, sortKey: SKU) { edges { cursor node { id } } pageInfo { hasPreviousPage } } } } }"""
@@ -130,14 +133,15 @@ def test_last_pages_a_products_own_lists(shop) -> None:  # type: ignore[no-untyp
     assert [e["node"]["id"] for e in rows] == [e["node"]["id"] for e in edges[-6:-1]]
 
 
-def test_variant_sort_pages_equal_sorting_every_variant(shop) -> None:  # type: ignore[no-untyped-def]
+def test_variant_sort_pages_equal_sorting_every_variant(shop: Shop) -> None:
     every = _page(shop, "productVariants", "forward", n=250, sort="ID")["edges"]
     nodes = [e["node"] for e in every]
-    for sort, key in (
+    keys: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [
         ("SKU", lambda n: n["sku"] or ""),
         ("TITLE", lambda n: n["title"]),
         ("INVENTORY_QUANTITY", lambda n: n["inventoryQuantity"]),
-    ):
+    ]
+    for sort, key in keys:
         expected = sorted(nodes, key=lambda n: (key(n), int(n["id"].rsplit("/", 1)[1])))
         assert _forward(shop, "productVariants", 7, sort=sort) == [n["id"] for n in expected]
 
@@ -152,7 +156,7 @@ def test_variant_sort_pages_equal_sorting_every_variant(shop) -> None:  # type: 
         ("", "you must provide one of first or last"),
     ],
 )
-def test_paging_arguments_are_validated(shop, arguments: str, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_paging_arguments_are_validated(shop: Shop, arguments: str, message: str) -> None:
     args = f"({arguments})" if arguments else ""
     out = shop.gql(f"{{ products{args} {{ nodes {{ id }} }} }}")
     assert out["data"] is None or out["data"]["products"] is None

@@ -7,10 +7,10 @@ import re
 
 import pytest
 from graphql import GraphQLField, GraphQLObjectType
-from reference_fields import MUTATIONS, REFERENCE, ROOT
 
 from shopify_emulator import catalog_fields
 from shopify_emulator.graphql_api import schema
+from tests.emulator.reference_fields import MUTATIONS, REFERENCE, ROOT
 
 ENTRY = re.compile(r"^(\w+)(?:\(([^)]*)\))?: (.+)$")
 
@@ -47,8 +47,10 @@ def test_type_has_every_reference_field(type_name: str) -> None:
 
 def test_root_fields_and_mutations_match_the_reference() -> None:
     query, mutation = schema().query_type, schema().mutation_type
-    assert query is not None and mutation is not None
-    assert _check(query, ROOT) == [] and _check(mutation, MUTATIONS) == []
+    assert query is not None
+    assert mutation is not None
+    assert _check(query, ROOT) == []
+    assert _check(mutation, MUTATIONS) == []
 
 
 def test_check_catches_a_missing_field() -> None:

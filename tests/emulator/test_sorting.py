@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from shopify_emulator import EmulatorConfig, ShopConfig
+from shopify_emulator import EmulatorConfig, RunningEmulator, ShopConfig
+from tests.emulator.clients import Connect, MakeEmulator, Shop
 
 PAGE = """query($after: String, $sort: ProductSortKeys, $reverse: Boolean, $query: String) {
   products(first: 9, after: $after, sortKey: $sort, reverse: $reverse, query: $query) {
     edges { cursor node { id title vendor productType createdAt updatedAt totalInventory } }
     pageInfo { hasNextPage endCursor } } }"""
 
-KEYS = {
+KEYS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "TITLE": lambda n: n["title"],
     "VENDOR": lambda n: n["vendor"],
     "PRODUCT_TYPE": lambda n: n["productType"],
@@ -28,12 +30,12 @@ KEYS = {
 
 
 @pytest.fixture(scope="module")
-def sorted_shop(make_emulator):  # type: ignore[no-untyped-def]
+def sorted_shop(make_emulator: MakeEmulator) -> RunningEmulator:
     return make_emulator(EmulatorConfig(shops=[ShopConfig(name="sorted", products=45, seed=5)]))
 
 
 @pytest.fixture
-def shop(sorted_shop, connect):  # type: ignore[no-untyped-def]
+def shop(sorted_shop: RunningEmulator, connect: Connect) -> Shop:
     return connect(sorted_shop, "sorted")
 
 
@@ -56,7 +58,9 @@ def _id(node: dict[str, Any]) -> int:
 
 @pytest.mark.parametrize("sort", sorted(KEYS))
 @pytest.mark.parametrize("reverse", [False, True])
-def test_every_product_sort_key_pages_in_shopify_order(shop, sort: str, reverse: bool) -> None:  # type: ignore[no-untyped-def]
+def test_every_product_sort_key_pages_in_shopify_order(
+    shop: Shop, sort: str, reverse: bool
+) -> None:
     nodes = _walk(shop, sort=sort, reverse=reverse)
     assert len(nodes) == len({n["id"] for n in nodes}) == 45
     key = KEYS[sort]
@@ -65,7 +69,7 @@ def test_every_product_sort_key_pages_in_shopify_order(shop, sort: str, reverse:
     assert [n["id"] for n in nodes] == [n["id"] for n in expected]
 
 
-def test_filter_combined_with_sort(shop) -> None:  # type: ignore[no-untyped-def]
+def test_filter_combined_with_sort(shop: Shop) -> None:
     everything = _walk(shop, sort="ID")
     pivot = sorted(n["updatedAt"] for n in everything)[20]
     nodes = _walk(shop, sort="TITLE", query=f"updated_at:>{pivot} vendor:Acme")
@@ -76,7 +80,7 @@ def test_filter_combined_with_sort(shop) -> None:  # type: ignore[no-untyped-def
     assert [n["id"] for n in nodes] == [n["id"] for n in expected]
 
 
-def test_cursor_names_a_row_not_a_position(shop) -> None:  # type: ignore[no-untyped-def]
+def test_cursor_names_a_row_not_a_position(shop: Shop) -> None:
     first = shop.gql(PAGE, {"sort": "UPDATED_AT"})["data"]["products"]
     cursor = first["pageInfo"]["endCursor"]
     decoded = json.loads(base64.urlsafe_b64decode(cursor))
@@ -93,13 +97,15 @@ def test_cursor_names_a_row_not_a_position(shop) -> None:  # type: ignore[no-unt
         rest += [edge["node"] for edge in page["edges"]]
         after = page["pageInfo"]["endCursor"] if page["pageInfo"]["hasNextPage"] else None
     ids = [n["id"] for n in rest]
-    assert ids[-1] == moved and len(ids) == len(set(ids))
-    assert seen.isdisjoint(ids[:-1]) and len(seen) + len(ids) - 1 == 45
+    assert ids[-1] == moved
+    assert len(ids) == len(set(ids))
+    assert seen.isdisjoint(ids[:-1])
+    assert len(seen) + len(ids) - 1 == 45
     wrong = shop.gql(PAGE, {"sort": "ID", "after": cursor})
     assert "Invalid cursor" in wrong["errors"][0]["message"]
 
 
-def test_sort_key_in_bulk_query(shop) -> None:  # type: ignore[no-untyped-def]
+def test_sort_key_in_bulk_query(shop: Shop) -> None:
     query = "{ products(sortKey: VENDOR, reverse: true) { edges { node { id vendor variants { edges { node { id } } } } } } }"
     op = shop.wait_bulk(shop.run_bulk(query, group=False))
     lines = [json.loads(line) for line in httpx.get(op["url"]).text.splitlines()]
@@ -110,7 +116,7 @@ def test_sort_key_in_bulk_query(shop) -> None:  # type: ignore[no-untyped-def]
     )
 
 
-def test_variant_and_item_orders(shop) -> None:  # type: ignore[no-untyped-def]
+def test_variant_and_item_orders(shop: Shop) -> None:
     by_sku = shop.gql("{ productVariants(first: 250, sortKey: SKU) { nodes { id sku } } }")["data"][
         "productVariants"
     ]["nodes"]
@@ -119,7 +125,8 @@ def test_variant_and_item_orders(shop) -> None:  # type: ignore[no-untyped-def]
         "data"
     ]["inventoryItems"]["nodes"]
     numbers = [int(n["id"].rsplit("/", 1)[1]) for n in reverse_items]
-    assert numbers == sorted(numbers, reverse=True) and len(numbers) == len(by_sku)
+    assert numbers == sorted(numbers, reverse=True)
+    assert len(numbers) == len(by_sku)
     # Paging reversed items with a cursor continues below it.
     page = shop.gql("{ inventoryItems(first: 5, reverse: true) { pageInfo { endCursor } } }")
     cursor = page["data"]["inventoryItems"]["pageInfo"]["endCursor"]
@@ -130,7 +137,7 @@ def test_variant_and_item_orders(shop) -> None:  # type: ignore[no-untyped-def]
     assert [int(n["id"].rsplit("/", 1)[1]) for n in after] == numbers[5:10]
 
 
-def test_counts_follow_creates_and_deletes(make_emulator, connect) -> None:  # type: ignore[no-untyped-def]
+def test_counts_follow_creates_and_deletes(make_emulator: MakeEmulator, connect: Connect) -> None:
     shop = connect(
         make_emulator(EmulatorConfig(shops=[ShopConfig(name="counted", products=12)])), "counted"
     )

@@ -61,7 +61,9 @@ def test_overlay_changes_are_in_the_orders(catalog: Catalog) -> None:
     every = {number for _, number in ordered_variants(catalog, "SKU", False, None)}
     assert not any(product_of(number) == 12 for number in every)
     shortened = catalog.product(11)
-    assert shortened is not None and len(shortened.variants) == 1
+    assert shortened is not None
+    assert len(shortened.variants) == 1
     assert [n for n in every if product_of(n) == 11] == [shortened.variants[0].id]
     created = catalog.product(catalog.upper - 1)
-    assert created is not None and {v.id for v in created.variants} <= every
+    assert created is not None
+    assert {v.id for v in created.variants} <= every

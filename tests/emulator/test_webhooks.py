@@ -7,8 +7,10 @@ import hashlib
 import hmac
 import itertools
 import json
+from typing import Any
 
 from shopify_emulator import AppCredentials, EmulatorConfig, ShopConfig
+from tests.emulator.clients import Connect, MakeEmulator, Received, Receiver, ReceiverFactory, Shop
 
 SECRET = "shpss_emulator_client_secret_0123456789"
 ALL_TOPICS = [
@@ -21,14 +23,20 @@ ALL_TOPICS = [
 ]
 
 
-def _valid(received, secret: str = SECRET) -> bool:  # type: ignore[no-untyped-def]
+def _valid(received: Received, secret: str = SECRET) -> bool:
     digest = hmac.new(secret.encode(), received.body, hashlib.sha256).digest()
     return hmac.compare_digest(
         base64.b64encode(digest).decode(), received.headers["x-shopify-hmac-sha256"]
     )
 
 
-def _setup(make_emulator, connect, receiver_factory, name: str, **config):  # type: ignore[no-untyped-def]
+def _setup(
+    make_emulator: MakeEmulator,
+    connect: Connect,
+    receiver_factory: ReceiverFactory,
+    name: str,
+    **config: Any,
+) -> tuple[Shop, Receiver]:
     emulator = make_emulator(
         EmulatorConfig(shops=[ShopConfig(name=name, products=10)], time_scale=0.0002, **config)
     )
@@ -40,7 +48,9 @@ def _setup(make_emulator, connect, receiver_factory, name: str, **config):  # ty
     return shop, receiver
 
 
-def test_catalog_changes_fire_signed_webhooks(make_emulator, connect, receiver_factory) -> None:  # type: ignore[no-untyped-def]
+def test_catalog_changes_fire_signed_webhooks(
+    make_emulator: MakeEmulator, connect: Connect, receiver_factory: ReceiverFactory
+) -> None:
     shop, receiver = _setup(make_emulator, connect, receiver_factory, "hooks")
     created = shop.control("POST", "/products", json={"title": "Fresh"})
     updated = shop.control("PATCH", "/products/8000000000001", json={"tags": ["a"]})
@@ -64,20 +74,17 @@ def test_catalog_changes_fire_signed_webhooks(make_emulator, connect, receiver_f
         headers = received.headers
         assert headers["x-shopify-shop-domain"] == "hooks.myshopify.com"
         assert headers["x-shopify-api-version"] == "2026-01"
-        assert (
-            headers["x-shopify-webhook-id"]
-            and headers["x-shopify-event-id"]
-            and headers["x-shopify-triggered-at"]
-        )
+        assert headers["x-shopify-webhook-id"]
+        assert headers["x-shopify-event-id"]
+        assert headers["x-shopify-triggered-at"]
     by_topic = {r.headers["x-shopify-topic"]: json.loads(r.body) for r in got}
     assert by_topic["products/create"]["admin_graphql_api_id"] == created["product"]["id"]
-    assert (
-        by_topic["products/update"]["tags"] == "a"
-        and by_topic["products/update"]["variants"][0]["inventory_item_id"] > 0
-    )
+    assert by_topic["products/update"]["tags"] == "a"
+    assert by_topic["products/update"]["variants"][0]["inventory_item_id"] > 0
     assert by_topic["products/delete"] == {"id": 8000000000002}
     inventory = by_topic["inventory_levels/update"]
-    assert inventory["available"] == 77 and inventory["location_id"] == 70000000001
+    assert inventory["available"] == 77
+    assert inventory["location_id"] == 70000000001
     assert inventory["admin_graphql_api_id"] == level["admin_graphql_api_id"]
     truth = shop.control("GET", "/products/8000000000001")
     assert truth["variants"][0]["inventoryLevels"][1]["available"] == 77
@@ -86,25 +93,27 @@ def test_catalog_changes_fire_signed_webhooks(make_emulator, connect, receiver_f
     assert not _valid(got[0])
 
 
-def test_retries_with_backoff_then_success(make_emulator, connect, receiver_factory) -> None:  # type: ignore[no-untyped-def]
+def test_retries_with_backoff_then_success(
+    make_emulator: MakeEmulator, connect: Connect, receiver_factory: ReceiverFactory
+) -> None:
     shop, receiver = _setup(make_emulator, connect, receiver_factory, "retry")
     receiver.statuses = [500, 503, 404]
     shop.control("PATCH", "/products/8000000000001", json={"title": "Again"})
     got = receiver.wait_for(4)
     assert len(got) == 4
-    assert (
-        len({r.headers["x-shopify-webhook-id"] for r in got}) == 1
-        and len({r.body for r in got}) == 1
-    )
+    assert len({r.headers["x-shopify-webhook-id"] for r in got}) == 1
+    assert len({r.body for r in got}) == 1
     gaps = [b.at - a.at for a, b in itertools.pairwise(got)]
-    assert gaps[1] > gaps[0] and gaps[2] > gaps[1]  # exponential backoff
+    assert gaps[1] > gaps[0]
+    assert gaps[2] > gaps[1]
     log = shop.control("GET", "/webhooks/deliveries")
-    assert [entry["status"] for entry in log] == [500, 503, 404, 200] and [
-        e["attempt"] for e in log
-    ] == [0, 1, 2, 3]
+    assert [entry["status"] for entry in log] == [500, 503, 404, 200]
+    assert [e["attempt"] for e in log] == [0, 1, 2, 3]
 
 
-def test_failing_endpoint_loses_its_subscription(make_emulator, connect, receiver_factory) -> None:  # type: ignore[no-untyped-def]
+def test_failing_endpoint_loses_its_subscription(
+    make_emulator: MakeEmulator, connect: Connect, receiver_factory: ReceiverFactory
+) -> None:
     shop, receiver = _setup(make_emulator, connect, receiver_factory, "gone", webhook_retries=3)
     receiver.statuses = [500] * 10
     shop.control("PATCH", "/products/8000000000001", json={"title": "x"})
@@ -121,7 +130,9 @@ def test_failing_endpoint_loses_its_subscription(make_emulator, connect, receive
     )
 
 
-def test_timeout_counts_as_failure(make_emulator, connect, receiver_factory) -> None:  # type: ignore[no-untyped-def]
+def test_timeout_counts_as_failure(
+    make_emulator: MakeEmulator, connect: Connect, receiver_factory: ReceiverFactory
+) -> None:
     shop, receiver = _setup(
         make_emulator, connect, receiver_factory, "slowhook", webhook_timeout_s=0.2
     )
@@ -130,18 +141,19 @@ def test_timeout_counts_as_failure(make_emulator, connect, receiver_factory) -> 
     receiver.wait_for(2)
     receiver.delay_s = 0.0
     log = shop.control("GET", "/webhooks/deliveries")
-    assert log[0]["ok"] is False and log[0]["error"] == "ReadTimeout"
+    assert log[0]["ok"] is False
+    assert log[0]["error"] == "ReadTimeout"
 
 
-def test_duplicate_and_reorder_modes(make_emulator, connect, receiver_factory) -> None:  # type: ignore[no-untyped-def]
+def test_duplicate_and_reorder_modes(
+    make_emulator: MakeEmulator, connect: Connect, receiver_factory: ReceiverFactory
+) -> None:
     shop, receiver = _setup(make_emulator, connect, receiver_factory, "modes")
     shop.control("PUT", "/webhooks/mode", json={"mode": "duplicate"})
     shop.control("PATCH", "/products/8000000000001", json={"title": "dup"})
     got = receiver.wait_for(2)
-    assert (
-        len(got) == 2
-        and got[0].headers["x-shopify-webhook-id"] == got[1].headers["x-shopify-webhook-id"]
-    )
+    assert len(got) == 2
+    assert got[0].headers["x-shopify-webhook-id"] == got[1].headers["x-shopify-webhook-id"]
     receiver.received.clear()
     shop.control("PUT", "/webhooks/mode", json={"mode": "reorder"})
     for title in ("first", "second", "third"):
@@ -152,7 +164,9 @@ def test_duplicate_and_reorder_modes(make_emulator, connect, receiver_factory) -
     assert stamps == sorted(stamps, reverse=True)  # newer-wins by updated_at recovers the order
 
 
-def test_uninstall_scopes_and_compliance(make_emulator, connect, receiver_factory) -> None:  # type: ignore[no-untyped-def]
+def test_uninstall_scopes_and_compliance(
+    make_emulator: MakeEmulator, connect: Connect, receiver_factory: ReceiverFactory
+) -> None:
     compliance = receiver_factory()
     shop, receiver = _setup(
         make_emulator,
@@ -174,9 +188,8 @@ def test_uninstall_scopes_and_compliance(make_emulator, connect, receiver_factor
     got = receiver.wait_for(2)
     assert sorted(receiver.topics()) == ["app/scopes_update", "app/uninstalled"]
     uninstalled = next(r for r in got if r.headers["x-shopify-topic"] == "app/uninstalled")
-    assert json.loads(uninstalled.body)["myshopify_domain"] == "leaving.myshopify.com" and _valid(
-        uninstalled
-    )
+    assert json.loads(uninstalled.body)["myshopify_domain"] == "leaving.myshopify.com"
+    assert _valid(uninstalled)
     assert (
         shop.http.get(
             "/admin/api/2026-01/shop.json", headers={"X-Shopify-Access-Token": shop.token}
@@ -197,7 +210,9 @@ def test_uninstall_scopes_and_compliance(make_emulator, connect, receiver_factor
     }
 
 
-def test_other_app_signs_with_its_own_secret(make_emulator, connect, receiver_factory) -> None:  # type: ignore[no-untyped-def]
+def test_other_app_signs_with_its_own_secret(
+    make_emulator: MakeEmulator, connect: Connect, receiver_factory: ReceiverFactory
+) -> None:
     other = AppCredentials(
         client_id="second", client_secret="shpss_second_app_secret_00000000000000", api_client_id=3
     )
@@ -213,4 +228,5 @@ def test_other_app_signs_with_its_own_secret(make_emulator, connect, receiver_fa
     )
     shop.control("PATCH", "/products/8000000000001", json={"title": "x"})
     got = receiver.wait_for(1)
-    assert _valid(got[0], other.client_secret) and not _valid(got[0])
+    assert _valid(got[0], other.client_secret)
+    assert not _valid(got[0])

@@ -42,13 +42,15 @@ async def test_an_empty_redis_gets_back_what_postgres_says_is_unfinished(
         )
         waiting = [r[0] for r in await cur.fetchall()]
 
-    done = await check_books(redis_client, app_pool, key_prefix, sync_delay_s=0)
-    assert done is not None and (done.deliveries, done.runs) == (2, 1)
+    rebuilt = await check_books(redis_client, app_pool, key_prefix, sync_delay_s=0)
+    assert rebuilt is not None
+    assert (rebuilt.deliveries, rebuilt.runs) == (2, 1)
     jobs = await _outbox(app_pool)
     deliveries = [p for q, t, p in jobs if t == "webhooks.process"]
     syncs = [p for q, t, p in jobs if t == "sync.full"]
     assert deliveries == [{"shop_id": str(shop), "inbox_ids": waiting}]
-    assert len(syncs) == 1 and syncs[0]["run_id"] == str(run.id)
+    assert len(syncs) == 1
+    assert syncs[0]["run_id"] == str(run.id)
     assert {t for _, t, _ in jobs} >= {"shops.reconcile", "shops.token_sweep"}
 
     # The same Redis again (restarted with its AOF): the marker is there, nothing is re-queued.
@@ -64,6 +66,7 @@ async def test_an_empty_redis_gets_back_what_postgres_says_is_unfinished(
     # Lost again: rebuilt again, under job ids of its own (the old tombstones went with Redis).
     await redis_client.delete(marker_key(key_prefix))
     again = await check_books(redis_client, app_pool, key_prefix, sync_delay_s=0)
-    assert again is not None and (again.deliveries, again.runs) == (2, 1)
+    assert again is not None
+    assert (again.deliveries, again.runs) == (2, 1)
     ids = [json.dumps(p) for _, t, p in await _outbox(app_pool) if t == "webhooks.process"]
     assert len(ids) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -13,8 +14,8 @@ from neanelu.queue.jobs import EnqueueResult, FailResult
 from neanelu.queue.scripts import script_source
 
 
-def spec(group: str, job_id: str, **kw: object) -> JobSpec:
-    return JobSpec(task="t", group=group, payload=b"{}", job_id=job_id, **kw)  # type: ignore[arg-type]
+def spec(group: str, job_id: str, **kw: Any) -> JobSpec:
+    return JobSpec(task="t", group=group, payload=b"{}", job_id=job_id, **kw)
 
 
 async def test_enqueue_is_idempotent_by_job_id(queues: QueueClient) -> None:
@@ -91,7 +92,8 @@ async def test_delayed_job_waits_for_its_time(queues: QueueClient) -> None:
     await q.enqueue(spec("a", "later", delay_s=30))
     reservation = await q.reserve()
     assert reservation.jobs == []
-    assert reservation.wake_s is not None and 29 < reservation.wake_s <= 30
+    assert reservation.wake_s is not None
+    assert 29 < reservation.wake_s <= 30
     queues.clock_offset_ms = 30_001
     assert [j.id for j in (await q.reserve()).jobs] == ["later"]
 
@@ -111,7 +113,9 @@ async def test_retries_back_off_then_dead_letter(queues: QueueClient) -> None:
     counts = await q.counts()
     assert (counts.dead, counts.dead_letter) == (1, 1)
     info = await q.job_info("j")
-    assert info is not None and info.state == "dead" and info.error == "boom"
+    assert info is not None
+    assert info.state == "dead"
+    assert info.error == "boom"
 
 
 async def test_fatal_goes_to_failed_set(queues: QueueClient) -> None:
@@ -189,7 +193,9 @@ async def test_late_ack_from_stalled_worker_changes_nothing(queues: QueueClient)
     (stale,) = (await q.reserve()).jobs
     queues.clock_offset_ms += 1001
     (fresh,) = (await q.reserve()).jobs
-    assert fresh.id == "j" and fresh.token != stale.token and fresh.attempt == 1
+    assert fresh.id == "j"
+    assert fresh.token != stale.token
+    assert fresh.attempt == 1
     assert not await q.complete(stale)
     assert await q.fail(stale, "late") is FailResult.STALE
     assert not await q.defer(stale, 1)
@@ -207,7 +213,8 @@ async def test_stalls_then_dead_letter(queues: QueueClient) -> None:
     assert (await q.reserve()).jobs == []
     assert await q.terminal_ids("dead") == ["j"]
     info = await q.job_info("j")
-    assert info is not None and info.stalls == 4
+    assert info is not None
+    assert info.stalls == 4
 
 
 async def test_dead_letter_retry_and_purge(queues: QueueClient) -> None:
@@ -236,15 +243,29 @@ async def test_events_stream_records_state_changes(
     await q.enqueue(spec("a", "j"))
     (job,) = (await q.reserve()).jobs
     await q.complete(job)
-    entries = await redis_client.xrange(q.key(keys.EVENTS))
-    assert [e[1][b"e"] for e in entries] == [b"waiting", b"active", b"completed"]
-    assert entries[0][1][b"id"] == b"j" and entries[0][1][b"g"] == b"a"
-    for _, fields in entries[1:]:
+    entries = await _events(redis_client, q.key(keys.EVENTS))
+    assert [e[b"e"] for e in entries] == [b"waiting", b"active", b"completed"]
+    assert entries[0][b"id"] == b"j"
+    assert entries[0][b"g"] == b"a"
+    for fields in entries[1:]:
         assert (fields[b"n"], json.loads(fields[b"ids"]), json.loads(fields[b"gs"])) == (
             b"1",
             ["j"],
             ["a"],
         )
+
+
+async def _events(redis_client: aioredis.Redis, key: str) -> list[dict[bytes, bytes]]:
+    """The event stream's entries' fields, oldest first."""
+    found = await redis_client.xrange(key)
+    assert found is not None
+    return [
+        {_raw(k): _raw(v) for k, v in fields.items()} for _, fields in found if fields is not None
+    ]
+
+
+def _raw(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
 
 
 async def test_starts_and_completions_are_one_event_per_call(
@@ -257,11 +278,12 @@ async def test_starts_and_completions_are_one_event_per_call(
     jobs = (await q.reserve(3)).jobs
     assert sorted(j.id for j in jobs) == ["x1", "x2", "x3"]
     assert await q.complete_many(jobs) == [True, True, True]
-    entries = [fields for _, fields in await redis_client.xrange(q.key(keys.EVENTS))]
+    entries = await _events(redis_client, q.key(keys.EVENTS))
     assert [e[b"e"] for e in entries] == [b"waiting"] * 3 + [b"active", b"completed"]
     for batch in entries[3:]:
         ids, groups = json.loads(batch[b"ids"]), json.loads(batch[b"gs"])
-        assert batch[b"n"] == b"3" and sorted(ids) == ["x1", "x2", "x3"]
+        assert batch[b"n"] == b"3"
+        assert sorted(ids) == ["x1", "x2", "x3"]
         assert {i: g for i, g in zip(ids, groups, strict=True)} == {"x1": "a", "x2": "b", "x3": "c"}
 
 
@@ -270,7 +292,8 @@ async def test_keys_share_one_hash_tag(queues: QueueClient, redis_client: aiored
     await q.enqueue(spec("a", "j"))
     assert len((await q.reserve()).jobs) == 1
     found = [k.decode() async for k in redis_client.scan_iter(match=f"{queues.prefix}:*")]
-    assert found and all("{sync}" in k for k in found)
+    assert found
+    assert all("{sync}" in k for k in found)
 
 
 async def test_quiet_shop_starts_on_next_free_slot(queues: QueueClient) -> None:
@@ -284,7 +307,8 @@ async def test_quiet_shop_starts_on_next_free_slot(queues: QueueClient) -> None:
         )
         assert all(r is EnqueueResult.ENQUEUED for r in results)
     running = (await q.reserve(5)).jobs
-    assert len(running) == 5 and {j.group for j in running} == {"noisy"}
+    assert len(running) == 5
+    assert {j.group for j in running} == {"noisy"}
     await q.enqueue(spec("quiet", "q1"))
     await q.complete(running[0])
     (nxt,) = (await q.reserve(5)).jobs
@@ -304,15 +328,20 @@ async def test_audit_balances_the_books_and_names_overdue_leases(queues: QueueCl
     # j3 and j4 leased, "later" delayed: five settled or not, six enqueued.
     assert (audit.enqueued, audit.completed, audit.failed, audit.dead) == (6, 1, 1, 1)
     assert (audit.unfinished, audit.leased) == (3, 2)
-    assert audit.balanced and audit.holds
+    assert audit.balanced
+    assert audit.holds
     # Their workers stop renewing: past deadline, the leases are named until a reserve reclaims them.
     queues.clock_offset_ms += 1500
     audit = await q.audit(grace_ms=200)
-    assert sorted(audit.overdue_leases) == ["j3", "j4"] and audit.balanced and not audit.holds
+    assert sorted(audit.overdue_leases) == ["j3", "j4"]
+    assert audit.balanced
+    assert not audit.holds
     assert (await q.audit(grace_ms=5000)).holds
     await q.reserve(0)
     reclaimed = await q.audit()
-    assert reclaimed.overdue_leases == [] and reclaimed.unfinished == 3 and reclaimed.holds
+    assert reclaimed.overdue_leases == []
+    assert reclaimed.unfinished == 3
+    assert reclaimed.holds
     assert "unfinished=3" in reclaimed.describe()
 
 
@@ -329,7 +358,8 @@ async def test_acks_ride_on_reserve_and_free_their_slots_in_the_same_call(
     assert [j.id for j in reservation.jobs] == ["a2"]  # the ack's slot, filled at once
     # A repeated (stale) ack changes nothing and is reported per job, beside a good one.
     again = await q.reserve(5, ack=[first, second])
-    assert again.acked == [False, True] and again.jobs == []
+    assert again.acked == [False, True]
+    assert again.jobs == []
     assert await q.complete_many([second, reservation.jobs[0]]) == [False, True]
     counts = await q.counts()
     assert (counts.completed, counts.active, counts.ready_groups) == (3, 0, 0)

@@ -245,7 +245,9 @@ class QueueMachine(RuleBasedStateMachine):
         assert counts.enqueued == counts.completed + counts.failed + counts.dead
         dead = set(self.run(self.q.terminal_ids("dead", limit=100_000)))
         failed = set(self.run(self.q.terminal_ids("failed", limit=100_000)))
-        assert not (dead & failed) and not (dead & self.completed) and not (failed & self.completed)
+        assert not (dead & failed)
+        assert not (dead & self.completed)
+        assert not (failed & self.completed)
         assert dead | failed | self.completed == set(self.enqueued), "a job was lost"
         assert self.run(self.redis.hlen(self.q.key(keys.GROUP_SIZE))) == 0
 

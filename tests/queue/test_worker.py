@@ -8,14 +8,15 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
 from neanelu.config import Settings
-from neanelu.queue.client import QueueClient
+from neanelu.queue.client import Queue, QueueClient
 from neanelu.queue.settings import QueueSettings
 from neanelu.queue.worker import Worker, check_worker, run_worker
 from tests.queue.tasks import Doomed, Recorder, Work, doomed, registry, work
@@ -45,23 +46,24 @@ async def client(redis_client: aioredis.Redis, key_prefix: str) -> AsyncIterator
 
 
 async def log(redis_client: aioredis.Redis) -> list[str]:
-    return [x.decode() for x in await redis_client.lrange(Recorder.key, 0, -1)]
+    return [
+        x.decode() if isinstance(x, bytes) else x
+        for x in await redis_client.lrange(Recorder.key, 0, -1)
+    ]
 
 
-async def wait_for(predicate: object, timeout: float = 15.0) -> None:
+async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:
     async def poll() -> None:
         # Polling is the point: the condition lives in Redis, written by other processes.
-        while not await predicate():  # type: ignore[operator]  # noqa: ASYNC110
+        while not await predicate():  # noqa: ASYNC110
             await asyncio.sleep(0.02)
 
     await asyncio.wait_for(poll(), timeout)
 
 
-async def start_worker(
-    client: QueueClient, **kw: object
-) -> tuple[asyncio.Event, asyncio.Task[None]]:
+async def start_worker(client: QueueClient, **kw: Any) -> tuple[asyncio.Event, asyncio.Task[None]]:
     stop = asyncio.Event()
-    worker = Worker(client, registry, ["sync"], concurrency=4, **kw)  # type: ignore[arg-type]
+    worker = Worker(client, registry, ["sync"], concurrency=4, **kw)
     return stop, asyncio.create_task(worker.run(stop))
 
 
@@ -80,9 +82,11 @@ async def test_outcomes(client: QueueClient, redis_client: aioredis.Redis) -> No
     await task
     entries = await log(redis_client)
     assert "ok:1:end" in entries
-    assert "fail_once:1:start" in entries and "fail_once:2:end" in entries
+    assert "fail_once:1:start" in entries
+    assert "fail_once:2:end" in entries
     # A deferral gives the job back without using an attempt.
-    assert entries.count("defer_once:1:start") == 2 and "defer_once:1:end" in entries
+    assert entries.count("defer_once:1:start") == 2
+    assert "defer_once:1:end" in entries
     c = await q.counts()
     assert (c.completed, c.failed, c.dead) == (3, 1, 0)
 
@@ -98,11 +102,12 @@ async def test_lease_is_renewed_for_long_jobs(
     await task
     assert await log(redis_client) == ["long:1:start", "long:1:end"]
     info = await q.job_info("long")
-    assert info is not None and info.state == "completed"
+    assert info is not None
+    assert info.state == "completed"
 
 
-async def _completed(q: object, n: int) -> bool:
-    return (await q.counts()).completed >= n  # type: ignore[attr-defined]
+async def _completed(q: Queue, n: int) -> bool:
+    return (await q.counts()).completed >= n
 
 
 async def test_shutdown_hands_back_unfinished_jobs(
@@ -117,7 +122,8 @@ async def test_shutdown_hands_back_unfinished_jobs(
     await task
     # Released at once, attempt unchanged: the next worker starts it as attempt 1 again.
     info = await q.job_info("stuck")
-    assert info is not None and (info.state, info.attempts) == ("waiting", 0)
+    assert info is not None
+    assert (info.state, info.attempts) == ("waiting", 0)
     assert (await q.counts()).active == 0
 
 
@@ -192,7 +198,8 @@ async def test_sigkilled_workers_jobs_run_again(
         assert entries.count(f"j{i}:1:start") == 2
         assert entries.count(f"j{i}:1:end") == 1
     info = await q.job_info("j0")
-    assert info is not None and info.state == "completed"
+    assert info is not None
+    assert info.state == "completed"
 
 
 async def test_run_worker_and_health_check(
@@ -200,7 +207,7 @@ async def test_run_worker_and_health_check(
 ) -> None:
     Recorder.redis = redis_client
     Recorder.key = f"{key_prefix}:log"
-    settings = Settings(REDIS_URL=redis_url, NEANELU_DATA_DIR=tmp_path)  # type: ignore[call-arg]
+    settings = Settings(REDIS_URL=redis_url, NEANELU_DATA_DIR=tmp_path)
     assert not await check_worker(settings)
     stop = asyncio.Event()
     task = asyncio.create_task(run_worker(settings, registry, ["sync"], 2, stop, prefix=key_prefix))
@@ -235,7 +242,8 @@ async def test_retries_and_defers_are_logged_with_their_reason(
     assert "RuntimeError: first attempt fails" in retried[0].getMessage()
     deferred = [r for r in caplog.records if "deferred" in r.getMessage()]
     assert [r.levelno for r in deferred] == [logging.INFO]
-    assert "busy" in deferred[0].getMessage() and "0.1 s" in deferred[0].getMessage()
+    assert "busy" in deferred[0].getMessage()
+    assert "0.1 s" in deferred[0].getMessage()
 
 
 async def test_the_dead_hook_runs_once_when_attempts_run_out(
@@ -285,7 +293,9 @@ async def test_the_dead_hook_runs_for_a_job_whose_workers_kept_dying(
     assert entry.startswith("killer:dead:0:False:stalled 4 times")
     assert "stopped renewing its lease" in entry
     info = await q.job_info("killer")
-    assert info is not None and info.state == "dead" and info.error == entry.split(":", 4)[4]
+    assert info is not None
+    assert info.state == "dead"
+    assert info.error == entry.split(":", 4)[4]
 
 
 async def test_a_job_that_ends_while_redis_restarts_is_acked_once_redis_is_back(

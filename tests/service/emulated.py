@@ -14,8 +14,8 @@ from neanelu.runtime import Runtime
 from shopify_emulator.config import EmulatorConfig, ShopConfig
 from shopify_emulator.server import RunningEmulator, start_in_thread
 from shopify_emulator.state import ShopState
-from tests.conftest import TestDatabase
-from tests.service.conftest import (
+from tests.databases import TestDatabase
+from tests.service.support import (
     CLIENT_ID,
     SECRET,
     app_for,
@@ -23,9 +23,8 @@ from tests.service.conftest import (
     close_runtime,
     make_settings,
 )
-from tests.service.test_read_api import session_token
 
-__all__ = ["Emulated", "emulated_service", "session_token"]
+__all__ = ["Emulated", "emulated_service"]
 
 
 @dataclass
@@ -37,9 +36,9 @@ class Emulated:
     def shop_state(self, name: str) -> ShopState:
         """The emulator's own record of a shop (what Shopify knows), for assertions."""
         state = self.emulator.app.state.emulator
-        shop = state.shop_named(name)
+        shop: ShopState | None = state.shop_named(name)
         assert shop is not None
-        return shop  # type: ignore[no-any-return]
+        return shop
 
 
 @asynccontextmanager

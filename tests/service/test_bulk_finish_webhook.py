@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
@@ -23,11 +24,10 @@ from neanelu.sync.service import SyncDeps
 from neanelu.telemetry import current_metrics
 from neanelu.worker.resources import RuntimeShopAccess
 from shopify_emulator.config import EmulatorConfig, ShopConfig
-from tests.conftest import TestDatabase
+from tests.databases import TestDatabase
 from tests.factories import create_shop
-from tests.service.conftest import CLIENT_ID, SECRET, encode, webhook_headers
-from tests.service.test_e2e import CONTROL, Stack, eventually, install, open_stack
-from tests.service.test_webhooks import drain
+from tests.service.e2e_stack import CONTROL, Stack, eventually, install, open_stack
+from tests.service.support import CLIENT_ID, SECRET, drain, encode, webhook_headers
 
 # Longer than the test may take: only the webhook can end a wait.
 POLL_S = 3600.0
@@ -101,7 +101,7 @@ async def test_finish_webhook_wakes_the_waiting_sync(
     start_bulk_worker(stack, signal)  # the install's full sync starts now
 
     async def synced() -> bool:
-        async with tenant_scope(rt.pool, shop_id) as conn:  # type: ignore[arg-type]
+        async with tenant_scope(rt.pool, uuid.UUID(shop_id)) as conn:
             cur = await conn.execute("SELECT status FROM sync_runs WHERE kind = 'full'")
             row = await cur.fetchone()
         return row is not None and row[0] == "completed"
@@ -112,21 +112,24 @@ async def test_finish_webhook_wakes_the_waiting_sync(
     assert wakeups("webhook") > by_webhook
     deliveries = (await stack.control.get(f"{CONTROL}/webhooks/deliveries")).json()
     finished = [d for d in deliveries if d["topic"] == "bulk_operations/finish"]
-    assert finished and all(d["ok"] for d in finished)
+    assert finished
+    assert all(d["ok"] for d in finished)
     # The deliveries were recorded in the inbox (and applied) like any other topic.
-    async with tenant_scope(rt.pool, shop_id) as conn:  # type: ignore[arg-type]
+    async with tenant_scope(rt.pool, uuid.UUID(shop_id)) as conn:
         cur = await conn.execute(
             "SELECT count(*) FROM webhook_inbox WHERE topic = 'bulk_operations/finish' "
             "AND processed_at IS NOT NULL"
         )
         row = await cur.fetchone()
-    assert row is not None and row[0] >= 1
+    assert row is not None
+    assert row[0] >= 1
     counts = (await stack.control.get(f"{CONTROL}/counts")).json()
     async with global_scope(rt.pool) as conn:
         await conn.execute("SELECT set_config('app.current_shop_id', %s, true)", (shop_id,))
         cur = await conn.execute("SELECT count(*) FROM products WHERE deleted_at IS NULL")
         stored = await cur.fetchone()
-    assert stored is not None and stored[0] == counts["products"]
+    assert stored is not None
+    assert stored[0] == counts["products"]
 
 
 def finish_payload(gid: str, status: str = "completed") -> dict[str, object]:

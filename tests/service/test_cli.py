@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from neanelu.cli.main import app
 from neanelu.vault import Sealed, TokenVault, VaultKey, key_id_of
-from tests.conftest import TestDatabase
+from tests.databases import TestDatabase
 
 OLD = b"O" * 32
 NEW = b"N" * 32
@@ -19,9 +19,11 @@ NEW = b"N" * 32
 def test_serve_and_keys_are_registered() -> None:
     runner = CliRunner()
     serve = runner.invoke(app, ["serve", "--help"])
-    assert serve.exit_code == 0 and "--workers" in serve.output
+    assert serve.exit_code == 0
+    assert "--workers" in serve.output
     keys = runner.invoke(app, ["keys", "--help"])
-    assert keys.exit_code == 0 and "rotate" in keys.output
+    assert keys.exit_code == 0
+    assert "rotate" in keys.output
 
 
 def test_keys_rotate_reseals_tokens(database: TestDatabase, redis_url: str) -> None:
@@ -51,7 +53,8 @@ def test_keys_rotate_reseals_tokens(database: TestDatabase, redis_url: str) -> N
         stored = conn.execute(
             "SELECT access_token_ct, access_token_key_id FROM shops WHERE id = %s", (shop_id,)
         ).fetchone()
-    assert stored is not None and stored[1] == key_id_of(NEW)
+    assert stored is not None
+    assert stored[1] == key_id_of(NEW)
     new_vault = TokenVault(VaultKey(key_id_of(NEW), NEW))
     opened = new_vault.open(Sealed(bytes(stored[0]), stored[1]), shop_id=shop_id, kind="access")
     assert opened.get_secret_value() == "shpat_cli_token"

@@ -21,20 +21,23 @@ from neanelu.runtime import Runtime
 from neanelu.shopify.hmac import sign_webhook
 from neanelu.shops import repository as shops
 from neanelu.web.app import create_app
-from tests.conftest import TestDatabase
+from tests.databases import TestDatabase
 from tests.factories import create_shop
-from tests.service.conftest import (
+from tests.service.support import (
     SECRET,
+    T0,
     app_for,
     build_runtime,
     close_runtime,
     count,
+    deliver,
+    drain,
     encode,
     make_settings,
+    product_payload,
+    session_token,
     webhook_headers,
 )
-from tests.service.test_read_api import session_token
-from tests.service.test_webhooks import T0, deliver, drain, product_payload
 
 
 @pytest.fixture
@@ -71,7 +74,8 @@ async def test_empty_previous_secret_signs_nothing(
     forged_redact = await deliver(
         client, domain, "shop/redact", {"shop_id": 1, "shop_domain": domain}, secret=""
     )
-    assert forged_update.status_code == 401 and forged_redact.status_code == 401
+    assert forged_update.status_code == 401
+    assert forged_redact.status_code == 401
     assert await count(rt, "webhook_inbox", shop_id) == 0
     assert await count(rt, "outbox") == 0
     # A session token signed with the empty key is refused with a 401, not an error.
@@ -142,7 +146,8 @@ async def test_events_headers_are_accepted(
             "SELECT webhook_id, event_id, topic FROM webhook_inbox ORDER BY id"
         )
         rows = await cur.fetchall()
-    assert rows[0][0] == "ev-1" and rows[0][2] == "products/update"
+    assert rows[0][0] == "ev-1"
+    assert rows[0][2] == "products/update"
     assert rows[1][0] == rows[1][1] == event_only["shopify-event-id"]
     assert len(rows) == 2
     # One family's signature does not vouch for the other's fields.
@@ -151,7 +156,8 @@ async def test_events_headers_are_accepted(
     }
     mixed.update({"X-Shopify-Topic": "products/update", "X-Shopify-Shop-Domain": domain})
     refused = await client.post("/api/webhooks", content=body, headers=mixed)
-    assert refused.status_code == 400 and "shopify-topic" in refused.json()["detail"]
+    assert refused.status_code == 400
+    assert "shopify-topic" in refused.json()["detail"]
     forged = {**event_only, "shopify-hmac-sha256": sign_webhook(body, "not-the-app-secret")}
     assert (await client.post("/api/webhooks", content=body, headers=forged)).status_code == 401
     await drain(runtime, shop_id)

@@ -21,8 +21,8 @@ import pytest
 from neanelu.db.embedded import EmbeddedPostgres
 from neanelu.shopify.hmac import sign_webhook
 from shopify_emulator.server import free_port
-from tests.conftest import DATA_DIR, _create_database, _drop_database
-from tests.service.conftest import CLIENT_ID, SECRET
+from tests.databases import DATA_DIR, create_database, drop_database
+from tests.service.support import CLIENT_ID, SECRET
 
 MAX_CONNECTIONS = 12
 MAX_HEADER_BYTES = 8192
@@ -65,7 +65,7 @@ def served(
     redis_url: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Served]:
-    database = _create_database(pg_server, pg_template)
+    database = create_database(pg_server, pg_template)
     port, metrics_port = free_port(), free_port()
     log = tmp_path_factory.mktemp("serve") / "stderr.log"
     env = {
@@ -112,7 +112,7 @@ def served(
     finally:
         proc.terminate()
         proc.wait(timeout=20)
-        _drop_database(database)
+        drop_database(database)
 
 
 def test_idle_and_trickling_connections_are_cut_off(served: Served) -> None:
@@ -156,7 +156,8 @@ def test_connections_beyond_the_cap_are_closed_at_once(served: Served) -> None:
     unanswered = sum(1 for a in answers if a == b"")
     timed_out = sum(1 for a in answers if a.startswith(b"HTTP/1.1 408 "))
     assert unanswered + timed_out == len(answers)
-    assert unanswered >= 4 and 1 <= timed_out <= MAX_CONNECTIONS
+    assert unanswered >= 4
+    assert 1 <= timed_out <= MAX_CONNECTIONS
 
 
 @pytest.mark.parametrize(

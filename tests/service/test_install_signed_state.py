@@ -13,9 +13,9 @@ import pytest
 
 from neanelu.db.pool import global_scope
 from neanelu.shops import oauth_state
-from tests.conftest import TestDatabase
-from tests.service.conftest import SECRET
+from tests.databases import TestDatabase
 from tests.service.emulated import Emulated, emulated_service
+from tests.service.support import SECRET
 from tests.shopify_library import library_hmac, library_message
 
 SHOP = "acme.myshopify.com"

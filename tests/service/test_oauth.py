@@ -27,8 +27,8 @@ from neanelu.shopify.oauth import (
 )
 from neanelu.shops import oauth_state
 from neanelu.shops import repository as shops
-from tests.conftest import TestDatabase
-from tests.service.conftest import (
+from tests.databases import TestDatabase
+from tests.service.support import (
     PREVIOUS_SECRET,
     SECRET,
     app_for,
@@ -153,7 +153,8 @@ async def start_install(client: httpx.AsyncClient) -> tuple[str, str]:
     response = await client.get("/auth/install", params={"shop": SHOP})
     assert response.status_code == 302
     location = urlsplit(response.headers["location"])
-    assert location.netloc == SHOP and location.path == "/admin/oauth/authorize"
+    assert location.netloc == SHOP
+    assert location.path == "/admin/oauth/authorize"
     query = parse_qs(location.query, keep_blank_values=True)
     assert query["client_id"] == ["test-client-id"]
     assert query["redirect_uri"] == ["http://testserver/auth/callback"]
@@ -206,8 +207,11 @@ async def test_install_and_callback_store_sealed_tokens_and_queue_sync(
     # The sealed tokens are readable in the shop's own tenant scope only.
     async with tenant_scope(rt.pool, found.id) as conn:
         row = await shops.get(conn, found.id)
-    assert row is not None and row.access_token is not None and row.refresh_token is not None
-    assert row.status == "installed" and row.access_token_expires_at is not None
+    assert row is not None
+    assert row.access_token is not None
+    assert row.refresh_token is not None
+    assert row.status == "installed"
+    assert row.access_token_expires_at is not None
     assert row.access_token.key_id == rt.vault.current_key_id
     assert b"shpat_plaintext" not in row.access_token.ciphertext
     assert b"shprt_plaintext" not in row.refresh_token.ciphertext
@@ -234,7 +238,8 @@ async def test_callback_rejections_store_and_queue_nothing(
     foreign["hmac"] = sign_callback(foreign, SECRET)
     assert (await callback(client, foreign, cookie)).status_code == 400
     no_cookie = await callback(client, good, None)
-    assert no_cookie.status_code == 400 and "cookie" in no_cookie.json()["detail"]
+    assert no_cookie.status_code == 400
+    assert "cookie" in no_cookie.json()["detail"]
     other_state = callback_params("0" * 64)
     assert (await callback(client, other_state, cookie)).status_code == 400
     tampered = cookie[:-1] + ("0" if cookie[-1] != "0" else "1")
@@ -244,7 +249,8 @@ async def test_callback_rejections_store_and_queue_nothing(
     # The genuine callback works once; the same URL and cookie replayed is refused.
     assert (await callback(client, good, cookie)).status_code == 302
     replay = await callback(client, good, cookie)
-    assert replay.status_code == 400 and "already used" in replay.json()["detail"]
+    assert replay.status_code == 400
+    assert "already used" in replay.json()["detail"]
     assert len(fake_shopify.token_calls) == 1
     assert await count(rt, "outbox") == 2
 
@@ -302,10 +308,12 @@ async def test_token_exchange_requests_have_the_protocol_shape() -> None:
         grant = await client.exchange_offline_token(SHOP, SecretStr("old-token"))
         await client.exchange_session_token(SHOP, "a.b.c")
         await client.refresh(SHOP, SecretStr("shprt_1"))
-    assert grant.expires_at is None and grant.scopes == ("read_products",)
+    assert grant.expires_at is None
+    assert grant.scopes == ("read_products",)
     assert "shpat_x" not in repr(grant)
     assert seen[0]["subject_token_type"] == OFFLINE_TOKEN_TYPE
-    assert seen[0]["requested_token_type"] == OFFLINE_TOKEN_TYPE and seen[0]["expiring"] == "1"
+    assert seen[0]["requested_token_type"] == OFFLINE_TOKEN_TYPE
+    assert seen[0]["expiring"] == "1"
     assert seen[1]["subject_token_type"] == ID_TOKEN_TYPE
     assert seen[2] == {
         "client_id": "cid",

@@ -32,8 +32,8 @@ from neanelu.vault import Sealed, TokenVault, VaultKey, key_id_of
 from neanelu.worker.resources import RuntimeShopAccess
 from shopify_emulator.config import EmulatorConfig, ShopConfig
 from shopify_emulator.server import RunningEmulator, start_in_thread
-from tests.conftest import TestDatabase
-from tests.service.conftest import build_runtime, close_runtime, make_settings
+from tests.databases import TestDatabase
+from tests.service.support import build_runtime, close_runtime, make_settings
 
 OWNER_ID = 1_000_001  # the emulator's primary app
 NAMESPACE = f"app--{OWNER_ID}"
@@ -201,14 +201,17 @@ def test_owner_app_cli_registers_lists_and_removes_without_echoing_the_token(
     )
     assert added.exit_code == 0, added.output
     listed = runner.invoke(cli, [*base, "list", "--shop", "owned"], env=env)
-    assert listed.exit_code == 0 and "sealed" in listed.output and NAMESPACE in listed.output
+    assert listed.exit_code == 0
+    assert "sealed" in listed.output
+    assert NAMESPACE in listed.output
     assert secret not in added.output + listed.output
     with psycopg.connect(database.superuser_url) as conn:
         stored = conn.execute(
             "SELECT access_token_ct, access_token_key_id FROM owner_apps WHERE shop_id = %s",
             (shop_id,),
         ).fetchone()
-    assert stored is not None and secret.encode() not in bytes(stored[0])
+    assert stored is not None
+    assert secret.encode() not in bytes(stored[0])
     vault = TokenVault(VaultKey(key_id_of(key), key))
     opened = vault.open(
         Sealed(bytes(stored[0]), stored[1]), shop_id=shop_id, kind=owner_apps.token_kind(OWNER_ID)
@@ -218,18 +221,22 @@ def test_owner_app_cli_registers_lists_and_removes_without_echoing_the_token(
     unreadable = runner.invoke(
         cli, [*base, "set", "--shop", "owned", "--app-id", "7", "--no-token"], env=env
     )
-    assert unreadable.exit_code == 0 and "unavailable" in unreadable.output
+    assert unreadable.exit_code == 0
+    assert "unavailable" in unreadable.output
     piped = runner.invoke(
         cli, [*base, "set", "--shop", "owned", "--app-id", "8"], env=env, input="two words\n"
     )
-    assert piped.exit_code == 2 and "token" in piped.output
+    assert piped.exit_code == 2
+    assert "token" in piped.output
     bad_id = runner.invoke(cli, [*base, "set", "--shop", "owned", "--app-id", "0"], env=env)
     assert bad_id.exit_code == 2
     unknown = runner.invoke(cli, [*base, "list", "--shop", "nowhere"], env=env)
-    assert unknown.exit_code == 2 and "not installed" in unknown.output
+    assert unknown.exit_code == 2
+    assert "not installed" in unknown.output
 
     remove = [*base, "remove", "--shop", "owned", "--app-id", str(OWNER_ID)]
     assert runner.invoke(cli, remove, env=env).exit_code == 0
     assert runner.invoke(cli, remove, env=env).exit_code == 1
     listed = runner.invoke(cli, [*base, "list", "--shop", "owned"], env=env)
-    assert str(OWNER_ID) not in listed.output and "none (unavailable)" in listed.output
+    assert str(OWNER_ID) not in listed.output
+    assert "none (unavailable)" in listed.output

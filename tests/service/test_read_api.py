@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import jwt
 import pytest
 
 from neanelu.catalog import apply
@@ -18,32 +16,16 @@ from neanelu.runtime import Runtime
 from neanelu.shopify.session_token import InvalidSessionToken, verify_session_token
 from neanelu.shops import service
 from tests.factories import create_shop
-from tests.service.conftest import CLIENT_ID, PREVIOUS_SECRET, SECRET
+from tests.service.support import CLIENT_ID, PREVIOUS_SECRET, SECRET, session_token
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
-
-
-def session_token(shop: str, *, secret: str = SECRET, **claims: Any) -> str:
-    now = int(time.time())
-    body: dict[str, Any] = {
-        "iss": f"https://{shop}/admin",
-        "dest": f"https://{shop}",
-        "aud": CLIENT_ID,
-        "sub": "42",
-        "exp": now + 60,
-        "nbf": now,
-        "iat": now,
-        "jti": uuid.uuid4().hex,
-        "sid": "session-1",
-    }
-    body.update(claims)
-    return jwt.encode({k: v for k, v in body.items() if v is not None}, secret, algorithm="HS256")
 
 
 def test_session_token_rules() -> None:
     shop = "acme.myshopify.com"
     ok = verify_session_token(session_token(shop), client_id=CLIENT_ID, secrets=[SECRET])
-    assert ok.shop == shop and ok.user_id == "42"
+    assert ok.shop == shop
+    assert ok.user_id == "42"
     rotated = session_token(shop, secret=PREVIOUS_SECRET)
     assert verify_session_token(rotated, client_id=CLIENT_ID, secrets=[SECRET, PREVIOUS_SECRET])
     now = int(time.time())

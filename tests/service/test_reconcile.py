@@ -10,7 +10,7 @@ from neanelu.handles import ReconcileTick, reconcile_shops
 from neanelu.runtime import Runtime
 from neanelu.shops.tasks import RECONCILE_OVERLAP, schedule_reconciliation
 from tests.factories import create_shop
-from tests.service.conftest import RunJob
+from tests.service.support import RunJob
 
 
 async def outbox(rt: Runtime) -> list[tuple[str, str, dict[str, Any]]]:
@@ -34,7 +34,8 @@ async def test_tick_queues_incremental_syncs_and_the_next_tick(
     # One job id per shop and period: the queue ignores the repeat when the relay pushes it.
     assert {r[1] for r in syncs} == {f"reconcile-{synced}-7"}
     payload = syncs[0][2]
-    assert payload["shop_id"] == str(synced) and payload["reason"] == "reconcile"
+    assert payload["shop_id"] == str(synced)
+    assert payload["reason"] == "reconcile"
     assert datetime.fromisoformat(payload["updated_since"]) == last - RECONCILE_OVERLAP
     ticks = {r[1] for r in rows if r[0] == "shops.reconcile"}
     assert len(ticks) == 1

@@ -14,15 +14,11 @@ import pytest
 from neanelu.db.pool import global_scope, tenant_scope
 from neanelu.runtime import Runtime
 from neanelu.shops import repository as shops
-from tests.conftest import TestDatabase
+from tests.databases import TestDatabase
 from tests.factories import create_shop
-from tests.service import test_e2e
-from tests.service.conftest import count, encode, make_settings, webhook_headers
-from tests.service.test_e2e import CONTROL, SHOP, Stack, eventually, install
-from tests.service.test_webhooks import deliver, drain
+from tests.service.e2e_stack import CONTROL, SHOP, Stack, eventually, install
+from tests.service.support import count, deliver, drain, encode, make_settings, webhook_headers
 
-# The e2e test's stack (API server, worker, emulator sending to the compliance address).
-stack = test_e2e.stack
 WAY_BACK = timedelta(hours=49)  # beyond Shopify's 48 h between uninstall and shop/redact
 
 
@@ -113,12 +109,14 @@ async def test_redact_after_a_reinstall_keeps_the_shop(
     async with tenant_scope(rt.pool, shop_id) as conn:
         row = await shops.get(conn, shop_id)
     assert row is not None, "a redact after a reinstall purged the shop"
-    assert row.status == shops.INSTALLED and row.access_token is not None
+    assert row.status == shops.INSTALLED
+    assert row.access_token is not None
     assert await count(rt, "products", shop_id) == 1
     # Recorded as skipped, with the reason; the delivery is done, not failing and retried.
     [(requested_by, outcome, reason, webhook_id, domain, _)] = audit(database, shop_id)
     assert (requested_by, outcome, domain) == ("shop/redact", "skipped", SHOP)
-    assert "installed" in reason and webhook_id
+    assert "installed" in reason
+    assert webhook_id
 
 
 async def test_due_redact_purges_once_and_its_record_outlives_the_shop(
@@ -183,7 +181,7 @@ async def test_redact_naming_another_shop_is_skipped_then_the_right_one_purges(
     await deliver(client, domain, "app/uninstalled", {"id": 77, "domain": domain})
     await drain(runtime, shop_id)
 
-    wrong = [
+    wrong: list[dict[str, Any]] = [
         {"shop_id": 77, "shop_domain": "someone-else.myshopify.com"},
         {"shop_id": 78, "shop_domain": domain},
         {"shop_domain": domain},
@@ -195,7 +193,8 @@ async def test_redact_naming_another_shop_is_skipped_then_the_right_one_purges(
     assert await count(runtime, "shops") == 2, "a redact naming another shop purged this one"
     records = audit(database, shop_id)
     assert [r[1] for r in records] == ["skipped"] * len(wrong)
-    assert "someone-else.myshopify.com" in records[0][2] and "78" in records[1][2]
+    assert "someone-else.myshopify.com" in records[0][2]
+    assert "78" in records[1][2]
 
     await deliver(client, domain, "shop/redact", {"shop_id": 77, "shop_domain": domain})
     await drain(runtime, shop_id)

@@ -18,8 +18,8 @@ from schemathesis.core.result import Ok
 from neanelu.db.services import ServiceUrls
 from neanelu.web.app import create_app
 from shopify_emulator.server import free_port
-from tests.conftest import TestDatabase
-from tests.service.conftest import make_settings
+from tests.databases import TestDatabase
+from tests.service.support import make_settings
 
 API_KEY = "nk_schemathesis_service_key_0123456789"
 

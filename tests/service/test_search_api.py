@@ -14,7 +14,7 @@ from neanelu.semantic.service import embed_products
 from neanelu.shops import service
 from tests.factories import create_shop
 from tests.integration.search.catalog import insert_catalog
-from tests.service.test_read_api import session_token
+from tests.service.support import session_token
 
 
 @pytest.fixture
@@ -44,12 +44,14 @@ async def test_search_answers_with_scores_and_reasons_for_the_callers_shop_only(
     assert response.status_code == 200, response.text
     body = response.json()
     top = body["hits"][0]
-    assert top["product"]["id"] == "1000" and top["product"]["title"].startswith("Waterproof")
+    assert top["product"]["id"] == "1000"
+    assert top["product"]["title"].startswith("Waterproof")
     assert top["matched"] == ["text", "vector"]
     # 'boots' is in the title, the type and the description.
     assert top["text"]["terms"] == ["boots", "hiking"]
     assert top["text"]["fields"] == ["title", "vendor/type/tags", "description/metafields"]
-    assert top["vector"]["rank"] == 1 and 0 < top["vector"]["similarity"] <= 1
+    assert top["vector"]["rank"] == 1
+    assert 0 < top["vector"]["similarity"] <= 1
     assert top["score"] == pytest.approx(2 / 61)
     assert body["model"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert body["text_config"] == "simple"
@@ -63,7 +65,8 @@ async def test_search_answers_with_scores_and_reasons_for_the_callers_shop_only(
         for auth, own in ((acme_auth, acme_ids), (other_auth, other_ids)):
             found = await client.get("/api/search", params={"q": query}, headers=auth)
             ids = {h["product"]["id"] for h in found.json()["hits"]}
-            assert ids and ids <= own, (query, ids - own)
+            assert ids, (query, ids - own)
+            assert ids <= own, (query, ids - own)
 
     filtered = await client.get(
         "/api/search",
@@ -90,4 +93,5 @@ async def test_search_refuses_bad_input_and_missing_credentials(
         assert response.status_code == 400, params
         assert message in response.json()["detail"]
     missing = await client.get("/api/search", headers=auth)
-    assert missing.status_code == 422 and "q" in missing.text
+    assert missing.status_code == 422
+    assert "q" in missing.text

@@ -11,9 +11,7 @@ import httpx
 from neanelu.db.pool import tenant_scope
 from neanelu.shops import service
 from neanelu.shops import tasks as shop_tasks
-from tests.service.test_e2e import CONTROL, Stack, eventually, install, number, stack
-
-__all__ = ["stack"]
+from tests.service.e2e_stack import CONTROL, Stack, eventually, install, number
 
 
 async def test_retitled_product_is_found_by_its_new_title_and_deleted_one_disappears(

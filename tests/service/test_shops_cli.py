@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from neanelu.cli.main import app
 from neanelu.vault import TokenVault
-from tests.conftest import TestDatabase
-from tests.service.conftest import make_settings
+from tests.databases import TestDatabase
+from tests.service.support import make_settings
 
 
 def test_list_shows_each_shops_token_state(database: TestDatabase, redis_url: str) -> None:
@@ -54,4 +54,5 @@ def test_list_shows_each_shops_token_state(database: TestDatabase, redis_url: st
     assert re.search(r"\(in (49|50) min\)", lines["fresh.myshopify.com"])
     assert "needs_reauth" in lines["refused.myshopify.com"]
     assert "refresh refused" in lines["refused.myshopify.com"]
-    assert "shpat_" not in result.output and "shprt_" not in result.output
+    assert "shpat_" not in result.output
+    assert "shprt_" not in result.output

@@ -15,9 +15,9 @@ import pytest
 from neanelu.db.pool import global_scope, tenant_scope
 from neanelu.shops import repository
 from neanelu.shops.tokens import access_token
-from tests.conftest import TestDatabase
-from tests.service.conftest import CLIENT_ID, PREVIOUS_SECRET, SECRET, count
-from tests.service.emulated import Emulated, emulated_service, session_token
+from tests.databases import TestDatabase
+from tests.service.emulated import Emulated, emulated_service
+from tests.service.support import CLIENT_ID, PREVIOUS_SECRET, SECRET, count, session_token
 
 SHOP = "acme.myshopify.com"
 OFFLINE = "urn:shopify:params:oauth:token-type:offline-access-token"
@@ -75,12 +75,16 @@ async def test_exchange_installs_once_and_a_repeat_changes_nothing(
     first = await exchange(svc, token)
     assert first.status_code == 200, first.text
     body = first.json()
-    assert body["shop"] == SHOP and body["new_install"] is True
+    assert body["shop"] == SHOP
+    assert body["new_install"] is True
     assert body["token_exchanged"] is True
     shop_id, status, access_ct, refresh_ct, access_exp, refresh_exp = await stored(svc)
-    assert str(shop_id) == body["shop_id"] and status == repository.INSTALLED
+    assert str(shop_id) == body["shop_id"]
+    assert status == repository.INSTALLED
     # Sealed like the callback's: an expiring offline token with its refresh token.
-    assert access_exp is not None and refresh_ct is not None and refresh_exp is not None
+    assert access_exp is not None
+    assert refresh_ct is not None
+    assert refresh_exp is not None
     emulator_tokens = [t.value for t in svc.shop_state("acme").tokens.values()]
     assert len(emulator_tokens) == 1
     assert emulator_tokens[0].encode() not in access_ct.ciphertext
@@ -96,7 +100,8 @@ async def test_exchange_installs_once_and_a_repeat_changes_nothing(
     assert issued_offline_tokens(svc) == 1  # Shopify was not asked again
     assert await outbox_tasks(svc) == [("sync", "shops.subscribe_webhooks"), ("bulk", "sync.full")]
     # Neither the session token nor the issued token reaches the logs.
-    assert token not in caplog.text and emulator_tokens[0] not in caplog.text
+    assert token not in caplog.text
+    assert emulator_tokens[0] not in caplog.text
 
 
 async def test_two_exchanges_at_once_queue_the_first_sync_once(svc: Emulated) -> None:
@@ -118,21 +123,24 @@ async def test_reauthorization_and_reinstall(svc: Emulated) -> None:
         await conn.execute("DELETE FROM outbox")
     before = await stored(svc)
     again = await exchange(svc, session_token(SHOP))
-    assert again.status_code == 200 and again.json()["new_install"] is False
+    assert again.status_code == 200
+    assert again.json()["new_install"] is False
     assert again.json()["token_exchanged"] is True
     after = await stored(svc)
-    assert after[1] == repository.INSTALLED and after[2] != before[2]
+    assert after[1] == repository.INSTALLED
+    assert after[2] != before[2]
     assert await outbox_tasks(svc) == []
     # After an uninstall the exchange installs afresh: subscriptions and a full sync again.
     async with tenant_scope(svc.runtime.pool, shop_id) as conn:
         await repository.mark_uninstalled(conn, shop_id, after[4])
     reinstall = await exchange(svc, session_token(SHOP))
-    assert reinstall.status_code == 200 and reinstall.json()["new_install"] is True
+    assert reinstall.status_code == 200
+    assert reinstall.json()["new_install"] is True
     assert reinstall.json()["shop_id"] == str(shop_id)
     assert await outbox_tasks(svc) == [("sync", "shops.subscribe_webhooks"), ("bulk", "sync.full")]
 
 
-def _expired() -> dict[str, int]:
+def _expired() -> dict[str, Any]:
     now = int(time.time())
     return {"iat": now - 180, "nbf": now - 180, "exp": now - 120}
 
@@ -210,13 +218,16 @@ async def test_emulator_grant_issues_expiring_offline_online_and_plain_offline(
 ) -> None:
     expiring = await grant(svc, session_token(SHOP), requested_token_type=OFFLINE, expiring="1")
     assert expiring.status_code == 200
-    assert expiring.json()["expires_in"] == 3600 and expiring.json()["refresh_token"]
+    assert expiring.json()["expires_in"] == 3600
+    assert expiring.json()["refresh_token"]
     plain = await grant(svc, session_token(SHOP), requested_token_type=OFFLINE)
     assert plain.status_code == 200
-    assert "expires_in" not in plain.json() and "refresh_token" not in plain.json()
+    assert "expires_in" not in plain.json()
+    assert "refresh_token" not in plain.json()
     online = await grant(svc, session_token(SHOP), requested_token_type=ONLINE, expiring="1")
     assert online.status_code == 200
-    assert online.json()["associated_user"]["id"] and "refresh_token" not in online.json()
+    assert online.json()["associated_user"]["id"]
+    assert "refresh_token" not in online.json()
 
 
 REFUSED_SUBJECTS: dict[str, Callable[[], str]] = {
@@ -246,4 +257,5 @@ async def test_emulator_grant_refuses_as_shopify_does(svc: Emulated, case: str) 
 
 async def test_emulator_grant_refuses_unknown_requested_type(svc: Emulated) -> None:
     response = await grant(svc, session_token(SHOP), requested_token_type="urn:x:y")
-    assert response.status_code == 400 and response.json()["error"] == "invalid_request"
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"

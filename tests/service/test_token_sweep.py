@@ -32,8 +32,8 @@ from neanelu.telemetry import current_metrics
 from shopify_emulator.config import EmulatorConfig, ShopConfig
 from shopify_emulator.server import RunningEmulator, free_port, start_in_thread
 from shopify_emulator.state import ShopState
-from tests.conftest import TestDatabase
-from tests.service.conftest import (
+from tests.databases import TestDatabase
+from tests.service.support import (
     CLIENT_ID,
     SECRET,
     RunJob,
@@ -57,7 +57,8 @@ class Sweeper:
 
     @property
     def shop(self) -> ShopState:
-        return self.emulator.app.state.emulator.shops[DOMAIN]  # type: ignore[no-any-return]
+        shop: ShopState = self.emulator.app.state.emulator.shops[DOMAIN]
+        return shop
 
     def refreshes(self) -> int:
         """Refresh grants the emulator answered (each one issues a refresh token with a parent)."""
@@ -179,9 +180,11 @@ async def test_expiring_token_is_refreshed_by_the_sweep_without_any_use(
     after = await sweeper.row(shop_id)
     assert sweeper.refreshes() == 1
     assert after.status == "installed"
-    assert after.access_token_expires_at is not None and before.access_token_expires_at
+    assert after.access_token_expires_at is not None
+    assert before.access_token_expires_at
     assert after.access_token_expires_at > before.access_token_expires_at
-    assert after.access_token is not None and before.access_token is not None
+    assert after.access_token is not None
+    assert before.access_token is not None
     old = sweeper.runtime.vault.open(before.access_token, shop_id=shop_id, kind="access")
     new = sweeper.runtime.vault.open(after.access_token, shop_id=shop_id, kind="access")
     assert new.get_secret_value() != old.get_secret_value()
@@ -192,7 +195,8 @@ async def test_expiring_token_is_refreshed_by_the_sweep_without_any_use(
     # The tick queued the next one (a later period, delayed until it begins).
     period, _ = shop_tasks.next_period(token_sweep.SWEEP_INTERVAL)
     tick = await sweeper.runtime.queues.queue(SYNC).job_info(f"token-sweep-{period}")
-    assert tick is not None and tick.state == "delayed"
+    assert tick is not None
+    assert tick.state == "delayed"
 
 
 async def test_two_concurrent_sweeps_refresh_once(sweeper: Sweeper, run_job: RunJob) -> None:
@@ -250,18 +254,21 @@ async def test_refused_refresh_is_alerted_and_not_retried(
     ), [r.getMessage() for r in warnings]
     job = await sweeper.runtime.queues.queue(SYNC).job_info(f"token-refresh-{shop_id}-3")
     # Completed on its one run: not put back for a retry.
-    assert job is not None and job.state == "completed"
+    assert job is not None
+    assert job.state == "completed"
     # The next sweep leaves the shop alone: no refresh loop against a refused token.
     async with global_scope(sweeper.runtime.pool) as conn:
         assert await sweep_tokens(conn, 4, now=datetime.now(UTC)) == 0
         cur = await conn.execute("SELECT count(*) FROM outbox WHERE task = 'shops.refresh_token'")
         row = await cur.fetchone()
-    assert row is not None and row[0] == 0
+    assert row is not None
+    assert row[0] == 0
     assert refresh_count("failed", "sweep") == failed_before + 1
     # What the alert on the dashboard reads: shops waiting for their merchant.
     gauge = current_metrics().registry.get_sample_value("neanelu_shops_needing_reauth")
     assert gauge == 1
-    assert "shprt_" not in caplog.text and "shpat_" not in caplog.text
+    assert "shprt_" not in caplog.text
+    assert "shpat_" not in caplog.text
 
 
 async def test_unreachable_shopify_is_alerted_and_retried(
@@ -288,7 +295,8 @@ async def test_unreachable_shopify_is_alerted_and_retried(
         async with global_scope(rt.pool) as conn:
             shop_id, _ = await service.store_install(conn, rt.vault, DOMAIN, grant)
             row = await repository.get(conn, shop_id)
-        assert row is not None and row.access_token_expires_at is not None
+        assert row is not None
+        assert row.access_token_expires_at is not None
         due = DueToken(shop_id=str(shop_id), expires_at=row.access_token_expires_at.isoformat())
         failed = refresh_count("failed", "sweep")
         caplog.set_level(logging.INFO)

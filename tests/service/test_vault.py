@@ -15,7 +15,7 @@ from neanelu.shopify.oauth import TokenGrant
 from neanelu.shops import repository, service
 from neanelu.shops.keys import rotate_keys
 from neanelu.vault import Sealed, TokenVault, VaultError, key_id_of, parse_previous_keys
-from tests.service.conftest import make_settings
+from tests.service.support import make_settings
 
 OLD_KEY = base64.b64encode(b"o" * 32).decode()
 NEW_KEY = base64.b64encode(b"n" * 32).decode()
@@ -93,7 +93,9 @@ async def test_rotation_reseals_every_token(runtime: Runtime) -> None:
     for n, shop_id in enumerate(shop_ids):
         async with tenant_scope(runtime.pool, shop_id) as conn:
             row = await repository.get(conn, shop_id)
-            assert row is not None and row.access_token and row.refresh_token
+            assert row is not None
+            assert row.access_token
+            assert row.refresh_token
             assert row.access_token.key_id == new.current_key_id
             opened = only_new.open(row.access_token, shop_id=shop_id, kind="access")
             assert opened.get_secret_value() == f"shpat_{n}"

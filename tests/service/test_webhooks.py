@@ -6,87 +6,28 @@ import asyncio
 import itertools
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from neanelu.db.pool import global_scope, tenant_scope
 from neanelu.runtime import Runtime
 from neanelu.shops import repository as shops
 from neanelu.webhooks.tasks import process_delivery_now
 from tests.factories import create_shop
-from tests.service.conftest import PREVIOUS_SECRET, count, encode, webhook_headers
-
-T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
-
-
-def product_payload(
-    product_id: int, title: str, updated: datetime, variants: list[int] | None = None
-) -> dict[str, Any]:
-    return {
-        "id": product_id,
-        "admin_graphql_api_id": f"gid://shopify/Product/{product_id}",
-        "title": title,
-        "body_html": f"<p>{title}</p>",
-        "vendor": "Acme",
-        "product_type": "Shirts",
-        "handle": title.lower().replace(" ", "-"),
-        "status": "active",
-        "tags": "summer, cotton",
-        "created_at": T0.isoformat(),
-        "updated_at": updated.isoformat(),
-        "options": [{"name": "Size", "position": 1}],
-        "variants": [
-            {
-                "id": v,
-                "product_id": product_id,
-                "title": f"Size {n}",
-                "price": "19.90",
-                "compare_at_price": None,
-                "sku": f"SKU-{v}",
-                "barcode": None,
-                "position": n + 1,
-                "inventory_item_id": v + 1000,
-                "inventory_quantity": 5,
-                "created_at": T0.isoformat(),
-                "updated_at": updated.isoformat(),
-                "option1": f"S{n}",
-                "option2": None,
-                "option3": None,
-            }
-            for n, v in enumerate(variants if variants is not None else [product_id * 10 + 1])
-        ],
-    }
-
-
-async def deliver(
-    client: httpx.AsyncClient,
-    shop: str,
-    topic: str,
-    payload: dict[str, Any],
-    **kw: Any,
-) -> httpx.Response:
-    body = encode(payload)
-    return await client.post(
-        "/api/webhooks", content=body, headers=webhook_headers(body, shop=shop, topic=topic, **kw)
-    )
-
-
-async def drain(rt: Runtime, shop_id: uuid.UUID) -> int:
-    """Run every queued delivery of the shop (what the worker does), in inbox order."""
-    async with global_scope(rt.pool) as conn:
-        cur = await conn.execute(
-            "SELECT payload FROM outbox WHERE task = 'webhooks.process' "
-            "AND payload->>'shop_id' = %s ORDER BY id",
-            (str(shop_id),),
-        )
-        ids = [i for r in await cur.fetchall() for i in r[0]["inbox_ids"]]
-        await conn.execute("DELETE FROM outbox WHERE task = 'webhooks.process'")
-    for inbox_id in ids:
-        await process_delivery_now(rt, shop_id, inbox_id)
-    return len(ids)
+from tests.service.support import (
+    PREVIOUS_SECRET,
+    T0,
+    count,
+    deliver,
+    drain,
+    encode,
+    product_payload,
+    webhook_headers,
+)
 
 
 async def catalog_rows(rt: Runtime, shop_id: uuid.UUID) -> tuple[list[Any], ...]:
@@ -127,7 +68,8 @@ async def test_delivery_recorded_once_and_queued_once(
     payload = product_payload(1, "Shirt", T0)
     first = await deliver(client, domain, "products/update", payload, webhook_id="wh-1")
     again = await deliver(client, domain, "products/update", payload, webhook_id="wh-1")
-    assert first.status_code == 200 and again.status_code == 200
+    assert first.status_code == 200
+    assert again.status_code == 200
     assert await count(runtime, "webhook_inbox", shop_id) == 1
     assert await count(runtime, "outbox") == 1
     rotated = await deliver(
@@ -285,7 +227,8 @@ async def test_lifecycle_topics(
     await drain(runtime, shop_id)
     async with global_scope(runtime.pool) as conn:
         row = await shops.get(conn, shop_id)
-    assert row is not None and row.scopes == ("read_products", "read_inventory")
+    assert row is not None
+    assert row.scopes == ("read_products", "read_inventory")
 
     await deliver(client, domain, "app/uninstalled", {"id": 2, "domain": domain})
     await drain(runtime, shop_id)
@@ -294,12 +237,18 @@ async def test_lifecycle_topics(
         purge = await (
             await conn.execute("SELECT task, group_id FROM outbox WHERE task = 'shops.purge'")
         ).fetchall()
-    assert row is not None and row.status == "uninstalled" and row.access_token is None
-    assert row.purge_after is not None and purge == [("shops.purge", "maintenance")]
+    assert row is not None
+    assert row.status == "uninstalled"
+    assert row.access_token is None
+    assert row.purge_after is not None
+    assert purge == [("shops.purge", "maintenance")]
     state = await runtime.queues.queue("webhook").group_state(str(shop_id))
     assert state.get("paused")
 
-    runtime_dir = client._transport.app.state.shop_directory  # type: ignore[attr-defined]
+    transport = client._transport
+    assert isinstance(transport, httpx.ASGITransport)
+    assert isinstance(transport.app, FastAPI)
+    runtime_dir = transport.app.state.shop_directory
     runtime_dir.forget(domain)
     # A shop/redact right after the uninstall is not due (Shopify sends it 48 h later): it is
     # recorded and skipped, and the shop's data stays for the scheduled purge.
@@ -310,7 +259,8 @@ async def test_lifecycle_topics(
     async with tenant_scope(runtime.pool, shop_id) as conn:
         cur = await conn.execute("SELECT outcome, reason FROM purge_audit")
         audit = await cur.fetchall()
-    assert [a[0] for a in audit] == ["skipped"] and "less than 48 h ago" in audit[0][1]
+    assert [a[0] for a in audit] == ["skipped"]
+    assert "less than 48 h ago" in audit[0][1]
 
 
 def test_stored_payload_is_the_raw_body() -> None:

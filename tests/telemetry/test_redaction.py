@@ -92,7 +92,8 @@ def test_json_logs_carry_ids_and_no_secrets() -> None:
     trace_id = format(ended.context.trace_id, "032x")
     for line in lines:
         assert line["trace_id"] == trace_id
-        assert line["job_id"] == "job-7" and line["shop_id"] == "shop-9"
+        assert line["job_id"] == "job-7"
+        assert line["shop_id"] == "shop-9"
         assert len(line["span_id"]) == 16
     text = out.getvalue()
     for secret in ("shpat_abcdef0123", "shpat_zzz", "signature=s1", "abc.def.ghi"):

@@ -30,8 +30,7 @@ from neanelu.telemetry import (
     setup_tracing,
 )
 from neanelu.telemetry.tracing import set_sample_ratio
-from tests.service.conftest import SECRET
-from tests.service.test_e2e import (  # the running stack: emulator, API on uvicorn, worker
+from tests.service.e2e_stack import (  # the `stack` fixture (tests/conftest.py) runs these
     CONTROL,
     SHOP,
     Stack,
@@ -39,11 +38,8 @@ from tests.service.test_e2e import (  # the running stack: emulator, API on uvic
     eventually,
     install,
     number,
-    stack,
 )
-from tests.service.test_webhooks import product_payload
-
-__all__ = ["stack"]
+from tests.service.support import SECRET, product_payload
 
 
 @pytest.fixture
@@ -234,5 +230,6 @@ async def test_one_webhook_one_trace_and_metrics(
         for (name, labels), v in values.items()
         if name == "neanelu_shopify_cost_points_total" and ("kind", "actual") in labels
     ]
-    assert actual and sum(actual) > 0
+    assert actual
+    assert sum(actual) > 0
     assert any(name == "neanelu_shopify_budget_remaining_ratio_count" for name, _ in values)

@@ -110,7 +110,8 @@ def test_empty_optional_variables_are_unset(monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.encryption_keys_previous is None
     assert settings.openai_api_key is None
     assert settings.shopify_base_url is None
-    assert settings.postgres_url is None and settings.redis_url is None
+    assert settings.postgres_url is None
+    assert settings.redis_url is None
     # And the same in production, where the example file is copied to.
     _production(monkeypatch, SHOPIFY_API_SECRET_PREVIOUS="")
     assert load_settings().shopify_api_secret_previous is None
@@ -138,8 +139,10 @@ def test_production_refuses_weak_or_known_values(
     with pytest.raises(SettingsError) as info:
         load_settings()
     message = str(info.value)
-    assert variable in message and says in message
-    assert "\n" not in message and value.strip() not in message
+    assert variable in message
+    assert says in message
+    assert "\n" not in message
+    assert value.strip() not in message
 
 
 def test_bad_previous_encryption_key_is_one_line_naming_it(
@@ -152,7 +155,8 @@ def test_bad_previous_encryption_key_is_one_line_naming_it(
         load_settings()
     message = str(info.value)
     assert message.startswith("invalid configuration: ENCRYPTION_KEYS_PREVIOUS: entry 2")
-    assert "\n" not in message and "oops" not in message
+    assert "\n" not in message
+    assert "oops" not in message
 
 
 def test_env_file_named_by_neanelu_env_file_is_read(
@@ -198,4 +202,5 @@ def test_staging_keeps_every_production_check_but_may_point_at_an_emulator(
     monkeypatch.setenv("SHOPIFY_API_SECRET", "shpss_short")
     with pytest.raises(SettingsError) as info:
         load_settings()
-    assert "SHOPIFY_API_SECRET" in str(info.value) and "shorter" in str(info.value)
+    assert "SHOPIFY_API_SECRET" in str(info.value)
+    assert "shorter" in str(info.value)

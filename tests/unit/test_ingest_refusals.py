@@ -41,7 +41,8 @@ def test_paired_and_escaped_surrogates_are_text() -> None:
     # A pair is one character; `\\ud800` in JSON is a backslash and the letters "ud800".
     for title in (b"\\ud83d\\ude00", b"\\\\ud800"):
         row = core_builder()(PRODUCT % title, 1, 0)
-        assert row is not None and row[3] == 12
+        assert row is not None
+        assert row[3] == 12
 
 
 def test_bytes_msgspec_passes_through_raw_are_checked() -> None:

@@ -26,7 +26,7 @@ from neanelu.db.sql_files import load_sql
 from neanelu.ingest import merge
 from neanelu.ingest.quarantine import QuarantineSink
 from neanelu.ingest.queries import Phase
-from neanelu.ingest.stage import stage_phase
+from neanelu.ingest.stage import StageOptions, stage_phase
 from neanelu.sync import repository as runs
 from tests.factories import create_shop
 
@@ -234,12 +234,16 @@ async def through_bulk(
             sink = QuarantineSink(pool, shop, run.id, phase.value)
             body = b"\n".join(msgspec.json.encode(line) for line in lines)
             async with conn.transaction():
-                stats = await stage_phase(conn, phase, one_chunk(body), sink, max_bad_share=0.0)
+                stats = await stage_phase(
+                    conn, phase, one_chunk(body), sink, StageOptions(max_bad_share=0.0)
+                )
             assert stats.bad_lines == 0
             if kind == "level":
                 await merge.merge_inventory(conn, shop)
             else:
-                await merge.merge_catalog(conn, shop, run.id, metafields_complete=True)
+                await merge.merge_catalog(
+                    conn, shop, run.id, merge.CatalogMerge(metafields_complete=True)
+                )
         finally:
             tables = merge.INVENTORY_STAGING if kind == "level" else merge.CATALOG_STAGING
             await conn.execute(f"DROP TABLE IF EXISTS {tables}")

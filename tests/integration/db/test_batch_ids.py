@@ -49,4 +49,6 @@ async def test_line_numbers_beyond_32_bits_still_give_valid_ids(
             "SELECT app_batch_uuidv7(%(id_hi)s, %(id_lo)s, %(n)s)", {**params, "n": 2**40 + 3}
         )
         row = await cur.fetchone()
-    assert row is not None and row[0].version == 7 and row[0].variant == uuid.RFC_4122
+    assert row is not None
+    assert row[0].version == 7
+    assert row[0].variant == uuid.RFC_4122

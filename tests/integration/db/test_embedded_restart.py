@@ -31,7 +31,8 @@ def test_redis_restart_keeps_its_aof_and_a_lost_redis_comes_back_empty(tmp_path:
         client.close()
         blank = restart_redis(data, lose_data=True)
         client = redis.Redis(unix_socket_path=str(blank.socket_path))
-        assert client.get("kept") is None and client.dbsize() == 0
+        assert client.get("kept") is None
+        assert client.dbsize() == 0
         client.close()
     finally:
         stop_redis(data)

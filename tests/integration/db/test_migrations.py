@@ -10,7 +10,7 @@ import psycopg
 from neanelu.db import migrate
 from neanelu.db.embedded import APP_ROLE, postgres_bin
 from neanelu.db.sql_files import load_sql
-from tests.conftest import TestDatabase
+from tests.databases import TestDatabase
 
 
 def _dump_schema(url: str) -> str:

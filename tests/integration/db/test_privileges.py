@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime
+from typing import Any
 
 import psycopg
 import pytest
@@ -18,7 +19,7 @@ from neanelu.db.pool import Conn, global_scope, tenant_scope
 from neanelu.shops import repository as shops
 from neanelu.shops.service import hash_api_key
 from neanelu.vault import Sealed
-from tests.conftest import TestDatabase
+from tests.databases import TestDatabase
 from tests.factories import create_shop
 
 SECRET_COLUMNS = ("access_token_ct", "refresh_token_ct", "api_key_hash")
@@ -70,15 +71,20 @@ async def test_app_role_reads_no_other_shops_sealed_tokens(
         own, other = await shops.get(conn, a), await shops.get(conn, b)
         cur = await conn.execute("SELECT * FROM app_shop_sealed_tokens(%s)", (b,))
         assert await cur.fetchall() == []
-    assert own is not None and own.access_token is not None and own.refresh_token is not None
+    assert own is not None
+    assert own.access_token is not None
+    assert own.refresh_token is not None
     assert own.access_token.ciphertext == b"sealed-access-tok-a"
-    assert other is not None and other.access_token is None and other.refresh_token is None
+    assert other is not None
+    assert other.access_token is None
+    assert other.refresh_token is None
     # Without a tenant: nobody's.
     async with global_scope(app_pool) as conn:
         cur = await conn.execute("SELECT * FROM app_shop_sealed_tokens(%s)", (a,))
         assert await cur.fetchall() == []
         row = await shops.get(conn, a)
-        assert row is not None and row.access_token is None
+        assert row is not None
+        assert row.access_token is None
         # API keys authenticate without the hashes being readable.
         assert await shops.find_by_api_key_hash(conn, hash_api_key("nk_tok-b")) == shops.KeyHolder(
             b,
@@ -238,9 +244,9 @@ async def test_shop_deleted_with_its_catalog_and_never_under_a_batch(
             await conn.execute(
                 "INSERT INTO products (shop_id, shopify_id) VALUES (%s, 99)", (gone,)
             )
-    with psycopg.connect(database.superuser_url) as conn:
+    with psycopg.connect(database.superuser_url) as admin:
         for table in CATALOG:
-            by_shop = dict(
-                conn.execute(f"SELECT shop_id, count(*) FROM {table} GROUP BY 1").fetchall()
+            by_shop: dict[Any, int] = dict(
+                admin.execute(f"SELECT shop_id, count(*) FROM {table} GROUP BY 1").fetchall()
             )
             assert by_shop == {kept: 1}, table

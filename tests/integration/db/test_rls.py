@@ -11,7 +11,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from neanelu.db.pool import Conn, PoolSizes, create_pool, global_scope, tenant_scope
-from tests.conftest import TestDatabase
+from tests.databases import TestDatabase
 from tests.factories import create_shop
 
 TENANT_TABLES = (

@@ -9,7 +9,7 @@ import psycopg
 from typer.testing import CliRunner
 
 from neanelu.cli.main import app
-from tests.conftest import TestDatabase
+from tests.databases import TestDatabase
 from tests.integration.search.catalog import CATALOG
 
 
@@ -49,7 +49,8 @@ def test_search_commands_end_to_end(database: TestDatabase, redis_url: str) -> N
 
     table = runner.invoke(app, ["search", "--shop", "cli-a", "winter coat"], env=env)
     assert table.exit_code == 0, table.output
-    assert "Wool winter coat" in table.output and "text+vector" in table.output
+    assert "Wool winter coat" in table.output
+    assert "text+vector" in table.output
 
     moved = runner.invoke(app, ["search-partition", "--shop", "cli-b"], env=env)
     assert moved.exit_code == 0, moved.output
@@ -64,8 +65,11 @@ def test_search_commands_end_to_end(database: TestDatabase, redis_url: str) -> N
         assert all(base <= int(h["product"]["id"]) < base + 100 for h in hits)
 
     lang = runner.invoke(app, ["search-language", "--shop", "cli-a", "klingon"], env=env)
-    assert lang.exit_code == 2 and "no text search configuration named 'klingon'" in lang.output
+    assert lang.exit_code == 2
+    assert "no text search configuration named 'klingon'" in lang.output
     bad = runner.invoke(app, ["search", "--shop", "cli-a", "--price-min", "-3", "x"], env=env)
-    assert bad.exit_code == 2 and "--price-min must be a non-negative number" in bad.output
+    assert bad.exit_code == 2
+    assert "--price-min must be a non-negative number" in bad.output
     unknown = runner.invoke(app, ["search", "--shop", "nobody", "x"], env=env)
-    assert unknown.exit_code == 2 and "not installed here" in unknown.output
+    assert unknown.exit_code == 2
+    assert "not installed here" in unknown.output

@@ -67,7 +67,8 @@ async def test_unchanged_skipped_changed_reembedded_deleted_removed(
         found = await hybrid_search(conn, local_provider, shop, "teapot", SearchFilter(), limit=3)
     assert found.hits[0].product_id == ids[3]
     assert found.hits[0].matched == ["text", "vector"]
-    assert found.hits[0].text is not None and "teapot" in found.hits[0].text.terms
+    assert found.hits[0].text is not None
+    assert "teapot" in found.hits[0].text.terms
     assert found.hits[0].text.fields == ("title",)
 
     async with tenant_scope(app_pool, shop) as conn:
@@ -87,7 +88,9 @@ async def test_unchanged_skipped_changed_reembedded_deleted_removed(
             conn, local_provider, shop, "hiking boots", SearchFilter(include_deleted=True)
         )
         top = with_deleted.hits[0]
-        assert top.product_id == ids[0] and top.matched == ["text"] and top.product["deleted"]
+        assert top.product_id == ids[0]
+        assert top.matched == ["text"]
+        assert top.product["deleted"]
         cur = await conn.execute(
             "SELECT source, status, queued, embedded, skipped, removed FROM embedding_runs "
             "ORDER BY started_at"
@@ -117,7 +120,8 @@ async def test_filters_and_romanian_text_configuration(
         # Romanian stemming: 'cizmele' and 'cizme' meet at one stem; 'simple' would miss it.
         ro = await hybrid_search(conn, local_provider, shop, "cizmele", SearchFilter())
         assert ro.text_config == "romanian"
-        assert ro.hits[0].product_id == 5000 and ro.hits[0].text is not None
+        assert ro.hits[0].product_id == 5000
+        assert ro.hits[0].text is not None
         drafts = await hybrid_search(
             conn, local_provider, shop, "boots", SearchFilter(status="DRAFT")
         )
@@ -158,7 +162,8 @@ async def test_two_shops_with_the_same_catalog_never_see_each_other(
         async with tenant_scope(app_pool, shop) as conn:
             for query in ("boots", "a warm coat for winter", "kitchen knife", "lamp"):
                 found = await hybrid_search(conn, local_provider, shop, query, SearchFilter())
-                assert found.hits and {h.product_id for h in found.hits} <= own, query
+                assert found.hits, query
+                assert {h.product_id for h in found.hits} <= own, query
         # Even asking for the other shop's id by name finds nothing under this tenant.
         other = shop_b if shop == shop_a else shop_a
         async with tenant_scope(app_pool, shop) as conn:

@@ -64,7 +64,8 @@ async def test_hot_shop_answers_from_redis_like_postgres_and_follows_changes(
     for query in ("warm winter coat", "kitchen knife", "something to read by"):
         from_redis = await _search(app_pool, local_provider, shop_a, query, hot)
         from_pg = await _search(app_pool, local_provider, shop_a, query, None)
-        assert from_redis.vector_store == "redis" and from_pg.vector_store == "postgres"
+        assert from_redis.vector_store == "redis"
+        assert from_pg.vector_store == "postgres"
         assert _shape(from_redis) == _shape(from_pg), query
         for a, b in zip(from_redis.hits, from_pg.hits, strict=True):
             if a.vector and b.vector:
@@ -84,7 +85,8 @@ async def test_hot_shop_answers_from_redis_like_postgres_and_follows_changes(
     )
     teapot = await _search(app_pool, local_provider, shop_a, "a pot to brew tea", hot)
     assert teapot.vector_store == "redis"
-    assert teapot.hits[0].product_id == 1003 and teapot.hits[0].vector is not None
+    assert teapot.hits[0].product_id == 1003
+    assert teapot.hits[0].vector is not None
     assert teapot.hits[0].vector.rank == 1
     coat = await _search(app_pool, local_provider, shop_a, "warm winter coat", hot)
     assert 1005 not in [h.product_id for h in coat.hits]
@@ -111,7 +113,8 @@ async def test_postgres_answers_when_redis_lacks_the_query_engine_or_is_down(
     # The project's plain Redis has no FT.*: PostgreSQL answers, the same shape.
     expected = _shape(await _search(app_pool, local_provider, shop, "boots", None))
     no_module = await _search(app_pool, local_provider, shop, "boots", plain)
-    assert no_module.vector_store == "postgres" and _shape(no_module) == expected
+    assert no_module.vector_store == "postgres"
+    assert _shape(no_module) == expected
     # Nothing listens on this port: Redis is down.
     down_client = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0")
     down = HotIndex(
@@ -120,6 +123,7 @@ async def test_postgres_answers_when_redis_lacks_the_query_engine_or_is_down(
         local_provider.dimension,
     )
     result = await _search(app_pool, local_provider, shop, "boots", down)
-    assert result.vector_store == "postgres" and _shape(result) == expected
+    assert result.vector_store == "postgres"
+    assert _shape(result) == expected
     await plain_client.aclose()
     await down_client.aclose()

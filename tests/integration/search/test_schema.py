@@ -10,7 +10,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from neanelu.db.pool import Conn, global_scope, tenant_scope
-from tests.conftest import TestDatabase
+from tests.databases import TestDatabase
 from tests.factories import create_shop
 
 HASH = bytes(32)

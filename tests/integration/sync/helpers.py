@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from psycopg_pool import AsyncConnectionPool
@@ -64,9 +65,9 @@ class SyncHarness:
             inventory_child_bytes=self.inventory_child_bytes,
         )
 
-    async def control(self, method: str, path: str, **kwargs: object) -> httpx.Response:
+    async def control(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         url = f"{self.emulator.base_url}/_emulator/shops/{self.shop}{path}"
-        response = await self.http.request(method, url, **kwargs)  # type: ignore[arg-type]
+        response = await self.http.request(method, url, **kwargs)
         response.raise_for_status()
         return response
 

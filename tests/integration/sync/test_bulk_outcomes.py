@@ -72,7 +72,8 @@ async def test_timeout_is_started_again_and_the_new_file_used(harness: SyncHarne
     )
     restarts = counted("neanelu_bulk_restarts_total", reason="timeout")
     summary = await harness.full_sync()
-    assert summary.status == "completed" and summary.complete
+    assert summary.status == "completed"
+    assert summary.complete
     await matches_shop(harness)
     failed = [op for op in await operations(harness, before) if op["status"] == "FAILED"]
     assert [op["error_code"] for op in failed] == ["TIMEOUT"]

@@ -17,7 +17,7 @@ import pytest
 from neanelu.db.pool import tenant_scope
 from neanelu.sync import repository as runs
 from neanelu.sync.service import request_full_sync, run_sync
-from tests.conftest import TestDatabase
+from tests.databases import TestDatabase
 from tests.integration.sync.helpers import SyncHarness
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -69,7 +69,9 @@ async def test_sigkill_then_resume_equals_a_clean_run(
             child.kill()
     async with tenant_scope(harness.pool, harness.shop_id) as conn:
         killed = await runs.get_run(conn, run.id)
-    assert killed is not None and killed.status == "running" and killed.attempts == 1
+    assert killed is not None
+    assert killed.status == "running"
+    assert killed.attempts == 1
 
     resumed = await run_sync(harness.deps, harness.shop_id, run.id)
     assert resumed.status == "completed"
@@ -77,7 +79,8 @@ async def test_sigkill_then_resume_equals_a_clean_run(
     async with tenant_scope(harness.pool, harness.shop_id) as conn:
         attempts = await runs.attempts_of(conn, run.id)
     assert [a.outcome for a in attempts] == ["abandoned", "completed"]
-    assert attempts[0].error is not None and "stopped without reporting" in attempts[0].error
+    assert attempts[0].error is not None
+    assert "stopped without reporting" in attempts[0].error
     after_resume = await harness.snapshot()
 
     # A clean run from empty tables, for comparison.

@@ -10,6 +10,7 @@ from neanelu.db.pool import tenant_scope
 from neanelu.shopify.errors import BulkOperationError, Throttled
 from neanelu.sync import repository as runs
 from neanelu.sync.service import SyncFailed, SyncSummary, request_full_sync, run_sync
+from shopify_emulator.config import ChildOrder
 from tests.integration.sync.helpers import SyncHarness
 
 
@@ -38,7 +39,8 @@ async def _run_row(harness: SyncHarness, run_id: UUID) -> runs.SyncRun:
 async def test_full_sync_stores_every_object_the_shop_has(harness: SyncHarness) -> None:
     summary = await harness.full_sync()
     assert summary.status == "completed"
-    assert summary.bad_lines == 0 and summary.orphans == 0
+    assert summary.bad_lines == 0
+    assert summary.orphans == 0
     await _assert_matches_shop(harness)
     assert (await harness.stored())["products"] >= 100
     # One product compared field by field with the emulator's own truth.
@@ -55,8 +57,10 @@ async def test_full_sync_stores_every_object_the_shop_has(harness: SyncHarness) 
 
 
 @pytest.mark.parametrize("order", ["grouped", "shuffled", "children_first"])
-async def test_every_child_order_gives_the_same_tables(harness: SyncHarness, order: str) -> None:
-    harness.emulator.config.bulk_child_order = order  # type: ignore[assignment]
+async def test_every_child_order_gives_the_same_tables(
+    harness: SyncHarness, order: ChildOrder
+) -> None:
+    harness.emulator.config.bulk_child_order = order
     try:
         await harness.full_sync()
     finally:
@@ -181,7 +185,8 @@ async def test_inventory_in_its_child_process_gives_the_same_tables(harness: Syn
     )
     summary = await harness.full_sync()
     assert summary.inventory_levels == (await harness.expected_counts())["inventory_levels"]
-    assert summary.phases["inventory"].done and summary.phases["inventory"].lines > 0
+    assert summary.phases["inventory"].done
+    assert summary.phases["inventory"].lines > 0
     await _assert_matches_shop(harness)
     by_child = await harness.snapshot()
     # The same shop synced again in this process changes nothing.
@@ -205,7 +210,8 @@ async def test_an_error_in_the_inventory_process_fails_the_attempt_and_resumes(
             await run_sync(harness.deps, harness.shop_id, run_id)
             break
         except BulkOperationError as exc:
-            assert exc.retryable and "cut-off line" in str(exc)
+            assert exc.retryable
+            assert "cut-off line" in str(exc)
     assert (await _run_row(harness, run_id)).status == "completed"
     await _assert_matches_shop(harness)
 
@@ -248,12 +254,16 @@ async def test_a_product_a_webhook_made_newer_still_gets_its_metafields(
         cur = await conn.execute(
             "SELECT title, metafields FROM products WHERE shopify_id = 8000000000005"
         )
-        title, metafields = await cur.fetchone()  # type: ignore[misc]
+        product = await cur.fetchone()
+        assert product is not None
+        title, metafields = product
         cur = await conn.execute(
             "SELECT count(*) FILTER (WHERE metafields <> '{}'::jsonb) FROM variants"
             " WHERE product_shopify_id = 8000000000005"
         )
-        (with_metafields,) = await cur.fetchone()  # type: ignore[misc]
+        counted = await cur.fetchone()
+        assert counted is not None
+        (with_metafields,) = counted
     assert title == "edited mid-sync"  # newer-wins still holds for the row's own fields
     product_owned = [m for m in truth["metafields"] if not m.get("appOwned")]
     assert set(metafields) >= {f"{m['namespace']}.{m['key']}" for m in product_owned}

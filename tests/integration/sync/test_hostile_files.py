@@ -144,7 +144,8 @@ async def test_a_bad_core_line_is_quarantined_and_the_next_sync_starts_cleanly(
     assert first.bad_lines == 1
 
     second = await harness.full_sync()
-    assert second.status == "completed" and second.run_id != first.run_id
+    assert second.status == "completed"
+    assert second.run_id != first.run_id
     assert await quarantined(harness, second.run_id) == []
     await assert_matches_shop(harness)
 
@@ -214,7 +215,8 @@ async def test_stored_rows_whose_lines_are_bad_are_kept_as_stored_and_reported(
     assert third.status == "completed"
     assert await _stored_row(harness, "products", PRODUCT) == product_before
     assert await _stored_row(harness, "variants", variant) == variant_before
-    assert product_before[2] is True and variant_before[2] is True
+    assert product_before[2] is True
+    assert variant_before[2] is True
     assert third.kept == {"products": [PRODUCT], "variants": [variant]}
     assert third.unswept == []
     run = await run_row(harness, third.run_id)
@@ -239,7 +241,8 @@ async def test_a_bad_line_naming_no_id_skips_the_sweep_and_says_so(harness: Sync
 
     summary = await harness.full_sync()
     assert summary.status == "completed"
-    assert summary.unswept == ["products", "variants"] and summary.marked_deleted == 0
+    assert summary.unswept == ["products", "variants"]
+    assert summary.marked_deleted == 0
     assert (await _stored_row(harness, "products", 8_000_000_000_013))[2] is True
     assert (await _stored_row(harness, "products", PRODUCT))[2] is True
     assert (await run_row(harness, summary.run_id)).counts["unswept"] == ["products", "variants"]
@@ -256,7 +259,8 @@ async def test_bad_metafield_and_inventory_lines_keep_what_is_stored(
     at = metafields.index_of(b'"__typename":"Metafield"', b'"__parentId":"gid://shopify/Product/')
     owner = int(metafields.lines[at].rsplit(b"/Product/", 1)[1].split(b'"', 1)[0])
     stored_metafields = (await _stored_row(harness, "products", owner))[1]
-    assert isinstance(stored_metafields, dict) and stored_metafields
+    assert isinstance(stored_metafields, dict)
+    assert stored_metafields
     async with tenant_scope(harness.pool, harness.shop_id) as conn:
         cur = await conn.execute(
             "SELECT shopify_id, inventory_item_id, location_id, available FROM inventory_levels"

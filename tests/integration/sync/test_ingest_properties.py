@@ -32,7 +32,7 @@ from neanelu.ingest.queries import Phase
 from neanelu.ingest.stage import PhaseStats, StageOptions, stage_phase
 from neanelu.sync import repository as runs
 from neanelu.sync.attempt import CatalogStaged
-from tests.conftest import TestDatabase
+from tests.databases import TestDatabase
 from tests.factories import create_shop
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -165,7 +165,7 @@ def build_run(draw: Any, run: int, alive: set[int]) -> Files:
 
     def stamp() -> int:
         nonlocal version
-        version += draw(st.integers(1, 3))
+        version += int(draw(st.integers(1, 3)))
         return version
 
     for product in sorted(alive):
@@ -431,7 +431,9 @@ async def ingest(
     async with tenant_scope(pool, shop) as conn:
         run = await runs.create_run(conn, shop, "full", None)
         await runs.start_attempt(conn, run.id, "property-test", None, 60.0)
-        started = (await runs.get_run(conn, run.id)).started_at  # type: ignore[union-attr]
+        stored = await runs.get_run(conn, run.id)
+    assert stored is not None
+    started = stored.started_at
     assert started is not None
     async with (
         pool.connection() as catalog,

@@ -45,13 +45,16 @@ async def test_a_redis_restart_during_staging_does_not_fail_the_attempt(
         assert ("core", True) in seen
         async with tenant_scope(harness.pool, harness.shop_id) as conn:
             stored = await runs.get_run(conn, run.id)
-        assert stored is not None and stored.status == "completed" and stored.attempts == 1
+        assert stored is not None
+        assert stored.status == "completed"
+        assert stored.attempts == 1
         expected, stored_counts = await harness.expected_counts(), await harness.stored()
         assert all(stored_counts[k] == expected[k] for k in stored_counts)
         # Once Redis was back the live figures were written again, to the end.
         live = await client.hgetall(progress_key(harness.shop_id))
         assert live[b"run_id"] == str(run.id).encode()
-        assert live[b"phase"] == b"merge" and live[b"done"] == b"1"
+        assert live[b"phase"] == b"merge"
+        assert live[b"done"] == b"1"
         assert reporter.failed_writes == 0
     finally:
         await client.aclose()

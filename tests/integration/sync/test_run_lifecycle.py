@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from uuid import UUID
 
@@ -28,7 +28,7 @@ from neanelu.queue.worker import Worker
 from neanelu.sync import repository as runs
 from neanelu.sync import tasks as sync_tasks
 from neanelu.sync.service import SyncDeps, request_full_sync, run_sync
-from tests.conftest import TestDatabase
+from tests.databases import TestDatabase
 from tests.integration.sync.helpers import SyncHarness
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -54,9 +54,9 @@ async def bulk_queue(redis_client: aioredis.Redis, key_prefix: str) -> AsyncIter
     )
 
 
-async def _wait_for(predicate: object, timeout: float = 120.0) -> None:
+async def _wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float = 120.0) -> None:
     async def poll() -> None:
-        while not await predicate():  # type: ignore[operator]  # noqa: ASYNC110
+        while not await predicate():  # noqa: ASYNC110
             await asyncio.sleep(0.05)
 
     await asyncio.wait_for(poll(), timeout)
@@ -97,7 +97,8 @@ async def test_a_dead_lettered_sync_job_fails_its_run_and_the_next_sync_starts_a
     assert await bulk_queue.queue(BULK).terminal_ids("dead") == [spec.job_id]
 
     (failed,) = await _runs(harness)
-    assert failed.status == "failed" and failed.finished_at is not None
+    assert failed.status == "failed"
+    assert failed.finished_at is not None
     assert failed.error is not None
     assert f"sync job {spec.job_id} dead-lettered after 2 attempts" in failed.error
     assert "injected fault: products refused" in failed.error
@@ -105,17 +106,22 @@ async def test_a_dead_lettered_sync_job_fails_its_run_and_the_next_sync_starts_a
     attempts = await _attempts(harness, failed.id)
     assert [(a.attempt, a.outcome) for a in attempts] == [(1, "error"), (2, "error")]
     for a in attempts:
-        assert a.error is not None and "RaiseException: injected fault" in a.error
-        assert a.holder == worker.worker_id and a.job_id == spec.job_id
+        assert a.error is not None
+        assert "RaiseException: injected fault" in a.error
+        assert a.holder == worker.worker_id
+        assert a.job_id == spec.job_id
     assert failed.attempts == 2
 
     with psycopg.connect(database.superuser_url, autocommit=True) as admin:
         admin.execute("DROP TRIGGER test_refuse_products ON products")
     summary = await harness.full_sync()
-    assert summary.status == "completed" and summary.run_id != failed.id
+    assert summary.status == "completed"
+    assert summary.run_id != failed.id
     old, new = await _runs(harness)
-    assert old.id == failed.id and old.status == "failed"
-    assert new.status == "completed" and set(new.bulk_operations) == set(failed.bulk_operations)
+    assert old.id == failed.id
+    assert old.status == "failed"
+    assert new.status == "completed"
+    assert set(new.bulk_operations) == set(failed.bulk_operations)
     # New bulk operations, none of the failed run's.
     assert set(new.bulk_operations.values()).isdisjoint(failed.bulk_operations.values())
     expected, stored = await harness.expected_counts(), await harness.stored()
@@ -133,14 +139,17 @@ async def test_each_attempt_keeps_its_error_when_a_retry_then_succeeds(
     with pytest.raises(Exception, match="ended FAILED"):
         await run_sync(harness.deps, harness.shop_id, run.id)
     (stored,) = await _runs(harness)
-    assert stored.status == "running" and stored.error is not None
+    assert stored.status == "running"
+    assert stored.error is not None
     assert "ended FAILED" in stored.error
     summary = await run_sync(harness.deps, harness.shop_id, run.id)
     assert summary.status == "completed"
     attempts = await _attempts(harness, run.id)
     assert [a.outcome for a in attempts] == ["error", "completed"]
-    assert attempts[0].error is not None and "BulkOperationError" in attempts[0].error
-    assert "ended FAILED" in attempts[0].error and attempts[1].error is None
+    assert attempts[0].error is not None
+    assert "BulkOperationError" in attempts[0].error
+    assert "ended FAILED" in attempts[0].error
+    assert attempts[1].error is None
 
 
 def _status(database: TestDatabase, redis_url: str, *args: str) -> str:
@@ -183,7 +192,8 @@ async def test_status_says_when_a_killed_attempts_holder_stopped_renewing(
 
         await _wait_for(renewed, timeout=60)
         alive = await asyncio.to_thread(_status, database, redis_url)
-        assert f"run {run.id}: attempt 1 on " in alive and ": alive, last heartbeat" in alive
+        assert f"run {run.id}: attempt 1 on " in alive
+        assert ": alive, last heartbeat" in alive
         child.send_signal(signal.SIGKILL)
         child.wait(10)
     finally:
@@ -197,7 +207,8 @@ async def test_status_says_when_a_killed_attempts_holder_stopped_renewing(
 
     await _wait_for(lease_ran_out, timeout=30)
     (attempt,) = await _attempts(harness, run.id)
-    assert attempt.open and attempt.holder.endswith(f":{child.pid}")
+    assert attempt.open
+    assert attempt.holder.endswith(f":{child.pid}")
     shown = await asyncio.to_thread(_status, database, redis_url)
     assert f"attempt 1 on {attempt.holder}: worker lease expired" in shown
     assert "stopped renewing" in shown
@@ -207,11 +218,14 @@ async def test_status_says_when_a_killed_attempts_holder_stopped_renewing(
     # The next attempt closes the silent one as abandoned, with the reason, and completes.
     assert (await run_sync(harness.deps, harness.shop_id, run.id)).status == "completed"
     first, second = await _attempts(harness, run.id)
-    assert first.outcome == "abandoned" and first.error is not None
-    assert "stopped without reporting" in first.error and attempt.holder in first.error
+    assert first.outcome == "abandoned"
+    assert first.error is not None
+    assert "stopped without reporting" in first.error
+    assert attempt.holder in first.error
     assert second.outcome == "completed"
     history = await asyncio.to_thread(_status, database, redis_url, "--run", str(run.id))
-    assert f"attempts of run {run.id}" in history and "abandoned" in history
+    assert f"attempts of run {run.id}" in history
+    assert "abandoned" in history
 
 
 async def test_a_sync_job_whose_workers_kept_dying_fails_its_run(

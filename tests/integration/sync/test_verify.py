@@ -11,7 +11,8 @@ async def test_parity_matches_after_sync_and_reports_each_difference(harness: Sy
     await harness.full_sync()
     client = await harness.deps.shops.admin_client(harness.shop_id)
     report = await verify_sample(harness.pool, client, harness.shop_id, 40)
-    assert report.sampled == 40 and report.compared == 40
+    assert report.sampled == 40
+    assert report.compared == 40
     assert report.differences == []
     assert report.matches
 

@@ -1,31 +1,33 @@
-"""The service under test: a Runtime on the test database and Redis, the app over ASGI, and
-helpers to sign what Shopify would sign."""
+"""The service under test (plain helpers; the `settings`, `runtime` and `client` fixtures are in
+tests/conftest.py): a Runtime on the test database and Redis, the app over ASGI, and helpers to
+sign what Shopify would sign."""
 
 from __future__ import annotations
 
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import jwt
 import msgspec
-import pytest
 from redis.asyncio import Redis
 
 from neanelu.config import Settings, load_settings
 from neanelu.db.pool import PoolSizes, create_pool, global_scope
 from neanelu.db.services import ServiceUrls
-from neanelu.queue import CostLimiter, Job, JobContext, ShopBudget, TaskHandle
+from neanelu.queue import TaskHandle
 from neanelu.queue.client import QueueClient
 from neanelu.queue.settings import default_queues
 from neanelu.runtime import Runtime
 from neanelu.shopify.hmac import sign_webhook
 from neanelu.vault import TokenVault
 from neanelu.web.app import create_app
-from neanelu.worker.main import build_registry
-from tests.conftest import DATA_DIR, TestDatabase
+from neanelu.webhooks.tasks import process_delivery_now
+from tests.databases import DATA_DIR, TestDatabase
 
 CLIENT_ID = "test-client-id"
 SECRET = "test-app-secret-current-0123456789"
@@ -76,53 +78,7 @@ async def close_runtime(rt: Runtime) -> None:
     await rt.pool.close()
 
 
-@pytest.fixture
-def settings() -> Settings:
-    return make_settings()
-
-
-@pytest.fixture
-async def runtime(
-    settings: Settings, database: TestDatabase, redis_url: str, key_prefix: str
-) -> AsyncIterator[Runtime]:
-    rt = await build_runtime(settings, database, redis_url, key_prefix)
-    yield rt
-    await close_runtime(rt)
-
-
 RunJob = Callable[[Runtime, TaskHandle[Any], msgspec.Struct], Coroutine[Any, Any, None]]
-
-
-@pytest.fixture
-def run_job() -> RunJob:
-    """Run one job's handler as the worker binds it (`build_registry`), in a process whose kernel
-    is `rt`, without a queue: the handler reaches the Runtime through its context, as in a
-    worker."""
-    registry = build_registry()
-
-    async def run(rt: Runtime, handle: TaskHandle[Any], payload: msgspec.Struct) -> None:
-        bound = registry.get(handle.name)
-        assert bound is not None, f"the worker binds no handler to {handle.name}"
-        job = Job(
-            id=f"test-{uuid.uuid4().hex}",
-            queue=handle.queue,
-            group="test",
-            task=handle.name,
-            payload=msgspec.json.encode(payload),
-            headers={},
-            attempt=1,
-            max_attempts=handle.max_attempts,
-            token="",
-            lease_deadline_ms=0,
-        )
-
-        async def extend(seconds: float | None) -> bool:
-            return True
-
-        limiter = ShopBudget(CostLimiter(rt.redis, prefix=rt.queues.prefix), job.group, 1.0)
-        await bound.handler(JobContext(job, limiter, extend, {Runtime: rt}), payload)
-
-    return run
 
 
 def app_for(rt: Runtime, database: TestDatabase, redis_url: str) -> Any:
@@ -131,15 +87,6 @@ def app_for(rt: Runtime, database: TestDatabase, redis_url: str) -> Any:
     )
     app.state.runtime = rt  # the lifespan is not run over ASGITransport; the test owns the runtime
     return app
-
-
-@pytest.fixture
-async def client(
-    runtime: Runtime, database: TestDatabase, redis_url: str
-) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app_for(runtime, database, redis_url))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-        yield c
 
 
 def webhook_headers(
@@ -180,3 +127,91 @@ async def count(rt: Runtime, table: str, shop_id: uuid.UUID | None = None) -> in
         row = await cur.fetchone()
     assert row is not None
     return int(row[0])
+
+
+def session_token(shop: str, *, secret: str = SECRET, **claims: Any) -> str:
+    now = int(time.time())
+    body: dict[str, Any] = {
+        "iss": f"https://{shop}/admin",
+        "dest": f"https://{shop}",
+        "aud": CLIENT_ID,
+        "sub": "42",
+        "exp": now + 60,
+        "nbf": now,
+        "iat": now,
+        "jti": uuid.uuid4().hex,
+        "sid": "session-1",
+    }
+    body.update(claims)
+    return jwt.encode({k: v for k, v in body.items() if v is not None}, secret, algorithm="HS256")
+
+
+# Webhook deliveries as Shopify sends them, and the processing the worker would do.
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+def product_payload(
+    product_id: int, title: str, updated: datetime, variants: list[int] | None = None
+) -> dict[str, Any]:
+    return {
+        "id": product_id,
+        "admin_graphql_api_id": f"gid://shopify/Product/{product_id}",
+        "title": title,
+        "body_html": f"<p>{title}</p>",
+        "vendor": "Acme",
+        "product_type": "Shirts",
+        "handle": title.lower().replace(" ", "-"),
+        "status": "active",
+        "tags": "summer, cotton",
+        "created_at": T0.isoformat(),
+        "updated_at": updated.isoformat(),
+        "options": [{"name": "Size", "position": 1}],
+        "variants": [
+            {
+                "id": v,
+                "product_id": product_id,
+                "title": f"Size {n}",
+                "price": "19.90",
+                "compare_at_price": None,
+                "sku": f"SKU-{v}",
+                "barcode": None,
+                "position": n + 1,
+                "inventory_item_id": v + 1000,
+                "inventory_quantity": 5,
+                "created_at": T0.isoformat(),
+                "updated_at": updated.isoformat(),
+                "option1": f"S{n}",
+                "option2": None,
+                "option3": None,
+            }
+            for n, v in enumerate(variants if variants is not None else [product_id * 10 + 1])
+        ],
+    }
+
+
+async def deliver(
+    client: httpx.AsyncClient,
+    shop: str,
+    topic: str,
+    payload: dict[str, Any],
+    **kw: Any,
+) -> httpx.Response:
+    body = encode(payload)
+    return await client.post(
+        "/api/webhooks", content=body, headers=webhook_headers(body, shop=shop, topic=topic, **kw)
+    )
+
+
+async def drain(rt: Runtime, shop_id: uuid.UUID) -> int:
+    """Run every queued delivery of the shop (what the worker does), in inbox order."""
+    async with global_scope(rt.pool) as conn:
+        cur = await conn.execute(
+            "SELECT payload FROM outbox WHERE task = 'webhooks.process' "
+            "AND payload->>'shop_id' = %s ORDER BY id",
+            (str(shop_id),),
+        )
+        ids = [i for r in await cur.fetchall() for i in r[0]["inbox_ids"]]
+        await conn.execute("DELETE FROM outbox WHERE task = 'webhooks.process'")
+    for inbox_id in ids:
+        await process_delivery_now(rt, shop_id, inbox_id)
+    return len(ids)
