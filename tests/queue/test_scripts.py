@@ -7,7 +7,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from neanelu.queue import keys
+from neanelu.queue import redis_keys
 from neanelu.queue.client import JobSpec, QueueClient
 from neanelu.queue.errors import GroupFull
 from neanelu.queue.jobs import EnqueueResult, FailResult
@@ -243,7 +243,7 @@ async def test_events_stream_records_state_changes(
     await q.enqueue(spec("a", "j"))
     (job,) = (await q.reserve()).jobs
     await q.complete(job)
-    entries = await _events(redis_client, q.key(keys.EVENTS))
+    entries = await _events(redis_client, q.key(redis_keys.EVENTS))
     assert [e[b"e"] for e in entries] == [b"waiting", b"active", b"completed"]
     assert entries[0][b"id"] == b"j"
     assert entries[0][b"g"] == b"a"
@@ -278,7 +278,7 @@ async def test_starts_and_completions_are_one_event_per_call(
     jobs = (await q.reserve(3)).jobs
     assert sorted(j.id for j in jobs) == ["x1", "x2", "x3"]
     assert await q.complete_many(jobs) == [True, True, True]
-    entries = await _events(redis_client, q.key(keys.EVENTS))
+    entries = await _events(redis_client, q.key(redis_keys.EVENTS))
     assert [e[b"e"] for e in entries] == [b"waiting"] * 3 + [b"active", b"completed"]
     for batch in entries[3:]:
         ids, groups = json.loads(batch[b"ids"]), json.loads(batch[b"gs"])

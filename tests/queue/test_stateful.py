@@ -20,7 +20,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from neanelu.queue import keys
+from neanelu.queue import redis_keys
 from neanelu.queue.client import JobSpec, QueueClient
 from neanelu.queue.jobs import EnqueueResult, FailResult, Job
 from neanelu.queue.settings import QueueSettings
@@ -213,16 +213,16 @@ class QueueMachine(RuleBasedStateMachine):
     def check_caps(self, groups: set[str]) -> None:
         """Leases in Redis never exceed the caps when a job starts. (A cap lowered at run time
         lets running jobs finish, so groups are checked right after they were given a job.)"""
-        assert self.run(self.redis.zcard(self.q.key(keys.ACTIVE))) <= GLOBAL_CAP
+        assert self.run(self.redis.zcard(self.q.key(redis_keys.ACTIVE))) <= GLOBAL_CAP
         for group in groups:
-            key = keys.group_key(self.client.prefix, "sync", group, "active")
+            key = redis_keys.group_key(self.client.prefix, "sync", group, "active")
             assert self.run(self.redis.zcard(key)) <= self.caps[group]
 
     @invariant()
     def global_cap_holds(self) -> None:
         # Invariants run after every step, so this also counts the operations.
         QueueMachine.steps += 1
-        assert self.run(self.redis.zcard(self.q.key(keys.ACTIVE))) <= GLOBAL_CAP
+        assert self.run(self.redis.zcard(self.q.key(redis_keys.ACTIVE))) <= GLOBAL_CAP
 
     def drain_and_check(self) -> None:
         """Everything at rest: resume all, let time pass, run every job to an end."""
@@ -249,7 +249,7 @@ class QueueMachine(RuleBasedStateMachine):
         assert not (dead & self.completed)
         assert not (failed & self.completed)
         assert dead | failed | self.completed == set(self.enqueued), "a job was lost"
-        assert self.run(self.redis.hlen(self.q.key(keys.GROUP_SIZE))) == 0
+        assert self.run(self.redis.hlen(self.q.key(redis_keys.GROUP_SIZE))) == 0
 
 
 def test_queue_state_machine(redis_url: str) -> None:

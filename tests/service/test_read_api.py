@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from neanelu.catalog import apply
-from neanelu.catalog.records import ProductRecord, VariantRecord
+from neanelu.catalog.product_versions import ProductRecord, VariantRecord
 from neanelu.db.pool import tenant_scope
 from neanelu.runtime import Runtime
 from neanelu.shopify.session_token import InvalidSessionToken, verify_session_token

@@ -13,7 +13,7 @@ from neanelu.db.pool import global_scope, tenant_scope
 from neanelu.runtime import Runtime
 from neanelu.shopify.oauth import TokenGrant
 from neanelu.shops import repository, service
-from neanelu.shops.keys import rotate_keys
+from neanelu.shops.key_rotation import rotate_keys
 from neanelu.vault import Sealed, TokenVault, VaultError, key_id_of, parse_previous_keys
 from tests.service.support import make_settings
 

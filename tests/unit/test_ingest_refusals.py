@@ -5,9 +5,9 @@ from __future__ import annotations
 import msgspec
 import pytest
 
+from neanelu.ingest.bulk_lines import CoreLine
 from neanelu.ingest.evidence import named_ids
 from neanelu.ingest.queries import Phase
-from neanelu.ingest.records import CoreLine
 from neanelu.ingest.rows import core_builder, refusal
 
 PRODUCT = b'{"__typename":"Product","id":"gid://shopify/Product/12","title":"%s"}'

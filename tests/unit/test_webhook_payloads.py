@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from neanelu.catalog.records import (
+from neanelu.catalog.product_versions import (
     PayloadError,
     deleted_product_id,
     level_from_rest,

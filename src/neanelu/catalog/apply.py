@@ -12,7 +12,7 @@ from uuid import UUID
 
 import msgspec
 
-from neanelu.catalog.records import InventoryLevelRecord, ProductRecord
+from neanelu.catalog.product_versions import InventoryLevelRecord, ProductRecord
 from neanelu.db.pool import Conn
 from neanelu.db.rows import fetch_all, fetch_one, fetch_scalar
 from neanelu.db.sql_files import load_sql

@@ -6,7 +6,7 @@ import typer
 
 from neanelu.cli.common import console, err_console, open_cli_runtime, run, settings_from
 from neanelu.config import Settings
-from neanelu.shops.keys import RotationReport, rotate_keys
+from neanelu.shops.key_rotation import RotationReport, rotate_keys
 from neanelu.vault import TokenVault
 
 app = typer.Typer(help="Token encryption keys.", no_args_is_help=True)

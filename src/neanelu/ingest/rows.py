@@ -9,8 +9,7 @@ from typing import Any
 
 import msgspec
 
-from neanelu.ingest.queries import Phase
-from neanelu.ingest.records import (
+from neanelu.ingest.bulk_lines import (
     BadLine,
     CoreLine,
     InventoryItem,
@@ -23,6 +22,7 @@ from neanelu.ingest.records import (
     gid_parser,
     owner_of,
 )
+from neanelu.ingest.queries import Phase
 
 Row = tuple[Any, ...]
 # None: a line that is valid but stores nothing (parent lines of the metafields and inventory

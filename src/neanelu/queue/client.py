@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
-from neanelu.queue import keys
+from neanelu.queue import redis_keys
 from neanelu.queue.errors import GroupFull
 from neanelu.queue.jobs import (
     DeadJob,
@@ -75,7 +75,7 @@ class QueueClient:
         redis: Redis,
         queues: Mapping[str, QueueSettings],
         *,
-        prefix: str = keys.DEFAULT_PREFIX,
+        prefix: str = redis_keys.DEFAULT_PREFIX,
     ) -> None:
         self.redis = redis
         self.prefix = prefix
@@ -101,7 +101,7 @@ class Queue:
         self.client = client
         self.settings = settings
         self.name = settings.name
-        self._base = keys.queue_base(client.prefix, settings.name)
+        self._base = redis_keys.queue_base(client.prefix, settings.name)
 
     @property
     def _redis(self) -> Redis:
@@ -112,7 +112,7 @@ class Queue:
         return self.client.clock_offset_ms
 
     def key(self, suffix: str) -> str:
-        return keys.queue_key(self.client.prefix, self.name, suffix)
+        return redis_keys.queue_key(self.client.prefix, self.name, suffix)
 
     # -- enqueue -------------------------------------------------------------------------------
 
@@ -306,11 +306,11 @@ class Queue:
 
     async def group_state(self, group: str) -> dict[str, int | bool]:
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.zcard(keys.group_key(self.client.prefix, self.name, group, "wait"))
-            pipe.zcard(keys.group_key(self.client.prefix, self.name, group, "active"))
-            pipe.sismember(self.key(keys.PAUSED), group)
-            pipe.hget(self.key(keys.GROUP_CONCURRENCY), group)
-            pipe.hget(self.key(keys.GROUP_SIZE), group)
+            pipe.zcard(redis_keys.group_key(self.client.prefix, self.name, group, "wait"))
+            pipe.zcard(redis_keys.group_key(self.client.prefix, self.name, group, "active"))
+            pipe.sismember(self.key(redis_keys.PAUSED), group)
+            pipe.hget(self.key(redis_keys.GROUP_CONCURRENCY), group)
+            pipe.hget(self.key(redis_keys.GROUP_SIZE), group)
             waiting, active, paused, cap, size = await pipe.execute()
         return {
             "waiting": int(waiting),
@@ -324,12 +324,12 @@ class Queue:
 
     async def counts(self) -> QueueCounts:
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(self.key(keys.STATS))
-            pipe.zcard(self.key(keys.ACTIVE))
-            pipe.zcard(self.key(keys.DELAYED))
-            pipe.zcard(self.key(keys.READY))
-            pipe.zcard(self.key(keys.DEAD))
-            pipe.zcard(self.key(keys.FAILED))
+            pipe.hgetall(self.key(redis_keys.STATS))
+            pipe.zcard(self.key(redis_keys.ACTIVE))
+            pipe.zcard(self.key(redis_keys.DELAYED))
+            pipe.zcard(self.key(redis_keys.READY))
+            pipe.zcard(self.key(redis_keys.DEAD))
+            pipe.zcard(self.key(redis_keys.FAILED))
             stats, active, delayed, ready, dead_n, failed_n = await pipe.execute()
         totals = {_text(k): int(v) for k, v in stats.items()}
         return QueueCounts(
@@ -349,9 +349,9 @@ class Queue:
         (moved by the client's offset, as the scripts see it) for the lease deadlines."""
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.time()
-            pipe.hgetall(self.key(keys.STATS))
-            pipe.hvals(self.key(keys.GROUP_SIZE))
-            pipe.zrange(self.key(keys.ACTIVE), 0, -1, withscores=True)
+            pipe.hgetall(self.key(redis_keys.STATS))
+            pipe.hvals(self.key(redis_keys.GROUP_SIZE))
+            pipe.zrange(self.key(redis_keys.ACTIVE), 0, -1, withscores=True)
             (seconds, micros), stats, sizes, leases = await pipe.execute()
         now = int(seconds) * 1000 + int(micros) // 1000 + self._offset
         totals = {_text(k): int(v) for k, v in stats.items()}
@@ -366,7 +366,7 @@ class Queue:
         )
 
     async def job_info(self, job_id: str) -> JobInfo | None:
-        raw = await self._redis.hgetall(keys.job_key(self.client.prefix, self.name, job_id))
+        raw = await self._redis.hgetall(redis_keys.job_key(self.client.prefix, self.name, job_id))
         if not raw:
             return None
         f = {_text(k): v for k, v in raw.items()}
@@ -405,7 +405,7 @@ class Queue:
     def _terminal_key(self, which: str) -> str:
         if which not in ("dead", "failed"):
             raise ValueError("which must be 'dead' or 'failed'")
-        return self.key(keys.DEAD if which == "dead" else keys.FAILED)
+        return self.key(redis_keys.DEAD if which == "dead" else redis_keys.FAILED)
 
     async def _terminal_op(self, op: str, which: str, job_ids: Iterable[str]) -> int:
         self._terminal_key(which)

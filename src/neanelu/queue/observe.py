@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from neanelu.queue import keys
+from neanelu.queue import redis_keys
 from neanelu.queue.client import QueueClient
 from neanelu.queue.jobs import FailResult, Job
 from neanelu.telemetry import bind_job, current_metrics, extract_context, inject_headers, span
@@ -153,7 +153,7 @@ class QueueSampler:
         for name in self.client.names:
             queue = self.client.queue(name)
             counts = await queue.counts()
-            sizes = await redis.hvals(queue.key(keys.GROUP_SIZE))
+            sizes = await redis.hvals(queue.key(redis_keys.GROUP_SIZE))
             unfinished = sum(int(v) for v in sizes)
             waiting = max(0, unfinished - counts.active - counts.delayed)
             for state, value in (
@@ -164,7 +164,7 @@ class QueueSampler:
                 ("failed", counts.failed_set),
             ):
                 m.queue_jobs.labels(name, state).set(value)
-            stalls = await self._new_stalls(name, queue.key(keys.EVENTS))
+            stalls = await self._new_stalls(name, queue.key(redis_keys.EVENTS))
             if stalls:
                 m.queue_stalls.labels(name).inc(stalls)
 

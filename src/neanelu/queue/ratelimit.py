@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 import msgspec
 from redis.asyncio import Redis
 
-from neanelu.queue import keys
+from neanelu.queue import redis_keys
 from neanelu.queue.errors import Defer
 from neanelu.queue.scripts import budget_script
 
@@ -64,7 +64,7 @@ def throttle_delay(
 
 
 class CostLimiter:
-    def __init__(self, redis: Redis, *, prefix: str = keys.DEFAULT_PREFIX) -> None:
+    def __init__(self, redis: Redis, *, prefix: str = redis_keys.DEFAULT_PREFIX) -> None:
         self.redis = redis
         self.prefix = prefix
         self._script = budget_script(redis)
@@ -72,7 +72,7 @@ class CostLimiter:
         self.clock_offset_ms = 0
 
     async def _call(self, shop: str, op: str, *args: float | str) -> list[Any]:
-        key = keys.budget_key(self.prefix, shop)
+        key = redis_keys.budget_key(self.prefix, shop)
         result: list[Any] = await self._script([key], [self.clock_offset_ms, op, *args])
         return result
 

@@ -28,7 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from neanelu.config import Settings
 from neanelu.db.embedded import start_redis
 from neanelu.db.pool import Conn
-from neanelu.queue import keys
+from neanelu.queue import redis_keys
 from neanelu.queue.client import Queue, QueueClient
 from neanelu.queue.context import JobContext, Resources
 from neanelu.queue.errors import Defer, Fatal, Retry
@@ -118,7 +118,9 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*side, return_exceptions=True)
             with contextlib.suppress(Exception):
-                await self.client.redis.zrem(keys.workers_key(self.client.prefix), self.worker_id)
+                await self.client.redis.zrem(
+                    redis_keys.workers_key(self.client.prefix), self.worker_id
+                )
 
     # -- acking and fetching -------------------------------------------------------------------
 
@@ -471,7 +473,7 @@ class Worker:
             try:
                 now_s, _ = await self.client.redis.time()
                 await self.client.redis.zadd(
-                    keys.workers_key(self.client.prefix), {self.worker_id: int(now_s) * 1000}
+                    redis_keys.workers_key(self.client.prefix), {self.worker_id: int(now_s) * 1000}
                 )
                 if self.health_path is not None:
                     await asyncio.to_thread(_touch, self.health_path, self.worker_id)
@@ -526,7 +528,7 @@ async def run_worker(
     stop_event: asyncio.Event,
     *,
     pool: AsyncConnectionPool[Conn] | None = None,
-    prefix: str = keys.DEFAULT_PREFIX,
+    prefix: str = redis_keys.DEFAULT_PREFIX,
     resources: Mapping[type, Any] | None = None,
     redis: Redis | None = None,
 ) -> None:

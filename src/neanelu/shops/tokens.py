@@ -20,7 +20,7 @@ from pydantic import SecretStr
 
 from neanelu.config import Settings
 from neanelu.db.pool import tenant_scope
-from neanelu.queue.keys import DEFAULT_PREFIX
+from neanelu.queue.redis_keys import DEFAULT_PREFIX
 from neanelu.runtime import Runtime
 from neanelu.shopify.budget import CostBudget, UnlimitedBudget
 from neanelu.shopify.errors import AccessDenied, TransientError

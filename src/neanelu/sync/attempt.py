@@ -35,7 +35,7 @@ from neanelu.sync.inventory import (
     parent_observers,
     run_inventory,
 )
-from neanelu.sync.owner_apps import OwnerOutcome
+from neanelu.sync.owner_metafields import OwnerOutcome
 from neanelu.sync.progress import PhaseProgress, ProgressReporter
 from neanelu.sync.staging import Stager, SyncSummary
 from neanelu.telemetry import span

@@ -18,7 +18,7 @@ from collections import defaultdict
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from neanelu.queue.keys import DEFAULT_PREFIX
+from neanelu.queue.redis_keys import DEFAULT_PREFIX
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ from neanelu.sync import repository as runs
 from neanelu.sync.attempt import SyncAttempt
 from neanelu.sync.attempts import LEASE_HEARTBEATS, describe, heartbeat, record_end, this_process
 from neanelu.sync.operations import RecordOperation, run_operations
-from neanelu.sync.owner_apps import OwnerAppSource, owner_results
+from neanelu.sync.owner_metafields import OwnerAppSource, owner_results
 from neanelu.sync.progress import ProgressReporter
 from neanelu.sync.staging import StageDeps
 from neanelu.sync.staging import SyncSummary as SyncSummary

@@ -19,7 +19,7 @@ from neanelu.db.pool import Conn, tenant_scope
 from neanelu.db.rows import fetch_all, fetch_one, fetch_scalars
 from neanelu.shopify.errors import Throttled
 from neanelu.shopify.graphql import AdminClient, GraphQLResult
-from neanelu.sync.owner_apps import owned_by
+from neanelu.sync.owner_metafields import owned_by
 
 # Shopify prices nested connections multiplicatively (variants x their metafields): one product
 # per query keeps each call under the 1,000-point ceiling.

@@ -16,7 +16,7 @@ from uuid import UUID
 import msgspec
 
 from neanelu.catalog import apply
-from neanelu.catalog.records import (
+from neanelu.catalog.product_versions import (
     PRODUCT_QUERY,
     PRODUCT_QUERY_COST,
     PayloadError,

@@ -23,7 +23,7 @@ from neanelu.shops import owner_apps
 from neanelu.shops import repository as shops
 from neanelu.shops.tokens import ShopUnavailable, admin_client, shop_endpoint
 from neanelu.sync.finish_signal import RedisFinishSignal
-from neanelu.sync.owner_apps import OwnerApp
+from neanelu.sync.owner_metafields import OwnerApp
 from neanelu.sync.service import SyncDeps
 from neanelu.vault import VaultError
 from neanelu.worker.budget import LimiterBudget

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from psycopg_pool import AsyncConnectionPool
 
 from neanelu.catalog.apply import apply_inventory_level, apply_product, delete_product
-from neanelu.catalog.records import InventoryLevelRecord, ProductRecord, VariantRecord
+from neanelu.catalog.product_versions import InventoryLevelRecord, ProductRecord, VariantRecord
 from neanelu.db.pool import Conn, tenant_scope
 from tests.factories import create_shop
 

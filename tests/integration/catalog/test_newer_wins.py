@@ -20,7 +20,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from neanelu.catalog import apply
-from neanelu.catalog.records import PayloadError, level_from_rest, product_from_rest
+from neanelu.catalog.product_versions import PayloadError, level_from_rest, product_from_rest
 from neanelu.db.pool import Conn, tenant_scope
 from neanelu.db.sql_files import load_sql
 from neanelu.ingest import merge

@@ -224,7 +224,7 @@ async def test_a_product_a_webhook_made_newer_still_gets_its_metafields(
     but the webhook carries no metafields (Shopify's REST payload has none), so the sync's
     metafields must land all the same (they were skipped with the row: found by the drills)."""
     from neanelu.catalog import apply
-    from neanelu.catalog.records import product_from_rest
+    from neanelu.catalog.product_versions import product_from_rest
 
     gid = "gid://shopify/Product/8000000000005"
     truth = (await harness.control("GET", f"/products/{gid}")).json()
@@ -281,7 +281,7 @@ async def test_a_stock_change_during_the_sync_is_in_the_variant_quantity_too(
     from datetime import UTC, datetime
 
     from neanelu.catalog import apply
-    from neanelu.catalog.records import InventoryLevelRecord
+    from neanelu.catalog.product_versions import InventoryLevelRecord
 
     truth = (await harness.control("GET", "/products/gid://shopify/Product/8000000000005")).json()
     variant = truth["variants"][0]

@@ -1,7 +1,7 @@
 -- Shared by every queue script: each gets the definitions it uses prepended at load time (see
 -- scripts.py), so every top-level statement here is a `local` definition. KEYS[1] is the queue base
 -- "<prefix>:{<queue>}"; all other keys are derived from it and share its hash tag, so each script
--- stays inside one cluster slot. Suffixes mirror neanelu/queue/keys.py.
+-- stays inside one cluster slot. Suffixes mirror neanelu/queue/redis_keys.py.
 local base = KEYS[1]
 local K_READY = base .. ':ready'
 local K_ACTIVE = base .. ':active'

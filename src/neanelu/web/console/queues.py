@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from neanelu.queue import keys
+from neanelu.queue import redis_keys
 from neanelu.queue.admin import purge_dead, retry_dead
 from neanelu.queue.client import QueueClient
 from neanelu.queue.jobs import JobInfo, QueueCounts
@@ -66,8 +66,8 @@ async def busy_groups(client: QueueClient) -> set[str]:
     prefix = client.prefix
     async with client.redis.pipeline(transaction=False) as pipe:
         for name in client.names:
-            pipe.hgetall(keys.queue_key(prefix, name, keys.GROUP_SIZE))
-            pipe.smembers(keys.queue_key(prefix, name, keys.PAUSED))
+            pipe.hgetall(redis_keys.queue_key(prefix, name, redis_keys.GROUP_SIZE))
+            pipe.smembers(redis_keys.queue_key(prefix, name, redis_keys.PAUSED))
         raw = await pipe.execute()
     found: set[str] = set()
     for sizes, paused in zip(raw[::2], raw[1::2], strict=True):
@@ -81,10 +81,10 @@ async def groups(client: QueueClient, group_ids: Sequence[str]) -> dict[str, lis
     prefix = client.prefix
     async with client.redis.pipeline(transaction=False) as pipe:
         for name in client.names:
-            paused_key = keys.queue_key(prefix, name, keys.PAUSED)
+            paused_key = redis_keys.queue_key(prefix, name, redis_keys.PAUSED)
             for group in group_ids:
-                pipe.zcard(keys.group_key(prefix, name, group, "wait"))
-                pipe.zcard(keys.group_key(prefix, name, group, "active"))
+                pipe.zcard(redis_keys.group_key(prefix, name, group, "wait"))
+                pipe.zcard(redis_keys.group_key(prefix, name, group, "active"))
                 pipe.sismember(paused_key, group)
         raw = await pipe.execute()
     out: dict[str, list[GroupRow]] = {g: [] for g in group_ids}
@@ -102,7 +102,9 @@ async def paused_groups(client: QueueClient) -> set[str]:
     sets = [
         {
             _text(g)
-            for g in await client.redis.smembers(keys.queue_key(client.prefix, n, keys.PAUSED))
+            for g in await client.redis.smembers(
+                redis_keys.queue_key(client.prefix, n, redis_keys.PAUSED)
+            )
         }
         for n in client.names
     ]
@@ -173,7 +175,7 @@ async def scheduled(client: QueueClient, limit: int = 50) -> list[dict[str, Any]
     for name in client.names:
         q = client.queue(name)
         due: list[Any] = await client.redis.zrange(
-            q.key(keys.DELAYED), 0, limit - 1, withscores=True
+            q.key(redis_keys.DELAYED), 0, limit - 1, withscores=True
         )
         when = {_text(raw_id): int(score) for raw_id, score in due}
         for info in await _infos(client, name, list(when)):
