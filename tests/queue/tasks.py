@@ -28,7 +28,7 @@ class Recorder:
 
 
 class Work(msgspec.Struct, frozen=True):
-    mode: str = "ok"  # ok | sleep | fail_once | fatal | defer_once | hang
+    mode: str = "ok"  # ok | sleep | fail_once | fatal | defer_once | hang | stubborn
     sleep_s: float = 0.0
 
 
@@ -52,6 +52,13 @@ async def run_work(ctx: JobContext, payload: Work) -> None:
         # The test releases the hang from another process, through Redis.
         while await Recorder.redis.exists(Recorder.hang_key):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
+    elif payload.mode == "stubborn":
+        # Swallows the first cancel, as a library catching CancelledError would.
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            await Recorder.log(ctx, "swallowed")
+        await asyncio.sleep(3600)
     await Recorder.log(ctx, "end")
 
 

@@ -127,6 +127,20 @@ async def test_shutdown_hands_back_unfinished_jobs(
     assert (await q.counts()).active == 0
 
 
+async def test_shutdown_cancels_again_a_job_that_swallowed_its_cancel(
+    client: QueueClient, redis_client: aioredis.Redis
+) -> None:
+    await work.enqueue(client, Work(mode="stubborn"), group="shop-a", job_id="stubborn")
+    stop, task = await start_worker(client, shutdown_grace_s=0.1)
+    await wait_for(lambda: _started(redis_client, "stubborn:1:start"))
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    assert "stubborn:1:swallowed" in await log(redis_client)
+    info = await client.queue("sync").job_info("stubborn")
+    assert info is not None
+    assert (info.state, info.attempts) == ("waiting", 0)
+
+
 async def _started(redis_client: aioredis.Redis, entry: str) -> bool:
     return entry in await log(redis_client)
 

@@ -47,7 +47,7 @@ HEARTBEAT_S = 5.0
 
 
 class _Running:
-    __slots__ = ("acked", "job", "lost", "queue", "settling", "task")
+    __slots__ = ("acked", "cancelled_at", "job", "lost", "queue", "settling", "task")
 
     def __init__(self, queue: Queue, job: Job) -> None:
         self.queue = queue
@@ -60,6 +60,13 @@ class _Running:
         # Its ack went out with a reserve that already tried to fill its slot: its end need not
         # trigger another reserve.
         self.acked = False
+        # Loop time of the last cancel sent at shutdown (None: not cancelled).
+        self.cancelled_at: float | None = None
+
+
+# A handler that swallows the shutdown cancel (a library catching CancelledError) is cancelled
+# again this often, so the worker still exits.
+RECANCEL_S = 1.0
 
 
 class Worker:
@@ -157,9 +164,9 @@ class Worker:
                 if pending:
                     deadlines.append(min(ack_due, next_poll))
                 if grace_end is not None:
-                    # Until the grace period ends; past it, until the cancelled jobs end.
-                    if now < grace_end:
-                        deadlines.append(grace_end + 0.001)
+                    # Until the grace period ends; past it, until the cancelled jobs end (looking
+                    # again now and then for one that swallowed its cancel).
+                    deadlines.append(grace_end + 0.001 if now < grace_end else now + RECANCEL_S)
                 elif free > 0:
                     deadlines.append(next_poll)
                 await self._sleep(min(deadlines) - now if deadlines else None)
@@ -198,8 +205,11 @@ class Worker:
             return now + self.shutdown_grace_s
         if now >= grace_end:
             for running in self._running.values():
-                if running.task is not None and not running.task.cancelling():
-                    running.task.cancel()
+                task, sent = running.task, running.cancelled_at
+                if task is None or task.done() or (sent is not None and now - sent < RECANCEL_S):
+                    continue
+                running.cancelled_at = now
+                task.cancel()
         return grace_end
 
     async def _sleep(self, timeout: float | None) -> None:
