@@ -121,6 +121,10 @@ async def _retire_variants(
 
 async def apply_inventory_level(conn: Conn, shop_id: UUID, level: InventoryLevelRecord) -> None:
     await conn.execute(
+        _sql("lock_item_variants.sql"),
+        {"shop_id": shop_id, "inventory_item_id": level.inventory_item_id},
+    )
+    await conn.execute(
         _sql("upsert_inventory_level.sql"),
         {
             "shop_id": shop_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from psycopg_pool import AsyncConnectionPool
@@ -64,3 +65,56 @@ async def test_a_product_payload_older_than_its_levels_keeps_their_sum(
         assert await apply_product(conn, shop, version(3, T0 + timedelta(seconds=1)))
         cur = await conn.execute("SELECT inventory_quantity FROM variants WHERE shopify_id = 11")
         assert await cur.fetchone() == (20,)
+
+
+async def test_two_locations_updated_at_once_both_count_in_the_variant(
+    app_pool: AsyncConnectionPool[Conn],
+) -> None:
+    shop = await create_shop(app_pool)
+    async with tenant_scope(app_pool, shop) as conn:
+        await conn.execute(
+            "INSERT INTO products (shop_id, shopify_id, shopify_updated_at) VALUES (%s, 1, %s)",
+            (shop, T0),
+        )
+        await conn.execute(
+            "INSERT INTO variants (shop_id, shopify_id, product_shopify_id, inventory_item_id,"
+            " inventory_quantity, shopify_updated_at) VALUES (%s, 11, 1, 111, 0, %s)",
+            (shop, T0),
+        )
+        for location in (1, 2):
+            await apply_inventory_level(
+                conn, shop, InventoryLevelRecord(100 + location, 111, location, 1, T0)
+            )
+    later = T0 + timedelta(minutes=1)
+    second_started = asyncio.Event()
+    pids: list[int] = []
+
+    async def second_location() -> None:
+        async with tenant_scope(app_pool, shop) as conn:
+            info = await conn.execute("SELECT pg_backend_pid()")
+            row = await info.fetchone()
+            assert row is not None
+            pids.append(row[0])
+            second_started.set()
+            await apply_inventory_level(conn, shop, InventoryLevelRecord(102, 111, 2, 30, later))
+
+    async with tenant_scope(app_pool, shop) as first:
+        await apply_inventory_level(first, shop, InventoryLevelRecord(101, 111, 1, 20, later))
+        second = asyncio.create_task(second_location())
+        await second_started.wait()
+        # Commit the first only once the second is waiting on a lock the first holds.
+        async with app_pool.connection() as watcher:
+            for _ in range(500):
+                cur = await watcher.execute(
+                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pids[0],)
+                )
+                state = await cur.fetchone()
+                if state is not None and state[0] == "Lock":
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                raise AssertionError("the second delivery never waited for the first")
+    await second
+    async with tenant_scope(app_pool, shop) as conn:
+        cur = await conn.execute("SELECT inventory_quantity FROM variants WHERE shopify_id = 11")
+        assert await cur.fetchone() == (50,)
