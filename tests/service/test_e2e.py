@@ -56,6 +56,13 @@ async def test_install_webhooks_and_uninstall_end_to_end(
         return len(subs) >= len(shop_tasks.WEBHOOK_TOPICS)
 
     await eventually(subscribed, "webhook subscriptions")
+    # The plan and the cost bucket the shop's first answer reported (the emulator's defaults).
+    async with global_scope(rt.pool) as conn:
+        cur = await conn.execute(
+            "SELECT plan_name, api_bucket_size, api_restore_rate FROM shops WHERE id = %s",
+            (found.id,),
+        )
+        assert await cur.fetchone() == ("Standard", 2000, 100)
     bulk = await rt.queues.queue(BULK).counts()
     assert bulk.enqueued >= 1
 

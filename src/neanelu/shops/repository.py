@@ -244,6 +244,20 @@ async def set_status(conn: Conn, shop_id: UUID, status: str) -> None:
     )
 
 
+async def set_plan(
+    conn: Conn, shop_id: UUID, plan_name: str | None, bucket: int | None, restore_rate: int | None
+) -> None:
+    """What Shopify reported last; a value it did not report keeps the stored one."""
+    await _update(
+        conn,
+        shop_id,
+        "UPDATE shops SET plan_name = coalesce(%s, plan_name),"
+        " api_bucket_size = coalesce(%s, api_bucket_size),"
+        " api_restore_rate = coalesce(%s, api_restore_rate), updated_at = now() WHERE id = %s",
+        (plan_name, bucket, restore_rate, shop_id),
+    )
+
+
 async def set_scopes(conn: Conn, shop_id: UUID, scopes: tuple[str, ...]) -> None:
     await _update(
         conn,

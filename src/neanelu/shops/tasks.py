@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from neanelu.db.pool import Conn, global_scope, tenant_scope
 from neanelu.handles import (
@@ -22,6 +23,7 @@ from neanelu.queue.errors import Fatal
 from neanelu.queue.registry import Registry
 from neanelu.runtime import Runtime
 from neanelu.shopify.errors import AccessDenied, QueryError, Throttled
+from neanelu.shopify.graphql import GraphQLResult
 from neanelu.shops import purge, repository
 from neanelu.shops.tokens import ShopUnavailable, admin_client
 
@@ -46,6 +48,7 @@ RECONCILE_OVERLAP = timedelta(hours=1)
 
 _LIST_SUBSCRIPTIONS = """
 query Subscriptions {
+  shop { plan { displayName } }
   webhookSubscriptions(first: 100) {
     nodes { id topic endpoint { ... on WebhookHttpEndpoint { callbackUrl } } }
   }
@@ -77,6 +80,7 @@ async def _subscribe_webhooks(ctx: JobContext, payload: ShopRef) -> None:
     try:
         client = await admin_client(rt, shop_id, row.domain)
         listed = await client.execute(_LIST_SUBSCRIPTIONS, estimated_cost=12)
+        await _record_plan(rt, shop_id, listed)
         have = {
             node.get("topic")
             for node in _nodes(listed.data.get("webhookSubscriptions"))
@@ -98,6 +102,25 @@ async def _subscribe_webhooks(ctx: JobContext, payload: ShopRef) -> None:
     except (ShopUnavailable, AccessDenied) as exc:
         raise Fatal(f"shop {shop_id}: cannot subscribe webhooks ({type(exc).__name__})") from None
     log.info("shop %s: webhook subscriptions in place", shop_id)
+
+
+async def _record_plan(rt: Runtime, shop_id: UUID, listed: GraphQLResult) -> None:
+    """The shop's plan and its bucket as Shopify reports them (the console shows them; the
+    bucket is what the cost limiter learns from every answer anyway)."""
+    shop = listed.data.get("shop")
+    plan = (shop or {}).get("plan") if isinstance(shop, dict) else None
+    name = plan.get("displayName") if isinstance(plan, dict) else None
+    throttle = listed.throttle
+    bucket = round(throttle.maximum_available) if throttle else None
+    rate = round(throttle.restore_rate) if throttle else None
+    async with tenant_scope(rt.pool, shop_id) as conn:
+        await repository.set_plan(
+            conn,
+            shop_id,
+            name[:100] if isinstance(name, str) and name.strip() else None,
+            bucket if bucket and bucket > 0 else None,
+            rate if rate and rate > 0 else None,
+        )
 
 
 def _nodes(connection: Any) -> list[dict[str, Any]]:
