@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -15,20 +16,25 @@ from tests.factories import create_shop
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
+async def _product_with_item_111(conn: Conn, shop: UUID) -> None:
+    """Product 1 with one variant (11) whose inventory item is 111, quantity 0."""
+    await conn.execute(
+        "INSERT INTO products (shop_id, shopify_id, shopify_updated_at) VALUES (%s, 1, %s)",
+        (shop, T0),
+    )
+    await conn.execute(
+        "INSERT INTO variants (shop_id, shopify_id, product_shopify_id, inventory_item_id,"
+        " inventory_quantity, shopify_updated_at) VALUES (%s, 11, 1, 111, 0, %s)",
+        (shop, T0),
+    )
+
+
 async def test_levels_sum_into_the_variant_and_go_with_its_product(
     app_pool: AsyncConnectionPool[Conn],
 ) -> None:
     shop = await create_shop(app_pool)
     async with tenant_scope(app_pool, shop) as conn:
-        await conn.execute(
-            "INSERT INTO products (shop_id, shopify_id, shopify_updated_at) VALUES (%s, 1, %s)",
-            (shop, T0),
-        )
-        await conn.execute(
-            "INSERT INTO variants (shop_id, shopify_id, product_shopify_id, inventory_item_id,"
-            " inventory_quantity, shopify_updated_at) VALUES (%s, 11, 1, 111, 0, %s)",
-            (shop, T0),
-        )
+        await _product_with_item_111(conn, shop)
         for location, available in ((1, 5), (2, 7)):
             await apply_inventory_level(
                 conn, shop, InventoryLevelRecord(100 + location, 111, location, available, T0)
@@ -72,15 +78,7 @@ async def test_two_locations_updated_at_once_both_count_in_the_variant(
 ) -> None:
     shop = await create_shop(app_pool)
     async with tenant_scope(app_pool, shop) as conn:
-        await conn.execute(
-            "INSERT INTO products (shop_id, shopify_id, shopify_updated_at) VALUES (%s, 1, %s)",
-            (shop, T0),
-        )
-        await conn.execute(
-            "INSERT INTO variants (shop_id, shopify_id, product_shopify_id, inventory_item_id,"
-            " inventory_quantity, shopify_updated_at) VALUES (%s, 11, 1, 111, 0, %s)",
-            (shop, T0),
-        )
+        await _product_with_item_111(conn, shop)
         for location in (1, 2):
             await apply_inventory_level(
                 conn, shop, InventoryLevelRecord(100 + location, 111, location, 1, T0)
