@@ -10,6 +10,7 @@ from typing import Any
 from psycopg import sql
 
 from neanelu.db.pool import Conn
+from neanelu.db.product_filters import product_clauses
 from neanelu.db.rows import fetch_all, fetch_one
 
 _SUMMARY = sql.SQL(
@@ -68,21 +69,13 @@ async def list_products(
 ) -> list[ProductSummaryRow]:
     """One page in Shopify id order (keyset: `shopify_id > after`), `limit + 1` rows at most so
     the caller knows whether another page exists."""
-    clauses: list[sql.Composable] = []
-    params: list[Any] = []
-    if not filters.include_deleted:
-        clauses.append(sql.SQL("deleted_at IS NULL"))
-    for column, value in (
-        ("status", filters.status),
-        ("vendor", filters.vendor),
-        ("product_type", filters.product_type),
-    ):
-        if value is not None:
-            clauses.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
-            params.append(value)
-    if filters.tag is not None:
-        clauses.append(sql.SQL("tags @> ARRAY[%s]::text[]"))
-        params.append(filters.tag)
+    clauses, params = product_clauses(
+        include_deleted=filters.include_deleted,
+        status=filters.status,
+        vendor=filters.vendor,
+        product_type=filters.product_type,
+        tag=filters.tag,
+    )
     if filters.updated_since is not None:
         clauses.append(sql.SQL("shopify_updated_at >= %s"))
         params.append(filters.updated_since)

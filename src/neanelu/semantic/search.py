@@ -13,6 +13,7 @@ from uuid import UUID
 from psycopg import sql
 
 from neanelu.db.pool import Conn
+from neanelu.db.product_filters import product_clauses
 from neanelu.db.rows import fetch_all, fetch_scalar, fetch_scalars
 from neanelu.db.sql_files import load_sql
 from neanelu.search import store
@@ -123,21 +124,14 @@ class SearchResult:
 
 
 def _filters(f: SearchFilter) -> tuple[sql.Composable, list[Any]]:
-    clauses: list[sql.Composable] = []
-    params: list[Any] = []
-    if not f.include_deleted:
-        clauses.append(sql.SQL("p.deleted_at IS NULL"))
-    for column, value in (
-        ("status", f.status),
-        ("vendor", f.vendor),
-        ("product_type", f.product_type),
-    ):
-        if value is not None:
-            clauses.append(sql.SQL("p.{} = %s").format(sql.Identifier(column)))
-            params.append(value)
-    if f.tag is not None:
-        clauses.append(sql.SQL("p.tags @> ARRAY[%s]::text[]"))
-        params.append(f.tag)
+    clauses, params = product_clauses(
+        include_deleted=f.include_deleted,
+        status=f.status,
+        vendor=f.vendor,
+        product_type=f.product_type,
+        tag=f.tag,
+        table="p",
+    )
     if f.price_min is not None or f.price_max is not None:
         # Some live variant within the range: the product can be bought at such a price.
         clauses.append(
