@@ -204,3 +204,19 @@ def test_staging_keeps_every_production_check_but_may_point_at_an_emulator(
         load_settings()
     assert "SHOPIFY_API_SECRET" in str(info.value)
     assert "shorter" in str(info.value)
+
+
+def test_the_openai_provider_is_chosen_by_its_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("SEARCH_PROVIDER", raising=False)
+    assert load_settings().embedding_provider == "local"
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-provider-choice")
+    chosen = load_settings()
+    assert chosen.embedding_provider == "openai"
+    assert "sk-test-provider-choice" not in repr(chosen)
+    monkeypatch.setenv("SEARCH_PROVIDER", "local")
+    assert load_settings().embedding_provider == "local"
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.setenv("SEARCH_PROVIDER", "openai")
+    with pytest.raises(SettingsError, match="SEARCH_PROVIDER=openai needs OPENAI_API_KEY"):
+        load_settings()

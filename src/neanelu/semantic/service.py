@@ -70,7 +70,9 @@ async def embed_products(
             async def apply(rows: Sequence[ProductSource]) -> None:
                 await _apply_page(pool, provider, shop_id, rows, metafield_keys, figures, hot)
 
-            figures.removed += await walk_pages(pool, shop_id, product_ids, page, apply, hot)
+            # Read after the walk: the pages add their own removals to the figures as they go.
+            missing = await walk_pages(pool, shop_id, product_ids, page, apply, hot)
+            figures.removed += missing
     except BaseException as exc:
         await _finish(pool, shop_id, figures, "failed", f"{type(exc).__name__}: {exc}"[:500])
         raise
