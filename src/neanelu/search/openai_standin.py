@@ -170,22 +170,21 @@ class _Api:
             self.state.files[file.id] = file
         return file
 
-    async def file(self, request: Request) -> Response:
+    def _file(self, request: Request) -> _File | JSONResponse:
         if (refused := self._authorised(request)) is not None:
             return refused
         with self.state.lock:
             found = self.state.files.get(request.path_params["file_id"])
-        if found is None:
-            return _error(404, "No such File object", "invalid_request_error")
-        return JSONResponse(found.object())
+        return found or _error(404, "No such File object", "invalid_request_error")
+
+    async def file(self, request: Request) -> Response:
+        found = self._file(request)
+        return JSONResponse(found.object()) if isinstance(found, _File) else found
 
     async def content(self, request: Request) -> Response:
-        if (refused := self._authorised(request)) is not None:
-            return refused
-        with self.state.lock:
-            found = self.state.files.get(request.path_params["file_id"])
-        if found is None:
-            return _error(404, "No such File object", "invalid_request_error")
+        found = self._file(request)
+        if not isinstance(found, _File):
+            return found
         return Response(found.content, media_type="application/octet-stream")
 
     async def create_batch(self, request: Request) -> Response:

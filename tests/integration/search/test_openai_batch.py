@@ -66,6 +66,13 @@ def _provider(standin: RunningStandIn, key: str = KEY) -> OpenAIProvider:
     )
 
 
+async def _shop_with_catalog(pool: AsyncConnectionPool[Conn]) -> uuid.UUID:
+    shop = await create_shop(pool)
+    async with tenant_scope(pool, shop) as conn:
+        await insert_catalog(conn, shop)
+    return shop
+
+
 async def _until_done(
     pool: AsyncConnectionPool[Conn],
     provider: OpenAIProvider,
@@ -136,9 +143,7 @@ async def _batches(pool: AsyncConnectionPool[Conn], shop: uuid.UUID) -> list[tup
 async def test_out_of_order_output_joined_by_custom_id_and_unchanged_not_reembedded(
     app_pool: AsyncConnectionPool[Conn], standin: RunningStandIn, provider: OpenAIProvider
 ) -> None:
-    shop = await create_shop(app_pool)
-    async with tenant_scope(app_pool, shop) as conn:
-        await insert_catalog(conn, shop)
+    shop = await _shop_with_catalog(app_pool)
     # 2 products per request, 2 requests per file: 3 requests in 2 batches.
     options = BatchOptions(request_inputs=2, limits=BatchLimits(requests=2))
     _, steps = await _until_done(app_pool, provider, shop, "job-1", options)
@@ -182,9 +187,7 @@ async def test_out_of_order_output_joined_by_custom_id_and_unchanged_not_reembed
 async def test_failed_lines_are_read_from_the_error_file_and_retried(
     app_pool: AsyncConnectionPool[Conn], standin: RunningStandIn, provider: OpenAIProvider
 ) -> None:
-    shop = await create_shop(app_pool)
-    async with tenant_scope(app_pool, shop) as conn:
-        await insert_catalog(conn, shop)
+    shop = await _shop_with_catalog(app_pool)
     # The knife's request fails once (then succeeds); the coat's fails every time.
     standin.state.faults.fail_markers.update({"chef knife": 1, "Wool winter coat": 99})
     options = BatchOptions(request_inputs=1, max_attempts=2)
@@ -212,9 +215,7 @@ async def test_failed_lines_are_read_from_the_error_file_and_retried(
 async def test_an_expired_batch_has_what_it_left_undone_resubmitted(
     app_pool: AsyncConnectionPool[Conn], standin: RunningStandIn, provider: OpenAIProvider
 ) -> None:
-    shop = await create_shop(app_pool)
-    async with tenant_scope(app_pool, shop) as conn:
-        await insert_catalog(conn, shop)
+    shop = await _shop_with_catalog(app_pool)
     standin.state.faults.expire_after = 1  # one request of three done, then the window ends
     await _until_done(app_pool, provider, shop, "job-e", BatchOptions(request_inputs=2))
     assert await _batches(app_pool, shop) == [("expired", 3), ("completed", 2)]
@@ -328,9 +329,7 @@ async def test_the_key_never_reaches_logs_or_errors(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    shop = await create_shop(app_pool)
-    async with tenant_scope(app_pool, shop) as conn:
-        await insert_catalog(conn, shop)
+    shop = await _shop_with_catalog(app_pool)
     await _until_done(app_pool, provider, shop, "job-k", BatchOptions())
     wrong = f"sk-wrong-{uuid.uuid4().hex}"
     refusing = _provider(standin, wrong)
