@@ -129,14 +129,30 @@ async def add_request(
 _REQUEST_COLUMNS = "id, attempts, product_ids, content_hashes, inputs"
 
 
-async def queued_requests(conn: Conn, run_id: UUID) -> list[RequestRow]:
+async def queued_requests(
+    conn: Conn, run_id: UUID, *, max_inputs: int, max_requests: int
+) -> list[RequestRow]:
+    """The oldest queued requests, as many as one batch may hold at most (by inputs and by
+    requests): a run of a million products is dispatched a batch at a time, never all in memory."""
     return await fetch_all(
         conn,
         RequestRow,
-        f"SELECT {_REQUEST_COLUMNS} FROM embedding_requests "  # noqa: S608 (a constant)
-        "WHERE run_id = %s AND state = 'queued' ORDER BY id",
+        f"SELECT {_REQUEST_COLUMNS} FROM ("  # noqa: S608 (a constant)
+        f"  SELECT {_REQUEST_COLUMNS}, sum(cardinality(product_ids)) OVER (ORDER BY id) AS upto "
+        "  FROM embedding_requests WHERE run_id = %s AND state = 'queued'"
+        ") AS q WHERE upto - cardinality(product_ids) < %s ORDER BY id LIMIT %s",
+        (run_id, max_inputs, max_requests),
+    )
+
+
+async def has_queued(conn: Conn, run_id: UUID) -> bool:
+    found = await fetch_scalar(
+        conn,
+        bool,
+        "SELECT EXISTS (SELECT 1 FROM embedding_requests WHERE run_id = %s AND state = 'queued')",
         (run_id,),
     )
+    return bool(found)
 
 
 async def batch_requests(conn: Conn, batch_id: UUID) -> list[RequestRow]:

@@ -30,6 +30,7 @@ from neanelu.search import store
 from neanelu.search.hot import HotIndex
 from neanelu.search.openai_batch import (
     FINAL_STATUSES,
+    BatchFile,
     BatchLimits,
     BatchProvider,
     BatchRequest,
@@ -161,33 +162,36 @@ class _Step:
             await repo.mark_submitted(conn, self.run_id)
 
     async def dispatch(self) -> None:
-        """Queued requests into new batches; batches left `submitting` by a crash sent again."""
-        async with tenant_scope(self.pool, self.shop_id) as conn:
-            queued = await repo.queued_requests(conn, self.run_id)
-        by_id = {str(r.id): r for r in queued}
-        requests = (BatchRequest(str(r.id), tuple(r.inputs)) for r in queued)
-        for file in batch_files(self.provider.model, requests, self.options.limits):
+        """Queued requests into new batches, one file's worth at a time; batches a crash left
+        `submitting` are sent again."""
+        limits = self.options.limits
+        while True:
+            async with tenant_scope(self.pool, self.shop_id) as conn:
+                queued = await repo.queued_requests(
+                    conn, self.run_id, max_inputs=limits.inputs, max_requests=limits.requests
+                )
+            if not queued:
+                break
+            file = next(iter(self._files(queued)))
+            by_id = {str(r.id): r.id for r in queued}
             async with tenant_scope(self.pool, self.shop_id) as conn:
                 batch_id = await repo.new_batch(
-                    conn, self.shop_id, self.run_id, [by_id[c].id for c in file.custom_ids]
+                    conn, self.shop_id, self.run_id, [by_id[c] for c in file.custom_ids]
                 )
             await self._send(batch_id, file.content)
         async with tenant_scope(self.pool, self.shop_id) as conn:
-            stranded = [
-                b for b in await repo.open_batches(conn, self.run_id) if b.status == "submitting"
-            ]
-        for batch in stranded:
+            open_batches = await repo.open_batches(conn, self.run_id)
+        for batch in (b for b in open_batches if b.status == "submitting"):
             async with tenant_scope(self.pool, self.shop_id) as conn:
                 rows = await repo.batch_requests(conn, batch.id)
-            files = list(
-                batch_files(
-                    self.provider.model,
-                    (BatchRequest(str(r.id), tuple(r.inputs)) for r in rows),
-                    self.options.limits,
-                )
-            )
-            if len(files) == 1:
-                await self._send(batch.id, files[0].content)
+            files = self._files(rows)
+            if len(files) != 1:
+                raise EmbeddingError(f"embedding batch {batch.id} no longer fits one file")
+            await self._send(batch.id, files[0].content)
+
+    def _files(self, rows: Sequence[repo.RequestRow]) -> list[BatchFile]:
+        requests = (BatchRequest(str(r.id), tuple(r.inputs)) for r in rows)
+        return list(batch_files(self.provider.model, requests, self.options.limits))
 
     async def _send(self, batch_id: UUID, content: bytes) -> None:
         file_id = await self.provider.upload(content, f"neanelu-{batch_id}.jsonl")
@@ -317,8 +321,7 @@ class _Step:
     async def finish_if_done(self) -> BatchProgress:
         async with tenant_scope(self.pool, self.shop_id) as conn:
             open_batches = await repo.open_batches(conn, self.run_id)
-            queued = await repo.queued_requests(conn, self.run_id)
-            if open_batches or queued:
+            if open_batches or await repo.has_queued(conn, self.run_id):
                 return BatchProgress(self.run_id, False, len(open_batches))
             failed = await repo.failed_products(conn, self.run_id)
             error = (

@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from neanelu.db.pool import Conn, tenant_scope
 from neanelu.db.rows import fetch_all
 from neanelu.handles import EmbedJob, embed_job
+from neanelu.queue import Fatal
 from neanelu.queue.registry import Registry
 from neanelu.queue.settings import AI_BATCH
 from neanelu.queue.worker import Worker
@@ -33,7 +34,7 @@ from neanelu.semantic.documents import PRODUCT_COLUMNS, ProductSource, product_t
 from tests.databases import TestDatabase
 from tests.factories import create_shop
 from tests.integration.search.catalog import insert_catalog
-from tests.service.support import build_runtime, close_runtime, make_settings
+from tests.service.support import RunJob, build_runtime, close_runtime, make_settings
 
 MODEL = "text-embedding-3-small"
 KEY = f"sk-test-{uuid.uuid4().hex}"
@@ -345,3 +346,29 @@ async def test_the_key_never_reaches_logs_or_errors(
     # OpenAI's 401 message quotes the wrong key's last four characters: scrubbed.
     assert f"{wrong[-4:]}." not in str(refused.value)
     assert "embedding batch" in caplog.text  # the run did log, without the key
+
+
+async def test_a_refused_key_fails_the_job_and_its_run(
+    database: TestDatabase,
+    redis_url: str,
+    key_prefix: str,
+    standin: RunningStandIn,
+    run_job: RunJob,
+) -> None:
+    wrong = f"sk-wrong-{uuid.uuid4().hex}"
+    settings = make_settings(OPENAI_API_KEY=wrong, OPENAI_BASE_URL=standin.base_url)
+    rt = await build_runtime(settings, database, redis_url, key_prefix)
+    try:
+        shop = await _shop_with_catalog(rt.pool)
+        with pytest.raises(Fatal) as failed:
+            await run_job(rt, embed_job, EmbedJob(shop_id=str(shop), source="manual"))
+        assert "HTTP 401" in str(failed.value)
+        assert wrong not in str(failed.value)
+        async with tenant_scope(rt.pool, shop) as conn:
+            cur = await conn.execute("SELECT status, error FROM embedding_runs")
+            [(status, error)] = await cur.fetchall()
+        assert status == "failed"
+        assert error.startswith("OpenAI file upload failed: HTTP 401")
+        assert standin.state.batches == {}, "nothing was created with a refused key"
+    finally:
+        await close_runtime(rt)
