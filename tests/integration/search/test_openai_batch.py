@@ -166,6 +166,13 @@ async def test_out_of_order_output_joined_by_custom_id_and_unchanged_not_reembed
         )
         assert await cur.fetchall() == [("completed", 6, 6, 0, 0, True, "openai")]
 
+    # Another shop sees none of this run's records (forced RLS on the new tables).
+    stranger = await create_shop(app_pool)
+    async with tenant_scope(app_pool, stranger) as conn:
+        for table in ("embedding_batches", "embedding_requests", "embedding_runs"):
+            cur = await conn.execute(f"SELECT count(*) FROM {table}")
+            assert await cur.fetchone() == (0,), table
+
     before = await _stored(app_pool, shop)
     calls = len(standin.state.batches)
     again, _ = await _until_done(app_pool, provider, shop, "job-2", options)
