@@ -87,6 +87,16 @@ async def mark_submitted(conn: Conn, run_id: UUID) -> None:
     await conn.execute("UPDATE embedding_runs SET submitted_at = now() WHERE id = %s", (run_id,))
 
 
+async def fail_job_run(conn: Conn, shop_id: UUID, job_id: str, error: str) -> bool:
+    """The run a job owned, failed if it was still running; True when it was."""
+    cur = await conn.execute(
+        "UPDATE embedding_runs SET status = 'failed', error = %s, finished_at = now() "
+        "WHERE shop_id = %s AND job_id = %s AND status = 'running'",
+        (error, shop_id, job_id),
+    )
+    return cur.rowcount > 0
+
+
 async def finish_run(conn: Conn, run_id: UUID, status: str, error: str | None) -> None:
     await conn.execute(
         "UPDATE embedding_runs SET status = %s, error = %s, finished_at = now() WHERE id = %s",
@@ -104,7 +114,9 @@ async def in_flight(
         "SELECT p.product_id, p.content_hash FROM embedding_requests r "
         "JOIN embedding_runs u ON u.id = r.run_id "
         "CROSS JOIN LATERAL unnest(r.product_ids, r.content_hashes) AS p(product_id, content_hash) "
-        "WHERE r.shop_id = %s AND u.model = %s AND r.state IN ('queued', 'submitted') "
+        # Only a running run's requests: a failed run's will never be answered.
+        "WHERE r.shop_id = %s AND u.model = %s AND u.status = 'running' "
+        "AND r.state IN ('queued', 'submitted') "
         "AND p.product_id = ANY(%s)",
         (shop_id, model, list(product_ids)),
     )

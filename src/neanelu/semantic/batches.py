@@ -107,6 +107,17 @@ async def run_batch_job(
         raise
 
 
+async def fail_abandoned_run(
+    pool: AsyncConnectionPool[Conn], shop_id: UUID, job_id: str, reason: str
+) -> None:
+    """The queue gave up on the job: its run, if still running, is failed, so its requests stop
+    counting as in flight and the next run asks for those products again."""
+    async with tenant_scope(pool, shop_id) as conn:
+        failed = await repo.fail_job_run(conn, shop_id, job_id, reason[:500])
+    if failed:
+        log.error("shop %s: embedding run of job %s failed: %s", shop_id, job_id, reason)
+
+
 @dataclass
 class _Step:
     pool: AsyncConnectionPool[Conn]

@@ -18,12 +18,12 @@ from neanelu.handles import (
     queue_shop_embedding,
     search_sweep,
 )
-from neanelu.queue import Fatal, JobContext, Registry, Retry
+from neanelu.queue import DeadJob, Fatal, JobContext, Registry, Resources, Retry
 from neanelu.runtime import Runtime
 from neanelu.search.openai_batch import BatchProvider
 from neanelu.search.provider import EmbeddingError, EmbeddingUnavailable
 from neanelu.search.providers import provider_for
-from neanelu.semantic.batches import BatchOptions, run_batch_job
+from neanelu.semantic.batches import BatchOptions, fail_abandoned_run, run_batch_job
 from neanelu.semantic.hotcache import hot_index_for
 from neanelu.semantic.service import SOURCES, embed_products
 from neanelu.shops import repository as shops
@@ -94,8 +94,18 @@ async def _sweep(ctx: JobContext, tick: SearchSweepTick) -> None:
     log.info("search sweep tick %d: %d shop(s) queued", tick.period, queued)
 
 
+async def _embed_gave_up(resources: Resources, job: EmbedJob, dead: DeadJob) -> None:
+    try:
+        shop_id = UUID(job.shop_id)
+    except ValueError:
+        return  # a payload no attempt could read opened no run
+    how = "dead-lettered" if dead.state == "dead" else "failed for good"
+    reason = f"embedding job {dead.id} {how} after {dead.attempts} attempt(s): {dead.error}"
+    await fail_abandoned_run(resources.resource(Runtime).pool, shop_id, dead.id, reason)
+
+
 def register(registry: Registry) -> None:
-    registry.bind(embed_job, _embed)
+    registry.bind(embed_job, _embed, on_dead=_embed_gave_up)
     registry.bind(search_sweep, _sweep)
 
 

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from neanelu.db.pool import Conn, tenant_scope
 from neanelu.db.rows import fetch_all
 from neanelu.handles import EmbedJob, embed_job
-from neanelu.queue import Fatal
+from neanelu.queue import DeadJob, Fatal, Resources
 from neanelu.queue.registry import Registry
 from neanelu.queue.settings import AI_BATCH
 from neanelu.queue.worker import Worker
@@ -378,4 +378,46 @@ async def test_a_refused_key_fails_the_job_and_its_run(
         assert error.startswith("OpenAI file upload failed: HTTP 401")
         assert standin.state.batches == {}, "nothing was created with a refused key"
     finally:
+        await close_runtime(rt)
+
+
+async def test_a_job_the_queue_gave_up_on_fails_its_run_and_frees_its_products(
+    database: TestDatabase, redis_url: str, key_prefix: str, standin: RunningStandIn
+) -> None:
+    settings = make_settings(OPENAI_API_KEY=KEY, OPENAI_BASE_URL=standin.base_url)
+    rt = await build_runtime(settings, database, redis_url, key_prefix)
+    provider = _provider(standin)
+    try:
+        shop = await _shop_with_catalog(rt.pool)
+        standin.state.faults.hold = True
+        stuck = await run_batch_job(rt.pool, provider, shop, "stuck", source="manual")
+        assert not stuck.done
+        registry = Registry()
+        search_tasks.register(registry)
+        bound = registry.get(embed_job.name)
+        assert bound is not None
+        assert bound.on_dead is not None
+        payload = EmbedJob(shop_id=str(shop), source="manual")
+        dead = DeadJob(
+            id="stuck",
+            queue=AI_BATCH,
+            group=str(shop),
+            task=embed_job.name,
+            payload=b"{}",
+            attempts=25,
+            error="Retry: OpenAI batch poll failed: APIConnectionError",
+        )
+        await bound.on_dead(Resources({Runtime: rt}), payload, dead)
+        assert await _run_status(rt, shop, "stuck") == "failed"
+        # The next run asks for every product again: none is "in flight" in a dead run.
+        standin.state.faults.hold = False
+        await _until_done(rt.pool, provider, shop, "next", BatchOptions())
+        async with tenant_scope(rt.pool, shop) as conn:
+            cur = await conn.execute("SELECT error FROM embedding_runs WHERE job_id = 'stuck'")
+            [(error,)] = await cur.fetchall()
+            cur = await conn.execute("SELECT count(*) FROM embeddings")
+            assert await cur.fetchone() == (6,)
+        assert error.startswith("embedding job stuck dead-lettered after 25 attempt(s)")
+    finally:
+        await provider.aclose()
         await close_runtime(rt)
