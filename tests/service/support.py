@@ -44,6 +44,9 @@ def make_settings(**env: Any) -> Settings:
         "WEBHOOK_MAX_BODY_BYTES": 4096,
         "API_METRICS_PORT": 0,  # a test serves its metrics where it wants them
     }
+    if "OPENAI_API_KEY" not in env:
+        # A developer's own OPENAI_API_KEY (environment or .env) never turns the suite to OpenAI.
+        base["SEARCH_PROVIDER"] = "local"
     base.update(env)
     return load_settings(**base)
 
