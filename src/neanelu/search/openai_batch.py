@@ -13,7 +13,7 @@ import base64
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol, runtime_checkable
+from typing import IO, Final, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -72,7 +72,7 @@ class BatchApi(Protocol):
 
     async def batch_state(self, batch_id: str) -> BatchState: ...
 
-    async def download(self, file_id: str) -> bytes: ...
+    async def download(self, file_id: str, into: IO[bytes]) -> None: ...
 
 
 @runtime_checkable
@@ -215,12 +215,13 @@ def _unit(vectors: Vectors) -> Vectors:
 
 
 def read_results(
-    content: bytes, expected: dict[str, int], dimension: int
+    lines: Iterable[bytes], expected: dict[str, int], dimension: int
 ) -> Iterator[RequestResult]:
-    """Every line of an output or error file, joined to its request by `custom_id` (`expected`:
-    custom_id -> number of inputs). A line for an unknown request, or one that cannot be read,
-    is an error of the file, not of some other request."""
-    for number, raw in enumerate(content.splitlines(), start=1):
+    """Every line of an output or error file (an open file reads line by line), joined to its
+    request by `custom_id` (`expected`: custom_id -> number of inputs). A line of a request not
+    in `expected` is passed over (a read cut short stored it already, or moved it to another
+    batch); a line that cannot be read is an error of the file, not of some request."""
+    for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
         try:
@@ -228,9 +229,10 @@ def read_results(
         except ValueError:
             raise EmbeddingError(f"batch result line {number} is not JSON") from None
         custom_id = line.get("custom_id") if isinstance(line, dict) else None
-        if not isinstance(custom_id, str) or custom_id not in expected:
-            raise EmbeddingError(f"batch result line {number} names no request of this batch")
-        yield _result(custom_id, line, expected[custom_id], dimension)
+        if not isinstance(custom_id, str):
+            raise EmbeddingError(f"batch result line {number} has no custom_id")
+        if custom_id in expected:
+            yield _result(custom_id, line, expected[custom_id], dimension)
 
 
 def _result(custom_id: str, line: dict[str, object], inputs: int, dimension: int) -> RequestResult:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from typing import IO
 
 import numpy as np
 import openai
@@ -150,12 +151,15 @@ class OpenAIProvider:
             raise self._error(f"OpenAI batch {batch_id} poll failed", exc) from None
         return _state(batch)
 
-    async def download(self, file_id: str) -> bytes:
+    async def download(self, file_id: str, into: IO[bytes]) -> None:
+        """A file's content streamed into `into`: an output file of 50,000 vectors is ~400 MB of
+        base64, which never sits in memory whole."""
         try:
-            content = await self._async.files.content(file_id)
+            async with self._async.files.with_streaming_response.content(file_id) as response:
+                async for chunk in response.iter_bytes():
+                    into.write(chunk)
         except openai.OpenAIError as exc:
             raise self._error(f"OpenAI file {file_id} download failed", exc) from None
-        return content.content
 
 
 def _state(batch: openai.types.Batch) -> BatchState:

@@ -16,6 +16,7 @@ its request was written is dropped: the change has queued a job of its own."""
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from uuid import UUID
@@ -48,6 +49,8 @@ from neanelu.telemetry import current_metrics, span
 
 log = logging.getLogger(__name__)
 
+# Requests whose results commit in one transaction (512 vectors of 1536 floats each: ~3 MB apiece).
+APPLY_REQUESTS = 8
 # A request closes at this many characters of input too: the API bounds the tokens of one
 # request (300,000), and 600,000 characters stay under it even at 2 characters per token.
 REQUEST_CHARS = 600_000
@@ -233,49 +236,73 @@ class _Step:
                         conn, batch.id, state.status, None, None, None, applied=False
                     )
                 continue
-            results: dict[str, RequestResult] = {}
-            async with tenant_scope(self.pool, self.shop_id) as conn:
-                rows = await repo.batch_requests(conn, batch.id)
-            expected = {str(r.id): len(r.inputs) for r in rows}
-            for file_id in (state.output_file_id, state.error_file_id):
-                if file_id is not None:
-                    content = await self.provider.download(file_id)
-                    for result in read_results(content, expected, self.provider.dimension):
-                        results[result.custom_id] = result
-            stored = await self._apply(batch.id, rows, results, state)
+            stored = await self._read_results(batch.id, state)
             log.info(
-                "shop %s: embedding batch %s %s: %d of %d requests stored",
+                "shop %s: embedding batch %s %s: %d requests stored",
                 self.shop_id,
                 state.id,
                 state.status,
                 stored,
-                len(rows),
             )
+
+    async def _read_results(self, batch_id: UUID, state: BatchState) -> int:
+        """The batch's output and error files, each streamed to a temporary file and read line
+        by line, stored APPLY_REQUESTS requests per transaction (a request's vectors and its state
+        commit together: a read cut short stores only what is left when read again). Last, the
+        requests no line answered go back to the queue and the batch is marked applied."""
+        async with tenant_scope(self.pool, self.shop_id) as conn:
+            rows = {str(r.id): r for r in await repo.batch_requests(conn, batch_id)}
+        expected = {custom_id: len(r.inputs) for custom_id, r in rows.items()}
+        answered: set[str] = set()
+        stored = 0
+        for file_id in (state.output_file_id, state.error_file_id):
+            if file_id is None:
+                continue
+            with tempfile.TemporaryFile() as spool:
+                await self.provider.download(file_id, spool)
+                spool.seek(0)
+                chunk: list[RequestResult] = []
+                for result in read_results(spool, expected, self.provider.dimension):
+                    if result.custom_id in answered:
+                        continue  # a repeated line: the first one counts
+                    answered.add(result.custom_id)
+                    chunk.append(result)
+                    if len(chunk) >= APPLY_REQUESTS:
+                        stored += await self._apply(rows, chunk, state)
+                        chunk = []
+                stored += await self._apply(rows, chunk, state)
+        unanswered = [r for custom_id, r in rows.items() if custom_id not in answered]
+        stored += await self._apply(rows, [], state, unanswered=unanswered, batch_id=batch_id)
+        return stored
 
     async def _apply(
         self,
-        batch_id: UUID,
-        rows: Sequence[repo.RequestRow],
-        results: dict[str, RequestResult],
+        rows: dict[str, repo.RequestRow],
+        results: Sequence[RequestResult],
         state: BatchState,
+        *,
+        unanswered: Sequence[repo.RequestRow] = (),
+        batch_id: UUID | None = None,
     ) -> int:
-        """Vectors stored and request states moved, in one transaction with the batch marked
-        applied: a crash before the commit reads the files again, after it never twice."""
-        stored_requests = 0
+        """Some requests' results stored (vectors of products whose text is unchanged since),
+        failed and unanswered ones queued again or given up, in one transaction; with
+        `batch_id`, that batch is marked applied in it too. Returns the requests stored."""
+        stored_requests = embedded = tokens = failed = 0
         hot_ids: list[int] = []
         hot_vectors = []
         async with tenant_scope(self.pool, self.shop_id) as conn:
-            current = await self._current_hashes(conn, [p for r in rows for p in r.product_ids])
-            embedded = tokens = failed = 0
-            for row in rows:
-                result = results.get(str(row.id))
-                if result is None or result.vectors is None:
-                    why = result.error if result is not None else None
-                    give_up = row.attempts >= self.options.max_attempts
-                    await repo.request_again(conn, row.id, why or _no_line(state), give_up=give_up)
-                    if give_up:
-                        failed += len(row.product_ids)
+            answered = [rows[r.custom_id] for r in results]
+            current = await self._current_hashes(conn, [p for r in answered for p in r.product_ids])
+            retry = [(rows[r.custom_id], r.error) for r in results if r.vectors is None]
+            retry += [(row, None) for row in unanswered]
+            for row, why in retry:
+                give_up = row.attempts >= self.options.max_attempts
+                await repo.request_again(conn, row.id, why or _no_line(state), give_up=give_up)
+                failed += len(row.product_ids) if give_up else 0
+            for result in results:
+                if result.vectors is None:
                     continue
+                row = rows[result.custom_id]
                 keep = [
                     i
                     for i, (pid, digest) in enumerate(
@@ -306,15 +333,16 @@ class _Step:
             await repo.add_figures(
                 conn, self.run_id, embedded=embedded, tokens=tokens, failed=failed
             )
-            await repo.batch_polled(
-                conn,
-                batch_id,
-                state.status,
-                state.output_file_id,
-                state.error_file_id,
-                state.errors,
-                applied=True,
-            )
+            if batch_id is not None:
+                await repo.batch_polled(
+                    conn,
+                    batch_id,
+                    state.status,
+                    state.output_file_id,
+                    state.error_file_id,
+                    state.errors,
+                    applied=True,
+                )
         current_metrics().search_embedded.labels(self.provider.name).inc(embedded)
         if self.hot is not None and hot_ids and await self.hot.is_hot(self.shop_id):
             await self.hot.put(self.shop_id, hot_ids, np.concatenate(hot_vectors))

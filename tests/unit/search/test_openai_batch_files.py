@@ -93,7 +93,8 @@ def test_results_join_by_custom_id_and_index_in_any_order() -> None:
         }
     ).encode()
     content = b"\n".join([_ok("b", b, [0]), failed, _ok("a", a, [1, 0]), expired]) + b"\n"
-    results = {r.custom_id: r for r in read_results(content, {"a": 2, "b": 1, "c": 1, "d": 1}, 4)}
+    expected = {"a": 2, "b": 1, "c": 1, "d": 1}
+    results = {r.custom_id: r for r in read_results(content.splitlines(), expected, 4)}
     got = results["a"].vectors
     assert got is not None
     for i in range(2):
@@ -102,9 +103,12 @@ def test_results_join_by_custom_id_and_index_in_any_order() -> None:
     assert results["c"].error == "HTTP 400: too long"
     assert not results["c"].unfinished
     assert results["d"].unfinished
-    with pytest.raises(EmbeddingError, match="names no request"):
-        list(read_results(_ok("zz", b, [0]), {"a": 2}, 4))
-    wrong_size = list(read_results(_ok("b", b, [0]), {"b": 1}, 8))
+    # A line of a request no longer waiting on the batch is passed over; one without an id is
+    # an error of the file.
+    assert list(read_results([_ok("zz", b, [0])], {"a": 2}, 4)) == []
+    with pytest.raises(EmbeddingError, match="line 2 has no custom_id"):
+        list(read_results([_ok("a", a, [0, 1]), b'{"response": null}'], {"a": 2}, 4))
+    wrong_size = list(read_results([_ok("b", b, [0])], {"b": 1}, 8))
     assert wrong_size[0].vectors is None
     assert wrong_size[0].error == "an embedding has 4 dimensions, not 8"
 
