@@ -1,8 +1,9 @@
 """The Batch API path's own cost: PRODUCTS (default 20,000) products embedded through the OpenAI
-stand-in (in this process, over HTTP, with the real SDK) as a batch run (submit, dispatch, poll
+stand-in (a process of its own, over HTTP, with the real SDK) as a batch run (submit, dispatch, poll
 until done), against the same catalog on another shop embedded through synchronous embeddings
 calls (the baseline, one call per page of 256). The stand-in answers at once, so this measures
-neanelu's side: request rows, JSONL, uploads, result files, joins, vector writes.
+neanelu's side: request rows, JSONL, uploads, result files, joins, vector writes. `peak_rss_mb` is
+this process's (the stand-in's own memory is not in it).
 
 Last line: `products=... batch_products_per_s=... sync_products_per_s=... ratio_to_sync=...
 batches=... requests=... peak_rss_mb=...`.
@@ -13,6 +14,9 @@ from __future__ import annotations
 import asyncio
 import os
 import resource
+import socket
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -24,7 +28,6 @@ from neanelu.db import migrate
 from neanelu.db.embedded import APP_ROLE, OWNER_ROLE, EmbeddedPostgres, start_postgres
 from neanelu.db.pool import PoolSizes, create_pool, tenant_scope
 from neanelu.search.openai_provider import OpenAIOptions, OpenAIProvider
-from neanelu.search.openai_standin import start_openai_standin
 from neanelu.semantic.batches import BatchOptions, run_batch_job
 from neanelu.semantic.service import embed_products
 
@@ -108,11 +111,35 @@ def main() -> None:
     migrate.upgrade(pg.url(OWNER_ROLE, DB), APP_ROLE)
     shops = [uuid.uuid4(), uuid.uuid4()]
     load(pg, shops)
-    standin = start_openai_standin(KEY)
+    port = _free_port()
+    standin = subprocess.Popen(
+        [sys.executable, "-m", "neanelu.search.openai_standin", "--port", str(port)],
+        env={**os.environ, "OPENAI_API_KEY": KEY},
+    )
     try:
-        asyncio.run(measure(pg, shops, standin.base_url))
+        _wait_for(port)
+        asyncio.run(measure(pg, shops, f"http://127.0.0.1:{port}/v1"))
     finally:
-        standin.stop()
+        standin.terminate()
+        standin.wait(timeout=10)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for(port: int, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the OpenAI stand-in did not start") from None
+            time.sleep(0.1)
 
 
 if __name__ == "__main__":

@@ -15,9 +15,11 @@ requests done, batches held `in_progress` until released.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import hashlib
 import json
+import os
 import re
 import socket
 import threading
@@ -464,9 +466,33 @@ class RunningStandIn:
         self._thread.join(timeout=10)
 
 
+def serve_forever(api_key: str, host: str, port: int) -> None:
+    """In the foreground until interrupted (`python -m neanelu.search.openai_standin`)."""
+    config = uvicorn.Config(
+        create_app(StandInState(api_key)), host=host, port=port, log_level="warning"
+    )
+    uvicorn.Server(config).run()
+
+
 def start_openai_standin(api_key: str, *, host: str = "127.0.0.1", port: int = 0) -> RunningStandIn:
     if port == 0:
         with socket.socket() as sock:
             sock.bind((host, 0))
             port = int(sock.getsockname()[1])
     return RunningStandIn(StandInState(api_key), host, port).start()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="The OpenAI Batch API stand-in (not OpenAI).")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    args = parser.parse_args(argv)
+    # The key it accepts comes from the environment, never the command line (ps shows argv).
+    key = os.environ.get("OPENAI_API_KEY", "")
+    if not key:
+        parser.error("set OPENAI_API_KEY to the key the stand-in should accept")
+    serve_forever(key, args.host, args.port)
+
+
+if __name__ == "__main__":
+    main()
