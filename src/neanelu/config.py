@@ -289,6 +289,13 @@ class Settings(BaseSettings):
         _check_encryption_key(decode_key(self.encryption_key_256.get_secret_value()))
         if not self.app_host.startswith("https://"):
             raise ValueError("APP_HOST must be an https:// URL in production")
+        if (
+            self.openai_base_url is not None
+            and not self.openai_base_url.startswith("https://")
+            and self.mode is Mode.PRODUCTION
+        ):
+            # The key travels in every request's Authorization header.
+            raise ValueError("OPENAI_BASE_URL must be an https:// URL in production")
         if self.shopify_base_url is not None and self.mode is Mode.PRODUCTION:
             raise ValueError(
                 "SHOPIFY_BASE_URL is for development and staging against the emulator; unset it in"
