@@ -10,7 +10,7 @@ Endpoints (Bearer key checked on every one): `POST /v1/files` (multipart, `purpo
 `GET /v1/files/{id}`, `GET /v1/files/{id}/content`, `POST /v1/batches`, `GET /v1/batches/{id}`,
 `POST /v1/embeddings`. Faults a test turns on (`Faults`): output lines in another order than the
 input's, requests that fail (they go to the error file), a batch that expires with part of its
-requests done, batches held `in_progress` until released.
+requests done, a batch that fails validation, batches held `in_progress` until released.
 """
 
 from __future__ import annotations
@@ -60,6 +60,8 @@ class Faults:
     expire_after: int | None = None
     # Batches stay `in_progress` while set.
     hold: bool = False
+    # The next batch fails validation (its `errors` say why), as a malformed file would.
+    refuse_next: bool = False
 
 
 @dataclass
@@ -247,6 +249,14 @@ class _Api:
         status = batch["status"]
         if status == "validating":
             lines, problem = self._validate(batch)
+            if problem is None and self.state.faults.refuse_next:
+                self.state.faults.refuse_next = False
+                problem = {
+                    "code": "invalid_request",
+                    "message": "the batch input file could not be read",
+                    "param": None,
+                    "line": None,
+                }
             if problem is not None:
                 batch.update(
                     status="failed",

@@ -421,3 +421,20 @@ async def test_a_job_the_queue_gave_up_on_fails_its_run_and_frees_its_products(
     finally:
         await provider.aclose()
         await close_runtime(rt)
+
+
+async def test_a_batch_that_fails_validation_is_sent_again(
+    app_pool: AsyncConnectionPool[Conn], standin: RunningStandIn, provider: OpenAIProvider
+) -> None:
+    shop = await _shop_with_catalog(app_pool)
+    standin.state.faults.refuse_next = True
+    await _until_done(app_pool, provider, shop, "job-v", BatchOptions(request_inputs=3))
+    assert await _batches(app_pool, shop) == [("failed", 2), ("completed", 2)]
+    _assert_right_vectors(
+        await _stored(app_pool, shop), await _expected_vectors(app_pool, provider, shop)
+    )
+    async with tenant_scope(app_pool, shop) as conn:
+        cur = await conn.execute("SELECT error FROM embedding_batches WHERE status = 'failed'")
+        assert await cur.fetchall() == [
+            ("invalid_request: the batch input file could not be read",)
+        ]
