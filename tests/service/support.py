@@ -34,6 +34,10 @@ SECRET = "test-app-secret-current-0123456789"
 PREVIOUS_SECRET = "test-app-secret-previous-987654321"
 
 
+# The key the OpenAI stand-in accepts in the tests (the `openai_standin` fixture).
+OPENAI_TEST_KEY = f"sk-test-{uuid.uuid4().hex}"
+
+
 def make_settings(**env: Any) -> Settings:
     base: dict[str, Any] = {
         "SHOPIFY_API_KEY": CLIENT_ID,

@@ -5,7 +5,6 @@ answers 503 without the key."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -14,30 +13,23 @@ from neanelu.config import Settings
 from neanelu.db.pool import tenant_scope
 from neanelu.runtime import Runtime
 from neanelu.search.openai_batch import BatchProvider
-from neanelu.search.openai_standin import RunningStandIn, start_openai_standin
+from neanelu.search.openai_standin import RunningStandIn
 from neanelu.search.providers import provider_for
 from neanelu.semantic.batches import run_batch_job
 from tests.factories import create_shop
 from tests.integration.search.catalog import insert_catalog
-from tests.service.support import make_settings, session_token
+from tests.service.support import OPENAI_TEST_KEY, make_settings, session_token
 
-KEY = f"sk-test-{uuid.uuid4().hex}"
-
-
-@pytest.fixture
-def standin() -> Iterator[RunningStandIn]:
-    server = start_openai_standin(KEY)
-    yield server
-    server.stop()
+KEY = OPENAI_TEST_KEY
 
 
 @pytest.fixture
-def settings(standin: RunningStandIn) -> Settings:
-    return make_settings(OPENAI_API_KEY=KEY, OPENAI_BASE_URL=standin.base_url)
+def settings(openai_standin: RunningStandIn) -> Settings:
+    return make_settings(OPENAI_API_KEY=KEY, OPENAI_BASE_URL=openai_standin.base_url)
 
 
 async def test_search_embeds_the_query_through_openai(
-    client: httpx.AsyncClient, runtime: Runtime, standin: RunningStandIn
+    client: httpx.AsyncClient, runtime: Runtime, openai_standin: RunningStandIn
 ) -> None:
     shop = await create_shop(runtime.pool, "acme.myshopify.com")
     async with tenant_scope(runtime.pool, shop) as conn:
@@ -55,9 +47,9 @@ async def test_search_embeds_the_query_through_openai(
     assert body["hits"][0]["product"]["id"] == str(ids[0])
     # The stand-in's vectors carry no meaning, but every product has one to rank.
     assert {h["vector"]["rank"] for h in body["hits"] if h["vector"]} >= {1}
-    assert "POST /v1/embeddings" in standin.state.calls
+    assert "POST /v1/embeddings" in openai_standin.state.calls
 
-    standin.state.api_key = f"sk-other-{uuid.uuid4().hex}"  # the key is refused from now on
+    openai_standin.state.api_key = f"sk-other-{uuid.uuid4().hex}"  # the key is refused from now on
     refused = await client.get("/api/search", params={"q": "boots"}, headers=auth)
     assert refused.status_code == 503
     assert "HTTP 401" in refused.text

@@ -8,7 +8,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
@@ -26,7 +26,7 @@ from neanelu.queue.worker import Worker
 from neanelu.runtime import Runtime
 from neanelu.search.openai_batch import BatchLimits
 from neanelu.search.openai_provider import OpenAIOptions, OpenAIProvider
-from neanelu.search.openai_standin import RunningStandIn, standin_vector, start_openai_standin
+from neanelu.search.openai_standin import RunningStandIn, standin_vector
 from neanelu.search.provider import EmbeddingError
 from neanelu.semantic import tasks as search_tasks
 from neanelu.semantic.batches import BatchOptions, BatchProgress, run_batch_job
@@ -34,34 +34,33 @@ from neanelu.semantic.documents import PRODUCT_COLUMNS, ProductSource, product_t
 from tests.databases import TestDatabase
 from tests.factories import create_shop
 from tests.integration.search.catalog import insert_catalog
-from tests.service.support import RunJob, build_runtime, close_runtime, make_settings
+from tests.service.support import (
+    OPENAI_TEST_KEY,
+    RunJob,
+    build_runtime,
+    close_runtime,
+    make_settings,
+)
 
 MODEL = "text-embedding-3-small"
-KEY = f"sk-test-{uuid.uuid4().hex}"
+KEY = OPENAI_TEST_KEY
 
 
 @pytest.fixture
-def standin() -> Iterator[RunningStandIn]:
-    server = start_openai_standin(KEY)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def provider(standin: RunningStandIn) -> AsyncIterator[OpenAIProvider]:
+async def provider(openai_standin: RunningStandIn) -> AsyncIterator[OpenAIProvider]:
     """The provider on the real SDK, pointed at the stand-in."""
-    made = _provider(standin)
+    made = _provider(openai_standin)
     yield made
     await made.aclose()
 
 
-def _provider(standin: RunningStandIn, key: str = KEY) -> OpenAIProvider:
+def _provider(openai_standin: RunningStandIn, key: str = KEY) -> OpenAIProvider:
     return OpenAIProvider(
         OpenAIOptions(
             api_key=SecretStr(key),
             model=MODEL,
             dimension=1536,
-            base_url=standin.base_url,
+            base_url=openai_standin.base_url,
             max_retries=0,
         )
     )
@@ -142,21 +141,21 @@ async def _batches(pool: AsyncConnectionPool[Conn], shop: uuid.UUID) -> list[tup
 
 
 async def test_out_of_order_output_joined_by_custom_id_and_unchanged_not_reembedded(
-    app_pool: AsyncConnectionPool[Conn], standin: RunningStandIn, provider: OpenAIProvider
+    app_pool: AsyncConnectionPool[Conn], openai_standin: RunningStandIn, provider: OpenAIProvider
 ) -> None:
     shop = await _shop_with_catalog(app_pool)
     # 2 products per request, 2 requests per file: 3 requests in 2 batches.
     options = BatchOptions(request_inputs=2, limits=BatchLimits(requests=2))
     _, steps = await _until_done(app_pool, provider, shop, "job-1", options)
     assert steps > 3, "the run came back several times (polls), it did not wait in one call"
-    assert standin.state.faults.reverse_output
+    assert openai_standin.state.faults.reverse_output
     _assert_right_vectors(
         await _stored(app_pool, shop), await _expected_vectors(app_pool, provider, shop)
     )
     assert await _batches(app_pool, shop) == [("completed", 2), ("completed", 1)]
     # The documented request shape went over the wire.
-    first = next(iter(standin.state.batches))
-    line = standin.state.batch_inputs(first)[0]
+    first = next(iter(openai_standin.state.batches))
+    line = openai_standin.state.batch_inputs(first)[0]
     assert (line["method"], line["url"]) == ("POST", "/v1/embeddings")
     assert (line["body"]["model"], line["body"]["encoding_format"]) == (MODEL, "base64")
     assert len(line["body"]["input"]) == 2
@@ -174,10 +173,10 @@ async def test_out_of_order_output_joined_by_custom_id_and_unchanged_not_reembed
             assert await cur.fetchone() == (0,), table
 
     before = await _stored(app_pool, shop)
-    calls = len(standin.state.batches)
+    calls = len(openai_standin.state.batches)
     again, _ = await _until_done(app_pool, provider, shop, "job-2", options)
     assert again.done
-    assert len(standin.state.batches) == calls, "nothing changed: no new batch"
+    assert len(openai_standin.state.batches) == calls, "nothing changed: no new batch"
     after = await _stored(app_pool, shop)
     assert {k: v[1] for k, v in after.items()} == {k: v[1] for k, v in before.items()}
     async with tenant_scope(app_pool, shop) as conn:
@@ -189,15 +188,15 @@ async def test_out_of_order_output_joined_by_custom_id_and_unchanged_not_reembed
     # The query-time path: one synchronous embeddings call, the same vector for the same text.
     query = await asyncio.to_thread(provider.embed, ["warm winter coat"])
     assert float(np.dot(query.vectors[0], standin_vector(MODEL, "warm winter coat", 1536))) > 0.9999
-    assert "POST /v1/embeddings" in standin.state.calls
+    assert "POST /v1/embeddings" in openai_standin.state.calls
 
 
 async def test_failed_lines_are_read_from_the_error_file_and_retried(
-    app_pool: AsyncConnectionPool[Conn], standin: RunningStandIn, provider: OpenAIProvider
+    app_pool: AsyncConnectionPool[Conn], openai_standin: RunningStandIn, provider: OpenAIProvider
 ) -> None:
     shop = await _shop_with_catalog(app_pool)
     # The knife's request fails once (then succeeds); the coat's fails every time.
-    standin.state.faults.fail_markers.update({"chef knife": 1, "Wool winter coat": 99})
+    openai_standin.state.faults.fail_markers.update({"chef knife": 1, "Wool winter coat": 99})
     options = BatchOptions(request_inputs=1, max_attempts=2)
     await _until_done(app_pool, provider, shop, "job-f", options)
     stored = await _stored(app_pool, shop)
@@ -221,28 +220,28 @@ async def test_failed_lines_are_read_from_the_error_file_and_retried(
 
 
 async def test_an_expired_batch_has_what_it_left_undone_resubmitted(
-    app_pool: AsyncConnectionPool[Conn], standin: RunningStandIn, provider: OpenAIProvider
+    app_pool: AsyncConnectionPool[Conn], openai_standin: RunningStandIn, provider: OpenAIProvider
 ) -> None:
     shop = await _shop_with_catalog(app_pool)
-    standin.state.faults.expire_after = 1  # one request of three done, then the window ends
+    openai_standin.state.faults.expire_after = 1  # one request of three done, then the window ends
     await _until_done(app_pool, provider, shop, "job-e", BatchOptions(request_inputs=2))
     assert await _batches(app_pool, shop) == [("expired", 3), ("completed", 2)]
     _assert_right_vectors(
         await _stored(app_pool, shop), await _expected_vectors(app_pool, provider, shop)
     )
     # The expired batch's error file named the two requests it never ran.
-    expired = next(iter(standin.state.batches.values()))
-    errors = standin.state.files[expired["error_file_id"]].content.decode().splitlines()
+    expired = next(iter(openai_standin.state.batches.values()))
+    errors = openai_standin.state.files[expired["error_file_id"]].content.decode().splitlines()
     assert [json.loads(e)["error"]["code"] for e in errors] == ["batch_expired"] * 2
 
 
 async def test_a_changed_product_keeps_its_newer_vector(
-    app_pool: AsyncConnectionPool[Conn], standin: RunningStandIn, provider: OpenAIProvider
+    app_pool: AsyncConnectionPool[Conn], openai_standin: RunningStandIn, provider: OpenAIProvider
 ) -> None:
     shop = await create_shop(app_pool)
     async with tenant_scope(app_pool, shop) as conn:
         ids = await insert_catalog(conn, shop)
-    standin.state.faults.hold = True
+    openai_standin.state.faults.hold = True
     options = BatchOptions(request_inputs=6)
     for _ in range(3):
         await run_batch_job(app_pool, provider, shop, "job-s", source="manual", options=options)
@@ -250,7 +249,7 @@ async def test_a_changed_product_keeps_its_newer_vector(
         await conn.execute(
             "UPDATE products SET title = 'Brass teapot' WHERE shopify_id = %s", (ids[3],)
         )
-    standin.state.faults.hold = False
+    openai_standin.state.faults.hold = False
     await _until_done(app_pool, provider, shop, "job-s", options)
     stored = await _stored(app_pool, shop)
     # The result for the old title is dropped; the change's own job will embed the new one.
@@ -259,10 +258,10 @@ async def test_a_changed_product_keeps_its_newer_vector(
 
 
 async def test_the_worker_runs_other_jobs_while_a_batch_is_in_progress(
-    database: TestDatabase, redis_url: str, key_prefix: str, standin: RunningStandIn
+    database: TestDatabase, redis_url: str, key_prefix: str, openai_standin: RunningStandIn
 ) -> None:
     settings = make_settings(
-        OPENAI_API_KEY=KEY, OPENAI_BASE_URL=standin.base_url, OPENAI_BATCH_POLL_S=0.1
+        OPENAI_API_KEY=KEY, OPENAI_BASE_URL=openai_standin.base_url, OPENAI_BATCH_POLL_S=0.1
     )
     rt: Runtime = await build_runtime(settings, database, redis_url, key_prefix)
     registry = Registry()
@@ -276,7 +275,7 @@ async def test_the_worker_runs_other_jobs_while_a_batch_is_in_progress(
         busy, other = await create_shop(rt.pool), await create_shop(rt.pool)
         async with tenant_scope(rt.pool, busy) as conn:
             await insert_catalog(conn, busy)
-        standin.state.faults.hold = True
+        openai_standin.state.faults.hold = True
         await embed_job.enqueue(
             rt.queues, EmbedJob(shop_id=str(busy), source="manual"), group=busy, job_id="busy"
         )
@@ -293,7 +292,7 @@ async def test_the_worker_runs_other_jobs_while_a_batch_is_in_progress(
         await _wait(lambda: _run_status(rt, other, "other"), "completed")
         assert await _batch_status(rt, busy) == "in_progress"
         assert await _run_status(rt, busy, "busy") == "running"
-        standin.state.faults.hold = False
+        openai_standin.state.faults.hold = False
         await _wait(lambda: _run_status(rt, busy, "busy"), "completed")
         async with tenant_scope(rt.pool, busy) as conn:
             cur = await conn.execute("SELECT count(*) FROM embeddings")
@@ -332,7 +331,7 @@ async def _wait(read: object, wanted: str, timeout: float = 30.0) -> None:
 
 async def test_the_key_never_reaches_logs_or_errors(
     app_pool: AsyncConnectionPool[Conn],
-    standin: RunningStandIn,
+    openai_standin: RunningStandIn,
     provider: OpenAIProvider,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -340,7 +339,7 @@ async def test_the_key_never_reaches_logs_or_errors(
     shop = await _shop_with_catalog(app_pool)
     await _until_done(app_pool, provider, shop, "job-k", BatchOptions())
     wrong = f"sk-wrong-{uuid.uuid4().hex}"
-    refusing = _provider(standin, wrong)
+    refusing = _provider(openai_standin, wrong)
     with pytest.raises(EmbeddingError) as refused:
         await asyncio.to_thread(refusing.embed, ["x"])
     await refusing.aclose()
@@ -359,11 +358,11 @@ async def test_a_refused_key_fails_the_job_and_its_run(
     database: TestDatabase,
     redis_url: str,
     key_prefix: str,
-    standin: RunningStandIn,
+    openai_standin: RunningStandIn,
     run_job: RunJob,
 ) -> None:
     wrong = f"sk-wrong-{uuid.uuid4().hex}"
-    settings = make_settings(OPENAI_API_KEY=wrong, OPENAI_BASE_URL=standin.base_url)
+    settings = make_settings(OPENAI_API_KEY=wrong, OPENAI_BASE_URL=openai_standin.base_url)
     rt = await build_runtime(settings, database, redis_url, key_prefix)
     try:
         shop = await _shop_with_catalog(rt.pool)
@@ -376,20 +375,20 @@ async def test_a_refused_key_fails_the_job_and_its_run(
             [(status, error)] = await cur.fetchall()
         assert status == "failed"
         assert error.startswith("OpenAI file upload failed: HTTP 401")
-        assert standin.state.batches == {}, "nothing was created with a refused key"
+        assert openai_standin.state.batches == {}, "nothing was created with a refused key"
     finally:
         await close_runtime(rt)
 
 
 async def test_a_job_the_queue_gave_up_on_fails_its_run_and_frees_its_products(
-    database: TestDatabase, redis_url: str, key_prefix: str, standin: RunningStandIn
+    database: TestDatabase, redis_url: str, key_prefix: str, openai_standin: RunningStandIn
 ) -> None:
-    settings = make_settings(OPENAI_API_KEY=KEY, OPENAI_BASE_URL=standin.base_url)
+    settings = make_settings(OPENAI_API_KEY=KEY, OPENAI_BASE_URL=openai_standin.base_url)
     rt = await build_runtime(settings, database, redis_url, key_prefix)
-    provider = _provider(standin)
+    provider = _provider(openai_standin)
     try:
         shop = await _shop_with_catalog(rt.pool)
-        standin.state.faults.hold = True
+        openai_standin.state.faults.hold = True
         stuck = await run_batch_job(rt.pool, provider, shop, "stuck", source="manual")
         assert not stuck.done
         registry = Registry()
@@ -410,7 +409,7 @@ async def test_a_job_the_queue_gave_up_on_fails_its_run_and_frees_its_products(
         await bound.on_dead(Resources({Runtime: rt}), payload, dead)
         assert await _run_status(rt, shop, "stuck") == "failed"
         # The next run asks for every product again: none is "in flight" in a dead run.
-        standin.state.faults.hold = False
+        openai_standin.state.faults.hold = False
         await _until_done(rt.pool, provider, shop, "next", BatchOptions())
         async with tenant_scope(rt.pool, shop) as conn:
             cur = await conn.execute("SELECT error FROM embedding_runs WHERE job_id = 'stuck'")
@@ -424,10 +423,10 @@ async def test_a_job_the_queue_gave_up_on_fails_its_run_and_frees_its_products(
 
 
 async def test_a_batch_that_fails_validation_is_sent_again(
-    app_pool: AsyncConnectionPool[Conn], standin: RunningStandIn, provider: OpenAIProvider
+    app_pool: AsyncConnectionPool[Conn], openai_standin: RunningStandIn, provider: OpenAIProvider
 ) -> None:
     shop = await _shop_with_catalog(app_pool)
-    standin.state.faults.refuse_next = True
+    openai_standin.state.faults.refuse_next = True
     await _until_done(app_pool, provider, shop, "job-v", BatchOptions(request_inputs=3))
     assert await _batches(app_pool, shop) == [("failed", 2), ("completed", 2)]
     _assert_right_vectors(
