@@ -33,10 +33,18 @@ from neanelu.db.embedded import APP_ROLE, OWNER_ROLE, EmbeddedPostgres, start_po
 from neanelu.db.pool import Conn, PoolSizes, create_pool
 from neanelu.queue import CostLimiter, Job, JobContext, ShopBudget, TaskHandle
 from neanelu.runtime import Runtime
+from neanelu.search.openai_standin import RunningStandIn, start_openai_standin
 from neanelu.worker.main import build_registry
 from tests.databases import DATA_DIR, TEMPLATE, TestDatabase, create_database, drop_database
 from tests.service.e2e_stack import Stack, e2e_config, open_stack
-from tests.service.support import RunJob, app_for, build_runtime, close_runtime, make_settings
+from tests.service.support import (
+    OPENAI_TEST_KEY,
+    RunJob,
+    app_for,
+    build_runtime,
+    close_runtime,
+    make_settings,
+)
 
 # A test awaiting something that never comes fails here, with the await it hung in, and the suite
 # goes on. pytest-timeout's SIGALRM cannot do that for a coroutine: its exception lands in whichever
@@ -182,6 +190,14 @@ async def client(
     transport = httpx.ASGITransport(app=app_for(runtime, database, redis_url))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c
+
+
+@pytest.fixture
+def openai_standin() -> Iterator[RunningStandIn]:
+    """The OpenAI stand-in over HTTP, accepting OPENAI_TEST_KEY; its faults are off at start."""
+    server = start_openai_standin(OPENAI_TEST_KEY)
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -160,7 +160,10 @@ class Settings(BaseSettings):
     )
 
     # Semantic search (docs/search.md): the embedding provider and what a product's text takes in.
-    search_provider: Literal["local"] = Field(default="local", validation_alias="SEARCH_PROVIDER")
+    # Unset: the OpenAI provider when OPENAI_API_KEY is set, the local model otherwise.
+    search_provider: Literal["local", "openai"] | None = Field(
+        default=None, validation_alias="SEARCH_PROVIDER"
+    )
     search_threads: int = Field(default=0, ge=0, le=256, validation_alias="SEARCH_THREADS")
     search_batch_size: int = Field(default=64, ge=1, le=2048, validation_alias="SEARCH_BATCH_SIZE")
     # `namespace.key` of the product metafields whose values join the embedded text.
@@ -170,6 +173,38 @@ class Settings(BaseSettings):
     search_sweep_interval_s: int = Field(
         default=3600, ge=60, le=604_800, validation_alias="SEARCH_SWEEP_INTERVAL_S"
     )
+    # The OpenAI provider (docs/search.md). OPENAI_BASE_URL points the SDK elsewhere (the stand-in).
+    openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
+    openai_embedding_model: str = Field(
+        default="text-embedding-3-small",
+        min_length=1,
+        max_length=200,
+        validation_alias="OPENAI_EMBEDDING_MODEL",
+    )
+    # Needed only for a model not in neanelu.search.openai_provider.KNOWN_DIMENSIONS.
+    openai_embedding_dimension: int | None = Field(
+        default=None, ge=1, le=16_000, validation_alias="OPENAI_EMBEDDING_DIMENSION"
+    )
+    openai_timeout_s: float = Field(default=60.0, gt=0, le=600, validation_alias="OPENAI_TIMEOUT_S")
+    # How long an embedding job waits between two polls of its batches (it is off the worker
+    # meanwhile: the job is deferred, not sleeping).
+    openai_batch_poll_s: float = Field(
+        default=60.0, ge=0.05, le=3600, validation_alias="OPENAI_BATCH_POLL_S"
+    )
+    # Submissions of one request (the first, retries of failed lines, resubmissions after expiry).
+    openai_batch_max_attempts: int = Field(
+        default=3, ge=1, le=20, validation_alias="OPENAI_BATCH_MAX_ATTEMPTS"
+    )
+    # Inputs (products) per embeddings request in a batch file; the API allows 2,048.
+    openai_batch_request_inputs: int = Field(
+        default=512, ge=1, le=2048, validation_alias="OPENAI_BATCH_REQUEST_INPUTS"
+    )
+
+    @property
+    def embedding_provider(self) -> Literal["local", "openai"]:
+        if self.search_provider is not None:
+            return self.search_provider
+        return "openai" if self.openai_api_key is not None else "local"
 
     @property
     def docs_enabled(self) -> bool:
@@ -182,6 +217,9 @@ class Settings(BaseSettings):
         "postgres_owner_url",
         "redis_url",
         "openai_api_key",
+        "openai_base_url",
+        "openai_embedding_dimension",
+        "search_provider",
         "encryption_keys_previous",
         "otel_exporter_otlp_endpoint",
         "api_docs",
@@ -224,6 +262,12 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _openai_provider_has_a_key(self) -> Settings:
+        if self.search_provider == "openai" and self.openai_api_key is None:
+            raise ValueError("SEARCH_PROVIDER=openai needs OPENAI_API_KEY")
+        return self
+
+    @model_validator(mode="after")
     def _no_placeholders_outside_local(self) -> Settings:
         if self.mode is Mode.LOCAL:
             return self
@@ -245,6 +289,13 @@ class Settings(BaseSettings):
         _check_encryption_key(decode_key(self.encryption_key_256.get_secret_value()))
         if not self.app_host.startswith("https://"):
             raise ValueError("APP_HOST must be an https:// URL in production")
+        if (
+            self.openai_base_url is not None
+            and not self.openai_base_url.startswith("https://")
+            and self.mode is Mode.PRODUCTION
+        ):
+            # The key travels in every request's Authorization header.
+            raise ValueError("OPENAI_BASE_URL must be an https:// URL in production")
         if self.shopify_base_url is not None and self.mode is Mode.PRODUCTION:
             raise ValueError(
                 "SHOPIFY_BASE_URL is for development and staging against the emulator; unset it in"

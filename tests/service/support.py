@@ -34,6 +34,10 @@ SECRET = "test-app-secret-current-0123456789"
 PREVIOUS_SECRET = "test-app-secret-previous-987654321"
 
 
+# The key the OpenAI stand-in accepts in the tests (the `openai_standin` fixture).
+OPENAI_TEST_KEY = f"sk-test-{uuid.uuid4().hex}"
+
+
 def make_settings(**env: Any) -> Settings:
     base: dict[str, Any] = {
         "SHOPIFY_API_KEY": CLIENT_ID,
@@ -44,6 +48,9 @@ def make_settings(**env: Any) -> Settings:
         "WEBHOOK_MAX_BODY_BYTES": 4096,
         "API_METRICS_PORT": 0,  # a test serves its metrics where it wants them
     }
+    if "OPENAI_API_KEY" not in env:
+        # A developer's own OPENAI_API_KEY (environment or .env) never turns the suite to OpenAI.
+        base["SEARCH_PROVIDER"] = "local"
     base.update(env)
     return load_settings(**base)
 

@@ -204,3 +204,30 @@ def test_staging_keeps_every_production_check_but_may_point_at_an_emulator(
         load_settings()
     assert "SHOPIFY_API_SECRET" in str(info.value)
     assert "shorter" in str(info.value)
+
+
+def test_the_openai_provider_is_chosen_by_its_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("SEARCH_PROVIDER", raising=False)
+    assert load_settings().embedding_provider == "local"
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-provider-choice")
+    chosen = load_settings()
+    assert chosen.embedding_provider == "openai"
+    assert "sk-test-provider-choice" not in repr(chosen)
+    monkeypatch.setenv("SEARCH_PROVIDER", "local")
+    assert load_settings().embedding_provider == "local"
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.setenv("SEARCH_PROVIDER", "openai")
+    with pytest.raises(SettingsError, match="SEARCH_PROVIDER=openai needs OPENAI_API_KEY"):
+        load_settings()
+
+
+def test_production_sends_the_openai_key_over_tls_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in PRODUCTION.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-production")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:8765/v1")
+    with pytest.raises(SettingsError, match="OPENAI_BASE_URL must be an https:// URL"):
+        load_settings()
+    monkeypatch.setenv("OPENAI_BASE_URL", "https://openai-proxy.example.com/v1")
+    assert load_settings().openai_base_url == "https://openai-proxy.example.com/v1"

@@ -19,8 +19,11 @@ def test_worker_binds_every_declared_task_and_nothing_else() -> None:
     for handle in handles.HANDLES:
         assert bound[handle.name].handle is handle
         assert bound[handle.name].queue == handle.queue
-    # Only the full sync fails its run when the queue gives its job up.
-    assert [t.name for t in registry.tasks() if t.on_dead is not None] == ["sync.full"]
+    # The full sync and the embedding job fail their run when the queue gives their job up.
+    assert sorted(t.name for t in registry.tasks() if t.on_dead is not None) == [
+        "search.embed",
+        "sync.full",
+    ]
 
 
 def test_a_task_is_bound_once() -> None:

@@ -15,6 +15,10 @@ class EmbeddingError(Exception):
     """A provider could not embed: a missing or altered model, or a refused request."""
 
 
+class EmbeddingUnavailable(EmbeddingError):
+    """The provider could not be reached, timed out or was busy: the same call may work later."""
+
+
 @dataclass(frozen=True, slots=True)
 class Embedded:
     """Unit-length vectors, one row per input text in input order, and the tokens each used."""

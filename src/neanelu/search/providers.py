@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 
 from neanelu.config import Settings
 from neanelu.search.provider import EmbeddingProvider
 
 _lock = threading.Lock()
-_built: dict[tuple[str, int, int], EmbeddingProvider] = {}
+_built: dict[tuple[object, ...], EmbeddingProvider] = {}
 
 
 def provider_for(settings: Settings) -> EmbeddingProvider:
-    key = (settings.search_provider, settings.search_threads, settings.search_batch_size)
+    """The local model by default; OpenAI when OPENAI_API_KEY is set (or SEARCH_PROVIDER=openai)."""
+    if settings.embedding_provider == "openai":
+        return openai_provider_for(settings)
+    key = ("local", settings.search_threads, settings.search_batch_size)
     with _lock:
         found = _built.get(key)
         if found is None:
@@ -24,5 +28,28 @@ def provider_for(settings: Settings) -> EmbeddingProvider:
             found = LocalProvider(
                 LocalOptions(threads=settings.search_threads, batch_size=settings.search_batch_size)
             )
+            _built[key] = found
+        return found
+
+
+def openai_provider_for(settings: Settings) -> EmbeddingProvider:
+    # Imported here: the SDK takes seconds to import, which no process using the local model
+    # should pay.
+    from neanelu.search.openai_provider import OpenAIOptions, OpenAIProvider
+
+    options = OpenAIOptions.from_settings(settings)
+    # The key is part of what identifies a client; hashed, so no plain key sits in this dict's keys.
+    key = (
+        "openai",
+        hashlib.sha256(options.api_key.get_secret_value().encode()).hexdigest(),
+        options.model,
+        options.dimension,
+        options.base_url,
+        options.timeout_s,
+    )
+    with _lock:
+        found = _built.get(key)
+        if not isinstance(found, OpenAIProvider):
+            found = OpenAIProvider(options)
             _built[key] = found
         return found

@@ -73,16 +73,20 @@ async def search(
         provider = await asyncio.to_thread(provider_for, rt.settings)
     except EmbeddingError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
-    async with tenant_scope(rt.pool, shop.shop_id) as conn:
-        result = await hybrid_search(
-            conn,
-            provider,
-            shop.shop_id,
-            query,
-            filters,
-            limit=limit,
-            hot=hot_index_for(rt.redis, provider),
-        )
+    try:
+        async with tenant_scope(rt.pool, shop.shop_id) as conn:
+            result = await hybrid_search(
+                conn,
+                provider,
+                shop.shop_id,
+                query,
+                filters,
+                limit=limit,
+                hot=hot_index_for(rt.redis, provider),
+            )
+    except EmbeddingError as exc:
+        # A remote provider refused or could not embed the query (its message carries no key).
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
     return to_response(result)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -66,27 +66,13 @@ async def embed_products(
         figures.run_id = run_id
     try:
         with span("search.embed_run", {"neanelu.shop_id": str(shop_id), "neanelu.source": source}):
-            if product_ids is None:
-                after = 0
-                while True:
-                    rows = await _page(pool, shop_id, after, None, page)
-                    if not rows:
-                        break
-                    await _apply_page(pool, provider, shop_id, rows, metafield_keys, figures, hot)
-                    after = int(rows[-1].shopify_id)
-            else:
-                wanted = sorted(set(product_ids))
-                for start in range(0, len(wanted), page):
-                    chunk = wanted[start : start + page]
-                    rows = await _page(pool, shop_id, 0, chunk, page)
-                    await _apply_page(pool, provider, shop_id, rows, metafield_keys, figures, hot)
-                    missing = set(chunk) - {int(r.shopify_id) for r in rows}
-                    if missing:
-                        async with tenant_scope(pool, shop_id) as conn:
-                            await store.forget(conn, shop_id, sorted(missing))
-                        figures.removed += len(missing)
-                        if hot is not None:
-                            await hot.remove(shop_id, sorted(missing))
+
+            async def apply(rows: Sequence[ProductSource]) -> None:
+                await _apply_page(pool, provider, shop_id, rows, metafield_keys, figures, hot)
+
+            # Read after the walk: the pages add their own removals to the figures as they go.
+            missing = await walk_pages(pool, shop_id, product_ids, page, apply, hot)
+            figures.removed += missing
     except BaseException as exc:
         await _finish(pool, shop_id, figures, "failed", f"{type(exc).__name__}: {exc}"[:500])
         raise
@@ -123,6 +109,91 @@ async def _page(
         return await fetch_all(conn, ProductSource, query, (list(ids),))
 
 
+async def walk_pages(
+    pool: AsyncConnectionPool[Conn],
+    shop_id: UUID,
+    product_ids: Sequence[int] | None,
+    page: int,
+    apply: Callable[[Sequence[ProductSource]], Awaitable[None]],
+    hot: HotIndex | None,
+) -> int:
+    """Every product of the shop (`product_ids` None), or the given ones, page by page through
+    `apply`. Given ids the catalog no longer has leave both indexes; returns how many."""
+    removed = 0
+    if product_ids is None:
+        after = 0
+        while True:
+            rows = await _page(pool, shop_id, after, None, page)
+            if not rows:
+                return removed
+            await apply(rows)
+            after = int(rows[-1].shopify_id)
+    wanted = sorted(set(product_ids))
+    for start in range(0, len(wanted), page):
+        chunk = wanted[start : start + page]
+        rows = await _page(pool, shop_id, 0, chunk, page)
+        await apply(rows)
+        missing = set(chunk) - {int(r.shopify_id) for r in rows}
+        if missing:
+            async with tenant_scope(pool, shop_id) as conn:
+                await store.forget(conn, shop_id, sorted(missing))
+            removed += len(missing)
+            if hot is not None:
+                await hot.remove(shop_id, sorted(missing))
+    return removed
+
+
+@dataclass(frozen=True, slots=True)
+class PagePlan:
+    """What one page needs: texts to embed (changed, or new to this model), documents to index,
+    deleted products to remove, in the shop's text configuration."""
+
+    config: str
+    to_embed: list[ProductText]
+    to_index: list[ProductText]
+    gone: list[int]
+
+
+async def plan_page(
+    conn: Conn,
+    shop_id: UUID,
+    model: str,
+    rows: Sequence[ProductSource],
+    metafield_keys: Sequence[str],
+    max_tokens: int,
+    figures: RunFigures,
+    in_flight: Mapping[int, bytes] | None = None,
+) -> PagePlan:
+    """`in_flight`: products whose text is already on its way to the provider (a batch), by
+    hash; they are neither embedded again nor counted as skipped."""
+    texts = [product_text(r, metafield_keys, max_tokens) for r in rows]
+    figures.queued += len(texts)
+    live = [t for t in texts if not t.deleted]
+    ids = [t.shopify_id for t in live]
+    config = await store.text_config(conn, shop_id)
+    vectors_known = await store.vector_hashes(conn, shop_id, model, ids)
+    docs_known = await store.document_hashes(conn, shop_id, ids)
+    changed = [t for t in live if vectors_known.get(t.shopify_id) != t.text.content_hash]
+    figures.skipped += len(live) - len(changed)
+    pending = in_flight or {}
+    return PagePlan(
+        config=config,
+        to_embed=[t for t in changed if pending.get(t.shopify_id) != t.text.content_hash],
+        to_index=[
+            t for t in live if docs_known.get(t.shopify_id) != (t.text.content_hash, config, False)
+        ],
+        gone=[t.shopify_id for t in texts if t.deleted],
+    )
+
+
+async def store_documents(conn: Conn, shop_id: UUID, plan: PagePlan, figures: RunFigures) -> None:
+    """The page's full-text side: documents indexed, deleted products removed."""
+    await store.upsert_documents(
+        conn, shop_id, plan.config, [_document_row(t) for t in plan.to_index]
+    )
+    figures.removed += await store.remove(conn, shop_id, plan.gone)
+
+
 async def _apply_page(
     pool: AsyncConnectionPool[Conn],
     provider: EmbeddingProvider,
@@ -132,20 +203,11 @@ async def _apply_page(
     figures: RunFigures,
     hot: HotIndex | None,
 ) -> None:
-    texts = [product_text(r, metafield_keys, provider.max_tokens) for r in rows]
-    figures.queued += len(texts)
-    live = [t for t in texts if not t.deleted]
-    gone = [t.shopify_id for t in texts if t.deleted]
-    ids = [t.shopify_id for t in live]
     async with tenant_scope(pool, shop_id) as conn:
-        config = await store.text_config(conn, shop_id)
-        vectors_known = await store.vector_hashes(conn, shop_id, provider.model, ids)
-        docs_known = await store.document_hashes(conn, shop_id, ids)
-    to_embed = [t for t in live if vectors_known.get(t.shopify_id) != t.text.content_hash]
-    to_index = [
-        t for t in live if docs_known.get(t.shopify_id) != (t.text.content_hash, config, False)
-    ]
-    figures.skipped += len(live) - len(to_embed)
+        plan = await plan_page(
+            conn, shop_id, provider.model, rows, metafield_keys, provider.max_tokens, figures
+        )
+    to_embed = plan.to_embed
     embedded = None
     if to_embed:
         started = time.perf_counter()
@@ -164,15 +226,14 @@ async def _apply_page(
             ]
             await store.upsert_vectors(conn, shop_id, provider.model, rows_out, embedded.vectors)
             figures.tokens += sum(embedded.tokens)
-        await store.upsert_documents(conn, shop_id, config, [_document_row(t) for t in to_index])
-        figures.removed += await store.remove(conn, shop_id, gone)
+        await store_documents(conn, shop_id, plan, figures)
     figures.embedded += len(to_embed)
     # After the commit: PostgreSQL is the truth, Redis follows (and a failure there sends the
     # shop back to PostgreSQL rather than serving stale vectors).
     if hot is not None and await hot.is_hot(shop_id):
         if embedded is not None:
             await hot.put(shop_id, [t.shopify_id for t in to_embed], embedded.vectors)
-        await hot.remove(shop_id, gone)
+        await hot.remove(shop_id, plan.gone)
 
 
 def _document_row(t: ProductText) -> store.DocumentRow:

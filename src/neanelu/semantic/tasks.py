@@ -18,10 +18,12 @@ from neanelu.handles import (
     queue_shop_embedding,
     search_sweep,
 )
-from neanelu.queue import Fatal, JobContext, Registry
+from neanelu.queue import DeadJob, Fatal, JobContext, Registry, Resources, Retry
 from neanelu.runtime import Runtime
-from neanelu.search.provider import EmbeddingError
+from neanelu.search.openai_batch import BatchProvider
+from neanelu.search.provider import EmbeddingError, EmbeddingUnavailable
 from neanelu.search.providers import provider_for
+from neanelu.semantic.batches import BatchOptions, fail_abandoned_run, run_batch_job
 from neanelu.semantic.hotcache import hot_index_for
 from neanelu.semantic.service import SOURCES, embed_products
 from neanelu.shops import repository as shops
@@ -42,6 +44,25 @@ async def _embed(ctx: JobContext, job: EmbedJob) -> None:
     try:
         # The first job of a process loads and checks the model (seconds): off the event loop.
         provider = await asyncio.to_thread(provider_for, rt.settings)
+        if isinstance(provider, BatchProvider):
+            progress = await run_batch_job(
+                rt.pool,
+                provider,
+                shop_id,
+                ctx.job_id,
+                source=job.source,
+                product_ids=job.product_ids or None,
+                metafield_keys=rt.settings.search_metafields,
+                options=BatchOptions(
+                    request_inputs=rt.settings.openai_batch_request_inputs,
+                    max_attempts=rt.settings.openai_batch_max_attempts,
+                ),
+                hot=hot_index_for(rt.redis, provider),
+            )
+            if not progress.done:
+                # Off the worker until the next poll: the slot serves other jobs meanwhile.
+                ctx.defer(rt.settings.openai_batch_poll_s)
+            return
         await embed_products(
             rt.pool,
             provider,
@@ -51,6 +72,8 @@ async def _embed(ctx: JobContext, job: EmbedJob) -> None:
             metafield_keys=rt.settings.search_metafields,
             hot=hot_index_for(rt.redis, provider),
         )
+    except EmbeddingUnavailable as exc:
+        raise Retry(reason=str(exc)) from None
     except EmbeddingError as exc:
         raise Fatal(str(exc)) from None
 
@@ -71,8 +94,18 @@ async def _sweep(ctx: JobContext, tick: SearchSweepTick) -> None:
     log.info("search sweep tick %d: %d shop(s) queued", tick.period, queued)
 
 
+async def _embed_gave_up(resources: Resources, job: EmbedJob, dead: DeadJob) -> None:
+    try:
+        shop_id = UUID(job.shop_id)
+    except ValueError:
+        return  # a payload no attempt could read opened no run
+    how = "dead-lettered" if dead.state == "dead" else "failed for good"
+    reason = f"embedding job {dead.id} {how} after {dead.attempts} attempt(s): {dead.error}"
+    await fail_abandoned_run(resources.resource(Runtime).pool, shop_id, dead.id, reason)
+
+
 def register(registry: Registry) -> None:
-    registry.bind(embed_job, _embed)
+    registry.bind(embed_job, _embed, on_dead=_embed_gave_up)
     registry.bind(search_sweep, _sweep)
 
 

@@ -234,6 +234,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.search_batch_polls = Counter(
+            "neanelu_search_batch_polls",
+            "Polls of OpenAI embedding batches, by the status they found",
+            ["status"],
+            registry=r,
+        )
         self.search_seconds = Histogram(
             "neanelu_search_seconds",
             "Hybrid search latency, query embedding included",

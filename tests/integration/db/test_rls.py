@@ -27,6 +27,8 @@ TENANT_TABLES = (
     "embeddings",
     "search_documents",
     "embedding_runs",
+    "embedding_batches",
+    "embedding_requests",
     "parity_checks",
 )
 

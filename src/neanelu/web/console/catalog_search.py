@@ -45,14 +45,18 @@ async def by_meaning(rt: Runtime, shop_id: UUID, q: str, filters: ProductFilter)
         # The words side alone would look like a complete answer; say what is missing instead.
         return Outcome(error=f"Search by meaning is not available: {exc}")
     wanted = SearchFilter(status=filters.status, vendor=filters.vendor)
-    async with tenant_scope(rt.pool, shop_id) as conn:
-        result = await hybrid_search(
-            conn,
-            provider,
-            shop_id,
-            text,
-            wanted,
-            limit=LIMIT,
-            hot=hot_index_for(rt.redis, provider),
-        )
+    try:
+        async with tenant_scope(rt.pool, shop_id) as conn:
+            result = await hybrid_search(
+                conn,
+                provider,
+                shop_id,
+                text,
+                wanted,
+                limit=LIMIT,
+                hot=hot_index_for(rt.redis, provider),
+            )
+    except EmbeddingError as exc:
+        # A remote provider refused or could not embed the query.
+        return Outcome(error=f"Search by meaning is not available: {exc}")
     return Outcome(result.hits, result.model, result.vector_store, result.took_ms)
