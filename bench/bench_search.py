@@ -85,12 +85,10 @@ def catalog_vectors(
     categories about 0, like MiniLM's vectors of real product texts."""
     picks = shop_topics[rng.integers(0, len(shop_topics), n)]
     v = t.centres[picks].copy()
-    for start in range(0, n, 50_000):
-        part = picks[start : start + 50_000]
-        z = rng.normal(0, TOPIC_SPREAD / np.sqrt(TOPIC_RANK), (len(part), 1, TOPIC_RANK)).astype(
-            np.float32
-        )
-        v[start : start + 50_000] += (z @ t.bases[part])[:, 0, :]
+    for topic in np.unique(picks):
+        rows = np.flatnonzero(picks == topic)
+        z = rng.normal(0, TOPIC_SPREAD / np.sqrt(TOPIC_RANK), (len(rows), TOPIC_RANK))
+        v[rows] += z.astype(np.float32) @ t.bases[topic]
     v += rng.normal(0, NOISE / np.sqrt(DIM), (n, DIM)).astype(np.float32)
     unit: np.ndarray = (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
     return unit
