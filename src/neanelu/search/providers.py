@@ -8,11 +8,16 @@ from neanelu.config import Settings
 from neanelu.search.provider import EmbeddingProvider
 
 _lock = threading.Lock()
-_built: dict[tuple[str, int, int], EmbeddingProvider] = {}
+_built: dict[tuple[str, int, int, str], EmbeddingProvider] = {}
 
 
 def provider_for(settings: Settings) -> EmbeddingProvider:
-    key = (settings.search_provider, settings.search_threads, settings.search_batch_size)
+    key = (
+        settings.search_provider,
+        settings.search_threads,
+        settings.search_batch_size,
+        settings.search_precision,
+    )
     with _lock:
         found = _built.get(key)
         if found is None:
@@ -22,7 +27,11 @@ def provider_for(settings: Settings) -> EmbeddingProvider:
             from neanelu.search.local.model import LocalOptions, LocalProvider
 
             found = LocalProvider(
-                LocalOptions(threads=settings.search_threads, batch_size=settings.search_batch_size)
+                LocalOptions(
+                    threads=settings.search_threads,
+                    batch_size=settings.search_batch_size,
+                    precision=settings.search_precision,
+                )
             )
             _built[key] = found
         return found

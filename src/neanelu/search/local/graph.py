@@ -20,7 +20,10 @@ _MS_DOMAIN = "com.microsoft"
 
 
 class _Builder:
-    def __init__(self) -> None:
+    def __init__(self, int8: frozenset[str] = frozenset()) -> None:
+        # Which linear layers (`l<layer>.<part>`, part: qkv, attn_out, ffn_in, ffn_out) run on
+        # int8 weights.
+        self.int8 = int8
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
         self._n = 0
@@ -44,7 +47,28 @@ class _Builder:
 
     def linear(self, x: str, w: npt.NDArray[Any], b: npt.NDArray[Any], name: str) -> str:
         bias = self.const(f"{name}.b", np.asarray(b, dtype=np.float32))
+        if name in self.int8:
+            return self.int8_linear(x, w, bias, name)
         return self.op("Add", [self.matmul(x, w, name), bias])
+
+    def int8_linear(self, x: str, w: npt.NDArray[Any], bias: str, name: str) -> str:
+        """x @ w.T + b with w in int8, one symmetric scale per output column (per-channel: one
+        scale for the whole matrix is what cost accuracy). onnxruntime quantises x to uint8 per
+        call from its own range and multiplies uint8 x int8, the VNNI instruction's shape."""
+        wt = np.asarray(w, dtype=np.float32).T
+        scale = np.maximum(np.abs(wt).max(axis=0), 1e-12) / 127.0
+        q = np.clip(np.rint(wt / scale), -127, 127).astype(np.int8)
+        inputs = [
+            x,
+            self.const(f"{name}.wT.int8", q),
+            self.const(f"{name}.scale", scale.astype(np.float32)),
+            self.const(f"{name}.zero", np.zeros(scale.shape, np.int8)),
+            bias,
+        ]
+        self.nodes.append(
+            helper.make_node("DynamicQuantizeMatMul", inputs, [name], name=name, domain=_MS_DOMAIN)
+        )
+        return name
 
     def split3(self, x: str, sizes: str) -> tuple[str, str, str]:
         self._n += 1
@@ -60,13 +84,19 @@ class _Builder:
         return self.op("LayerNormalization", [x, scale, bias], axis=-1, epsilon=eps)
 
 
-def build_encoder(tensors: dict[str, npt.NDArray[Any]], config: dict[str, Any]) -> bytes:
+def build_encoder(
+    tensors: dict[str, npt.NDArray[Any]],
+    config: dict[str, Any],
+    int8: frozenset[str] = frozenset(),
+) -> bytes:
     """The serialized model: inputs `input_ids`, `attention_mask` (int64, batch x sequence),
-    output `embedding` (float32, batch x hidden, unit length)."""
+    output `embedding` (float32, batch x hidden, unit length). `int8` names the linear layers
+    (`l<layer>.<part>`, part: qkv, attn_out, ffn_in, ffn_out) whose weights are quantised; the
+    rest stays float32."""
     hidden = int(config["hidden_size"])
     heads = int(config["num_attention_heads"])
     eps = float(config["layer_norm_eps"])
-    g = _Builder()
+    g = _Builder(int8)
 
     word = g.const("word", tensors["embeddings.word_embeddings.weight"])
     pos = g.const("pos", tensors["embeddings.position_embeddings.weight"])
@@ -108,12 +138,8 @@ def build_encoder(tensors: dict[str, npt.NDArray[Any]], config: dict[str, Any]) 
         parts = ("query", "key", "value")
         w_qkv = np.concatenate([tensors[f"{p}attention.self.{n}.weight"] for n in parts])
         b_qkv = np.concatenate([tensors[f"{p}attention.self.{n}.bias"] for n in parts])
-        qkv = g.matmul(x, w_qkv, f"l{i}.qkv")
-        q, k, v = g.split3(qkv, thirds)
-        bias = g.const(f"l{i}.qkv.b", np.asarray(b_qkv, dtype=np.float32))
-        ctx = g.op(
-            "MultiHeadAttention", [q, k, v, bias, mask_i], domain=_MS_DOMAIN, num_heads=heads
-        )
+        q, k, v = g.split3(g.linear(x, w_qkv, b_qkv, f"l{i}.qkv"), thirds)
+        ctx = g.op("MultiHeadAttention", [q, k, v, "", mask_i], domain=_MS_DOMAIN, num_heads=heads)
         attn = g.linear(
             ctx,
             tensors[p + "attention.output.dense.weight"],
@@ -179,7 +205,9 @@ def build_encoder(tensors: dict[str, npt.NDArray[Any]], config: dict[str, Any]) 
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", hidden])],
         initializer=g.inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _OPSET), helper.make_opsetid(_MS_DOMAIN, 1)])
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", _OPSET), helper.make_opsetid(_MS_DOMAIN, 1)]
+    )
     model.ir_version = 8
     onnx.checker.check_model(model)
     return bytes(model.SerializeToString())
