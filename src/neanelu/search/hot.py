@@ -21,9 +21,10 @@ from neanelu.search.provider import Vectors
 
 log = logging.getLogger(__name__)
 
-# pgvector's HNSW defaults, the same on both sides; EF_RUNTIME matches the SQL side's ef_search.
+# The same HNSW build as pgvector's own partitions (migration 0012, measured: docs/search.md);
+# EF_RUNTIME matches the SQL side's ef_search.
 HNSW_M = 16
-HNSW_EF_CONSTRUCTION = 64
+HNSW_EF_CONSTRUCTION = 200
 EF_RUNTIME = 400
 # After Redis said it has no query engine (or was down), ask again only this much later.
 RECHECK_S = 30.0

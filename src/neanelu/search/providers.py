@@ -16,7 +16,7 @@ def provider_for(settings: Settings) -> EmbeddingProvider:
     """The local model by default; OpenAI when OPENAI_API_KEY is set (or SEARCH_PROVIDER=openai)."""
     if settings.embedding_provider == "openai":
         return openai_provider_for(settings)
-    key = ("local", settings.search_threads, settings.search_batch_size)
+    key = ("local", settings.search_threads, settings.search_batch_size, settings.search_precision)
     with _lock:
         found = _built.get(key)
         if found is None:
@@ -26,7 +26,11 @@ def provider_for(settings: Settings) -> EmbeddingProvider:
             from neanelu.search.local.model import LocalOptions, LocalProvider
 
             found = LocalProvider(
-                LocalOptions(threads=settings.search_threads, batch_size=settings.search_batch_size)
+                LocalOptions(
+                    threads=settings.search_threads,
+                    batch_size=settings.search_batch_size,
+                    precision=settings.search_precision,
+                )
             )
             _built[key] = found
         return found

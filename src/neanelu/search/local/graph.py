@@ -15,10 +15,15 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 _OPSET = 18
+# onnxruntime's contrib operators (MultiHeadAttention), version 1.
+_MS_DOMAIN = "com.microsoft"
 
 
 class _Builder:
-    def __init__(self) -> None:
+    def __init__(self, int8: frozenset[str] = frozenset()) -> None:
+        # Which linear layers (`l<layer>.<part>`, part: qkv, attn_out, ffn_in, ffn_out) run on
+        # int8 weights.
+        self.int8 = int8
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
         self._n = 0
@@ -27,17 +32,49 @@ class _Builder:
         self.inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
         return name
 
-    def op(self, op_type: str, inputs: list[str], **attrs: Any) -> str:
+    def op(self, op_type: str, inputs: list[str], domain: str = "", **attrs: Any) -> str:
         self._n += 1
         out = f"{op_type.lower()}_{self._n}"
-        self.nodes.append(helper.make_node(op_type, inputs, [out], **attrs))
+        self.nodes.append(helper.make_node(op_type, inputs, [out], domain=domain, **attrs))
         return out
 
-    def linear(self, x: str, w: npt.NDArray[Any], b: npt.NDArray[Any], name: str) -> str:
-        # torch Linear stores weight as (out, in); MatMul wants (in, out).
+    def matmul(self, x: str, w: npt.NDArray[Any], name: str) -> str:
+        # torch Linear stores weight as (out, in); MatMul wants (in, out). The node is named after
+        # its weights, so the quantiser can be told which MatMuls to leave in float32.
         wt = self.const(f"{name}.wT", np.asarray(w, dtype=np.float32).T)
+        self.nodes.append(helper.make_node("MatMul", [x, wt], [name], name=name))
+        return name
+
+    def linear(self, x: str, w: npt.NDArray[Any], b: npt.NDArray[Any], name: str) -> str:
         bias = self.const(f"{name}.b", np.asarray(b, dtype=np.float32))
-        return self.op("Add", [self.op("MatMul", [x, wt]), bias])
+        if name in self.int8:
+            return self.int8_linear(x, w, bias, name)
+        return self.op("Add", [self.matmul(x, w, name), bias])
+
+    def int8_linear(self, x: str, w: npt.NDArray[Any], bias: str, name: str) -> str:
+        """x @ w.T + b with w in int8, one symmetric scale per output column (per-channel: one
+        scale for the whole matrix is what cost accuracy). onnxruntime quantises x to uint8 per
+        call from its own range and multiplies uint8 x int8, the VNNI instruction's shape."""
+        wt = np.asarray(w, dtype=np.float32).T
+        scale = np.maximum(np.abs(wt).max(axis=0), 1e-12) / 127.0
+        q = np.clip(np.rint(wt / scale), -127, 127).astype(np.int8)
+        inputs = [
+            x,
+            self.const(f"{name}.wT.int8", q),
+            self.const(f"{name}.scale", scale.astype(np.float32)),
+            self.const(f"{name}.zero", np.zeros(scale.shape, np.int8)),
+            bias,
+        ]
+        self.nodes.append(
+            helper.make_node("DynamicQuantizeMatMul", inputs, [name], name=name, domain=_MS_DOMAIN)
+        )
+        return name
+
+    def split3(self, x: str, sizes: str) -> tuple[str, str, str]:
+        self._n += 1
+        outs = [f"split_{self._n}_{j}" for j in range(3)]
+        self.nodes.append(helper.make_node("Split", [x, sizes], outs, axis=-1))
+        return outs[0], outs[1], outs[2]
 
     def layer_norm(
         self, x: str, w: npt.NDArray[Any], b: npt.NDArray[Any], name: str, eps: float
@@ -47,14 +84,19 @@ class _Builder:
         return self.op("LayerNormalization", [x, scale, bias], axis=-1, epsilon=eps)
 
 
-def build_encoder(tensors: dict[str, npt.NDArray[Any]], config: dict[str, Any]) -> bytes:
+def build_encoder(
+    tensors: dict[str, npt.NDArray[Any]],
+    config: dict[str, Any],
+    int8: frozenset[str] = frozenset(),
+) -> bytes:
     """The serialized model: inputs `input_ids`, `attention_mask` (int64, batch x sequence),
-    output `embedding` (float32, batch x hidden, unit length)."""
+    output `embedding` (float32, batch x hidden, unit length). `int8` names the linear layers
+    (`l<layer>.<part>`, part: qkv, attn_out, ffn_in, ffn_out) whose weights are quantised; the
+    rest stays float32."""
     hidden = int(config["hidden_size"])
     heads = int(config["num_attention_heads"])
-    head_dim = hidden // heads
     eps = float(config["layer_norm_eps"])
-    g = _Builder()
+    g = _Builder(int8)
 
     word = g.const("word", tensors["embeddings.word_embeddings.weight"])
     pos = g.const("pos", tensors["embeddings.position_embeddings.weight"])
@@ -80,43 +122,24 @@ def build_encoder(tensors: dict[str, npt.NDArray[Any]], config: dict[str, Any]) 
         eps,
     )
 
-    # Padding positions get a large negative score before the softmax: batch x 1 x 1 x sequence.
     mask_f = g.op("Cast", ["attention_mask"], to=TensorProto.FLOAT)
-    neg = g.op(
-        "Mul",
-        [
-            g.op("Sub", [g.const("f1", np.array(1.0, np.float32)), mask_f]),
-            g.const("fneg", np.array(-1e4, np.float32)),
-        ],
-    )
-    mask_bias = g.op("Unsqueeze", [neg, g.const("ax12", np.array([1, 2], np.int64))])
-    split_shape = g.const("split", np.array([0, 0, heads, head_dim], np.int64))
-    merge_shape = g.const("merge", np.array([0, 0, hidden], np.int64))
-    scale = g.const("scale", np.array(1.0 / math.sqrt(head_dim), np.float32))
+    # onnxruntime's fused attention takes the padding mask as int32 (batch x sequence), 1 = token.
+    mask_i = g.op("Cast", ["attention_mask"], to=TensorProto.INT32)
     sqrt2 = g.const("sqrt2", np.array(math.sqrt(2.0), np.float32))
     half = g.const("half", np.array(0.5, np.float32))
+    thirds = g.const("qkv_split", np.array([hidden] * 3, np.int64))
 
     for i in range(int(config["num_hidden_layers"])):
         p = f"encoder.layer.{i}."
 
-        def proj(part: str, x_in: str = x, prefix: str = p, layer: int = i) -> str:
-            return g.linear(
-                x_in,
-                tensors[f"{prefix}attention.self.{part}.weight"],
-                tensors[f"{prefix}attention.self.{part}.bias"],
-                f"l{layer}.{part}",
-            )
-
-        def heads_of(t: str, perm: list[int]) -> str:
-            return g.op("Transpose", [g.op("Reshape", [t, split_shape])], perm=perm)
-
-        q = heads_of(proj("query"), [0, 2, 1, 3])
-        k = heads_of(proj("key"), [0, 2, 3, 1])
-        v = heads_of(proj("value"), [0, 2, 1, 3])
-        scores = g.op("Add", [g.op("Mul", [g.op("MatMul", [q, k]), scale]), mask_bias])
-        probs = g.op("Softmax", [scores], axis=-1)
-        ctx = g.op("Transpose", [g.op("MatMul", [probs, v])], perm=[0, 2, 1, 3])
-        ctx = g.op("Reshape", [ctx, merge_shape])
+        # Query, key and value in one MatMul (one pass over x, one quantisation of it when the
+        # weights are int8), then onnxruntime's fused multi-head attention (softmax over the real
+        # tokens only, scale 1/sqrt(head size) by default).
+        parts = ("query", "key", "value")
+        w_qkv = np.concatenate([tensors[f"{p}attention.self.{n}.weight"] for n in parts])
+        b_qkv = np.concatenate([tensors[f"{p}attention.self.{n}.bias"] for n in parts])
+        q, k, v = g.split3(g.linear(x, w_qkv, b_qkv, f"l{i}.qkv"), thirds)
+        ctx = g.op("MultiHeadAttention", [q, k, v, "", mask_i], domain=_MS_DOMAIN, num_heads=heads)
         attn = g.linear(
             ctx,
             tensors[p + "attention.output.dense.weight"],
@@ -182,7 +205,9 @@ def build_encoder(tensors: dict[str, npt.NDArray[Any]], config: dict[str, Any]) 
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", hidden])],
         initializer=g.inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _OPSET)])
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", _OPSET), helper.make_opsetid(_MS_DOMAIN, 1)]
+    )
     model.ir_version = 8
     onnx.checker.check_model(model)
     return bytes(model.SerializeToString())
