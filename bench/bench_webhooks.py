@@ -309,24 +309,25 @@ def main() -> None:
 
 
 def start_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+    """`neanelu serve` itself: the server the service runs on (uvicorn with the guarded HTTP
+    protocol, its limits and log setup), not a plain uvicorn that production never uses."""
     port = _free_port()
     server = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "uvicorn",
-            "neanelu.web.asgi:app_factory",
-            "--factory",
+            "neanelu",
+            "serve",
             "--host",
             "127.0.0.1",
             "--port",
             str(port),
             "--log-level",
             "warning",
-            "--no-access-log",
         ],
         env=env,
         cwd=ROOT,
+        stdout=subprocess.DEVNULL,
     )
     return server, port
 
