@@ -56,21 +56,27 @@ def _refuse(exc: _Refused) -> JSONResponse:
     return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+async def _read_body(request: Request, declared: str | None, limit: int) -> bytes:
     if declared is not None:
         if not declared.isdigit():
             raise _Refused(status.HTTP_400_BAD_REQUEST, "Content-Length is not a number")
         if int(declared) > limit:
             raise _Refused(status.HTTP_413_CONTENT_TOO_LARGE, f"body exceeds {limit} bytes")
+    # Straight from the ASGI channel: a delivery's body comes in one message or a few, and
+    # Starlette's stream() wraps each in an async generator step of its own.
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise _Refused(status.HTTP_413_CONTENT_TOO_LARGE, f"body exceeds {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _triggered_at(value: str | None, name: str) -> datetime | None:
@@ -168,11 +174,12 @@ async def receive_webhook(request: Request) -> Response:
     writer = await get_inbox_writer(request)
     try:
         # Everything that needs no body is checked before a byte of it is buffered.
-        family = headers.family_of(request.headers)
+        fields = headers.by_name(request.scope["headers"])
+        family = headers.family_of(fields)
         if family is None:
             raise _Refused(status.HTTP_401_UNAUTHORIZED, "header X-Shopify-Hmac-Sha256 is missing")
         try:
-            found_headers = headers.read(request.headers, family)
+            found_headers = headers.read(fields, family)
         except headers.HeaderError as exc:
             raise _Refused(status.HTTP_400_BAD_REQUEST, str(exc)) from None
         try:
@@ -183,7 +190,9 @@ async def receive_webhook(request: Request) -> Response:
                 f"header {family.name('Shop-Domain')} is not a shop domain",
             ) from None
         triggered_at = _triggered_at(found_headers.triggered_at, family.name("Triggered-At"))
-        body = await _read_body(request, rt.settings.webhook_max_body_bytes)
+        body = await _read_body(
+            request, fields.get("content-length"), rt.settings.webhook_max_body_bytes
+        )
         if not verify_webhook(body, found_headers.signature, app_secrets(rt.settings)):
             raise _Refused(
                 status.HTTP_401_UNAUTHORIZED, f"{family.name('Hmac-Sha256')} does not match"
