@@ -8,9 +8,10 @@ import uuid
 
 from psycopg_pool import AsyncConnectionPool
 
-from neanelu.db.pool import Conn, tenant_scope
+from neanelu.db.pool import Conn, bind_tenant, tenant_scope
 from neanelu.runtime import Runtime
 from neanelu.shops import repository as shops
+from neanelu.webhooks import repository as inbox
 from neanelu.webhooks.repository import NewDelivery
 from neanelu.webhooks.service import InboxWriter, ShopDirectory
 from tests.factories import create_shop
@@ -88,3 +89,39 @@ async def test_writer_keeps_its_connection_between_batches(runtime: Runtime) -> 
     await writer.close()
     stats = runtime.pool.get_stats()
     assert stats["pool_size"] == stats["pool_available"]  # handed back, well before 30 s
+
+
+async def test_second_transaction_only_beside_a_slow_one(runtime: Runtime) -> None:
+    """Deliveries that arrive while a batch is in flight share one writer while that batch is
+    quick; a second writer (its own connection) joins once it has taken `overlap_after_s`."""
+    shop_id = await create_shop(runtime.pool)
+
+    async def burst(writer: InboxWriter, tag: str) -> int:
+        # An uncommitted row with the first delivery's webhook id holds the writer's insert
+        # (ON CONFLICT waits for it): a batch in flight for as long as the test wants.
+        blocker = await runtime.pool.getconn()
+        before = _checkouts(runtime.pool)
+        try:
+            await bind_tenant(blocker, shop_id)
+            await inbox.insert_many(blocker, shop_id, [_delivery(f"{tag}-0")])
+            first = asyncio.ensure_future(
+                writer.record(runtime.pool, shop_id, _delivery(f"{tag}-0"))
+            )
+            await asyncio.sleep(0.2)
+            rest = [
+                asyncio.ensure_future(writer.record(runtime.pool, shop_id, _delivery(f"{tag}-{n}")))
+                for n in range(1, 30)
+            ]
+            await asyncio.sleep(0.2)
+            used = _checkouts(runtime.pool) - before
+        finally:
+            await blocker.rollback()
+            await runtime.pool.putconn(blocker)
+        ids = await asyncio.gather(first, *rest)
+        assert None not in ids
+        assert len(set(ids)) == 30
+        await writer.close()
+        return used
+
+    assert await burst(InboxWriter(overlap_after_s=60.0), "quick") == 1
+    assert await burst(InboxWriter(overlap_after_s=0.0), "slow") == 2

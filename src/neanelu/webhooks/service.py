@@ -167,22 +167,25 @@ class InboxWriter:
         self,
         writers: int = 2,
         max_batch: int = 200,
-        spawn_backlog: int = 8,
+        overlap_after_s: float = 0.005,
         linger_s: float = 1.0,
     ) -> None:
         self.writers = writers
         self.max_batch = max_batch
-        # Another writer joins only when this many deliveries wait: at moderate rates one writer
-        # batches everything (less work per delivery, so lower latency); under a burst the second
-        # overlaps its round trips with the first's.
-        self.spawn_backlog = spawn_backlog
+        # Another transaction starts beside the one in flight only when that one has taken this
+        # long (its commit is waiting on a slow disk: a second overlaps the wait) or when more
+        # deliveries wait than one batch takes. Otherwise one writer batches everything: a
+        # second halves the batches and pays a commit and its round trips per half, which cost
+        # a tenth of the throughput when it joined at any backlog of 8.
+        self.overlap_after_s = overlap_after_s
         # A writer with nothing to do keeps its connection this long for the next delivery: the
         # pool checks every connection it hands out (a round trip), which at a steady rate was
         # paid again by nearly every batch.
         self.linger_s = linger_s
         self._pending: list[_Pending] = []
         self._active = 0
-        self._writing = 0
+        self._in_flight: list[float] = []  # when each batch being written started
+        self._idle = 0  # writers lingering with their connection
         self._closing = False
         self._arrived = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -194,21 +197,23 @@ class InboxWriter:
         done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(shop_id, delivery, done))
         if self._active == 0 or (
-            self._active < self.writers and len(self._pending) >= self.spawn_backlog
+            self._idle == 0 and self._active < self.writers and self._should_take()
         ):
             self._active += 1
             task = asyncio.create_task(self._drain(pool), name="webhook-inbox-writer")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         else:
-            self._arrived.set()  # a lingering writer, if there is one, takes it
+            self._arrived.set()  # a lingering writer, if there is one, takes it when it should
         return await done
 
     def _should_take(self) -> bool:
-        # The same rule as for starting a writer: a second transaction only under a backlog.
-        return bool(self._pending) and (
-            self._writing == 0 or len(self._pending) >= self.spawn_backlog
-        )
+        """Whether a writer that is free should start a batch now (see `overlap_after_s`)."""
+        if not self._pending:
+            return False
+        if not self._in_flight or len(self._pending) >= self.max_batch:
+            return True
+        return time.monotonic() - self._in_flight[-1] >= self.overlap_after_s
 
     async def _drain(self, pool: AsyncConnectionPool[Conn]) -> None:
         try:
@@ -217,11 +222,12 @@ class InboxWriter:
                 while await self._next_work():
                     batch = self._pending[: self.max_batch]
                     del self._pending[: self.max_batch]
-                    self._writing += 1
+                    started = time.monotonic()
+                    self._in_flight.append(started)
                     try:
                         ok = await self._write(conn, batch)
                     finally:
-                        self._writing -= 1
+                        self._in_flight.remove(started)
                     if not ok:
                         break  # the connection may be broken: the next writer takes a new one
         except Exception as exc:
@@ -247,11 +253,14 @@ class InboxWriter:
             if left <= 0 or self._closing:
                 return False
             self._arrived.clear()
+            self._idle += 1
             try:
                 async with asyncio.timeout(left):
                     await self._arrived.wait()
             except TimeoutError:
                 return self._should_take()
+            finally:
+                self._idle -= 1
         return True
 
     def _fail_all(self, exc: Exception) -> None:
