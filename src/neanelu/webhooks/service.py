@@ -9,18 +9,21 @@ commit): the commit and its round trips are paid once per batch instead of once 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from uuid import UUID
 
+from opentelemetry.context import Context
 from psycopg_pool import AsyncConnectionPool
 
 from neanelu.db.pool import Conn, global_scope
 from neanelu.handles import DeliveryBatch, process_deliveries
 from neanelu.shops import repository as shops
 from neanelu.shops.repository import ShopStatus
+from neanelu.telemetry.tracing import current_context, within
 from neanelu.webhooks import repository as inbox
 from neanelu.webhooks import topics
 from neanelu.webhooks.repository import NewDelivery
@@ -113,6 +116,9 @@ class _Pending:
     shop_id: UUID
     delivery: NewDelivery
     done: asyncio.Future[int | None] = field(repr=False)
+    # The request's trace: the batch is written in its first delivery's, so the job queued for
+    # it continues that trace (a lingering writer outlives the request that started it).
+    trace: Context = field(repr=False)
 
 
 async def record_deliveries(conn: Conn, items: list[tuple[UUID, NewDelivery]]) -> list[int | None]:
@@ -195,12 +201,15 @@ class InboxWriter:
     ) -> int | None:
         """The inbox id once committed (None for a duplicate); raises what the write raised."""
         done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(shop_id, delivery, done))
+        self._pending.append(_Pending(shop_id, delivery, done, current_context()))
         if self._active == 0 or (
             self._idle == 0 and self._active < self.writers and self._should_take()
         ):
             self._active += 1
-            task = asyncio.create_task(self._drain(pool), name="webhook-inbox-writer")
+            # A context of its own: it serves many requests, not the one that happened to start it.
+            task = asyncio.create_task(
+                self._drain(pool), name="webhook-inbox-writer", context=contextvars.Context()
+            )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         else:
@@ -225,7 +234,8 @@ class InboxWriter:
                     started = time.monotonic()
                     self._in_flight.append(started)
                     try:
-                        ok = await self._write(conn, batch)
+                        with within(batch[0].trace):
+                            ok = await self._write(conn, batch)
                     finally:
                         self._in_flight.remove(started)
                     if not ok:
