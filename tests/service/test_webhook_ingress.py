@@ -8,7 +8,7 @@ import uuid
 
 from psycopg_pool import AsyncConnectionPool
 
-from neanelu.db.pool import Conn, bind_tenant, tenant_scope
+from neanelu.db.pool import Conn, bind_tenant, global_scope, tenant_scope
 from neanelu.runtime import Runtime
 from neanelu.shops import repository as shops
 from neanelu.webhooks import repository as inbox
@@ -125,3 +125,28 @@ async def test_second_transaction_only_beside_a_slow_one(runtime: Runtime) -> No
 
     assert await burst(InboxWriter(overlap_after_s=60.0), "quick") == 1
     assert await burst(InboxWriter(overlap_after_s=0.0), "slow") == 2
+
+
+async def test_a_lone_delivery_waits_a_moment_for_company(runtime: Runtime) -> None:
+    """Deliveries a moment apart share a batch (one outbox job) when the writer gathers, and
+    each pays its own without."""
+
+    async def jobs_for(gather_s: float) -> int:
+        shop_id = await create_shop(runtime.pool)
+        writer = InboxWriter(gather_s=gather_s)
+        first = asyncio.ensure_future(writer.record(runtime.pool, shop_id, _delivery("g-1")))
+        await asyncio.sleep(0.05)
+        await asyncio.gather(first, writer.record(runtime.pool, shop_id, _delivery("g-2")))
+        await writer.close()
+        async with global_scope(runtime.pool) as conn:
+            cur = await conn.execute(
+                "SELECT count(*) FROM outbox WHERE task = 'webhooks.process' "
+                "AND payload->>'shop_id' = %s",
+                (str(shop_id),),
+            )
+            row = await cur.fetchone()
+        assert row is not None
+        return int(row[0])
+
+    assert await jobs_for(0.5) == 1
+    assert await jobs_for(0.0) == 2

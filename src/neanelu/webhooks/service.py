@@ -174,20 +174,25 @@ class InboxWriter:
         writers: int = 2,
         max_batch: int = 200,
         overlap_after_s: float = 0.005,
+        spawn_backlog: int = 8,
         linger_s: float = 1.0,
+        gather_s: float = 0.001,
     ) -> None:
         self.writers = writers
         self.max_batch = max_batch
-        # Another transaction starts beside the one in flight only when that one has taken this
-        # long (its commit is waiting on a slow disk: a second overlaps the wait) or when more
-        # deliveries wait than one batch takes. Otherwise one writer batches everything: a
-        # second halves the batches and pays a commit and its round trips per half, which cost
-        # a tenth of the throughput when it joined at any backlog of 8.
+        # Another transaction starts beside the one in flight only when at least `spawn_backlog`
+        # deliveries wait and that one has taken `overlap_after_s` (its commit waits on a slow
+        # disk: a second overlaps the wait), or when more wait than one batch takes. Otherwise
+        # one writer batches everything: a second halves the batches and pays a commit and its
+        # round trips per half (when it joined at any backlog of 8, a tenth of the throughput),
+        # and one joining for whatever single delivery waits writes batches of one.
         self.overlap_after_s = overlap_after_s
+        self.spawn_backlog = spawn_backlog
         # A writer with nothing to do keeps its connection this long for the next delivery: the
         # pool checks every connection it hands out (a round trip), which at a steady rate was
         # paid again by nearly every batch.
         self.linger_s = linger_s
+        self.gather_s = gather_s
         self._pending: list[_Pending] = []
         self._active = 0
         self._in_flight: list[float] = []  # when each batch being written started
@@ -222,7 +227,10 @@ class InboxWriter:
             return False
         if not self._in_flight or len(self._pending) >= self.max_batch:
             return True
-        return time.monotonic() - self._in_flight[-1] >= self.overlap_after_s
+        return (
+            len(self._pending) >= self.spawn_backlog
+            and time.monotonic() - self._in_flight[-1] >= self.overlap_after_s
+        )
 
     async def _drain(self, pool: AsyncConnectionPool[Conn]) -> None:
         try:
@@ -271,6 +279,13 @@ class InboxWriter:
                 return self._should_take()
             finally:
                 self._idle -= 1
+        if len(self._pending) < self.spawn_backlog and self.gather_s > 0:
+            # A few deliveries only: the requests already on their way (read from their sockets,
+            # still in the handler) join this batch if it waits a moment, rather than each paying
+            # a commit and its round trips in a batch of one. Before writers lingered, the check
+            # round trip of a fresh pool checkout was that moment; 1 ms is far inside the
+            # latency budget.
+            await asyncio.sleep(self.gather_s)
         return True
 
     def _fail_all(self, exc: Exception) -> None:
