@@ -33,6 +33,7 @@ READY_PATH = "/health/ready"
 # Polled every few seconds by the orchestrator: a span each would drown real traces.
 UNTRACED_URLS = "/health/live,/health/ready"
 _MAX_REQUEST_ID = 128
+_MAX_CHILDREN = 1024
 
 # What each refusal of POST /api/webhooks means (see webhooks.routes).
 WEBHOOK_REASONS = {
@@ -159,6 +160,10 @@ class HttpMetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # The labelled children by label values: `labels()` takes a lock and hashes its values on
+        # every call, and a request would pay that three times. Routes, methods and statuses are
+        # few, so this stays small.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -190,11 +195,28 @@ class HttpMetricsMiddleware:
         method: str = scope.get("method", "GET")
         route: Any = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
+        key = (method, template, status)
+        children = self._children.get(key)
+        if children is None:
+            if len(self._children) >= _MAX_CHILDREN:
+                self._children.clear()  # odd methods from clients: a cache, not a registry
+            children = self._children[key] = self._labelled(method, template, status)
+        requests, duration, webhooks = children
+        requests.inc()
+        duration.observe(seconds)
+        if webhooks is not None:
+            webhooks.inc()
+        elif template == READY_PATH:
+            self.metrics.ready.set(1 if status == 200 else 0)
+
+    def _labelled(self, method: str, template: str, status: int) -> tuple[Any, Any, Any]:
         m = self.metrics
-        m.http_requests.labels(method, template, str(status)).inc()
-        m.http_duration.labels(method, template).observe(seconds)
+        webhooks = None
         if template == WEBHOOK_PATH and method == "POST":
             reason = WEBHOOK_REASONS.get(status, "error" if status >= 500 else f"http_{status}")
-            m.webhooks.labels("accepted" if status == 200 else "rejected", reason).inc()
-        elif template == READY_PATH:
-            m.ready.set(1 if status == 200 else 0)
+            webhooks = m.webhooks.labels("accepted" if status == 200 else "rejected", reason)
+        return (
+            m.http_requests.labels(method, template, str(status)),
+            m.http_duration.labels(method, template),
+            webhooks,
+        )

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
@@ -252,3 +253,19 @@ def current_trace_ids() -> tuple[str, str] | None:
     if not ctx.is_valid:
         return None
     return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
+
+
+def current_context() -> Context:
+    """The active trace context, for work another task does later on this one's behalf."""
+    return otel_context.get_current()
+
+
+@contextmanager
+def within(ctx: Context) -> Iterator[None]:
+    """Run the block in `ctx` (one from `current_context`): its spans and the jobs it enqueues
+    join that trace."""
+    token = otel_context.attach(ctx)
+    try:
+        yield
+    finally:
+        otel_context.detach(token)

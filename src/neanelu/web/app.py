@@ -92,6 +92,8 @@ def create_app(settings: Settings, services: ServiceUrls) -> FastAPI:
                 sampling.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sampling
+                # Its lingering writers hold pool connections: handed back before the pool closes.
+                await app.state.inbox_writer.close()
                 if metrics_server is not None:
                     metrics_server.close()
 

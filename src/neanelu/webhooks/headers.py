@@ -8,9 +8,9 @@ is present (`X-` first), and every other field is read from that family alone.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-from starlette.datastructures import Headers
+from functools import cache
 
 _MAX_VALUE = 255
 
@@ -29,6 +29,12 @@ class HeaderFamily:
         return name.lower() if self.prefix.islower() else name
 
 
+@cache
+def _key(family: HeaderFamily, field: str) -> str:
+    # ASGI servers hand header names over in lowercase.
+    return family.name(field).lower()
+
+
 CLASSIC = HeaderFamily("X-Shopify-")
 EVENTS = HeaderFamily("shopify-")
 
@@ -45,18 +51,24 @@ class DeliveryHeaders:
     triggered_at: str | None
 
 
-def family_of(headers: Headers) -> HeaderFamily | None:
+def by_name(raw: Sequence[tuple[bytes, bytes]]) -> dict[str, str]:
+    """An ASGI scope's headers by lowercase name, the first of repeated ones winning (as
+    Starlette's `Headers.get`): built in one pass, where each `Headers.get` scans them all."""
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in reversed(raw)}
+
+
+def family_of(headers: Mapping[str, str]) -> HeaderFamily | None:
     """The family whose signature header is present; None when neither is."""
     for family in (CLASSIC, EVENTS):
-        if _value(headers, family.name("Hmac-Sha256")):
+        if _value(headers, _key(family, "Hmac-Sha256")):
             return family
     return None
 
 
-def read(headers: Headers, family: HeaderFamily) -> DeliveryHeaders:
+def read(headers: Mapping[str, str], family: HeaderFamily) -> DeliveryHeaders:
     """Every field a delivery needs, from one family. `API-Version` is optional: Shopify omits
     it on some compliance topics."""
-    signature = _value(headers, family.name("Hmac-Sha256")) or ""
+    signature = _value(headers, _key(family, "Hmac-Sha256")) or ""
     event_id = _optional(headers, family, "Event-Id")
     webhook_id = _optional(headers, family, "Webhook-Id")
     if webhook_id is None and family is EVENTS:
@@ -80,20 +92,23 @@ def read(headers: Headers, family: HeaderFamily) -> DeliveryHeaders:
     )
 
 
-def _value(headers: Headers, name: str) -> str | None:
-    value = headers.get(name)
-    return value.strip() if value is not None and value.strip() else None
+def _value(headers: Mapping[str, str], key: str) -> str | None:
+    value = headers.get(key)
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
 
 
-def _required(headers: Headers, family: HeaderFamily, field: str) -> str:
+def _required(headers: Mapping[str, str], family: HeaderFamily, field: str) -> str:
     value = _optional(headers, family, field)
     if value is None:
         raise HeaderError(f"header {family.name(field)} is missing")
     return value
 
 
-def _optional(headers: Headers, family: HeaderFamily, field: str) -> str | None:
-    value = _value(headers, family.name(field))
+def _optional(headers: Mapping[str, str], family: HeaderFamily, field: str) -> str | None:
+    value = _value(headers, _key(family, field))
     if value is not None and (len(value) > _MAX_VALUE or not value.isprintable()):
         raise HeaderError(f"header {family.name(field)} is not a valid value")
     return value
