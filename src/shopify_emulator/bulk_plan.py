@@ -422,6 +422,11 @@ def product_groups(
     return _product_groups(plan, ctx, order, emit, start, end)
 
 
+# Products generated per call of the emitter: enough for its vector draws to cost little per line,
+# few enough that a batch's lines are a few MB.
+BATCH = 1024
+
+
 def _product_groups(
     plan: BulkPlan, ctx: Context, order: str, emit: bulk_fast.Emitter, start: int, end: int
 ) -> Iterator[Group]:
@@ -429,15 +434,24 @@ def _product_groups(
     overlay, generated = catalog.overlay, catalog.generated
     node = plan.root.node
     children_first = order == "children_first"
-    for index in range(start, min(end, catalog.upper)):
-        if index in overlay:
-            changed = overlay.get(index)
-            if changed is not None:
-                yield _encoded(node, changed, ctx, children_first), 1
-        elif index < generated:
-            out: list[bytes] = []
-            emit(index, out)
-            yield out, 1
+    stop = min(end, catalog.upper)
+    for low in range(start, stop, BATCH):
+        high = min(stop, low + BATCH)
+        # Changed products interrupt the batch: the runs between them are generated.
+        changed = [index for index in range(low, high) if index in overlay]
+        cursor = low
+        for index in [*changed, high]:
+            run_end = min(index, generated)
+            if cursor < run_end:
+                groups: list[list[bytes]] = []
+                emit(cursor, run_end, groups)
+                for group in groups:
+                    yield group, 1
+            if index < high:
+                product = overlay.get(index)
+                if product is not None:
+                    yield _encoded(node, product, ctx, children_first), 1
+            cursor = index + 1
 
 
 def root_lines(
