@@ -111,6 +111,14 @@ def _stamps(epoch_s: I64) -> Column:
     return stamps
 
 
+def stamps(seed: int, size: int) -> tuple[I64, I64]:
+    """(createdAt, updatedAt) in epoch seconds of generated products 0..size-1."""
+    h2 = mix(mix(_u(seed * 0x100000001B3) ^ mix(np.arange(size, dtype=np.uint64))))
+    created = (g.EPOCH_START + h2 % np.uint64(g.CREATED_SPAN_S)).astype(np.int64)
+    updated = created + (mix(h2) % np.uint64(g.UPDATED_SPAN_S)).astype(np.int64)
+    return created, updated
+
+
 class Batch:
     """Draws of the generated products [start, stop) of a catalog, product columns first.
 
