@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -233,18 +234,30 @@ class Batch:
             self._quantities(vh, item).tolist(),
         ]
 
-    def _quantities(self, vh: U64, item: U64) -> I64:
-        """sum(variant.available), as generator._variant draws the levels."""
+    def inventory(self) -> list[list[Any]]:
+        """Per variant column: item id, and the available quantity at each location."""
+        product, position = self._positions()
+        slot = product * ids.VARIANT_SLOTS + position
+        item = (ids.INVENTORY_ITEM_BASE + slot).astype(np.uint64)
+        vh = mix((ids.VARIANT_BASE + slot).astype(np.uint64))
+        return [item.tolist(), self._levels(vh, item).tolist()]
+
+    def _levels(self, vh: U64, item: U64) -> I64:
+        """variant.available: one column per location, as generator._variant draws the levels."""
         locations = self.shape.locations
-        total = np.zeros(len(vh), dtype=np.int64)
-        if locations <= 8:
-            stock = vh ^ (vh >> np.uint64(17))
-            for location in range(locations):
-                total += ((stock >> np.uint64(7 * location)) & np.uint64(127)).astype(np.int64)
-        else:
-            for location in range(locations):
-                total += (mix(item + np.uint64(location)) & np.uint64(127)).astype(np.int64)
-        quantity: I64 = total - 10 * locations
+        levels = np.empty((len(vh), locations), dtype=np.int64)
+        stock = vh ^ (vh >> np.uint64(17))
+        for location in range(locations):
+            if locations <= 8:
+                drawn = (stock >> np.uint64(7 * location)) & np.uint64(127)
+            else:
+                drawn = mix(item + np.uint64(location)) & np.uint64(127)
+            levels[:, location] = drawn.astype(np.int64) - 10
+        return levels
+
+    def _quantities(self, vh: U64, item: U64) -> I64:
+        """sum(variant.available)."""
+        quantity: I64 = self._levels(vh, item).sum(axis=1)
         return quantity
 
 

@@ -30,7 +30,7 @@ from graphql import (
     value_from_ast_untyped,
 )
 
-from shopify_emulator import bulk_fast, graphql_api
+from shopify_emulator import bulk_fast, bulk_fast_items, graphql_api
 from shopify_emulator import catalog_fields as cf
 from shopify_emulator import resolvers as r
 from shopify_emulator.context import Context
@@ -410,16 +410,36 @@ def object_groups(
 def product_groups(
     plan: BulkPlan, ctx: Context, order: str, start: int, end: int
 ) -> Iterator[Group] | None:
-    """Products [start, end) in id order, generated ones through the fast emitter; None when the plan
-    is not a plain `products` export the emitter can write."""
-    if plan.root_field != "products" or plan.root.args:
+    """The line groups of products [start, end) in id order (of their inventory items for an
+    `inventoryItems` export), generated ones through a fast emitter; None when the plan is not a
+    plain export an emitter can write."""
+    if plan.root.args:
         return None
     catalog = ctx.catalog
-    emit = bulk_fast.compile_emitter(plan.root.node, order, catalog.shape, catalog.seed)
+    node = plan.root.node
+    children_first = order == "children_first"
+    changed: Callable[[Any], Iterator[Group]]
+    if plan.root_field == "products":
+        emit = bulk_fast.compile_emitter(node, order, catalog.shape, catalog.seed)
+        scope = ("read_products", "products")
+
+        def changed(product: Any) -> Iterator[Group]:
+            yield _encoded(node, product, ctx, children_first), 1
+
+    elif plan.root_field == "inventoryItems":
+        emit = bulk_fast_items.compile_emitter(node, order, catalog.shape, catalog.seed)
+        scope = ("read_inventory", "inventoryItems")
+
+        def changed(product: Any) -> Iterator[Group]:
+            for variant in product.variants:
+                yield _encoded(node, InventoryItem(variant), ctx, children_first), 1
+
+    else:
+        return None
     if emit is None:
         return None
-    r.require_scope(ctx, "read_products", "products")
-    return _product_groups(plan, ctx, order, emit, start, end)
+    r.require_scope(ctx, *scope)
+    return _product_groups(ctx, emit, changed, start, end)
 
 
 # Products generated per call of the emitter: enough for its vector draws to cost little per line,
@@ -428,12 +448,14 @@ BATCH = 1024
 
 
 def _product_groups(
-    plan: BulkPlan, ctx: Context, order: str, emit: bulk_fast.Emitter, start: int, end: int
+    ctx: Context,
+    emit: bulk_fast.Emitter,
+    changed_groups: Callable[[Any], Iterator[Group]],
+    start: int,
+    end: int,
 ) -> Iterator[Group]:
     catalog = ctx.catalog
     overlay, generated = catalog.overlay, catalog.generated
-    node = plan.root.node
-    children_first = order == "children_first"
     stop = min(end, catalog.upper)
     for low in range(start, stop, BATCH):
         high = min(stop, low + BATCH)
@@ -450,7 +472,7 @@ def _product_groups(
             if index < high:
                 product = overlay.get(index)
                 if product is not None:
-                    yield _encoded(node, product, ctx, children_first), 1
+                    yield from changed_groups(product)
             cursor = index + 1
 
 

@@ -14,7 +14,7 @@ import psutil
 import pytest
 from graphql import parse
 
-from shopify_emulator import EmulatorConfig, ShopConfig, bulk_plan
+from shopify_emulator import EmulatorConfig, ShopConfig, bulk_plan, ids
 from shopify_emulator.config import CatalogShape, ChildOrder
 from shopify_emulator.context import Context
 from shopify_emulator.state import EmulatorState
@@ -32,6 +32,15 @@ VARIED = (
     "inventoryItem { __typename legacyResourceId id } selectedOptions { value __typename name } } } } } }"
 )
 PRODUCTS_ONLY = "{ products { edges { node { id title tags descriptionHtml } } } }"
+# The full sync's inventory query, and the same fields aliased, reordered, with __typename.
+INVENTORY = (
+    "{ inventoryItems { edges { node { __typename id inventoryLevels { edges { node { __typename id "
+    'location { id } quantities(names: ["available"]) { name quantity } updatedAt } } } } } } }'
+)
+INVENTORY_VARIED = (
+    "{ inventoryItems { nodes { legacyResourceId id lvl: inventoryLevels { nodes { updatedAt "
+    'q: quantities(names: ["available"]) { quantity name } location { __typename id } id } } } } }'
+)
 
 
 def _context(shape: CatalogShape, size: int, seed: int) -> Context:
@@ -42,6 +51,8 @@ def _context(shape: CatalogShape, size: int, seed: int) -> Context:
     # An overlay product in the middle: the emitter must hand it to the general path.
     shop.catalog.update_product(7, {"title": 'Quote " and \\ backslash'})
     shop.catalog.delete_product(8)
+    # A level changed: its product goes to the overlay, and its items to the general path.
+    shop.catalog.set_inventory(ids.inventory_item_id(3, 0), 1, 5)
     app = state.config.primary_app()
     return Context(state=state, shop=shop, app=app, scopes=app.scopes, api_version="2026-01")
 
@@ -55,7 +66,11 @@ def _context(shape: CatalogShape, size: int, seed: int) -> Context:
     ],
     ids=["default", "one-location-many-variants", "nine-locations-huge"],
 )
-@pytest.mark.parametrize("query", [CORE, VARIED, PRODUCTS_ONLY], ids=["core", "varied", "products"])
+@pytest.mark.parametrize(
+    "query",
+    [CORE, VARIED, PRODUCTS_ONLY, INVENTORY, INVENTORY_VARIED],
+    ids=["core", "varied", "products", "inventory", "inventory-varied"],
+)
 @pytest.mark.parametrize("order", ["grouped", "children_first"])
 def test_emitter_lines_equal_the_general_path(shape: CatalogShape, query: str, order: str) -> None:
     ctx = _context(shape, 600, seed=4)
@@ -176,6 +191,9 @@ def test_plans_the_emitter_does_not_write_use_the_general_path() -> None:
         "{ products { edges { node { id totalInventory } } } }",
         '{ products(query: "status:active") { edges { node { id } } } }',
         "{ products { edges { node { id metafields { edges { node { id } } } } } } }",
+        "{ inventoryItems { edges { node { id sku } } } }",
+        "{ inventoryItems { edges { node { id inventoryLevels { edges { node { "
+        'quantities(names: ["on_hand"]) { quantity } } } } } } } }',
     ):
         assert (
             bulk_plan.product_groups(
