@@ -255,10 +255,68 @@ class Batch:
             levels[:, location] = drawn.astype(np.int64) - 10
         return levels
 
+    def variant_metafields(self) -> tuple[list[list[Any]], list[list[Any]]]:
+        """(per variant: number, metafield count; per metafield, variant after variant: id,
+        position k, type, value JSON), as generator.variant_metafields draws them."""
+        product, position = self._positions()
+        number = (ids.VARIANT_BASE + product * ids.VARIANT_SLOTS + position).astype(np.uint64)
+        span = round(2 * self.shape.metafields_per_variant) + 1
+        counts = np.zeros(len(number), dtype=np.int64)
+        if span > 0:
+            drawn = mix(number ^ np.uint64(0x5A5A)) % np.uint64(span)
+            counts = np.minimum(ids.VARIANT_METAFIELD_SLOTS, drawn.astype(np.int64))
+        first = np.cumsum(counts) - counts
+        k = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(first, counts)
+        owner = np.repeat((number - np.uint64(ids.VARIANT_BASE)).astype(np.int64), counts)
+        field = (ids.VARIANT_METAFIELD_BASE + owner * ids.VARIANT_METAFIELD_SLOTS + k).astype(
+            np.uint64
+        )
+        types, values = _metafield_values(mix(field))
+        return (
+            [number.tolist(), counts.tolist()],
+            [field.tolist(), k.tolist(), types, values],
+        )
+
     def _quantities(self, vh: U64, item: U64) -> I64:
         """sum(variant.available)."""
         quantity: I64 = self._levels(vh, item).sum(axis=1)
         return quantity
+
+
+_TYPES = _objects(list(g.METAFIELD_TYPES))
+
+
+@functools.cache
+def _value_table() -> tuple[Column, list[int]]:
+    """The JSON of every value `generator._metafield_value` can give, kind after kind, and where
+    each kind's values start; a kind's values are indexed by what it takes of its draw."""
+    sizes = {
+        "single_line_text_field": 1000,
+        "multi_line_text_field": 97,
+        "number_integer": 100_000,
+        "json": 10,
+        "boolean": 2,
+    }
+    values: list[str] = []
+    offsets: list[int] = []
+    for kind in g.METAFIELD_TYPES:
+        offsets.append(len(values))
+        for n in range(sizes[kind]):
+            values.append(msgspec.json.encode(g._metafield_value(kind, n)).decode())
+    return _objects(values), offsets
+
+
+def _metafield_values(h: U64) -> tuple[list[str], list[str]]:
+    """(type, value JSON) of generated metafields with hashes `h` (the draws of
+    generator.product_metafields and variant_metafields)."""
+    kind = (h % np.uint64(len(g.METAFIELD_TYPES))).astype(np.intp)
+    draw = h >> np.uint64(8)
+    # Each kind's share of the draw (see generator._metafield_value): n stands for value n.
+    shares = [draw % np.uint64(1000), draw % np.uint64(97), draw % np.uint64(100_000)]
+    shares += [draw % np.uint64(10), draw & np.uint64(1)]
+    table, offsets = _value_table()
+    index = np.choose(kind, [share.astype(np.intp) + offsets[n] for n, share in enumerate(shares)])
+    return _list(_TYPES[kind]), _list(table[index])
 
 
 def option_tables(
@@ -281,7 +339,7 @@ def option_tables(
 
 def warm() -> None:
     """Build the tables now: a writer forked afterwards shares them instead of building its own."""
-    _time_of_day(), _days(), prices(), quoted_prices(), tag_sets()
+    _time_of_day(), _days(), prices(), quoted_prices(), tag_sets(), _value_table()
 
 
 def _list(column: Column) -> list[str]:

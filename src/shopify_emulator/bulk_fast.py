@@ -270,22 +270,60 @@ def _build(
         if order == "children_first":
             lines.append("        group.append(product)")
         lines.append("        out.append(group)")
-    source = "\n".join(lines) + "\n"
-    bulk_draws.warm()
     cap = max(1, min(shape.variants_max, ids.VARIANT_SLOTS))
     titles, options = bulk_draws.option_tables(cap, lambda pairs: _options_json(pairs, option_keys))
+    return exec_emitter(
+        lines,
+        "products",
+        shape,
+        seed,
+        OPTIONS=options,
+        TITLES=titles,
+        PRODUCT_BASE=ids.PRODUCT_BASE,
+        VARIANT_BASE=ids.VARIANT_BASE,
+        SLOTS=ids.VARIANT_SLOTS,
+        LONG=_LONG,
+    )
+
+
+def root_group(
+    indent: str,
+    root_template: str,
+    loop: str,
+    statements: list[str],
+    child_template: str,
+    order: str,
+) -> list[str]:
+    """The statements that write one root object's group: its line, then (before it when children
+    come first) a line per child of `loop`, each after `statements`."""
+    children_first = order == "children_first"
+    lines = [
+        f"{indent}line = f'{root_template}'.encode()",
+        f"{indent}group = []" if children_first else f"{indent}group = [line]",
+        f"{indent}for {loop}:",
+        *(f"{indent}    {s}" for s in statements),
+        f"{indent}    group.append(f'{child_template}'.encode())",
+    ]
+    if children_first:
+        lines.append(f"{indent}group.append(line)")
+    lines.append(f"{indent}out.append(group)")
+    return lines
+
+
+def exec_emitter(
+    lines: list[str], name: str, shape: CatalogShape, seed: int, **names: Any
+) -> Emitter:
+    """Compile an emitter's source; it sees the batch draws, the catalog's shape and seed, `islice`
+    and `names`. The tables the draws use are built first, so forked writers share them."""
+    bulk_draws.warm()
     namespace: dict[str, Any] = {
         "Batch": bulk_draws.Batch,
         "SHAPE": shape,
         "SEED": seed,
-        "OPTIONS": options,
-        "TITLES": titles,
         "islice": itertools.islice,
-        "PRODUCT_BASE": ids.PRODUCT_BASE,
-        "VARIANT_BASE": ids.VARIANT_BASE,
-        "SLOTS": ids.VARIANT_SLOTS,
-        "LONG": _LONG,
+        **names,
     }
-    exec(compile(source, "<bulk fast products>", "exec"), namespace)  # noqa: S102 - built from the schema's field names, not from input
+    source = "\n".join(lines) + "\n"
+    exec(compile(source, f"<bulk fast {name}>", "exec"), namespace)  # noqa: S102 - built from the schema's field names, not from input
     emit: Emitter = namespace["emit"]
     return emit

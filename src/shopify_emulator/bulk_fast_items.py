@@ -9,11 +9,10 @@ the general path's.
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
-from shopify_emulator import bulk_draws, ids
-from shopify_emulator.bulk_fast import ITEM, Emitter, _fields, _object
+from shopify_emulator import ids
+from shopify_emulator.bulk_fast import ITEM, Emitter, _fields, _object, exec_emitter, root_group
 from shopify_emulator.config import CatalogShape
 
 LEVEL = {
@@ -75,33 +74,29 @@ def _build(
 ) -> Emitter:
     item_template = "{{" + ",".join(item_parts) + "}}\\n"
     level_template = "{{" + ",".join(level_parts) + "}}\\n"
-    children_first = order == "children_first"
     lines = [
         "def emit(start, stop, out):",
         "    batch = Batch(SHAPE, SEED, start, stop)",
         "    items = zip(*batch.inventory())",
         "    for ua, count in zip(batch.updated_stamps(), batch.counts()):",
         "        for item, quantities in islice(items, count):",
-        "            line = f'" + item_template + "'.encode()",
-        "            group = []" if children_first else "            group = [line]",
-        "            for location_index, quantity in enumerate(quantities):",
-        "                level = item * LOCATION_SLOTS + location_index",
-        "                location = LOCATION_BASE + location_index",
-        "                group.append(f'" + level_template + "'.encode())",
+        *root_group(
+            " " * 12,
+            item_template,
+            "location_index, quantity in enumerate(quantities)",
+            [
+                "level = item * LOCATION_SLOTS + location_index",
+                "location = LOCATION_BASE + location_index",
+            ],
+            level_template,
+            order,
+        ),
     ]
-    if children_first:
-        lines.append("            group.append(line)")
-    lines.append("            out.append(group)")
-    source = "\n".join(lines) + "\n"
-    bulk_draws.warm()
-    namespace: dict[str, Any] = {
-        "Batch": bulk_draws.Batch,
-        "SHAPE": shape,
-        "SEED": seed,
-        "islice": itertools.islice,
-        "LOCATION_SLOTS": ids.LOCATION_SLOTS,
-        "LOCATION_BASE": ids.LOCATION_BASE,
-    }
-    exec(compile(source, "<bulk fast inventory items>", "exec"), namespace)  # noqa: S102 - built from the schema's field names, not from input
-    emit: Emitter = namespace["emit"]
-    return emit
+    return exec_emitter(
+        lines,
+        "inventory items",
+        shape,
+        seed,
+        LOCATION_SLOTS=ids.LOCATION_SLOTS,
+        LOCATION_BASE=ids.LOCATION_BASE,
+    )

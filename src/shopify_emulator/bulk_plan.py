@@ -30,7 +30,7 @@ from graphql import (
     value_from_ast_untyped,
 )
 
-from shopify_emulator import bulk_fast, bulk_fast_items, graphql_api
+from shopify_emulator import bulk_fast, bulk_fast_items, bulk_fast_metafields, graphql_api
 from shopify_emulator import catalog_fields as cf
 from shopify_emulator import resolvers as r
 from shopify_emulator.context import Context
@@ -410,8 +410,8 @@ def object_groups(
 def product_groups(
     plan: BulkPlan, ctx: Context, order: str, start: int, end: int
 ) -> Iterator[Group] | None:
-    """The line groups of products [start, end) in id order (of their inventory items for an
-    `inventoryItems` export), generated ones through a fast emitter; None when the plan is not a
+    """The line groups of products [start, end) in id order (of their variants or inventory items
+    for a `productVariants` or `inventoryItems` export), generated ones through a fast emitter; None when the plan is not a
     plain export an emitter can write."""
     if plan.root.args:
         return None
@@ -433,6 +433,14 @@ def product_groups(
         def changed(product: Any) -> Iterator[Group]:
             for variant in product.variants:
                 yield _encoded(node, InventoryItem(variant), ctx, children_first), 1
+
+    elif plan.root_field == "productVariants":
+        emit = bulk_fast_metafields.compile_emitter(node, order, catalog.shape, catalog.seed)
+        scope = ("read_products", "productVariants")
+
+        def changed(product: Any) -> Iterator[Group]:
+            for variant in product.variants:
+                yield _encoded(node, variant, ctx, children_first), 1
 
     else:
         return None

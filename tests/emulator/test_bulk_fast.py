@@ -33,6 +33,15 @@ VARIED = (
 )
 PRODUCTS_ONLY = "{ products { edges { node { id title tags descriptionHtml } } } }"
 # The full sync's inventory query, and the same fields aliased, reordered, with __typename.
+# The full sync's variant metafields query, and the same fields aliased and reordered.
+VARIANT_METAFIELDS = (
+    "{ productVariants { edges { node { __typename id metafields { edges { node { __typename id "
+    "namespace key type value updatedAt } } } } } } }"
+)
+VARIANT_METAFIELDS_VARIED = (
+    "{ productVariants { nodes { legacyResourceId mf: metafields { nodes { value createdAt key id "
+    "namespace type } } id } } }"
+)
 INVENTORY = (
     "{ inventoryItems { edges { node { __typename id inventoryLevels { edges { node { __typename id "
     'location { id } quantities(names: ["available"]) { name quantity } updatedAt } } } } } } }'
@@ -68,8 +77,24 @@ def _context(shape: CatalogShape, size: int, seed: int) -> Context:
 )
 @pytest.mark.parametrize(
     "query",
-    [CORE, VARIED, PRODUCTS_ONLY, INVENTORY, INVENTORY_VARIED],
-    ids=["core", "varied", "products", "inventory", "inventory-varied"],
+    [
+        CORE,
+        VARIED,
+        PRODUCTS_ONLY,
+        INVENTORY,
+        INVENTORY_VARIED,
+        VARIANT_METAFIELDS,
+        VARIANT_METAFIELDS_VARIED,
+    ],
+    ids=[
+        "core",
+        "varied",
+        "products",
+        "inventory",
+        "inventory-varied",
+        "variant-metafields",
+        "variant-metafields-varied",
+    ],
 )
 @pytest.mark.parametrize("order", ["grouped", "children_first"])
 def test_emitter_lines_equal_the_general_path(shape: CatalogShape, query: str, order: str) -> None:
@@ -192,6 +217,8 @@ def test_plans_the_emitter_does_not_write_use_the_general_path() -> None:
         '{ products(query: "status:active") { edges { node { id } } } }',
         "{ products { edges { node { id metafields { edges { node { id } } } } } } }",
         "{ inventoryItems { edges { node { id sku } } } }",
+        '{ productVariants { edges { node { id metafields(namespace: "variant") { edges { node { '
+        "id } } } } } } }",
         "{ inventoryItems { edges { node { id inventoryLevels { edges { node { "
         'quantities(names: ["on_hand"]) { quantity } } } } } } } }',
     ):
