@@ -6,7 +6,7 @@ the file, checks its line count against objectCount, and samples the emulator's 
 PSS of the emulator with its writer processes; `lines_per_cpu_s` divides the lines by the CPU seconds the
 emulator and its writers used (what the export costs whatever else the machine runs). Then it picks the `updated_at` window holding ~1% of the products (from the
 file it just read) and times the same query filtered to it. The last line is
-`lines_per_s=... lines_per_cpu_s=... export_cpu_s=... peak_rss_mb=... peak_tree_pss_mb=... serve_mb_per_s=... lines=... object_count=... window_lines=...
+`lines_per_s=... lines_per_cpu_s=... export_cpu_s=... export_sys_s=... peak_rss_mb=... peak_tree_pss_mb=... serve_mb_per_s=... lines=... object_count=... window_lines=...
 window_s=... window_speedup=...`.
 """
 
@@ -68,10 +68,10 @@ class RssSampler(threading.Thread):
             time.sleep(0.1)
 
 
-def cpu_seconds(process: psutil.Process) -> float:
-    """CPU time of the emulator and of the writer processes it has waited for."""
+def cpu_seconds(process: psutil.Process) -> tuple[float, float]:
+    """(user, system) CPU time of the emulator and of the writer processes it has waited for."""
     times = process.cpu_times()
-    return float(times.user + times.system + times.children_user + times.children_system)
+    return float(times.user + times.children_user), float(times.system + times.children_system)
 
 
 def export(client: httpx.Client, query: str, poll_s: float = 0.1) -> tuple[dict[str, Any], float]:
@@ -135,7 +135,10 @@ def main() -> int:
             emulator = psutil.Process(proc.pid)
             cpu_before = cpu_seconds(emulator)
             op, export_s = export(client, CORE_QUERY)
-            export_cpu_s = cpu_seconds(emulator) - cpu_before
+            cpu_after = cpu_seconds(emulator)
+            export_user_s = cpu_after[0] - cpu_before[0]
+            export_sys_s = cpu_after[1] - cpu_before[1]
+            export_cpu_s = export_user_s + export_sys_s
             object_count = int(op["objectCount"])
             lines = 0
             size = 0
@@ -173,7 +176,7 @@ def main() -> int:
         return 1
     print(
         f"lines_per_s={object_count / export_s:.0f} lines_per_cpu_s={object_count / export_cpu_s:.0f} "
-        f"export_cpu_s={export_cpu_s:.1f} peak_rss_mb={sampler.peak / 1e6:.1f} "
+        f"export_cpu_s={export_cpu_s:.1f} export_sys_s={export_sys_s:.1f} peak_rss_mb={sampler.peak / 1e6:.1f} "
         f"peak_tree_pss_mb={sampler.peak_tree / 1e6:.1f} "
         f"serve_mb_per_s={size / 1e6 / serve_s:.0f} lines={lines} object_count={object_count} "
         f"window_lines={window_op['objectCount']} window_roots={window_op['rootObjectCount']} "

@@ -180,6 +180,7 @@ class BulkRunner:
             path=os.path.join(self.directory, f"{shop.config.name}-{number}.jsonl"),
             group_objects=grouped,
             created_at=now_iso(self.state.clock),
+            created_s=self.state.clock.time(),
         )
         shop.bulk_operations[number] = op
         outcome = Outcome.from_faults(shop, query)
@@ -251,6 +252,7 @@ class BulkRunner:
             path=os.path.join(self.directory, f"{shop.config.name}-{number}.jsonl"),
             group_objects=False,
             created_at=now_iso(self.state.clock),
+            created_s=self.state.clock.time(),
             type="MUTATION",
         )
         shop.bulk_operations[number] = op

@@ -1,26 +1,30 @@
 """JSONL lines of generated products written straight from the generator's draws.
 
 The full export every client starts with (products with their variants, in id order) is most of what a
-bulk run ever writes. For a plan that selects only the fields below, the lines of a *generated* product
-(never one from the overlay) are produced by one compiled function that computes the generator's draws
-and fills a line template, with no Product or Variant object, no dict and no JSON encoder in between.
+bulk run ever writes. For a plan that selects only the fields below, the lines of *generated* products
+(never ones from the overlay) are produced a batch at a time by one compiled function: the draws of the
+whole batch come as columns from `bulk_draws` (vectorised), and each line is one f-string filling a line
+template, with no Product or Variant object, no dict and no JSON encoder in between.
 Each expression must give exactly the bytes the general path gives (msgspec over the resolver's value);
-`tests/emulator/test_bulk_fast.py` compares the two for thousands of products and several shapes.
+`tests/emulator/test_bulk_fast.py` compares the two for thousands of products and several shapes, and
+pins the digest of a whole export.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
+from shopify_emulator import bulk_draws, ids
 from shopify_emulator import generator as g
-from shopify_emulator import ids
 from shopify_emulator.config import CatalogShape
 
-Emitter = Callable[[int, list[bytes]], None]
+# Writes the line groups (one list of lines per product) of generated products [start, stop).
+Emitter = Callable[[int, int, list[list[bytes]]], None]
 
 # Template fragments per field: `{name}` placeholders are locals of the compiled function.
 PRODUCT = {
@@ -71,9 +75,7 @@ def _plain(text: str) -> bool:
 # The pools fill templates unescaped; an entry that needed escaping would break the files.
 assert all(_plain(t) for t in g.ADJECTIVES + g.NOUNS + g.PRODUCT_TYPES + g.TAG_WORDS)
 assert all(_plain(t) for t in g.SIZES + g.COLORS)
-_VENDORS = tuple(msgspec.json.encode(v).decode() for v in g.VENDORS)
 _LONG = msgspec.json.encode(g.LONG_PARAGRAPH * 60).decode()
-_TAGS_ALL = msgspec.json.encode(sorted({f"bulk-tag-{n:02d}" for n in range(60)})).decode()
 
 
 def _fields(plan: Any) -> list[tuple[str, str, Any]] | None:
@@ -150,24 +152,6 @@ def _per_product_runs(parts: list[str]) -> tuple[list[tuple[str, str]], list[str
     return shared, out
 
 
-def _mix(target: str, value: str) -> list[str]:
-    """generator.mix (splitmix64) as statements: the emitter calls no function per draw."""
-    return [
-        f"    {target} = ({value} + 0x9E3779B97F4A7C15) & MASK",
-        f"    {target} = (({target} ^ ({target} >> 30)) * 0xBF58476D1CE4E5B9) & MASK",
-        f"    {target} = (({target} ^ ({target} >> 27)) * 0x94D049BB133111EB) & MASK",
-        f"    {target} ^= {target} >> 31",
-    ]
-
-
-def _quantity_expression(locations: int) -> str:
-    """`sum(variant.available)` as one expression of the generator's draws (see generator._variant)."""
-    if locations <= 8:
-        terms = " + ".join(f"((stock >> {7 * loc}) & 127)" for loc in range(locations))
-        return f"{terms or '0'} - {10 * locations}"
-    return "quantity_of(item)"
-
-
 def _variant_parts(child: Any) -> tuple[list[str], list[tuple[str, str]]] | None:
     """Template fragments of the variant lines, and the selected option keys; None if unsupported."""
     variant = child.node
@@ -209,6 +193,36 @@ def _options_json(options: list[tuple[str, str]], keys: list[tuple[str, str]]) -
     return "[" + ",".join(items) + "]"
 
 
+# Per-line statements, each written only when the line template uses the name it sets.
+_PRODUCT_STATEMENTS = (
+    ("title", 'title = f"{prefix}{index}"'),
+    ("pid", "pid = PRODUCT_BASE + index"),
+    ("handle", 'handle = f"{hprefix}{index}"'),
+    (
+        "desc",
+        "desc = '\"\"' if droll == 0 else (LONG if droll == 1 else f'\"<p>{title} — <b>great</b> "
+        "value &amp; quality.</p><ul><li>Ünïcödé ✓</li><li>50% off</li></ul>\"')",
+    ),
+    ("published", "published = f'\"{ca}\"' if status == 'ACTIVE' else 'null'"),
+)
+_VARIANT_STATEMENTS = (
+    ("sku", "sku = f'\"SKU-{index}-{p}\"' if sku_drawn else 'null'"),
+    ("barcode", "barcode = f'\"{barcode}\"' if barcode else 'null'"),
+    ("position", "position = p + 1"),
+)
+
+
+def _used(template: str, statements: tuple[tuple[str, str], ...]) -> list[str]:
+    """The statements whose names the template (or a later statement) reads, in order."""
+    wanted = set(_PLACEHOLDER.findall(template))
+    kept: list[str] = []
+    for name, statement in reversed(statements):
+        if name in wanted:
+            kept.append(statement)
+            wanted |= set(re.findall(r"\{(\w+)\}", statement.partition("=")[2]))
+    return kept[::-1]
+
+
 def _build(
     product_parts: list[str],
     variant_parts: list[str] | None,
@@ -217,122 +231,99 @@ def _build(
     shape: CatalogShape,
     seed: int,
 ) -> Emitter:
-    product_line = "f'{{" + ",".join(product_parts) + "}}\\n'"
-    lines = ["def emit(index, out):"]
-    # The draws of generator.generate_product, in its order; the asserts in the tests hold them equal.
-    lines += [
-        *_mix("x", "index"),
-        *_mix("h", "(SALT ^ x)"),
-        *_mix("h2", "h"),
-        *_mix("h3", "h2"),
-        "    noun = NOUNS[(h >> 4) & 15]",
-        '    title = f"{ADJECTIVES[h & 15]} {noun} {index}"',
-        "    created = EPOCH_START + (h2 % CREATED_SPAN_S)",
-        "    updated = created + (h3 % UPDATED_SPAN_S)",
-        # generator.iso_int for both stamps, inlined (cached date part, formatted time of day).
-        "    day, second = divmod(created, 86400)",
-        "    ca = DAYS.get(day) or day_prefix(day)",
-        '    ca = f"{ca}{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z"',
-        "    day, second = divmod(updated, 86400)",
-        "    ua = DAYS.get(day) or day_prefix(day)",
-        '    ua = f"{ua}{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z"',
-        "    roll = (h2 >> 32) % 100",
-        '    status = "ACTIVE" if roll < 93 else ("DRAFT" if roll < 98 else "ARCHIVED")',
-        "    pid = PRODUCT_BASE + index",
-        '    handle = f"{noun.lower()}-{index}"',
-        "    vendor = VENDORS[(h >> 12) & 7]",
-        "    ptype = PRODUCT_TYPES[(h >> 16) & 7]",
-        "    tags = TAGS_ALL if h3 % 50 == 0 else tags_json(h3)",
-        "    droll = (h3 >> 40) % 40",
-        "    desc = '\"\"' if droll == 0 else (LONG if droll == 1 else f'\"<p>{title} — <b>great</b> value &amp; quality.</p><ul><li>Ünïcödé ✓</li><li>50% off</li></ul>\"')",
-        "    published = f'\"{ca}\"' if status == 'ACTIVE' else 'null'",
-        f"    product = {product_line}.encode()",
+    product_template = "{{" + ",".join(product_parts) + "}}\\n"
+    lines = [
+        "def emit(start, stop, out):",
+        "    batch = Batch(SHAPE, SEED, start, stop)",
     ]
-    if variant_parts is None:
-        lines.append("    out.append(product)")
-    else:
+    if variant_parts is not None:
+        lines.append("    variants = zip(*batch.variants(OPTIONS, TITLES))")
+    lines += [
+        "    for index, prefix, hprefix, vendor, ptype, status, tags, droll, ca, ua, count in zip(",
+        "        batch.index, batch.title_prefixes(), batch.handle_prefixes(), batch.vendors(),",
+        "        batch.product_types(), batch.statuses(), batch.tags(), batch.description_rolls(),",
+        "        batch.created_stamps(), batch.updated_stamps(), batch.counts(),",
+        "    ):",
+    ]
+    shared: list[tuple[str, str]] = []
+    variant_template = ""
+    if variant_parts is not None:
         shared, variant_parts = _per_product_runs(variant_parts)
-        lines += [f"    {name} = f'{run}'" for name, run in shared]
-        variant_line = "f'{{" + ",".join(variant_parts) + "}}\\n'"
-        if order != "children_first":
-            lines.append("    out.append(product)")
+        variant_template = "{{" + ",".join(variant_parts) + "}}\\n"
+    # `pid` for the variants' shared runs (their __parentId) counts as used by the product.
+    runs = " ".join(run for _, run in shared)
+    lines += [f"        {s}" for s in _used(product_template + runs, _PRODUCT_STATEMENTS)]
+    lines.append(f"        product = f'{product_template}'.encode()")
+    if variant_parts is None:
+        lines.append("        out.append([product])")
+    else:
+        lines += [f"        {name} = f'{run}'" for name, run in shared]
         lines += [
-            "    count = CAP if HUGE and (h >> 40) % HUGE == 1 else min(CAP, 1 + (h >> 8) % SPAN)",
-            "    names = option_names(count)",
-            "    vbase = VARIANT_BASE + index * SLOTS",
-            "    ibase = INVENTORY_ITEM_BASE + index * SLOTS",
-            "    table = option_table(count, names)",
-            "    for p in range(count):",
-            "        number = vbase + p",
-            *("    " + line for line in _mix("vh", "number")),
-            "        vtitle, options = table[p]",
-            "        item = ibase + p",
-            "        stock = vh ^ (vh >> 17)",
-            f"        quantity = {_quantity_expression(shape.locations)}",
-            "        cents = 100 + vh % 99_900",
-            "        sku = 'null' if (vh >> 24) % 50 == 0 else f'\"SKU-{index}-{p}\"'",
-            # f"{cents / 100:.2f}" in integers: a double that close to a cent prints as that cent.
-            "        price = f'{cents // 100}.{cents % 100:02d}'",
-            "        compare = 'null' if (vh >> 20) % 3 else f'\"{cents * 5 // 400}.{cents * 5 // 4 % 100:02d}\"'",
-            "        barcode = 'null' if (vh >> 28) & 3 == 0 else f'\"{400_000_000_000 + (vh >> 32) % 99_999_999_999}\"'",
-            "        position = p + 1",
-            f"        out.append({variant_line}.encode())",
+            "        vbase = VARIANT_BASE + index * SLOTS",
+            "        group = []" if order == "children_first" else "        group = [product]",
+            "        for number, item, sku_drawn, vtitle, options, price, compare, barcode, quantity"
+            " in islice(variants, count):",
+            "            p = number - vbase",
+            *(f"            {s}" for s in _used(variant_template, _VARIANT_STATEMENTS)),
+            f"            group.append(f'{variant_template}'.encode())",
         ]
         if order == "children_first":
-            lines.append("    out.append(product)")
-    source = "\n".join(lines) + "\n"
-    tables: dict[int, list[tuple[str, str]]] = {}
+            lines.append("        group.append(product)")
+        lines.append("        out.append(group)")
+    cap = max(1, min(shape.variants_max, ids.VARIANT_SLOTS))
+    titles, options = bulk_draws.option_tables(cap, lambda pairs: _options_json(pairs, option_keys))
+    return exec_emitter(
+        lines,
+        "products",
+        shape,
+        seed,
+        OPTIONS=options,
+        TITLES=titles,
+        PRODUCT_BASE=ids.PRODUCT_BASE,
+        VARIANT_BASE=ids.VARIANT_BASE,
+        SLOTS=ids.VARIANT_SLOTS,
+        LONG=_LONG,
+    )
 
-    def option_table(count: int, names: list[str]) -> list[tuple[str, str]]:
-        """(title JSON, selectedOptions JSON) per position, for products with `count` variants."""
-        found = tables.get(count)
-        if found is None:
-            found = []
-            for position in range(count):
-                options, title = g._options_and_title(position, names)
-                found.append(
-                    (msgspec.json.encode(title).decode(), _options_json(options, option_keys))
-                )
-            tables[count] = found
-        return found
 
-    locations = shape.locations
+def root_group(
+    indent: str,
+    root_template: str,
+    loop: str,
+    statements: list[str],
+    child_template: str,
+    order: str,
+) -> list[str]:
+    """The statements that write one root object's group: its line, then (before it when children
+    come first) a line per child of `loop`, each after `statements`."""
+    children_first = order == "children_first"
+    lines = [
+        f"{indent}line = f'{root_template}'.encode()",
+        f"{indent}group = []" if children_first else f"{indent}group = [line]",
+        f"{indent}for {loop}:",
+        *(f"{indent}    {s}" for s in statements),
+        f"{indent}    group.append(f'{child_template}'.encode())",
+    ]
+    if children_first:
+        lines.append(f"{indent}group.append(line)")
+    lines.append(f"{indent}out.append(group)")
+    return lines
 
-    def quantity_of(item: int) -> int:
-        return sum((g.mix(item + loc) & 127) - 10 for loc in range(locations))
 
-    def tags_json(h: int) -> str:
-        return msgspec.json.encode(g._tags(h)).decode()
-
+def exec_emitter(
+    lines: list[str], name: str, shape: CatalogShape, seed: int, **names: Any
+) -> Emitter:
+    """Compile an emitter's source; it sees the batch draws, the catalog's shape and seed, `islice`
+    and `names`. The tables the draws use are built first, so forked writers share them."""
+    bulk_draws.warm()
     namespace: dict[str, Any] = {
-        "mix": g.mix,
-        "seed": seed,
-        "NOUNS": g.NOUNS,
-        "ADJECTIVES": g.ADJECTIVES,
-        "EPOCH_START": g.EPOCH_START,
-        "CREATED_SPAN_S": g.CREATED_SPAN_S,
-        "UPDATED_SPAN_S": g.UPDATED_SPAN_S,
-        "iso_int": g.iso_int,
-        "PRODUCT_BASE": ids.PRODUCT_BASE,
-        "VARIANT_BASE": ids.VARIANT_BASE,
-        "INVENTORY_ITEM_BASE": ids.INVENTORY_ITEM_BASE,
-        "SLOTS": ids.VARIANT_SLOTS,
-        "VENDORS": _VENDORS,
-        "PRODUCT_TYPES": g.PRODUCT_TYPES,
-        "TAGS_ALL": _TAGS_ALL,
-        "LONG": _LONG,
-        "tags_json": tags_json,
-        "SALT": seed * 0x100000001B3,
-        "CAP": max(1, min(shape.variants_max, ids.VARIANT_SLOTS)),
-        "HUGE": shape.huge_product_every if shape.huge_product_every > 0 else 0,
-        "SPAN": max(1, round(2 * shape.variants_mean - 1)),
-        "DAYS": g._DAYS,
-        "day_prefix": g.day_prefix,
-        "option_names": g._option_names,
-        "option_table": option_table,
-        "MASK": g.MASK,
-        "quantity_of": quantity_of,
+        "Batch": bulk_draws.Batch,
+        "SHAPE": shape,
+        "SEED": seed,
+        "islice": itertools.islice,
+        **names,
     }
-    exec(compile(source, "<bulk fast products>", "exec"), namespace)  # noqa: S102 - built from the schema's field names, not from input
+    source = "\n".join(lines) + "\n"
+    exec(compile(source, f"<bulk fast {name}>", "exec"), namespace)  # noqa: S102 - built from the schema's field names, not from input
     emit: Emitter = namespace["emit"]
     return emit

@@ -30,7 +30,7 @@ from graphql import (
     value_from_ast_untyped,
 )
 
-from shopify_emulator import bulk_fast, graphql_api
+from shopify_emulator import bulk_fast, bulk_fast_items, bulk_fast_metafields, graphql_api
 from shopify_emulator import catalog_fields as cf
 from shopify_emulator import resolvers as r
 from shopify_emulator.context import Context
@@ -410,34 +410,78 @@ def object_groups(
 def product_groups(
     plan: BulkPlan, ctx: Context, order: str, start: int, end: int
 ) -> Iterator[Group] | None:
-    """Products [start, end) in id order, generated ones through the fast emitter; None when the plan
-    is not a plain `products` export the emitter can write."""
-    if plan.root_field != "products" or plan.root.args:
+    """The line groups of products [start, end) in id order (of their variants or inventory items
+    for a `productVariants` or `inventoryItems` export), generated ones through a fast emitter; None when the plan is not a
+    plain export an emitter can write."""
+    if plan.root.args:
         return None
     catalog = ctx.catalog
-    emit = bulk_fast.compile_emitter(plan.root.node, order, catalog.shape, catalog.seed)
+    node = plan.root.node
+    children_first = order == "children_first"
+    changed: Callable[[Any], Iterator[Group]]
+    if plan.root_field == "products":
+        emit = bulk_fast.compile_emitter(node, order, catalog.shape, catalog.seed)
+        scope = ("read_products", "products")
+
+        def changed(product: Any) -> Iterator[Group]:
+            yield _encoded(node, product, ctx, children_first), 1
+
+    elif plan.root_field == "inventoryItems":
+        emit = bulk_fast_items.compile_emitter(node, order, catalog.shape, catalog.seed)
+        scope = ("read_inventory", "inventoryItems")
+
+        def changed(product: Any) -> Iterator[Group]:
+            for variant in product.variants:
+                yield _encoded(node, InventoryItem(variant), ctx, children_first), 1
+
+    elif plan.root_field == "productVariants":
+        emit = bulk_fast_metafields.compile_emitter(node, order, catalog.shape, catalog.seed)
+        scope = ("read_products", "productVariants")
+
+        def changed(product: Any) -> Iterator[Group]:
+            for variant in product.variants:
+                yield _encoded(node, variant, ctx, children_first), 1
+
+    else:
+        return None
     if emit is None:
         return None
-    r.require_scope(ctx, "read_products", "products")
-    return _product_groups(plan, ctx, order, emit, start, end)
+    r.require_scope(ctx, *scope)
+    return _product_groups(ctx, emit, changed, start, end)
+
+
+# Products generated per call of the emitter: enough for its vector draws to cost little per line,
+# few enough that a batch's lines are a few MB.
+BATCH = 1024
 
 
 def _product_groups(
-    plan: BulkPlan, ctx: Context, order: str, emit: bulk_fast.Emitter, start: int, end: int
+    ctx: Context,
+    emit: bulk_fast.Emitter,
+    changed_groups: Callable[[Any], Iterator[Group]],
+    start: int,
+    end: int,
 ) -> Iterator[Group]:
     catalog = ctx.catalog
     overlay, generated = catalog.overlay, catalog.generated
-    node = plan.root.node
-    children_first = order == "children_first"
-    for index in range(start, min(end, catalog.upper)):
-        if index in overlay:
-            changed = overlay.get(index)
-            if changed is not None:
-                yield _encoded(node, changed, ctx, children_first), 1
-        elif index < generated:
-            out: list[bytes] = []
-            emit(index, out)
-            yield out, 1
+    stop = min(end, catalog.upper)
+    for low in range(start, stop, BATCH):
+        high = min(stop, low + BATCH)
+        # Changed products interrupt the batch: the runs between them are generated.
+        changed = [index for index in range(low, high) if index in overlay]
+        cursor = low
+        for index in [*changed, high]:
+            run_end = min(index, generated)
+            if cursor < run_end:
+                groups: list[list[bytes]] = []
+                emit(cursor, run_end, groups)
+                for group in groups:
+                    yield group, 1
+            if index < high:
+                product = overlay.get(index)
+                if product is not None:
+                    yield from changed_groups(product)
+            cursor = index + 1
 
 
 def root_lines(

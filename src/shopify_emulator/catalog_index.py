@@ -19,9 +19,10 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
-from shopify_emulator import generator, ids, query_filter
+import numpy as np
+
+from shopify_emulator import bulk_draws, generator, ids, query_filter
 from shopify_emulator.config import CatalogShape
-from shopify_emulator.generator import mix
 from shopify_emulator.model import Product
 
 _ALIASES = {"RELEVANCE": "ID", "PUBLISHED_AT": "CREATED_AT"}
@@ -88,21 +89,11 @@ class GeneratedIndex:
     def _stamps(self) -> tuple[array[int], array[int]]:
         with self._lock:
             if self._created is None or self._updated is None:
-                seed = self.catalog.seed
-                salt = seed * 0x100000001B3
-                start, created_span, updated_span = (
-                    generator.EPOCH_START,
-                    generator.CREATED_SPAN_S,
-                    generator.UPDATED_SPAN_S,
-                )
-                created = array("q", bytes(8 * self.size))
-                updated = array("q", bytes(8 * self.size))
-                for index in range(self.size):
-                    # The same draws as generator.generate_product, nothing else.
-                    h2 = mix(mix(salt ^ mix(index)))
-                    c = start + h2 % created_span
-                    created[index] = c
-                    updated[index] = c + mix(h2) % updated_span
+                # The same draws as generator.generate_product, nothing else, for every product
+                # at once.
+                created_np, updated_np = bulk_draws.stamps(self.catalog.seed, self.size)
+                created = array("q", created_np.tobytes())
+                updated = array("q", updated_np.tobytes())
                 self._created, self._updated = created, updated
             return self._created, self._updated
 
@@ -158,7 +149,12 @@ class GeneratedIndex:
 
     def _build_order(self, key: str) -> array[int]:
         seed = self.catalog.seed
-        if key in ("UPDATED_AT", "CREATED_AT", "INVENTORY_TOTAL"):
+        if key in ("UPDATED_AT", "CREATED_AT"):
+            stamps = self.updated() if key == "UPDATED_AT" else self.created()
+            # A stable sort keeps equal stamps in index order, as sorted() does.
+            ordered = np.argsort(np.frombuffer(stamps, dtype=np.int64), kind="stable")
+            return array("q", ordered.astype(np.int64).tobytes())
+        if key == "INVENTORY_TOTAL":
             values = self.value_fn(key)
             return array("q", sorted(range(self.size), key=values))
         if key in ("VENDOR", "PRODUCT_TYPE"):

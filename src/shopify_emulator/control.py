@@ -435,6 +435,9 @@ class ControlApi:
                     "file_size": op.file_size,
                     "group_objects": op.group_objects,
                     "client_id": op.client_id,
+                    # Clock times of the mutation's answer and of the ending (null while it runs).
+                    "created_s": op.created_s,
+                    "finished_s": op.finished_at,
                 }
                 for op in shop.bulk_operations.values()
             ]

@@ -374,14 +374,23 @@ def _error(message: str, code: str, **extra: Any) -> dict[str, Any]:
 
 
 def parse_and_validate(query: str) -> tuple[DocumentNode | None, list[dict[str, Any]]]:
+    document, errors = _parsed(query)
+    # The errors go into answers, which callers may extend: each gets its own copies.
+    return document, [dict(error) for error in errors]
+
+
+@functools.lru_cache(maxsize=512)
+def _parsed(query: str) -> tuple[DocumentNode | None, tuple[dict[str, Any], ...]]:
+    """Parsing and validating cost milliseconds, and clients send the same few query texts again and
+    again (every poll of a bulk operation): each text is checked once. Nothing mutates a document."""
     try:
         document = parse(query)
     except GraphQLError as exc:
-        return None, [dict(exc.formatted)]
+        return None, (dict(exc.formatted),)
     errors = validate(schema(), document)
     if errors:
-        return None, [dict(error.formatted) for error in errors]
-    return document, []
+        return None, tuple(dict(error.formatted) for error in errors)
+    return document, ()
 
 
 def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:

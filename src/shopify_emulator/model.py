@@ -118,6 +118,8 @@ class BulkOperation:
     expired: bool = False
     # The storage object's name, as opaque as Shopify's (`bulk-operation-outputs/<key>-final`).
     key: str = field(default_factory=lambda: secrets.token_hex(14))
+    # Clock times (seconds) of the mutation's answer and of the ending: how long the run took.
+    created_s: float = 0.0
     finished_at: float | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
 

@@ -343,3 +343,16 @@ def test_served_file_replaces_the_next_matching_result_exactly(alpha: Shop) -> N
     assert alpha.control("GET", "/bulk/served-files") == []
     again = alpha.wait_bulk(alpha.run_bulk(CORE))
     assert int(again["objectCount"]) > 3
+
+
+def test_control_bulk_list_says_how_long_each_run_took(alpha: Shop) -> None:
+    # The demo reads these durations to tell the emulator's share of a full sync from neanelu's.
+    started = time.monotonic()
+    op_id = alpha.run_bulk(CORE)
+    alpha.wait_bulk(op_id)
+    elapsed = time.monotonic() - started
+    (listed,) = [op for op in alpha.control("GET", "/bulk") if op["id"] == op_id]
+    assert listed["status"] == "COMPLETED"
+    assert isinstance(listed["created_s"], float)
+    assert isinstance(listed["finished_s"], float)
+    assert 0 <= listed["finished_s"] - listed["created_s"] <= elapsed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -13,7 +14,7 @@ import psutil
 import pytest
 from graphql import parse
 
-from shopify_emulator import EmulatorConfig, ShopConfig, bulk_plan
+from shopify_emulator import EmulatorConfig, ShopConfig, bulk_plan, ids
 from shopify_emulator.config import CatalogShape, ChildOrder
 from shopify_emulator.context import Context
 from shopify_emulator.state import EmulatorState
@@ -31,6 +32,24 @@ VARIED = (
     "inventoryItem { __typename legacyResourceId id } selectedOptions { value __typename name } } } } } }"
 )
 PRODUCTS_ONLY = "{ products { edges { node { id title tags descriptionHtml } } } }"
+# The full sync's inventory query, and the same fields aliased, reordered, with __typename.
+# The full sync's variant metafields query, and the same fields aliased and reordered.
+VARIANT_METAFIELDS = (
+    "{ productVariants { edges { node { __typename id metafields { edges { node { __typename id "
+    "namespace key type value updatedAt } } } } } } }"
+)
+VARIANT_METAFIELDS_VARIED = (
+    "{ productVariants { nodes { legacyResourceId mf: metafields { nodes { value createdAt key id "
+    "namespace type } } id } } }"
+)
+INVENTORY = (
+    "{ inventoryItems { edges { node { __typename id inventoryLevels { edges { node { __typename id "
+    'location { id } quantities(names: ["available"]) { name quantity } updatedAt } } } } } } }'
+)
+INVENTORY_VARIED = (
+    "{ inventoryItems { nodes { legacyResourceId id lvl: inventoryLevels { nodes { updatedAt "
+    'q: quantities(names: ["available"]) { quantity name } location { __typename id } id } } } } }'
+)
 
 
 def _context(shape: CatalogShape, size: int, seed: int) -> Context:
@@ -41,6 +60,8 @@ def _context(shape: CatalogShape, size: int, seed: int) -> Context:
     # An overlay product in the middle: the emitter must hand it to the general path.
     shop.catalog.update_product(7, {"title": 'Quote " and \\ backslash'})
     shop.catalog.delete_product(8)
+    # A level changed: its product goes to the overlay, and its items to the general path.
+    shop.catalog.set_inventory(ids.inventory_item_id(3, 0), 1, 5)
     app = state.config.primary_app()
     return Context(state=state, shop=shop, app=app, scopes=app.scopes, api_version="2026-01")
 
@@ -54,7 +75,27 @@ def _context(shape: CatalogShape, size: int, seed: int) -> Context:
     ],
     ids=["default", "one-location-many-variants", "nine-locations-huge"],
 )
-@pytest.mark.parametrize("query", [CORE, VARIED, PRODUCTS_ONLY], ids=["core", "varied", "products"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        CORE,
+        VARIED,
+        PRODUCTS_ONLY,
+        INVENTORY,
+        INVENTORY_VARIED,
+        VARIANT_METAFIELDS,
+        VARIANT_METAFIELDS_VARIED,
+    ],
+    ids=[
+        "core",
+        "varied",
+        "products",
+        "inventory",
+        "inventory-varied",
+        "variant-metafields",
+        "variant-metafields-varied",
+    ],
+)
 @pytest.mark.parametrize("order", ["grouped", "children_first"])
 def test_emitter_lines_equal_the_general_path(shape: CatalogShape, query: str, order: str) -> None:
     ctx = _context(shape, 600, seed=4)
@@ -68,12 +109,118 @@ def test_emitter_lines_equal_the_general_path(shape: CatalogShape, query: str, o
     assert fast_lines == general_lines
 
 
+# sha256 and line count of whole exports (seed 11, writer seed 3), taken from the per-product emitter
+# that came before the batch emitter: the batches must not change a byte of any shape, order or plan.
+PREVIOUS_WRITER = {
+    ("default", "core", "grouped"): (
+        19917,
+        "4087e9fd1dcf65b334a5bc8315682bcd7f521c01edad547f3cb420823595267a",
+    ),
+    ("default", "core", "shuffled"): (
+        19917,
+        "7c4b3d9bd6b2972aa5839249e10ff47e8fa592694769b519cad0e2cc3fea4369",
+    ),
+    ("default", "core", "children_first"): (
+        19917,
+        "e5b745755253bbee6a1cfc8d5df9d1aaf54d42c90c04e8bf86df3c67727a240f",
+    ),
+    ("default", "varied", "grouped"): (
+        19917,
+        "b4840d5f96a10fd68a86772745cda8c54d1f5a999836f8a228e6486836b28008",
+    ),
+    ("default", "varied", "shuffled"): (
+        19917,
+        "9c9c52f2e63e0bae38ec6d60ef1be89ee06f64162d4f24d0d52da182face1dc2",
+    ),
+    ("default", "varied", "children_first"): (
+        19917,
+        "06031c3dc7db07a5a0517ec164b69d34e8aaf8bce8514852ede01469eeae17f9",
+    ),
+    ("nine", "core", "grouped"): (
+        35628,
+        "ae4f1813f280b6856ec02444bbba2fcb2e1e432a3712bb42a29d8f247964a369",
+    ),
+    ("nine", "core", "shuffled"): (
+        35628,
+        "dd7377f32b5a8cf081b6b2d04a67e9f31c605c99f33eb3b46808830c4d6b0aea",
+    ),
+    ("nine", "core", "children_first"): (
+        35628,
+        "17d3ff4cd2103f0790985da7a200ab4bf5fbee889a76d42a8c5faeceb8d59355",
+    ),
+    ("nine", "varied", "grouped"): (
+        35628,
+        "7385bd553bad0355eb16b55dad9d0cb69d9b96be21adf42615d812578524d28d",
+    ),
+    ("nine", "varied", "shuffled"): (
+        35628,
+        "80b7f16588d98e3055fc726ed0ce7d3b633cb7a5688e4965eaa5e44a4efc1ab4",
+    ),
+    ("nine", "varied", "children_first"): (
+        35628,
+        "8c918774c0a3de1f02e321d7735b2c18450396ce2ee56616cf87f3dcb448231b",
+    ),
+}
+DIGEST_SHAPES = {
+    "default": (CatalogShape(), 5000),
+    "nine": (CatalogShape(locations=9, variants_mean=70.0, huge_product_every=50), 300),
+}
+
+
+@pytest.mark.parametrize(("shape_name", "query_name", "order"), sorted(PREVIOUS_WRITER))
+def test_export_bytes_equal_the_previous_writer(
+    shape_name: str, query_name: str, order: str
+) -> None:
+    shape, size = DIGEST_SHAPES[shape_name]
+    state = EmulatorState(
+        EmulatorConfig(shops=[ShopConfig("fixed", products=size, seed=11)], catalog=shape)
+    )
+    shop = state.shops["fixed.myshopify.com"]
+    app = state.config.primary_app()
+    ctx = Context(state=state, shop=shop, app=app, scopes=app.scopes, api_version="2026-01")
+    plan = bulk_plan.compile_plan(parse({"core": CORE, "varied": VARIED}[query_name]), 2, 5)
+    digest = hashlib.sha256()
+    lines = 0
+    for group, _ in bulk_plan.root_lines(plan, ctx, order, seed=3):
+        for line in group:
+            digest.update(line)
+            lines += 1
+    assert (lines, digest.hexdigest()) == PREVIOUS_WRITER[shape_name, query_name, order]
+
+
+def test_changed_products_at_batch_edges_take_the_general_path() -> None:
+    # The emitter writes runs of generated products between changed ones, a batch at a time: a change
+    # on either side of a batch edge, a deletion and a created product must each land in place.
+    ctx = _context(CatalogShape(), 2 * bulk_plan.BATCH + 5, seed=9)
+    catalog = ctx.catalog
+    edge = bulk_plan.BATCH
+    for index in (0, edge - 1, edge):
+        catalog.update_product(index, {"title": f"changed {index}"})
+    catalog.delete_product(2 * edge - 1)
+    catalog.create_product(title="created after the generated range")
+    plan = bulk_plan.compile_plan(parse(CORE), 2, 5)
+    fast = bulk_plan.product_groups(plan, ctx, "grouped", 0, catalog.upper)
+    assert fast is not None
+    fast_lines = [line for group, _ in fast for line in group]
+    general = bulk_plan.object_groups(plan, ctx, "grouped")
+    assert fast_lines == [line for group, _ in general for line in group]
+    titles = [json.loads(line).get("title") for line in fast_lines if b"__parentId" not in line]
+    assert titles.count("changed 1023") == titles.count("changed 1024") == 1
+    assert titles[-1] == "created after the generated range"
+    assert len(titles) == 2 * edge + 5 - 2 + 1  # products 8 and 2047 deleted, one created
+
+
 def test_plans_the_emitter_does_not_write_use_the_general_path() -> None:
     ctx = _context(CatalogShape(), 20, seed=1)
     for query in (
         "{ products { edges { node { id totalInventory } } } }",
         '{ products(query: "status:active") { edges { node { id } } } }',
         "{ products { edges { node { id metafields { edges { node { id } } } } } } }",
+        "{ inventoryItems { edges { node { id sku } } } }",
+        '{ productVariants { edges { node { id metafields(namespace: "variant") { edges { node { '
+        "id } } } } } } }",
+        "{ inventoryItems { edges { node { id inventoryLevels { edges { node { "
+        'quantities(names: ["on_hand"]) { quantity } } } } } } } }',
     ):
         assert (
             bulk_plan.product_groups(

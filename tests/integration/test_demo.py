@@ -166,7 +166,13 @@ async def test_a_small_demo_stores_exactly_what_the_store_holds(
         [],
     )
     assert figures.peak_rss > 0
+    # The emulator's share: its bulk operations ran inside the sync, and both sides used CPU.
+    share = figures.share
+    assert 0 < share.bulk_s < share.sync_s
+    assert share.emulator_cpu_s > 0
+    assert share.worker_cpu_s > 0
     # The printed report says the same.
+    assert "bulk operations running" in report
     assert "demo ok" in report
     assert f"{SMALL_STORE - DELETED_PRODUCTS:,}" in report
 

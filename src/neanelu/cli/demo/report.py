@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from rich.table import Table
 
@@ -19,6 +20,31 @@ PHASES = ("core", "metafields", "variant_metafields", "inventory", "merge")
 
 
 @dataclass(frozen=True, slots=True)
+class SyncShare:
+    """How much of the full sync was the emulator's: the wall time from the first bulk operation's
+    answer to the last one's end (the sync ingests once they are all done), and the CPU seconds
+    the emulator (with its writer processes) and the worker (with its children) used meanwhile."""
+
+    sync_s: float
+    bulk_s: float
+    emulator_cpu_s: float
+    worker_cpu_s: float
+
+    @classmethod
+    def of(
+        cls,
+        sync_s: float,
+        operations: list[dict[str, Any]],
+        emulator_cpu_s: float,
+        worker_cpu_s: float,
+    ) -> SyncShare:
+        started = [float(op["created_s"]) for op in operations]
+        ended = [float(op["finished_s"]) for op in operations if op.get("finished_s") is not None]
+        bulk_s = max(ended) - min(started) if started and ended else 0.0
+        return cls(sync_s, bulk_s, emulator_cpu_s, worker_cpu_s)
+
+
+@dataclass(frozen=True, slots=True)
 class DemoFigures:
     sync: SyncRun  # the install's full sync, finished
     peak_rss: int  # bytes, the worker and its children, over the full sync
@@ -28,6 +54,7 @@ class DemoFigures:
     webhooks: int  # deliveries in the shop's inbox
     parity: ParityReport
     seconds: float  # the whole demo, servers' start included
+    share: SyncShare  # the emulator's part of the full sync
 
     def differing(self) -> list[str]:
         """The counts that differ between the store and PostgreSQL."""
@@ -93,6 +120,16 @@ def _summary_table(figures: DemoFigures) -> Table:
         f"{parity.sampled}",
         f"{len(parity.differences)} differences",
         "[green]ok[/green]" if parity.matches else "[red]differs[/red]",
+    )
+    share = figures.share
+    table.add_row("full sync", "", f"{share.sync_s:,.1f} s", "")
+    percent = f" ({100 * share.bulk_s / share.sync_s:.0f} %)" if share.sync_s else ""
+    table.add_row("  bulk operations running", f"{share.bulk_s:,.1f} s{percent}", "", "")
+    table.add_row(
+        "  CPU: emulator / worker",
+        f"{share.emulator_cpu_s:,.1f} s",
+        f"{share.worker_cpu_s:,.1f} s",
+        "",
     )
     table.caption = f"{figures.seconds:.1f} s in all"
     return table

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -18,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from neanelu.catalog import census
 from neanelu.catalog.census import CatalogCounts, StockLevel
 from neanelu.cli.common import console, text_of
-from neanelu.cli.demo.report import DemoFigures, step
+from neanelu.cli.demo.report import DemoFigures, SyncShare, step
 from neanelu.cli.demo.supervise import (
     DOMAIN,
     SHOP,
@@ -26,6 +27,7 @@ from neanelu.cli.demo.supervise import (
     Endpoints,
     PeakRss,
     Processes,
+    cpu_seconds,
     wait_for,
 )
 from neanelu.db.pool import global_scope, tenant_scope
@@ -231,11 +233,19 @@ class Scenario:
         rss = PeakRss(self.procs.pid("worker"))
         with step("Installing the app through the real OAuth endpoints"):
             shop_id = await self.install()
+        emulator, worker = self.procs.pid("emulator"), self.procs.pid("worker")
+        cpu_before = cpu_seconds(emulator), cpu_seconds(worker)
         with step("Full sync (bulk operations -> COPY -> merge), run by the worker"):
             run = await self.watch_sync(shop_id)
             if run.status != "completed":
                 raise DemoFailed(f"the full sync {run.status}: {run.error}")
         peak_rss = rss.stop()
+        share = SyncShare.of(
+            _seconds_between(run.started_at, run.finished_at),
+            await self.control("GET", "/bulk"),
+            cpu_seconds(emulator) - cpu_before[0],
+            cpu_seconds(worker) - cpu_before[1],
+        )
         with step(
             f"Changing {CHANGED_PRODUCTS} products, {CHANGED_LEVELS} inventory levels and "
             f"deleting {DELETED_PRODUCTS} products in the emulator; waiting for the webhooks"
@@ -265,4 +275,9 @@ class Scenario:
             webhooks=webhooks,
             parity=parity,
             seconds=time.perf_counter() - started,
+            share=share,
         )
+
+
+def _seconds_between(start: datetime | None, end: datetime | None) -> float:
+    return (end - start).total_seconds() if start and end else 0.0

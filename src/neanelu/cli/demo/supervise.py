@@ -120,6 +120,19 @@ class PeakRss:
         return self.peak
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user and system) a process has used, with its live children and the children
+    it has waited for (the emulator's writer processes, the worker's inventory child)."""
+    process = psutil.Process(pid)
+    times = process.cpu_times()
+    total = times.user + times.system + times.children_user + times.children_system
+    for child in process.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            child_times = child.cpu_times()
+            total += child_times.user + child_times.system
+    return float(total)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
