@@ -785,10 +785,10 @@ def check_secrets(s: Secrets) -> None:
     texts = {
         "docker history": "".join(
             sh("docker", "history", "--no-trunc", img)
-            for img in ("neanelu:one", "neanelu:two", STANDINS)
+            for img in ("neanelu:one", "neanelu:two", "neanelu:bad", STANDINS)
         ),
         "docker inspect images": sh(
-            "docker", "image", "inspect", "neanelu:one", "neanelu:two", STANDINS
+            "docker", "image", "inspect", "neanelu:one", "neanelu:two", "neanelu:bad", STANDINS
         ),
     }
     ids = compose("ps", "-aq").split()
