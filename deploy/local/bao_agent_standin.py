@@ -148,7 +148,7 @@ class Client:
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(f"{self.address}{path}", data=data, method=method)
+        request = urllib.request.Request(f"{self.address}{path}", data=data, method=method)  # noqa: S310
         request.add_header("Content-Type", "application/json")
         if self.token:
             request.add_header("X-Vault-Token", self.token)

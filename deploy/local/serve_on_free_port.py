@@ -13,7 +13,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
-PORT_FILE = Path(os.environ.get("NEANELU_DATA_DIR", "/tmp/neanelu")) / "api-port"
+# The image's NEANELU_DATA_DIR (a per-container tmpfs), not a shared /tmp.
+PORT_FILE = Path(os.environ.get("NEANELU_DATA_DIR", "/tmp/neanelu")) / "api-port"  # noqa: S108
 
 
 def free_port(first: int, last: int) -> int:

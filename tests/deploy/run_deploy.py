@@ -9,8 +9,8 @@ itself, minutes of image builds and a 20,000-product store. Steps, each printed 
     start the Shopify emulator (a host process, as Shopify is outside the host);
  4. `docker compose -f compose.prod.yml -f compose.local.yml up -d --wait` while bao-unseal.sh unseals
     the OpenBAO stand-in; every health check green; migrate ran as the migrator role;
- 5. install a shop through OAuth via the proxy; its first full sync, run by the worker containers;
-    counts equal the emulator's;
+ 5. install two shops through OAuth via the proxy; their first full syncs, queued together, run
+    on two worker containers (asserted from the workers' logs); counts equal the emulator's;
  6. deploy/deploy.sh to a new image tag while reads and emulator webhooks run through the proxy:
     zero failed reads, every webhook delivered at its first attempt and stored;
  7. deploy an image whose health check fails: deploy.sh rolls back by itself; reads keep answering;
@@ -53,6 +53,9 @@ EMULATOR = "http://127.0.0.1:18500"
 SHOP = "deploytest"
 DOMAIN = f"{SHOP}.myshopify.com"
 PRODUCTS = int(os.environ.get("DEPLOY_PRODUCTS", "20000"))
+# A second shop whose full sync runs alongside the first one's, on another worker container.
+SHOP2 = "deploytest2"
+PRODUCTS2 = int(os.environ.get("DEPLOY_PRODUCTS2", "20000"))
 COMPOSE_FILES = "compose.prod.yml compose.local.yml"
 FIGURES: dict[str, Any] = {}
 
@@ -349,7 +352,7 @@ def start_emulator(s: Secrets) -> subprocess.Popen[str]:
             "-m",
             "shopify_emulator",
             "--shops",
-            f"{SHOP}:{PRODUCTS}",
+            f"{SHOP}:{PRODUCTS},{SHOP2}:{PRODUCTS2}",
             "--port",
             "18500",
             "--client-id",
@@ -371,7 +374,7 @@ def start_emulator(s: Secrets) -> subprocess.Popen[str]:
     line = proc.stdout.readline()
     if "listening" not in line:
         raise Failed(f"emulator did not start: {line!r}")
-    print(f"emulator: {line.strip()} ({PRODUCTS:,} products)")
+    print(f"emulator: {line.strip()} ({SHOP} {PRODUCTS:,} products, {SHOP2} {PRODUCTS2:,})")
     return proc
 
 
@@ -433,17 +436,50 @@ def owner_conn(s: Secrets) -> psycopg.Connection[Any]:
 
 # 5. install and full sync ----------------------------------------------------------------------
 def install_and_sync(s: Secrets) -> str:
-    step(f"5. OAuth install through the proxy; full sync of {PRODUCTS:,} products by the workers")
+    """Both shops installed back to back, so their full syncs (one job each, on the bulk queue)
+    run at once; a worker takes one job at a time here (compose.local.yml), so the two syncs
+    must land on two worker containers. Returns the first shop's id."""
+    step(
+        f"5. OAuth install through the proxy of {SHOP} ({PRODUCTS:,} products) and {SHOP2} "
+        f"({PRODUCTS2:,}); their full syncs by the worker containers"
+    )
+    t = time.monotonic()
+    ids = {shop: install(s, shop) for shop in (SHOP, SHOP2)}
+    for shop, shop_id in ids.items():
+        wait_sync(s, shop, shop_id, t)
+    FIGURES["full_sync_s"] = round(time.monotonic() - t, 1)
+    by: dict[str, int] = {}
+    for name in worker_names():
+        logs = sh("docker", "logs", name, check=False)
+        by[name] = sum(
+            1 for line in logs.splitlines() if "full sync" in line and "completed" in line
+        )
+    busy = sorted(name for name, n in by.items() if n)
+    print(
+        f"both full syncs completed in {FIGURES['full_sync_s']} s; 'full sync ... completed' "
+        f"lines per worker container: {by}"
+    )
+    if sum(by.values()) != len(ids) or len(busy) < 2:
+        raise Failed(f"the full syncs did not run on two or more worker containers: {by}")
+    for shop, shop_id in ids.items():
+        check_counts(s, shop, shop_id)
+    return ids[SHOP]
+
+
+def install(s: Secrets, shop: str) -> str:
+    """The merchant's OAuth install through the proxy: /auth/install, the emulator's authorize
+    page, /auth/callback. Returns the shop's id in PostgreSQL."""
+    domain = f"{shop}.myshopify.com"
     verify = str(RUN / "proxy" / "cert.pem")
     with httpx.Client(timeout=30, verify=verify) as http, httpx.Client(timeout=30) as emu:
-        start = http.get(f"{PROXY}/auth/install", params={"shop": DOMAIN})
+        start = http.get(f"{PROXY}/auth/install", params={"shop": domain})
         if start.status_code != 302:
             raise Failed(f"/auth/install answered {start.status_code}")
         authorize = urlsplit(start.headers["location"])
         cookie = start.cookies.get("neanelu_oauth_state") or next(iter(start.cookies.values()))
         cookie_name = next(iter(start.cookies.keys()))
         approved = emu.get(
-            f"{EMULATOR}{authorize.path}?{authorize.query}", headers={"Host": DOMAIN}
+            f"{EMULATOR}{authorize.path}?{authorize.query}", headers={"Host": domain}
         )
         if approved.status_code != 302:
             raise Failed(f"authorize answered {approved.status_code}")
@@ -452,15 +488,17 @@ def install_and_sync(s: Secrets) -> str:
         if done.status_code not in (200, 302):
             raise Failed(f"/auth/callback answered {done.status_code}: {done.text[:200]}")
     print(
-        f"installed {DOMAIN} through {PROXY}/auth/install -> emulator authorize -> /auth/callback"
+        f"installed {domain} through {PROXY}/auth/install -> emulator authorize -> /auth/callback"
     )
     with owner_conn(s) as conn:
-        found = conn.execute("SELECT id FROM shops WHERE domain = %s", (DOMAIN,)).fetchone()
+        found = conn.execute("SELECT id FROM shops WHERE domain = %s", (domain,)).fetchone()
     if found is None:
-        raise Failed(f"{DOMAIN} is not in the shops table after its install")
-    shop_id = str(found[0])
-    t = time.monotonic()
-    deadline = t + 1200
+        raise Failed(f"{domain} is not in the shops table after its install")
+    return str(found[0])
+
+
+def wait_sync(s: Secrets, shop: str, shop_id: str, since: float) -> None:
+    deadline = since + 1200
     while True:
         with owner_conn(s) as conn, conn.transaction():
             conn.execute("SELECT set_config('app.current_shop_id', %s, true)", (shop_id,))
@@ -470,22 +508,15 @@ def install_and_sync(s: Secrets) -> str:
         if row and row[0] in ("completed", "failed"):
             break
         if time.monotonic() > deadline:
-            raise Failed("the full sync did not finish in 20 minutes")
+            raise Failed(f"the full sync of {shop} did not finish in 20 minutes")
         time.sleep(2)
-    FIGURES["full_sync_s"] = round(time.monotonic() - t, 1)
     if row[0] != "completed":
-        raise Failed(f"the full sync failed: {row[1]}")
-    by = {}
-    for name in worker_names():
-        logs = sh("docker", "logs", name, check=False)
-        by[name] = sum(
-            1 for line in logs.splitlines() if "full sync" in line and "completed" in line
-        )
-    print(
-        f"full sync completed in {FIGURES['full_sync_s']} s; 'full sync ... completed' lines per "
-        f"worker container: {by}"
-    )
-    expected = httpx.get(f"{EMULATOR}/_emulator/shops/{SHOP}/counts", timeout=30).json()
+        raise Failed(f"the full sync of {shop} failed: {row[1]}")
+    FIGURES[f"full_sync_{shop}_s"] = round(time.monotonic() - since, 1)
+
+
+def check_counts(s: Secrets, shop: str, shop_id: str) -> None:
+    expected = httpx.get(f"{EMULATOR}/_emulator/shops/{shop}/counts", timeout=30).json()
     stored = counts(s, shop_id)
     checks = {
         "products": (expected["products"], stored["products"]),
@@ -496,13 +527,13 @@ def install_and_sync(s: Secrets) -> str:
         ),
         "inventory_levels": (expected["inventory_levels"], stored["inventory_levels"]),
     }
+    print(f"  {shop}:")
     for name, (want, have) in checks.items():
         print(
             f"  {name:<17} emulator {want:>8,}  postgres {have:>8,}  {'ok' if want == have else 'DIFFERS'}"
         )
     if any(w != h for w, h in checks.values()):
-        raise Failed("stored counts differ from the emulator's")
-    return shop_id
+        raise Failed(f"stored counts of {shop} differ from the emulator's")
 
 
 def worker_names() -> list[str]:
@@ -639,7 +670,13 @@ def api_images() -> list[str]:
 def deliveries_ok(since: int) -> tuple[int, int]:
     log = httpx.get(f"{EMULATOR}/_emulator/shops/{SHOP}/webhooks/deliveries", timeout=30).json()
     mine = log[since:]
-    failed = [d for d in mine if not (d.get("status") and 200 <= int(d["status"]) < 300)]
+    # A delivery counts only when it went through the proxy and was answered 2xx the first time.
+    failed = [
+        d
+        for d in mine
+        if not (d.get("status") and 200 <= int(d["status"]) < 300)
+        or not str(d.get("url", "")).startswith(f"{PROXY}/")
+    ]
     return len(mine), len(failed)
 
 
@@ -713,9 +750,11 @@ def wait_webhooks(
     )
     print(
         f"webhooks: {traffic.changes} product changes -> {sent} deliveries through the proxy, "
-        f"{failed} not answered 2xx at first try; {inbox} new inbox rows; "
+        f"{failed} not through the proxy or not answered 2xx at first try; {inbox} new inbox rows; "
         f"{landed}/{len(traffic.changed)} latest titles stored"
     )
+    if not traffic.reads or not traffic.changes or sent < traffic.changes:
+        raise Failed("the traffic loop sent no reads, or fewer webhooks than product changes")
     if traffic.read_failures or failed or landed != len(traffic.changed) or inbox < sent:
         raise Failed("a request failed or a webhook was lost during the deploy")
 
@@ -746,10 +785,10 @@ def check_secrets(s: Secrets) -> None:
     texts = {
         "docker history": "".join(
             sh("docker", "history", "--no-trunc", img)
-            for img in ("neanelu:one", "neanelu:two", STANDINS)
+            for img in ("neanelu:one", "neanelu:two", "neanelu:bad", STANDINS)
         ),
         "docker inspect images": sh(
-            "docker", "image", "inspect", "neanelu:one", "neanelu:two", STANDINS
+            "docker", "image", "inspect", "neanelu:one", "neanelu:two", "neanelu:bad", STANDINS
         ),
     }
     ids = compose("ps", "-aq").split()
