@@ -8,14 +8,17 @@ import pytest
 from neanelu.ingest.bulk_lines import CoreLine
 from neanelu.ingest.evidence import named_ids
 from neanelu.ingest.queries import Phase
-from neanelu.ingest.rows import core_builder, refusal
+from neanelu.ingest.rows import core_builder, refusal, refuse_nul
 
 PRODUCT = b'{"__typename":"Product","id":"gid://shopify/Product/12","title":"%s"}'
 T = PRODUCT.index(b"%s")  # where the title's text starts
 
 
 def refused(line: bytes) -> str:
+    """What staging does with each line of a block that holds an escaped NUL: the NUL check,
+    then the phase's builder."""
     try:
+        refuse_nul(line)
         core_builder()(line, 1, 0)
     except (ValueError, RecursionError) as exc:
         return refusal(line, exc)

@@ -18,7 +18,7 @@ from neanelu.db.pool import Conn
 from neanelu.ingest.evidence import named_ids, variants_side
 from neanelu.ingest.quarantine import QuarantineSink
 from neanelu.ingest.queries import Phase
-from neanelu.ingest.rows import BUILDERS, COLUMNS, RowBuilder, refusal
+from neanelu.ingest.rows import BUILDERS, COLUMNS, NUL_ESCAPE, RowBuilder, refusal, refuse_nul
 
 # Staging lives in temp tables, whose pages sit in the session's own buffers: 8 MB by default,
 # against gigabytes of staging for a 1M-product shop, so every merge lookup became a read from
@@ -71,7 +71,8 @@ class _Lines:
     rows: int = 0
     bad: list[tuple[int, int, str, bytes]] = field(default_factory=list)
 
-    def feed(self, lines: list[bytes]) -> None:
+    def feed(self, lines: list[bytes], *, nul: bool = True) -> None:
+        """`nul`: the block these lines came from holds `NUL_ESCAPE`, so each line is checked."""
         build, sink = self.build, self.sink
         line_no, offset, rows = self.line_no, self.offset, self.rows
         for line in lines:
@@ -81,6 +82,8 @@ class _Lines:
             if not line:
                 continue
             try:
+                if nul:
+                    refuse_nul(line)
                 row = build(line, line_no, start)
             except (ValueError, RecursionError) as exc:
                 # Whatever is wrong with a line (msgspec's refusals, bytes that are not UTF-8,
@@ -206,9 +209,10 @@ async def stage_phase(
 
         async for chunk in chunks:
             stats.bytes += len(chunk)
-            lines = (tail + chunk if tail else chunk).split(b"\n")
+            block = tail + chunk if tail else chunk
+            lines = block.split(b"\n")
             tail = lines.pop()
-            state.feed(lines)
+            state.feed(lines, nul=NUL_ESCAPE in block)
             await drain()
             if state.line_no >= next_report and on_progress is not None:
                 stats.lines, stats.rows = state.line_no, state.rows

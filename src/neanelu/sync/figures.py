@@ -12,10 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from neanelu import telemetry
 from neanelu.db.pool import tenant_scope
 from neanelu.sync import repository as runs
 from neanelu.sync.progress import PhaseProgress, ProgressReporter
-from neanelu.telemetry import current_metrics
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -100,7 +100,9 @@ class ToMetrics:
     async def phase_done(self, figures: PhaseFigures) -> None:
         if not figures.read:
             return
-        m = current_metrics()
+        # Looked up when used: neanelu.telemetry loads its metrics module (prometheus_client)
+        # on first use, which the inventory's child process never makes.
+        m = telemetry.current_metrics()
         name = figures.phase
         m.ingest_lines.labels(name).inc(figures.lines)
         m.ingest_rows.labels(name).inc(figures.rows)

@@ -17,6 +17,11 @@ from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from typing import Any
 
+# httpx imports its command-line client whenever click and rich are installed (the neanelu CLI's
+# own dependencies): about 6 MB resident this process never uses. A None entry in sys.modules
+# makes that one import fail, and httpx then defines a stub `main` instead.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
 import httpx
 
 from neanelu.db.pool import PoolSizes, create_pool

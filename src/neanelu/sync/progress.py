@@ -12,10 +12,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from uuid import UUID
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,11 @@ class ProgressReporter:
         if self.redis is None or (not force and now - self._last_write < 0.5):
             return
         self._last_write = now
+        # Imported only once there is a client (whoever made it imported redis): a reporter
+        # without one, as in the inventory's child process, never loads redis, and with it the
+        # OpenTelemetry SDK its observability module imports (about 15 MB resident).
+        from redis.exceptions import RedisError
+
         try:
             async with asyncio.timeout(WRITE_TIMEOUT_S):
                 await self._write(self.redis, progress)
