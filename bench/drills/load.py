@@ -29,7 +29,16 @@ import psycopg
 from redis.asyncio import Redis
 
 from drills.checks import Outcome, check_isolation, check_logs, check_queues, verify
-from drills.stack import DATA, ROOT, Stack, StackConfig, eventually, open_stack, say
+from drills.stack import (
+    DATA,
+    ROOT,
+    DrillFailed,
+    Stack,
+    StackConfig,
+    eventually,
+    open_stack,
+    say,
+)
 from neanelu.config import load_settings
 from neanelu.queue.client import QueueClient
 from neanelu.queue.settings import BULK, WEBHOOK, default_queues
@@ -166,6 +175,9 @@ async def run(profile: dict[str, Any], seed: int) -> Outcome:
         await check_queues(stack, out)
         await check_isolation(stack, out)
         await check_logs(stack, out, secrets_extra)
+    except DrillFailed as exc:
+        # Red, so the database stays for a look (it is dropped only when green).
+        out.check(False, str(exc))
     finally:
         await stack.close()
         if out.green:
@@ -182,7 +194,12 @@ async def storm_checks(stack: Stack, result: dict[str, Any], out: Outcome) -> No
         rows = await stack.query("SELECT count(*) FROM webhook_inbox WHERE processed_at IS NULL")
         return int(rows[0][0]) == 0
 
-    await eventually(applied, "every storm delivery to be applied", 600, every=1)
+    try:
+        await eventually(applied, "every storm delivery to be applied", 600, every=1)
+    except DrillFailed as exc:
+        # A backlog still applying is a red check, not the end of the run: the storm's figures
+        # (lost counts rows recorded, applied or not) are what tells a slow run from a lossy one.
+        out.check(False, str(exc))
     rows = await stack.query(
         "SELECT webhook_id, count(*), extract(epoch FROM max(processed_at - received_at))"
         " FROM webhook_inbox WHERE topic = 'products/update' GROUP BY webhook_id"

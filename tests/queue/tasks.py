@@ -33,6 +33,8 @@ class Work(msgspec.Struct, frozen=True):
 
 
 work: TaskHandle[Work] = TaskHandle(name="test.work", queue="sync", payload_type=Work)
+# The same work on a queue of long jobs (QueueSettings.long_jobs).
+long_work: TaskHandle[Work] = TaskHandle(name="test.long_work", queue="bulk", payload_type=Work)
 
 
 async def run_work(ctx: JobContext, payload: Work) -> None:
@@ -85,4 +87,5 @@ async def run_doomed(ctx: JobContext, payload: Doomed) -> None:
 
 
 registry.bind(work, run_work)
+registry.bind(long_work, run_work)
 registry.bind(doomed, run_doomed, on_dead=record_death)

@@ -19,7 +19,7 @@ from neanelu.config import Settings
 from neanelu.queue.client import Queue, QueueClient
 from neanelu.queue.settings import QueueSettings
 from neanelu.queue.worker import Worker, check_worker, run_worker
-from tests.queue.tasks import Doomed, Recorder, Work, doomed, registry, work
+from tests.queue.tasks import Doomed, Recorder, Work, doomed, long_work, registry, work
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -167,6 +167,52 @@ async def test_quiet_shop_is_not_stuck_behind_noisy_one(
     starts_before = [e for e in after[: after.index("quiet:1:start")] if e.endswith(":start")]
     # At most the reservation already in flight when it was enqueued goes first.
     assert len(starts_before) <= 1, starts_before
+
+
+async def test_long_jobs_leave_a_slot_for_short_ones(
+    redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    """Long jobs (bulk ingests, embedding runs) that fill every slot of a worker would keep its
+    short jobs (webhook deliveries, ticks) waiting for minutes: they may hold all slots but one."""
+    Recorder.redis = redis_client
+    Recorder.key = f"{key_prefix}:log"
+    Recorder.hang_key = f"{key_prefix}:hang"
+    client = QueueClient(
+        redis_client,
+        {
+            "sync": QueueSettings(name="sync", lease_ms=5000),
+            "bulk": QueueSettings(name="bulk", lease_ms=5000, long_jobs=True),
+        },
+        prefix=key_prefix,
+    )
+    await redis_client.set(Recorder.hang_key, 1)
+    for i in range(3):
+        await long_work.enqueue(client, Work(mode="hang"), group=f"shop-{i}", job_id=f"long-{i}")
+    stop = asyncio.Event()
+    worker = Worker(client, registry, ["bulk", "sync"], concurrency=3, idle_max_s=0.05)
+    task = asyncio.create_task(worker.run(stop))
+    try:
+
+        async def two_long_started() -> bool:
+            return sum(e.endswith(":start") for e in await log(redis_client)) >= 2
+
+        await wait_for(two_long_started)
+        await work.enqueue(client, Work(), group="shop-0", job_id="short")
+        # The long jobs still hang: only the kept slot can run it.
+        await wait_for(lambda: _started(redis_client, "short:1:end"), timeout=10)
+        starts = [e for e in await log(redis_client) if e.endswith(":start")]
+        assert sorted(starts) == ["long-0:1:start", "long-1:1:start", "short:1:start"], starts
+        await redis_client.delete(Recorder.hang_key)
+
+        async def all_long_done() -> bool:
+            return (await client.queue("bulk").counts()).completed == 3
+
+        # Released, the third long job gets a slot of the two the first ones gave back.
+        await wait_for(all_long_done)
+    finally:
+        await redis_client.delete(Recorder.hang_key)
+        stop.set()
+        await task
 
 
 async def test_sigkilled_workers_jobs_run_again(

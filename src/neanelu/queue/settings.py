@@ -37,6 +37,10 @@ class QueueSettings(msgspec.Struct, frozen=True, kw_only=True):
     # Completed jobs leave a tombstone this long so a re-enqueue with the same id (an outbox relay
     # that crashed after pushing) stays a no-op.
     keep_completed_ms: int = 86_400_000
+    # Its jobs hold a slot for minutes (a bulk ingest, an embedding run). A worker that also takes
+    # short jobs lets long ones fill all its slots but one, so a delivery or a tick never waits
+    # for a long job to end (the worker_kill drill saw webhooks wait 8 minutes behind embeddings).
+    long_jobs: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.group_concurrency <= 10_000 or not 1 <= self.global_concurrency:
@@ -70,6 +74,7 @@ def default_queues(settings: Settings) -> dict[str, QueueSettings]:
             lease_ms=120_000,
             max_attempts=3,
             backoff_base_s=30.0,
+            long_jobs=True,
         ),
         AI_BATCH: QueueSettings(
             name=AI_BATCH,
@@ -77,5 +82,6 @@ def default_queues(settings: Settings) -> dict[str, QueueSettings]:
             global_concurrency=total,
             lease_ms=120_000,
             backoff_base_s=30.0,
+            long_jobs=True,
         ),
     }

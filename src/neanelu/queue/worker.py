@@ -91,6 +91,10 @@ class Worker:
         self.registry = registry
         self.queues = [client.queue(q) for q in queues]
         self.concurrency = concurrency
+        # Slots long jobs may hold together: all but one when short jobs share the worker (a
+        # worker of one slot, or of long queues only, keeps none back).
+        shares = any(not q.settings.long_jobs for q in self.queues)
+        self.long_slots = concurrency - 1 if shares and concurrency > 1 else concurrency
         self.limiter = limiter or CostLimiter(client.redis, prefix=client.prefix)
         self.shutdown_grace_s = shutdown_grace_s
         self.idle_max_s = idle_max_s
@@ -234,12 +238,16 @@ class Worker:
         # Start from a different queue each time so one busy queue cannot starve the others.
         order = self.queues[self._turn :] + self.queues[: self._turn]
         self._turn = (self._turn + 1) % len(self.queues)
+        long_free = self._long_slots_free(acks)
         error: Exception | None = None
         for queue in order:
             items = by_queue.pop(queue.name, [])
-            if not items and (free <= 0 or error is not None):
+            long = queue.settings.long_jobs
+            if not items and (free <= 0 or error is not None or (long and long_free <= 0)):
                 continue
             want = max(free, 0) if error is None else 0
+            if long:
+                want = min(want, max(long_free, 0))
             try:
                 reservation = await queue.reserve(want, ack=[r.job for r, _ in items])
             except Exception as exc:
@@ -265,11 +273,20 @@ class Worker:
                 self._start(queue, job)
             got += len(reservation.jobs)
             free -= len(reservation.jobs)
+            if long:
+                long_free -= len(reservation.jobs)
             if reservation.wake_s is not None:
                 wake = reservation.wake_s if wake is None else min(wake, reservation.wake_s)
         if error is not None:
             raise error
         return got, wake
+
+    def _long_slots_free(self, acks: list[tuple[_Running, asyncio.Future[bool]]]) -> int:
+        """Slots long jobs may still take: their cap, less those running, plus those being acked
+        now (still in `_running` until the ack returns)."""
+        held = sum(1 for r in self._running.values() if r.queue.settings.long_jobs)
+        ending = sum(1 for r, _ in acks if r.queue.settings.long_jobs)
+        return self.long_slots - held + ending
 
     async def _complete(self, running: _Running) -> bool:
         loop = asyncio.get_running_loop()
