@@ -1,5 +1,5 @@
 """`python -m neanelu ...` is the `neanelu` command (the demo starts its processes this way)."""
 
-from neanelu.cli.main import main
+from neanelu.cli.entry import main
 
 main()

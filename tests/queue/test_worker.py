@@ -16,9 +16,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from neanelu.config import Settings
+from neanelu.probe import check_worker
 from neanelu.queue.client import Queue, QueueClient
 from neanelu.queue.settings import QueueSettings
-from neanelu.queue.worker import Worker, check_worker, run_worker
+from neanelu.queue.worker import Worker, run_worker
 from tests.queue.tasks import Doomed, Recorder, Work, doomed, long_work, registry, work
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -28,6 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from neanelu.config import Settings
 from neanelu.db.embedded import start_redis
 from neanelu.db.pool import Conn
+from neanelu.probe import health_path
 from neanelu.queue import redis_keys
 from neanelu.queue.client import Queue, QueueClient
 from neanelu.queue.context import JobContext, Resources
@@ -41,8 +42,6 @@ from neanelu.queue.settings import default_queues
 
 log = logging.getLogger(__name__)
 
-HEALTH_FILE = "worker.health"
-HEALTH_MAX_AGE_S = 30.0
 HEARTBEAT_S = 5.0
 
 
@@ -535,10 +534,6 @@ def _touch(path: Path, worker_id: str) -> None:
     tmp.replace(path)
 
 
-def health_path(settings: Settings) -> Path:
-    return settings.data_dir / HEALTH_FILE
-
-
 async def connect_redis(settings: Settings) -> Redis:
     """REDIS_URL, or the embedded Redis in the data dir for local runs."""
     url = settings.redis_url
@@ -601,23 +596,3 @@ async def run_worker(
             loop.remove_signal_handler(sig)
         if own_redis:
             await redis.aclose()
-
-
-async def check_worker(settings: Settings, *, max_age_s: float = HEALTH_MAX_AGE_S) -> bool:
-    """`neanelu worker --check`: Redis answers and a worker loop here beat recently."""
-    try:
-        age = time.time() - health_path(settings).stat().st_mtime
-    except OSError:
-        return False
-    if age > max_age_s:
-        return False
-    # A health probe must not start a server: for the embedded Redis, ask the socket a running one
-    # would listen on.
-    url = settings.redis_url or f"unix://{(settings.data_dir / 'redis' / 'redis.sock').resolve()}"
-    redis = Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=2.0)
-    try:
-        return bool(await redis.ping())
-    except Exception:
-        return False
-    finally:
-        await redis.aclose()
