@@ -177,15 +177,25 @@ def test_a_full_sync_is_followed_live_on_the_shop_page(page: Any, stack: Stack) 
     shop_id = stack.shop_id
     before = len(stack.runs())
     page.goto(f"{stack.api_url}/admin/shops/{shop_id}")
-    page.click("text=Start full sync")
-    page.wait_for_url(f"**/admin/shops/{shop_id}?notice=sync*")
-    assert page.get_by_role("status").inner_text() == "Full sync queued."
-    page.evaluate("window.__same_page = true")
-    # The live section shows the run while it runs, then its completion, with no reload.
-    page.wait_for_selector("#active-run", timeout=60_000)
-    # Progress shows once the bulk file stages: on a loaded machine the emulator's export alone
-    # took over a minute (load average 30).
-    page.wait_for_selector("#phase-progress", timeout=180_000)
+    # Each file download cut every 8 KiB (resumed with Range, 0.1 s apart) while the progress is
+    # looked for: on an idle machine a 1,500-product sync went from its first staged line to
+    # completed between two of the page's one-second polls, and the test never saw the progress
+    # it is here to check.
+    stack.control(
+        "POST", "/faults", json={"kind": "reset_download", "params": {"after_bytes": 8192}}
+    )
+    try:
+        page.click("text=Start full sync")
+        page.wait_for_url(f"**/admin/shops/{shop_id}?notice=sync*")
+        assert page.get_by_role("status").inner_text() == "Full sync queued."
+        page.evaluate("window.__same_page = true")
+        # The live section shows the run while it runs, then its completion, with no reload.
+        page.wait_for_selector("#active-run", timeout=60_000)
+        # Progress shows once the bulk file stages: on a loaded machine the emulator's export
+        # alone took over a minute (load average 30).
+        page.wait_for_selector("#phase-progress", timeout=180_000)
+    finally:
+        stack.control("DELETE", "/faults")
     check(page, "sync-running")
     page.wait_for_selector("#active-run", state="detached", timeout=240_000)
     assert page.evaluate("window.__same_page") is True
