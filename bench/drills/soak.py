@@ -1,6 +1,7 @@
 """Soak: steady webhooks and periodic syncs for a long while; memory, descriptors and lag watched.
 
     python -m drills.soak [--minutes 30] [--rate 10] [--sync-every-s 120] [--warmup-s 120]
+                          [--token-ttl-s 1200]
 
 (`make soak`; MINUTES=... for another length.) A stack of 5 shops takes catalog changes from the
 emulator (real webhooks) at a steady rate and a full sync of one shop every `sync-every-s`. Every
@@ -34,10 +35,22 @@ def _sample(procs: list[Proc]) -> tuple[int, int]:
 
 
 async def run(
-    minutes: float, rate: float, sync_every_s: float, warmup_s: float, seed: int
+    minutes: float,
+    rate: float,
+    sync_every_s: float,
+    warmup_s: float,
+    seed: int,
+    token_ttl_s: float,
 ) -> Outcome:
     stack: Stack = await open_stack(
-        StackConfig(name="soak", shops=5, products=1000, workers=2, seed=seed),
+        StackConfig(
+            name="soak",
+            shops=5,
+            products=1000,
+            workers=2,
+            seed=seed,
+            emulator_args=["--access-token-ttl", str(token_ttl_s)],
+        ),
         DATA / "runs" / "soak",
     )
     out = Outcome()
@@ -120,8 +133,24 @@ def main() -> None:
     parser.add_argument("--sync-every-s", type=float, default=120.0)
     parser.add_argument("--warmup-s", type=float, default=120.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--token-ttl-s",
+        type=float,
+        default=1200.0,
+        help="life of the shops' access tokens: short enough that the sweep refreshes them "
+        "during the soak and the checks run on refreshed tokens",
+    )
     args = parser.parse_args()
-    out = asyncio.run(run(args.minutes, args.rate, args.sync_every_s, args.warmup_s, args.seed))
+    out = asyncio.run(
+        run(
+            args.minutes,
+            args.rate,
+            args.sync_every_s,
+            args.warmup_s,
+            args.seed,
+            args.token_ttl_s,
+        )
+    )
     line = out.figures.pop("line", "rss_growth_pct=? fd_growth=? lag_p99_s=?")
     for failure in out.failures:
         print(f"  soak: {failure}")

@@ -74,6 +74,12 @@ def parser() -> argparse.ArgumentParser:
         "--bulk-url-ttl", type=float, default=DEFAULTS.bulk_url_ttl_s, help="life of result URLs, s"
     )
     p.add_argument(
+        "--access-token-ttl",
+        type=float,
+        default=DEFAULTS.access_token_ttl_s,
+        help="life of expiring access tokens, s (refresh tokens keep theirs)",
+    )
+    p.add_argument(
         "--public-base-url",
         default="",
         help="base of result-file URLs, e.g. https://storage.googleapis.com behind a TLS proxy "
@@ -110,6 +116,7 @@ def build_config(args: argparse.Namespace) -> EmulatorConfig:
         default_api_version=args.api_version,
         bulk_workers=max(1, args.bulk_workers),
         bulk_url_ttl_s=args.bulk_url_ttl,
+        access_token_ttl_s=args.access_token_ttl,
         public_base_url=args.public_base_url.rstrip("/"),
     )
     if args.bulk_dir:

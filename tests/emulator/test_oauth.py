@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl, urlsplit
 import jwt
 
 from shopify_emulator import EmulatorConfig, ShopConfig
+from shopify_emulator.__main__ import build_config, parser
 from shopify_emulator.clock import ManualClock
 from tests.emulator.clients import Connect, MakeEmulator, Shop
 from tests.shopify_library import library_hmac, library_message
@@ -187,3 +188,23 @@ def test_expired_and_revoked_tokens_get_shopify_401(
         "/admin/api/2026-01/shop.json", headers={"X-Shopify-Access-Token": shop.token}
     )
     assert revoked.status_code == 401
+
+
+def test_access_token_life_from_the_command_line(
+    make_emulator: MakeEmulator, connect: Connect
+) -> None:
+    """The drills' soak shortens it so that its checks run on refreshed tokens."""
+    config = build_config(
+        parser().parse_args(
+            ["--shops", "ttl:2", "--client-id", CLIENT, "--client-secret", SECRET]
+            + ["--access-token-ttl", "420"]
+        )
+    )
+    shop = connect(make_emulator(config), "ttl")
+    code = _authorize(shop)["code"]
+    body = shop.http.post(
+        "/admin/oauth/access_token",
+        json={"client_id": CLIENT, "client_secret": SECRET, "code": code, "expiring": "1"},
+    ).json()
+    assert body["expires_in"] == 420
+    assert body["refresh_token_expires_in"] == int(EmulatorConfig().refresh_token_ttl_s)
