@@ -196,8 +196,10 @@ def test_access_token_life_from_the_command_line(
     """The drills' soak shortens it so that its checks run on refreshed tokens."""
     config = build_config(
         parser().parse_args(
-            ["--shops", "ttl:2", "--client-id", CLIENT, "--client-secret", SECRET]
-            + ["--access-token-ttl", "420"]
+            [
+                *("--shops", "ttl:2", "--client-id", CLIENT, "--client-secret", SECRET),
+                *("--access-token-ttl", "420"),
+            ]
         )
     )
     shop = connect(make_emulator(config), "ttl")
