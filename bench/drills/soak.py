@@ -34,6 +34,17 @@ def _sample(procs: list[Proc]) -> tuple[int, int]:
     return rss, fds
 
 
+def _lag_ends(timed: list[tuple[float, float]]) -> tuple[float, float]:
+    """Median apply lag in the first and in the last fifth of the measured time."""
+    if not timed:
+        return 0.0, 0.0
+    t0, t1 = timed[0][0], timed[-1][0]
+    fifth = (t1 - t0) / 5
+    first = [lag for at, lag in timed if at <= t0 + fifth] or [timed[0][1]]
+    last = [lag for at, lag in timed if at >= t1 - fifth] or [timed[-1][1]]
+    return statistics.median(first), statistics.median(last)
+
+
 async def run(
     minutes: float,
     rate: float,
@@ -57,6 +68,8 @@ async def run(
     rng = random.Random(f"soak:{seed}")
     samples: list[tuple[float, int, int]] = []
     lags: list[float] = []
+    # (seconds since the start, lag) for the flatness check: the first and last fifth compared.
+    timed_lags: list[tuple[float, float]] = []
     try:
         await stack.install_all()
         traffic = Traffic(stack, random.Random(f"soak-traffic:{seed}"), per_s=rate)
@@ -80,6 +93,8 @@ async def run(
                 last_id = int(rows[-1][0])
                 if time.monotonic() - started > warmup_s:
                     lags.extend(float(r[1]) for r in rows)
+                    at = time.monotonic() - started
+                    timed_lags.extend((at, float(r[1])) for r in rows)
             if time.monotonic() > next_sync:
                 await request_sync(stack, rng.choice(stack.shops), reason="soak: periodic")
                 syncs += 1
@@ -97,6 +112,7 @@ async def run(
         fd1 = statistics.median(s[2] for s in tail)
         growth = 100.0 * (rss1 - rss0) / rss0
         lag_p99 = sorted(lags)[int(len(lags) * 0.99)] if lags else 0.0
+        lag_first, lag_last = _lag_ends(timed_lags)
         out.figures.update(
             {
                 "minutes": minutes,
@@ -108,6 +124,9 @@ async def run(
                 "fds_start": fd0,
                 "fds_end": fd1,
                 "lag_p50_s": round(statistics.median(lags), 3) if lags else 0,
+                # Flat lag: the median of the last fifth of the run is not far above the first's.
+                "lag_p50_first_fifth_s": round(lag_first, 3),
+                "lag_p50_last_fifth_s": round(lag_last, 3),
             }
         )
         out.check(growth < 10, f"RSS grew {growth:.1f}% after warm-up")
