@@ -13,6 +13,7 @@ id that makes a repeat harmless is written once.
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime
 from typing import Any
@@ -147,11 +148,13 @@ process_deliveries: TaskHandle[DeliveryBatch] = TaskHandle(
 
 
 class EmbedJob(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """`product_ids` empty: every product of the shop."""
+    """`product_ids` empty: every product of the shop. `pending`: the products webhooks marked
+    for the shop (`embedding_pending`), turned into one job for all of them."""
 
     shop_id: str
     source: str
     product_ids: list[int] = []
+    pending: bool = False
 
 
 class SearchSweepTick(msgspec.Struct, frozen=True, kw_only=True):
@@ -174,8 +177,36 @@ async def queue_shop_embedding(conn: Conn, shop_id: UUID, *, source: str, job_id
     )
 
 
+# Product webhooks of one shop within this window share one embedding job, which runs a whole
+# window after the window closes: a delivery's transaction that read the window just before it
+# closed has committed its mark by then (unless it took longer than that, when the next change
+# or the search sweep embeds the product). Freshness: a change is embedded 2-4 s after its webhook
+# plus the embedding itself.
+PENDING_WINDOW_S = 2.0
+
+
 async def queue_product_embedding(conn: Conn, shop_id: UUID, product_ids: list[int]) -> str:
-    """Products a webhook changed or deleted, in the caller's transaction."""
+    """Products a webhook changed or deleted, marked in the caller's transaction, with the
+    shop's job for the current window (one job id per window: the queue keeps the first)."""
+    await conn.execute(
+        "INSERT INTO embedding_pending (shop_id, product_shopify_id) "
+        "SELECT %s, unnest(%s::bigint[]) ON CONFLICT (shop_id, product_shopify_id) DO NOTHING",
+        (shop_id, sorted(set(product_ids))),
+    )
+    now = time.time()
+    window = int(now // PENDING_WINDOW_S)
+    return await embed_job.enqueue_in_tx(
+        conn,
+        EmbedJob(shop_id=str(shop_id), source="webhook", pending=True),
+        group=shop_id,
+        job_id=f"embed-pending-{shop_id}-{window}",
+        delay_s=(window + 2) * PENDING_WINDOW_S - now,
+    )
+
+
+async def queue_marked_products(conn: Conn, shop_id: UUID, product_ids: list[int]) -> str:
+    """The job for products taken off `embedding_pending`, in the same transaction that took
+    them (so a mark is either still there or has its job)."""
     return await embed_job.enqueue_in_tx(
         conn,
         EmbedJob(shop_id=str(shop_id), source="webhook", product_ids=sorted(set(product_ids))),

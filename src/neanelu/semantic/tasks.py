@@ -25,6 +25,7 @@ from neanelu.search.provider import EmbeddingError, EmbeddingUnavailable
 from neanelu.search.providers import provider_for
 from neanelu.semantic.batches import BatchOptions, fail_abandoned_run, run_batch_job
 from neanelu.semantic.hotcache import hot_index_for
+from neanelu.semantic.pending import claim_pending
 from neanelu.semantic.service import SOURCES, embed_products
 from neanelu.shops import repository as shops
 
@@ -41,6 +42,10 @@ async def _embed(ctx: JobContext, job: EmbedJob) -> None:
         raise Fatal(f"embedding job shop_id {job.shop_id!r} is not a UUID") from None
     if job.source not in SOURCES:
         raise Fatal(f"embedding job source {job.source!r} is not one of {', '.join(SOURCES)}")
+    if job.pending:
+        claimed = await claim_pending(rt.pool, shop_id)
+        log.debug("shop %s: %d marked product(s) queued for embedding", shop_id, claimed)
+        return
     try:
         # The first job of a process loads and checks the model (seconds): off the event loop.
         provider = await asyncio.to_thread(provider_for, rt.settings)

@@ -50,7 +50,7 @@ def test_upgrade_downgrade_upgrade_on_a_fresh_database(empty_database: TestDatab
     migrate.upgrade(url, APP_ROLE)
     assert migrate.current_revision(url) == migrate.head_revision()
     first = _dump_schema(url)
-    assert _table_count(url) == 22
+    assert _table_count(url) == 23
     migrate.downgrade(url, APP_ROLE)
     assert migrate.current_revision(url) is None
     assert _table_count(url) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from typing import Any
 
 import psycopg
 import pytest
@@ -15,6 +16,7 @@ from neanelu.handles import queue_product_embedding, queue_shop_embedding
 from neanelu.queue import AI_BATCH
 from neanelu.search import store
 from neanelu.search.local.model import LocalProvider
+from neanelu.semantic.pending import claim_pending
 from neanelu.semantic.search import SearchFilter, hybrid_search
 from neanelu.semantic.service import embed_products
 from tests.factories import create_shop
@@ -189,5 +191,52 @@ async def test_jobs_are_queued_with_the_callers_transaction(
         )
         rows = await cur.fetchall()
     assert [(r[0], r[1], r[2]) for r in rows] == [(AI_BATCH, str(shop), "search.embed")] * 2
-    assert rows[0][3] == {"shop_id": str(shop), "source": "webhook", "product_ids": [1, 3]}
+    # A webhook marks its products and queues the shop's job for the window, not one per product.
+    assert rows[0][3] == {"shop_id": str(shop), "source": "webhook", "pending": True}
     assert rows[1][3] == {"shop_id": str(shop), "source": "full_sync"}
+    assert await _marked(app_pool, shop) == [1, 3]  # the rolled-back 9 is not
+
+
+async def _marked(pool: AsyncConnectionPool[Conn], shop: uuid.UUID) -> list[int]:
+    async with tenant_scope(pool, shop) as conn:
+        cur = await conn.execute(
+            "SELECT product_shopify_id FROM embedding_pending ORDER BY product_shopify_id"
+        )
+        return [r[0] for r in await cur.fetchall()]
+
+
+async def _outbox(pool: AsyncConnectionPool[Conn], shop: uuid.UUID) -> list[tuple[str, Any]]:
+    async with tenant_scope(pool, shop) as conn:
+        cur = await conn.execute(
+            "SELECT job_id, payload FROM outbox WHERE group_id = %s ORDER BY id", (str(shop),)
+        )
+        return [(r[0], r[1]) for r in await cur.fetchall()]
+
+
+async def test_a_storm_of_product_webhooks_becomes_one_embedding_job_per_window(
+    app_pool: AsyncConnectionPool[Conn],
+) -> None:
+    shop, other = await create_shop(app_pool), await create_shop(app_pool)
+    for ids in ([5], [2, 5], [7]):  # three deliveries, one product twice
+        async with tenant_scope(app_pool, shop) as conn:
+            await queue_product_embedding(conn, shop, ids)
+    async with tenant_scope(app_pool, other) as conn:
+        await queue_product_embedding(conn, other, [5])
+    window_jobs = {job_id for job_id, _ in await _outbox(app_pool, shop)}
+    # One job id per shop and window (the queue keeps the first of equal ids); at most two if the
+    # deliveries straddled a window's end.
+    assert 1 <= len(window_jobs) <= 2
+    assert all(j.startswith(f"embed-pending-{shop}-") for j in window_jobs)
+
+    assert await claim_pending(app_pool, shop) == 3
+    # The marks became one job for the three products, in the claim's transaction...
+    claimed = [p for _, p in await _outbox(app_pool, shop) if p.get("product_ids")]
+    assert claimed == [{"shop_id": str(shop), "source": "webhook", "product_ids": [2, 5, 7]}]
+    assert await _marked(app_pool, shop) == []
+    # ... the other shop's mark is its own, and a change after the claim waits for the next job.
+    assert await _marked(app_pool, other) == [5]
+    async with tenant_scope(app_pool, shop) as conn:
+        await queue_product_embedding(conn, shop, [2])
+    assert await _marked(app_pool, shop) == [2]
+    assert await claim_pending(app_pool, shop) == 1
+    assert await claim_pending(app_pool, shop) == 0

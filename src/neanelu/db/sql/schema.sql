@@ -1003,3 +1003,14 @@ CREATE INDEX embedding_requests_batch_idx ON embedding_requests (batch_id);
 
 SELECT app_tenant_isolation(t) FROM unnest(ARRAY['embedding_batches', 'embedding_requests']) AS t;
 GRANT SELECT, INSERT, UPDATE, DELETE ON embedding_batches, embedding_requests TO {app_role};
+
+-- Migration 0014: products that webhooks changed, waiting for the shop's next embedding job.
+CREATE TABLE embedding_pending (
+  shop_id uuid NOT NULL REFERENCES shops (id) ON DELETE CASCADE,
+  product_shopify_id bigint NOT NULL,
+  marked_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (shop_id, product_shopify_id)
+);
+
+SELECT app_tenant_isolation('embedding_pending');
+GRANT SELECT, INSERT, UPDATE, DELETE ON embedding_pending TO {app_role};
