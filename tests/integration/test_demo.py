@@ -171,8 +171,19 @@ async def test_a_small_demo_stores_exactly_what_the_store_holds(
     assert 0 < share.bulk_s < share.sync_s
     assert share.emulator_cpu_s > 0
     assert share.worker_cpu_s > 0
+    # Search: the full sync's embedding run covered every live product before the searches...
+    searched = figures.search
+    assert searched.run_completed
+    assert searched.embedded == searched.products == SMALL_STORE - DELETED_PRODUCTS
+    # ... each search answered, some hits found by meaning...
+    assert all(shown.hits for shown in searched.searches)
+    assert any("vector" in hit["matched"] for shown in searched.searches for hit in shown.hits)
+    # ... and the retitled product came first for its new title (by its words at least).
+    assert searched.fresh_s is not None
+    assert "text" in searched.fresh_matched
     # The printed report says the same.
     assert "bulk operations running" in report
+    assert "found first" in report
     assert "demo ok" in report
     assert f"{SMALL_STORE - DELETED_PRODUCTS:,}" in report
 

@@ -39,6 +39,9 @@ from neanelu.worker.resources import open_resources
 app = typer.Typer(help="Run the whole system on an emulated store, end to end.")
 
 
+READY_TIMEOUT_S = 180.0
+
+
 @dataclass(frozen=True, slots=True)
 class DemoOutcome:
     code: int  # the process's exit code: 0 when every check held
@@ -55,7 +58,8 @@ async def _wait_ready(endpoints: Endpoints, procs: Processes) -> None:
                 return False
             return answer.status_code == 200
 
-        await wait_for(ready, "the API to be ready", 60, procs)
+        # Seconds when idle; minutes seen on a 2-core machine shared with builds (load 12).
+        await wait_for(ready, "the API to be ready", READY_TIMEOUT_S, procs)
 
 
 async def run_demo(settings: Settings, products: int, keep: bool) -> DemoOutcome:

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from neanelu.catalog.census import CatalogCounts
 from neanelu.cli.common import console
+from neanelu.cli.demo.search_step import SearchFigures, freshness_line, search_tables
 from neanelu.sync.repository import SyncRun
 from neanelu.sync.verify import ParityReport
 
@@ -55,6 +56,7 @@ class DemoFigures:
     parity: ParityReport
     seconds: float  # the whole demo, servers' start included
     share: SyncShare  # the emulator's part of the full sync
+    search: SearchFigures  # vectors built, searches shown, a retitled product's freshness
 
     def differing(self) -> list[str]:
         """The counts that differ between the store and PostgreSQL."""
@@ -70,7 +72,7 @@ class DemoFigures:
 
     @property
     def ok(self) -> bool:
-        return not self.differing() and self.parity.matches
+        return not self.differing() and self.parity.matches and self.search.ok
 
 
 @contextmanager
@@ -138,6 +140,9 @@ def _summary_table(figures: DemoFigures) -> Table:
 def print_report(figures: DemoFigures) -> None:
     console.print(_phase_table(figures.sync))
     console.print(_summary_table(figures))
+    for table in search_tables(figures.search):
+        console.print(table)
+    console.print(freshness_line(figures.search))
     for d in figures.parity.differences[:20]:
         console.print(
             f"  product {d.shopify_id} {d.field}: stored {d.stored!r} != shopify {d.shopify!r}"

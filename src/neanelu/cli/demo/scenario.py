@@ -20,6 +20,7 @@ from neanelu.catalog import census
 from neanelu.catalog.census import CatalogCounts, StockLevel
 from neanelu.cli.common import console, text_of
 from neanelu.cli.demo.report import DemoFigures, SyncShare, step
+from neanelu.cli.demo.search_step import run_search_step
 from neanelu.cli.demo.supervise import (
     DOMAIN,
     SHOP,
@@ -261,6 +262,24 @@ class Scenario:
         with step(f"Parity check on {PARITY_SAMPLE} products chosen by hash"):
             client = await self.res.sync.shops.admin_client(shop_id)
             parity = await verify_sample(self.res.runtime.pool, client, shop_id, PARITY_SAMPLE)
+        with step(
+            "Search: the catalog's vectors (local model), searches through GET /api/search, "
+            "and a retitled product's freshness"
+        ):
+
+            async def retitle(product_id: int, title: str) -> None:
+                await self.control(
+                    "PATCH", f"/products/gid://shopify/Product/{product_id}", json={"title": title}
+                )
+
+            searched = await run_search_step(
+                self.res.runtime.pool,
+                self.http,
+                self.endpoints.api_url,
+                shop_id,
+                next(iter(changes.titles)),
+                retitle,
+            )
         throttles = await throttle_events(self.http, self.endpoints.worker_metrics_port)
         store = store_counts(await self.control("GET", "/counts"))
         async with tenant_scope(self.res.runtime.pool, shop_id) as conn:
@@ -276,6 +295,7 @@ class Scenario:
             parity=parity,
             seconds=time.perf_counter() - started,
             share=share,
+            search=searched,
         )
 
 
