@@ -12,6 +12,7 @@ pins the digest of a whole export.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Callable
@@ -23,8 +24,9 @@ from shopify_emulator import bulk_draws, ids
 from shopify_emulator import generator as g
 from shopify_emulator.config import CatalogShape
 
-# Writes the line groups (one list of lines per product) of generated products [start, stop).
-Emitter = Callable[[int, int, list[list[bytes]]], None]
+# Writes the line groups (one list of lines per product) of the generated products whose indexes
+# (ascending) it is given.
+Emitter = Callable[[bulk_draws.I64, list[list[bytes]]], None]
 
 # Template fragments per field: `{name}` placeholders are locals of the compiled function.
 PRODUCT = {
@@ -193,6 +195,15 @@ def _options_json(options: list[tuple[str, str]], keys: list[tuple[str, str]]) -
     return "[" + ",".join(items) + "]"
 
 
+@functools.cache
+def _option_tables(
+    cap: int, option_keys: tuple[tuple[str, str], ...]
+) -> tuple[bulk_draws.Column, bulk_draws.Column]:
+    """The option tables of a selection, built once per process: thousands of positions, which a
+    small date-windowed export paid for again on every run."""
+    return bulk_draws.option_tables(cap, lambda pairs: _options_json(pairs, list(option_keys)))
+
+
 # Per-line statements, each written only when the line template uses the name it sets.
 _PRODUCT_STATEMENTS = (
     ("title", 'title = f"{prefix}{index}"'),
@@ -233,8 +244,8 @@ def _build(
 ) -> Emitter:
     product_template = "{{" + ",".join(product_parts) + "}}\\n"
     lines = [
-        "def emit(start, stop, out):",
-        "    batch = Batch(SHAPE, SEED, start, stop)",
+        "def emit(indexes, out):",
+        "    batch = Batch(SHAPE, SEED, indexes)",
     ]
     if variant_parts is not None:
         lines.append("    variants = zip(*batch.variants(OPTIONS, TITLES))")
@@ -271,7 +282,7 @@ def _build(
             lines.append("        group.append(product)")
         lines.append("        out.append(group)")
     cap = max(1, min(shape.variants_max, ids.VARIANT_SLOTS))
-    titles, options = bulk_draws.option_tables(cap, lambda pairs: _options_json(pairs, option_keys))
+    titles, options = _option_tables(cap, tuple(option_keys))
     return exec_emitter(
         lines,
         "products",
