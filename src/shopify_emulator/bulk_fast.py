@@ -216,6 +216,11 @@ _PRODUCT_STATEMENTS = (
     ),
     ("published", "published = f'\"{ca}\"' if status == 'ACTIVE' else 'null'"),
 )
+_DESC_TAIL = ' — <b>great</b> value &amp; quality.</p><ul><li>Ünïcödé ✓</li><li>50% off</li></ul>"'
+_DESC_BYTES = (
+    "desc = b'\"\"' if droll == 0 else (LONG_BYTES if droll == 1 else "
+    "b'\"<p>' + title.encode() + DESC_TAIL)"
+)
 _VARIANT_STATEMENTS = (
     ("sku", "sku = f'\"SKU-{index}-{p}\"' if sku_drawn else 'null'"),
     ("barcode", "barcode = f'\"{barcode}\"' if barcode else 'null'"),
@@ -263,8 +268,18 @@ def _build(
         variant_template = "{{" + ",".join(variant_parts) + "}}\\n"
     # `pid` for the variants' shared runs (their __parentId) counts as used by the product.
     runs = " ".join(run for _, run in shared)
-    lines += [f"        {s}" for s in _used(product_template + runs, _PRODUCT_STATEMENTS)]
-    lines.append(f"        product = f'{product_template}'.encode()")
+    statements = _used(product_template + runs, _PRODUCT_STATEMENTS)
+    if product_template.count("{desc}") == 1:
+        # The description as bytes around the line's two halves: the long one (non-ASCII, 10 kB)
+        # is encoded once per process, and the short one's non-ASCII tail no longer widens the
+        # whole line's string before it is encoded.
+        before, after = product_template.split("{desc}")
+        statements = [_DESC_BYTES if s.startswith("desc =") else s for s in statements]
+        lines += [f"        {s}" for s in statements]
+        lines.append(f"        product = f'{before}'.encode() + desc + f'{after}'.encode()")
+    else:
+        lines += [f"        {s}" for s in statements]
+        lines.append(f"        product = f'{product_template}'.encode()")
     if variant_parts is None:
         lines.append("        out.append([product])")
     else:
@@ -294,6 +309,8 @@ def _build(
         VARIANT_BASE=ids.VARIANT_BASE,
         SLOTS=ids.VARIANT_SLOTS,
         LONG=_LONG,
+        LONG_BYTES=_LONG.encode(),
+        DESC_TAIL=_DESC_TAIL.encode(),
     )
 
 
