@@ -33,7 +33,6 @@ from shopify_emulator.webhooks import Dispatcher
 
 CONCURRENCY_VERSION = "2026-01"
 ACTIVE = ("CREATED", "RUNNING", "CANCELING")
-FLUSH_BYTES = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,34 +417,28 @@ class BulkRunner:
             )
             return
         fail_after = outcome.fail_after
-        buffer = bytearray()
-        size = 0
         started = time.monotonic()
         with open(op.path, "wb") as out:
+            writer = bulk_shards.GroupWriter(out.fileno())
             for group, roots in bulk_plan.root_lines(plan, ctx, order, seed=op.number):
                 if fail_after >= 0 and op.object_count + len(group) >= fail_after:
                     # The injected failure: keep the lines written up to it, as partial data.
                     kept = group[: fail_after - op.object_count]
-                    buffer += b"".join(kept)
+                    writer.add(kept)
                     op.object_count += len(kept)
                     op.root_object_count += sum(1 for line in kept if b'"__parentId"' not in line)
                     break
-                buffer += b"".join(group)
+                writer.add(group)
                 op.object_count += len(group)
                 op.root_object_count += roots
-                if len(buffer) >= FLUSH_BYTES:
-                    out.write(buffer)
-                    size += len(buffer)
-                    buffer.clear()
                 if op.cancel.is_set():
                     break
                 if rate > 0:
                     ahead = op.object_count / rate - (time.monotonic() - started)
                     if ahead > 0:
                         time.sleep(ahead)
-            out.write(buffer)
-            size += len(buffer)
-        op.file_size = size
+            writer.flush()
+        op.file_size = writer.size
 
 
 def _serve_instead(op: BulkOperation, content: bytes) -> None:

@@ -121,15 +121,16 @@ def stamps(seed: int, size: int) -> tuple[I64, I64]:
 
 
 class Batch:
-    """Draws of the generated products [start, stop) of a catalog, product columns first.
+    """Draws of the generated products `indexes` of a catalog (ascending: a range of the catalog, or
+    the products a date window selects), product columns first.
 
     Columns are Python lists (what the emitter's loop iterates); `variant_*` columns hold every variant
     of the batch, product after product, in position order.
     """
 
-    def __init__(self, shape: CatalogShape, seed: int, start: int, stop: int) -> None:
+    def __init__(self, shape: CatalogShape, seed: int, indexes: I64) -> None:
         self.shape = shape
-        index = np.arange(start, stop, dtype=np.uint64)
+        index = indexes.astype(np.uint64)
         self.index: list[int] = index.tolist()
         h = mix(_u(seed * 0x100000001B3) ^ mix(index))
         h2 = mix(h)

@@ -12,6 +12,7 @@ pins the digest of a whole export.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Callable
@@ -23,8 +24,9 @@ from shopify_emulator import bulk_draws, ids
 from shopify_emulator import generator as g
 from shopify_emulator.config import CatalogShape
 
-# Writes the line groups (one list of lines per product) of generated products [start, stop).
-Emitter = Callable[[int, int, list[list[bytes]]], None]
+# Writes the line groups (one list of lines per product) of the generated products whose indexes
+# (ascending) it is given.
+Emitter = Callable[[bulk_draws.I64, list[list[bytes]]], None]
 
 # Template fragments per field: `{name}` placeholders are locals of the compiled function.
 PRODUCT = {
@@ -193,6 +195,15 @@ def _options_json(options: list[tuple[str, str]], keys: list[tuple[str, str]]) -
     return "[" + ",".join(items) + "]"
 
 
+@functools.cache
+def _option_tables(
+    cap: int, option_keys: tuple[tuple[str, str], ...]
+) -> tuple[bulk_draws.Column, bulk_draws.Column]:
+    """The option tables of a selection, built once per process: thousands of positions, which a
+    small date-windowed export paid for again on every run."""
+    return bulk_draws.option_tables(cap, lambda pairs: _options_json(pairs, list(option_keys)))
+
+
 # Per-line statements, each written only when the line template uses the name it sets.
 _PRODUCT_STATEMENTS = (
     ("title", 'title = f"{prefix}{index}"'),
@@ -204,6 +215,11 @@ _PRODUCT_STATEMENTS = (
         "value &amp; quality.</p><ul><li>Ünïcödé ✓</li><li>50% off</li></ul>\"')",
     ),
     ("published", "published = f'\"{ca}\"' if status == 'ACTIVE' else 'null'"),
+)
+_DESC_TAIL = ' — <b>great</b> value &amp; quality.</p><ul><li>Ünïcödé ✓</li><li>50% off</li></ul>"'
+_DESC_BYTES = (
+    "desc = b'\"\"' if droll == 0 else (LONG_BYTES if droll == 1 else "
+    "b'\"<p>' + title.encode() + DESC_TAIL)"
 )
 _VARIANT_STATEMENTS = (
     ("sku", "sku = f'\"SKU-{index}-{p}\"' if sku_drawn else 'null'"),
@@ -233,8 +249,8 @@ def _build(
 ) -> Emitter:
     product_template = "{{" + ",".join(product_parts) + "}}\\n"
     lines = [
-        "def emit(start, stop, out):",
-        "    batch = Batch(SHAPE, SEED, start, stop)",
+        "def emit(indexes, out):",
+        "    batch = Batch(SHAPE, SEED, indexes)",
     ]
     if variant_parts is not None:
         lines.append("    variants = zip(*batch.variants(OPTIONS, TITLES))")
@@ -252,8 +268,18 @@ def _build(
         variant_template = "{{" + ",".join(variant_parts) + "}}\\n"
     # `pid` for the variants' shared runs (their __parentId) counts as used by the product.
     runs = " ".join(run for _, run in shared)
-    lines += [f"        {s}" for s in _used(product_template + runs, _PRODUCT_STATEMENTS)]
-    lines.append(f"        product = f'{product_template}'.encode()")
+    statements = _used(product_template + runs, _PRODUCT_STATEMENTS)
+    if product_template.count("{desc}") == 1:
+        # The description as bytes around the line's two halves: the long one (non-ASCII, 10 kB)
+        # is encoded once per process, and the short one's non-ASCII tail no longer widens the
+        # whole line's string before it is encoded.
+        before, after = product_template.split("{desc}")
+        statements = [_DESC_BYTES if s.startswith("desc =") else s for s in statements]
+        lines += [f"        {s}" for s in statements]
+        lines.append(f"        product = f'{before}'.encode() + desc + f'{after}'.encode()")
+    else:
+        lines += [f"        {s}" for s in statements]
+        lines.append(f"        product = f'{product_template}'.encode()")
     if variant_parts is None:
         lines.append("        out.append([product])")
     else:
@@ -271,7 +297,7 @@ def _build(
             lines.append("        group.append(product)")
         lines.append("        out.append(group)")
     cap = max(1, min(shape.variants_max, ids.VARIANT_SLOTS))
-    titles, options = bulk_draws.option_tables(cap, lambda pairs: _options_json(pairs, option_keys))
+    titles, options = _option_tables(cap, tuple(option_keys))
     return exec_emitter(
         lines,
         "products",
@@ -283,6 +309,8 @@ def _build(
         VARIANT_BASE=ids.VARIANT_BASE,
         SLOTS=ids.VARIANT_SLOTS,
         LONG=_LONG,
+        LONG_BYTES=_LONG.encode(),
+        DESC_TAIL=_DESC_TAIL.encode(),
     )
 
 

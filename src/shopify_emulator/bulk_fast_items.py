@@ -75,8 +75,8 @@ def _build(
     item_template = "{{" + ",".join(item_parts) + "}}\\n"
     level_template = "{{" + ",".join(level_parts) + "}}\\n"
     lines = [
-        "def emit(start, stop, out):",
-        "    batch = Batch(SHAPE, SEED, start, stop)",
+        "def emit(indexes, out):",
+        "    batch = Batch(SHAPE, SEED, indexes)",
         "    items = zip(*batch.inventory())",
         "    for ua, count in zip(batch.updated_stamps(), batch.counts()):",
         "        for item, quantities in islice(items, count):",

@@ -53,8 +53,8 @@ def compile_emitter(root: Any, order: str, shape: CatalogShape, seed: int) -> Em
     variant_template = "{{" + ",".join(variant_parts) + "}}\\n"
     field_template = "{{" + ",".join(field_parts) + "}}\\n"
     lines = [
-        "def emit(start, stop, out):",
-        "    batch = Batch(SHAPE, SEED, start, stop)",
+        "def emit(indexes, out):",
+        "    batch = Batch(SHAPE, SEED, indexes)",
         "    per_variant, per_field = batch.variant_metafields()",
         "    variants, fields = zip(*per_variant), zip(*per_field)",
         "    for ca, ua, count in zip(batch.created_stamps(), batch.updated_stamps(), batch.counts()):",

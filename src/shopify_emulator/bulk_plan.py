@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+import numpy as np
 from graphql import (
     DocumentNode,
     FieldNode,
@@ -30,7 +31,14 @@ from graphql import (
     value_from_ast_untyped,
 )
 
-from shopify_emulator import bulk_fast, bulk_fast_items, bulk_fast_metafields, graphql_api
+from shopify_emulator import (
+    bulk_fast,
+    bulk_fast_items,
+    bulk_fast_metafields,
+    catalog_index,
+    graphql_api,
+    query_filter,
+)
 from shopify_emulator import catalog_fields as cf
 from shopify_emulator import resolvers as r
 from shopify_emulator.context import Context
@@ -412,8 +420,10 @@ def product_groups(
 ) -> Iterator[Group] | None:
     """The line groups of products [start, end) in id order (of their variants or inventory items
     for a `productVariants` or `inventoryItems` export), generated ones through a fast emitter; None when the plan is not a
-    plain export an emitter can write."""
-    if plan.root.args:
+    plain export an emitter can write. A `products(query:)` export whose terms are all on the
+    products' timestamps is written the same way, for the products the terms select."""
+    terms = _date_terms(plan)
+    if plan.root.args and terms is None:
         return None
     catalog = ctx.catalog
     node = plan.root.node
@@ -447,7 +457,24 @@ def product_groups(
     if emit is None:
         return None
     r.require_scope(ctx, *scope)
+    if terms is not None:
+        return _dated_groups(ctx, emit, changed, terms)
     return _product_groups(ctx, emit, changed, start, end)
+
+
+def _date_terms(plan: BulkPlan) -> list[query_filter.Term] | None:
+    """The terms of a `products(query:)` export that compares only the products' timestamps with
+    whole stamps (what incremental syncs ask), or None for any other arguments."""
+    args = plan.root.args
+    if plan.root_field != "products" or set(args) != {"query"}:
+        return None
+    try:
+        terms = query_filter.parse(args["query"])
+    except query_filter.FilterError:
+        return None  # the general path reports it as the products connection does
+    if not terms or not all(catalog_index.exact_date(term) for term in terms):
+        return None
+    return terms
 
 
 # Products generated per call of the emitter: enough for its vector draws to cost little per line,
@@ -474,7 +501,7 @@ def _product_groups(
             run_end = min(index, generated)
             if cursor < run_end:
                 groups: list[list[bytes]] = []
-                emit(cursor, run_end, groups)
+                emit(np.arange(cursor, run_end, dtype=np.int64), groups)
                 for group in groups:
                     yield group, 1
             if index < high:
@@ -482,6 +509,38 @@ def _product_groups(
                 if product is not None:
                     yield from changed_groups(product)
             cursor = index + 1
+
+
+def _dated_groups(
+    ctx: Context,
+    emit: bulk_fast.Emitter,
+    changed_groups: Callable[[Any], Iterator[Group]],
+    terms: list[query_filter.Term],
+) -> Iterator[Group]:
+    """The groups of the products `terms` select, in id order: generated ones found by their stamps
+    in the catalog's index, changed and created ones checked by their current values."""
+    catalog = ctx.catalog
+    overlay = dict(catalog.overlay)
+    generated = catalog.index.matching(terms)
+    if overlay:
+        generated = generated[~np.isin(generated, np.fromiter(overlay, dtype=np.int64))]
+    changed = sorted(
+        index
+        for index, product in overlay.items()
+        if product is not None and r.matches(terms, r.product_values(product))
+    )
+    cursor = 0
+    for index in [*changed, catalog.upper]:
+        # The generated products before the next changed one, a batch at a time.
+        run_end = int(np.searchsorted(generated, index))
+        for low in range(cursor, run_end, BATCH):
+            groups: list[list[bytes]] = []
+            emit(generated[low : min(run_end, low + BATCH)], groups)
+            for group in groups:
+                yield group, 1
+        cursor = run_end
+        if index < catalog.upper:
+            yield from changed_groups(overlay[index])
 
 
 def root_lines(

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 
 from shopify_emulator import bulk_draws, generator, ids, query_filter
 from shopify_emulator.config import CatalogShape
@@ -57,8 +58,11 @@ class IndexedCatalog(SeededCatalog, Protocol):
     def overlay(self) -> dict[int, Product | None]: ...
 
 
+_STAMP = "%Y-%m-%dT%H:%M:%SZ"
+
+
 def epoch(stamp: str) -> int:
-    return calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
+    return calendar.timegm(time.strptime(stamp, _STAMP))
 
 
 class GeneratedIndex:
@@ -199,6 +203,42 @@ class GeneratedIndex:
         if best[1] - best[0] > WINDOW_SHARE * max(1, self.size):
             return None
         return sorted(self.order(best[2])[best[0] : best[1]])
+
+    def matching(self, terms: list[query_filter.Term]) -> NDArray[np.int64]:
+        """Generated indexes, ascending, whose timestamps satisfy every term; the terms must all be
+        `exact_date` ones. Only the window's products are compared (all of them for a wide window)."""
+        window = self.window(terms)
+        candidates = (
+            np.arange(self.size, dtype=np.int64)
+            if window is None
+            else np.asarray(window, dtype=np.int64)
+        )
+        keep = np.ones(len(candidates), dtype=bool)
+        for term in terms:
+            stamps = self.updated() if term.field == "updated_at" else self.created()
+            values = np.frombuffer(stamps, dtype=np.int64)[candidates]
+            wanted = epoch(term.value)
+            hit = {
+                ">": values > wanted,
+                ">=": values >= wanted,
+                "<": values < wanted,
+                "<=": values <= wanted,
+            }.get(term.op, values == wanted)
+            keep &= hit != term.negate
+        matched: NDArray[np.int64] = candidates[keep]
+        return matched
+
+
+def exact_date(term: query_filter.Term) -> bool:
+    """True for a term on a product timestamp whose value is a whole stamp in the catalog's own form:
+    comparing epoch seconds then answers what the filter's comparison of the strings answers."""
+    if term.field not in ("updated_at", "created_at"):
+        return False
+    try:
+        stamp = time.strftime(_STAMP, time.gmtime(epoch(term.value)))
+    except ValueError:
+        return False
+    return stamp == term.value
 
 
 def _bounds(terms: list[query_filter.Term], field: str) -> tuple[int, int] | None:

@@ -97,7 +97,7 @@ def _terms(args: dict[str, Any]) -> list[query_filter.Term]:
         raise ResolveError(str(exc)) from exc
 
 
-def _product_values(product: Product) -> dict[str, Any]:
+def product_values(product: Product) -> dict[str, Any]:
     return {
         "updated_at": product.updated_at,
         "created_at": product.created_at,
@@ -140,7 +140,7 @@ def _ordered_products(
         return
     for value, index in catalog_index.ordered_indexes(catalog, terms, sort_key, reverse, entry):
         found = catalog.product(index)
-        if found is None or (terms and not _matches(terms, _product_values(found))):
+        if found is None or (terms and not matches(terms, product_values(found))):
             continue
         yield (found.id if sort_key == "ID" else (value, found.id)), found
 
@@ -152,7 +152,7 @@ def products_source(
     return _ordered_products(ctx, args, _terms(args), after)
 
 
-def _matches(terms: list[query_filter.Term], values: dict[str, Any]) -> bool:
+def matches(terms: list[query_filter.Term], values: dict[str, Any]) -> bool:
     try:
         return query_filter.matches(terms, values)
     except query_filter.FilterError as exc:
@@ -193,7 +193,7 @@ def _variant_rows(
     for _, product in products:
         variants = reversed(product.variants) if reverse else product.variants
         for variant in variants:
-            if not terms or _matches(terms, _variant_values(product, variant)):
+            if not terms or matches(terms, _variant_values(product, variant)):
                 yield variant
 
 
@@ -254,7 +254,7 @@ def _sorted_variants(
             continue
         if terms:
             product = catalog.product(variant.product_index)
-            if product is None or not _matches(terms, _variant_values(product, variant)):
+            if product is None or not matches(terms, _variant_values(product, variant)):
                 continue
         yield (value, number), variant
 
@@ -358,7 +358,7 @@ def locations_source(
     rows = []
     for location in ctx.catalog.locations:
         values = {"id": location.id, "name": location.name, "active": "true", "legacy": "false"}
-        if not terms or _matches(terms, values):
+        if not terms or matches(terms, values):
             rows.append(
                 ((location.name, location.id) if sort_key == "NAME" else location.id, location)
             )
@@ -392,7 +392,7 @@ def bulk_operations_source(
             "id": op.number,
         }
         past = after < 0 or (op.number < after if reverse else op.number > after)
-        if past and _matches(terms, values):
+        if past and matches(terms, values):
             yield op.number, op
 
 
