@@ -53,7 +53,7 @@ async def test_search_answers_with_scores_and_reasons_for_the_callers_shop_only(
     assert top["vector"]["rank"] == 1
     assert 0 < top["vector"]["similarity"] <= 1
     assert top["score"] == pytest.approx(2 / 61)
-    assert body["model"] == "sentence-transformers/all-MiniLM-L6-v2+int8"
+    assert body["model"] == "sentence-transformers/all-MiniLM-L6-v2+int8v2"
     assert body["text_config"] == "simple"
     # A query with no word in common still finds by meaning, and says so.
     meaning = await client.get(

@@ -33,7 +33,7 @@ from neanelu.search.provider import EmbeddingError, EmbeddingProvider
 from neanelu.search.providers import provider_for
 from neanelu.semantic.hotcache import hot_index_for, warm_shop
 from neanelu.semantic.routes import to_response
-from neanelu.semantic.search import SearchFilter, SearchResult, hybrid_search
+from neanelu.semantic.search import SearchFilter, SearchResult, embed_query, hybrid_search
 from neanelu.semantic.service import RunFigures, embed_products
 
 T = TypeVar("T")
@@ -90,15 +90,10 @@ def search(
     provider = _provider(settings)
 
     async def work(pool: AsyncConnectionPool[Conn], redis: Redis, shop_id: UUID) -> SearchResult:
+        embedded = await embed_query(provider, query)
         async with tenant_scope(pool, shop_id) as conn:
             return await hybrid_search(
-                conn,
-                provider,
-                shop_id,
-                query,
-                filters,
-                limit=limit,
-                hot=hot_index_for(redis, provider),
+                conn, embedded, shop_id, filters, limit=limit, hot=hot_index_for(redis, provider)
             )
 
     result = run(_with_shop(settings, shop, work))

@@ -16,6 +16,7 @@ requests done, a batch that fails validation, batches held `in_progress` until r
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import hashlib
 import json
@@ -62,6 +63,8 @@ class Faults:
     hold: bool = False
     # The next batch fails validation (its `errors` say why), as a malformed file would.
     refuse_next: bool = False
+    # Seconds each embeddings call waits before answering, as a slow API would.
+    embeddings_delay_s: float = 0.0
 
 
 @dataclass
@@ -382,6 +385,8 @@ class _Api:
     async def embeddings(self, request: Request) -> Response:
         if (refused := self._authorised(request)) is not None:
             return refused
+        if self.state.faults.embeddings_delay_s > 0:
+            await asyncio.sleep(self.state.faults.embeddings_delay_s)
         status, body = self._embeddings(await request.json())
         return JSONResponse(body, status)
 

@@ -19,7 +19,7 @@ from neanelu.semantic.schemas import (
     TextReason,
     VectorReason,
 )
-from neanelu.semantic.search import Hit, SearchFilter, SearchResult, hybrid_search
+from neanelu.semantic.search import Hit, SearchFilter, SearchResult, embed_query, hybrid_search
 from neanelu.shops.auth import CurrentShop
 from neanelu.web.deps import RuntimeDep
 
@@ -74,19 +74,19 @@ async def search(
     except EmbeddingError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
     try:
-        async with tenant_scope(rt.pool, shop.shop_id) as conn:
-            result = await hybrid_search(
-                conn,
-                provider,
-                shop.shop_id,
-                query,
-                filters,
-                limit=limit,
-                hot=hot_index_for(rt.redis, provider),
-            )
+        embedded = await embed_query(provider, query)
     except EmbeddingError as exc:
         # A remote provider refused or could not embed the query (its message carries no key).
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+    async with tenant_scope(rt.pool, shop.shop_id) as conn:
+        result = await hybrid_search(
+            conn,
+            embedded,
+            shop.shop_id,
+            filters,
+            limit=limit,
+            hot=hot_index_for(rt.redis, provider),
+        )
     return to_response(result)
 
 

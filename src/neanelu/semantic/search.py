@@ -1,5 +1,6 @@
 """Hybrid search over one shop: full text and vectors ranked apart, fused by reciprocal rank, with
-the catalog's filters applied to both sides. Runs in the caller's tenant transaction."""
+the catalog's filters applied to both sides. The query is embedded first (`embed_query`), outside
+any transaction; the search itself runs in the caller's tenant transaction."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import numpy as np
+import numpy.typing as npt
 from psycopg import sql
 
 from neanelu.db.pool import Conn
@@ -46,6 +49,27 @@ class SearchFilter:
     price_min: Decimal | None = None
     price_max: Decimal | None = None
     include_deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedQuery:
+    """A search's text with its vector under the provider's model. Built by `embed_query` before
+    the caller opens its transaction: a remote provider's call (OpenAI: a network round trip,
+    seconds when it is slow) must not hold a pooled connection in an open transaction."""
+
+    text: str
+    model: str
+    dimension: int
+    vector: npt.NDArray[np.float32]
+    # perf_counter() when embedding began: the search's `took_ms` counts the embedding too.
+    started: float
+
+
+async def embed_query(provider: EmbeddingProvider, text: str) -> EmbeddedQuery:
+    started = time.perf_counter()
+    with span("search.embed_query"):
+        embedded = await asyncio.to_thread(provider.embed, [text])
+    return EmbeddedQuery(text, provider.model, provider.dimension, embedded.vectors[0], started)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,9 +239,8 @@ async def _products(conn: Conn, shop_id: UUID, ids: list[int]) -> dict[int, dict
 
 async def hybrid_search(
     conn: Conn,
-    provider: EmbeddingProvider,
+    query: EmbeddedQuery,
     shop_id: UUID,
-    text: str,
     filters: SearchFilter,
     *,
     limit: int = 20,
@@ -226,21 +249,20 @@ async def hybrid_search(
     """With `hot`, the vector side comes from Redis when the shop is loaded there and the search
     has no catalog filter (Redis holds vectors only); otherwise, or when Redis cannot answer,
     from PostgreSQL. Either way the answer has the same shape."""
-    started = time.perf_counter()
+    text = query.text
     k = max(CANDIDATES_MIN, CANDIDATES_PER_RESULT * limit)
     with span("search.query", {"neanelu.shop_id": str(shop_id)}):
-        embedded = await asyncio.to_thread(provider.embed, [text])
-        vector = store.vector_literal(embedded.vectors[0])
+        vector = store.vector_literal(query.vector)
         config = await store.text_config(conn, shop_id)
         by_vector = None
         if hot is not None and _unfiltered(filters):
-            by_vector = await hot.knn(shop_id, embedded.vectors[0], k)
+            by_vector = await hot.knn(shop_id, query.vector, k)
             if by_vector is not None:
                 by_vector = await _live(conn, shop_id, by_vector)
         vector_store = "postgres" if by_vector is None else "redis"
         if by_vector is None:
             by_vector = await _vector_side(
-                conn, shop_id, provider.model, vector, provider.dimension, filters, k
+                conn, shop_id, query.model, vector, query.dimension, filters, k
             )
         by_text = await _text_side(conn, shop_id, config, text, filters, k)
         fused = reciprocal_rank_fusion(
@@ -262,9 +284,9 @@ async def hybrid_search(
         if "vector" in ranks:
             hit.vector = VectorMatch(ranks["vector"], vector_scores[item])
         hits.append(hit)
-    took = time.perf_counter() - started
+    took = time.perf_counter() - query.started
     current_metrics().search_seconds.labels(vector_store).observe(took)
-    return SearchResult(text, provider.model, config, hits, round(took * 1000, 2), vector_store)
+    return SearchResult(text, query.model, config, hits, round(took * 1000, 2), vector_store)
 
 
 def _unfiltered(f: SearchFilter) -> bool:

@@ -17,7 +17,7 @@ from neanelu.queue import AI_BATCH
 from neanelu.search import store
 from neanelu.search.local.model import LocalProvider
 from neanelu.semantic.pending import claim_pending
-from neanelu.semantic.search import SearchFilter, hybrid_search
+from neanelu.semantic.search import SearchFilter, embed_query, hybrid_search
 from neanelu.semantic.service import embed_products
 from tests.factories import create_shop
 from tests.integration.search.catalog import CATALOG, insert_catalog
@@ -65,8 +65,9 @@ async def test_unchanged_skipped_changed_reembedded_deleted_removed(
     assert {k: v for k, v in after.items() if k != ids[3]} == {
         k: v for k, v in before.items() if k != ids[3]
     }
+    teapot = await embed_query(local_provider, "teapot")
     async with tenant_scope(app_pool, shop) as conn:
-        found = await hybrid_search(conn, local_provider, shop, "teapot", SearchFilter(), limit=3)
+        found = await hybrid_search(conn, teapot, shop, SearchFilter(), limit=3)
     assert found.hits[0].product_id == ids[3]
     assert found.hits[0].matched == ["text", "vector"]
     assert found.hits[0].text is not None
@@ -82,13 +83,12 @@ async def test_unchanged_skipped_changed_reembedded_deleted_removed(
     )
     assert gone.removed == 2  # the deleted product, and one the catalog never had
     assert ids[0] not in await _vectors(app_pool, shop)
+    boots = await embed_query(local_provider, "hiking boots")
     async with tenant_scope(app_pool, shop) as conn:
-        hits = await hybrid_search(conn, local_provider, shop, "hiking boots", SearchFilter())
+        hits = await hybrid_search(conn, boots, shop, SearchFilter())
         assert ids[0] not in [h.product_id for h in hits.hits]
         # Its text document stays, flagged: only a search that asks for deleted products sees it.
-        with_deleted = await hybrid_search(
-            conn, local_provider, shop, "hiking boots", SearchFilter(include_deleted=True)
-        )
+        with_deleted = await hybrid_search(conn, boots, shop, SearchFilter(include_deleted=True))
         top = with_deleted.hits[0]
         assert top.product_id == ids[0]
         assert top.matched == ["text"]
@@ -120,28 +120,29 @@ async def test_filters_and_romanian_text_configuration(
     await embed_products(app_pool, local_provider, shop, source="manual")
     async with tenant_scope(app_pool, shop) as conn:
         # Romanian stemming: 'cizmele' and 'cizme' meet at one stem; 'simple' would miss it.
-        ro = await hybrid_search(conn, local_provider, shop, "cizmele", SearchFilter())
+        ro = await hybrid_search(
+            conn, await embed_query(local_provider, "cizmele"), shop, SearchFilter()
+        )
         assert ro.text_config == "romanian"
         assert ro.hits[0].product_id == 5000
         assert ro.hits[0].text is not None
         drafts = await hybrid_search(
-            conn, local_provider, shop, "boots", SearchFilter(status="DRAFT")
+            conn, await embed_query(local_provider, "boots"), shop, SearchFilter(status="DRAFT")
         )
         assert [h.product_id for h in drafts.hits] == [5000]
         kitchen = await hybrid_search(
-            conn, local_provider, shop, "kitchen", SearchFilter(tag="kitchen")
+            conn, await embed_query(local_provider, "kitchen"), shop, SearchFilter(tag="kitchen")
         )
         assert {h.product_id for h in kitchen.hits} == {ids[1], ids[3]}
         cheap = await hybrid_search(
             conn,
-            local_provider,
+            await embed_query(local_provider, "something to buy"),
             shop,
-            "something to buy",
             SearchFilter(price_min=Decimal("50"), price_max=Decimal("200")),
         )
         assert {h.product_id for h in cheap.hits} == {ids[1], ids[2], ids[4]}
         vendor = await hybrid_search(
-            conn, local_provider, shop, "dress", SearchFilter(vendor="Vara")
+            conn, await embed_query(local_provider, "dress"), shop, SearchFilter(vendor="Vara")
         )
         assert [h.product_id for h in vendor.hits] == [ids[2]]
         assert vendor.hits[0].product["min_price"] == Decimal(CATALOG[2][5])
@@ -163,13 +164,17 @@ async def test_two_shops_with_the_same_catalog_never_see_each_other(
     for shop, own in ((shop_a, set(ids_a)), (shop_b, set(ids_b))):
         async with tenant_scope(app_pool, shop) as conn:
             for query in ("boots", "a warm coat for winter", "kitchen knife", "lamp"):
-                found = await hybrid_search(conn, local_provider, shop, query, SearchFilter())
+                found = await hybrid_search(
+                    conn, await embed_query(local_provider, query), shop, SearchFilter()
+                )
                 assert found.hits, query
                 assert {h.product_id for h in found.hits} <= own, query
         # Even asking for the other shop's id by name finds nothing under this tenant.
         other = shop_b if shop == shop_a else shop_a
         async with tenant_scope(app_pool, shop) as conn:
-            leaked = await hybrid_search(conn, local_provider, other, "boots", SearchFilter())
+            leaked = await hybrid_search(
+                conn, await embed_query(local_provider, "boots"), other, SearchFilter()
+            )
             assert leaked.hits == []
 
 

@@ -15,7 +15,7 @@ from neanelu.db.pool import Conn, tenant_scope
 from neanelu.search.hot import HotIndex
 from neanelu.search.local.model import LocalProvider
 from neanelu.semantic.hotcache import warm_shop
-from neanelu.semantic.search import SearchFilter, SearchResult, hybrid_search
+from neanelu.semantic.search import SearchFilter, SearchResult, embed_query, hybrid_search
 from neanelu.semantic.service import embed_products
 from shopify_emulator.server import free_port
 from tests.factories import create_shop
@@ -44,8 +44,9 @@ async def _search(
     hot: HotIndex | None,
     f: SearchFilter | None = None,
 ) -> SearchResult:
+    query = await embed_query(provider, q)
     async with tenant_scope(pool, shop) as conn:
-        return await hybrid_search(conn, provider, shop, q, f or SearchFilter(), hot=hot)
+        return await hybrid_search(conn, query, shop, f or SearchFilter(), hot=hot)
 
 
 async def test_hot_shop_answers_from_redis_like_postgres_and_follows_changes(

@@ -8,12 +8,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
+from onnx import numpy_helper
 
 from neanelu.search.local.files import load_model_files, model_directory
+from neanelu.search.local.graph import build_encoder
 from neanelu.search.local.model import LocalOptions, LocalProvider
 from neanelu.search.local.paraphrases import paraphrase_report
 from neanelu.search.local.reference import ReferenceEncoder
+from neanelu.search.local.weights import load_safetensors
 from neanelu.search.provider import EmbeddingError
 
 
@@ -129,5 +133,20 @@ def test_int8_and_float32_vectors_are_stored_under_different_model_names(
     provider: LocalProvider, int8_provider: LocalProvider
 ) -> None:
     assert provider.model == "sentence-transformers/all-MiniLM-L6-v2"
-    assert int8_provider.model == provider.model + "+int8"
+    assert int8_provider.model == provider.model + "+int8v2"
     assert LocalProvider().model == int8_provider.model, "int8 is the default"
+
+
+def test_int8_weights_use_7_bits_so_the_avx2_kernel_cannot_saturate() -> None:
+    # Without VNNI, onnxruntime sums pairs of uint8 x int8 products in int16: 255 x 127 x 2
+    # overflows it, 255 x 63 x 2 does not (graph.py).
+    files = load_model_files()
+    graph = onnx.load_from_string(
+        build_encoder(load_safetensors(files.weights), files.config, frozenset({"l2.ffn_in"}))
+    ).graph
+    weights = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    q = weights["l2.ffn_in.wT.int8"]
+    assert q.dtype == np.int8
+    # Every column's largest weight lands on the 7-bit limit, none beyond it.
+    assert (np.abs(q.astype(np.int16)).max(axis=0) == 63).all()
+    assert "l2.ffn_out.wT.int8" not in weights, "only the layers asked for are int8"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
@@ -18,19 +19,26 @@ from neanelu.search.local.weights import load_safetensors
 from neanelu.search.provider import Embedded
 
 Precision = Literal["int8", "float32"]
-# int8: every linear layer's weights in int8 with one scale per output column (docs/search.md:
-# about 3x the float32 throughput, mean cosine 0.991 to the float32 reference on product texts).
+# int8: the linear layers' weights in int8 (7 bits, graph.py says why) with one scale per output
+# column, all but the first layer's FFN output, whose input (the GELU output) has the outlier
+# channels one activation range per call serves worst (docs/search.md: mean cosine 0.989 to the
+# float32 model with it in int8, 0.992 without, for ~8% of the speed).
 _LINEAR_PARTS = ("qkv", "attn_out", "ffn_in", "ffn_out")
+_FLOAT32_LINEARS = frozenset({"l0.ffn_out"})
 # The int8 vectors are not the float32 ones (cosine ~0.99): they are stored under their own model
-# name, so a change of precision re-embeds rather than mixing the two in one search.
-INT8_SUFFIX = "+int8"
+# name, so a change of precision re-embeds rather than mixing the two in one search. "v2": the
+# 7-bit weights and float32 l0.ffn_out changed the vectors (cosine ~0.99 to the first recipe's).
+INT8_SUFFIX = "+int8v2"
 
 
 @dataclass(frozen=True, slots=True)
 class LocalOptions:
-    threads: int = 0  # 0: every core this process may use
-    # Small batches: their activations stay in the caches (measured: 8 texts ran ~1.4x faster
-    # per core than 64), and sorting by length already keeps padding low.
+    # Batches run side by side on this many threads (0: every core this process may use), each
+    # batch on one core.
+    threads: int = 0
+    # Sorted by length, batches of 4 to 64 ran within noise of each other per CPU-second (an
+    # earlier, busier measurement had 8 ~1.4x faster than 64); 8 keeps a page's work spread
+    # over every runner thread.
     batch_size: int = 8
     precision: Precision = "int8"
     model_dir: Path | None = None
@@ -67,20 +75,26 @@ class LocalProvider:
         int8 = frozenset(
             f"l{i}.{part}" for i in layers for part in _LINEAR_PARTS if options.precision == "int8"
         )
-        encoder = build_encoder(load_safetensors(self._files.weights), self._files.config, int8)
+        encoder = build_encoder(
+            load_safetensors(self._files.weights), self._files.config, int8 - _FLOAT32_LINEARS
+        )
         so = ort.SessionOptions()
-        so.intra_op_num_threads = options.threads or _cores()
+        # One core per run, and runs side by side (onnxruntime's Run is thread-safe and releases
+        # the GIL): a batch of 8 short texts is too small to split across cores, where every
+        # operator would pay a hand-off and a wait (one run on 2 threads: 59 texts per CPU-second,
+        # two 1-thread runs at once: see docs/search.md).
+        so.intra_op_num_threads = 1
         so.inter_op_num_threads = 1
-        # Idle threads sleep rather than spin between operators: the process shares its cores
-        # with PostgreSQL, Redis and the event loop, and spinning took half the CPU time of a
-        # run on a busy machine (bench-embed counts texts per CPU-second).
+        # Idle threads sleep rather than spin: the process shares its cores with PostgreSQL,
+        # Redis and the event loop (spinning took half the CPU time of a busy machine's run).
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.log_severity_level = 3  # shape-merge notices of the optimiser are not errors
         self._session = ort.InferenceSession(encoder, so, providers=["CPUExecutionProvider"])
         self._dimension = int(self._files.config["hidden_size"])
-        # One run at a time: onnxruntime already spreads a batch over the cores.
-        self._lock = threading.Lock()
+        self._runners = ThreadPoolExecutor(
+            max_workers=options.threads or _cores(), thread_name_prefix="neanelu-embed"
+        )
 
     @property
     def dimension(self) -> int:
@@ -98,6 +112,7 @@ class LocalProvider:
         out = np.empty((len(texts), self._dimension), np.float32)
         # Batches of similar length waste little on padding.
         order = np.argsort(lengths, kind="stable")
+        batches = []
         for start in range(0, len(order), self._batch_size):
             idx = order[start : start + self._batch_size]
             width = int(lengths[idx].max())
@@ -107,7 +122,16 @@ class LocalProvider:
                 n = int(lengths[i])
                 ids[row, :n] = encodings[i].ids
                 mask[row, :n] = 1
-            with self._lock:
-                (vectors,) = self._session.run(None, {"input_ids": ids, "attention_mask": mask})
-            out[idx] = vectors
+            batches.append((idx, ids, mask))
+        if len(batches) == 1:  # a search query: no hand-off to a runner thread
+            idx, ids, mask = batches[0]
+            out[idx] = self._run(ids, mask)
+        else:
+            runs = [(idx, self._runners.submit(self._run, ids, mask)) for idx, ids, mask in batches]
+            for idx, run in runs:
+                out[idx] = run.result()
         return Embedded(out, tuple(int(n) for n in lengths))
+
+    def _run(self, ids: npt.NDArray[np.int64], mask: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
+        (vectors,) = self._session.run(None, {"input_ids": ids, "attention_mask": mask})
+        return np.asarray(vectors)

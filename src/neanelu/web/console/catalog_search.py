@@ -16,7 +16,7 @@ from neanelu.runtime import Runtime
 from neanelu.search.provider import EmbeddingError
 from neanelu.search.providers import provider_for
 from neanelu.semantic.hotcache import hot_index_for
-from neanelu.semantic.search import Hit, SearchFilter, hybrid_search
+from neanelu.semantic.search import Hit, SearchFilter, embed_query, hybrid_search
 from neanelu.web.console.reads import ProductFilter
 
 LIMIT = 25
@@ -46,17 +46,12 @@ async def by_meaning(rt: Runtime, shop_id: UUID, q: str, filters: ProductFilter)
         return Outcome(error=f"Search by meaning is not available: {exc}")
     wanted = SearchFilter(status=filters.status, vendor=filters.vendor)
     try:
-        async with tenant_scope(rt.pool, shop_id) as conn:
-            result = await hybrid_search(
-                conn,
-                provider,
-                shop_id,
-                text,
-                wanted,
-                limit=LIMIT,
-                hot=hot_index_for(rt.redis, provider),
-            )
+        embedded = await embed_query(provider, text)
     except EmbeddingError as exc:
         # A remote provider refused or could not embed the query.
         return Outcome(error=f"Search by meaning is not available: {exc}")
+    async with tenant_scope(rt.pool, shop_id) as conn:
+        result = await hybrid_search(
+            conn, embedded, shop_id, wanted, limit=LIMIT, hot=hot_index_for(rt.redis, provider)
+        )
     return Outcome(result.hits, result.model, result.vector_store, result.took_ms)
