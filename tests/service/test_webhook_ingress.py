@@ -269,3 +269,37 @@ async def test_a_failed_batch_is_rolled_back_and_its_neighbours_recorded(runtime
             "SELECT count(*) FROM outbox WHERE payload->>'shop_id' = %s", (str(gone),)
         )
         assert await cur.fetchone() == (0,)
+
+
+async def test_deliveries_that_waited_for_a_batch_do_not_gather_again(runtime: Runtime) -> None:
+    """The writer gathers only after a quiet spell: deliveries that came while a batch was being
+    written have waited a batch already and go in the next one at once. With a gather of 60 s,
+    they would sit out the minute."""
+    shop_id = await create_shop(runtime.pool)
+    writer = InboxWriter(gather_s=60.0, overlap_after_s=3600.0)
+    blocker = await runtime.pool.getconn()
+    try:
+        # The first batch waits on an uncommitted row with its webhook id (ON CONFLICT waits):
+        # the deliveries after it arrive while it is being written.
+        await bind_tenant(blocker, shop_id)
+        await blocker.execute(
+            "INSERT INTO webhook_inbox (shop_id, webhook_id, topic, payload) "
+            "VALUES (%s, 'q-0', 'products/update', '{}')",
+            (shop_id,),
+        )
+        writer.gather_s = 0.0  # the first batch goes at once, into the blocker
+        first = asyncio.ensure_future(writer.record(runtime.pool, shop_id, _delivery("q-0")))
+        await asyncio.sleep(0.2)
+        writer.gather_s = 60.0
+        later = [
+            asyncio.ensure_future(writer.record(runtime.pool, shop_id, _delivery(f"q-{n}")))
+            for n in range(1, 4)
+        ]
+        await asyncio.sleep(0.2)
+    finally:
+        await blocker.rollback()
+        await runtime.pool.putconn(blocker)
+    ids = await asyncio.wait_for(asyncio.gather(first, *later), timeout=20)
+    assert None not in ids
+    assert len(set(ids)) == 4
+    await writer.close()
