@@ -14,7 +14,8 @@ another process drives signed deliveries with unique webhook ids over keep-alive
    over all its runs;
 2. open loop at half the webhook max rate for `--paced-seconds` (after 2 s at that rate to
    settle), latency measured from each request's scheduled send time (so a stalled server cannot
-   hide its queueing: no coordinated omission).
+   hide its queueing: no coordinated omission), then the bare endpoint on the same schedule
+   (`bare_p99_ms`: what the rest of the stack and the machine add at that rate).
 
 Last line: `ratio_to_bare=... accepted_per_s=... p99_ms=...`. Extra environment (tracing on/off)
 passes through to the server, so running it twice with different env compares the two.
@@ -368,6 +369,10 @@ def main() -> None:
         paced = loadgen("open", port, "/api/webhooks", 64, args.paced_seconds, half)
         if paced["other"]:
             raise SystemExit(f"non-200 answers at half rate: {paced}")
+        # The same schedule against the bare endpoint right after: what the server, the
+        # protocol and this machine's scheduling cost a request at that rate without the
+        # delivery's work (its commit above all), so the webhook figure can be read against it.
+        paced_bare = loadgen("open", port, "/bench/bare", 64, args.paced_seconds, half)
         server.terminate()
         server.wait(timeout=30)
         server, port = start_server(traced_env)
@@ -390,6 +395,8 @@ def main() -> None:
     )
     print(
         f"at half rate ({half:.0f}/s): p50 {paced['p50_ms']:.2f} ms, p99 {paced['p99_ms']:.2f} ms"
+        f" (bare endpoint on the same schedule: p50 {paced_bare['p50_ms']:.2f} ms,"
+        f" p99 {paced_bare['p99_ms']:.2f} ms)"
     )
     cpu = {
         "bare": _us_per_request(bare, "server_cpu_s"),
@@ -410,6 +417,7 @@ def main() -> None:
     print(
         f"ratio_to_bare={ratio:.3f} "
         f"accepted_per_s={real['rate']:.0f} p99_ms={paced['p99_ms']:.2f} "
+        f"bare_p99_ms={paced_bare['p99_ms']:.2f} "
         f"traced_accepted_per_s={traced['rate']:.0f} tracing_loss_pct={loss:.1f} "
         f"server_us_per_delivery={cpu['webhook']:.0f} pg_us_per_delivery={cpu['pg_webhook']:.0f} "
         f"server_us_per_bare={cpu['bare']:.0f} cpu_ratio_to_bare={cpu_ratio:.3f}"

@@ -30,6 +30,33 @@ async def test_enqueue_is_idempotent_by_job_id(queues: QueueClient) -> None:
     assert (counts.enqueued, counts.completed) == (1, 1)
 
 
+async def test_reserve_hands_back_every_byte_of_its_jobs(queues: QueueClient) -> None:
+    """reserve.lua packs its answer as length-prefixed fields in one string: payloads that
+    hold the separator, digits, NUL or bytes that are not UTF-8 come back exactly, and so do
+    the jobs around them and the acks that rode along."""
+    q = queues.queue("sync")
+    odd = [b"", b"12:34:", b'{"a": "b:c"}\x00', b"\xff\xfe:\n:9"]
+    for n, payload in enumerate(odd):
+        await q.enqueue(
+            JobSpec(
+                task="t:odd",
+                group=f"g{n}",
+                payload=payload,
+                job_id=f"odd:{n}",
+                headers={"k:1": "v:2"},
+            )
+        )
+    first = await q.reserve(2)
+    rest = await q.reserve(2, ack=first.jobs)
+    assert rest.acked == [True, True]
+    jobs = sorted(first.jobs + rest.jobs, key=lambda job: job.id)
+    assert [job.id for job in jobs] == [f"odd:{n}" for n in range(4)]
+    assert [job.payload for job in jobs] == odd
+    assert {job.task for job in jobs} == {"t:odd"}
+    assert all(job.headers == {"k:1": "v:2"} for job in jobs)
+    assert all(job.attempt == 1 and job.token for job in jobs)
+
+
 async def test_groups_take_turns(queues: QueueClient) -> None:
     q = queues.queue("sync")
     await q.set_group_concurrency("noisy", 100)

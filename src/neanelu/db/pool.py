@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from psycopg import AsyncConnection
+from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
@@ -66,3 +67,32 @@ async def global_scope(pool: AsyncConnectionPool[Conn]) -> AsyncIterator[Conn]:
     writes only the outbox; tenant tables answer with no rows."""
     async with pool.connection() as conn, conn.transaction():
         yield conn
+
+
+@asynccontextmanager
+async def single_trip_transaction(conn: Conn) -> AsyncIterator[Conn]:
+    """One transaction on an idle connection whose statements all travel in one round trip:
+    BEGIN, what the block queues, COMMIT, then a single wait for every answer (psycopg's own
+    `transaction()` in a pipeline waits after BEGIN, after COMMIT and again at the pipeline's
+    end). The block must not read a result: its cursors are read after it, once committed.
+
+    The connection runs in autocommit for the block so that psycopg sends no BEGIN of its own;
+    the explicit BEGIN and COMMIT make the statements one transaction all the same, and an
+    error rolls all of it back.
+    """
+    if conn.info.transaction_status != TransactionStatus.IDLE:
+        raise RuntimeError("single_trip_transaction needs an idle connection")
+    await conn.set_autocommit(True)
+    try:
+        async with conn.pipeline():
+            await conn.execute("BEGIN")
+            yield conn
+            await conn.execute("COMMIT")
+    except BaseException:
+        # The failed statement (or the body's exception) left the transaction open or aborted.
+        if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+            await conn.execute("ROLLBACK")
+        raise
+    finally:
+        if not conn.closed:
+            await conn.set_autocommit(False)

@@ -67,6 +67,19 @@ def _bytes(value: Any) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
 
 
+def _unpack(packed: Any) -> list[bytes]:
+    """The fields of a reply packed as "<length>:<field>" one after the other (reserve.lua)."""
+    blob = _bytes(packed)
+    fields = []
+    at = 0
+    while at < len(blob):
+        colon = blob.index(b":", at)
+        end = colon + 1 + int(blob[at:colon])
+        fields.append(blob[colon + 1 : end])
+        at = end
+    return fields
+
+
 class QueueClient:
     """The queues of one deployment over one Redis client (built once per process)."""
 
@@ -173,7 +186,7 @@ class Queue:
         ]
         for job in ack:
             args += [job.id, job.token]
-        raw = await self.client.scripts.reserve([self._base], args)
+        raw = _unpack(await self.client.scripts.reserve([self._base], args))
         wake_ms, n = int(raw[0]), int(raw[1])
         jobs = []
         for i in range(n):

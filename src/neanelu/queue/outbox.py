@@ -29,6 +29,21 @@ class OutboxOptions(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     max_attempts: int = 0
 
 
+def options_json(options: OutboxOptions) -> str:
+    return msgspec.json.encode(options).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxJob:
+    """The columns of an outbox row that come from its task handle, for a statement that builds
+    the rest (id, group, payload) from rows it writes itself in the same statement: the webhook
+    inbox queues each batch so, without waiting for the inbox ids in between."""
+
+    queue: str
+    task: str
+    options: str  # JSON, as `write_outbox` stores it
+
+
 async def write_outbox(conn: Conn, queue: str, spec: JobSpec) -> None:
     """Insert the job in the caller's open transaction (the caller commits, never this)."""
     if not spec.job_id:
@@ -48,7 +63,7 @@ async def write_outbox(conn: Conn, queue: str, spec: JobSpec) -> None:
             spec.group,
             spec.task,
             spec.payload.decode(),
-            msgspec.json.encode(options).decode(),
+            options_json(options),
         ),
     )
 

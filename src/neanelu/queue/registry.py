@@ -22,7 +22,7 @@ from neanelu.queue.client import JobSpec, QueueClient
 from neanelu.queue.context import JobContext, Resources
 from neanelu.queue.jobs import DeadJob, EnqueueResult
 from neanelu.queue.observe import job_headers
-from neanelu.queue.outbox import write_outbox
+from neanelu.queue.outbox import OutboxJob, OutboxOptions, options_json, write_outbox
 
 P = TypeVar("P", bound=msgspec.Struct)
 Handler = Callable[[JobContext, P], Awaitable[None]]
@@ -73,6 +73,12 @@ class TaskHandle(Generic[P]):
             headers=job_headers(headers, delay_s),
             max_attempts=self.max_attempts,
         )
+
+    def outbox_job(self, *, headers: dict[str, str] | None = None) -> OutboxJob:
+        """The handle's part of an outbox row built in SQL (see `OutboxJob`), with the options
+        `enqueue_in_tx` gives a job due now (the current trace context unless `headers`)."""
+        options = OutboxOptions(headers=job_headers(headers, 0.0), max_attempts=self.max_attempts)
+        return OutboxJob(queue=self.queue, task=self.name, options=options_json(options))
 
     async def enqueue(
         self,

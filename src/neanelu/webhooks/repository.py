@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
 import msgspec
-from psycopg.rows import scalar_row
+from psycopg import AsyncCursor
+from psycopg.rows import class_row, scalar_row
 
 from neanelu.db.pool import Conn
-from neanelu.db.rows import fetch_all, fetch_one
+from neanelu.db.rows import fetch_one
 from neanelu.db.sql_files import load_sql
+from neanelu.queue.outbox import OutboxJob
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +30,7 @@ class InboxRow:
 
 
 @dataclass(frozen=True, slots=True)
-class _Inserted:
+class Inserted:
     webhook_id: str
     id: int
 
@@ -55,16 +57,25 @@ class _Row(msgspec.Struct, omit_defaults=False):
 _rows_encoder = msgspec.json.Encoder()
 
 
-async def insert_many(
-    conn: Conn, shop_id: UUID, deliveries: Sequence[NewDelivery]
-) -> dict[str, int]:
-    """Inbox ids of the deliveries that were new, by webhook id (the caller's tenant scope)."""
-    inserted = await fetch_all(
-        conn,
-        _Inserted,
-        load_sql("insert_inbox_batch.sql", "neanelu.webhooks"),
+async def insert_and_queue(
+    conn: Conn,
+    shop_id: UUID,
+    deliveries: Sequence[NewDelivery],
+    job: OutboxJob,
+    *,
+    compliance_topics: Collection[str],
+    compliance_group: str,
+) -> AsyncCursor[Inserted]:
+    """Send the insert of one shop's deliveries, with the outbox rows that queue the new ones,
+    on a connection in a pipelined transaction (the caller's tenant scope). Nothing is read here:
+    the cursor answers `inserted_ids` once the transaction has committed."""
+    cur = conn.cursor(row_factory=class_row(Inserted))
+    shop = str(shop_id)
+    await cur.execute(
+        load_sql("record_batch.sql", "neanelu.webhooks"),
         {
             "shop_id": shop_id,
+            "shop": shop,
             "deliveries": _rows_encoder.encode(
                 [
                     _Row(
@@ -78,9 +89,19 @@ async def insert_many(
                     for d in deliveries
                 ]
             ).decode(),
+            "queue": job.queue,
+            "task": job.task,
+            "options": job.options,
+            "compliance_topics": list(compliance_topics),
+            "compliance_group": compliance_group,
         },
     )
-    return {row.webhook_id: row.id for row in inserted}
+    return cur
+
+
+async def inserted_ids(cur: AsyncCursor[Inserted]) -> dict[str, int]:
+    """Inbox ids of the deliveries that were new, by webhook id (see `insert_and_queue`)."""
+    return {row.webhook_id: row.id for row in await cur.fetchall()}
 
 
 async def get_for_update(conn: Conn, inbox_id: int) -> InboxRow | None:

@@ -19,8 +19,8 @@ from uuid import UUID
 from opentelemetry.context import Context
 from psycopg_pool import AsyncConnectionPool
 
-from neanelu.db.pool import Conn, global_scope
-from neanelu.handles import DeliveryBatch, process_deliveries
+from neanelu.db.pool import Conn, bind_tenant, global_scope, single_trip_transaction
+from neanelu.handles import process_deliveries
 from neanelu.shops import repository as shops
 from neanelu.shops.repository import ShopStatus
 from neanelu.telemetry.tracing import current_context, within
@@ -125,44 +125,40 @@ async def record_deliveries(conn: Conn, items: list[tuple[UUID, NewDelivery]]) -
     """Insert the deliveries and queue the new ones in one transaction on `conn` (which must be
     idle). Returns, per item, its inbox id when it was new, else None (a duplicate).
 
-    Pipelined: BEGIN, the tenant scopes and the inserts travel together, then the outbox rows and
-    COMMIT; two round trips per batch however large it is.
+    One round trip per batch however large it is: BEGIN, each shop's tenant scope and its insert
+    (which writes the shop's outbox rows itself) and COMMIT travel together, and the answers are
+    read once committed. Each wait for PostgreSQL is a wake-up of the server process and of the
+    backend, and a delivery waits for every one its batch makes.
     """
     by_shop: dict[UUID, list[NewDelivery]] = defaultdict(list)
     for shop_id, delivery in items:
         by_shop[shop_id].append(delivery)
-    new_ids: dict[tuple[UUID, str], int] = {}
-    results: list[int | None] = []
-    async with conn.pipeline(), conn.transaction():
+    # One job per shop per batch (per group: compliance requests go to a group of their own, as
+    # an uninstall pauses the shop's group and shop/redact comes after the uninstall): the
+    # outbox, the relay and the queue carry a row per batch, not per delivery, and the shop's
+    # deliveries are applied in the order they came.
+    job = process_deliveries.outbox_job()
+    sent = []
+    async with single_trip_transaction(conn):
         for shop_id, deliveries in by_shop.items():
             # The inbox is a tenant table: each shop's rows are written under its own scope
             # (SET LOCAL semantics: it ends with this transaction).
-            await conn.execute(
-                "SELECT set_config('app.current_shop_id', %s, true)", (str(shop_id),)
-            )
-            inserted = await inbox.insert_many(conn, shop_id, deliveries)
-            for webhook_id, inbox_id in inserted.items():
-                new_ids[(shop_id, webhook_id)] = inbox_id
-        queued: dict[tuple[UUID, bool], list[int]] = defaultdict(list)
-        for shop_id, delivery in items:
-            # pop: a webhook id twice in one batch is new once, a duplicate the second time.
-            key = (shop_id, delivery.webhook_id)
-            found = new_ids.pop(key) if key in new_ids else None
-            results.append(found)
-            if found is not None:
-                queued[(shop_id, delivery.topic in topics.COMPLIANCE)].append(found)
-        # One job per shop per batch: the outbox, the relay and the queue carry a row per batch,
-        # not per delivery, and the shop's deliveries are applied in the order they came.
-        # Compliance requests go to a group of their own: an uninstall pauses the shop's group,
-        # and shop/redact comes after the uninstall.
-        for (shop_id, compliance), inbox_ids in queued.items():
-            await process_deliveries.enqueue_in_tx(
+            await bind_tenant(conn, shop_id)
+            cur = await inbox.insert_and_queue(
                 conn,
-                DeliveryBatch(shop_id=str(shop_id), inbox_ids=inbox_ids),
-                group=COMPLIANCE_GROUP if compliance else shop_id,
-                job_id=f"webhook-{shop_id}-{inbox_ids[0]}",
+                shop_id,
+                deliveries,
+                job,
+                compliance_topics=topics.COMPLIANCE,
+                compliance_group=COMPLIANCE_GROUP,
             )
-    return results
+            sent.append((shop_id, cur))
+    new_ids: dict[tuple[UUID, str], int] = {}
+    for shop_id, cur in sent:
+        for webhook_id, inbox_id in (await inbox.inserted_ids(cur)).items():
+            new_ids[(shop_id, webhook_id)] = inbox_id
+    # pop: a webhook id twice in one batch is new once, a duplicate the second time.
+    return [new_ids.pop((shop_id, d.webhook_id), None) for shop_id, d in items]
 
 
 class InboxWriter:
@@ -236,7 +232,9 @@ class InboxWriter:
         try:
             # One connection for as long as there is work: under load the checkout is paid once.
             async with pool.connection() as conn:
-                while await self._next_work():
+                idle = True  # started for a delivery that found no writer
+                while await self._next_work(idle):
+                    idle = False
                     batch = self._pending[: self.max_batch]
                     del self._pending[: self.max_batch]
                     started = time.monotonic()
@@ -263,8 +261,9 @@ class InboxWriter:
             self._arrived.set()
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _next_work(self) -> bool:
-        """True when there is a batch for this writer; False once it lingered `linger_s` idle."""
+    async def _next_work(self, idle: bool) -> bool:
+        """True when there is a batch for this writer; False once it lingered `linger_s` idle.
+        `idle`: nothing was waiting when the writer last looked (it was started for a delivery)."""
         deadline = time.monotonic() + self.linger_s
         while not self._should_take():
             left = deadline - time.monotonic()
@@ -279,12 +278,14 @@ class InboxWriter:
                 return self._should_take()
             finally:
                 self._idle -= 1
-        if len(self._pending) < self.spawn_backlog and self.gather_s > 0:
-            # A few deliveries only: the requests already on their way (read from their sockets,
-            # still in the handler) join this batch if it waits a moment, rather than each paying
-            # a commit and its round trips in a batch of one. Before writers lingered, the check
-            # round trip of a fresh pool checkout was that moment; 1 ms is far inside the
-            # latency budget.
+            idle = True
+        if idle and len(self._pending) < self.spawn_backlog and self.gather_s > 0:
+            # The first few deliveries after a quiet spell: the requests already on their way
+            # (read from their sockets, still in the handler) join this batch if it waits a
+            # moment, rather than each paying a commit in a batch of one. Deliveries that came
+            # while the last batch was being written have waited a whole batch already: they
+            # go at once (gathering them too added a millisecond to every batch at a steady
+            # rate, and to the latency of every delivery).
             await asyncio.sleep(self.gather_s)
         return True
 

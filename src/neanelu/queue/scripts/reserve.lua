@@ -3,8 +3,8 @@
 -- A worker's acks ride on its next reserve: the slots they free are filled in the same round trip.
 -- Returns {wake_ms, n, then per job: id, group, task, payload, headers, attempt, max_attempts,
 -- token, lease_deadline}, then the count of jobs dead-lettered here for stalling and per job: id,
--- group, task, payload, attempts, error, then one 1/0 per ack (as complete returns). wake_ms is
--- the time to the next timed event when nothing was taken.
+-- group, task, payload, attempts, error, then one 1/0 per ack (as complete returns), packed into
+-- one string (see the end). wake_ms is the time to the next timed event when nothing was taken.
 local now = now_ms(ARGV[1])
 local count = tonumber(ARGV[2])
 local global_cap = tonumber(ARGV[3])
@@ -100,4 +100,15 @@ end
 for _, r in ipairs(acked) do
   result[#result + 1] = r
 end
-return result
+-- One bulk string of length-prefixed fields ("<bytes>:<field>", a missing field empty) rather
+-- than an array: a client reads an array element by element (redis-py in pure Python, the most
+-- of what a reserve costs on its side), and this string in one pass.
+local packed = {}
+for i, v in ipairs(result) do
+  local text = ''
+  if v then
+    text = tostring(v)
+  end
+  packed[i] = #text .. ':' .. text
+end
+return table.concat(packed)
