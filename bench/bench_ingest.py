@@ -4,6 +4,8 @@ PRODUCTS (default 100,000) products, ~3 variants and ~2 metafields each, from an
 its own process at full speed. Timed: first downloaded byte -> last merge commit. Ceiling, in the
 same run: a server-side `COPY FROM` file of the same final rows into the same empty tables with the
 same indexes. Last line: ratio_to_copy_ceiling=... peak_rss_mb=... products_per_s=... rows_per_s=...
+and the CPU seconds of both (`cpu_ratio`: the ceiling's over the ingest's), which a loaded machine
+does not skew as it skews the wall clock.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -103,6 +106,37 @@ class PeakRss:
         self._thread.join()
 
 
+def _ticks(pid: int | str) -> tuple[int, int]:
+    """A process's own CPU ticks and those of its reaped children (0, 0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0, 0
+    # After the name: state is field 3, utime/stime 14/15, cutime/cstime 16/17 (man proc).
+    return int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
+
+
+def server_cpu(pg: EmbeddedPostgres) -> float:
+    """CPU seconds the whole PostgreSQL server has used so far: the postmaster, its live
+    processes (backends, writers), and those it has reaped (their time is in its children's)."""
+    postmaster = (pg.data_dir / "postmaster.pid").read_text().split()[0]
+    own, reaped = _ticks(postmaster)
+    total = own + reaped
+    for task in os.listdir(f"/proc/{postmaster}/task"):
+        with contextlib.suppress(OSError):
+            for child in Path(f"/proc/{postmaster}/task/{task}/children").read_text().split():
+                total += _ticks(child)[0]
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def python_cpu() -> float:
+    """CPU seconds of this process and its reaped children (the inventory process)."""
+    own, children = (
+        resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 class Access:
     def __init__(self, base_url: str, http: httpx.AsyncClient) -> None:
         self.base_url, self.http, self.token = base_url, http, ""
@@ -123,6 +157,12 @@ def fresh_database(pg: EmbeddedPostgres, name: str) -> None:
     # In a process of its own: alembic and SQLAlchemy (about 20 MB resident) are the bench's
     # tooling, not the sync's, and would otherwise count in this process's peak RSS.
     subprocess.run([sys.executable, "-c", _MIGRATE, pg.url(OWNER_ROLE, name), APP_ROLE], check=True)
+    # Autovacuum of the freshly loaded tables would land in the ceiling's window (the ingest's
+    # tables reach its thresholds as the ceiling starts) and in the ingest's: neither is the
+    # work measured, and both windows read the server's CPU.
+    with psycopg.connect(pg.url(database=name), autocommit=True) as conn:
+        for table in TABLES:
+            conn.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = off)")
 
 
 _MIGRATE = "import sys; from neanelu.db import migrate; migrate.upgrade(sys.argv[1], sys.argv[2])"
@@ -155,7 +195,7 @@ def start_emulator(bulk_dir: str) -> tuple[subprocess.Popen[str], str]:
 
 async def ingest(
     pg: EmbeddedPostgres, base_url: str, emulator_pid: int
-) -> tuple[float, dict[str, int], int]:
+) -> tuple[float, dict[str, int], int, float]:
     pool = create_pool(pg.url(APP_ROLE, "bench_ingest"), PoolSizes(1, 6), name="bench-ingest")
     await pool.open(wait=True)
     try:
@@ -172,8 +212,12 @@ async def ingest(
         async with httpx.AsyncClient(timeout=120) as http:
             deps = SyncDeps(pool, http, Access(base_url, http))
             with PeakRss(exclude=emulator_pid) as rss:
+                cpu = server_cpu(pg), python_cpu()
                 summary = await run_sync(deps, shop_id, run.id)
                 finished = time.perf_counter()
+                # From the bulk queries to the statistics refresh: a little more than the timed
+                # window, never less.
+                cpu = server_cpu(pg) - cpu[0], python_cpu() - cpu[1]
         assert summary.first_byte_at is not None
         assert summary.merged_at is not None
         counts = {
@@ -192,13 +236,15 @@ async def ingest(
         print(f"  statistics refresh after the merges: {finished - summary.merged_at:.2f} s")
         peaks = ", ".join(f"{name} {rss / 2**20:.1f}" for name, rss in rss.peaks.items())
         print(f"  peak RSS by process (MiB): {peaks}")
-        return summary.merged_at - summary.first_byte_at, counts, rss.peak
+        print(f"  CPU seconds: PostgreSQL {cpu[0]:.1f}, Python (sync and its child) {cpu[1]:.1f}")
+        return summary.merged_at - summary.first_byte_at, counts, rss.peak, sum(cpu)
     finally:
         await pool.close()
 
 
-def copy_ceiling(pg: EmbeddedPostgres) -> float:
-    """Dump the final rows, then time COPY FROM those files into empty, identically indexed tables."""
+def copy_ceiling(pg: EmbeddedPostgres) -> tuple[float, float]:
+    """Dump the final rows, then time COPY FROM those files into empty, identically indexed
+    tables: seconds and the server's CPU seconds."""
     dump_dir = Path(tempfile.mkdtemp(prefix="neanelu-ceiling-"))
     dump_dir.chmod(0o777)
     with psycopg.connect(pg.url(database="bench_ingest"), autocommit=True) as conn:
@@ -208,14 +254,14 @@ def copy_ceiling(pg: EmbeddedPostgres) -> float:
     with psycopg.connect(pg.url(database="bench_ceiling"), autocommit=True) as conn:
         conn.execute(f"COPY shops FROM '{dump_dir / 'shops'}.copy'")
         conn.execute("CHECKPOINT")
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), server_cpu(pg)
         for table in TABLES:
             conn.execute(f"COPY {table} FROM '{dump_dir / table}.copy'")
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, server_cpu(pg) - cpu
     for file in dump_dir.iterdir():
         file.unlink()
     dump_dir.rmdir()
-    return elapsed
+    return elapsed, cpu
 
 
 def main() -> None:
@@ -225,7 +271,7 @@ def main() -> None:
     emulator, base_url = start_emulator(bulk_dir)
     try:
         print(f"ingesting {PRODUCTS:,} products from {base_url}")
-        seconds, counts, peak = asyncio.run(ingest(pg, base_url, emulator.pid))
+        seconds, counts, peak, cpu = asyncio.run(ingest(pg, base_url, emulator.pid))
     finally:
         emulator.terminate()
         try:
@@ -236,13 +282,14 @@ def main() -> None:
             emulator.wait()
     with psycopg.connect(pg.url(database="bench_ingest"), autocommit=True) as conn:
         conn.execute("CHECKPOINT")
-    ceiling = copy_ceiling(pg)
+    ceiling, ceiling_cpu = copy_ceiling(pg)
     rows = sum(counts.values())
     print(f"ingest {seconds:.2f} s for {counts}; COPY ceiling {ceiling:.2f} s")
     print(
         f"ratio_to_copy_ceiling={ceiling / seconds:.3f} peak_rss_mb={peak / 2**20:.1f} "
         f"products_per_s={counts['products'] / seconds:.0f} rows_per_s={rows / seconds:.0f} "
-        f"products={counts['products']} ingest_s={seconds:.2f} ceiling_s={ceiling:.2f}"
+        f"products={counts['products']} ingest_s={seconds:.2f} ceiling_s={ceiling:.2f} "
+        f"cpu_ratio={ceiling_cpu / cpu:.3f} ingest_cpu_s={cpu:.1f} ceiling_cpu_s={ceiling_cpu:.1f}"
     )
 
 
