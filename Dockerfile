@@ -36,8 +36,7 @@ RUN groupadd --system --gid 10001 neanelu \
       --shell /usr/sbin/nologin neanelu \
  && mkdir -p /app \
  && chown neanelu:neanelu /app
-# Metadata before the venv: Docker's vfs driver (the local test-deploy's) copies the whole
-# image for every instruction, so each one after the 1 GB venv cost a full copy.
+COPY --from=build /opt/venv /opt/venv
 # Production by default: placeholders and plain-http APP_HOST stop start-up. Secrets come at run
 # time (NEANELU_ENV_FILE on a tmpfs rendered by the OpenBAO agent), never through this file.
 ENV PATH=/opt/venv/bin:${PATH} \
@@ -51,7 +50,6 @@ USER 10001:10001
 EXPOSE 8000 9464
 ENTRYPOINT ["neanelu"]
 CMD ["serve", "--host", "0.0.0.0", "--port", "8000"]
-COPY --from=build /opt/venv /opt/venv
 # Last, so that a new revision rebuilds nothing but this metadata.
 ARG VERSION=0.1.0
 ARG REVISION=unknown
