@@ -67,8 +67,8 @@ async def run(
     out = Outcome()
     rng = random.Random(f"soak:{seed}")
     samples: list[tuple[float, int, int]] = []
-    lags: list[float] = []
-    # (seconds since the start, lag) for the flatness check: the first and last fifth compared.
+    # (seconds since the start, apply lag) after the warm-up; the flatness check compares the
+    # first and last fifth.
     timed_lags: list[tuple[float, float]] = []
     try:
         await stack.install_all()
@@ -92,7 +92,6 @@ async def run(
             if rows:
                 last_id = int(rows[-1][0])
                 if time.monotonic() - started > warmup_s:
-                    lags.extend(float(r[1]) for r in rows)
                     at = time.monotonic() - started
                     timed_lags.extend((at, float(r[1])) for r in rows)
             if time.monotonic() > next_sync:
@@ -111,6 +110,7 @@ async def run(
         fd0 = statistics.median(s[2] for s in head)
         fd1 = statistics.median(s[2] for s in tail)
         growth = 100.0 * (rss1 - rss0) / rss0
+        lags = [lag for _, lag in timed_lags]
         lag_p99 = sorted(lags)[int(len(lags) * 0.99)] if lags else 0.0
         lag_first, lag_last = _lag_ends(timed_lags)
         out.figures.update(

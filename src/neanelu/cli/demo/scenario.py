@@ -14,11 +14,12 @@ from uuid import UUID
 
 import httpx
 import psycopg
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+from rich.progress import TaskID
 
 from neanelu.catalog import census
 from neanelu.catalog.census import CatalogCounts, StockLevel
-from neanelu.cli.common import console, text_of
+from neanelu.cli.common import text_of
+from neanelu.cli.demo.bars import progress_bars
 from neanelu.cli.demo.report import DemoFigures, SyncShare, step
 from neanelu.cli.demo.search_step import run_search_step
 from neanelu.cli.demo.supervise import (
@@ -137,17 +138,11 @@ class Scenario:
     async def watch_sync(self, shop_id: UUID) -> runs.SyncRun:
         """The install's full sync, a progress bar per phase from its live progress in Redis,
         until its run completes or fails."""
-        columns = (
-            TextColumn("{task.description:<20}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:>18}"),
-        )
         tasks: dict[str, TaskID] = {}
         seen: dict[str, tuple[int, float]] = {}
         deadline = time.monotonic() + SYNC_TIMEOUT_S
         rt = self.res.runtime
-        with Progress(*columns, console=console) as progress:
+        with progress_bars() as progress:
             while True:
                 self.procs.check_alive()
                 async with tenant_scope(rt.pool, shop_id) as conn:

@@ -7,28 +7,33 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 import httpx
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from psycopg_pool import AsyncConnectionPool
 from rich.table import Table
 
-from neanelu.cli.common import console
+from neanelu.cli.demo.bars import progress_bars
 from neanelu.cli.demo.supervise import DemoFailed
 from neanelu.db.pool import Conn, tenant_scope
 from neanelu.db.rows import fetch_scalar
 from neanelu.shops.service import issue_api_key
 
-# A catalog this size or smaller is embedded whole before the searches on a 2-core machine; a
-# larger one goes on embedding in the background and the demo says how far it got.
+# How long the demo waits for the sync's embedding run before it searches: a catalog that takes
+# longer goes on embedding in the background, and the demo says how far it got.
 EMBED_WAIT_S = 120.0
 FRESH_TARGET_S = 10.0
 FRESH_TIMEOUT_S = 60.0
 QUERIES = ("handmade ceramic mug", "warm blanket for winter", "vintage leather backpack")
 FRESH_TITLE = "Amber glass lantern for the garden"
 SHOWN_HITS = 3
+
+Pool = AsyncConnectionPool[Conn]
+# Sets a product's title in the emulator (which then sends its webhook).
+Retitle = Callable[[int, str], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +66,7 @@ async def _count(conn: Conn, query: str) -> int:
     return await fetch_scalar(conn, int, query) or 0
 
 
-async def _embedding_state(pool: Any, shop_id: UUID) -> tuple[int, int, bool]:
+async def _embedding_state(pool: Pool, shop_id: UUID) -> tuple[int, int, bool]:
     async with tenant_scope(pool, shop_id) as conn:
         products = await _count(conn, "SELECT count(*) FROM products WHERE deleted_at IS NULL")
         # Live products only: the run may have embedded one that a webhook deleted since.
@@ -79,17 +84,11 @@ async def _embedding_state(pool: Any, shop_id: UUID) -> tuple[int, int, bool]:
     return products, embedded, done > 0
 
 
-async def wait_for_vectors(pool: Any, shop_id: UUID) -> tuple[int, int, bool, float]:
+async def wait_for_vectors(pool: Pool, shop_id: UUID) -> tuple[int, int, bool, float]:
     """Follow the full sync's embedding run (a bar of products with a vector) until it completes
     or `EMBED_WAIT_S` passes."""
     started = time.monotonic()
-    columns = (
-        TextColumn("{task.description:<20}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:>18}"),
-    )
-    with Progress(*columns, console=console) as progress:
+    with progress_bars() as progress:
         task = progress.add_task("embedded", total=None, rate="")
         first: int | None = None
         while True:
@@ -121,7 +120,7 @@ async def measure_freshness(
     http: httpx.AsyncClient,
     api_url: str,
     key: str,
-    retitle: Any,
+    retitle: Retitle,
     product_id: int,
 ) -> tuple[float | None, list[str]]:
     """Retitle the product in the emulator (its webhook follows), then search for the new title
@@ -137,12 +136,12 @@ async def measure_freshness(
 
 
 async def run_search_step(
-    pool: Any,
+    pool: Pool,
     http: httpx.AsyncClient,
     api_url: str,
     shop_id: UUID,
     product_id: int,
-    retitle: Any,
+    retitle: Retitle,
 ) -> SearchFigures:
     products, embedded, done, waited = await wait_for_vectors(pool, shop_id)
     async with tenant_scope(pool, shop_id) as conn:
