@@ -361,7 +361,7 @@ class BulkRunner:
                 status, error_code = "FAILED", outcome.error_code
             else:
                 if outcome.truncate:
-                    _truncate_last_line(op.path)
+                    _truncate_last_line(op.paths[-1])
                 op.null_url = outcome.null_url
                 op.expired = outcome.expire
         except ResolveError as exc:
@@ -405,7 +405,7 @@ class BulkRunner:
             def progress(lines: int, roots: int) -> None:
                 op.object_count, op.root_object_count = lines, roots
 
-            op.file_size = bulk_shards.run(
+            op.file_size, op.parts = bulk_shards.run(
                 plan,
                 ctx,
                 order,
@@ -444,6 +444,7 @@ class BulkRunner:
 def _serve_instead(op: BulkOperation, content: bytes) -> None:
     """The result file replaced by exact bytes (control API `bulk/served-files`), counted as
     Shopify counts a file: every line an object, lines without `__parentId` roots."""
+    op.parts = ()
     with open(op.path, "wb") as out:
         out.write(content)
     lines = [line for line in content.split(b"\n") if line]

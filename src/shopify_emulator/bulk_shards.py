@@ -4,7 +4,9 @@ Generating JSONL is pure Python and CPU-bound, so one process tops out at one co
 whole catalog in id order (the full syncs every client runs) the bulk thread forks one child per
 worker; each child inherits the catalog and the compiled plan, writes the lines of its product range to
 its own part file and reports its counts through a pipe, so `objectCount` keeps growing while the parts
-are written. The parts are then joined in range order, which is the order one writer would have used.
+are written. The result is the parts in range order, which is the order one writer would have used;
+they are served in sequence rather than joined (the join copied about a gigabyte after the writers had
+finished: 3.2 of a 1M export's 13.6 s).
 A child touches nothing but the generator, the plan and its own file: no event loop, no locks.
 """
 
@@ -159,14 +161,16 @@ def run(
     workers: int,
     progress: Callable[[int, int], None],
     cancelled: Callable[[], bool],
-) -> int:
-    """Write the export to `path` with `workers` processes; returns the file size. `progress` gets
-    (lines, root lines) so far; when `cancelled()` turns true the children are stopped."""
-    # The first range is written straight into the result file; the others are appended to it.
+) -> tuple[int, tuple[str, ...]]:
+    """Write the export to `path` with `workers` processes; returns the size of the whole result and
+    the part files that follow `path` in it. `progress` gets (lines, root lines) so far; when
+    `cancelled()` turns true the children are stopped."""
+    # The first range is written straight into the result file; the others to parts beside it.
     shards = [
         Shard(start=a, end=b, path=path if n == 0 else f"{path}.part{n}")
         for n, (a, b) in enumerate(ranges(ctx.catalog.upper, workers))
     ]
+    complete = False
     try:
         for n, shard in enumerate(shards):
             lines = shard_lines(plan, ctx, order, seed * 31 + n, shard.start, shard.end)
@@ -186,10 +190,11 @@ def run(
             shard.pid, shard.read_fd = pid, read_fd
         _collect(shards, progress, cancelled)
         if cancelled():
-            return 0
+            return 0, ()
         if any(s.state != 1 for s in shards):
             raise RuntimeError("a bulk writer process failed")
-        return _join(shards, path)
+        complete = True
+        return sum(s.size for s in shards), tuple(s.path for s in shards[1:])
     finally:
         for shard in shards:
             if shard.pid and shard.state == 0:
@@ -198,7 +203,7 @@ def run(
                 os.waitpid(shard.pid, 0)
             if shard.read_fd >= 0:
                 os.close(shard.read_fd)
-            if shard.path != path and os.path.exists(shard.path):
+            if not complete and shard.path != path and os.path.exists(shard.path):
                 os.unlink(shard.path)
 
 
@@ -227,19 +232,3 @@ def _collect(
             if shard.state:
                 del pending[fd]
         progress(sum(s.lines for s in shards), sum(s.roots for s in shards))
-
-
-def _join(shards: list[Shard], path: str) -> int:
-    total = os.path.getsize(path)
-    # Not opened for append: copy_file_range refuses O_APPEND targets, so seek to the end instead.
-    with open(path, "r+b") as out:
-        out.seek(total)
-        for shard in shards[1:]:
-            with open(shard.path, "rb") as part:
-                size = os.fstat(part.fileno()).st_size
-                copied = 0
-                while copied < size:
-                    # In-kernel copy: the parts never pass through Python.
-                    copied += os.copy_file_range(part.fileno(), out.fileno(), size - copied)
-                total += size
-    return total

@@ -1,75 +1,148 @@
 """Serving bulk files from signed, expiring URLs, the way Google Cloud Storage answers Shopify's links.
 
-The normal path is Starlette's FileResponse (sendfile-style chunks, HTTP Range for resumed downloads), so
-serving is never the slow part of an ingest. The reset fault sends a prefix of the promised bytes and
-then drops the connection, which is what a client sees when a download dies midway.
+A result file is one or more parts on disk, served as their concatenation: a big export written by
+several processes (`bulk_shards`) leaves one part per writer, and joining them into one file was a
+serial copy of about a gigabyte after the writers had finished, the last seconds of a 1M export. The
+response reads a megabyte at a time across the parts, answers one byte range as Cloud Storage does
+(`bytes=a-b`, `bytes=a-`, `bytes=-n`; 206 with Content-Range, 416 past the end; several ranges or an
+invalid header get the whole object with 200), and HEAD gets the headers alone. The reset fault sends
+a prefix of the promised bytes and then drops the connection, which is what a client sees when a
+download dies midway.
 """
 
 from __future__ import annotations
 
 import hmac
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import anyio
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from shopify_emulator.bulk import BulkRunner, sign
 from shopify_emulator.state import EmulatorState
 from shopify_emulator.storage_errors import gcs_error
 
-CHUNK = 256 * 1024
+CHUNK = 1 << 20
 
 
-class CutDownload:
-    """An ASGI response that promises the whole (range of the) file and delivers only a prefix."""
+@dataclass(frozen=True, slots=True)
+class Span:
+    """Bytes [start, end) of the object; `ranged` when they answer a Range header (206)."""
 
-    def __init__(self, path: str, start: int, after_bytes: int, ranged: bool) -> None:
-        self.path = path
-        self.start = start
-        self.after_bytes = after_bytes
-        self.ranged = ranged
+    start: int
+    end: int
+    ranged: bool
+
+
+def requested_span(header: str, size: int) -> Span | None:
+    """The span a Range header asks for, or None when no byte of the object is in it (416)."""
+    whole = Span(0, size, ranged=False)
+    if not header.startswith("bytes=") or "," in header:
+        return whole
+    first, sep, last = header[6:].strip().partition("-")
+    first, last = first.strip(), last.strip()
+    if not sep or not (first.isdigit() or last.isdigit()) or (first and not first.isdigit()):
+        return whole
+    if last and not last.isdigit():
+        return whole
+    if not first:  # the last n bytes
+        count = int(last)
+        return Span(max(0, size - count), size, ranged=True) if count else None
+    start = int(first)
+    if last and int(last) < start:
+        return whole  # not a valid range (RFC 9110 14.1.1): the header is ignored
+    if start >= size:
+        return None
+    return Span(start, size if not last else min(size, int(last) + 1), ranged=True)
+
+
+class PartsFile:
+    """An ASGI response: bytes [span.start, span.end) of the parts' concatenation. With `cut_after`
+    it promises them all and sends only that many, then drops the connection."""
+
+    def __init__(
+        self,
+        parts: Sequence[tuple[str, int]],
+        span: Span,
+        headers: dict[str, str],
+        head_only: bool = False,
+        cut_after: int | None = None,
+    ) -> None:
+        self.parts = parts
+        self.span = span
+        self.headers = headers
+        self.head_only = head_only
+        self.cut_after = cut_after
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        size = (await anyio.Path(self.path).stat()).st_size
-        length = size - self.start
-        headers = [
-            (b"content-type", b"application/jsonl"),
-            (b"content-length", str(length).encode()),
+        span, total = self.span, sum(size for _, size in self.parts)
+        headers = [(k.lower().encode(), v.encode()) for k, v in self.headers.items()]
+        headers += [
+            (b"content-length", str(span.end - span.start).encode()),
             (b"accept-ranges", b"bytes"),
         ]
-        if self.ranged:
-            headers.append((b"content-range", f"bytes {self.start}-{size - 1}/{size}".encode()))
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 206 if self.ranged else 200,
-                "headers": headers,
-            }
-        )
-        remaining = min(self.after_bytes, length)
-        async with await anyio.open_file(self.path, "rb") as handle:
-            await handle.seek(self.start)
-            while remaining > 0:
-                chunk = await handle.read(min(CHUNK, remaining))
-                if not chunk:
-                    break
-                remaining -= len(chunk)
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        # Returning without the final body message makes the server close the connection mid-body.
+        if span.ranged:
+            headers.append(
+                (b"content-range", f"bytes {span.start}-{span.end - 1}/{total}".encode())
+            )
+        status = 206 if span.ranged else 200
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        if self.head_only:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        remaining = span.end - span.start
+        if self.cut_after is not None:
+            remaining = min(remaining, self.cut_after)
+        offset = 0  # where the current part starts in the object
+        for path, size in self.parts:
+            if remaining <= 0:
+                break
+            if offset + size <= span.start:
+                offset += size
+                continue
+            async with await anyio.open_file(path, "rb") as handle:
+                await handle.seek(max(0, span.start - offset))
+                while remaining > 0:
+                    chunk = await handle.read(min(CHUNK, remaining))
+                    if not chunk:
+                        break
+                    remaining -= len(chunk)
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            offset += size
+        if self.cut_after is not None:
+            # Returning without the final body message makes the server close the connection mid-body.
+            return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-def _range_start(request: Request) -> int | None:
-    header = request.headers.get("range", "")
-    if not header.startswith("bytes="):
+def _sizes(paths: Sequence[str]) -> list[tuple[str, int]] | None:
+    try:
+        return [(path, os.stat(path).st_size) for path in paths]
+    except FileNotFoundError:
         return None
-    first = header[6:].split(",", 1)[0].split("-", 1)[0].strip()
-    return int(first) if first.isdigit() else None
+
+
+def _unsatisfiable(total: int) -> Response:
+    body = (
+        "<?xml version='1.0' encoding='UTF-8'?>"
+        "<Error><Code>InvalidRange</Code><Message>The requested range cannot be satisfied.</Message>"
+        "</Error>"
+    )
+    return Response(
+        body,
+        status_code=416,
+        media_type="application/xml",
+        headers={"Content-Range": f"bytes */{total}"},
+    )
 
 
 async def serve_file(
     request: Request, state: EmulatorState, bulk: BulkRunner
-) -> Response | CutDownload:
+) -> Response | PartsFile:
     """`GET /{bucket}/bulk-operation-outputs/{key}-final?GoogleAccessId&Expires&Signature&...`"""
     params = request.query_params
     expires_raw = params.get("Expires", "")
@@ -98,15 +171,24 @@ async def serve_file(
             f"Request signature expired at: {expires}",
         )
     found = bulk.find(request.path_params["key"])
-    if found is None or not await anyio.Path(found[0].path).exists():
+    parts = None if found is None else await anyio.to_thread.run_sync(_sizes, found[0].paths)
+    if found is None or parts is None:
         return gcs_error("NoSuchKey", "The specified key does not exist.", path)
     op = found[0]
-    shop = state.shops[op.shop]
-    headers = {"Content-Disposition": content_disposition, "Cache-Control": "private, max-age=0"}
-    cut = shop.faults.take("reset_download")
-    if cut is not None and request.method == "GET":
-        start = _range_start(request)
-        return CutDownload(
-            op.path, start or 0, int(cut.params.get("after_bytes", 65536)), start is not None
-        )
-    return FileResponse(op.path, media_type=content_type or "application/jsonl", headers=headers)
+    total = sum(size for _, size in parts)
+    span = requested_span(request.headers.get("range", ""), total)
+    if span is None:
+        return _unsatisfiable(total)
+    headers = {
+        "Content-Type": content_type or "application/jsonl",
+        "Content-Disposition": content_disposition,
+        "Cache-Control": "private, max-age=0",
+    }
+    cut = state.shops[op.shop].faults.take("reset_download") if request.method == "GET" else None
+    return PartsFile(
+        parts,
+        span,
+        headers,
+        head_only=request.method == "HEAD",
+        cut_after=None if cut is None else int(cut.params.get("after_bytes", 65536)),
+    )

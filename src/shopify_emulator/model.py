@@ -104,7 +104,7 @@ class BulkOperation:
     client_id: str
     shop: str
     query: str
-    path: str
+    path: str  # the result file, or its first part
     group_objects: bool
     created_at: str
     status: str = "CREATED"
@@ -122,6 +122,13 @@ class BulkOperation:
     created_s: float = 0.0
     finished_at: float | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
+    # The parts that follow `path` in the result, for an export written by several processes.
+    parts: tuple[str, ...] = ()
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """The files whose concatenation is the result, in order."""
+        return (self.path, *self.parts)
 
     @property
     def gid(self) -> str:

@@ -7,6 +7,7 @@ import json
 import os
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -328,3 +329,42 @@ def _is_socket(pid: int, fd: str) -> bool:
         return os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
     except FileNotFoundError:
         return False
+
+
+def test_a_sharded_result_is_served_as_one_object_across_its_parts(
+    make_emulator: MakeEmulator, connect: Connect, tmp_path: Path
+) -> None:
+    # Three writers leave three parts; the link serves their concatenation, and a byte range that
+    # starts in one part and ends in the next is cut from it as from one file.
+    emulator = make_emulator(
+        EmulatorConfig(
+            shops=[ShopConfig(name="parts", products=300, seed=5)],
+            bulk_workers=3,
+            bulk_shard_min_products=0,
+            bulk_dir=str(tmp_path),
+        )
+    )
+    shop = connect(emulator, "parts")
+    op = shop.wait_bulk(shop.run_bulk(CORE, group=True))
+    parts = sorted(tmp_path.glob("*/*.jsonl.part*"))
+    assert len(parts) == 2
+    full = httpx.get(op["url"]).content
+    assert len(full) == int(op["fileSize"])
+    assert full.count(b"\n") == int(op["objectCount"])
+    first_part = os.path.getsize(str(parts[0]).split(".part")[0])
+    start, end = first_part - 100, first_part + 99
+    ranged = httpx.get(op["url"], headers={"Range": f"bytes={start}-{end}"})
+    assert ranged.status_code == 206
+    assert ranged.content == full[start : end + 1]
+    assert ranged.headers["content-range"] == f"bytes {start}-{end}/{len(full)}"
+    suffix = httpx.get(op["url"], headers={"Range": "bytes=-500"})
+    assert (suffix.status_code, suffix.content) == (206, full[-500:])
+    past = httpx.get(op["url"], headers={"Range": f"bytes={len(full)}-"})
+    assert past.status_code == 416
+    assert past.headers["content-range"] == f"bytes */{len(full)}"
+    # Cloud Storage answers several ranges with the whole object.
+    several = httpx.get(op["url"], headers={"Range": "bytes=0-9,20-29"})
+    assert (several.status_code, several.content) == (200, full)
+    head = httpx.head(op["url"])
+    assert (head.status_code, head.content) == (200, b"")
+    assert int(head.headers["content-length"]) == len(full)
