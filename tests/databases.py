@@ -13,7 +13,11 @@ import psycopg
 from neanelu.db.embedded import APP_ROLE, OWNER_ROLE, EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("NEANELU_TEST_DATA_DIR", ROOT / ".data"))
+_BASE_DIR = Path(os.environ.get("NEANELU_TEST_DATA_DIR", ROOT / ".data"))
+# Under pytest-xdist each worker process runs servers of its own (its own PostgreSQL, template and
+# Redis): workers sharing one template would drop it under each other.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+DATA_DIR = _BASE_DIR / f"xdist-{_WORKER}" if _WORKER else _BASE_DIR
 TEMPLATE = "neanelu_test_template"
 
 

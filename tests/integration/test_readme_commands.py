@@ -63,6 +63,8 @@ COMMANDS = readme_commands(README.read_text(encoding="utf-8"))
 
 
 def _env() -> dict[str, str]:
+    # `make test ARGS=...` exports ARGS to the tests (make exports command-line variables): a README
+    # command must not inherit the suite's own pytest options.
     env = {
         k: v
         for k, v in os.environ.items()
@@ -74,6 +76,7 @@ def _env() -> dict[str, str]:
             "MAKEFLAGS",
             "MFLAGS",
             "MAKELEVEL",
+            "ARGS",
         )
     }
     # Wide, plain help: option names are never wrapped or cut.

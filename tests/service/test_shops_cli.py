@@ -6,16 +6,23 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+import pytest
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
+from neanelu.cli import common
 from neanelu.cli.main import app
 from neanelu.vault import TokenVault
 from tests.databases import TestDatabase
 from tests.service.support import make_settings
 
 
-def test_list_shows_each_shops_token_state(database: TestDatabase, redis_url: str) -> None:
+def test_list_shows_each_shops_token_state(
+    database: TestDatabase, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The CLI's console is made at import and takes its width from COLUMNS then, whichever test
+    # imported it first: this test sets the width it reads the table at (restored afterwards).
+    monkeypatch.setattr(common.console, "_width", 220)
     vault = TokenVault.from_settings(make_settings())
     now = datetime.now(UTC)
     with psycopg.connect(database.owner_url, autocommit=True) as conn:
