@@ -75,10 +75,10 @@ COV_MIN ?= 87
 # servers and subprocesses, so the second process fills the first one's waits. TEST_WORKERS=0 runs
 # the suite in one process.
 TEST_WORKERS ?= 2
+XDIST = $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile)
 test: install console-assets
 	rm -rf .data/coverage
-	$(BIN)/pytest -q -p no:cacheprovider --cov --cov-report= --cov-fail-under=$(COV_MIN) \
-	  $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile) $(ARGS)
+	$(BIN)/pytest -q -p no:cacheprovider --cov --cov-report= --cov-fail-under=$(COV_MIN) $(XDIST) $(ARGS)
 
 # axe-core for the console's accessibility checks, from the npm registry (never a CDN), pinned.
 AXE_VERSION := 4.14.1
