@@ -280,8 +280,3 @@ async def deleted_products(conn: Conn, shopify_ids: Sequence[int]) -> set[int]:
             (sorted(set(shopify_ids)),),
         )
     )
-
-
-async def is_deleted(conn: Conn, shopify_id: int) -> bool:
-    """Whether the stored product (tenant-scoped) is marked deleted."""
-    return shopify_id in await deleted_products(conn, [shopify_id])
