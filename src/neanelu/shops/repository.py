@@ -166,6 +166,16 @@ async def lookup_status(conn: Conn, domain: str) -> ShopStatus | None:
     )
 
 
+async def holds_installed(conn: Conn, shop_id: UUID) -> bool:
+    """Whether the shop is still installed, held so until the caller's transaction ends: the
+    share lock keeps an uninstall (which updates the row) waiting for the caller's catalog writes
+    to commit, or, if the uninstall went first, answers False. Never a catalog write after it."""
+    status = await fetch_scalar(
+        conn, str, "SELECT status FROM shops WHERE id = %s FOR SHARE", (shop_id,)
+    )
+    return status is not None and status != UNINSTALLED
+
+
 async def ensure(conn: Conn, domain: str) -> tuple[UUID, bool]:
     """The shop's id, creating its row on first install (locked either way, until the caller's
     transaction ends); True when the row is new. The one write not in a shop's tenant scope."""

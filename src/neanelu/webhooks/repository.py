@@ -12,7 +12,7 @@ from psycopg import AsyncCursor
 from psycopg.rows import class_row, scalar_row
 
 from neanelu.db.pool import Conn
-from neanelu.db.rows import fetch_one
+from neanelu.db.rows import fetch_all, fetch_one, fetch_scalars
 from neanelu.db.sql_files import load_sql
 from neanelu.queue.outbox import OutboxJob
 
@@ -126,3 +126,34 @@ async def count_inbox(conn: Conn) -> int:
     async with conn.cursor(row_factory=scalar_row) as cur:
         await cur.execute("SELECT count(*) FROM webhook_inbox")
         return int(await cur.fetchone() or 0)
+
+
+async def unprocessed(conn: Conn, inbox_ids: Sequence[int]) -> list[InboxRow]:
+    """The deliveries among these not processed yet, in inbox order."""
+    return await fetch_all(
+        conn,
+        InboxRow,
+        "SELECT id, webhook_id, event_id, topic, triggered_at, received_at, payload::text, "
+        "processed_at FROM webhook_inbox WHERE id = ANY(%s) AND processed_at IS NULL ORDER BY id",
+        (sorted(set(inbox_ids)),),
+    )
+
+
+async def lock_unprocessed(conn: Conn, inbox_ids: Sequence[int]) -> list[int]:
+    """Lock these deliveries (in id order: two runs of one batch queue, never deadlock) and
+    answer those still unprocessed. A run that waited here for another run of the same job sees
+    that run's commit (the row is read again once its lock is free) and finds them processed."""
+    return await fetch_scalars(
+        conn,
+        int,
+        "SELECT id FROM webhook_inbox WHERE id = ANY(%s) AND processed_at IS NULL "
+        "ORDER BY id FOR UPDATE",
+        (sorted(set(inbox_ids)),),
+    )
+
+
+async def mark_all_processed(conn: Conn, inbox_ids: Sequence[int]) -> None:
+    await conn.execute(
+        "UPDATE webhook_inbox SET processed_at = now() WHERE id = ANY(%s) AND processed_at IS NULL",
+        (sorted(set(inbox_ids)),),
+    )

@@ -1,54 +1,37 @@
-"""`webhooks.process` on the `webhook` queue: apply one recorded delivery, exactly once.
+"""`webhooks.process` on the `webhook` queue: apply a batch of recorded deliveries, exactly once.
 
-The inbox row is locked while its effect is written, and marked processed in the same
+Each inbox row is locked while its effect is written, and marked processed in the same
 transaction, so a job run twice (a lost lease, a relay that pushed twice) applies it once. Effects
 are newer-wins besides, which is what makes duplicates with different webhook ids (one event
-delivered twice) and reordered deliveries harmless.
+delivered twice) and reordered deliveries harmless. The catalog topics, nearly all the traffic,
+are applied a run at a time (webhooks/catalog_batch.py); the others here, one by one.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import msgspec
 
-from neanelu.catalog import apply
-from neanelu.catalog.product_versions import (
-    PRODUCT_QUERY,
-    PRODUCT_QUERY_COST,
-    PayloadError,
-    ProductRecord,
-    deleted_product_id,
-    level_from_rest,
-    product_from_graphql,
-    product_from_rest,
-)
-from neanelu.db.pool import global_scope, tenant_scope
+from neanelu.catalog.product_versions import PayloadError
+from neanelu.db.pool import tenant_scope
 from neanelu.db.rows import fetch_scalar
-from neanelu.handles import DeliveryBatch, process_deliveries, queue_product_embedding
+from neanelu.handles import DeliveryBatch, process_deliveries
 from neanelu.queue.context import JobContext
 from neanelu.queue.errors import Fatal
 from neanelu.queue.registry import Registry
 from neanelu.runtime import Runtime
-from neanelu.shopify.errors import AccessDenied, Throttled
 from neanelu.shops import purge, repository, service
-from neanelu.shops.tokens import ShopUnavailable, admin_client
 from neanelu.sync.finish_signal import announce_finished
+from neanelu.webhooks import catalog_batch, topics
 from neanelu.webhooks import repository as inbox
-from neanelu.webhooks import topics
 
 log = logging.getLogger(__name__)
-
-# A delivery that reached us this long after Shopify triggered it was retried: its payload may be
-# older than the product now, so the product's current state is fetched instead.
-STALE_AFTER = timedelta(seconds=30)
-
-
-class _Unverifiable(Exception):
-    """Shopify could not be asked (no usable token): the payload is all there is."""
 
 
 class _ScopesUpdate(msgspec.Struct, kw_only=True):
@@ -84,45 +67,51 @@ async def _process(ctx: JobContext, payload: DeliveryBatch) -> None:
         shop_id = UUID(payload.shop_id)
     except ValueError:
         raise Fatal(f"payload shop_id {payload.shop_id!r} is not a UUID") from None
-    # Each delivery commits on its own; a retry of the job skips the ones already processed.
-    for inbox_id in sorted(payload.inbox_ids):
-        await process_delivery_now(rt, shop_id, inbox_id, ctx=ctx)
+    await process_batch_now(rt, shop_id, payload.inbox_ids, ctx=ctx)
+
+
+async def process_batch_now(
+    rt: Runtime, shop_id: UUID, inbox_ids: Sequence[int], *, ctx: JobContext | None = None
+) -> int:
+    """Apply a batch's deliveries in inbox order; returns how many this call processed (none of
+    those already processed: a job run again applies nothing twice). Each run of catalog
+    deliveries commits as one; any other topic commits on its own, in its place in the order."""
+    async with tenant_scope(rt.pool, shop_id) as conn:
+        rows = await inbox.unprocessed(conn, inbox_ids)
+    done = 0
+    for catalog, run in itertools.groupby(rows, key=lambda row: row.topic in topics.CATALOG):
+        if catalog:
+            done += await catalog_batch.apply_run(rt, shop_id, list(run), ctx)
+        else:
+            for row in run:
+                done += await _process_one(rt, shop_id, row.id)
+    return done
 
 
 async def process_delivery_now(
     rt: Runtime, shop_id: UUID, inbox_id: int, *, ctx: JobContext | None = None
 ) -> bool:
     """Apply one inbox row; False when it was already processed (or is gone)."""
-    async with tenant_scope(rt.pool, shop_id) as conn:
-        row = await inbox.get_for_update(conn, inbox_id)
-        if row is None or row.processed_at is not None:
-            return False
-        topic = row.topic
-    fetched: ProductRecord | None = None
-    skip = False
+    return await process_batch_now(rt, shop_id, [inbox_id], ctx=ctx) > 0
+
+
+async def _process_one(rt: Runtime, shop_id: UUID, inbox_id: int) -> int:
+    """A delivery of a topic other than the catalog's, in a transaction of its own."""
+    topic = "?"
     try:
-        if topic in (topics.PRODUCTS_CREATE, topics.PRODUCTS_UPDATE):
-            record = product_from_rest(row.payload)
-            async with tenant_scope(rt.pool, shop_id) as conn:
-                deleted = await apply.is_deleted(conn, record.shopify_id)
-            if deleted or _may_be_stale(row.triggered_at, row.received_at):
-                # A version that would revive a deleted product, or a retried (old) payload:
-                # Shopify's current state decides. None: the product is gone there.
-                try:
-                    fetched = await _fetch_product(rt, shop_id, record.shopify_id, ctx)
-                    skip = fetched is None  # gone in Shopify: its delete delivery decides
-                except _Unverifiable:
-                    skip = deleted  # no token to ask with: never revive on an unchecked payload
         async with tenant_scope(rt.pool, shop_id) as conn:
-            locked = await inbox.get_for_update(conn, inbox_id)
-            if locked is None or locked.processed_at is not None:
-                return False
-            if not skip and not await _shop_takes(conn, shop_id, topic):
-                # Ingress caches shop states for a few seconds, so a delivery can arrive just
-                # after the uninstall was applied: it stays in the inbox, unapplied.
+            row = await inbox.get_for_update(conn, inbox_id)
+            if row is None or row.processed_at is not None:
+                return 0
+            topic = row.topic
+            # Topics accepted after an uninstall apply whatever the shop's state; the others hold
+            # the shop installed until they commit.
+            takes = topic in topics.AFTER_UNINSTALL or await repository.holds_installed(
+                conn, shop_id
+            )
+            if not takes:
                 log.info("shop %s: %s skipped, the shop has uninstalled the app", shop_id, topic)
-                skip = True
-            after_commit = None if skip else await _apply(conn, rt, shop_id, locked, fetched)
+            after_commit = await _apply(conn, rt, shop_id, row) if takes else None
             # After a purge (shop/redact) the row is gone with the shop: this marks nothing.
             await inbox.mark_processed(conn, inbox_id)
     except PayloadError as exc:
@@ -130,75 +119,17 @@ async def process_delivery_now(
         log.warning("shop %s: delivery %s (%s) skipped: %s", shop_id, inbox_id, topic, exc)
         async with tenant_scope(rt.pool, shop_id) as conn:
             await inbox.mark_processed(conn, inbox_id)
-        return True
+        return 1
     if after_commit is not None:
         await after_commit
-    return True
+    return 1
 
 
-async def _shop_takes(conn: Any, shop_id: UUID, topic: str) -> bool:
-    """Whether the shop's state lets this topic apply now. The share lock holds an uninstall
-    back until this delivery's effect is committed (or the uninstall goes first, and this one
-    is skipped): never a catalog write after the uninstall."""
-    if topic in topics.AFTER_UNINSTALL:
-        return True
-    shop_status = await fetch_scalar(
-        conn, str, "SELECT status FROM shops WHERE id = %s FOR SHARE", (shop_id,)
-    )
-    return shop_status is not None and shop_status != repository.UNINSTALLED
-
-
-def _may_be_stale(triggered_at: datetime | None, received_at: datetime) -> bool:
-    return triggered_at is not None and received_at - triggered_at > STALE_AFTER
-
-
-async def _fetch_product(
-    rt: Runtime, shop_id: UUID, product_id: int, ctx: JobContext | None
-) -> ProductRecord | None:
-    """The product's current state; None when it no longer exists (a delete will follow)."""
-    async with global_scope(rt.pool) as conn:
-        shop = await repository.get(conn, shop_id)
-    if shop is None:
-        raise Fatal(f"shop {shop_id} is gone")
-    try:
-        client = await admin_client(rt, shop_id, shop.domain)
-        result = await client.execute(
-            PRODUCT_QUERY,
-            {"id": f"gid://shopify/Product/{product_id}"},
-            estimated_cost=PRODUCT_QUERY_COST,
-        )
-    except Throttled as exc:
-        if ctx is None:
-            raise
-        ctx.defer(exc.retry_after, block_group=True)
-    except (ShopUnavailable, AccessDenied):
-        log.warning("shop %s: no token to fetch product %s", shop_id, product_id)
-        raise _Unverifiable from None
-    node = result.data.get("product")
-    return product_from_graphql(node) if isinstance(node, dict) else None
-
-
-async def _apply(
-    conn: Any,
-    rt: Runtime,
-    shop_id: UUID,
-    row: inbox.InboxRow,
-    fetched: ProductRecord | None,
-) -> Any:
+async def _apply(conn: Any, rt: Runtime, shop_id: UUID, row: inbox.InboxRow) -> Any:
     """Write the delivery's effect; returns a coroutine to run after the commit, if any."""
     topic = row.topic
     at = row.triggered_at or row.received_at
-    if topic in (topics.PRODUCTS_CREATE, topics.PRODUCTS_UPDATE):
-        record = fetched or product_from_rest(row.payload)
-        if await apply.apply_product(conn, shop_id, record):
-            await queue_product_embedding(conn, shop_id, [record.shopify_id])
-    elif topic == topics.PRODUCTS_DELETE:
-        deleted_id = deleted_product_id(row.payload)
-        await apply.delete_product(conn, shop_id, deleted_id, at)
-        await queue_product_embedding(conn, shop_id, [deleted_id])
-    elif topic == topics.INVENTORY_LEVELS_UPDATE:
-        await apply.apply_inventory_level(conn, shop_id, level_from_rest(row.payload, at))
-    elif topic == topics.APP_UNINSTALLED:
+    if topic == topics.APP_UNINSTALLED:
         shop = await repository.get(conn, shop_id, for_update=True)
         if shop is not None and shop.status != repository.UNINSTALLED:
             installed_after = await _installed_after(conn, shop_id, at)

@@ -15,6 +15,11 @@ CUSTOMERS_DATA_REQUEST: Final = "customers/data_request"
 CUSTOMERS_REDACT: Final = "customers/redact"
 SHOP_REDACT: Final = "shop/redact"
 
+# Catalog changes, the bulk of the traffic: a job applies a run of them set-based
+# (webhooks/catalog_batch.py), the other topics one by one.
+CATALOG: Final = frozenset(
+    {PRODUCTS_CREATE, PRODUCTS_UPDATE, PRODUCTS_DELETE, INVENTORY_LEVELS_UPDATE}
+)
 COMPLIANCE: Final = frozenset({CUSTOMERS_DATA_REQUEST, CUSTOMERS_REDACT, SHOP_REDACT})
 # Accepted even after an uninstall: Shopify sends the redactions days later, and a duplicate of
 # the uninstall itself must still be acknowledged.

@@ -70,6 +70,6 @@ async def test_scalars_are_checked_against_the_declared_type(
 def test_one_loader_reads_every_packages_sql_folder() -> None:
     assert "CREATE TABLE shops" in load_sql("schema.sql")
     assert "INSERT INTO webhook_inbox" in load_sql("record_batch.sql", "neanelu.webhooks")
-    assert "INSERT INTO products" in load_sql("upsert_product.sql", "neanelu.catalog")
+    assert "INSERT INTO products" in load_sql("upsert_products.sql", "neanelu.catalog")
     assert "{app_role}" in load_sql("0001_initial.up.sql", "neanelu.db.migrations")
     assert len(load_statements("ingest/mark_deleted.sql")) == 2

@@ -7,7 +7,7 @@ SET inventory_quantity = (
   SELECT sum(l.available)::int FROM inventory_levels l
   WHERE l.shop_id = v.shop_id AND l.inventory_item_id = v.inventory_item_id
 )
-WHERE v.shop_id = %(shop_id)s AND v.product_shopify_id = %(product_shopify_id)s
+WHERE v.shop_id = %(shop_id)s AND v.product_shopify_id = ANY(%(products)s)
   AND v.deleted_at IS NULL
   AND EXISTS (
     SELECT 1 FROM inventory_levels l

@@ -1,15 +1,21 @@
--- One variant of a product version that won; each variant is itself newer-wins (app_newer_wins,
--- docs/newer-wins.md): older than the stored variant, or not newer than its deletion, it changes
--- nothing.
+-- The variants of the product versions that won; each variant is itself newer-wins
+-- (app_newer_wins, docs/newer-wins.md): older than the stored variant, or not newer than its
+-- deletion, it changes nothing. One row per variant (the caller keeps the newest).
 INSERT INTO variants AS v (
   shop_id, shopify_id, product_shopify_id, sku, title, price, compare_at_price, barcode,
   position, inventory_quantity, inventory_item_id, selected_options, shopify_created_at,
   shopify_updated_at, synced_at, deleted_at
-) VALUES (
-  %(shop_id)s, %(shopify_id)s, %(product_shopify_id)s, %(sku)s, %(title)s, %(price)s,
-  %(compare_at_price)s, %(barcode)s, %(position)s, %(inventory_quantity)s, %(inventory_item_id)s,
-  %(selected_options)s::jsonb, %(created_at)s, %(updated_at)s, now(), NULL
 )
+SELECT %(shop_id)s, r.shopify_id, r.product_shopify_id, r.sku, r.title, r.price,
+       r.compare_at_price, r.barcode, r.position, r.inventory_quantity, r.inventory_item_id,
+       coalesce(r.selected_options, '[]'), r.created_at, r.updated_at, now(), NULL
+FROM jsonb_to_recordset(%(variants)s::jsonb) AS r(
+  shopify_id bigint, product_shopify_id bigint, sku text, title text, price numeric,
+  compare_at_price numeric, barcode text, position integer, inventory_quantity integer,
+  inventory_item_id bigint, selected_options jsonb, created_at timestamptz,
+  updated_at timestamptz
+)
+ORDER BY r.shopify_id
 ON CONFLICT (shop_id, shopify_id) DO UPDATE SET
   product_shopify_id = excluded.product_shopify_id,
   sku = excluded.sku,
