@@ -303,3 +303,23 @@ async def test_deliveries_that_waited_for_a_batch_do_not_gather_again(runtime: R
     assert None not in ids
     assert len(set(ids)) == 4
     await writer.close()
+
+
+async def test_a_writer_that_finds_its_batch_taken_goes_back_to_waiting(runtime: Runtime) -> None:
+    """Two writers gathering at once: the first to wake takes every waiting delivery and the other
+    wakes to an empty queue. It used to take the empty batch (`batch[0]`: IndexError) and leave
+    through the error path, which fails whatever is waiting at that moment (500s in a load drill).
+    It must go back to waiting, holding its connection like any lingering writer."""
+    shop_id = await create_shop(runtime.pool)
+    writer = InboxWriter(writers=2, gather_s=0.3, linger_s=30.0)
+    first = asyncio.ensure_future(writer.record(runtime.pool, shop_id, _delivery("taken-1")))
+    await asyncio.sleep(0.1)  # the first writer is gathering (until 0.3 s)
+    # No writer is free, none is in flight: a second one starts and gathers too (until 0.4 s).
+    second = asyncio.ensure_future(writer.record(runtime.pool, shop_id, _delivery("taken-2")))
+    ids = await asyncio.gather(first, second)  # both in the first writer's batch, at 0.3 s
+    assert None not in ids
+    await asyncio.sleep(0.3)  # the second writer has woken to an empty queue
+    stats = runtime.pool.get_stats()
+    assert stats["pool_size"] - stats["pool_available"] == 2  # both still there, lingering
+    assert await writer.record(runtime.pool, shop_id, _delivery("taken-3")) is not None
+    await writer.close()

@@ -287,6 +287,11 @@ class InboxWriter:
             # go at once (gathering them too added a millisecond to every batch at a steady
             # rate, and to the latency of every delivery).
             await asyncio.sleep(self.gather_s)
+            if not self._pending:
+                # Another writer gathering at the same time woke first and took them all: back
+                # to waiting (an empty batch here left through the error path, which fails
+                # whatever is waiting at that moment).
+                return await self._next_work(idle=False)
         return True
 
     def _fail_all(self, exc: Exception) -> None:
