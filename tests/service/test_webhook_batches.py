@@ -21,11 +21,13 @@ from neanelu.catalog import apply
 from neanelu.catalog.product_versions import product_from_rest
 from neanelu.config import Settings
 from neanelu.db.pool import global_scope, tenant_scope
+from neanelu.handles import DeliveryBatch, process_deliveries
 from neanelu.runtime import Runtime
 from neanelu.shopify.oauth import TokenGrant
 from neanelu.shops import repository as shops
 from neanelu.shops import service
 from neanelu.webhooks.tasks import process_batch_now
+from tests.conftest import RunJob
 from tests.databases import TestDatabase
 from tests.factories import create_shop
 from tests.service.support import T0, build_runtime, catalog_rows, close_runtime, product_payload
@@ -447,3 +449,43 @@ async def test_batches_at_once_on_the_same_items_count_every_level_and_never_dea
                 "SELECT shopify_id, inventory_quantity FROM variants ORDER BY shopify_id"
             )
             assert await cur.fetchall() == [(11, 5 * n), (12, 5 * n)], n
+
+
+async def test_a_job_takes_its_shops_waiting_catalog_deliveries_up_to_another_topic(
+    runtime: Runtime, run_job: RunJob
+) -> None:
+    # Under a storm over many shops each ingress batch (one job) held a delivery or two per shop:
+    # the job for the first delivery applies the shop's other waiting catalog deliveries with it,
+    # up to the first waiting delivery of another topic, which keeps its place in the order.
+    shop_id = await create_shop(runtime.pool)
+    other_shop = await create_shop(runtime.pool)
+    at = T0 + timedelta(minutes=5)
+    first, second, third, scopes, after = await record(
+        runtime,
+        shop_id,
+        [
+            update(7, "first", at),
+            update(8, "second", at),
+            level(1071, 5, 3, at),
+            ("app/scopes_update", {"current": ["read_products", "read_inventory"]}),
+            update(9, "after the scopes update", at),
+        ],
+    )
+    elsewhere = await record(runtime, other_shop, [update(7, "other shop", at)])
+    batch = DeliveryBatch(shop_id=str(shop_id), inbox_ids=[first])
+    await run_job(runtime, process_deliveries, batch)
+    assert await unprocessed(runtime, shop_id) == [scopes, after]
+    assert await unprocessed(runtime, other_shop) == elsewhere  # never another shop's
+    async with tenant_scope(runtime.pool, shop_id) as conn:
+        cur = await conn.execute("SELECT shopify_id, title FROM products ORDER BY shopify_id")
+        assert await cur.fetchall() == [(7, "first"), (8, "second")]
+    # The jobs that named the taken deliveries find nothing left to do.
+    assert await process_batch_now(runtime, shop_id, [second, third], waiting=500) == 0
+    await run_job(
+        runtime, process_deliveries, DeliveryBatch(shop_id=str(shop_id), inbox_ids=[scopes])
+    )
+    assert await unprocessed(runtime, shop_id) == [after]  # it came after the scopes update
+    await run_job(
+        runtime, process_deliveries, DeliveryBatch(shop_id=str(shop_id), inbox_ids=[after])
+    )
+    assert await unprocessed(runtime, shop_id) == []

@@ -128,14 +128,17 @@ async def count_inbox(conn: Conn) -> int:
         return int(await cur.fetchone() or 0)
 
 
-async def unprocessed(conn: Conn, inbox_ids: Sequence[int]) -> list[InboxRow]:
-    """The deliveries among these not processed yet, in inbox order."""
+async def unprocessed_with_waiting(
+    conn: Conn, inbox_ids: Sequence[int], catalog: Collection[str], waiting: int
+) -> list[InboxRow]:
+    """The deliveries among these not processed yet and up to `waiting` more of the shop's
+    waiting deliveries of the `catalog` topics that came before any waiting one of another
+    topic, in inbox order (see sql/unprocessed_with_waiting.sql)."""
     return await fetch_all(
         conn,
         InboxRow,
-        "SELECT id, webhook_id, event_id, topic, triggered_at, received_at, payload::text, "
-        "processed_at FROM webhook_inbox WHERE id = ANY(%s) AND processed_at IS NULL ORDER BY id",
-        (sorted(set(inbox_ids)),),
+        load_sql("unprocessed_with_waiting.sql", "neanelu.webhooks"),
+        {"ids": sorted(set(inbox_ids)), "catalog": sorted(catalog), "waiting": waiting},
     )
 
 

@@ -33,6 +33,10 @@ from neanelu.webhooks import repository as inbox
 
 log = logging.getLogger(__name__)
 
+# Deliveries a job applies at most: its own and the shop's other waiting catalog deliveries (a
+# set-based run costs about the same for 1 or 500; the cap bounds one transaction and its locks).
+MAX_RUN = 500
+
 
 class _ScopesUpdate(msgspec.Struct, kw_only=True):
     current: list[str]
@@ -67,17 +71,25 @@ async def _process(ctx: JobContext, payload: DeliveryBatch) -> None:
         shop_id = UUID(payload.shop_id)
     except ValueError:
         raise Fatal(f"payload shop_id {payload.shop_id!r} is not a UUID") from None
-    await process_batch_now(rt, shop_id, payload.inbox_ids, ctx=ctx)
+    await process_batch_now(rt, shop_id, payload.inbox_ids, ctx=ctx, waiting=MAX_RUN)
 
 
 async def process_batch_now(
-    rt: Runtime, shop_id: UUID, inbox_ids: Sequence[int], *, ctx: JobContext | None = None
+    rt: Runtime,
+    shop_id: UUID,
+    inbox_ids: Sequence[int],
+    *,
+    ctx: JobContext | None = None,
+    waiting: int = 0,
 ) -> int:
-    """Apply a batch's deliveries in inbox order; returns how many this call processed (none of
-    those already processed: a job run again applies nothing twice). Each run of catalog
+    """Apply a batch's deliveries (with `waiting`, up to that many in all: the shop's other
+    waiting catalog deliveries too) in inbox order; returns how many this call processed (none
+    of those already processed: a job run again applies nothing twice). Each run of catalog
     deliveries commits as one; any other topic commits on its own, in its place in the order."""
     async with tenant_scope(rt.pool, shop_id) as conn:
-        rows = await inbox.unprocessed(conn, inbox_ids)
+        rows = await inbox.unprocessed_with_waiting(
+            conn, inbox_ids, topics.CATALOG, max(0, waiting - len(inbox_ids))
+        )
     done = 0
     for catalog, run in itertools.groupby(rows, key=lambda row: row.topic in topics.CATALOG):
         if catalog:

@@ -226,6 +226,8 @@ CREATE TABLE webhook_inbox (
   processed_at timestamptz,
   CONSTRAINT webhook_inbox_shop_webhook_id_key UNIQUE (shop_id, webhook_id)
 );
+-- A shop's deliveries not yet applied (a job takes its shop's waiting ones with its own).
+CREATE INDEX webhook_inbox_unprocessed ON webhook_inbox (shop_id, id) WHERE processed_at IS NULL;
 
 CREATE TABLE owner_apps (
   shop_id uuid NOT NULL REFERENCES shops (id) ON DELETE CASCADE,
