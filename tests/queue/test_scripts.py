@@ -100,6 +100,28 @@ async def test_group_concurrency_override_at_run_time(queues: QueueClient) -> No
     assert (await q.group_state("a"))["concurrency"] == 3
 
 
+async def test_reserve_rechecks_groups_the_ready_line_should_not_hold(
+    queues: QueueClient, redis_client: aioredis.Redis
+) -> None:
+    """reserve trusts no group's place in the ready line: a paused group, a blocked one and one
+    at its own cap, put back in line by hand as if some script had left the line out of step,
+    start nothing, while a group that may run does."""
+    q = queues.queue("sync")
+    for g in ("paused", "blocked", "capped", "free"):
+        await q.enqueue(spec(g, f"{g}0"))
+        await q.enqueue(spec(g, f"{g}1"))
+    await q.set_group_concurrency("capped", 1)
+    started = [j.group for j in (await q.reserve(4)).jobs]  # one of each: "capped" is full
+    assert sorted(started) == ["blocked", "capped", "free", "paused"]
+    await redis_client.delete(q.key(redis_keys.READY))
+    await q.pause_group("paused")
+    await redis_client.zadd(q.key(redis_keys.BLOCKED), {"blocked": 10**15})
+    line = {g: n for n, g in enumerate(("paused", "blocked", "capped", "free"))}
+    await redis_client.zadd(q.key(redis_keys.READY), line)
+    jobs = (await q.reserve(4)).jobs
+    assert [j.group for j in jobs] == ["free"]
+
+
 async def test_priority_within_group(queues: QueueClient) -> None:
     q = queues.queue("sync")
     await q.set_group_concurrency("a", 1)
