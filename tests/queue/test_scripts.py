@@ -421,3 +421,19 @@ def test_each_script_carries_only_the_helpers_it_uses() -> None:
     reserve = script_source("reserve")
     for helper in ("housekeeping", "to_terminal", "complete_one", "events_flush", "next_wake"):
         assert f"local function {helper}(" in reserve
+
+
+async def test_scripts_reload_after_redis_forgot_them(
+    queues: QueueClient, redis_client: aioredis.Redis
+) -> None:
+    """Scripts go out as bare EVALSHA: a Redis that lost them (restarted, SCRIPT FLUSH) gets each
+    loaded again on its first NOSCRIPT, and the call it refused is made again, once."""
+    q = queues.queue("sync")
+    await q.enqueue(spec("a", "before"))
+    await redis_client.script_flush()
+    assert await q.enqueue(spec("a", "after")) is EnqueueResult.ENQUEUED
+    await redis_client.script_flush()
+    jobs = (await q.reserve(5)).jobs
+    assert sorted(j.id for j in jobs) == ["after", "before"]
+    counts = await q.counts()
+    assert (counts.enqueued, counts.active) == (2, 2)
