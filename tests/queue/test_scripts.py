@@ -122,6 +122,33 @@ async def test_reserve_rechecks_groups_the_ready_line_should_not_hold(
     assert [j.group for j in jobs] == ["free"]
 
 
+async def test_enqueue_leaves_out_of_line_a_group_that_may_not_start(
+    queues: QueueClient, redis_client: aioredis.Redis
+) -> None:
+    """enqueue puts a group in the ready line only when it could start a job now: not while it
+    is paused, blocked, or at its own cap; a group with no rules at all goes in."""
+    q = queues.queue("sync")
+    ready = q.key(redis_keys.READY)
+    await q.pause_group("paused")
+    await q.enqueue(spec("paused", "p0"))
+    await q.enqueue(spec("blocked", "b0"))
+    (b0,) = (await q.reserve(1)).jobs
+    assert await q.defer(b0, 60.0, block_group=True)
+    await q.enqueue(spec("blocked", "b1"))
+    await q.set_group_concurrency("capped", 1)
+    await q.enqueue(spec("capped", "c0"))
+    (c0,) = (await q.reserve(1)).jobs
+    assert c0.id == "c0"
+    await q.enqueue(spec("capped", "c1"))
+    assert await redis_client.zrange(ready, 0, -1) == []
+    await q.resume_group("paused")
+    await q.set_group_concurrency("capped", None)
+    await redis_client.delete(q.key(redis_keys.PAUSED), q.key(redis_keys.BLOCKED))
+    await redis_client.zrem(ready, "paused", "capped")
+    await q.enqueue(spec("free", "f0"))
+    assert await redis_client.zrange(ready, 0, -1) in ([b"free"], ["free"])
+
+
 async def test_priority_within_group(queues: QueueClient) -> None:
     q = queues.queue("sync")
     await q.set_group_concurrency("a", 1)

@@ -25,11 +25,8 @@ local guard = 0
 -- Counted once: only this loop adds leases from here on.
 local leased = redis.call('ZCARD', K_ACTIVE)
 local tok_base = false
--- Whether any group is paused, blocked or has a cap of its own, asked once: nothing below changes
--- those sets, and when one is empty (the usual case) its look-up per job can only say no.
-local any_paused = redis.call('SCARD', K_PAUSED) > 0
-local any_blocked = redis.call('ZCARD', K_BLOCKED) > 0
-local any_cap = redis.call('HLEN', K_GCONC) > 0
+-- Asked once: nothing below pauses, blocks or caps a group.
+local no_rules = no_group_rules()
 while taken < count and guard < count * 4 + 16 do
   guard = guard + 1
   if leased >= global_cap then
@@ -44,12 +41,12 @@ while taken < count and guard < count * 4 + 16 do
   -- that is paused or full must never start a job.
   local running = redis.call('ZCARD', gkey(g, 'active'))
   local cap = default_cap
-  if any_cap then
+  if not no_rules then
     cap = group_cap(g, default_cap)
   end
   local w = {}
-  if running < cap and not (any_paused and redis.call('SISMEMBER', K_PAUSED, g) == 1)
-    and not (any_blocked and redis.call('ZSCORE', K_BLOCKED, g)) then
+  if running < cap and (no_rules or (redis.call('SISMEMBER', K_PAUSED, g) == 0
+    and not redis.call('ZSCORE', K_BLOCKED, g))) then
     w = redis.call('ZPOPMIN', gkey(g, 'wait'))
   end
   if w[1] then
@@ -85,7 +82,7 @@ while taken < count and guard < count * 4 + 16 do
       redis.call('ZADD', K_READY, num(math.min(running + 1, 4000) * TICKET + ticket), g)
     end
   else
-    maybe_ready(g, default_cap)
+    maybe_ready(g, default_cap, false, false, no_rules)
   end
 end
 events_flush(maxlen)
