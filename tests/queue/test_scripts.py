@@ -30,6 +30,30 @@ async def test_enqueue_is_idempotent_by_job_id(queues: QueueClient) -> None:
     assert (counts.enqueued, counts.completed) == (1, 1)
 
 
+async def test_a_new_job_reads_back_with_no_attempts_or_stalls(queues: QueueClient) -> None:
+    """enqueue stores only what is read later (attempts and stalls start as absent fields): the
+    job reads back whole, and counting from absent starts at 0."""
+    q = queues.queue("sync")
+    await q.enqueue(spec("a", "j", priority=7, headers={"k": "v"}, max_attempts=4))
+    info = await q.job_info("j")
+    assert info is not None
+    assert (info.group, info.task, info.state, info.payload, info.headers) == (
+        "a",
+        "t",
+        "waiting",
+        b"{}",
+        {"k": "v"},
+    )
+    assert (info.attempts, info.max_attempts, info.stalls, info.error) == (0, 4, 0, None)
+    assert info.created_ms > 0
+    (job,) = (await q.reserve()).jobs
+    assert (job.attempt, job.max_attempts) == (1, 4)
+    assert await q.defer(job, 0.0)
+    info = await q.job_info("j")
+    assert info is not None
+    assert (info.state, info.attempts) == ("waiting", 0)
+
+
 async def test_reserve_hands_back_every_byte_of_its_jobs(queues: QueueClient) -> None:
     """reserve.lua packs its answer as length-prefixed fields in one string: payloads that
     hold the separator, digits, NUL or bytes that are not UTF-8 come back exactly, and so do
