@@ -30,6 +30,30 @@ async def test_enqueue_is_idempotent_by_job_id(queues: QueueClient) -> None:
     assert (counts.enqueued, counts.completed) == (1, 1)
 
 
+async def test_a_new_job_reads_back_with_no_attempts_or_stalls(queues: QueueClient) -> None:
+    """enqueue stores only what is read later (attempts and stalls start as absent fields): the
+    job reads back whole, and counting from absent starts at 0."""
+    q = queues.queue("sync")
+    await q.enqueue(spec("a", "j", priority=7, headers={"k": "v"}, max_attempts=4))
+    info = await q.job_info("j")
+    assert info is not None
+    assert (info.group, info.task, info.state, info.payload, info.headers) == (
+        "a",
+        "t",
+        "waiting",
+        b"{}",
+        {"k": "v"},
+    )
+    assert (info.attempts, info.max_attempts, info.stalls, info.error) == (0, 4, 0, None)
+    assert info.created_ms > 0
+    (job,) = (await q.reserve()).jobs
+    assert (job.attempt, job.max_attempts) == (1, 4)
+    assert await q.defer(job, 0.0)
+    info = await q.job_info("j")
+    assert info is not None
+    assert (info.state, info.attempts) == ("waiting", 0)
+
+
 async def test_reserve_hands_back_every_byte_of_its_jobs(queues: QueueClient) -> None:
     """reserve.lua packs its answer as length-prefixed fields in one string: payloads that
     hold the separator, digits, NUL or bytes that are not UTF-8 come back exactly, and so do
@@ -98,6 +122,55 @@ async def test_group_concurrency_override_at_run_time(queues: QueueClient) -> No
     await q.set_group_concurrency("a", 3)
     assert len((await q.reserve(4)).jobs) == 2
     assert (await q.group_state("a"))["concurrency"] == 3
+
+
+async def test_reserve_rechecks_groups_the_ready_line_should_not_hold(
+    queues: QueueClient, redis_client: aioredis.Redis
+) -> None:
+    """reserve trusts no group's place in the ready line: a paused group, a blocked one and one
+    at its own cap, put back in line by hand as if some script had left the line out of step,
+    start nothing, while a group that may run does."""
+    q = queues.queue("sync")
+    for g in ("paused", "blocked", "capped", "free"):
+        await q.enqueue(spec(g, f"{g}0"))
+        await q.enqueue(spec(g, f"{g}1"))
+    await q.set_group_concurrency("capped", 1)
+    started = [j.group for j in (await q.reserve(4)).jobs]  # one of each: "capped" is full
+    assert sorted(started) == ["blocked", "capped", "free", "paused"]
+    await redis_client.delete(q.key(redis_keys.READY))
+    await q.pause_group("paused")
+    await redis_client.zadd(q.key(redis_keys.BLOCKED), {"blocked": 10**15})
+    line = {g: n for n, g in enumerate(("paused", "blocked", "capped", "free"))}
+    await redis_client.zadd(q.key(redis_keys.READY), line)
+    jobs = (await q.reserve(4)).jobs
+    assert [j.group for j in jobs] == ["free"]
+
+
+async def test_enqueue_leaves_out_of_line_a_group_that_may_not_start(
+    queues: QueueClient, redis_client: aioredis.Redis
+) -> None:
+    """enqueue puts a group in the ready line only when it could start a job now: not while it
+    is paused, blocked, or at its own cap; a group with no rules at all goes in."""
+    q = queues.queue("sync")
+    ready = q.key(redis_keys.READY)
+    await q.pause_group("paused")
+    await q.enqueue(spec("paused", "p0"))
+    await q.enqueue(spec("blocked", "b0"))
+    (b0,) = (await q.reserve(1)).jobs
+    assert await q.defer(b0, 60.0, block_group=True)
+    await q.enqueue(spec("blocked", "b1"))
+    await q.set_group_concurrency("capped", 1)
+    await q.enqueue(spec("capped", "c0"))
+    (c0,) = (await q.reserve(1)).jobs
+    assert c0.id == "c0"
+    await q.enqueue(spec("capped", "c1"))
+    assert await redis_client.zrange(ready, 0, -1) == []
+    await q.resume_group("paused")
+    await q.set_group_concurrency("capped", None)
+    await redis_client.delete(q.key(redis_keys.PAUSED), q.key(redis_keys.BLOCKED))
+    await redis_client.zrem(ready, "paused", "capped")
+    await q.enqueue(spec("free", "f0"))
+    assert await redis_client.zrange(ready, 0, -1) in ([b"free"], ["free"])
 
 
 async def test_priority_within_group(queues: QueueClient) -> None:
@@ -399,3 +472,19 @@ def test_each_script_carries_only_the_helpers_it_uses() -> None:
     reserve = script_source("reserve")
     for helper in ("housekeeping", "to_terminal", "complete_one", "events_flush", "next_wake"):
         assert f"local function {helper}(" in reserve
+
+
+async def test_scripts_reload_after_redis_forgot_them(
+    queues: QueueClient, redis_client: aioredis.Redis
+) -> None:
+    """Scripts go out as bare EVALSHA: a Redis that lost them (restarted, SCRIPT FLUSH) gets each
+    loaded again on its first NOSCRIPT, and the call it refused is made again, once."""
+    q = queues.queue("sync")
+    await q.enqueue(spec("a", "before"))
+    await redis_client.script_flush()
+    assert await q.enqueue(spec("a", "after")) is EnqueueResult.ENQUEUED
+    await redis_client.script_flush()
+    jobs = (await q.reserve(5)).jobs
+    assert sorted(j.id for j in jobs) == ["after", "before"]
+    counts = await q.counts()
+    assert (counts.enqueued, counts.active) == (2, 2)

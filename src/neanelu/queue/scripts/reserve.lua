@@ -25,6 +25,8 @@ local guard = 0
 -- Counted once: only this loop adds leases from here on.
 local leased = redis.call('ZCARD', K_ACTIVE)
 local tok_base = false
+-- Asked once: nothing below pauses, blocks or caps a group.
+local no_rules = no_group_rules()
 while taken < count and guard < count * 4 + 16 do
   guard = guard + 1
   if leased >= global_cap then
@@ -38,10 +40,13 @@ while taken < count and guard < count * 4 + 16 do
   -- The ready set is kept exact by every script, but check again: it costs little and a group
   -- that is paused or full must never start a job.
   local running = redis.call('ZCARD', gkey(g, 'active'))
-  local cap = group_cap(g, default_cap)
+  local cap = default_cap
+  if not no_rules then
+    cap = group_cap(g, default_cap)
+  end
   local w = {}
-  if redis.call('SISMEMBER', K_PAUSED, g) == 0 and not redis.call('ZSCORE', K_BLOCKED, g)
-    and running < cap then
+  if running < cap and (no_rules or (redis.call('SISMEMBER', K_PAUSED, g) == 0
+    and not redis.call('ZSCORE', K_BLOCKED, g))) then
     w = redis.call('ZPOPMIN', gkey(g, 'wait'))
   end
   if w[1] then
@@ -77,7 +82,7 @@ while taken < count and guard < count * 4 + 16 do
       redis.call('ZADD', K_READY, num(math.min(running + 1, 4000) * TICKET + ticket), g)
     end
   else
-    maybe_ready(g, default_cap)
+    maybe_ready(g, default_cap, false, false, no_rules)
   end
 end
 events_flush(maxlen)
