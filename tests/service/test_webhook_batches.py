@@ -27,10 +27,16 @@ from neanelu.shopify.oauth import TokenGrant
 from neanelu.shops import repository as shops
 from neanelu.shops import service
 from neanelu.webhooks.tasks import process_batch_now
-from tests.conftest import RunJob
 from tests.databases import TestDatabase
 from tests.factories import create_shop
-from tests.service.support import T0, build_runtime, catalog_rows, close_runtime, product_payload
+from tests.service.support import (
+    T0,
+    RunJob,
+    build_runtime,
+    catalog_rows,
+    close_runtime,
+    product_payload,
+)
 
 Delivery = tuple[str, dict[str, Any]]
 
