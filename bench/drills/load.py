@@ -161,7 +161,7 @@ async def run(profile: dict[str, Any], seed: int) -> Outcome:
         await storm_checks(stack, result, out)
         out.figures["webhook_depth_max"] = max(depth.get(WEBHOOK, [0]))
         out.figures["bulk_depth_max"] = max(depth.get(BULK, [0]))
-        for name in ("read_page", "read_one"):
+        for name in ("read_page", "read_one", "search"):
             r = result[name]
             out.figures[f"{name}"] = (
                 f"{r['count']}req/{r['rps']:.0f}rps/p50={r['p50_ms']:.0f}/p95={r['p95_ms']:.0f}"

@@ -175,6 +175,24 @@ class Reader(FastHttpUser):
                 RESULT["read_errors"] += 1
                 response.failure(f"status {response.status_code}")
 
+    @task(1)
+    def search(self) -> None:
+        shop = _rng.choice(PLAN["readers"])
+        # Hybrid search under the same load: the API embeds the query with the local model.
+        with self.client.get(
+            "/api/search",
+            params={"q": _rng.choice(SEARCHES), "limit": "10"},
+            headers={"Authorization": f"Bearer {shop['key']}"},
+            name="search",
+            catch_response=True,
+        ) as response:
+            if response.status_code != 200:
+                RESULT["read_errors"] += 1
+                response.failure(f"status {response.status_code}")
+
+
+SEARCHES = ["warm wool blanket", "leather boots", "ceramic mug", "garden lamp", "steel knife"]
+
 
 def _percentiles(env: Environment, name: str, method: str) -> dict[str, float]:
     entry = env.stats.get(name, method)
@@ -214,6 +232,7 @@ def main() -> None:
     RESULT["forged"] = _percentiles(env, "forged", "POST")
     RESULT["read_page"] = _percentiles(env, "read-page", "GET")
     RESULT["read_one"] = _percentiles(env, "read-one", "GET")
+    RESULT["search"] = _percentiles(env, "search", "GET")
     RESULT["accepted"] = [list(a[:5]) for a in RESULT["accepted"]]
     RESULT["unanswered"] = [list(a) for a in RESULT.pop("pending").values()]
     with open(result_path, "w") as out:
