@@ -23,6 +23,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import gevent
 from locust import FastHttpUser, User, between, constant_throughput, events, task
@@ -148,47 +149,32 @@ class Reader(FastHttpUser):
 
     wait_time = between(0.05, 0.2)
 
-    @task(3)
-    def page(self) -> None:
-        shop = _rng.choice(PLAN["readers"])
+    def _read(self, shop: dict[str, Any], path: str, name: str, ok: tuple[int, ...]) -> None:
         with self.client.get(
-            "/api/products?limit=50",
+            path,
             headers={"Authorization": f"Bearer {shop['key']}"},
-            name="read-page",
+            name=name,
             catch_response=True,
         ) as response:
-            if response.status_code != 200:
+            if response.status_code not in ok:
                 RESULT["read_errors"] += 1
                 response.failure(f"status {response.status_code}")
+
+    @task(3)
+    def page(self) -> None:
+        self._read(_rng.choice(PLAN["readers"]), "/api/products?limit=50", "read-page", (200,))
 
     @task(1)
     def one(self) -> None:
         shop = _rng.choice(PLAN["readers"])
         product = _rng.choice(shop["sample"])
-        with self.client.get(
-            f"/api/products/{product}",
-            headers={"Authorization": f"Bearer {shop['key']}"},
-            name="read-one",
-            catch_response=True,
-        ) as response:
-            if response.status_code not in (200, 404):
-                RESULT["read_errors"] += 1
-                response.failure(f"status {response.status_code}")
+        self._read(shop, f"/api/products/{product}", "read-one", (200, 404))
 
     @task(1)
     def search(self) -> None:
-        shop = _rng.choice(PLAN["readers"])
         # Hybrid search under the same load: the API embeds the query with the local model.
-        with self.client.get(
-            "/api/search",
-            params={"q": _rng.choice(SEARCHES), "limit": "10"},
-            headers={"Authorization": f"Bearer {shop['key']}"},
-            name="search",
-            catch_response=True,
-        ) as response:
-            if response.status_code != 200:
-                RESULT["read_errors"] += 1
-                response.failure(f"status {response.status_code}")
+        query = urlencode({"q": _rng.choice(SEARCHES), "limit": 10})
+        self._read(_rng.choice(PLAN["readers"]), f"/api/search?{query}", "search", (200,))
 
 
 SEARCHES = ["warm wool blanket", "leather boots", "ceramic mug", "garden lamp", "steel knife"]
