@@ -40,6 +40,7 @@ from neanelu.queue.context import JobContext
 from neanelu.queue.errors import Fatal
 from neanelu.runtime import Runtime
 from neanelu.shopify.errors import AccessDenied, Throttled
+from neanelu.shopify.graphql import AdminClient
 from neanelu.shops import repository
 from neanelu.shops.tokens import ShopUnavailable, admin_client
 from neanelu.webhooks import repository as inbox
@@ -124,6 +125,7 @@ async def _verify(
             at = deleted_in_run.get(d.deletion.shopify_id, d.deletion.at)
             deleted_in_run[d.deletion.shopify_id] = min(at, d.deletion.at)
     # Each product is asked once, whichever of its deliveries needed it first.
+    shopify = _Shopify(rt, shop_id, ctx)
     answers: dict[int, ProductRecord | _Unverifiable | PayloadError | None] = {}
     for d, version in versions:
         product_id = version.shopify_id
@@ -135,7 +137,7 @@ async def _verify(
             continue
         if product_id not in answers:
             try:
-                answers[product_id] = await _fetch_product(rt, shop_id, product_id, ctx)
+                answers[product_id] = await shopify.product(product_id)
             except (_Unverifiable, PayloadError) as exc:
                 answers[product_id] = exc
         answer = answers[product_id]
@@ -179,27 +181,41 @@ async def _write(rt: Runtime, shop_id: UUID, deliveries: list[_Delivery]) -> int
     return len(pending)
 
 
-async def _fetch_product(
-    rt: Runtime, shop_id: UUID, product_id: int, ctx: JobContext | None
-) -> ProductRecord | None:
-    """The product's current state; None when it no longer exists (a delete will follow)."""
-    async with global_scope(rt.pool) as conn:
-        shop = await repository.get(conn, shop_id)
-    if shop is None:
-        raise Fatal(f"shop {shop_id} is gone")
-    try:
-        client = await admin_client(rt, shop_id, shop.domain)
-        result = await client.execute(
-            PRODUCT_QUERY,
-            {"id": f"gid://shopify/Product/{product_id}"},
-            estimated_cost=PRODUCT_QUERY_COST,
-        )
-    except Throttled as exc:
-        if ctx is None:
-            raise
-        ctx.defer(exc.retry_after, block_group=True)
-    except (ShopUnavailable, AccessDenied):
-        log.warning("shop %s: no token to fetch product %s", shop_id, product_id)
-        raise _Unverifiable from None
-    node = result.data.get("product")
-    return product_from_graphql(node) if isinstance(node, dict) else None
+class _Shopify:
+    """Shopify's current products for one run: the shop and its client are looked up once, at the
+    first product the run must ask about (not once per product)."""
+
+    def __init__(self, rt: Runtime, shop_id: UUID, ctx: JobContext | None) -> None:
+        self.rt, self.shop_id, self.ctx = rt, shop_id, ctx
+        self._client: AdminClient | None = None
+
+    async def _connect(self) -> AdminClient:
+        async with global_scope(self.rt.pool) as conn:
+            shop = await repository.get(conn, self.shop_id)
+        if shop is None:
+            raise Fatal(f"shop {self.shop_id} is gone")
+        try:
+            return await admin_client(self.rt, self.shop_id, shop.domain)
+        except ShopUnavailable:
+            log.warning("shop %s: no token to fetch products with", self.shop_id)
+            raise _Unverifiable from None
+
+    async def product(self, product_id: int) -> ProductRecord | None:
+        """The product's current state; None when it no longer exists (a delete will follow)."""
+        if self._client is None:
+            self._client = await self._connect()
+        try:
+            result = await self._client.execute(
+                PRODUCT_QUERY,
+                {"id": f"gid://shopify/Product/{product_id}"},
+                estimated_cost=PRODUCT_QUERY_COST,
+            )
+        except Throttled as exc:
+            if self.ctx is None:
+                raise
+            self.ctx.defer(exc.retry_after, block_group=True)
+        except AccessDenied:
+            log.warning("shop %s: no token to fetch product %s", self.shop_id, product_id)
+            raise _Unverifiable from None
+        node = result.data.get("product")
+        return product_from_graphql(node) if isinstance(node, dict) else None
