@@ -9,7 +9,9 @@ with 10% duplicates, 5% forged or unknown shops and bursts of one shop, readers 
 meanwhile; then 200 shops install through OAuth at once and their first syncs run. Checks: every
 accepted delivery is in the inbox once, applied (each storm product holds its newest accepted
 payload), nothing forged accepted, the queue invariant, no cross-shop row, no secret in a log, and
-parity of the large shop's catalog. Last line:
+parity of the large shop's catalog. Budget use comes from the emulator's own accounting of each
+shop's bucket (points kept, the busiest shop's share of its restore rate, the lowest level any
+bucket reached since the start, THROTTLED answers). Last line:
 `accepted_per_s=... p99_ms=... lost=0 duplicated=0 forged_accepted=0`.
 """
 
@@ -82,6 +84,33 @@ async def sample_queues(stack: Stack, stop: asyncio.Event, seen: dict[str, list[
         await redis.aclose()
 
 
+async def budget_snapshot(stack: Stack) -> dict[str, dict[str, Any]]:
+    """Each shop's GraphQL bucket as the emulator accounts it (neanelu's app is the only client)."""
+    return {shop["name"]: shop for shop in await stack.control("GET", "/shops")}
+
+
+def budget_use(
+    before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]], seconds: float
+) -> str:
+    """What a phase took of Shopify's budget: points kept, the busiest shop's share of what its
+    bucket restores in that time, the lowest any bucket fell to, and calls refused (THROTTLED)."""
+    points = refused = 0.0
+    busiest = 0.0
+    lowest = 1.0
+    for name, shop in after.items():
+        for app, usage in shop["usage"].items():
+            was = before.get(name, {}).get("usage", {}).get(app, {})
+            spent = usage["points_spent"] - was.get("points_spent", 0.0)
+            points += spent
+            refused += usage["refused"] - was.get("refused", 0)
+            busiest = max(busiest, spent / (shop["restore_rate"] * seconds))
+            lowest = min(lowest, usage["lowest_available"] / shop["bucket_size"])
+    return (
+        f"{points:.0f}pts/busiest={100 * busiest:.1f}%ofrestore/lowest={100 * lowest:.0f}%"
+        f"/throttled={refused:.0f}"
+    )
+
+
 async def run(profile: dict[str, Any], seed: int) -> Outcome:
     out = Outcome()
     stack = await open_stack(
@@ -142,6 +171,7 @@ async def run(profile: dict[str, Any], seed: int) -> Outcome:
         stop = asyncio.Event()
         depth: dict[str, list[float]] = {}
         sampler = asyncio.create_task(sample_queues(stack, stop, depth))
+        budget_before, storm_started = await budget_snapshot(stack), time.monotonic()
         say(f"storm: {profile['rate']}/s for {profile['seconds']} s over 50 shops")
         storm = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -156,6 +186,9 @@ async def run(profile: dict[str, Any], seed: int) -> Outcome:
         await storm.wait()
         stop.set()
         await sampler
+        out.figures["storm_budget"] = budget_use(
+            budget_before, await budget_snapshot(stack), time.monotonic() - storm_started
+        )
         result = json.loads(result_path.read_text())
         secrets_extra = {f"api key {i}": r["key"] for i, r in enumerate(readers)}
         await storm_checks(stack, result, out)
@@ -267,11 +300,15 @@ async def storm_checks(stack: Stack, result: dict[str, Any], out: Outcome) -> No
 
 async def install_wave(stack: Stack, count: int, out: Outcome) -> None:
     shops = await stack.add_shops(count, 5)
+    budget_before, started = await budget_snapshot(stack), time.monotonic()
     seconds = await stack.install_all(shops, parallel=25)
     out.figures["installs"] = count
     out.figures["installs_s"] = round(seconds, 1)
     out.check(seconds < 60, f"{count} installs took {seconds:.0f} s (over a minute)")
     await first_syncs_done(stack, 900)
+    out.figures["install_budget"] = budget_use(
+        budget_before, await budget_snapshot(stack), time.monotonic() - started
+    )
     rows = await stack.query(
         "SELECT extract(epoch FROM r.finished_at - s.created_at) FROM shops s"
         " JOIN sync_runs r ON r.shop_id = s.id AND r.status = 'completed'"

@@ -185,6 +185,8 @@ class ControlApi:
             "plan": shop.config.plan,
             "restore_rate": rate,
             "bucket_size": size,
+            # Per app (client id): the GraphQL budget it used since the emulator started.
+            "usage": {app: bucket.usage() for app, bucket in shop.buckets.items()},
         }
 
     async def shop_info(self, request: Request) -> Response:

@@ -19,12 +19,19 @@ class LeakyBucket:
     available: float = -1.0
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
     stamp: float = -1.0
+    # What the bucket has seen, for a drill's "budget use" figure: points kept (taken minus
+    # refunded), calls refused, and the lowest level it fell to.
+    spent: float = 0.0
+    refused: int = 0
+    lowest: float = -1.0
 
     def __post_init__(self) -> None:
         if self.stamp < 0:
             self.stamp = self.clock()
         if self.available < 0:
             self.available = self.size
+        if self.lowest < 0:
+            self.lowest = self.available
 
     def refill(self) -> float:
         now = self.clock()
@@ -35,13 +42,21 @@ class LeakyBucket:
     def try_take(self, cost: float) -> bool:
         self.refill()
         if cost > self.available:
+            self.refused += 1
             return False
         self.available -= cost
+        self.spent += cost
+        self.lowest = min(self.lowest, self.available)
         return True
 
     def refund(self, amount: float) -> None:
         self.refill()
         self.available = min(self.size, self.available + amount)
+        self.spent -= amount
+
+    def refuse(self) -> None:
+        """A call refused for another reason than the level (a forced THROTTLED)."""
+        self.refused += 1
 
     def seconds_until(self, cost: float) -> float:
         self.refill()
@@ -54,4 +69,12 @@ class LeakyBucket:
             "maximumAvailable": float(self.size),
             "currentlyAvailable": int(self.available),
             "restoreRate": float(self.restore_rate),
+        }
+
+    def usage(self) -> dict[str, float]:
+        return {
+            "points_spent": round(self.spent, 1),
+            "refused": self.refused,
+            "lowest_available": round(self.lowest, 1),
+            "available": round(self.refill(), 1),
         }

@@ -123,6 +123,18 @@ def test_bucket_drains_throttles_and_restores(
         shop.gql(query, token=other)["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"]
         >= 69
     )
+    # The control API reports what each app's bucket was used for (a drill's budget figure):
+    # four calls kept 30 points each, one was refused, the level fell to 5 at its lowest (10 left,
+    # 25 restored, 30 taken).
+    usage = shop.control("GET", "")["usage"]
+    assert sorted(u["points_spent"] for u in usage.values()) == [30, 120]
+    main = next(u for u in usage.values() if u["points_spent"] == 120)
+    assert main["refused"] == 1
+    assert 4 <= main["lowest_available"] <= 6
+    shop.control("POST", "/faults", json={"kind": "throttled", "count": 1})
+    assert shop.gql(query)["errors"][0]["extensions"]["code"] == "THROTTLED"
+    after = next(u for u in shop.control("GET", "")["usage"].values() if u["refused"])
+    assert after["refused"] == 2 and after["points_spent"] == 120
 
 
 def test_rest_shop_json_with_call_limit(alpha: Shop) -> None:
