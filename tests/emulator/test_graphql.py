@@ -134,7 +134,8 @@ def test_bucket_drains_throttles_and_restores(
     shop.control("POST", "/faults", json={"kind": "throttled", "count": 1})
     assert shop.gql(query)["errors"][0]["extensions"]["code"] == "THROTTLED"
     after = next(u for u in shop.control("GET", "")["usage"].values() if u["refused"])
-    assert after["refused"] == 2 and after["points_spent"] == 120
+    assert after["refused"] == 2
+    assert after["points_spent"] == 120
 
 
 def test_rest_shop_json_with_call_limit(alpha: Shop) -> None:
