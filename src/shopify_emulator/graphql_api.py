@@ -436,9 +436,8 @@ def run(ctx: Context, body: dict[str, Any], max_cost: int) -> dict[str, Any]:
             "extensions": {"cost": _cost_block(cost, None, bucket.status())},
         }
     forced = ctx.shop.faults.take("throttled") is not None
-    if forced:
-        bucket.refuse()
     if forced or not bucket.try_take(cost):
+        bucket.refuse()
         return {
             "errors": [
                 _error(

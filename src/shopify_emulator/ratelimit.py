@@ -42,7 +42,6 @@ class LeakyBucket:
     def try_take(self, cost: float) -> bool:
         self.refill()
         if cost > self.available:
-            self.refused += 1
             return False
         self.available -= cost
         self.spent += cost
@@ -55,7 +54,7 @@ class LeakyBucket:
         self.spent -= amount
 
     def refuse(self) -> None:
-        """A call refused for another reason than the level (a forced THROTTLED)."""
+        """Count a call answered THROTTLED (the level was too low, or a fault forced it)."""
         self.refused += 1
 
     def seconds_until(self, cost: float) -> float:
