@@ -85,8 +85,8 @@ def _build(
             item_template,
             "location_index, quantity in enumerate(quantities)",
             [
-                "level = item * LOCATION_SLOTS + location_index",
-                "location = LOCATION_BASE + location_index",
+                # Shopify's level number is its location's (ids.level_gid).
+                "location = level = LOCATION_BASE + location_index",
             ],
             level_template,
             order,
@@ -97,6 +97,5 @@ def _build(
         "inventory items",
         shape,
         seed,
-        LOCATION_SLOTS=ids.LOCATION_SLOTS,
         LOCATION_BASE=ids.LOCATION_BASE,
     )

@@ -21,7 +21,6 @@ VARIANT_SLOTS = 2048  # the hard Shopify maximum of variants per product
 PRODUCT_METAFIELD_SLOTS = 64
 VARIANT_METAFIELD_SLOTS = 8
 IMAGE_SLOTS = 16
-LOCATION_SLOTS = 1000
 
 GID_PREFIX = "gid://shopify/"
 
@@ -31,12 +30,23 @@ def gid(kind: str, number: int) -> str:
 
 
 def level_gid(item_id: int, location_index: int) -> str:
-    # Shopify's real InventoryLevel GID carries the item id as a query parameter.
-    return f"{GID_PREFIX}InventoryLevel/{level_number(item_id, location_index)}?inventory_item_id={item_id}"
+    """Shopify's form: the number is the location's, the item rides in the query string (its
+    own webhook samples read `InventoryLevel/24826418?inventory_item_id=...` for location
+    24826418). So every level at one location shares the number: only the pair names a level."""
+    return f"{GID_PREFIX}InventoryLevel/{location_id(location_index)}?inventory_item_id={item_id}"
 
 
-def level_number(item_id: int, location_index: int) -> int:
-    return item_id * LOCATION_SLOTS + location_index
+def parse_level_gid(value: str) -> tuple[int, int] | None:
+    """An InventoryLevel GID -> (inventory item id, location index); None when malformed or
+    when it lacks the item (the number alone does not name a level)."""
+    parsed = parse_gid(value)
+    if parsed is None or parsed[0] != "InventoryLevel":
+        return None
+    _, _, query = value.partition("?")
+    item = query.removeprefix("inventory_item_id=")
+    if item == query or not item.isdigit():
+        return None
+    return int(item), parsed[1] - LOCATION_BASE
 
 
 def variant_id(product_index: int, position: int) -> int:

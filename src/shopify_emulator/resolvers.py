@@ -553,7 +553,8 @@ INVENTORY_ITEM_FIELDS: dict[str, Resolver] = {
 def _quantities(level: InventoryLevel, args: dict[str, Any], _: Context) -> list[dict[str, Any]]:
     available = level.variant.available[level.location_index]
     stamp = level.variant.level_updated_at[level.location_index]
-    number = ids.level_number(level.variant.inventory_item_id, level.location_index)
+    item = level.variant.inventory_item_id
+    location = ids.location_id(level.location_index)
     out = []
     for name in args.get("names", ()):
         if name not in QUANTITY_NAMES:
@@ -561,7 +562,8 @@ def _quantities(level: InventoryLevel, args: dict[str, Any], _: Context) -> list
         quantity = available if name in ("available", "on_hand") else 0
         out.append(
             {
-                "id": f"gid://shopify/InventoryQuantity/{number}?quantity_name={name}",
+                "id": f"gid://shopify/InventoryQuantity/{location}"
+                f"?inventory_item_id={item}&quantity_name={name}",
                 "name": name,
                 "quantity": quantity,
                 "updatedAt": stamp,
@@ -714,11 +716,14 @@ def find_node(gid_value: str, ctx: Context) -> Any:
         variant = catalog.variant_by_number(number)
         return None if variant is None else InventoryItem(variant)
     if kind == "InventoryLevel":
-        item_id, loc = divmod(number, ids.LOCATION_SLOTS)
+        level = ids.parse_level_gid(gid_value)
+        if level is None:
+            raise ResolveError(f"Invalid global id '{gid_value}'", "BAD_REQUEST")
+        item_id, loc = level
         variant = catalog.variant_by_number(item_id)
         return (
             None
-            if variant is None or loc >= len(variant.available)
+            if variant is None or not 0 <= loc < len(variant.available)
             else InventoryLevel(variant, loc)
         )
     if kind == "Location":

@@ -20,9 +20,14 @@ def test_product_is_a_pure_function_of_seed_and_index() -> None:
         or generate_product(shape, 4, 987_654).updated_at != far.updated_at
     )
     assert far.id == 8_000_000_000_000 + 987_654
-    # Level and variant-metafield ids exceed 2^53: a client parsing them as doubles would corrupt them.
-    assert ids.level_number(far.variants[0].inventory_item_id, 1) > 2**53
+    # Variant-metafield ids exceed 2^53: a client parsing them as doubles would corrupt them.
     assert ids.VARIANT_METAFIELD_BASE > 2**53
+    # As on Shopify, a level's number is its location's: two items at one location share it,
+    # and only the item in the query string tells their levels apart.
+    first, second = (v.inventory_item_id for v in far.variants[:2])
+    assert ids.level_gid(first, 1).split("?")[0] == ids.level_gid(second, 1).split("?")[0]
+    assert ids.parse_level_gid(ids.level_gid(second, 1)) == (second, 1)
+    assert ids.parse_level_gid(ids.level_gid(second, 1).split("?")[0]) is None
     iterated = list(Catalog(shape, seed=3, size=5, owner_app_id=1).iter_products())
     assert [p.id for p in iterated] == [generate_product(shape, 3, i).id for i in range(5)]
 

@@ -169,6 +169,28 @@ async def test_newer_wins_whatever_the_order(client: httpx.AsyncClient, runtime:
     assert levels == [(1071, 5, 3)]
 
 
+async def test_levels_of_two_items_at_one_location_are_both_kept(
+    client: httpx.AsyncClient, runtime: Runtime, shop: tuple[uuid.UUID, str]
+) -> None:
+    """Shopify's level GID carries the location's number (`InventoryLevel/<location>?
+    inventory_item_id=<item>`): every item stocked at a location shares it, and each keeps its
+    own level."""
+    shop_id, domain = shop
+    for item, available in ((2001, 4), (2002, 6)):
+        payload = {
+            "inventory_item_id": item,
+            "location_id": 24826418,
+            "available": available,
+            "updated_at": T0.isoformat(),
+            "admin_graphql_api_id": f"gid://shopify/InventoryLevel/24826418?inventory_item_id={item}",
+        }
+        response = await deliver(client, domain, "inventory_levels/update", payload)
+        assert response.status_code == 200
+    await drain(runtime, shop_id)
+    *_, levels = await catalog_rows(runtime, shop_id)
+    assert levels == [(2001, 24826418, 4), (2002, 24826418, 6)]
+
+
 async def test_processing_twice_applies_once(
     client: httpx.AsyncClient, runtime: Runtime, shop: tuple[uuid.UUID, str]
 ) -> None:

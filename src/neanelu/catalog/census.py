@@ -66,7 +66,9 @@ async def levels_of_products(conn: Conn, product_ids: Sequence[int], size: int) 
         await cur.execute(
             "SELECT l.inventory_item_id, l.location_id, coalesce(l.available, 0) AS available"
             " FROM variants v JOIN inventory_levels l ON l.inventory_item_id = v.inventory_item_id"
-            " WHERE v.product_shopify_id = ANY(%s) ORDER BY md5(l.shopify_id::text) LIMIT %s",
+            " WHERE v.product_shopify_id = ANY(%s)"
+            # By the pair: a level's own number is its location's, shared by every item there.
+            " ORDER BY md5(l.inventory_item_id::text || '/' || l.location_id::text) LIMIT %s",
             (list(product_ids), size),
         )
         return await cur.fetchall()

@@ -9,7 +9,8 @@ from staging without being evidence of absence, so every id it names is protecte
 - metafields: a bad metafields line naming an owner (its `__parentId`, or the `id` of a parent
   line) has that owner's stored metafields kept, the file's merged over them;
 - inventory levels: a bad inventory line naming a level (`"id"`) or an inventory item keeps the
-  stored levels it names.
+  stored levels it names. A level GID's number is its location's (Shopify's form), so a bad
+  level line keeps every level at that location for the run.
 
 A bad line naming none of these (its ids cut off or unreadable) protects the whole kind: the
 phase's sweep is skipped for this run (core: products and variants; inventory: levels) or its

@@ -150,7 +150,7 @@ CREATE TABLE inventory_levels (
   available integer,
   shopify_updated_at timestamptz,
   synced_at timestamptz NOT NULL DEFAULT now(),
-  CONSTRAINT inventory_levels_shop_shopify_id_key UNIQUE (shop_id, shopify_id),
+  -- Not unique: Shopify's level GID carries the location's number (migration 0016).
   CONSTRAINT inventory_levels_shop_item_location_key UNIQUE (shop_id, inventory_item_id, location_id)
 );
 
