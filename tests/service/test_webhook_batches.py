@@ -88,7 +88,7 @@ def level(item: int, location: int, available: int, at: datetime) -> Delivery:
             "available": available,
             "updated_at": at.isoformat(),
             "admin_graphql_api_id": (
-                f"gid://shopify/InventoryLevel/{item * 100 + location}?inventory_item_id={item}"
+                f"gid://shopify/InventoryLevel/{location}?inventory_item_id={item}"
             ),
         },
     )
