@@ -34,11 +34,18 @@ async def fetch_one(
 
 
 async def fetch_all(
-    conn: Conn, row: type[R], query: Query, params: Params | None = None
+    conn: Conn,
+    row: type[R],
+    query: Query,
+    params: Params | None = None,
+    *,
+    prepare: bool | None = None,
 ) -> list[R]:
-    """Every row as `row` (a dataclass whose fields are the query's column names)."""
+    """Every row as `row` (a dataclass whose fields are the query's column names). `prepare`
+    as psycopg's: None prepares a query once it has run five times on the connection, False
+    never (each run is planned for its own values)."""
     async with conn.cursor(row_factory=class_row(row)) as cur:
-        await cur.execute(query, params)
+        await cur.execute(query, params, prepare=prepare)
         return await cur.fetchall()
 
 

@@ -29,9 +29,12 @@ from neanelu.telemetry import current_metrics, span
 CANDIDATES_PER_RESULT = 4
 CANDIDATES_MIN = 50
 # HNSW on a shop's own partition: candidates looked at per query, and iterative scans so that
-# filters do not starve the result (pgvector 0.8). Measured (docs/search.md): on a 28k-vector
-# synthetic shop recall@10 was 0.70 at 100, 0.95 at 400.
-EF_SEARCH = 400
+# filters do not starve the result (pgvector 0.8). Measured (docs/search.md, `make bench-search`,
+# 1M embedding-shaped vectors over 20 shops, indexes built with ef_construction 200): worst-shop
+# recall@10 0.996 at 40, 0.998 at 100 and at 400, with p95 7.1 ms at 100 against 10.9 ms at 400
+# (the 278k-vector shop: 19.9 ms at 400). The old 400 came from indexes built with
+# ef_construction 64, whose graphs left nodes unreachable (0.70 at 100 then).
+EF_SEARCH = 100
 _WEIGHT_FIELDS = {
     "A": "title",
     "B": "vendor/type/tags",
@@ -202,7 +205,12 @@ async def _vector_side(
     await conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(EF_SEARCH)))
     if await _iterative_scans(conn):
         await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-    found = await fetch_all(conn, _VectorCandidate, query, [vector, shop_id, *params, vector, k])
+    # Never prepared: after five runs psycopg prepares a statement and PostgreSQL may then keep a
+    # generic plan, one not made for this shop's partition (measured on 1M vectors over 20 shops:
+    # p50 31-42 ms on the largest shops prepared, 6-8 ms planned each time; planning is ~0.3 ms).
+    found = await fetch_all(
+        conn, _VectorCandidate, query, [vector, shop_id, *params, vector, k], prepare=False
+    )
     rows = [(int(r.product_shopify_id), float(r.similarity)) for r in found]
     # relaxed_order may hand back neighbours slightly out of order: the ranks are ours.
     return sorted(rows, key=_by_score)
