@@ -207,7 +207,8 @@ async def measure(
                 await conn.execute(f"SET LOCAL hnsw.ef_search = {max(EF_SWEEP)}")
                 await conn.execute(query_sql, (shop, vector_literal(q)), prepare=False)
     for ef in EF_SWEEP:
-        recalls, ms = {}, []
+        recalls: dict[uuid.UUID, float] = {}
+        ms: list[float] = []
         for shop, qs in queries.items():
             hits, before = 0, len(ms)
             for q, want in zip(qs, truth[shop], strict=True):
