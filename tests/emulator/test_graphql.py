@@ -172,6 +172,8 @@ def test_node_lookups_and_shopify_gid_formats(alpha: Shop) -> None:
     assert level["id"].endswith(f"?inventory_item_id={item_number}")
     assert level["id"].startswith("gid://shopify/InventoryLevel/")
     assert level["location"]["id"] == "gid://shopify/Location/70000000001"
+    # Shopify's form: the level's number is its location's, the item is in the query string.
+    assert level["id"].split("?")[0].rsplit("/", 1)[1] == "70000000001"
     assert level["quantities"][0]["quantity"] == level["quantities"][1]["quantity"]
     node = alpha.gql("query($id: ID!) { node(id: $id) { __typename id } }", {"id": level["id"]})[
         "data"
