@@ -196,6 +196,18 @@ async def measure(
         + "' AND dimension = 384 ORDER BY embedding::vector(384) <=> %s::vector(384) LIMIT 10"
     )
     truth = {s: [exact_top10(data[s], q) for q in qs] for s, qs in queries.items()}
+
+    async def top10(shop: uuid.UUID, q: np.ndarray, ef: int) -> tuple[set[int], float]:
+        """The shop's top 10 at `ef` and the query's milliseconds (its execution alone)."""
+        async with tenant_scope(pool, shop) as conn:
+            await conn.execute(f"SET LOCAL hnsw.ef_search = {ef}")
+            started = time.perf_counter()
+            # Planned each time, as the search runs it (semantic/search.py): a prepared
+            # statement's generic plan was 4-6x slower on the largest shops.
+            cur = await conn.execute(query_sql, (shop, vector_literal(q)), prepare=False)
+            got = {int(r[0]) for r in await cur.fetchall()}
+            return got, (time.perf_counter() - started) * 1000
+
     sql: dict[int, Figures] = {}
     # One pass first, not measured: the first sweep after a pause found the indexes cold (p95
     # 52 ms at ef_search 40 against 7-12 ms for the same queries in the sweeps after it; this
@@ -203,23 +215,15 @@ async def measure(
     # whose index is in memory.
     for shop, qs in queries.items():
         for q in qs:
-            async with tenant_scope(pool, shop) as conn:
-                await conn.execute(f"SET LOCAL hnsw.ef_search = {max(EF_SWEEP)}")
-                await conn.execute(query_sql, (shop, vector_literal(q)), prepare=False)
+            await top10(shop, q, max(EF_SWEEP))
     for ef in EF_SWEEP:
         recalls: dict[uuid.UUID, float] = {}
         ms: list[float] = []
         for shop, qs in queries.items():
             hits, before = 0, len(ms)
             for q, want in zip(qs, truth[shop], strict=True):
-                async with tenant_scope(pool, shop) as conn:
-                    await conn.execute(f"SET LOCAL hnsw.ef_search = {ef}")
-                    started = time.perf_counter()
-                    # Planned each time, as the search runs it (semantic/search.py): a
-                    # prepared statement's generic plan was 4-6x slower on the largest shops.
-                    cur = await conn.execute(query_sql, (shop, vector_literal(q)), prepare=False)
-                    got = {int(r[0]) for r in await cur.fetchall()}
-                    ms.append((time.perf_counter() - started) * 1000)
+                got, took = await top10(shop, q, ef)
+                ms.append(took)
                 hits += len(got & want)
             recalls[shop] = hits / (10 * len(qs))
             if ef == EF_SEARCH:
@@ -236,10 +240,7 @@ async def measure(
     biggest = next(iter(data))
     for text in ("warm winter coat", "kitchen knife", "red summer dress", "desk lamp") * 10:
         started = time.perf_counter()
-        q = provider.embed([text]).vectors[0]
-        async with tenant_scope(pool, biggest) as conn:
-            await conn.execute(f"SET LOCAL hnsw.ef_search = {EF_SEARCH}")
-            await conn.execute(query_sql, (biggest, vector_literal(q)), prepare=False)
+        await top10(biggest, provider.embed([text]).vectors[0], EF_SEARCH)
         e2e_ms.append((time.perf_counter() - started) * 1000)
     print(f"end to end (embedding + PostgreSQL, the largest shop): p95 {p95(e2e_ms):.2f} ms")
     # Redis is loaded after the PostgreSQL figures: its indexing would share the cores with them.
@@ -280,8 +281,9 @@ def main() -> None:
     # REUSE=1: measure again on the database the last run with the same sizes left (the vectors
     # come from the same seed; each stored shop is found by its size, all sizes being distinct).
     stored = loaded_shops(pg) if os.environ.get("REUSE") else None
-    reuse = stored is not None and sorted(stored, reverse=True) == sorted(sizes, reverse=True)
-    if not reuse:
+    if stored is not None and sorted(stored) != sorted(sizes):
+        stored = None
+    if stored is None:
         with psycopg.connect(pg.url(database="postgres"), autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
             conn.execute(f"CREATE DATABASE {DB} OWNER {OWNER_ROLE}")
@@ -289,12 +291,12 @@ def main() -> None:
     t = topics(rng)
     data, queries = {}, {}
     for n in sizes:
-        shop = stored[n] if reuse and stored is not None else uuid.uuid4()
+        shop = stored[n] if stored is not None else uuid.uuid4()
         sells = rng.choice(TOPICS, SHOP_TOPICS, replace=False)
         data[shop] = catalog_vectors(rng, n, t, sells)
         queries[shop] = catalog_vectors(rng, QUERIES, t, sells)
     print(f"{PRODUCTS} vectors over {TENANTS} tenants: sizes {[len(v) for v in data.values()]}")
-    if reuse:
+    if stored is not None:
         print(f"reusing the vectors and indexes stored in {DB}")
         own_partitions(pg, data)
     else:

@@ -31,7 +31,7 @@ CANDIDATES_MIN = 50
 # HNSW on a shop's own partition: candidates looked at per query, and iterative scans so that
 # filters do not starve the result (pgvector 0.8). Measured (docs/search.md, `make bench-search`,
 # 1M embedding-shaped vectors over 20 shops, indexes built with ef_construction 200): worst-shop
-# recall@10 0.996 at 40, 0.998 at 100 and at 400, with p95 7.1 ms at 100 against 10.9 ms at 400
+# recall@10 0.996 at 40, 0.998 at 100 and at 400, with p95 4.9 ms at 100 against 9.8 ms at 400
 # (the 278k-vector shop: 19.9 ms at 400). The old 400 came from indexes built with
 # ef_construction 64, whose graphs left nodes unreachable (0.70 at 100 then).
 EF_SEARCH = 100
