@@ -12,12 +12,22 @@ import psycopg
 import pytest
 
 from neanelu.db.pool import global_scope, tenant_scope
+from neanelu.handles import ShopRef, purge_shop
 from neanelu.runtime import Runtime
+from neanelu.search.hot import DEFAULT_PREFIX as HOT
 from neanelu.shops import repository as shops
 from tests.databases import TestDatabase
 from tests.factories import create_shop
 from tests.service.e2e_stack import CONTROL, SHOP, Stack, eventually, install
-from tests.service.support import count, deliver, drain, encode, make_settings, webhook_headers
+from tests.service.support import (
+    RunJob,
+    count,
+    deliver,
+    drain,
+    encode,
+    make_settings,
+    webhook_headers,
+)
 
 WAY_BACK = timedelta(hours=49)  # beyond Shopify's 48 h between uninstall and shop/redact
 
@@ -71,6 +81,18 @@ def audit(database: TestDatabase, shop_id: uuid.UUID) -> list[tuple[Any, ...]]:
             (shop_id,),
         )
         return list(cur.fetchall())
+
+
+async def hot_cache_keys(rt: Runtime, shop_id: uuid.UUID) -> list[str]:
+    """The shop's vectors and hot mark in the search hot cache, as keys alone (this Redis has no
+    query engine; a shared index of earlier versions left such keys)."""
+    keys = [
+        f"{HOT}:v:0123456789abcdef:{shop_id.hex}:1",
+        f"{HOT}:hot:0123456789abcdef:{shop_id.hex}",
+    ]
+    for key in keys:
+        await rt.redis.set(key, "1")
+    return keys
 
 
 async def send_redact(stack: Stack) -> dict[str, Any]:
@@ -196,10 +218,33 @@ async def test_redact_naming_another_shop_is_skipped_then_the_right_one_purges(
     assert "someone-else.myshopify.com" in records[0][2]
     assert "78" in records[1][2]
 
+    cached = {shop: await hot_cache_keys(runtime, shop) for shop in (shop_id, other)}
     await deliver(client, domain, "shop/redact", {"shop_id": 77, "shop_domain": domain})
     await drain(runtime, shop_id)
     assert [r[1] for r in audit(database, shop_id)] == ["skipped"] * len(wrong) + ["purged"]
-    # Only that shop went.
+    # Only that shop went, in Redis too.
     async with global_scope(runtime.pool) as conn:
         assert await shops.get(conn, shop_id) is None
         assert await shops.get(conn, other) is not None
+    assert await runtime.redis.exists(*cached[shop_id]) == 0
+    assert await runtime.redis.exists(*cached[other]) == 2
+
+
+async def test_the_scheduled_purge_forgets_the_shop_in_redis_too(
+    client: httpx.AsyncClient, runtime: Runtime, database: TestDatabase, run_job: RunJob
+) -> None:
+    domain = f"gone-{uuid.uuid4().hex[:8]}.myshopify.com"
+    shop_id = await create_shop(runtime.pool, domain)
+    other = await create_shop(runtime.pool, f"stays-{uuid.uuid4().hex[:8]}.myshopify.com")
+    await deliver(client, domain, "app/uninstalled", {"id": 79, "domain": domain})
+    await drain(runtime, shop_id)
+    cached = {shop: await hot_cache_keys(runtime, shop) for shop in (shop_id, other)}
+    # Not due yet: nothing goes, in PostgreSQL or in Redis.
+    await run_job(runtime, purge_shop, ShopRef(shop_id=str(shop_id)))
+    assert await runtime.redis.exists(*cached[shop_id]) == 2
+    backdate_uninstall(database, shop_id, WAY_BACK)
+    await run_job(runtime, purge_shop, ShopRef(shop_id=str(shop_id)))
+    async with global_scope(runtime.pool) as conn:
+        assert await shops.get(conn, shop_id) is None
+    assert await runtime.redis.exists(*cached[shop_id]) == 0
+    assert await runtime.redis.exists(*cached[other]) == 2

@@ -1,8 +1,13 @@
-"""The hot cache: active shops' vectors in a Redis Query Engine index (`FT.CREATE ... VECTOR HNSW`
-with a TAG field for the shop), one index per model. Every query names the shop's tag, so one
-shop's search never returns another's vectors. PostgreSQL stays the truth: a Redis without the
-query engine, a Redis that is down, or a shop not loaded ("cold") all answer `None`, and the
-caller searches PostgreSQL instead."""
+"""The hot cache: active shops' vectors in Redis Query Engine indexes (`FT.CREATE ... VECTOR HNSW`
+with a TAG field for the shop), one index per shop and model. A shop's search runs in its own
+index and names its tag as well, so one shop's search never returns another's vectors. PostgreSQL
+stays the truth: a Redis without the query engine, a Redis that is down, or a shop not loaded
+("cold") all answer `None`, and the caller searches PostgreSQL instead.
+
+Why an index per shop: one index for every hot shop, filtered by the shop's tag, lost recall on
+the small shops (HNSW walks the whole graph's neighbourhoods and filters after; worst shop 0.920
+of the true top 10 at EF_RUNTIME 400, 1M vectors over 20 shops) and paid for the largest graph on
+every query (p95 ~5 ms). A shop's own graph is what pgvector's own partitions give it too."""
 
 from __future__ import annotations
 
@@ -21,13 +26,12 @@ from neanelu.search.provider import Vectors
 
 log = logging.getLogger(__name__)
 
-# The same HNSW build as pgvector's own partitions (migration 0012, measured: docs/search.md);
-# EF_RUNTIME stays above the SQL side's ef_search: the one index holds every hot shop and a
-# search filters it by the shop's tag, which HNSW pays for in recall (worst shop 0.920 at 400 on
-# 1M vectors over 20 shops, docs/search.md).
+DEFAULT_PREFIX = "neanelu:search"
+# The same HNSW build as pgvector's own partitions (migration 0012, measured: docs/search.md), and
+# the same search breadth as its ef_search: each graph holds one shop, as each partition does.
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 200
-EF_RUNTIME = 400
+EF_RUNTIME = 100
 # After Redis said it has no query engine (or was down), ask again only this much later.
 RECHECK_S = 30.0
 
@@ -41,75 +45,113 @@ def _tag(shop_id: UUID) -> str:
     return shop_id.hex
 
 
+def _no_engine(exc: ResponseError) -> bool:
+    return "unknown command" in str(exc).lower()
+
+
+def _no_index(exc: ResponseError) -> bool:
+    text = str(exc).lower()
+    return "no such index" in text or "unknown index" in text
+
+
 class HotIndex:
-    def __init__(self, redis: Redis, model: str, dimension: int, *, prefix: str = "neanelu:search"):
+    def __init__(self, redis: Redis, model: str, dimension: int, *, prefix: str = DEFAULT_PREFIX):
         self._redis = redis
         self._dimension = dimension
         key = _model_key(model, dimension)
-        self.index = f"{prefix}:idx:{key}"
+        # Before indexes per shop, one index held the model's every hot shop.
+        self._shared_index = f"{prefix}:idx:{key}"
+        self._index_prefix = f"{prefix}:idx:{key}:"
         self._doc_prefix = f"{prefix}:v:{key}:"
         self._hot_prefix = f"{prefix}:hot:{key}:"
-        self._created = False
+        self._engine = False
+        self._indexed: set[UUID] = set()
         self._unavailable_until = 0.0
 
     async def _command(self, *args: str | bytes) -> Any:
         # redis-py's execute_command is untyped; the Query Engine commands have no typed wrappers.
         return await self._redis.execute_command(*args)  # type: ignore[no-untyped-call]
 
+    def index(self, shop_id: UUID) -> str:
+        return f"{self._index_prefix}{shop_id.hex}"
+
     def _doc(self, shop_id: UUID, product_id: int) -> str:
         return f"{self._doc_prefix}{shop_id.hex}:{product_id}"
 
     async def ensure(self) -> bool:
-        """Create the index if missing; False when this Redis has no query engine or is down."""
-        if self._created:
+        """Whether this Redis has a query engine (asked once, or again RECHECK_S after a no);
+        the first time, the shared index of earlier versions is dropped with its documents and
+        every shop of this model goes cold, to be loaded again into its own index."""
+        if self._engine:
             return True
         if time.monotonic() < self._unavailable_until:
             return False
         try:
-            await self._command("FT.INFO", self.index)
+            names = await self._command("FT._LIST")
+            if self._shared_index in {_text(n) for n in names}:
+                await self._retire_shared_index()
         except ResponseError as exc:
-            if "unknown command" in str(exc).lower():
-                self._unavailable_until = time.monotonic() + RECHECK_S
-                return False
-            try:
-                await self._command(
-                    "FT.CREATE",
-                    self.index,
-                    "ON",
-                    "HASH",
-                    "PREFIX",
-                    "1",
-                    self._doc_prefix,
-                    "SCHEMA",
-                    "shop",
-                    "TAG",
-                    "product",
-                    "NUMERIC",
-                    "embedding",
-                    "VECTOR",
-                    "HNSW",
-                    "10",
-                    "TYPE",
-                    "FLOAT32",
-                    "DIM",
-                    str(self._dimension),
-                    "DISTANCE_METRIC",
-                    "COSINE",
-                    "M",
-                    str(HNSW_M),
-                    "EF_CONSTRUCTION",
-                    str(HNSW_EF_CONSTRUCTION),
-                )
-            except ResponseError as create_exc:
-                if "already exists" not in str(create_exc).lower():
-                    log.warning("search hot cache: cannot create %s: %s", self.index, create_exc)
-                    return False
+            if not _no_engine(exc):
+                log.warning("search hot cache: %s", exc)
+            self._unavailable_until = time.monotonic() + RECHECK_S
+            return False
         except RedisError as exc:
             log.warning("search hot cache unavailable: %s", exc)
             self._unavailable_until = time.monotonic() + RECHECK_S
             return False
-        self._created = True
+        self._engine = True
         return True
+
+    async def _retire_shared_index(self) -> None:
+        try:
+            await self._command("FT.DROPINDEX", self._shared_index, "DD")
+        except ResponseError as exc:
+            if not _no_index(exc):
+                raise
+            return  # another process retired it
+        await _delete_matching(self._redis, f"{self._hot_prefix}*")
+        log.warning(
+            "search hot cache: the shared index of earlier versions is gone; warm shops again"
+        )
+
+    async def _ensure_shop(self, shop_id: UUID) -> None:
+        """The shop's index, created before its first document so that every HSET is indexed
+        as it is written (an index created over existing keys fills in the background)."""
+        if shop_id in self._indexed:
+            return
+        try:
+            await self._command(
+                "FT.CREATE",
+                self.index(shop_id),
+                "ON",
+                "HASH",
+                "PREFIX",
+                "1",
+                f"{self._doc_prefix}{shop_id.hex}:",
+                "SCHEMA",
+                "shop",
+                "TAG",
+                "product",
+                "NUMERIC",
+                "embedding",
+                "VECTOR",
+                "HNSW",
+                "10",
+                "TYPE",
+                "FLOAT32",
+                "DIM",
+                str(self._dimension),
+                "DISTANCE_METRIC",
+                "COSINE",
+                "M",
+                str(HNSW_M),
+                "EF_CONSTRUCTION",
+                str(HNSW_EF_CONSTRUCTION),
+            )
+        except ResponseError as exc:
+            if "already exists" not in str(exc).lower():
+                raise
+        self._indexed.add(shop_id)
 
     async def is_hot(self, shop_id: UUID) -> bool:
         try:
@@ -117,11 +159,30 @@ class HotIndex:
         except RedisError:
             return False
 
+    async def reset(self, shop_id: UUID) -> bool:
+        """The shop cold and its index dropped with its documents, before it is loaded afresh
+        (so nothing deleted while it was cold survives); False without a query engine."""
+        if not await self.ensure():
+            return False
+        await self.cool(shop_id)
+        try:
+            await self._command("FT.DROPINDEX", self.index(shop_id), "DD")
+        except ResponseError as exc:
+            if not _no_index(exc):
+                log.warning("search hot cache: cannot drop shop %s's index: %s", shop_id, exc)
+                return False
+        except RedisError as exc:
+            log.warning("search hot cache: cannot drop shop %s's index: %s", shop_id, exc)
+            return False
+        self._indexed.discard(shop_id)
+        return True
+
     async def put(self, shop_id: UUID, product_ids: Sequence[int], vectors: Vectors) -> None:
         """Write (or overwrite, after a re-embedding) vectors of a shop already hot."""
         if not product_ids or not await self.ensure():
             return
         try:
+            await self._ensure_shop(shop_id)
             await self._write(shop_id, product_ids, vectors)
         except RedisError as exc:
             # A re-embedding that did not reach Redis must not leave the old vector answering.
@@ -168,40 +229,102 @@ class HotIndex:
 
     async def knn(self, shop_id: UUID, vector: Vectors, k: int) -> list[tuple[int, float]] | None:
         """The shop's k nearest products with cosine similarity; None: ask PostgreSQL."""
-        if not await self.is_hot(shop_id) or not await self.ensure():
+        if not await self.ensure():
             return None
-        query = f"(@shop:{{{_tag(shop_id)}}})=>[KNN {int(k)} @embedding $vec EF_RUNTIME {EF_RUNTIME} AS dist]"
+        # The shop's own index holds its documents only (its key prefix), so the query needs no
+        # filter: a TAG filter made RediSearch's planner brute-force small shops (10 ms for
+        # 14,000 vectors against 1 ms for the graph). The tag is still read back and checked.
+        query = f"*=>[KNN {int(k)} @embedding $vec EF_RUNTIME {EF_RUNTIME} AS dist]"
         try:
-            reply = await self._command(
-                "FT.SEARCH",
-                self.index,
-                query,
-                "PARAMS",
-                "2",
-                "vec",
-                np.asarray(vector, np.float32).tobytes(),
-                "SORTBY",
-                "dist",
-                "RETURN",
-                "2",
-                "product",
-                "dist",
-                "LIMIT",
-                "0",
-                str(int(k)),
-                "DIALECT",
-                "2",
-            )
+            # One round trip: whether the shop is hot, and its answer (dropped if it is not).
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.exists(self._hot_prefix + shop_id.hex)
+                # No SORTBY: KNN yields exactly its k nearest, sorted below.
+                pipe.execute_command(
+                    "FT.SEARCH",
+                    self.index(shop_id),
+                    query,
+                    "PARAMS",
+                    "2",
+                    "vec",
+                    np.asarray(vector, np.float32).tobytes(),
+                    "RETURN",
+                    "3",
+                    "shop",
+                    "product",
+                    "dist",
+                    "LIMIT",
+                    "0",
+                    str(int(k)),
+                    "DIALECT",
+                    "2",
+                )
+                hot, reply = await pipe.execute(raise_on_error=False)
         except RedisError as exc:
             log.warning("search hot cache: query failed, PostgreSQL answers: %s", exc)
             return None
+        if not hot:
+            return None
+        if isinstance(reply, ResponseError):
+            if _no_index(reply):
+                # Marked hot with no index (Redis lost it): cold until loaded again.
+                await self.cool(shop_id)
+            else:
+                log.warning("search hot cache: query failed, PostgreSQL answers: %s", reply)
+            return None
+        tag = _tag(shop_id)
         out: list[tuple[int, float]] = []
         for values in _documents(reply):
+            shop = values.get(b"shop", values.get("shop"))
             product = values.get(b"product", values.get("product"))
             dist = values.get(b"dist", values.get("dist"))
+            if shop is None or _text(shop) != tag:
+                # Never served: only a key written under this shop's prefix by hand gets here.
+                log.error("search hot cache: shop %s's index holds another shop's vector", shop_id)
+                continue
             if product is not None and dist is not None:
                 out.append((int(product), 1.0 - float(dist)))
         return sorted(out, key=lambda r: (-r[1], r[0]))
+
+
+async def forget_shop(redis: Redis, shop_id: UUID, *, prefix: str = DEFAULT_PREFIX) -> int:
+    """After a shop's purge: its indexes of every model dropped with their documents, and any
+    document or hot mark left (of the shared index of earlier versions) deleted. Returns the keys
+    deleted besides the indexes' own; a Redis that is down logs and leaves them (the shop's id
+    never returns, so nothing left can be served)."""
+    suffix = f":{shop_id.hex}"
+    try:
+        try:
+            names = [_text(n) for n in await redis.execute_command("FT._LIST")]  # type: ignore[no-untyped-call]
+        except ResponseError as exc:
+            if not _no_engine(exc):
+                raise
+            names = []
+        for name in names:
+            if name.startswith(f"{prefix}:idx:") and name.endswith(suffix):
+                await redis.execute_command("FT.DROPINDEX", name, "DD")  # type: ignore[no-untyped-call]
+        deleted = await _delete_matching(redis, f"{prefix}:v:*:{shop_id.hex}:*")
+        return deleted + await _delete_matching(redis, f"{prefix}:hot:*:{shop_id.hex}")
+    except RedisError as exc:
+        log.warning("search hot cache: shop %s not forgotten in Redis: %s", shop_id, exc)
+        return 0
+
+
+async def _delete_matching(redis: Redis, pattern: str) -> int:
+    deleted = 0
+    batch: list[Any] = []
+    async for key in redis.scan_iter(match=pattern, count=1000):
+        batch.append(key)
+        if len(batch) >= 1000:
+            deleted += await redis.delete(*batch)
+            batch.clear()
+    if batch:
+        deleted += await redis.delete(*batch)
+    return deleted
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _documents(reply: Any) -> list[dict[Any, Any]]:

@@ -28,10 +28,10 @@ async def warm_shop(
 ) -> int | None:
     """Copy the shop's vectors of `model` into Redis and mark it hot; the count, or None when
     this Redis cannot hold them (no query engine, or down)."""
-    if not await hot.ensure():
+    # Cold while loading (a search meanwhile asks PostgreSQL, never a half-loaded index), and
+    # loaded into a fresh index: nothing deleted while the shop was cold survives there.
+    if not await hot.reset(shop_id):
         return None
-    # Cold while loading: a search meanwhile asks PostgreSQL, never a half-loaded index.
-    await hot.cool(shop_id)
     after, loaded = -1, 0
     while True:
         async with tenant_scope(pool, shop_id) as conn:

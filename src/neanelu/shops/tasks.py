@@ -22,6 +22,7 @@ from neanelu.queue.context import JobContext
 from neanelu.queue.errors import Fatal
 from neanelu.queue.registry import Registry
 from neanelu.runtime import Runtime
+from neanelu.search.hot import forget_shop
 from neanelu.shopify.errors import AccessDenied, QueryError, Throttled
 from neanelu.shopify.graphql import GraphQLResult
 from neanelu.shops import purge, repository
@@ -176,7 +177,10 @@ async def _purge_shop(ctx: JobContext, payload: ShopRef) -> None:
     """The delayed purge after an uninstall; a reinstall in between makes it a no-op."""
     rt = ctx.resource(Runtime)
     async with tenant_scope(rt.pool, payload.id) as conn:
-        await purge.purge_if_due(conn, payload.id)
+        outcome = await purge.purge_if_due(conn, payload.id)
+    if outcome is not None and outcome.purged:
+        # After the commit: the shop's vectors in the search hot cache go with its rows.
+        await forget_shop(rt.redis, payload.id)
 
 
 def register(registry: Registry) -> None:

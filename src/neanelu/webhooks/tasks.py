@@ -26,6 +26,7 @@ from neanelu.queue.context import JobContext
 from neanelu.queue.errors import Fatal
 from neanelu.queue.registry import Registry
 from neanelu.runtime import Runtime
+from neanelu.search.hot import forget_shop
 from neanelu.shops import purge, repository, service
 from neanelu.sync.finish_signal import announce_finished
 from neanelu.webhooks import catalog_batch, topics
@@ -175,7 +176,10 @@ async def _apply(conn: Any, rt: Runtime, shop_id: UUID, row: inbox.InboxRow) -> 
         # Purges only when due; otherwise recorded and skipped (the delivery is done either way).
         request = purge.RedactRequest.from_payload(row.webhook_id, row.payload)
         min_age = timedelta(hours=rt.settings.shop_redact_min_age_hours)
-        await purge.redact(conn, shop_id, request, min_age=min_age)
+        outcome = await purge.redact(conn, shop_id, request, min_age=min_age)
+        if outcome is not None and outcome.purged:
+            # After the commit: the shop's vectors in the search hot cache go with its rows.
+            return forget_shop(rt.redis, shop_id)
     elif topic in (topics.CUSTOMERS_DATA_REQUEST, topics.CUSTOMERS_REDACT):
         # The mirror holds products and inventory only: there is no customer data to export or
         # erase. The delivery stays in the inbox as the record that the request was answered.

@@ -4,15 +4,18 @@ when Redis has no query engine or is down."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
+import numpy as np
 import pytest
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
 from neanelu.db.pool import Conn, tenant_scope
-from neanelu.search.hot import HotIndex
+from neanelu.search.hot import HotIndex, forget_shop
 from neanelu.search.local.model import LocalProvider
 from neanelu.semantic.hotcache import warm_shop
 from neanelu.semantic.search import SearchFilter, SearchResult, embed_query, hybrid_search
@@ -128,3 +131,122 @@ async def test_postgres_answers_when_redis_lacks_the_query_engine_or_is_down(
     assert _shape(result) == expected
     await plain_client.aclose()
     await down_client.aclose()
+
+
+async def _warm_two_shops(
+    pool: AsyncConnectionPool[Conn], provider: LocalProvider, hot: HotIndex
+) -> tuple[uuid.UUID, uuid.UUID]:
+    shops = await create_shop(pool), await create_shop(pool)
+    for shop, base in zip(shops, (1000, 2000), strict=True):
+        async with tenant_scope(pool, shop) as conn:
+            await insert_catalog(conn, shop, base=base)
+        await embed_products(pool, provider, shop, source="manual", hot=hot)
+        assert await warm_shop(pool, hot, shop, provider.model) == 6
+    return shops
+
+
+async def _ft(redis_client: Redis, *args: object) -> Any:
+    return await redis_client.execute_command(*args)  # type: ignore[no-untyped-call]
+
+
+async def _info(redis_client: Redis, index: str, field: bytes) -> object:
+    info = await _ft(redis_client, "FT.INFO", index)
+    return (info if isinstance(info, dict) else dict(zip(info[::2], info[1::2], strict=True)))[
+        field
+    ]
+
+
+async def _keys(redis_client: Redis, pattern: str) -> list[bytes]:
+    return [k async for k in redis_client.scan_iter(match=pattern)]
+
+
+async def test_each_shop_has_its_own_index_and_a_purged_shop_is_forgotten(
+    app_pool: AsyncConnectionPool[Conn], local_provider: LocalProvider, hot: HotIndex
+) -> None:
+    shop_a, shop_b = await _warm_two_shops(app_pool, local_provider, hot)
+    redis_client = hot._redis
+    for shop in (shop_a, shop_b):
+        num_docs = await _info(redis_client, hot.index(shop), b"num_docs")
+        assert int(str(num_docs)) == 6, "a shop's index holds its own products only"
+    prefix = hot.index(shop_a).split(":idx:")[0]
+    assert await forget_shop(redis_client, shop_a, prefix=prefix) == 1  # its hot mark
+    assert await _keys(redis_client, f"{prefix}:*{shop_a.hex}*") == []
+    names = {n.decode() for n in await _ft(redis_client, "FT._LIST")}
+    assert hot.index(shop_a) not in names
+    assert hot.index(shop_b) in names
+    # The purged shop is cold; the other still answers from Redis, with its own products.
+    assert (await _search(app_pool, local_provider, shop_a, "kitchen knife", hot)).vector_store == (
+        "postgres"
+    )
+    kept = await _search(app_pool, local_provider, shop_b, "kitchen knife", hot)
+    assert kept.vector_store == "redis"
+    assert {h.product_id for h in kept.hits} <= set(range(2000, 2010))
+
+
+async def test_warming_again_leaves_nothing_deleted_while_cold(
+    app_pool: AsyncConnectionPool[Conn], local_provider: LocalProvider, hot: HotIndex
+) -> None:
+    shop, _ = await _warm_two_shops(app_pool, local_provider, hot)
+    redis_client = hot._redis
+    # A document Redis kept of a product gone since (the shop cold, so no removal reached it).
+    await hot.cool(shop)
+    stale = hot._doc(shop, 1999)
+    vector = np.full(local_provider.dimension, 1 / np.sqrt(local_provider.dimension), np.float32)
+    await redis_client.hset(
+        stale, mapping={"shop": shop.hex, "product": 1999, "embedding": vector.tobytes()}
+    )
+    assert await warm_shop(app_pool, hot, shop, local_provider.model) == 6
+    assert not await redis_client.exists(stale)
+    assert int(str(await _info(redis_client, hot.index(shop), b"num_docs"))) == 6
+
+
+async def test_a_hot_shop_whose_index_is_lost_goes_cold(
+    app_pool: AsyncConnectionPool[Conn], local_provider: LocalProvider, hot: HotIndex
+) -> None:
+    shop, other = await _warm_two_shops(app_pool, local_provider, hot)
+    redis_client = hot._redis
+    await _ft(redis_client, "FT.DROPINDEX", hot.index(shop))
+    result = await _search(app_pool, local_provider, shop, "warm winter coat", hot)
+    assert result.vector_store == "postgres"
+    assert not await hot.is_hot(shop), "marked hot with no index: cold until loaded again"
+    assert await hot.is_hot(other)
+
+
+async def test_the_shared_index_of_earlier_versions_is_retired(
+    app_pool: AsyncConnectionPool[Conn],
+    local_provider: LocalProvider,
+    query_engine_redis: str,
+) -> None:
+    client = Redis.from_url(query_engine_redis)
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    first = HotIndex(client, local_provider.model, local_provider.dimension, prefix=prefix)
+    shop, _ = await _warm_two_shops(app_pool, local_provider, first)
+    shared = first.index(shop).rsplit(":", 1)[0]
+    doc_prefix = first._doc(shop, 0).rsplit(":", 2)[0] + ":"
+    # What an earlier version left: one index over every shop's documents, shops marked hot.
+    await _ft(
+        client,
+        "FT.CREATE",
+        shared,
+        "ON",
+        "HASH",
+        "PREFIX",
+        "1",
+        doc_prefix,
+        "SCHEMA",
+        "shop",
+        "TAG",
+    )
+    for _ in range(200):  # an index over existing keys fills in the background
+        if await _info(client, shared, b"indexing") in (b"0", 0, "0"):
+            break
+        await asyncio.sleep(0.05)
+    upgraded = HotIndex(client, local_provider.model, local_provider.dimension, prefix=prefix)
+    assert await upgraded.ensure()
+    names = {n.decode() for n in await _ft(client, "FT._LIST")}
+    assert shared not in names
+    assert not await upgraded.is_hot(shop), "every shop waits to be loaded into its own index"
+    assert await _keys(client, f"{doc_prefix}*") == [], "the shared index's documents are gone"
+    result = await _search(app_pool, local_provider, shop, "warm winter coat", upgraded)
+    assert result.vector_store == "postgres"
+    await client.aclose()
