@@ -52,6 +52,9 @@ async def warm_shop(
         )
         loaded += len(rows)
         after = int(rows[-1].product_shopify_id)
+    # Hot once the query engine's graph holds them all (a search before would scan the rest).
+    if loaded:
+        await hot.wait_indexed(shop_id)
     return loaded if await hot.mark_hot(shop_id) else None
 
 
