@@ -212,7 +212,8 @@ async def measure_redis(
     for shop, qs in queries.items():  # unmeasured, as for PostgreSQL
         for q in qs:
             await redis_top10(shop, q)
-    recalls, redis_ms = {}, []
+    recalls: dict[uuid.UUID, float] = {}
+    redis_ms: list[float] = []
     for shop, qs in queries.items():
         hits, before = 0, len(redis_ms)
         for q, want in zip(qs, truth[shop], strict=True):

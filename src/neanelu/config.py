@@ -177,6 +177,12 @@ class Settings(BaseSettings):
     search_sweep_interval_s: int = Field(
         default=3600, ge=60, le=604_800, validation_alias="SEARCH_SWEEP_INTERVAL_S"
     )
+    # The Redis hot cache (docs/search.md): a shop searched while cold is loaded by a `search.warm`
+    # job, and one not searched for this long is dropped from Redis at the next sweep. 0: only
+    # `neanelu search-warm` loads shops, and none leaves on its own.
+    search_hot_idle_s: int = Field(
+        default=86_400, ge=0, le=31_536_000, validation_alias="SEARCH_HOT_IDLE_S"
+    )
     # The OpenAI provider (docs/search.md). OPENAI_BASE_URL points the SDK elsewhere (the stand-in).
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
     openai_embedding_model: str = Field(

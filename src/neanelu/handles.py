@@ -167,6 +167,21 @@ embed_job: TaskHandle[EmbedJob] = TaskHandle(
 search_sweep: TaskHandle[SearchSweepTick] = TaskHandle(
     name="search.sweep", queue=AI_BATCH, payload_type=SearchSweepTick
 )
+# Loading a shop into the Redis hot cache; in the shop's group, so it never interleaves with an
+# embedding run of the shop (whose Redis writes a half-loaded shop would miss).
+warm_shop_job: TaskHandle[ShopRef] = TaskHandle(
+    name="search.warm", queue=AI_BATCH, payload_type=ShopRef
+)
+# A shop searched while cold asks for loading at most once in this long (one job id a period).
+WARM_PERIOD_S = 600
+
+
+async def queue_shop_warming(conn: Conn, shop_id: UUID) -> str:
+    """Load the shop into the hot cache, in the caller's transaction (the outbox)."""
+    period = int(time.time() // WARM_PERIOD_S)
+    return await warm_shop_job.enqueue_in_tx(
+        conn, ShopRef(shop_id=str(shop_id)), group=shop_id, job_id=f"search-warm-{shop_id}-{period}"
+    )
 
 
 async def queue_shop_embedding(conn: Conn, shop_id: UUID, *, source: str, job_id: str) -> str:
@@ -226,5 +241,6 @@ HANDLES: tuple[TaskHandle[Any], ...] = (
     process_deliveries,
     embed_job,
     search_sweep,
+    warm_shop_job,
 )
 """Every task there is: the worker binds each one, and a test checks none is left unbound."""

@@ -93,7 +93,12 @@ def search(
         embedded = await embed_query(provider, query)
         async with tenant_scope(pool, shop_id) as conn:
             return await hybrid_search(
-                conn, embedded, shop_id, filters, limit=limit, hot=hot_index_for(redis, provider)
+                conn,
+                embedded,
+                shop_id,
+                filters,
+                limit=limit,
+                hot=hot_index_for(redis, provider, settings.search_hot_idle_s),
             )
 
     result = run(_with_shop(settings, shop, work))
@@ -151,7 +156,7 @@ def search_embed(ctx: typer.Context, shop: ShopOption) -> None:
             shop_id,
             source="manual",
             metafield_keys=settings.search_metafields,
-            hot=hot_index_for(redis, provider),
+            hot=hot_index_for(redis, provider, settings.search_hot_idle_s),
         )
 
     f = run(_with_shop(settings, shop, work))
@@ -219,7 +224,8 @@ def search_warm(ctx: typer.Context, shop: ShopOption) -> None:
     provider = _provider(settings)
 
     async def work(pool: AsyncConnectionPool[Conn], redis: Redis, shop_id: UUID) -> int | None:
-        return await warm_shop(pool, hot_index_for(redis, provider), shop_id, provider.model)
+        hot = hot_index_for(redis, provider, settings.search_hot_idle_s)
+        return await warm_shop(pool, hot, shop_id, provider.model)
 
     loaded = run(_with_shop(settings, shop, work))
     if loaded is None:

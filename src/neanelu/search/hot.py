@@ -34,6 +34,9 @@ HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 200
 EF_RUNTIME = 100
 INDEXING_POLL_S = 0.5
+# A cold shop's searches ask for its loading at most this often from one process (the job's id
+# dedups across processes too).
+WARM_ASK_S = 60.0
 # After Redis said it has no query engine (or was down), ask again only this much later.
 RECHECK_S = 30.0
 
@@ -57,17 +60,35 @@ def _no_index(exc: ResponseError) -> bool:
 
 
 class HotIndex:
-    def __init__(self, redis: Redis, model: str, dimension: int, *, prefix: str = DEFAULT_PREFIX):
+    """`idle_s` > 0: shops are hot while searched. Every search writes the shop's `seen` mark with
+    that expiry, a search of a cold shop asks to have it loaded (`take_warm_request`), and
+    `drop_idle` drops hot shops whose mark expired. 0: loading and dropping are an operator's."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        model: str,
+        dimension: int,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        idle_s: int = 0,
+    ):
         self._redis = redis
+        self.model = model
         self._dimension = dimension
+        self.idle_s = idle_s
         key = _model_key(model, dimension)
         # Before indexes per shop, one index held the model's every hot shop.
         self._shared_index = f"{prefix}:idx:{key}"
         self._index_prefix = f"{prefix}:idx:{key}:"
         self._doc_prefix = f"{prefix}:v:{key}:"
         self._hot_prefix = f"{prefix}:hot:{key}:"
+        self._seen_prefix = f"{prefix}:seen:{key}:"
         self._engine = False
         self._indexed: set[UUID] = set()
+        # Shops a search found cold, and when this process last asked to load each.
+        self._found_cold: set[UUID] = set()
+        self._asked: dict[UUID, float] = {}
         self._unavailable_until = 0.0
 
     async def _command(self, *args: str | bytes) -> Any:
@@ -224,9 +245,42 @@ class HotIndex:
             await asyncio.sleep(INDEXING_POLL_S)
         return False
 
-    async def mark_hot(self, shop_id: UUID) -> bool:
+    def take_warm_request(self, shop_id: UUID) -> bool:
+        """True when a search found the shop cold, shops are hot while searched, and this
+        process has not asked to load it in the last WARM_ASK_S: the caller queues the loading."""
+        if self.idle_s <= 0 or shop_id not in self._found_cold:
+            return False
+        now = time.monotonic()
+        if now - self._asked.get(shop_id, -WARM_ASK_S) < WARM_ASK_S:
+            return False
+        self._found_cold.discard(shop_id)
+        self._asked[shop_id] = now
+        return True
+
+    async def drop_idle(self) -> list[UUID]:
+        """Hot shops not searched for `idle_s` (their seen mark expired): cold, and their index
+        dropped with its documents. Nothing when `idle_s` is 0."""
+        if self.idle_s <= 0 or not await self.ensure():
+            return []
+        idle: list[UUID] = []
         try:
-            await self._redis.set(self._hot_prefix + shop_id.hex, "1")
+            async for key in self._redis.scan_iter(match=f"{self._hot_prefix}*", count=1000):
+                shop_hex = _text(key)[len(self._hot_prefix) :]
+                if not await self._redis.exists(self._seen_prefix + shop_hex):
+                    idle.append(UUID(hex=shop_hex))
+        except RedisError as exc:
+            log.warning("search hot cache: cannot list hot shops: %s", exc)
+            return []
+        return [shop for shop in idle if await self.reset(shop)]
+
+    async def mark_hot(self, shop_id: UUID) -> bool:
+        """Hot, and seen now (a shop loaded by hand stays for `idle_s` unsearched too)."""
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.set(self._hot_prefix + shop_id.hex, "1")
+                if self.idle_s > 0:
+                    pipe.set(self._seen_prefix + shop_id.hex, "1", ex=self.idle_s)
+                await pipe.execute()
         except RedisError as exc:
             log.warning("search hot cache: cannot mark shop %s hot: %s", shop_id, exc)
             return False
@@ -258,8 +312,10 @@ class HotIndex:
         # 14,000 vectors against 1 ms for the graph). The tag is still read back and checked.
         query = f"*=>[KNN {int(k)} @embedding $vec EF_RUNTIME {EF_RUNTIME} AS dist]"
         try:
-            # One round trip: whether the shop is hot, and its answer (dropped if it is not).
+            # One round trip: the shop seen, whether it is hot, and its answer (dropped if not).
             async with self._redis.pipeline(transaction=False) as pipe:
+                if self.idle_s > 0:
+                    pipe.set(self._seen_prefix + shop_id.hex, "1", ex=self.idle_s)
                 pipe.exists(self._hot_prefix + shop_id.hex)
                 # No SORTBY: KNN yields exactly its k nearest, sorted below.
                 pipe.execute_command(
@@ -281,11 +337,13 @@ class HotIndex:
                     "DIALECT",
                     "2",
                 )
-                hot, reply = await pipe.execute(raise_on_error=False)
+                *_, hot, reply = await pipe.execute(raise_on_error=False)
         except RedisError as exc:
             log.warning("search hot cache: query failed, PostgreSQL answers: %s", exc)
             return None
-        if not hot:
+        if not hot or isinstance(hot, ResponseError):
+            if self.idle_s > 0:
+                self._found_cold.add(shop_id)
             return None
         if isinstance(reply, ResponseError):
             if _no_index(reply):

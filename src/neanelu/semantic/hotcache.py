@@ -58,14 +58,15 @@ async def warm_shop(
     return loaded if await hot.mark_hot(shop_id) else None
 
 
-_indexes: dict[tuple[int, str, int], HotIndex] = {}
+_indexes: dict[tuple[int, str, int, int], HotIndex] = {}
 
 
-def hot_index_for(redis: Redis, provider: EmbeddingProvider) -> HotIndex:
-    """One HotIndex per Redis client and model in a process: it remembers that the index exists,
-    or that this Redis has no query engine, instead of asking on every search."""
-    key = (id(redis), provider.model, provider.dimension)
+def hot_index_for(redis: Redis, provider: EmbeddingProvider, idle_s: int = 0) -> HotIndex:
+    """One HotIndex per Redis client, model and idle time in a process: it remembers that the
+    indexes exist, or that this Redis has no query engine, instead of asking on every search.
+    `idle_s`: SEARCH_HOT_IDLE_S (shops hot while searched; 0, only by hand)."""
+    key = (id(redis), provider.model, provider.dimension, idle_s)
     found = _indexes.get(key)
     if found is None:
-        found = _indexes[key] = HotIndex(redis, provider.model, provider.dimension)
+        found = _indexes[key] = HotIndex(redis, provider.model, provider.dimension, idle_s=idle_s)
     return found

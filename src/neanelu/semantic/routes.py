@@ -85,7 +85,7 @@ async def search(
             shop.shop_id,
             filters,
             limit=limit,
-            hot=hot_index_for(rt.redis, provider),
+            hot=hot_index_for(rt.redis, provider, rt.settings.search_hot_idle_s),
         )
     return to_response(result)
 

@@ -19,6 +19,7 @@ from neanelu.db.pool import Conn
 from neanelu.db.product_filters import product_clauses
 from neanelu.db.rows import fetch_all, fetch_scalar, fetch_scalars
 from neanelu.db.sql_files import load_sql
+from neanelu.handles import queue_shop_warming
 from neanelu.search import store
 from neanelu.search.fusion import reciprocal_rank_fusion
 from neanelu.search.hot import HotIndex
@@ -267,6 +268,9 @@ async def hybrid_search(
             by_vector = await hot.knn(shop_id, query.vector, k)
             if by_vector is not None:
                 by_vector = await _live(conn, shop_id, by_vector)
+            elif hot.take_warm_request(shop_id):
+                # A searched shop is an active one: loaded into Redis for the next searches.
+                await queue_shop_warming(conn, shop_id)
         vector_store = "postgres" if by_vector is None else "redis"
         if by_vector is None:
             by_vector = await _vector_side(

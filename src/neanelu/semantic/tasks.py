@@ -14,17 +14,20 @@ from neanelu.db.pool import Conn, global_scope
 from neanelu.handles import (
     EmbedJob,
     SearchSweepTick,
+    ShopRef,
     embed_job,
     queue_shop_embedding,
     search_sweep,
+    warm_shop_job,
 )
 from neanelu.queue import DeadJob, Fatal, JobContext, Registry, Resources, Retry
 from neanelu.runtime import Runtime
+from neanelu.search.hot import HotIndex
 from neanelu.search.openai_batch import BatchProvider
 from neanelu.search.provider import EmbeddingError, EmbeddingUnavailable
 from neanelu.search.providers import provider_for
 from neanelu.semantic.batches import BatchOptions, fail_abandoned_run, run_batch_job
-from neanelu.semantic.hotcache import hot_index_for
+from neanelu.semantic.hotcache import hot_index_for, warm_shop
 from neanelu.semantic.pending import claim_pending
 from neanelu.semantic.service import SOURCES, embed_products
 from neanelu.shops import repository as shops
@@ -62,7 +65,7 @@ async def _embed(ctx: JobContext, job: EmbedJob) -> None:
                     request_inputs=rt.settings.openai_batch_request_inputs,
                     max_attempts=rt.settings.openai_batch_max_attempts,
                 ),
-                hot=hot_index_for(rt.redis, provider),
+                hot=hot_index_for(rt.redis, provider, rt.settings.search_hot_idle_s),
             )
             if not progress.done:
                 # Off the worker until the next poll: the slot serves other jobs meanwhile.
@@ -75,7 +78,7 @@ async def _embed(ctx: JobContext, job: EmbedJob) -> None:
             source=job.source,
             product_ids=job.product_ids or None,
             metafield_keys=rt.settings.search_metafields,
-            hot=hot_index_for(rt.redis, provider),
+            hot=hot_index_for(rt.redis, provider, rt.settings.search_hot_idle_s),
         )
     except EmbeddingUnavailable as exc:
         raise Retry(reason=str(exc)) from None
@@ -97,6 +100,38 @@ async def _sweep(ctx: JobContext, tick: SearchSweepTick) -> None:
             queued += 1
         await schedule_sweep(conn, rt.settings.search_sweep_interval_s)
     log.info("search sweep tick %d: %d shop(s) queued", tick.period, queued)
+    if rt.settings.search_hot_idle_s > 0:
+        hot = await _hot_index(rt)
+        dropped = await hot.drop_idle() if hot is not None else []
+        if dropped:
+            log.info("search hot cache: %d shop(s) not searched lately dropped", len(dropped))
+
+
+async def _hot_index(rt: Runtime) -> HotIndex | None:
+    try:
+        # The first job of a process loads and checks the model (seconds): off the event loop.
+        provider = await asyncio.to_thread(provider_for, rt.settings)
+    except EmbeddingError as exc:
+        log.warning("search hot cache: no embedding provider: %s", exc)
+        return None
+    return hot_index_for(rt.redis, provider, rt.settings.search_hot_idle_s)
+
+
+async def _warm(ctx: JobContext, ref: ShopRef) -> None:
+    """A shop searched while cold, loaded into the hot cache (a shop gone meanwhile loads nothing:
+    its tenant scope reads no vectors)."""
+    rt = ctx.resource(Runtime)
+    shop_id = ref.id
+    hot = await _hot_index(rt)
+    if hot is None:
+        raise Retry(reason="no embedding provider")
+    loaded = await warm_shop(rt.pool, hot, shop_id, hot.model)
+    if loaded is None:
+        log.info(
+            "shop %s: not loaded into the hot cache (Redis has no query engine or is down)", shop_id
+        )
+    else:
+        log.info("shop %s: %d vector(s) loaded into the hot cache", shop_id, loaded)
 
 
 async def _embed_gave_up(resources: Resources, job: EmbedJob, dead: DeadJob) -> None:
@@ -112,6 +147,7 @@ async def _embed_gave_up(resources: Resources, job: EmbedJob, dead: DeadJob) -> 
 def register(registry: Registry) -> None:
     registry.bind(embed_job, _embed, on_dead=_embed_gave_up)
     registry.bind(search_sweep, _sweep)
+    registry.bind(warm_shop_job, _warm)
 
 
 async def schedule_sweep(conn: Conn, interval_s: int, *, now: datetime | None = None) -> str:

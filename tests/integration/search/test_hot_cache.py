@@ -15,14 +15,18 @@ from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
 from neanelu.db.pool import Conn, tenant_scope
+from neanelu.handles import SearchSweepTick, ShopRef, search_sweep, warm_shop_job
 from neanelu.search.hot import HotIndex, forget_shop
 from neanelu.search.local.model import LocalProvider
-from neanelu.semantic.hotcache import warm_shop
+from neanelu.search.providers import provider_for
+from neanelu.semantic.hotcache import hot_index_for, warm_shop
 from neanelu.semantic.search import SearchFilter, SearchResult, embed_query, hybrid_search
 from neanelu.semantic.service import embed_products
 from shopify_emulator.server import free_port
+from tests.databases import TestDatabase
 from tests.factories import create_shop
 from tests.integration.search.catalog import insert_catalog
+from tests.service.support import RunJob, build_runtime, close_runtime, make_settings
 
 
 @pytest.fixture
@@ -250,3 +254,53 @@ async def test_the_shared_index_of_earlier_versions_is_retired(
     result = await _search(app_pool, local_provider, shop, "warm winter coat", upgraded)
     assert result.vector_store == "postgres"
     await client.aclose()
+
+
+async def test_a_searched_cold_shop_is_loaded_and_one_not_searched_is_dropped(
+    database: TestDatabase, query_engine_redis: str, key_prefix: str, run_job: RunJob
+) -> None:
+    """SEARCH_HOT_IDLE_S > 0: the worker's jobs, on a Redis with the query engine."""
+    rt = await build_runtime(
+        make_settings(SEARCH_HOT_IDLE_S=2), database, query_engine_redis, key_prefix
+    )
+    try:
+        provider = provider_for(rt.settings)
+        assert isinstance(provider, LocalProvider)
+        hot = hot_index_for(rt.redis, provider, rt.settings.search_hot_idle_s)
+        shop = await create_shop(rt.pool)
+        async with tenant_scope(rt.pool, shop) as conn:
+            await insert_catalog(conn, shop)
+        await embed_products(rt.pool, provider, shop, source="manual", hot=hot)
+
+        async def warm_jobs() -> int:
+            async with tenant_scope(rt.pool, shop) as conn:
+                cur = await conn.execute(
+                    "SELECT count(*) FROM outbox WHERE task = 'search.warm' "
+                    "AND payload->>'shop_id' = %s",
+                    (str(shop),),
+                )
+                row = await cur.fetchone()
+            return int(row[0]) if row else 0
+
+        first = await _search(rt.pool, provider, shop, "warm winter coat", hot)
+        assert first.vector_store == "postgres"
+        assert await warm_jobs() == 1, "a search of a cold shop asks for its loading"
+        await _search(rt.pool, provider, shop, "kitchen knife", hot)
+        assert await warm_jobs() == 1, "and asks once"
+        await run_job(rt, warm_shop_job, ShopRef(shop_id=str(shop)))
+        warm = await _search(rt.pool, provider, shop, "warm winter coat", hot)
+        assert warm.vector_store == "redis"
+        assert _shape(warm) == _shape(first)
+        # Searched within its idle time: the sweep keeps it.
+        await run_job(rt, search_sweep, SearchSweepTick(period=1))
+        assert await hot.is_hot(shop)
+        await asyncio.sleep(2.5)  # SEARCH_HOT_IDLE_S without a search
+        await run_job(rt, search_sweep, SearchSweepTick(period=2))
+        assert not await hot.is_hot(shop)
+        names = {n.decode() for n in await _ft(rt.redis, "FT._LIST")}
+        assert hot.index(shop) not in names, "an idle shop's vectors leave Redis"
+        assert (await _search(rt.pool, provider, shop, "kitchen knife", hot)).vector_store == (
+            "postgres"
+        )
+    finally:
+        await close_runtime(rt)

@@ -50,6 +50,8 @@ async def by_meaning(rt: Runtime, shop_id: UUID, q: str, filters: ProductFilter)
     except EmbeddingError as exc:
         # A remote provider refused or could not embed the query.
         return Outcome(error=f"Search by meaning is not available: {exc}")
+    # No idle time: an operator's search does not make the shop an active one (no seen mark,
+    # no loading into Redis asked).
     async with tenant_scope(rt.pool, shop_id) as conn:
         result = await hybrid_search(
             conn, embedded, shop_id, wanted, limit=LIMIT, hot=hot_index_for(rt.redis, provider)
