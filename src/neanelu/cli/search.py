@@ -230,9 +230,15 @@ def search_warm(ctx: typer.Context, shop: ShopOption) -> None:
     loaded = run(_with_shop(settings, shop, work))
     if loaded is None:
         err_console.print(
-            "[red]this Redis has no query engine (or is down): searches use PostgreSQL[/red]"
+            "[red]the vectors did not reach Redis (no query engine, or down, or a write failed;"
+            " the log says which): searches use PostgreSQL[/red]"
         )
         raise typer.Exit(1)
+    if loaded == 0:
+        console.print(
+            f"shop {shop}: no embedded products yet (`neanelu search-embed`): searches use PostgreSQL"
+        )
+        return
     console.print(f"shop {shop}: {loaded} vector(s) loaded into the Redis hot cache")
 
 

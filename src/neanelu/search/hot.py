@@ -201,10 +201,13 @@ class HotIndex:
         self._indexed.discard(shop_id)
         return True
 
-    async def put(self, shop_id: UUID, product_ids: Sequence[int], vectors: Vectors) -> None:
-        """Write (or overwrite, after a re-embedding) vectors of a shop already hot."""
-        if not product_ids or not await self.ensure():
-            return
+    async def put(self, shop_id: UUID, product_ids: Sequence[int], vectors: Vectors) -> bool:
+        """Write (or overwrite, after a re-embedding) vectors of a shop already hot, or being
+        loaded; False when they did not reach Redis (and the shop is cold)."""
+        if not product_ids:
+            return True
+        if not await self.ensure():
+            return False
         try:
             await self._ensure_shop(shop_id)
             await self._write(shop_id, product_ids, vectors)
@@ -212,6 +215,8 @@ class HotIndex:
             # A re-embedding that did not reach Redis must not leave the old vector answering.
             log.warning("search hot cache: write failed, shop %s goes cold: %s", shop_id, exc)
             await self.cool(shop_id)
+            return False
+        return True
 
     async def _write(self, shop_id: UUID, product_ids: Sequence[int], vectors: Vectors) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:

@@ -26,8 +26,9 @@ class _StoredVector:
 async def warm_shop(
     pool: AsyncConnectionPool[Conn], hot: HotIndex, shop_id: UUID, model: str
 ) -> int | None:
-    """Copy the shop's vectors of `model` into Redis and mark it hot; the count, or None when
-    this Redis cannot hold them (no query engine, or down)."""
+    """Copy the shop's vectors of `model` into Redis and mark it hot; the count (0: none to
+    load, the shop stays cold), or None when this Redis could not take them all (no query
+    engine, down, or failing midway: the shop stays cold)."""
     # Cold while loading (a search meanwhile asks PostgreSQL, never a half-loaded index), and
     # loaded into a fresh index: nothing deleted while the shop was cold survives there.
     if not await hot.reset(shop_id):
@@ -45,16 +46,21 @@ async def warm_shop(
             )
         if not rows:
             break
-        await hot.put(
+        written = await hot.put(
             shop_id,
             [int(r.product_shopify_id) for r in rows],
             np.array([r.embedding for r in rows], np.float32),
         )
+        if not written:
+            return None  # the shop stays cold: never hot with part of its vectors
         loaded += len(rows)
         after = int(rows[-1].product_shopify_id)
+    if not loaded:
+        # Nothing embedded yet: cold (hot with no index, each search would find none).
+        return 0
     # Hot once the query engine's graph holds them all (a search before would scan the rest).
-    if loaded:
-        await hot.wait_indexed(shop_id)
+    if not await hot.wait_indexed(shop_id):
+        return None
     return loaded if await hot.mark_hot(shop_id) else None
 
 

@@ -73,3 +73,37 @@ def test_search_commands_end_to_end(database: TestDatabase, redis_url: str) -> N
     unknown = runner.invoke(app, ["search", "--shop", "nobody", "x"], env=env)
     assert unknown.exit_code == 2
     assert "not installed here" in unknown.output
+
+
+def test_search_warm_loads_a_shop_into_redis_and_its_searches_come_from_there(
+    database: TestDatabase, query_engine_redis: str, redis_url: str
+) -> None:
+    domain = f"cli-w{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(database.owner_url, autocommit=True) as conn:
+        _shop(conn, f"{domain}.myshopify.com", 3000)
+    env = {
+        "POSTGRES_URL": database.app_url,
+        "POSTGRES_OWNER_URL": database.owner_url,
+        "REDIS_URL": query_engine_redis,
+    }
+    runner = CliRunner()
+    nothing = runner.invoke(app, ["search-warm", "--shop", domain], env=env)
+    assert nothing.exit_code == 0, nothing.output
+    assert "no embedded products yet" in nothing.output
+    assert runner.invoke(app, ["search-embed", "--shop", domain], env=env).exit_code == 0
+    warmed = runner.invoke(app, ["search-warm", "--shop", domain], env=env)
+    assert warmed.exit_code == 0, warmed.output
+    assert "6 vector(s) loaded into the Redis hot cache" in warmed.output
+    answer = runner.invoke(
+        app, ["search", "--shop", domain, "--json", "coat for cold days"], env=env
+    )
+    assert answer.exit_code == 0, answer.output
+    body = json.loads(answer.output)
+    assert body["vector_store"] == "redis"
+    assert body["hits"][0]["product"]["id"] == "3005"
+    # A Redis without the query engine: said so, and a failure exit.
+    plain = runner.invoke(
+        app, ["search-warm", "--shop", domain], env={**env, "REDIS_URL": redis_url}
+    )
+    assert plain.exit_code == 1
+    assert "did not reach Redis" in plain.output

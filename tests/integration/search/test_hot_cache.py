@@ -304,3 +304,15 @@ async def test_a_searched_cold_shop_is_loaded_and_one_not_searched_is_dropped(
         )
     finally:
         await close_runtime(rt)
+
+
+async def test_a_shop_with_nothing_embedded_stays_cold(
+    app_pool: AsyncConnectionPool[Conn], local_provider: LocalProvider, hot: HotIndex
+) -> None:
+    shop = await create_shop(app_pool)
+    async with tenant_scope(app_pool, shop) as conn:
+        await insert_catalog(conn, shop)  # products, but no embedding run yet
+    assert await warm_shop(app_pool, hot, shop, local_provider.model) == 0
+    assert not await hot.is_hot(shop)
+    result = await _search(app_pool, local_provider, shop, "warm winter coat", hot)
+    assert result.vector_store == "postgres"
