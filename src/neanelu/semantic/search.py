@@ -31,10 +31,11 @@ CANDIDATES_PER_RESULT = 4
 CANDIDATES_MIN = 50
 # HNSW on a shop's own partition: candidates looked at per query, and iterative scans so that
 # filters do not starve the result (pgvector 0.8). Measured (docs/search.md, `make bench-search`,
-# 1M embedding-shaped vectors over 20 shops, indexes built with ef_construction 200): worst-shop
-# recall@10 0.996 at 40, 0.998 at 100 and at 400, with p95 4.9 ms at 100 against 9.8 ms at 400
-# (the 278k-vector shop: 19.9 ms at 400). The old 400 came from indexes built with
-# ef_construction 64, whose graphs left nodes unreachable (0.70 at 100 then).
+# 1M embedding-shaped vectors over 20 shops): with m 16 / ef_construction 200, worst-shop
+# recall@10 0.996 at 40 and 0.998 at 100 and at 400 in one build, 0.978 at 100-400 in another;
+# with m 24 (migration 0017), 0.978 at 40 and 1.000 at 100, 200 and 400. p95 at 100 was about
+# half of that at 400. The old 400 came from indexes built with ef_construction 64, whose graphs
+# left nodes unreachable (0.70 at 100 then).
 EF_SEARCH = 100
 _WEIGHT_FIELDS = {
     "A": "title",
