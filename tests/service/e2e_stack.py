@@ -5,6 +5,7 @@ the real endpoints."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -31,7 +32,7 @@ from neanelu.vault import TokenVault
 from neanelu.web.app import create_app
 from neanelu.webhooks import tasks as webhook_tasks
 from shopify_emulator.config import EmulatorConfig, ShopConfig
-from shopify_emulator.server import RunningEmulator, free_port, start_in_thread
+from shopify_emulator.server import RunningEmulator, start_in_thread
 from tests.databases import TestDatabase
 from tests.service.support import CLIENT_ID, SECRET, make_settings
 
@@ -69,7 +70,12 @@ async def open_stack(
     """The emulator, the API on a real port, a worker on the webhook and sync queues and the
     outbox relay; every task is registered, so more workers can be spawned on the stack. The
     emulator's compliance deliveries go to this stack's API."""
-    port = free_port()
+    # Bound now and handed to uvicorn: a port only named here could be taken before uvicorn binds
+    # it (the emulator's own free port, or an outgoing connection's), which failed a CI run.
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    port = int(listener.getsockname()[1])
     app_url = f"http://127.0.0.1:{port}"
     emulator = start_in_thread(replace(config, compliance_url=f"{app_url}/api/webhooks/compliance"))
     settings = make_settings(
@@ -96,7 +102,7 @@ async def open_stack(
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
     )
-    serving = asyncio.create_task(server.serve())
+    serving = asyncio.create_task(server.serve(sockets=[listener]))
 
     async def started() -> bool:
         return bool(server.started)
@@ -127,6 +133,7 @@ async def open_stack(
             server.should_exit = True
             await serving
             emulator.stop()
+            listener.close()
             await runtime.http.aclose()
             await redis.aclose()
             await pool.close()
