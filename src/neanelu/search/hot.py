@@ -111,16 +111,11 @@ class HotIndex:
         if time.monotonic() < self._unavailable_until:
             return False
         try:
-            names = await self._command("FT._LIST")
-            if self._shared_index in {_text(n) for n in names}:
+            if self._shared_index in await _index_names(self._redis):
                 await self._retire_shared_index()
-        except ResponseError as exc:
-            if not _no_engine(exc):
-                log.warning("search hot cache: %s", exc)
-            self._unavailable_until = time.monotonic() + RECHECK_S
-            return False
         except RedisError as exc:
-            log.warning("search hot cache unavailable: %s", exc)
+            if not (isinstance(exc, ResponseError) and _no_engine(exc)):
+                log.warning("search hot cache unavailable: %s", exc)
             self._unavailable_until = time.monotonic() + RECHECK_S
             return False
         self._engine = True
@@ -381,11 +376,11 @@ async def forget_shop(redis: Redis, shop_id: UUID, *, prefix: str = DEFAULT_PREF
     suffix = f":{shop_id.hex}"
     try:
         try:
-            names = [_text(n) for n in await redis.execute_command("FT._LIST")]  # type: ignore[no-untyped-call]
+            names = await _index_names(redis)
         except ResponseError as exc:
             if not _no_engine(exc):
                 raise
-            names = []
+            names = set()
         for name in names:
             if name.startswith(f"{prefix}:idx:") and name.endswith(suffix):
                 await redis.execute_command("FT.DROPINDEX", name, "DD")  # type: ignore[no-untyped-call]
@@ -394,6 +389,11 @@ async def forget_shop(redis: Redis, shop_id: UUID, *, prefix: str = DEFAULT_PREF
     except RedisError as exc:
         log.warning("search hot cache: shop %s not forgotten in Redis: %s", shop_id, exc)
         return 0
+
+
+async def _index_names(redis: Redis) -> set[str]:
+    """Every Query Engine index of this Redis (ResponseError without the query engine)."""
+    return {_text(n) for n in await redis.execute_command("FT._LIST")}  # type: ignore[no-untyped-call]
 
 
 async def _delete_matching(redis: Redis, pattern: str) -> int:
