@@ -23,7 +23,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import signal
 import struct
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -363,6 +365,8 @@ def shared_buffers(pg: EmbeddedPostgres, size: str) -> Iterator[None]:
 
 
 def main() -> None:
+    # A stopped run (kill, Ctrl-C) still gives the server its own shared buffers back.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     pg = start_postgres(ROOT / ".data")
     with shared_buffers(pg, SHARED_BUFFERS):
         run(pg)
