@@ -50,6 +50,7 @@ from neanelu.search.hot import EF_RUNTIME, HotIndex
 from neanelu.search.local.model import LocalProvider
 from neanelu.search.standin import start_query_engine_redis
 from neanelu.search.store import vector_literal
+from neanelu.semantic.reach import build_own_partition
 from neanelu.semantic.search import EF_SEARCH
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,22 +158,34 @@ def load(pg: EmbeddedPostgres, data: dict[uuid.UUID, np.ndarray]) -> None:
 
 
 def own_partitions(pg: EmbeddedPostgres, data: dict[uuid.UUID, np.ndarray]) -> None:
-    """Every shop of at least OWN_PARTITION_MIN vectors in its own partition, HNSW-indexed (a
-    shop that has both already costs a look)."""
+    """Every shop of at least OWN_PARTITION_MIN vectors in its own partition, HNSW-indexed and
+    checked for reach as `neanelu search-partition` builds it (a shop that has both already
+    costs a look and the check)."""
     started = time.perf_counter()
-    with psycopg.connect(pg.url(OWNER_ROLE, DB), autocommit=True) as owner:
-        if os.environ.get("REBUILD"):
-            # REUSE=1 REBUILD=1: the stored vectors under indexes of the current build (an index
-            # that exists keeps the build it was made with).
+    if os.environ.get("REBUILD"):
+        # REUSE=1 REBUILD=1: the stored vectors under indexes of the current build (an index
+        # that exists keeps the build it was made with).
+        with psycopg.connect(pg.url(OWNER_ROLE, DB), autocommit=True) as owner:
             for (index,) in owner.execute(
                 "SELECT indexname FROM pg_indexes WHERE tablename LIKE 'embeddings\\_%%' "
                 "AND indexdef LIKE '%%USING hnsw%%'"
             ).fetchall():
                 owner.execute(f'DROP INDEX "{index}"')
-        for shop, vecs in data.items():
-            if len(vecs) >= OWN_PARTITION_MIN:
-                owner.execute("SELECT app_embeddings_own_partition(%s, '1GB')", (shop,))
-    print(f"HNSW indexes built in {time.perf_counter() - started:.1f}s")
+    uvloop.run(_build_checked(pg, [s for s, v in data.items() if len(v) >= OWN_PARTITION_MIN]))
+    print(f"HNSW indexes built and checked in {time.perf_counter() - started:.1f}s")
+
+
+async def _build_checked(pg: EmbeddedPostgres, shops: list[uuid.UUID]) -> None:
+    async with await psycopg.AsyncConnection.connect(
+        pg.url(OWNER_ROLE, DB), autocommit=True
+    ) as owner:
+        for shop in shops:
+            built = await build_own_partition(owner, shop, "1GB")
+            for r in built.reach:
+                print(
+                    f"tenant {shop.hex[:8]} index reach {r.fraction:.4f} of {r.sampled}"
+                    f" sampled, built again {built.rebuilds} time(s)"
+                )
 
 
 def loaded_shops(pg: EmbeddedPostgres) -> dict[int, uuid.UUID] | None:

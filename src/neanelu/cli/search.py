@@ -26,11 +26,11 @@ from neanelu.cli.common import (
 )
 from neanelu.config import Settings
 from neanelu.db.pool import Conn, tenant_scope
-from neanelu.db.rows import fetch_scalar
 from neanelu.db.services import resolve_services
 from neanelu.search import store
 from neanelu.search.provider import EmbeddingError, EmbeddingProvider
 from neanelu.search.providers import provider_for
+from neanelu.semantic import reach
 from neanelu.semantic.hotcache import hot_index_for, warm_shop
 from neanelu.semantic.routes import to_response
 from neanelu.semantic.search import SearchFilter, SearchResult, embed_query, hybrid_search
@@ -192,30 +192,66 @@ def search_partition(
     ctx: typer.Context,
     shop: ShopOption,
     maintenance_work_mem: Annotated[str, typer.Option(help="memory for the HNSW build")] = "1GB",
+    min_reach: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="the share of sampled stored vectors a search must find by themselves",
+        ),
+    ] = reach.MIN_REACH,
+    rebuilds: Annotated[
+        int, typer.Option(min=0, help="builds again of an index that reaches less")
+    ] = 2,
+    sample: Annotated[int, typer.Option(min=1, help="stored vectors searched per model")] = (
+        reach.SAMPLE
+    ),
 ) -> None:
-    """Give a large shop its own vector partition with an HNSW index per model (owner role)."""
+    """Give a large shop its own vector partition with an HNSW index per model (owner role),
+    each index checked for how much of the shop a search reaches."""
     settings = settings_from(ctx)
     services = resolve_services(settings)
 
-    async def work(pool: AsyncConnectionPool[Conn], redis: Redis, shop_id: UUID) -> str:
+    async def work(
+        pool: AsyncConnectionPool[Conn], redis: Redis, shop_id: UUID
+    ) -> reach.PartitionBuild:
         # DDL runs as the owner role, outside the app role's reach.
-        async with await psycopg.AsyncConnection.connect(services.postgres_owner) as owner:
-            part = await fetch_scalar(
+        async with await psycopg.AsyncConnection.connect(
+            services.postgres_owner, autocommit=True
+        ) as owner:
+            return await reach.build_own_partition(
                 owner,
-                str,
-                "SELECT app_embeddings_own_partition(%s, %s)",
-                (shop_id, maintenance_work_mem),
+                shop_id,
+                maintenance_work_mem,
+                min_reach=min_reach,
+                rebuilds=rebuilds,
+                sample=sample,
             )
-            await owner.commit()
-        assert part is not None
-        return part
 
     try:
-        part = run(_with_shop(settings, shop, work))
+        built = run(_with_shop(settings, shop, work))
     except psycopg.errors.InvalidParameterValue as exc:
         err_console.print(f"[red]--maintenance-work-mem: {exc}[/red]")
         raise typer.Exit(2) from None
-    console.print(f"shop {shop}: vectors in partition {part}, HNSW index per model in place")
+    console.print(
+        f"shop {shop}: vectors in partition {built.partition}, HNSW index per model in place"
+    )
+    for r in built.reach:
+        console.print(
+            f"  {r.model} ({r.dimension}): {r.fraction:.2%} of {r.sampled:,} sampled vectors "
+            "found by themselves"
+        )
+    if built.rebuilds:
+        console.print(f"  built again {built.rebuilds} time(s) to reach {min_reach:.2%}")
+    short = built.short(min_reach)
+    if short:
+        models = ", ".join(r.model for r in short)
+        err_console.print(
+            f"[red]{models}: the index reaches less than {min_reach:.2%} of the shop after"
+            f" {built.rebuilds} rebuild(s): searches can miss products in the unreached part"
+            " (run the command again to build anew)[/red]"
+        )
+        raise typer.Exit(1)
 
 
 def search_warm(ctx: typer.Context, shop: ShopOption) -> None:

@@ -50,12 +50,18 @@ async def fetch_all(
 
 
 async def fetch_scalar(
-    conn: Conn, kind: type[S], query: Query, params: Params | None = None
+    conn: Conn,
+    kind: type[S],
+    query: Query,
+    params: Params | None = None,
+    *,
+    prepare: bool | None = None,
 ) -> S | None:
     """The one column of the first row, checked to be a `kind`; None when no row came back, or
-    when the value is SQL NULL (callers that must tell them apart read a row instead)."""
+    when the value is SQL NULL (callers that must tell them apart read a row instead). `prepare`
+    as `fetch_all`'s."""
     async with conn.cursor(row_factory=scalar_row) as cur:
-        await cur.execute(query, params)
+        await cur.execute(query, params, prepare=prepare)
         _one_column(cur, query)
         value = await cur.fetchone()
     return None if value is None else _checked(value, kind, query)

@@ -55,6 +55,13 @@ def test_search_commands_end_to_end(database: TestDatabase, redis_url: str) -> N
     moved = runner.invoke(app, ["search-partition", "--shop", "cli-b"], env=env)
     assert moved.exit_code == 0, moved.output
     assert f"embeddings_{big.hex}" in moved.output
+    # Rich wraps at the terminal's width.
+    assert "100.00% of 6 sampled vectors found by themselves" in " ".join(moved.output.split())
+    over = runner.invoke(
+        app, ["search-partition", "--shop", "cli-b", "--min-reach", "1.5"], env=env
+    )
+    assert over.exit_code == 2
+    assert "--min-reach" in over.output
     for shop, base in (("cli-a", 1000), ("cli-b", 2000)):
         answer = runner.invoke(
             app, ["search", "--shop", shop, "--json", "coat for cold days"], env=env
