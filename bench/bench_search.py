@@ -28,7 +28,7 @@ import struct
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -223,11 +223,25 @@ def summarise(name: str, recalls: dict[uuid.UUID, float], ms: list[float]) -> Fi
     return Figures(worst, p95(ms))
 
 
+async def end_to_end(
+    provider: LocalProvider, where: str, search: Callable[[np.ndarray], Awaitable[None]]
+) -> float:
+    """p95 milliseconds of E2E_TEXTS each embedded, then searched on the largest shop."""
+    ms = []
+    for text in E2E_TEXTS:
+        started = time.perf_counter()
+        await search(provider.embed([text]).vectors[0])
+        ms.append((time.perf_counter() - started) * 1000)
+    print(f"end to end (embedding + {where}, the largest shop): p95 {p95(ms):.2f} ms")
+    return p95(ms)
+
+
 async def measure_redis(
     redis_url: str,
     data: dict[uuid.UUID, np.ndarray],
     queries: dict[uuid.UUID, np.ndarray],
     truth: dict[uuid.UUID, list[set[int]]],
+    provider: LocalProvider,
 ) -> tuple[Figures, float]:
     """Every shop loaded into the hot cache (an index each), then its queries' top 10 there;
     also the p95 milliseconds of a search end to end on that path."""
@@ -271,16 +285,14 @@ async def measure_redis(
         )
     # End to end on the hot path, as an active shop's search runs: the query's embedding, then
     # the shop's own index in Redis (the largest shop, the same texts as PostgreSQL's figure).
-    provider = LocalProvider()
     biggest = next(iter(data))
-    e2e_ms = []
-    for text in E2E_TEXTS:
-        started = time.perf_counter()
-        assert await hot.knn(biggest, provider.embed([text]).vectors[0], 10) is not None
-        e2e_ms.append((time.perf_counter() - started) * 1000)
-    print(f"end to end (embedding + Redis, the largest shop): p95 {p95(e2e_ms):.2f} ms")
+
+    async def hot_top10(q: np.ndarray) -> None:
+        assert await hot.knn(biggest, q, 10) is not None
+
+    e2e_hot = await end_to_end(provider, "Redis", hot_top10)
     await redis.aclose()
-    return summarise(f"Redis EF_RUNTIME={EF_RUNTIME}", recalls, redis_ms), p95(e2e_ms)
+    return summarise(f"Redis EF_RUNTIME={EF_RUNTIME}", recalls, redis_ms), e2e_hot
 
 
 async def measure(
@@ -339,25 +351,24 @@ async def measure(
     # query engine's background work shared the cores with the model (p95 175 ms there, against
     # 1 ms an embedding and 2-8 ms a query measured alone).
     provider = LocalProvider()
-    e2e_ms = []
     biggest = next(iter(data))
-    for text in E2E_TEXTS:
-        started = time.perf_counter()
-        await top10(biggest, provider.embed([text]).vectors[0], EF_SEARCH)
-        e2e_ms.append((time.perf_counter() - started) * 1000)
-    print(f"end to end (embedding + PostgreSQL, the largest shop): p95 {p95(e2e_ms):.2f} ms")
+
+    async def sql_top10(q: np.ndarray) -> None:
+        await top10(biggest, q, EF_SEARCH)
+
+    e2e_sql = await end_to_end(provider, "PostgreSQL", sql_top10)
     # Redis is loaded after the PostgreSQL figures: its indexing would share the cores with them.
     if os.environ.get("SQL_ONLY"):
         # SQL_ONLY=1: PostgreSQL and end to end only (loading and indexing 1M vectors in Redis
         # takes 25-40 minutes here); the Redis figures read nan.
         in_redis, e2e_hot = Figures(float("nan"), float("nan")), float("nan")
     else:
-        in_redis, e2e_hot = await measure_redis(redis_url, data, queries, truth)
+        in_redis, e2e_hot = await measure_redis(redis_url, data, queries, truth, provider)
     await pool.close()
     at = sql[EF_SEARCH]
     print(
         f"recall_at_10={at.worst:.3f} p95_ms_sql={at.p95_ms:.2f} p95_ms_redis={in_redis.p95_ms:.2f} "
-        f"p95_ms_e2e={p95(e2e_ms):.2f} recall_at_10_redis={in_redis.worst:.3f} ef_search={EF_SEARCH}"
+        f"p95_ms_e2e={e2e_sql:.2f} recall_at_10_redis={in_redis.worst:.3f} ef_search={EF_SEARCH}"
         f" p95_ms_e2e_hot={e2e_hot:.2f}"
     )
 
