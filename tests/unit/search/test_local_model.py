@@ -150,3 +150,18 @@ def test_int8_weights_use_7_bits_so_the_avx2_kernel_cannot_saturate() -> None:
     # Every column's largest weight lands on the 7-bit limit, none beyond it.
     assert (np.abs(q.astype(np.int16)).max(axis=0) == 63).all()
     assert "l2.ffn_out.wT.int8" not in weights, "only the layers asked for are int8"
+
+
+def test_an_int8_projection_and_its_attention_run_as_one_operator() -> None:
+    # QAttention: the same vectors as DynamicQuantizeMatMul + Split + MultiHeadAttention, without
+    # the split copies (graph.py); float32 layers keep the three operators.
+    files = load_model_files()
+    graph = onnx.load_from_string(
+        build_encoder(load_safetensors(files.weights), files.config, frozenset({"l1.qkv"}))
+    ).graph
+    ops = [(n.op_type, n.name) for n in graph.node]
+    assert ("QAttention", "l1.qkv") in ops
+    assert sum(op == "QAttention" for op, _ in ops) == 1
+    layers = int(files.config["num_hidden_layers"])
+    assert sum(op == "MultiHeadAttention" for op, _ in ops) == layers - 1
+    assert sum(op == "Split" for op, _ in ops) == layers - 1

@@ -56,22 +56,45 @@ class _Builder:
             return self.int8_linear(x, w, bias, name)
         return self.op("Add", [self.matmul(x, w, name), bias])
 
-    def int8_linear(self, x: str, w: npt.NDArray[Any], bias: str, name: str) -> str:
-        """x @ w.T + b with w in int8, one symmetric scale per output column (per-channel: one
-        scale for the whole matrix is what cost accuracy). onnxruntime quantises x to uint8 per
-        call from its own range and multiplies uint8 x int8, the VNNI instruction's shape."""
+    def int8_weights(self, w: npt.NDArray[Any], name: str) -> tuple[str, str, str]:
+        """w.T in int8 with one symmetric scale per output column (per-channel: one scale for the
+        whole matrix is what cost accuracy): the weights, scales and zero points' names."""
         wt = np.asarray(w, dtype=np.float32).T
         scale = np.maximum(np.abs(wt).max(axis=0), 1e-12) / _WEIGHT_QMAX
         q = np.clip(np.rint(wt / scale), -_WEIGHT_QMAX, _WEIGHT_QMAX).astype(np.int8)
-        inputs = [
-            x,
+        return (
             self.const(f"{name}.wT.int8", q),
             self.const(f"{name}.scale", scale.astype(np.float32)),
             self.const(f"{name}.zero", np.zeros(scale.shape, np.int8)),
-            bias,
-        ]
+        )
+
+    def int8_linear(self, x: str, w: npt.NDArray[Any], bias: str, name: str) -> str:
+        """x @ w.T + b with w in int8. onnxruntime quantises x to uint8 per call from its own
+        range and multiplies uint8 x int8, the VNNI instruction's shape."""
+        weights, scale, zero = self.int8_weights(w, name)
+        inputs = [x, weights, scale, zero, bias]
         self.nodes.append(
             helper.make_node("DynamicQuantizeMatMul", inputs, [name], name=name, domain=_MS_DOMAIN)
+        )
+        return name
+
+    def int8_attention(
+        self, x: str, w: npt.NDArray[Any], b: npt.NDArray[Any], mask: str, heads: int, name: str
+    ) -> str:
+        """Multi-head self-attention with the query/key/value projection in int8: x quantised as
+        DynamicQuantizeMatMul quantises it, then onnxruntime's QAttention (the same uint8 x int8
+        product, then attention, in one operator). The same vectors as DynamicQuantizeMatMul,
+        Split and MultiHeadAttention (cosine 0.999999 at worst over 200 texts), ~7% more texts per
+        CPU-second: no split copies of Q, K and V (docs/search.md)."""
+        weights, scale, zero = self.int8_weights(w, name)
+        xq, xs, xz = f"{name}.x.uint8", f"{name}.x.scale", f"{name}.x.zero"
+        self.nodes.append(helper.make_node("DynamicQuantizeLinear", [x], [xq, xs, xz]))
+        bias = self.const(f"{name}.b", np.asarray(b, dtype=np.float32))
+        inputs = [xq, weights, bias, xs, scale, mask, xz, zero]
+        self.nodes.append(
+            helper.make_node(
+                "QAttention", inputs, [name], name=name, domain=_MS_DOMAIN, num_heads=heads
+            )
         )
         return name
 
@@ -128,7 +151,7 @@ def build_encoder(
     )
 
     mask_f = g.op("Cast", ["attention_mask"], to=TensorProto.FLOAT)
-    # onnxruntime's fused attention takes the padding mask as int32 (batch x sequence), 1 = token.
+    # onnxruntime's fused attentions take the padding mask as int32 (batch x sequence), 1 = token.
     mask_i = g.op("Cast", ["attention_mask"], to=TensorProto.INT32)
     sqrt2 = g.const("sqrt2", np.array(math.sqrt(2.0), np.float32))
     half = g.const("half", np.array(0.5, np.float32))
@@ -137,14 +160,19 @@ def build_encoder(
     for i in range(int(config["num_hidden_layers"])):
         p = f"encoder.layer.{i}."
 
-        # Query, key and value in one MatMul (one pass over x, one quantisation of it when the
+        # Query, key and value in one product (one pass over x, one quantisation of it when the
         # weights are int8), then onnxruntime's fused multi-head attention (softmax over the real
-        # tokens only, scale 1/sqrt(head size) by default).
+        # tokens only, scale 1/sqrt(head size) by default); in int8, both in one operator.
         parts = ("query", "key", "value")
         w_qkv = np.concatenate([tensors[f"{p}attention.self.{n}.weight"] for n in parts])
         b_qkv = np.concatenate([tensors[f"{p}attention.self.{n}.bias"] for n in parts])
-        q, k, v = g.split3(g.linear(x, w_qkv, b_qkv, f"l{i}.qkv"), thirds)
-        ctx = g.op("MultiHeadAttention", [q, k, v, "", mask_i], domain=_MS_DOMAIN, num_heads=heads)
+        if f"l{i}.qkv" in int8:
+            ctx = g.int8_attention(x, w_qkv, b_qkv, mask_i, heads, f"l{i}.qkv")
+        else:
+            q, k, v = g.split3(g.linear(x, w_qkv, b_qkv, f"l{i}.qkv"), thirds)
+            ctx = g.op(
+                "MultiHeadAttention", [q, k, v, "", mask_i], domain=_MS_DOMAIN, num_heads=heads
+            )
         attn = g.linear(
             ctx,
             tensors[p + "attention.output.dense.weight"],
