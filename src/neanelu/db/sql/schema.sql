@@ -583,7 +583,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON search_settings, embeddings, search_docu
   embedding_runs TO {app_role};
 
 -- The HNSW index of one model on one shop's own partition (cosine). Partial per model, over the
--- vector cast to its dimension; m = 24, ef_construction = 400 (measured: docs/search.md).
+-- vector cast to its dimension; m = 32, ef_construction = 400 (measured: docs/search.md).
 CREATE FUNCTION app_embeddings_index_model(
   p_partition text, p_model text, p_dimension integer, p_maintenance_work_mem text
 ) RETURNS text LANGUAGE plpgsql AS $$
@@ -597,7 +597,7 @@ BEGIN
   PERFORM set_config('maintenance_work_mem', p_maintenance_work_mem, true);
   EXECUTE format(
     'CREATE INDEX %I ON %I USING hnsw ((embedding::vector(%s)) vector_cosine_ops) '
-    'WITH (m = 24, ef_construction = 400) WHERE model = %L AND dimension = %s',
+    'WITH (m = 32, ef_construction = 400) WHERE model = %L AND dimension = %s',
     idx, p_partition, p_dimension, p_model, p_dimension);
   RETURN idx;
 END
