@@ -26,8 +26,8 @@ from neanelu.semantic.search import EF_SEARCH
 # a search on a 278k-vector shop: ~20 s, against minutes for its build.
 SAMPLE = 4000
 # The builds measured: 99.3% reach went with a lost query (0.960 recall@10 for the shop), the good
-# ones read 99.85-100% (ef_construction 200); the largest shop's builds at 400 (migration 0018)
-# read 0.9971-0.9988, with m 32 (0019) 0.9982-0.9992, clear of the floor.
+# ones read 99.85-100% (ef_construction 200); the largest shop's builds at 400 read
+# 0.9971-0.9988, and with m 32 (migration 0018) 0.9982-0.9992, clear of the floor.
 MIN_REACH = 0.995
 # Cosine distance of a vector to itself, after float rounding.
 _SAME = 1e-5

@@ -100,7 +100,7 @@ async def test_own_partition_moves_rows_keeps_isolation_and_uses_hnsw(
         ).fetchall()
         assert len(indexes) == 2, "one HNSW index per model"
         assert all("vector_cosine_ops" in i[0] for i in indexes)
-        # The build chosen by measurement (migrations 0018, 0019; docs/search.md).
+        # The build chosen by measurement (migration 0018, docs/search.md).
         assert all("m='32'" in i[0] and "ef_construction='400'" in i[0] for i in indexes), indexes
         forced = owner.execute(
             "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE relname = %s",
