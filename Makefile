@@ -73,9 +73,11 @@ COV_MIN ?= 87
 # Two test processes (pytest-xdist), a test file each at a time (module fixtures stay in one
 # process), each with its own embedded PostgreSQL and Redis under .data/xdist-gw*: most tests wait on
 # servers and subprocesses, so the second process fills the first one's waits. TEST_WORKERS=0 runs
-# the suite in one process.
+# the suite in one process. A crashed worker ends the run (--max-worker-restart 0) and names its
+# test: pytest-xdist 3.8's loadfile scheduler never hands the replacement any work, so a CI run
+# whose worker was killed by the timeout backstop hung to its limit (pytest-xdist#1323).
 TEST_WORKERS ?= 2
-XDIST = $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile)
+XDIST = $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile --max-worker-restart 0)
 test: install console-assets
 	rm -rf .data/coverage
 	$(BIN)/pytest -q -p no:cacheprovider --cov --cov-report= --cov-fail-under=$(COV_MIN) $(XDIST) $(ARGS)

@@ -51,6 +51,7 @@ from tests.service.support import (
 # task the event loop is stepping, often a background one, and the test hangs on (a CI run hung for
 # 80 minutes that way). Its thread method stays as the backstop, above this bound (pyproject.toml).
 ASYNC_TEST_TIMEOUT_S = 240.0
+FIXTURE_TEARDOWN_TIMEOUT_S = 60.0
 
 
 def _bounded(
@@ -148,7 +149,10 @@ async def runtime(
 ) -> AsyncIterator[Runtime]:
     rt = await build_runtime(settings, database, redis_url, key_prefix)
     yield rt
-    await close_runtime(rt)
+    # Teardown is outside the test's own bound (ASYNC_TEST_TIMEOUT_S): a close that waits on a
+    # task the test left running would otherwise hang until the thread backstop kills the worker.
+    async with asyncio.timeout(FIXTURE_TEARDOWN_TIMEOUT_S):
+        await close_runtime(rt)
 
 
 @pytest.fixture
