@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 from uuid import UUID
 
 import psycopg
@@ -42,6 +43,23 @@ _ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
 # work_mem (4 MB by default, 16 MB on the embedded server) they were written to a temporary file
 # and read back, 260 MB of it for a 200k-product sync. Room for a whole batch keeps them in memory.
 _BATCH_MEMORY = "SET LOCAL work_mem = '64MB'"
+
+
+T = TypeVar("T")
+
+
+async def side_by_side(*work: Awaitable[T]) -> list[T]:
+    """Each awaitable on its own session, at once. A failure on one side stops the others: they
+    must not go on writing on sessions the caller is about to reset (whose errors would then hide
+    this one)."""
+    sides = [asyncio.ensure_future(w) for w in work]
+    try:
+        return await asyncio.gather(*sides)
+    except BaseException:
+        for side in sides:
+            side.cancel()
+        await asyncio.gather(*sides, return_exceptions=True)
+        raise
 
 
 class ShopGone(Exception):
@@ -289,18 +307,9 @@ async def merge_catalog(
         (stats.products, products_new) = await products()
         (stats.variants, variants_new) = await variants(conn)
     else:
-        sides = (asyncio.ensure_future(products()), asyncio.ensure_future(variants(variants_conn)))
-        try:
-            (stats.products, products_new), (stats.variants, variants_new) = await asyncio.gather(
-                *sides
-            )
-        except BaseException:
-            # A failure on one side stops the other: it must not go on writing on a session the
-            # caller is about to reset (whose error would then hide this one).
-            for side in sides:
-                side.cancel()
-            await asyncio.gather(*sides, return_exceptions=True)
-            raise
+        (stats.products, products_new), (stats.variants, variants_new) = await side_by_side(
+            products(), variants(variants_conn)
+        )
     stats.first_load = products_new and variants_new
     return stats
 
@@ -396,12 +405,30 @@ _SETTLE_SETTINGS = (
 )
 
 
-async def settle_variant_quantities(conn: Conn, shop_id: UUID) -> int:
-    """Variants' quantities from the stored levels, once both merges are done; rows changed."""
+async def settle_variant_quantities(sessions: Sequence[Conn], shop_id: UUID) -> int:
+    """Variants' quantities from the stored levels, once both merges are done, the shop's range
+    of inventory item ids split evenly between `sessions`, side by side; rows changed."""
+    conn = sessions[0]
     async with connection_tenant_scope(conn, shop_id):
-        await conn.execute(_SETTLE_SETTINGS)
-        cur = await conn.execute(load_sql("ingest/variant_quantities.sql"))
-        return max(cur.rowcount, 0)
+        cur = await conn.execute(
+            "SELECT min(inventory_item_id), max(inventory_item_id) FROM variants"
+        )
+        first, last = await cur.fetchone() or (None, None)
+    if first is None or last is None:
+        return 0
+    step = (last + 1 - first) // len(sessions) + 1
+    statement = load_sql("ingest/variant_quantities.sql")
+
+    async def settle(session: Conn, lo: int) -> int:
+        async with connection_tenant_scope(session, shop_id):
+            await session.execute(_SETTLE_SETTINGS)
+            cur = await session.execute(statement, {"lo": lo, "hi": min(lo + step, last + 1)})
+            return max(cur.rowcount, 0)
+
+    changed = await side_by_side(
+        *(settle(session, first + i * step) for i, session in enumerate(sessions))
+    )
+    return sum(changed)
 
 
 async def delete_missing_levels(conn: Conn, shop_id: UUID, started: datetime) -> int:

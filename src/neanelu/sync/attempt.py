@@ -295,7 +295,7 @@ class SyncAttempt:
         if summary.complete:
             # Needs both the variants and the levels merged: a stock change during the sync is
             # in the levels, not in the file's variant quantities.
-            await merge.settle_variant_quantities(variants, self.run.shop_id)
+            await merge.settle_variant_quantities(sessions, self.run.shop_id)
         summary.merged_at = time.perf_counter()
 
     def _merge_figures(self, started: float) -> PhaseFigures:

@@ -254,3 +254,41 @@ async def test_lines_that_do_not_decode_are_quarantined_not_fatal(
     assert quarantined[1][2].startswith("invalid UTF-8 at byte")
     assert quarantined[2][2].startswith("invalid UTF-8 at byte")
     assert quarantined[3][2] == "nested too deeply to decode"
+
+
+async def test_the_settle_splits_the_items_between_sessions_and_misses_none(
+    app_pool: AsyncConnectionPool[Conn],
+) -> None:
+    """Variants' quantities from their items' levels, the range of items halved between two
+    sessions: the first and last items (the ranges' edges) and one past the middle are settled,
+    a variant whose item has no levels keeps its quantity."""
+    shop = await create_shop(app_pool)
+    items = [101, 150, 151, 152, 200]  # first, around the middle, last
+    async with tenant_scope(app_pool, shop) as conn:
+        for n, item in enumerate(items, start=1):
+            await conn.execute(
+                "INSERT INTO variants (shop_id, shopify_id, product_shopify_id,"
+                " inventory_quantity, inventory_item_id) VALUES (%s, %s, 1, 0, %s)",
+                (shop, n, item),
+            )
+            if item != 152:
+                for location in (1, 2):
+                    await conn.execute(
+                        "INSERT INTO inventory_levels (shop_id, shopify_id, inventory_item_id,"
+                        " location_id, available) VALUES (%s, %s, %s, %s, %s)",
+                        (shop, item * 10 + location, item, location, item + location),
+                    )
+    async with app_pool.connection() as first, app_pool.connection() as second:
+        changed = await merge.settle_variant_quantities((first, second), shop)
+    assert changed == 4
+    async with tenant_scope(app_pool, shop) as conn:
+        cur = await conn.execute(
+            "SELECT inventory_item_id, inventory_quantity FROM variants ORDER BY 1"
+        )
+        assert await cur.fetchall() == [
+            (101, 205),
+            (150, 303),
+            (151, 305),
+            (152, 0),
+            (200, 403),
+        ]
