@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -280,6 +281,8 @@ def main() -> None:
             # A loaded machine can take longer to stop it; the figures are in hand either way.
             emulator.kill()
             emulator.wait()
+        # The emulator removes its export files as it stops; the folder is this bench's.
+        shutil.rmtree(bulk_dir, ignore_errors=True)
     with psycopg.connect(pg.url(database="bench_ingest"), autocommit=True) as conn:
         conn.execute("CHECKPOINT")
     ceiling, ceiling_cpu = copy_ceiling(pg)
