@@ -50,9 +50,16 @@ async def sample_once(rt: Runtime) -> int:
 async def sample_forever(rt: Runtime, every_s: float = queues.SAMPLE_EVERY_S) -> None:
     """Until cancelled (the app's shutdown). A Redis or PostgreSQL outage costs the charts a gap,
     never the process: the next round tries again."""
+    task = asyncio.current_task()
     while True:
         try:
             await sample_once(rt)
         except (RedisError, psycopg.Error, OSError) as exc:
             log.warning("console sampling skipped a round: %s", type(exc).__name__)
+        # On Python 3.11, asyncio.wait_for (under the clients' calls) returns the result of an
+        # await that finished as its task was cancelled, and the CancelledError is lost
+        # (cpython#86296): this loop then went on for ever and the shutdown awaiting it hung.
+        # The request still counts on the task.
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
         await asyncio.sleep(every_s)
