@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 
 from psycopg_pool import AsyncConnectionPool
 
+from neanelu.cancellation import raise_if_cancelling
 from neanelu.db.pool import Conn, tenant_scope
 from neanelu.shopify.errors import Throttled
 from neanelu.sync import repository as runs
@@ -51,6 +52,8 @@ async def heartbeat(
 
     async def renew() -> None:
         while True:
+            # A cancel a round swallowed (Python 3.11): the attempt's end awaits this loop.
+            raise_if_cancelling()
             await asyncio.sleep(every_s)
             try:
                 async with tenant_scope(pool, run.shop_id) as conn:

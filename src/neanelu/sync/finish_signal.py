@@ -18,6 +18,7 @@ from collections import defaultdict
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from neanelu.cancellation import raise_if_cancelling
 from neanelu.queue.redis_keys import DEFAULT_PREFIX
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,8 @@ class RedisFinishSignal:
             try:
                 await pubsub.subscribe(channel(self._prefix))
                 while True:
+                    # A cancel a read swallowed (Python 3.11): close() awaits this loop.
+                    raise_if_cancelling()
                     message = await pubsub.get_message(timeout=None)
                     if message is None:
                         continue

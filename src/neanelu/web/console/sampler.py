@@ -10,6 +10,7 @@ import logging
 import psycopg
 from redis.exceptions import RedisError
 
+from neanelu.cancellation import raise_if_cancelling
 from neanelu.db.pool import global_scope
 from neanelu.queue.ratelimit import CostLimiter
 from neanelu.runtime import Runtime
@@ -50,16 +51,11 @@ async def sample_once(rt: Runtime) -> int:
 async def sample_forever(rt: Runtime, every_s: float = queues.SAMPLE_EVERY_S) -> None:
     """Until cancelled (the app's shutdown). A Redis or PostgreSQL outage costs the charts a gap,
     never the process: the next round tries again."""
-    task = asyncio.current_task()
     while True:
         try:
             await sample_once(rt)
         except (RedisError, psycopg.Error, OSError) as exc:
             log.warning("console sampling skipped a round: %s", type(exc).__name__)
-        # On Python 3.11, asyncio.wait_for (under the clients' calls) returns the result of an
-        # await that finished as its task was cancelled, and the CancelledError is lost
-        # (cpython#86296): this loop then went on for ever and the shutdown awaiting it hung.
-        # The request still counts on the task.
-        if task is not None and task.cancelling():
-            raise asyncio.CancelledError
+        # A cancel a round swallowed (Python 3.11): the API's shutdown awaits this loop.
+        raise_if_cancelling()
         await asyncio.sleep(every_s)
