@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from neanelu.cancellation import raise_if_cancelling
 
@@ -14,10 +15,9 @@ async def test_a_loop_whose_await_swallowed_its_cancel_ends_cancelled() -> None:
         nonlocal rounds
         while True:
             rounds += 1
-            try:
+            # What 3.11's wait_for does when its inner await finished as it was cancelled.
+            with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.sleep(30)
-            except asyncio.CancelledError:
-                pass  # what 3.11's wait_for does when its inner await finished as it was cancelled
             raise_if_cancelling()
 
     task = asyncio.create_task(loop())
